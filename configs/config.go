@@ -1,0 +1,247 @@
+// Package configs owns scanq's configuration: the documented defaults in
+// scanq.yaml (embedded in the binary), the Config struct they decode into,
+// and the layering of a configuration file, SCANQ_* environment variables
+// and command-line overrides on top of them, followed by validation that
+// names the offending key.
+//
+// Decoding is strict on purpose: an unknown key in the file or an unknown
+// SCANQ_* variable is an error, because a misspelt setting that is silently
+// ignored is worse than a service that refuses to start.
+package configs
+
+import (
+	_ "embed"
+	"log/slog"
+	"time"
+
+	"github.com/scanq/scanq/internal/hss"
+
+	// Schedules name IANA zones; the distroless and scratch images scanq
+	// ships in have no /usr/share/zoneinfo, and a timezone that validates on
+	// a laptop must also load in the container.
+	_ "time/tzdata"
+)
+
+//go:embed scanq.yaml
+var embeddedYAML []byte
+
+// embeddedName is how errors refer to the embedded defaults.
+const embeddedName = "configs/scanq.yaml (embedded)"
+
+// Config is scanq's whole configuration. scanq.yaml documents every key;
+// the Go fields carry the same meaning and units.
+type Config struct {
+	Redis     RedisConfig     `yaml:"redis"`
+	HSS       HSSConfig       `yaml:"hss"`
+	API       APIConfig       `yaml:"api"`
+	Worker    WorkerConfig    `yaml:"worker"`
+	Scan      ScanConfig      `yaml:"scan"`
+	Retry     RetryConfig     `yaml:"retry"`
+	Scheduler SchedulerConfig `yaml:"scheduler"`
+	Webhook   WebhookConfig   `yaml:"webhook"`
+	Log       LogConfig       `yaml:"log"`
+	Schedules []Schedule      `yaml:"schedules"`
+}
+
+// Special values of RedisConfig.URL and HSSConfig.Endpoint.
+const (
+	// Embedded selects the in-process stand-in: miniredis for Redis, the HSS
+	// emulator for HSS. Demo mode: nothing survives a restart.
+	Embedded = "embedded"
+)
+
+// The `secret` struct tag marks what Redacted hides:
+//   - "value": the whole value;
+//   - "url": the password in the URL's userinfo;
+//   - "url-path": the password, the path and the query (webhook URLs often
+//     carry their token in the path).
+
+// RedisConfig says where queues, run records and limiter state live.
+type RedisConfig struct {
+	URL         string        `yaml:"url" secret:"url"`
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+}
+
+// HSSConfig is the HSS target scanq submits to, and how hard it may push it.
+type HSSConfig struct {
+	Endpoint            string `yaml:"endpoint"`
+	Region              string `yaml:"region"`
+	ProjectID           string `yaml:"project_id"`
+	EnterpriseProjectID string `yaml:"enterprise_project_id"`
+	AuthToken           string `yaml:"auth_token" secret:"value"`
+	// AK, SK and SecurityToken come from CLOUD_SDK_AK, CLOUD_SDK_SK and
+	// CLOUD_SDK_SECURITY_TOKEN only: keeping them out of the file keeps
+	// them out of repositories and config maps.
+	AK            string `yaml:"-" secret:"value"`
+	SK            string `yaml:"-" secret:"value"`
+	SecurityToken string `yaml:"-" secret:"value"`
+
+	Timeout          time.Duration `yaml:"timeout"`
+	RequestRate      float64       `yaml:"request_rate"`
+	RequestBurst     int           `yaml:"request_burst"`
+	ThrottleCooldown time.Duration `yaml:"throttle_cooldown"`
+	MaxBatchSize     int           `yaml:"max_batch_size"`
+	EmulatorImages   int           `yaml:"emulator_images"`
+	EmulatorSeed     int64         `yaml:"emulator_seed"`
+}
+
+// APIConfig is the HTTP API and its inbound authentication.
+type APIConfig struct {
+	Addr               string        `yaml:"addr"`
+	Token              string        `yaml:"token" secret:"value"`
+	AK                 string        `yaml:"ak" secret:"value"`
+	SK                 string        `yaml:"sk" secret:"value"`
+	MaxBodyBytes       int64         `yaml:"max_body_bytes"`
+	Monitoring         bool          `yaml:"monitoring"`
+	MonitoringReadOnly bool          `yaml:"monitoring_read_only"`
+	IdempotencyTTL     time.Duration `yaml:"idempotency_ttl"`
+}
+
+// WorkerConfig sizes a worker process and its queue priorities.
+type WorkerConfig struct {
+	Concurrency     int           `yaml:"concurrency"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	WeightCritical  int           `yaml:"weight_critical"`
+	WeightDefault   int           `yaml:"weight_default"`
+	WeightBulk      int           `yaml:"weight_bulk"`
+	MaxInlineWait   time.Duration `yaml:"max_inline_wait"`
+	PollInterval    time.Duration `yaml:"poll_interval"`
+}
+
+// ScanConfig shapes runs: batches, paging, retention, aggregation.
+type ScanConfig struct {
+	BatchSize         int           `yaml:"batch_size"`
+	PagesAhead        int           `yaml:"pages_ahead"`
+	PageSize          int           `yaml:"page_size"`
+	DedupeWindowPages int           `yaml:"dedupe_window_pages"`
+	SkipScannedWithin time.Duration `yaml:"skip_scanned_within"`
+	Retention         time.Duration `yaml:"retention"`
+	RatePeriod        time.Duration `yaml:"rate_period"`
+	GroupGracePeriod  time.Duration `yaml:"group_grace_period"`
+	GroupMaxDelay     time.Duration `yaml:"group_max_delay"`
+}
+
+// RetryConfig is the backoff of transient HSS failures.
+type RetryConfig struct {
+	MaxAttempts int           `yaml:"max_attempts"`
+	Base        time.Duration `yaml:"base"`
+	Cap         time.Duration `yaml:"cap"`
+}
+
+// SchedulerConfig is the cron scheduler's leader election and tick
+// bookkeeping.
+type SchedulerConfig struct {
+	Lease         time.Duration `yaml:"lease"`
+	MisfireGrace  time.Duration `yaml:"misfire_grace"`
+	TickRetention time.Duration `yaml:"tick_retention"`
+}
+
+// WebhookConfig is the notification sent when a run finishes.
+type WebhookConfig struct {
+	URL         string `yaml:"url" secret:"url-path"`
+	Secret      string `yaml:"secret" secret:"value"`
+	MaxAttempts int    `yaml:"max_attempts"`
+}
+
+// LogConfig selects the slog handler.
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// SlogLevel is Level as a slog.Level (info when Level is not valid, which
+// Validate rules out).
+func (l LogConfig) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// Default returns the embedded defaults, scanq.yaml as shipped. It panics
+// only if that file does not decode, which TestDefault rules out.
+func Default() *Config {
+	c := &Config{}
+	if err := decodeYAML(embeddedName, embeddedYAML, c, nil); err != nil {
+		panic("configs: embedded scanq.yaml is broken: " + err.Error())
+	}
+	c.resolve()
+	return c
+}
+
+// resolve fills in values that default to another key, once every layer
+// has been applied (so SCANQ_SCHEDULER_MISFIRE_GRACE reaches the schedules).
+func (c *Config) resolve() {
+	for i := range c.Schedules {
+		if c.Schedules[i].MisfireGrace == 0 {
+			c.Schedules[i].MisfireGrace = c.Scheduler.MisfireGrace
+		}
+	}
+}
+
+// Clone returns a deep copy.
+func (c *Config) Clone() *Config {
+	d := *c
+	if c.Schedules != nil {
+		d.Schedules = make([]Schedule, len(c.Schedules))
+		for i, s := range c.Schedules {
+			s.Request = s.Request.clone()
+			d.Schedules[i] = s
+		}
+	}
+	return &d
+}
+
+// EndpointURL is the base URL of HSS calls: the public endpoint of Region
+// when Endpoint is "", Endpoint itself otherwise (without a trailing
+// slash), and "" for the embedded emulator, which the caller starts.
+func (h HSSConfig) EndpointURL() string {
+	switch h.Endpoint {
+	case Embedded:
+		return ""
+	case "":
+		u, _ := endpointForRegion(h.Region)
+		return u
+	}
+	return trimSlash(h.Endpoint)
+}
+
+func trimSlash(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '/' {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// knownRegions are the regions the official SDK (services/hss/v5/region)
+// knows; an endpoint derived from any other would not resolve.
+var knownRegions = map[string]bool{
+	"cn-north-1": true, "cn-north-2": true, "cn-north-4": true, "cn-north-9": true,
+	"cn-north-11": true, "cn-north-12": true, "cn-east-2": true, "cn-east-3": true,
+	"cn-east-4": true, "cn-east-5": true, "cn-south-1": true, "cn-south-2": true,
+	"cn-south-4": true, "cn-southwest-2": true, "cn-southwest-3": true,
+	"ap-southeast-1": true, "ap-southeast-2": true, "ap-southeast-3": true,
+	"ap-southeast-4": true, "na-mexico-1": true, "af-south-1": true,
+	"sa-brazil-1": true, "la-south-2": true, "la-north-2": true, "tr-west-1": true,
+	"ae-ad-1": true, "me-east-1": true, "my-kualalumpur-1": true,
+	"eu-west-101": true, "ru-moscow-1": true,
+}
+
+// endpointForRegion derives the public HSS endpoint of a known region.
+func endpointForRegion(region string) (string, bool) {
+	if !knownRegions[region] {
+		return "", false
+	}
+	if region == "eu-west-101" {
+		return "https://hss." + region + ".myhuaweicloud.eu", true
+	}
+	return "https://hss." + region + ".myhuaweicloud.com", true
+}
+
+// maxRateLimit is checked by the fallback request validation.
+var maxRateLimit = int32(hss.MaxRateLimit)

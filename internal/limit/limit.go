@@ -1,0 +1,286 @@
+// Package limit owns the fleet-wide rate limits that every scan worker consults
+// before an HSS call: the images-per-period budget of a run and the
+// requests-per-second budget of a target, including the slow-down after a 429.
+// The state lives in Redis, so any number of worker processes share one budget;
+// a per-process limiter would let N workers spend N budgets.
+//
+// # Algorithm
+//
+// Both limits are GCRA (the generic cell rate algorithm): one key per limit
+// holds the theoretical arrival time (TAT) of the next token, and a request
+// is allowed when TAT minus the tolerance has been reached. The decision and
+// the update run in one Lua script, so two workers can never both spend the
+// same token, and the clock is the Redis server's (TIME inside the script), so
+// clock skew between worker machines does not matter. Times are integer
+// microseconds: exact in a Lua double until the year 2255, so the bound below
+// holds without floating-point slack. Increments are rounded up, which can only
+// make the limiter stricter, by under a microsecond per grant.
+//
+// # The images bound
+//
+// A run with rate_limit R images per period P promises: in any window of
+// length T the fleet submits at most R·T/P + b images, where b is the
+// effective batch size (at most one minute of budget, see EffectiveBatchSize).
+// AllowImages gives a batch of n images the tolerance n/R·P, that is: a batch
+// is allowed once the previous batches of the run have been paid for in
+// time. For grants i..j at server times s_i..s_j the TAT after grant j-1 is
+// at least s_i + (n_i+...+n_{j-1})·P/R and at most s_j, so
+// n_i+...+n_j <= R·(s_j-s_i)/P + n_j <= R·T/P + b. This needs no knowledge of
+// b, only that every batch respects it, which AllowImages checks against the
+// one-minute cap. With enough work queued a new batch is granted as soon as
+// the previous one is paid for, so utilisation is lost only to the delay
+// between that instant and the next try (a round trip and the wake-up of
+// whoever waits), which is small against a batch interval.
+//
+// The bound holds on the limiter's clock. Requests reach HSS later by a
+// varying latency d in [0, δ]; measured on arrival, two batches can then look
+// up to δ closer than they were granted. Options.Guard adds a fixed time g to
+// every image grant; with g >= δ the bound holds on arrival as well, at a cost
+// of g per batch interval in utilisation.
+//
+// # Requests and 429s
+//
+// AllowRequest is a plain GCRA at perSecond with burst tokens per target.
+// Throttled records a 429 for the target: until retryAfter has passed no
+// request is allowed, and for cooldown after that a second GCRA key at half
+// the rate (and half the burst) must allow the request too. The script
+// consults all three keys and spends tokens only when every one allows, so a
+// denial never burns a token. The throttle record expires at the end of the
+// cooldown and the target recovers by itself.
+//
+// # Why not redis_rate
+//
+// github.com/go-redis/redis_rate/v10 implements the same GCRA and was the
+// first choice; reading its source showed it does not fit: it checks one key
+// per call, so the throttle block, the normal and the half-rate keys would be
+// three round trips per HSS call and a denial by one key would still have
+// spent a token on another; its key prefix "rate:" is fixed; and it keeps the
+// TAT as float seconds and does not say when (on the server clock) a grant
+// happened, which the tests need to check the bound exactly. The script here
+// is its algorithm in integer microseconds with those points fixed.
+//
+// # Keys
+//
+// Under Options.Prefix (default "scanq:limit:"): images:{run} for runs and
+// req:{target}:rate, req:{target}:slow, req:{target}:throttle for targets.
+// The braces are Redis Cluster hash tags so that the three keys of a target
+// share a slot. Every key carries a TTL that ends when its state would be the
+// same as no key at all, so nothing is left behind after a run ends.
+package limit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultPrefix is the key prefix used when Options.Prefix is empty.
+const DefaultPrefix = "scanq:limit:"
+
+// DefaultRetryAfter is how long a target stays blocked after a 429 that came
+// without a usable Retry-After; Huawei advises waiting 2 to 5 seconds.
+const DefaultRetryAfter = 2 * time.Second
+
+// Options tune a Limiter. The zero value is ready to use.
+type Options struct {
+	// Prefix is put in front of every key; default DefaultPrefix.
+	Prefix string
+	// Now is the client clock, used only for decisions taken without Redis
+	// (no limit configured); default time.Now. Limits themselves run on the
+	// Redis server clock.
+	Now func() time.Time
+	// Sleep waits for d or until ctx is done; default a timer. Tests inject it.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Guard is added to every image grant so that latency jitter of up to
+	// Guard between the grant and the arrival at HSS cannot break the window
+	// bound measured at HSS (see the package comment). Default 0.
+	Guard time.Duration
+}
+
+// Limiter is the fleet-wide limiter. It is safe for concurrent use; all of
+// its state is in Redis.
+type Limiter struct {
+	rdb    redis.UniversalClient
+	prefix string
+	now    func() time.Time
+	sleep  func(ctx context.Context, d time.Duration) error
+	guard  int64 // microseconds
+}
+
+// New returns a Limiter on rdb.
+func New(rdb redis.UniversalClient, opts Options) *Limiter {
+	l := &Limiter{
+		rdb:    rdb,
+		prefix: opts.Prefix,
+		now:    opts.Now,
+		sleep:  opts.Sleep,
+		guard:  max(0, opts.Guard.Microseconds()),
+	}
+	if l.prefix == "" {
+		l.prefix = DefaultPrefix
+	}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	if l.sleep == nil {
+		l.sleep = sleepCtx
+	}
+	return l
+}
+
+// Decision is the answer to one Allow call.
+type Decision struct {
+	// Allowed says the tokens were taken and the call may go ahead.
+	Allowed bool
+	// RetryAfter is, when not allowed, how long until the same request
+	// would be allowed if nobody else took tokens first.
+	RetryAfter time.Duration
+	// At is the limiter's clock (Redis TIME) when the decision was taken; the
+	// client clock when no Redis call was needed.
+	At time.Time
+}
+
+// EffectiveBatchSize is the largest batch a run with rate R per period may
+// send: batchSize, but never more than one minute of budget, ceil(R/60). The
+// minute scales with the period (it is period/60, because the period is an
+// hour in production and shortened in tests), so the period cancels out. R ==
+// 0 means no images limit and leaves batchSize as is. The result is at least
+// 1, so that a caller cutting batches always makes progress.
+func EffectiveBatchSize(batchSize, ratePerPeriod int, period time.Duration) int {
+	_ = period // cancels out; kept so callers pass the same triple everywhere
+	b := batchSize
+	if ratePerPeriod > 0 {
+		b = min(b, ceilDiv(ratePerPeriod, 60))
+	}
+	return max(b, 1)
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// AllowImages takes n images from the budget of the run runKey, which may
+// submit ratePerPeriod images per period. n must be at least 1 and at most
+// one minute of budget (EffectiveBatchSize). ratePerPeriod == 0 means no
+// limit: the answer is yes, without a Redis call.
+func (l *Limiter) AllowImages(ctx context.Context, runKey string, ratePerPeriod int, period time.Duration, n int) (Decision, error) {
+	if ratePerPeriod == 0 {
+		return Decision{Allowed: true, At: l.now()}, nil
+	}
+	inc, err := imageIncrement(ratePerPeriod, period, n)
+	if err != nil {
+		return Decision{}, fmt.Errorf("limit: images for run %q: %w", runKey, err)
+	}
+	inc += l.guard
+	// Tolerance == increment: the batch goes once earlier ones are paid for.
+	res, err := gcraScript.Run(ctx, l.rdb, []string{l.prefix + "images:" + runKey}, inc, inc).Int64Slice()
+	if err != nil {
+		return Decision{}, fmt.Errorf("limit: images for run %q: redis: %w", runKey, err)
+	}
+	return decision(res)
+}
+
+// imageIncrement is n/R of the period in microseconds, rounded up, after
+// checking the arguments.
+func imageIncrement(rate int, period time.Duration, n int) (int64, error) {
+	switch {
+	case rate < 0:
+		return 0, fmt.Errorf("rate_limit must be >= 0, got %d", rate)
+	case period < time.Microsecond:
+		return 0, fmt.Errorf("period must be at least 1µs, got %s", period)
+	case n < 1:
+		return 0, fmt.Errorf("batch size n must be >= 1, got %d", n)
+	case n > ceilDiv(rate, 60):
+		return 0, fmt.Errorf("batch of %d images exceeds one minute of budget (%d) at rate_limit %d", n, ceilDiv(rate, 60), rate)
+	}
+	hi, lo := bits.Mul64(uint64(n), uint64(period.Microseconds()))
+	if hi >= uint64(rate) {
+		return 0, fmt.Errorf("period %s is too long", period)
+	}
+	q, r := bits.Div64(hi, lo, uint64(rate))
+	if r > 0 {
+		q++
+	}
+	if q > 1<<52 {
+		return 0, fmt.Errorf("period %s is too long", period)
+	}
+	return int64(q), nil
+}
+
+// AllowRequest takes one request token of target, which may receive
+// perSecond requests per second with bursts of burst. perSecond == 0 means no
+// rate limit, but a throttle recorded by Throttled still blocks.
+func (l *Limiter) AllowRequest(ctx context.Context, target string, perSecond float64, burst int) (Decision, error) {
+	var inc, tol, slowInc, slowTol int64
+	if perSecond != 0 {
+		switch {
+		case perSecond < 0 || math.IsNaN(perSecond) || math.IsInf(perSecond, 0):
+			return Decision{}, fmt.Errorf("limit: requests for target %q: requests per second must be a finite number >= 0, got %v", target, perSecond)
+		case burst < 1:
+			return Decision{}, fmt.Errorf("limit: requests for target %q: burst must be >= 1, got %d", target, burst)
+		}
+		inc = max(1, int64(math.Ceil(1e6/perSecond)))
+		tol = inc * int64(burst)
+		slowInc = 2 * inc
+		slowTol = slowInc * int64(max(1, burst/2))
+	}
+	keys := l.targetKeys(target)
+	res, err := requestScript.Run(ctx, l.rdb, keys[:], inc, tol, slowInc, slowTol).Int64Slice()
+	if err != nil {
+		return Decision{}, fmt.Errorf("limit: requests for target %q: redis: %w", target, err)
+	}
+	return decision(res)
+}
+
+// Throttled records that target answered 429: no request is allowed for
+// retryAfter (DefaultRetryAfter when <= 0), and for cooldown after that the
+// target runs at half its rate. A throttle already recorded is extended,
+// never shortened.
+func (l *Limiter) Throttled(ctx context.Context, target string, retryAfter, cooldown time.Duration) error {
+	if cooldown < 0 {
+		return fmt.Errorf("limit: throttling target %q: cooldown must be >= 0, got %s", target, cooldown)
+	}
+	if retryAfter <= 0 {
+		retryAfter = DefaultRetryAfter
+	}
+	keys := l.targetKeys(target)
+	err := throttleScript.Run(ctx, l.rdb, keys[2:], retryAfter.Microseconds(), cooldown.Microseconds()).Err()
+	if err != nil {
+		return fmt.Errorf("limit: throttling target %q: redis: %w", target, err)
+	}
+	return nil
+}
+
+// targetKeys are the rate, slow and throttle keys of target, in the order
+// requestScript expects. The hash tag keeps them in one cluster slot.
+func (l *Limiter) targetKeys(target string) [3]string {
+	base := l.prefix + "req:{" + target + "}:"
+	return [3]string{base + "rate", base + "slow", base + "throttle"}
+}
+
+// decision reads a script reply {allowed, retry µs, now µs}.
+func decision(res []int64) (Decision, error) {
+	if len(res) != 3 {
+		return Decision{}, errors.New("limit: unexpected script reply of " + strconv.Itoa(len(res)) + " values")
+	}
+	return Decision{
+		Allowed:    res[0] == 1,
+		RetryAfter: time.Duration(res[1]) * time.Microsecond,
+		At:         time.UnixMicro(res[2]),
+	}, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,81 @@
+package limit
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// WaitError says the limiter's next slot is further away than the caller was
+// willing to wait. It is not a failure: the caller puts its work back on the
+// queue to run after Delay, without spending a retry.
+type WaitError struct {
+	// Delay is how long until the slot opens, as of the last try.
+	Delay time.Duration
+}
+
+func (e *WaitError) Error() string {
+	return "rate limited: next slot in " + roundDelay(e.Delay).String()
+}
+
+// roundDelay keeps messages readable: milliseconds below ten seconds, whole
+// seconds above.
+func roundDelay(d time.Duration) time.Duration {
+	if d >= 10*time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
+}
+
+// Maximum random delay added to a wait, and its share of the wait. Waiters
+// woken at the same instant would all go to Redis at once and all but one
+// be denied again; a little jitter spreads them, and keeping it small keeps
+// the time lost between a slot opening and its use (utilisation) small.
+const (
+	maxJitter      = 5 * time.Millisecond
+	jitterFraction = 20 // at most 1/20 of the wait
+)
+
+// Wait calls try until it is allowed, sleeping for the RetryAfter it reports
+// plus a little jitter, as long as the total stays within maxWait. When the
+// next slot is further away, it returns a *WaitError carrying the delay.
+// waited is the time spent sleeping. Errors of try and of ctx are returned as
+// they are (ctx errors wrapped, so errors.Is works).
+func (l *Limiter) Wait(ctx context.Context, maxWait time.Duration, try func(ctx context.Context) (Decision, error)) (waited time.Duration, err error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return waited, fmt.Errorf("limit: waiting for a slot: %w", err)
+		}
+		d, err := try(ctx)
+		if err != nil {
+			return waited, err
+		}
+		if d.Allowed {
+			return waited, nil
+		}
+		delay := d.RetryAfter
+		if delay <= 0 {
+			// A denial always names a positive delay; be safe against a
+			// try that does not, instead of spinning.
+			delay = time.Millisecond
+		}
+		remaining := maxWait - waited
+		if delay > remaining {
+			return waited, &WaitError{Delay: delay}
+		}
+		sleep := delay + jitter(min(delay/jitterFraction, maxJitter, remaining-delay))
+		if err := l.sleep(ctx, sleep); err != nil {
+			return waited, fmt.Errorf("limit: waiting %s for a slot: %w", sleep, err)
+		}
+		waited += sleep
+	}
+}
+
+// jitter is uniform in [0, upTo].
+func jitter(upTo time.Duration) time.Duration {
+	if upTo <= 0 {
+		return 0
+	}
+	return rand.N(upTo + 1)
+}

@@ -1,0 +1,95 @@
+package runs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/scanq/scanq/jobs"
+)
+
+// Starter creates runs and hands them to the fleet: the one path every
+// producer (API, CLI, scheduler) takes, so validation and defaults are the
+// same for all of them.
+type Starter struct {
+	Store  *Store
+	Client *asynq.Client
+	// Target names the HSS target runs go to.
+	Target string
+	// BatchSize is the default batch size, MaxBatchSize the largest
+	// image_info array one call may carry.
+	BatchSize, MaxBatchSize int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Start validates a scan request and its options, stores a new run and
+// enqueues it. An invalid request comes back as an error naming the field,
+// and nothing is stored.
+func (s *Starter) Start(ctx context.Context, req jobs.ScanRequest, opts jobs.Options, trig jobs.Trigger) (*jobs.Run, error) {
+	return s.StartWithID(ctx, NewID(s.now()), req, opts, trig)
+}
+
+// StartWithID is Start with a chosen run id (the scheduler derives one from
+// its tick, so that a tick starts at most one run).
+func (s *Starter) StartWithID(ctx context.Context, id string, req jobs.ScanRequest, opts jobs.Options, trig jobs.Trigger) (*jobs.Run, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	queue := opts.Priority
+	if queue == "" {
+		queue = jobs.QueueCritical
+		if trig.Kind == "schedule" {
+			queue = jobs.QueueBulk
+		}
+	}
+	r := &jobs.Run{
+		ID: id, Trigger: trig, Target: s.Target, Request: req, Options: opts, Queue: queue,
+		Source:    jobs.SourceOf(&req, opts.Forward),
+		BatchSize: jobs.EffectiveBatchSize(opts.BatchSize, s.BatchSize, s.MaxBatchSize, req.RateLimit()),
+		CreatedAt: s.now().UTC(),
+	}
+	if err := s.Store.Create(ctx, r); err != nil {
+		return nil, err
+	}
+	t, err := jobs.NewRunTask(r.ID, queue)
+	if err == nil {
+		_, err = s.Client.EnqueueContext(ctx, t)
+	}
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		// The record exists but no worker will ever see it: say so in it.
+		_ = s.Store.Stop(context.WithoutCancel(ctx), r.ID, jobs.StateFailed, "could not enqueue: "+err.Error())
+		return nil, fmt.Errorf("enqueueing run %s: %w", r.ID, err)
+	}
+	return r, nil
+}
+
+// Cancel stops run id: no batch is submitted after it, work still queued is
+// dropped, and the record keeps what was done before.
+func (s *Starter) Cancel(ctx context.Context, id string) (*jobs.Run, error) {
+	if err := s.Store.Stop(ctx, id, jobs.StateCancelled, "cancelled"); err != nil {
+		return nil, err
+	}
+	return s.Store.Get(ctx, id)
+}
+
+func (s *Starter) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// NewID returns a new run id: sortable by creation time, unguessable.
+func NewID(now time.Time) string {
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}

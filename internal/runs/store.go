@@ -1,0 +1,469 @@
+// Package runs keeps run records in Redis: creation, state, counters,
+// cancellation, listing and retention, plus the small amount of per-run
+// bookkeeping that makes at-least-once task delivery count every image once
+// (bitmaps of finished pages and batches, the de-duplication window, page
+// snapshots).
+//
+// Every key of a run carries the run id as a Redis Cluster hash tag, so the
+// Lua scripts that update several of them stay on one slot.
+package runs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/scanq/scanq/jobs"
+)
+
+// Errors for control flow.
+var (
+	ErrNotFound = errors.New("run not found")
+	ErrFinal    = errors.New("run already finished")
+	ErrExists   = errors.New("run already exists")
+)
+
+// Options configure a Store.
+type Options struct {
+	// Prefix of every key; default "scanq:".
+	Prefix string
+	// Retention is how long a finished run's record is kept.
+	Retention time.Duration
+	// MaxErrors is how many of the last errors a run keeps; default 10.
+	MaxErrors int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Store is the Redis-backed run store. It is safe for concurrent use.
+type Store struct {
+	rdb       redis.UniversalClient
+	prefix    string
+	retention time.Duration
+	maxErrors int
+	now       func() time.Time
+}
+
+// New returns a Store on rdb.
+func New(rdb redis.UniversalClient, opts Options) *Store {
+	s := &Store{rdb: rdb, prefix: opts.Prefix, retention: opts.Retention, maxErrors: opts.MaxErrors, now: opts.Now}
+	if s.prefix == "" {
+		s.prefix = "scanq:"
+	}
+	if s.retention <= 0 {
+		s.retention = 7 * 24 * time.Hour
+	}
+	if s.maxErrors <= 0 {
+		s.maxErrors = 10
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
+}
+
+func (s *Store) key(id string) string        { return s.prefix + "run:{" + id + "}" }
+func (s *Store) pagesKey(id string) string   { return s.key(id) + ":pages" }
+func (s *Store) batchesKey(id string) string { return s.key(id) + ":batches" }
+func (s *Store) errorsKey(id string) string  { return s.key(id) + ":errors" }
+func (s *Store) seenKey(id string, page int) string {
+	return s.key(id) + ":seen:" + strconv.Itoa(page)
+}
+func (s *Store) snapKey(id string, page int) string {
+	return s.key(id) + ":snap:" + strconv.Itoa(page)
+}
+func (s *Store) indexKey() string { return s.prefix + "runs" }
+
+// allKeys are the keys a run owns, apart from its page-numbered sets.
+func (s *Store) allKeys(id string) []string {
+	return []string{s.key(id), s.pagesKey(id), s.batchesKey(id), s.errorsKey(id)}
+}
+
+// record is the immutable part of a run, stored as JSON in field "rec".
+type record struct {
+	ID        string           `json:"run_id"`
+	Trigger   jobs.Trigger     `json:"trigger"`
+	Target    string           `json:"target"`
+	Request   jobs.ScanRequest `json:"request"`
+	Options   jobs.Options     `json:"options"`
+	Queue     string           `json:"queue"`
+	Source    jobs.Source      `json:"source"`
+	BatchSize int              `json:"batch_size"`
+	CreatedAt time.Time        `json:"created_at"`
+}
+
+// Create stores a new run in state pending. It fails with ErrExists when the
+// id is taken.
+func (s *Store) Create(ctx context.Context, r *jobs.Run) error {
+	if r.ID == "" {
+		return errors.New("creating run: empty id")
+	}
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = s.now().UTC()
+	}
+	r.State = jobs.StatePending
+	rec, err := json.Marshal(record{
+		ID: r.ID, Trigger: r.Trigger, Target: r.Target, Request: r.Request, Options: r.Options,
+		Queue: r.Queue, Source: r.Source, BatchSize: r.BatchSize, CreatedAt: r.CreatedAt,
+	})
+	if err != nil {
+		return fmt.Errorf("encoding run %s: %w", r.ID, err)
+	}
+	ok, err := createScript.Run(ctx, s.rdb, []string{s.key(r.ID)}, rec, string(jobs.StatePending)).Int()
+	if err != nil {
+		return fmt.Errorf("creating run %s: %w", r.ID, err)
+	}
+	if ok == 0 {
+		return fmt.Errorf("creating run %s: %w", r.ID, ErrExists)
+	}
+	if err := s.rdb.ZAdd(ctx, s.indexKey(), redis.Z{Score: float64(r.CreatedAt.UnixMilli()), Member: r.ID}).Err(); err != nil {
+		return fmt.Errorf("indexing run %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+var createScript = redis.NewScript(`
+if redis.call("EXISTS", KEYS[1]) == 1 then return 0 end
+redis.call("HSET", KEYS[1], "rec", ARGV[1], "state", ARGV[2])
+return 1`)
+
+// Get reads run id.
+func (s *Store) Get(ctx context.Context, id string) (*jobs.Run, error) {
+	pipe := s.rdb.Pipeline()
+	h := pipe.HGetAll(ctx, s.key(id))
+	e := pipe.LRange(ctx, s.errorsKey(id), 0, -1)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("reading run %s: %w", id, err)
+	}
+	if len(h.Val()) == 0 {
+		return nil, fmt.Errorf("run %s: %w", id, ErrNotFound)
+	}
+	return decode(id, h.Val(), e.Val())
+}
+
+func decode(id string, h map[string]string, errs []string) (*jobs.Run, error) {
+	var rec record
+	if err := json.Unmarshal([]byte(h["rec"]), &rec); err != nil {
+		return nil, fmt.Errorf("run %s: corrupt record: %w", id, err)
+	}
+	r := &jobs.Run{
+		ID: rec.ID, Trigger: rec.Trigger, Target: rec.Target, Request: rec.Request, Options: rec.Options,
+		Queue: rec.Queue, Source: rec.Source, BatchSize: rec.BatchSize, CreatedAt: rec.CreatedAt,
+		State: jobs.State(h["state"]), StopReason: h["stop_reason"],
+	}
+	n := func(f string) int64 { v, _ := strconv.ParseInt(h[f], 10, 64); return v }
+	c := &r.Counters
+	c.ImagesTotal, c.ImagesSubmitted, c.ImagesFailed = n("images_total"), n("images_submitted"), n("images_failed")
+	c.BatchesTotal, c.BatchesSubmitted, c.BatchesFailed, c.BatchesSkipped = n("batches_total"), n("batches_submitted"), n("batches_failed"), n("batches_skipped")
+	c.PagesDone, c.ImagesExpected = n("pages_done"), n("images_expected")
+	c.ImagesSkipped = map[string]int64{}
+	for f, v := range h {
+		if reason, ok := strings.CutPrefix(f, "skip:"); ok {
+			c.ImagesSkipped[reason], _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	if ms := n("started_at"); ms > 0 {
+		t := time.UnixMilli(ms).UTC()
+		r.StartedAt = &t
+	}
+	if ms := n("finished_at"); ms > 0 {
+		t := time.UnixMilli(ms).UTC()
+		r.FinishedAt = &t
+	}
+	for _, raw := range errs {
+		var e jobs.RunError
+		if json.Unmarshal([]byte(raw), &e) == nil {
+			r.Errors = append(r.Errors, e)
+		}
+	}
+	return r, nil
+}
+
+// List returns up to limit runs, newest first, optionally only in one state.
+// Index entries of expired runs are removed on the way.
+func (s *Store) List(ctx context.Context, limit int, state jobs.State) ([]*jobs.Run, error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	var out []*jobs.Run
+	for start := int64(0); len(out) < limit; start += 100 {
+		ids, err := s.rdb.ZRevRange(ctx, s.indexKey(), start, start+99).Result()
+		if err != nil {
+			return nil, fmt.Errorf("listing runs: %w", err)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		for _, id := range ids {
+			r, err := s.Get(ctx, id)
+			if errors.Is(err, ErrNotFound) {
+				s.rdb.ZRem(ctx, s.indexKey(), id)
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			if state != "" && r.State != state {
+				continue
+			}
+			if out = append(out, r); len(out) == limit {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// Start moves a pending run to resolving and stamps started_at. It returns
+// the run's state afterwards; a run already past pending is left alone.
+func (s *Store) Start(ctx context.Context, id string) (jobs.State, error) {
+	st, err := startScript.Run(ctx, s.rdb, []string{s.key(id)}, s.now().UnixMilli()).Text()
+	if errors.Is(err, redis.Nil) {
+		return "", fmt.Errorf("run %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("starting run %s: %w", id, err)
+	}
+	return jobs.State(st), nil
+}
+
+var startScript = redis.NewScript(`
+local st = redis.call("HGET", KEYS[1], "state")
+if not st then return nil end
+if st == "pending" then
+  redis.call("HSET", KEYS[1], "state", "resolving", "started_at", ARGV[1])
+  return "resolving"
+end
+return st`)
+
+// Stop ends a run early in state (cancelled, or failed when HSS refuses the
+// credentials), keeping what was done so far. Work still queued drains
+// without reaching HSS. It returns ErrFinal when the run had already ended.
+func (s *Store) Stop(ctx context.Context, id string, state jobs.State, reason string) error {
+	res, err := stopScript.Run(ctx, s.rdb, s.allKeys(id), string(state), reason, s.now().UnixMilli(), s.retention.Milliseconds()).Int()
+	if err != nil {
+		return fmt.Errorf("stopping run %s: %w", id, err)
+	}
+	switch res {
+	case -1:
+		return fmt.Errorf("run %s: %w", id, ErrNotFound)
+	case 0:
+		return fmt.Errorf("run %s: %w", id, ErrFinal)
+	}
+	return nil
+}
+
+// finalLua is shared by the scripts that may end a run: once it is final,
+// every key of the run expires after the retention.
+const finalLua = `
+local function is_final(st)
+  return st == "succeeded" or st == "partially_failed" or st == "failed" or st == "cancelled"
+end
+local function expire_all(ttl)
+  for i = 1, #KEYS do redis.call("PEXPIRE", KEYS[i], ttl) end
+end
+`
+
+var stopScript = redis.NewScript(finalLua + `
+local st = redis.call("HGET", KEYS[1], "state")
+if not st then return -1 end
+if is_final(st) then return 0 end
+redis.call("HSET", KEYS[1], "state", ARGV[1], "stop_reason", ARGV[2], "finished_at", ARGV[3])
+expire_all(tonumber(ARGV[4]))
+return 1`)
+
+// PageResult is what resolving one page produced.
+type PageResult struct {
+	Listed   int            // images on the page, skipped ones included
+	Skipped  map[string]int // images skipped, by reason
+	Batches  int            // batches enqueued for the page
+	Last     bool           // no page follows
+	Expected int64          // the list API's total_num, 0 when unknown
+	// BatchesSkipped are batches counted but never enqueued (a dry run).
+	BatchesSkipped int
+	// Failed marks a listing that could not go on: the run ends with what
+	// was resolved, and cannot succeed.
+	Failed bool
+}
+
+// PageDone records page p of run id once; a second call for the same page
+// changes nothing. finished reports that this call ended the run.
+func (s *Store) PageDone(ctx context.Context, id string, p int, res PageResult) (newly, finished bool, err error) {
+	args := []any{p, res.Listed, res.Batches, boolInt(res.Last), res.Expected, s.now().UnixMilli(), s.retention.Milliseconds(), res.BatchesSkipped, boolInt(res.Failed)}
+	for reason, n := range res.Skipped {
+		if n > 0 {
+			args = append(args, "skip:"+reason, n)
+		}
+	}
+	out, err := pageDoneScript.Run(ctx, s.rdb, s.allKeys(id), args...).Int()
+	if err != nil {
+		return false, false, fmt.Errorf("recording page %d of run %s: %w", p, id, err)
+	}
+	return out > 0, out == 2, nil
+}
+
+// completeLua ends a running run whose pages and batches are all accounted for.
+const completeLua = `
+local function try_complete(now, ttl)
+  local h = KEYS[1]
+  local st = redis.call("HGET", h, "state")
+  if is_final(st) then return 0 end
+  local pt = redis.call("HGET", h, "pages_total")
+  if not pt then return 0 end
+  local v = redis.call("HMGET", h, "pages_done", "batches_total", "batches_submitted", "batches_failed", "batches_skipped", "images_submitted", "images_failed")
+  local n = {}
+  for i = 1, #v do n[i] = tonumber(v[i] or "0") end
+  if n[1] < tonumber(pt) then return 0 end
+  if n[3] + n[4] + n[5] < n[2] then return 0 end
+  local final = "succeeded"
+  if n[7] > 0 or n[4] > 0 or redis.call("HEXISTS", h, "listing_failed") == 1 then
+    if n[6] > 0 then final = "partially_failed" else final = "failed" end
+  end
+  redis.call("HSET", h, "state", final, "finished_at", now)
+  expire_all(ttl)
+  return 1
+end
+`
+
+var pageDoneScript = redis.NewScript(finalLua + completeLua + `
+local page, listed, batches, last, expected, now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
+local bskipped, failed = tonumber(ARGV[8]), ARGV[9]
+if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
+if redis.call("SETBIT", KEYS[2], page, 1) == 1 then return 0 end
+local h = KEYS[1]
+redis.call("HINCRBY", h, "images_total", listed)
+redis.call("HINCRBY", h, "batches_total", batches)
+redis.call("HINCRBY", h, "pages_done", 1)
+redis.call("HINCRBY", h, "batches_skipped", bskipped)
+if failed == "1" then redis.call("HSET", h, "listing_failed", 1) end
+for i = 10, #ARGV, 2 do redis.call("HINCRBY", h, ARGV[i], tonumber(ARGV[i+1])) end
+if expected > 0 then redis.call("HSET", h, "images_expected", expected) end
+if last == "1" then redis.call("HSET", h, "pages_total", page + 1) end
+if redis.call("HGET", h, "state") == "resolving" then redis.call("HSET", h, "state", "running") end
+if try_complete(now, ttl) == 1 then return 2 end
+return 1`)
+
+// Outcome of one batch.
+type Outcome struct {
+	Kind   OutcomeKind
+	Images int
+	Reason string         // skip reason, for Skipped
+	Err    *jobs.RunError // kept among the run's last errors, for Failed
+}
+
+// OutcomeKind is how a batch ended.
+type OutcomeKind string
+
+const (
+	Submitted OutcomeKind = "submitted"
+	Failed    OutcomeKind = "failed"
+	Skipped   OutcomeKind = "skipped"
+)
+
+// BatchDone records the outcome of batch seq of run id once; a second call
+// for the same batch changes nothing. finished reports that this call ended
+// the run.
+func (s *Store) BatchDone(ctx context.Context, id string, seq int64, o Outcome) (newly, finished bool, err error) {
+	var errJSON []byte
+	if o.Err != nil {
+		if errJSON, err = json.Marshal(o.Err); err != nil {
+			return false, false, fmt.Errorf("encoding batch error: %w", err)
+		}
+	}
+	var imgField, batchField string
+	switch o.Kind {
+	case Submitted:
+		imgField, batchField = "images_submitted", "batches_submitted"
+	case Failed:
+		imgField, batchField = "images_failed", "batches_failed"
+	case Skipped:
+		imgField, batchField = "skip:"+o.Reason, "batches_skipped"
+	default:
+		return false, false, fmt.Errorf("batch outcome %q: unknown", o.Kind)
+	}
+	out, err := batchDoneScript.Run(ctx, s.rdb, s.allKeys(id),
+		seq, imgField, o.Images, batchField, string(errJSON), s.maxErrors, s.now().UnixMilli(), s.retention.Milliseconds()).Int()
+	if err != nil {
+		return false, false, fmt.Errorf("recording batch %d of run %s: %w", seq, id, err)
+	}
+	return out > 0, out == 2, nil
+}
+
+var batchDoneScript = redis.NewScript(finalLua + completeLua + `
+if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
+if redis.call("SETBIT", KEYS[3], tonumber(ARGV[1]), 1) == 1 then return 0 end
+local h = KEYS[1]
+redis.call("HINCRBY", h, ARGV[2], tonumber(ARGV[3]))
+redis.call("HINCRBY", h, ARGV[4], 1)
+if ARGV[5] ~= "" then
+  redis.call("LPUSH", KEYS[4], ARGV[5])
+  redis.call("LTRIM", KEYS[4], 0, tonumber(ARGV[6]) - 1)
+end
+if is_final(redis.call("HGET", h, "state")) then expire_all(tonumber(ARGV[8])) end
+if try_complete(ARGV[7], tonumber(ARGV[8])) == 1 then return 2 end
+return 1`)
+
+// AddError keeps err among the run's last errors without touching counters
+// (a failed listing call, say).
+func (s *Store) AddError(ctx context.Context, id string, e jobs.RunError) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	pipe := s.rdb.TxPipeline()
+	pipe.LPush(ctx, s.errorsKey(id), b)
+	pipe.LTrim(ctx, s.errorsKey(id), 0, int64(s.maxErrors-1))
+	_, err = pipe.Exec(ctx)
+	return err
+}
+
+// Backlog is the number of batches of run id enqueued and not yet finished.
+func (s *Store) Backlog(ctx context.Context, id string) (int64, error) {
+	v, err := s.rdb.HMGet(ctx, s.key(id), "batches_total", "batches_submitted", "batches_failed", "batches_skipped").Result()
+	if err != nil {
+		return 0, fmt.Errorf("reading backlog of run %s: %w", id, err)
+	}
+	var n [4]int64
+	for i, x := range v {
+		if str, ok := x.(string); ok {
+			n[i], _ = strconv.ParseInt(str, 10, 64)
+		}
+	}
+	return n[0] - n[1] - n[2] - n[3], nil
+}
+
+// PageIsDone reports whether page p of run id was recorded.
+func (s *Store) PageIsDone(ctx context.Context, id string, p int) (bool, error) {
+	v, err := s.rdb.GetBit(ctx, s.pagesKey(id), int64(p)).Result()
+	return v == 1, err
+}
+
+// BatchIsDone reports whether batch seq of run id was recorded.
+func (s *Store) BatchIsDone(ctx context.Context, id string, seq int64) (bool, error) {
+	v, err := s.rdb.GetBit(ctx, s.batchesKey(id), seq).Result()
+	return v == 1, err
+}
+
+// State reads only the run's state.
+func (s *Store) State(ctx context.Context, id string) (jobs.State, error) {
+	st, err := s.rdb.HGet(ctx, s.key(id), "state").Result()
+	if errors.Is(err, redis.Nil) {
+		return "", fmt.Errorf("run %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading state of run %s: %w", id, err)
+	}
+	return jobs.State(st), nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

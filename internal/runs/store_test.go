@@ -1,0 +1,196 @@
+package runs_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/runs"
+	"github.com/scanq/scanq/jobs"
+)
+
+func newRun(id string) *jobs.Run {
+	all := true
+	return &jobs.Run{ID: id, Trigger: jobs.Trigger{Kind: "cli"}, Target: "default", Queue: jobs.QueueCritical,
+		Request: jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: &all}}, Source: jobs.SourceAll, BatchSize: 10}
+}
+
+func TestCountersAddUpAndAreIdempotent(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		s := runs.New(b.Client, runs.Options{Retention: time.Hour})
+		if err := s.Create(ctx, newRun("r1")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Create(ctx, newRun("r1")); !errors.Is(err, runs.ErrExists) {
+			t.Fatalf("second create: %v, want ErrExists", err)
+		}
+		if st, err := s.Start(ctx, "r1"); err != nil || st != jobs.StateResolving {
+			t.Fatalf("start: %v %v", st, err)
+		}
+		// Page 0: 25 listed, 5 duplicates, 2 batches (10 + 10). Recorded twice.
+		for range 2 {
+			if _, fin, err := s.PageDone(ctx, "r1", 0, runs.PageResult{Listed: 25, Skipped: map[string]int{jobs.SkipDuplicate: 5}, Batches: 2}); err != nil || fin {
+				t.Fatalf("page 0: fin=%v err=%v", fin, err)
+			}
+		}
+		// Page 1 is the last: 3 listed, 1 batch.
+		if _, fin, err := s.PageDone(ctx, "r1", 1, runs.PageResult{Listed: 3, Batches: 1, Last: true}); err != nil || fin {
+			t.Fatalf("page 1: fin=%v err=%v", fin, err)
+		}
+		outcomes := []struct {
+			seq int64
+			o   runs.Outcome
+		}{
+			{0, runs.Outcome{Kind: runs.Submitted, Images: 10}},
+			{1, runs.Outcome{Kind: runs.Failed, Images: 10, Err: &jobs.RunError{Code: "HSS.0001", Message: "bad", Status: 400}}},
+			{256, runs.Outcome{Kind: runs.Submitted, Images: 3}},
+		}
+		for i, oc := range outcomes {
+			for rep := range 2 { // at-least-once delivery
+				newly, fin, err := s.BatchDone(ctx, "r1", oc.seq, oc.o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if newly != (rep == 0) {
+					t.Fatalf("batch %d rep %d: newly=%v", oc.seq, rep, newly)
+				}
+				if want := i == len(outcomes)-1 && rep == 0; fin != want {
+					t.Fatalf("batch %d rep %d: finished=%v, want %v", oc.seq, rep, fin, want)
+				}
+			}
+		}
+		r, err := s.Get(ctx, "r1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := r.Counters
+		if c.ImagesTotal != 28 || c.ImagesSubmitted != 13 || c.ImagesFailed != 10 || c.Skipped() != 5 {
+			t.Fatalf("counters %+v", c)
+		}
+		if c.ImagesTotal != c.Done() {
+			t.Fatalf("total %d != done %d", c.ImagesTotal, c.Done())
+		}
+		if c.BatchesTotal != 3 || c.BatchesSubmitted != 2 || c.BatchesFailed != 1 {
+			t.Fatalf("batch counters %+v", c)
+		}
+		if r.State != jobs.StatePartiallyFailed || r.FinishedAt == nil {
+			t.Fatalf("state %s finished %v", r.State, r.FinishedAt)
+		}
+		if len(r.Errors) != 1 || r.Errors[0].Code != "HSS.0001" {
+			t.Fatalf("errors %+v", r.Errors)
+		}
+		if ttl := b.Client.PTTL(ctx, "scanq:run:{r1}").Val(); ttl <= 0 || ttl > time.Hour {
+			t.Fatalf("finished run TTL %v, want (0, 1h]", ttl)
+		}
+		if err := s.Stop(ctx, "r1", jobs.StateCancelled, "x"); !errors.Is(err, runs.ErrFinal) {
+			t.Fatalf("cancel after finish: %v", err)
+		}
+	})
+}
+
+func TestFinalState(t *testing.T) {
+	cases := []struct {
+		name string
+		o    []runs.Outcome
+		want jobs.State
+	}{
+		{"all submitted", []runs.Outcome{{Kind: runs.Submitted, Images: 1}, {Kind: runs.Submitted, Images: 1}}, jobs.StateSucceeded},
+		{"some failed", []runs.Outcome{{Kind: runs.Submitted, Images: 1}, {Kind: runs.Failed, Images: 1}}, jobs.StatePartiallyFailed},
+		{"all failed", []runs.Outcome{{Kind: runs.Failed, Images: 1}, {Kind: runs.Failed, Images: 1}}, jobs.StateFailed},
+		{"skipped only", []runs.Outcome{{Kind: runs.Skipped, Images: 1, Reason: "dry_run"}, {Kind: runs.Skipped, Images: 1, Reason: "dry_run"}}, jobs.StateSucceeded},
+	}
+	b := redistest.Mini(t)
+	s := runs.New(b.Client, runs.Options{})
+	ctx := context.Background()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			id := tc.name
+			if err := s.Create(ctx, newRun(id)); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := s.PageDone(ctx, id, 0, runs.PageResult{Listed: 2, Batches: 2, Last: true}); err != nil {
+				t.Fatal(err)
+			}
+			for i, o := range tc.o {
+				if _, _, err := s.BatchDone(ctx, id, int64(i), o); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r, _ := s.Get(ctx, id)
+			if r.State != tc.want {
+				t.Fatalf("state %s, want %s", r.State, tc.want)
+			}
+		})
+	}
+}
+
+func TestCancelKeepsWhatWasDone(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		s := runs.New(b.Client, runs.Options{})
+		if err := s.Create(ctx, newRun("c")); err != nil {
+			t.Fatal(err)
+		}
+		s.PageDone(ctx, "c", 0, runs.PageResult{Listed: 20, Batches: 2})
+		s.BatchDone(ctx, "c", 0, runs.Outcome{Kind: runs.Submitted, Images: 10})
+		if err := s.Stop(ctx, "c", jobs.StateCancelled, "cancelled"); err != nil {
+			t.Fatal(err)
+		}
+		s.BatchDone(ctx, "c", 1, runs.Outcome{Kind: runs.Skipped, Images: 10, Reason: jobs.SkipCancelled})
+		r, _ := s.Get(ctx, "c")
+		if r.State != jobs.StateCancelled || r.Counters.ImagesSubmitted != 10 || r.Counters.ImagesSkipped[jobs.SkipCancelled] != 10 {
+			t.Fatalf("%s %+v", r.State, r.Counters)
+		}
+		if _, err := s.Get(ctx, "nope"); !errors.Is(err, runs.ErrNotFound) {
+			t.Fatalf("unknown run: %v", err)
+		}
+	})
+}
+
+func TestDedupeWindow(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		s := runs.New(b.Client, runs.Options{})
+		if _, err := s.SaveSnapshot(ctx, "d", 0, []byte("p0"), []string{"a", "b"}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.SaveSnapshot(ctx, "d", 0, []byte("other"), []string{"z"})
+		if err != nil || string(got) != "p0" {
+			t.Fatalf("second save returned %q, %v; want the first", got, err)
+		}
+		if _, err := s.SaveSnapshot(ctx, "d", 1, []byte("p1"), []string{"c"}); err != nil {
+			t.Fatal(err)
+		}
+		seen, err := s.Seen(ctx, "d", 2, 2, []string{"a", "c", "z", "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []bool{true, true, false, false}; !equal(seen, want) {
+			t.Fatalf("seen %v, want %v", seen, want)
+		}
+		// Page 2 done with window 2: page 0's keys leave the window.
+		if err := s.DropPage(ctx, "d", 2, 2); err != nil {
+			t.Fatal(err)
+		}
+		seen, _ = s.Seen(ctx, "d", 3, 3, []string{"a", "c"})
+		if want := []bool{false, true}; !equal(seen, want) {
+			t.Fatalf("after drop: seen %v, want %v", seen, want)
+		}
+	})
+}
+
+func equal(a, b []bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,146 @@
+// Package jobs is the contract between the producers of scan work (the API,
+// the CLI, the scheduler) and its consumers (the workers): the scan request,
+// run records and their states, task type names, payloads and constructors.
+// It does no network I/O.
+//
+// Task type names are a wire contract: tasks already in Redis carry them, so
+// a name is never changed in place.
+package jobs
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/scanq/scanq/internal/hss"
+)
+
+// Task types.
+const (
+	// TypeRun starts a run: it decides how the run's images are found and
+	// enqueues the first page (or the one forwarded call).
+	TypeRun = "scan:run"
+	// TypePage resolves one page of a run's images (a list API page, or a
+	// slice of the request's image_info) into batches, and enqueues the
+	// next page.
+	TypePage = "scan:page"
+	// TypeBatch submits one batch of images as one CreateManualImageScanTask.
+	TypeBatch = "scan:batch"
+	// TypeImage is one image added ad hoc; asynq aggregates these per group
+	// into a TypeImageBatch.
+	TypeImage = "scan:image"
+	// TypeImageBatch is a batch of ad-hoc images built by the aggregator.
+	TypeImageBatch = "scan:image-batch"
+)
+
+// Types lists every task type a worker must handle.
+var Types = []string{TypeRun, TypePage, TypeBatch}
+
+// Queues, highest priority first. Ad-hoc work (API, CLI) goes to critical,
+// scheduled bulk work to bulk, so an urgent scan never waits behind a night.
+const (
+	QueueCritical = "critical"
+	QueueDefault  = "default"
+	QueueBulk     = "bulk"
+)
+
+// ValidQueue reports whether q is one of the queues above.
+func ValidQueue(q string) bool {
+	return q == QueueCritical || q == QueueDefault || q == QueueBulk
+}
+
+// RunPayload is the payload of TypeRun.
+type RunPayload struct {
+	RunID string `json:"run_id"`
+}
+
+// PagePayload is the payload of TypePage.
+type PagePayload struct {
+	RunID string `json:"run_id"`
+	Page  int    `json:"page"`
+	// Deferred counts how often the page was put back to wait for
+	// submission to catch up; it makes the id of each deferred copy unique.
+	Deferred int `json:"deferred,omitempty"`
+}
+
+// BatchPayload is the payload of TypeBatch. Images travel in the payload so
+// that asynqmon shows what a batch carried. Forward marks the single call of
+// a run whose request is sent unexpanded.
+type BatchPayload struct {
+	RunID   string          `json:"run_id"`
+	Page    int             `json:"page"`
+	Index   int             `json:"index"`
+	Forward bool            `json:"forward,omitempty"`
+	Images  []hss.ImageInfo `json:"images,omitempty"`
+	// Deferred counts how often the batch was put back to wait for the
+	// limiter; Failures carries its failed attempts across those copies, so
+	// waiting neither uses up nor resets its retries.
+	Deferred int `json:"deferred,omitempty"`
+	Failures int `json:"failures,omitempty"`
+}
+
+// NewRunTask builds the task that starts run id on queue.
+func NewRunTask(id, queue string) (*asynq.Task, error) {
+	return newTask(TypeRun, RunPayload{RunID: id}, asynq.Queue(queue), asynq.TaskID(RunTaskID(id)), asynq.MaxRetry(25))
+}
+
+// NewPageTask builds the task that resolves page p of run id.
+func NewPageTask(id string, p int, queue string) (*asynq.Task, error) {
+	return newTask(TypePage, PagePayload{RunID: id, Page: p}, asynq.Queue(queue), asynq.TaskID(PageTaskID(id, p)), asynq.MaxRetry(25))
+}
+
+// NewBatchTask builds the task that submits one batch; maxRetry is the
+// number of retries of transient HSS failures.
+func NewBatchTask(b BatchPayload, queue string, maxRetry int) (*asynq.Task, error) {
+	return newTask(TypeBatch, b, asynq.Queue(queue), asynq.TaskID(BatchTaskID(b.RunID, b.Page, b.Index)), asynq.MaxRetry(maxRetry))
+}
+
+// Stable task ids: asynq delivers at least once, and a producer that crashed
+// half-way enqueues again; the same id makes the second enqueue a no-op while
+// the first task exists.
+func RunTaskID(id string) string         { return "run:" + id }
+func PageTaskID(id string, p int) string { return fmt.Sprintf("run:%s:p%d", id, p) }
+func BatchTaskID(id string, p, i int) string {
+	return fmt.Sprintf("run:%s:p%d:b%d", id, p, i)
+}
+
+// DeferredID is the id of the n-th deferred copy of the task with id.
+func DeferredID(id string, n int) string { return fmt.Sprintf("%s:d%d", id, n) }
+
+func newTask(typ string, payload any, opts ...asynq.Option) (*asynq.Task, error) {
+	data, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s payload: %w", typ, err)
+	}
+	return asynq.NewTask(typ, data, opts...), nil
+}
+
+// Duration is a time.Duration that reads and writes JSON as "90s" (and
+// reads a number as seconds).
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	switch x := v.(type) {
+	case float64:
+		*d = Duration(time.Duration(x * float64(time.Second)))
+	case string:
+		p, err := time.ParseDuration(x)
+		if err != nil {
+			return fmt.Errorf("duration %q: %w", x, err)
+		}
+		*d = Duration(p)
+	default:
+		return fmt.Errorf("duration must be a string like \"24h\" or a number of seconds")
+	}
+	if *d < 0 {
+		return fmt.Errorf("duration must not be negative")
+	}
+	return nil
+}

@@ -1,0 +1,281 @@
+package jobs
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/scanq/scanq/internal/hss"
+)
+
+// ScanRequest is exactly the HSS request: the query and header parameters
+// (global_image_type, enterprise_project_id, region) and the body, flattened
+// into one JSON object as scanq's API, CLI and schedules take it.
+type ScanRequest struct {
+	GlobalImageType     string `json:"global_image_type,omitempty"`
+	EnterpriseProjectID string `json:"enterprise_project_id,omitempty"`
+	Region              string `json:"region,omitempty"`
+	hss.ScanTaskBody
+}
+
+// Validate applies the API's own rules, so nothing HSS would refuse is queued.
+func (r *ScanRequest) Validate() error {
+	if _, err := hss.NormalizeImageType(r.GlobalImageType); err != nil {
+		return err
+	}
+	if n := len(r.EnterpriseProjectID); r.EnterpriseProjectID != "" && n > 256 {
+		return &hss.ValidationError{Field: "enterprise_project_id", Reason: fmt.Sprintf("length %d exceeds 256", n)}
+	}
+	if n := len(r.Region); n > 128 {
+		return &hss.ValidationError{Field: "region", Reason: fmt.Sprintf("length %d exceeds 128", n)}
+	}
+	return r.ScanTaskBody.Validate()
+}
+
+// ImageType is the normalised global_image_type ("registry" or "local").
+func (r *ScanRequest) ImageType() string {
+	t, err := hss.NormalizeImageType(r.GlobalImageType)
+	if err != nil {
+		return hss.ImageTypeRegistry
+	}
+	return t
+}
+
+// RateLimit is the request's rate_limit in images per hour; 0 = no limit.
+func (r *ScanRequest) RateLimit() int {
+	if r.ScanTaskBody.RateLimit == nil {
+		return 0
+	}
+	return int(*r.ScanTaskBody.RateLimit)
+}
+
+// Source says how a run finds its images.
+type Source string
+
+const (
+	SourceImages  Source = "image_info" // the request names them
+	SourceAll     Source = "is_all"     // every image, listed page by page
+	SourceQuery   Source = "query_info" // the images a list query returns
+	SourceForward Source = "forward"    // not expanded: one call, HSS fans out
+)
+
+// SourceOf decides how a request is resolved. A request that selects nothing
+// (no is_all, query_info or image_info) is forwarded as it is: what it means
+// is for HSS to say.
+func SourceOf(r *ScanRequest, forward bool) Source {
+	switch {
+	case forward:
+		return SourceForward
+	case r.IsAll != nil && *r.IsAll:
+		return SourceAll
+	case r.QueryInfo != nil:
+		return SourceQuery
+	case len(r.ImageInfo) > 0:
+		return SourceImages
+	default:
+		return SourceForward
+	}
+}
+
+// Options are scanq's own settings for a run, beside the HSS request.
+type Options struct {
+	// BatchSize caps the images per API call; 0 takes the configured default.
+	// The effective size is also capped by one minute of rate_limit budget.
+	BatchSize int `json:"batch_size,omitempty"`
+	// DryRun resolves and counts, and submits nothing.
+	DryRun bool `json:"dry_run,omitempty"`
+	// SkipScannedWithin skips images whose last successful scan is newer.
+	SkipScannedWithin Duration `json:"skip_scanned_within,omitempty"`
+	// Priority is the queue: critical, default or bulk.
+	Priority string `json:"priority,omitempty"`
+	// Forward sends the request unexpanded as one API call.
+	Forward bool `json:"forward,omitempty"`
+}
+
+// Validate checks the options, naming the bad field.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.BatchSize < 0 {
+		errs = append(errs, fmt.Errorf("batch_size: must be >= 0, got %d", o.BatchSize))
+	}
+	if o.Priority != "" && !ValidQueue(o.Priority) {
+		errs = append(errs, fmt.Errorf("priority: must be one of critical, default, bulk, got %q", o.Priority))
+	}
+	if o.Forward && o.DryRun {
+		errs = append(errs, errors.New("dry_run: a forwarded request cannot be dry-run: scanq does not resolve it"))
+	}
+	return errors.Join(errs...)
+}
+
+// Trigger says what started a run.
+type Trigger struct {
+	Kind string `json:"kind"`           // api, hss-api, cli, schedule
+	Name string `json:"name,omitempty"` // the schedule, for schedule runs
+	Tick string `json:"tick,omitempty"` // the schedule tick, RFC 3339
+}
+
+// State is a run's state.
+type State string
+
+const (
+	StatePending         State = "pending"
+	StateResolving       State = "resolving"
+	StateRunning         State = "running"
+	StateSucceeded       State = "succeeded"
+	StatePartiallyFailed State = "partially_failed"
+	StateFailed          State = "failed"
+	StateCancelled       State = "cancelled"
+)
+
+// Final reports whether no more work happens in this state.
+func (s State) Final() bool {
+	switch s {
+	case StateSucceeded, StatePartiallyFailed, StateFailed, StateCancelled:
+		return true
+	}
+	return false
+}
+
+// Skip reasons.
+const (
+	SkipDuplicate     = "duplicate"      // listed twice in one run
+	SkipScannedWithin = "scanned_within" // scanned successfully within skip_scanned_within
+	SkipDryRun        = "dry_run"        // a dry run submits nothing
+	SkipCancelled     = "cancelled"      // the run was cancelled before its batch went
+)
+
+// Counters of a run. At the end of every run
+// ImagesTotal == ImagesSubmitted + sum(ImagesSkipped) + ImagesFailed.
+type Counters struct {
+	ImagesTotal      int64            `json:"images_total"`
+	ImagesSubmitted  int64            `json:"images_submitted"`
+	ImagesSkipped    map[string]int64 `json:"images_skipped"`
+	ImagesFailed     int64            `json:"images_failed"`
+	BatchesTotal     int64            `json:"batches_total"`
+	BatchesSubmitted int64            `json:"batches_submitted"`
+	BatchesFailed    int64            `json:"batches_failed"`
+	BatchesSkipped   int64            `json:"batches_skipped"`
+	PagesDone        int64            `json:"pages_done"`
+	// ImagesExpected is what the list API said the run covers (total_num),
+	// known after the first page; progress is measured against it.
+	ImagesExpected int64 `json:"images_expected"`
+}
+
+// Skipped is the sum of images skipped for every reason.
+func (c Counters) Skipped() int64 {
+	var n int64
+	for _, v := range c.ImagesSkipped {
+		n += v
+	}
+	return n
+}
+
+// Done is the number of images that reached an outcome.
+func (c Counters) Done() int64 { return c.ImagesSubmitted + c.Skipped() + c.ImagesFailed }
+
+// RunError is one of the last errors of a run.
+type RunError struct {
+	At        time.Time `json:"at"`
+	Batch     string    `json:"batch,omitempty"`
+	Status    int       `json:"status,omitempty"`
+	Code      string    `json:"error_code,omitempty"`
+	Message   string    `json:"error_msg"`
+	RequestID string    `json:"request_id,omitempty"`
+	Images    int       `json:"images,omitempty"`
+}
+
+// Run is a run record: one execution of a scan request.
+type Run struct {
+	ID      string      `json:"run_id"`
+	Trigger Trigger     `json:"trigger"`
+	Target  string      `json:"target"`
+	Request ScanRequest `json:"request"`
+	Options Options     `json:"options"`
+	Queue   string      `json:"queue"`
+	// Source and BatchSize are fixed when the run is created.
+	Source    Source `json:"source"`
+	BatchSize int    `json:"batch_size"`
+
+	State      State      `json:"state"`
+	Counters   Counters   `json:"counters"`
+	Errors     []RunError `json:"errors,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// StopReason says why a run was stopped early (cancel, auth failure).
+	StopReason string `json:"stop_reason,omitempty"`
+}
+
+// ETA estimates when the run will be done: at the rate limit when one is
+// set (period is the rate's window, 1h in production), else at the rate
+// observed so far. Zero when unknown or finished.
+func (r *Run) ETA(now time.Time, period time.Duration) time.Duration {
+	if r.State.Final() || r.StartedAt == nil {
+		return 0
+	}
+	total := max(r.Counters.ImagesExpected, r.Counters.ImagesTotal)
+	left := total - r.Counters.Done()
+	if left <= 0 {
+		return 0
+	}
+	if rl := r.Request.RateLimit(); rl > 0 && !r.Options.DryRun {
+		return time.Duration(float64(left) / float64(rl) * float64(period))
+	}
+	elapsed := now.Sub(*r.StartedAt)
+	done := r.Counters.Done()
+	if done <= 0 || elapsed <= 0 {
+		return 0
+	}
+	return time.Duration(float64(elapsed) / float64(done) * float64(left))
+}
+
+// ExpectedDuration is how long submitting n images takes at the run's rate
+// limit; zero when unlimited. Dry runs report it.
+func (r *Run) ExpectedDuration(n int64, period time.Duration) time.Duration {
+	rl := r.Request.RateLimit()
+	if rl <= 0 || n <= 0 {
+		return 0
+	}
+	return time.Duration(float64(n) / float64(rl) * float64(period))
+}
+
+// ImageKey is an image's identity within a run, used to submit an image that
+// is listed twice only once.
+func ImageKey(i hss.ImageInfo) string {
+	var b strings.Builder
+	b.WriteString(i.RegistryID)
+	b.WriteByte('|')
+	b.WriteString(i.InstanceID)
+	b.WriteByte('|')
+	b.WriteString(i.Namespace)
+	b.WriteByte('/')
+	b.WriteString(i.ImageName)
+	b.WriteByte(':')
+	b.WriteString(i.ImageVersion)
+	b.WriteByte('@')
+	if i.ImageDigest != "" {
+		b.WriteString(i.ImageDigest)
+	} else {
+		b.WriteString(i.ImageID)
+	}
+	return b.String()
+}
+
+// EffectiveBatchSize is the batch size a run uses: the requested size (or
+// the default), at most maxBatch (the largest image_info scanq sends), and
+// for a rate-limited run at most one minute of its budget, ceil(rate/60),
+// so that no single call takes more than a minute's share of rate_limit.
+func EffectiveBatchSize(requested, def, maxBatch, rateLimit int) int {
+	b := requested
+	if b <= 0 {
+		b = def
+	}
+	if maxBatch > 0 && b > maxBatch {
+		b = maxBatch
+	}
+	if rateLimit > 0 {
+		b = min(b, (rateLimit+59)/60)
+	}
+	return max(b, 1)
+}

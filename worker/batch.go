@@ -1,0 +1,125 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hibiken/asynq"
+	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/limit"
+	"github.com/scanq/scanq/internal/runs"
+	"github.com/scanq/scanq/jobs"
+)
+
+// handleBatch submits one batch as one CreateManualImageScanTask call.
+//
+// Outcomes, each recorded once however often the task runs: submitted; failed
+// at once on a permanent error (4xx), keeping HSS's error_code and message;
+// failed after the last retry of a transient error (429, 5xx, network);
+// and when HSS refuses the credentials (401/403) the whole run stops, since
+// every other batch would hit the same wall. A batch of a cancelled run is
+// dropped (skipped, reason cancelled); one of a run stopped for failing is
+// counted failed without a call.
+func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
+	r, err := h.runs.Get(ctx, b.RunID)
+	if errors.Is(err, runs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	seq := int64(b.Page)*batchStride + int64(b.Index)
+	id := jobs.BatchTaskID(r.ID, b.Page, b.Index)
+	n := len(b.Images)
+	switch {
+	case r.State == jobs.StateCancelled:
+		return h.batchDone(ctx, r.ID, seq, runs.Outcome{Kind: runs.Skipped, Images: n, Reason: jobs.SkipCancelled})
+	case r.State.Final():
+		return h.batchDone(ctx, r.ID, seq, runs.Outcome{Kind: runs.Failed, Images: n})
+	}
+	if done, err := h.runs.BatchIsDone(ctx, r.ID, seq); err != nil || done {
+		return err
+	}
+
+	if err := h.waitLimits(ctx, r, n); err != nil {
+		var we *limit.WaitError
+		if !errors.As(err, &we) {
+			return err
+		}
+		retried, _ := asynq.GetRetryCount(ctx)
+		b.Failures += retried
+		b.Deferred++
+		t, err := newTask(jobs.TypeBatch, b)
+		if err != nil {
+			return err
+		}
+		return h.deferTask(ctx, t, r.Queue, jobs.DeferredID(id, b.Deferred), we.Delay, max(0, h.cfg.MaxRetry-b.Failures))
+	}
+
+	req := &hss.CreateScanTaskRequest{
+		ProjectID:           h.target.ProjectID,
+		EnterpriseProjectID: firstNonEmpty(r.Request.EnterpriseProjectID, h.target.EnterpriseProjectID),
+		GlobalImageType:     r.Request.ImageType(),
+		Region:              firstNonEmpty(r.Request.Region, h.target.Region),
+		Body:                r.Request.ScanTaskBody,
+	}
+	if !b.Forward {
+		req.Body.IsAll, req.Body.QueryInfo, req.Body.ImageInfo = nil, nil, b.Images
+	}
+	err = h.hss.CreateScanTask(ctx, req)
+	if err == nil {
+		return h.batchDone(ctx, r.ID, seq, runs.Outcome{Kind: runs.Submitted, Images: n})
+	}
+	if ctx.Err() != nil {
+		return err // shutting down: the task goes back to the queue
+	}
+	h.noteThrottle(ctx, err)
+	log := h.log.With("run_id", r.ID, "batch", id)
+	rerr := runErr(id, n, err, h.now())
+	switch {
+	case hss.IsAuth(err):
+		log.ErrorContext(ctx, "HSS refused the credentials: stopping the run", "err", err)
+		if err := h.batchDone(ctx, r.ID, seq, runs.Outcome{Kind: runs.Failed, Images: n, Err: rerr}); err != nil {
+			return err
+		}
+		if err := h.runs.Stop(ctx, r.ID, jobs.StateFailed, "HSS refused the credentials: "+rerr.Message); err == nil {
+			h.finished(ctx, r.ID)
+		} else if !errors.Is(err, runs.ErrFinal) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	case hss.Retryable(err) && !lastAttempt(ctx) && b.Failures < h.cfg.MaxRetry:
+		log.WarnContext(ctx, "batch failed, will retry", "err", err)
+		return err
+	default:
+		log.WarnContext(ctx, "batch failed", "err", err)
+		if err := h.batchDone(ctx, r.ID, seq, runs.Outcome{Kind: runs.Failed, Images: n, Err: rerr}); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+}
+
+// waitLimits takes the run's image budget and one request of the target's
+// rate. Waits up to MaxInlineWait happen here; longer ones return a
+// *limit.WaitError.
+func (h *Handlers) waitLimits(ctx context.Context, r *jobs.Run, n int) error {
+	if rl := r.Request.RateLimit(); rl > 0 && n > 0 && !r.Options.DryRun {
+		_, err := h.limiter.Wait(ctx, h.cfg.MaxInlineWait, func(ctx context.Context) (limit.Decision, error) {
+			return h.limiter.AllowImages(ctx, r.ID, rl, h.cfg.RatePeriod, n)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return h.waitRequest(ctx)
+}
+
+func (h *Handlers) batchDone(ctx context.Context, runID string, seq int64, o runs.Outcome) error {
+	_, finished, err := h.runs.BatchDone(ctx, runID, seq, o)
+	if finished {
+		h.finished(ctx, runID)
+	}
+	return err
+}

@@ -1,0 +1,286 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/limit"
+	"github.com/scanq/scanq/internal/runs"
+	"github.com/scanq/scanq/jobs"
+)
+
+// maxListOffset is the largest offset the list APIs accept.
+const maxListOffset = 2_000_000
+
+// snapshot is the saved result of resolving one page.
+type snapshot struct {
+	Images   []hss.ImageInfo `json:"images"`
+	Skipped  map[string]int  `json:"skipped,omitempty"`
+	Listed   int             `json:"listed"`
+	Last     bool            `json:"last"`
+	Expected int64           `json:"expected,omitempty"`
+	// Failed carries the error that ended the listing early.
+	Failed *jobs.RunError `json:"failed,omitempty"`
+}
+
+// handlePage resolves page p of a run into batches. In order, each step
+// idempotent: wait until submission is close enough behind (bounded
+// lookahead), list the page once and save the result, enqueue its batches
+// and the next page under stable ids, record the page's counts once.
+func (h *Handlers) handlePage(ctx context.Context, p jobs.PagePayload) error {
+	r, err := h.runs.Get(ctx, p.RunID)
+	if errors.Is(err, runs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if r.State.Final() {
+		return nil
+	}
+	if done, err := h.runs.PageIsDone(ctx, r.ID, p.Page); err != nil || done {
+		return err
+	}
+	log := h.log.With("run_id", r.ID, "page", p.Page)
+
+	raw, ok, err := h.runs.Snapshot(ctx, r.ID, p.Page)
+	if err != nil {
+		return err
+	}
+	var snap snapshot
+	if ok {
+		if err := json.Unmarshal(raw, &snap); err != nil {
+			return fmt.Errorf("page %d of run %s: corrupt snapshot: %w", p.Page, r.ID, err)
+		}
+	} else {
+		err := h.waitBacklog(ctx, r)
+		if err == nil {
+			snap, err = h.resolve(ctx, r, p.Page)
+		}
+		if we := (*limit.WaitError)(nil); errors.As(err, &we) {
+			p.Deferred++
+			t, terr := newTask(jobs.TypePage, p)
+			if terr != nil {
+				return terr
+			}
+			log.DebugContext(ctx, "page deferred", "delay", we.Delay)
+			return h.deferTask(ctx, t, r.Queue, jobs.DeferredID(jobs.PageTaskID(r.ID, p.Page), p.Deferred), we.Delay, 25)
+		}
+		if err != nil {
+			return err
+		}
+		if raw, err = json.Marshal(snap); err != nil {
+			return err
+		}
+		keys := make([]string, len(snap.Images))
+		for i, img := range snap.Images {
+			keys[i] = jobs.ImageKey(img)
+		}
+		if raw, err = h.runs.SaveSnapshot(ctx, r.ID, p.Page, raw, keys); err != nil {
+			return err
+		}
+		if err := json.Unmarshal(raw, &snap); err != nil {
+			return fmt.Errorf("page %d of run %s: corrupt snapshot: %w", p.Page, r.ID, err)
+		}
+		if snap.Failed != nil {
+			if err := h.runs.AddError(ctx, r.ID, *snap.Failed); err != nil {
+				return err
+			}
+		}
+	}
+
+	res := runs.PageResult{Listed: snap.Listed, Skipped: snap.Skipped, Last: snap.Last, Expected: snap.Expected, Failed: snap.Failed != nil}
+	batches := chunk(snap.Images, r.BatchSize)
+	if r.Options.DryRun {
+		res.Batches, res.BatchesSkipped = len(batches), len(batches)
+		if res.Skipped == nil {
+			res.Skipped = map[string]int{}
+		}
+		res.Skipped[jobs.SkipDryRun] += len(snap.Images)
+	} else {
+		for i, imgs := range batches {
+			if err := h.enqueue(ctx, jobs.NewBatchTask(jobs.BatchPayload{RunID: r.ID, Page: p.Page, Index: i, Images: imgs}, r.Queue, h.cfg.MaxRetry)); err != nil {
+				return err
+			}
+		}
+		res.Batches = len(batches)
+	}
+	if !snap.Last {
+		if err := h.enqueue(ctx, jobs.NewPageTask(r.ID, p.Page+1, r.Queue)); err != nil {
+			return err
+		}
+	}
+	_, finished, err := h.runs.PageDone(ctx, r.ID, p.Page, res)
+	if err != nil {
+		return err
+	}
+	log.DebugContext(ctx, "page resolved", "listed", snap.Listed, "batches", len(batches), "last", snap.Last)
+	if finished {
+		h.finished(ctx, r.ID)
+	}
+	return h.runs.DropPage(ctx, r.ID, p.Page, h.cfg.DedupeWindow)
+}
+
+// waitBacklog holds resolution back while the run has more than PagesAhead
+// pages' worth of batches enqueued and not finished, so that a rate-limited
+// run over a huge registry keeps only a few pages of images in Redis.
+func (h *Handlers) waitBacklog(ctx context.Context, r *jobs.Run) error {
+	perPage := (h.cfg.PageSize + r.BatchSize - 1) / r.BatchSize
+	maxBacklog := int64(h.cfg.PagesAhead * perPage)
+	_, err := h.limiter.Wait(ctx, h.cfg.MaxInlineWait, func(ctx context.Context) (limit.Decision, error) {
+		n, err := h.runs.Backlog(ctx, r.ID)
+		if err != nil || n < maxBacklog {
+			return limit.Decision{Allowed: true}, err
+		}
+		// Expect a batch to finish in one batch's share of the rate budget,
+		// or soon when the run is not rate limited.
+		wait := 50 * time.Millisecond
+		if rl := r.Request.RateLimit(); rl > 0 {
+			wait = time.Duration(float64(n-maxBacklog+1) * float64(r.BatchSize) / float64(rl) * float64(h.cfg.RatePeriod))
+		}
+		return limit.Decision{RetryAfter: wait}, nil
+	})
+	return err
+}
+
+// resolve lists page p of the run and filters it: images already listed on
+// the pages just before (offsets shift while a registry changes), and images
+// scanned successfully within skip_scanned_within, are skipped with that
+// reason. A listing HSS refuses for good ends the listing: the run goes on
+// with what it has and cannot succeed.
+func (h *Handlers) resolve(ctx context.Context, r *jobs.Run, page int) (snapshot, error) {
+	listed, expected, last, err := h.list(ctx, r, page)
+	if err != nil {
+		var we *limit.WaitError
+		if errors.As(err, &we) || ctx.Err() != nil || (hss.Retryable(err) && !lastAttempt(ctx)) {
+			return snapshot{}, err
+		}
+		h.log.WarnContext(ctx, "listing failed, run ends with what was resolved", "run_id", r.ID, "page", page, "err", err)
+		return snapshot{Last: true, Failed: runErr(fmt.Sprintf("page %d", page), 0, err, h.now())}, nil
+	}
+	keys := make([]string, len(listed))
+	for i, img := range listed {
+		keys[i] = jobs.ImageKey(img.Info)
+	}
+	seen, err := h.runs.Seen(ctx, r.ID, page, h.cfg.DedupeWindow, keys)
+	if err != nil {
+		return snapshot{}, err
+	}
+	snap := snapshot{Listed: len(listed), Last: last, Expected: expected, Skipped: map[string]int{}}
+	within := time.Duration(r.Options.SkipScannedWithin)
+	since := h.now().Add(-within).UnixMilli()
+	onPage := make(map[string]bool, len(listed))
+	for i, img := range listed {
+		switch {
+		case seen[i] || onPage[keys[i]]:
+			snap.Skipped[jobs.SkipDuplicate]++
+		case within > 0 && img.ScanStatus == "success" && img.LatestScanTime >= since:
+			snap.Skipped[jobs.SkipScannedWithin]++
+		default:
+			snap.Images = append(snap.Images, img.Info)
+		}
+		onPage[keys[i]] = true
+	}
+	return snap, nil
+}
+
+// list returns page p of the run's images, the total the source reports,
+// and whether p is the last page.
+func (h *Handlers) list(ctx context.Context, r *jobs.Run, p int) ([]hss.Image, int64, bool, error) {
+	size := h.cfg.PageSize
+	offset := p * size
+	if r.Source == jobs.SourceImages {
+		all := r.Request.ImageInfo
+		end := min(offset+size, len(all))
+		if offset > end {
+			offset = end
+		}
+		out := make([]hss.Image, 0, end-offset)
+		for _, info := range all[offset:end] {
+			out = append(out, hss.Image{Info: info})
+		}
+		return out, int64(len(all)), end >= len(all), nil
+	}
+	if offset > maxListOffset {
+		return nil, 0, true, fmt.Errorf("the list API pages only up to offset %d; images beyond it are not reached", maxListOffset)
+	}
+	if err := h.waitRequest(ctx); err != nil {
+		return nil, 0, false, err
+	}
+	q := hss.ListQuery{
+		GlobalImageType:     r.Request.ImageType(),
+		EnterpriseProjectID: firstNonEmpty(r.Request.EnterpriseProjectID, h.target.EnterpriseProjectID),
+		Region:              firstNonEmpty(r.Request.Region, h.target.Region),
+	}
+	if r.Source == jobs.SourceQuery {
+		q.Query = r.Request.QueryInfo
+	}
+	page, err := h.hss.ListImages(ctx, q, offset, size)
+	if err != nil {
+		h.noteThrottle(ctx, err)
+		return nil, 0, false, fmt.Errorf("listing images at offset %d: %w", offset, err)
+	}
+	last := len(page.Images) < size || int64(offset+len(page.Images)) >= page.Total
+	return page.Images, page.Total, last, nil
+}
+
+// waitRequest takes one token of the target's request rate, waiting in
+// process for at most MaxInlineWait; a longer wait returns a *limit.WaitError.
+func (h *Handlers) waitRequest(ctx context.Context) error {
+	if h.target.RequestRate <= 0 {
+		return nil
+	}
+	_, err := h.limiter.Wait(ctx, h.cfg.MaxInlineWait, func(ctx context.Context) (limit.Decision, error) {
+		return h.limiter.AllowRequest(ctx, h.target.Name, h.target.RequestRate, h.target.RequestBurst)
+	})
+	return err
+}
+
+// noteThrottle slows the whole fleet down after a 429.
+func (h *Handlers) noteThrottle(ctx context.Context, err error) {
+	var apiErr *hss.APIError
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 429 {
+		return
+	}
+	ra, _ := hss.RetryAfter(err)
+	if terr := h.limiter.Throttled(ctx, h.target.Name, ra, h.target.ThrottleCooldown); terr != nil {
+		h.log.WarnContext(ctx, "recording throttle", "err", terr)
+	}
+}
+
+// lastAttempt reports whether a failure of the running task would archive it.
+func lastAttempt(ctx context.Context) bool {
+	n, ok1 := asynq.GetRetryCount(ctx)
+	m, ok2 := asynq.GetMaxRetry(ctx)
+	return ok1 && ok2 && n >= m
+}
+
+func chunk[T any](s []T, n int) [][]T {
+	var out [][]T
+	for len(s) > 0 {
+		k := min(n, len(s))
+		out = append(out, s[:k:k])
+		s = s[k:]
+	}
+	return out
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func newTask(typ string, payload any) (*asynq.Task, error) {
+	data, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s payload: %w", typ, err)
+	}
+	return asynq.NewTask(typ, data), nil
+}

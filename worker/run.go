@@ -1,0 +1,42 @@
+package worker
+
+import (
+	"context"
+	"errors"
+
+	"github.com/scanq/scanq/internal/runs"
+	"github.com/scanq/scanq/jobs"
+)
+
+// handleRun starts a run: a forwarded request becomes its one batch, every
+// other request starts resolving at page 0. Both steps are idempotent, so a
+// run task delivered twice starts the run once.
+func (h *Handlers) handleRun(ctx context.Context, p jobs.RunPayload) error {
+	r, err := h.runs.Get(ctx, p.RunID)
+	if errors.Is(err, runs.ErrNotFound) {
+		h.log.WarnContext(ctx, "run task for an unknown run: dropped", "run_id", p.RunID)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	st, err := h.runs.Start(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	if st.Final() {
+		return nil
+	}
+	h.log.InfoContext(ctx, "run started", "run_id", r.ID, "source", r.Source, "batch_size", r.BatchSize, "rate_limit", r.Request.RateLimit())
+	if r.Source == jobs.SourceForward {
+		if err := h.enqueue(ctx, jobs.NewBatchTask(jobs.BatchPayload{RunID: r.ID, Forward: true}, r.Queue, h.cfg.MaxRetry)); err != nil {
+			return err
+		}
+		_, finished, err := h.runs.PageDone(ctx, r.ID, 0, runs.PageResult{Batches: 1, Last: true})
+		if finished {
+			h.finished(ctx, r.ID)
+		}
+		return err
+	}
+	return h.enqueue(ctx, jobs.NewPageTask(r.ID, 0, r.Queue))
+}

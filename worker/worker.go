@@ -1,0 +1,221 @@
+// Package worker holds the asynq handlers that carry a run from its request
+// to the API calls: scan:run decides how the run's images are found,
+// scan:page resolves one page of them into batches, scan:batch submits one
+// batch as one CreateManualImageScanTask, and scan:image / scan:image-batch
+// batch single images added ad hoc. Every HSS call first passes the
+// fleet-wide limiter (internal/limit).
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/limit"
+	"github.com/scanq/scanq/internal/runs"
+	"github.com/scanq/scanq/jobs"
+)
+
+// HSS is the part of the HSS client the worker uses; *hss.Client has it.
+type HSS interface {
+	CreateScanTask(ctx context.Context, req *hss.CreateScanTaskRequest) error
+	ListImages(ctx context.Context, q hss.ListQuery, offset, limit int) (hss.Page, error)
+}
+
+var _ HSS = (*hss.Client)(nil)
+
+// Target is the HSS account scope the worker submits to.
+type Target struct {
+	Name                string
+	ProjectID           string
+	EnterpriseProjectID string // default for requests that name none
+	Region              string // default region header
+	RequestRate         float64
+	RequestBurst        int
+	ThrottleCooldown    time.Duration
+}
+
+// Config tunes the handlers. Zero values take the defaults noted.
+type Config struct {
+	PageSize      int           // images per list call; 200
+	PagesAhead    int           // listing stays at most this many pages ahead of submission; 4
+	DedupeWindow  int           // pages an image key is remembered for; 5
+	RatePeriod    time.Duration // rate_limit's window; 1h
+	MaxInlineWait time.Duration // longer limiter waits go back to the queue; 5s
+	MaxRetry      int           // retries of a batch's transient failures; 8
+	RetryBase     time.Duration // backoff base; 1s
+	RetryCap      time.Duration // backoff cap; 5m
+}
+
+func (c *Config) defaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defD := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.PageSize, 200)
+	def(&c.PagesAhead, 4)
+	def(&c.DedupeWindow, 5)
+	def(&c.MaxRetry, 8)
+	defD(&c.RatePeriod, time.Hour)
+	defD(&c.MaxInlineWait, 5*time.Second)
+	defD(&c.RetryBase, time.Second)
+	defD(&c.RetryCap, 5*time.Minute)
+}
+
+// batchStride spaces the sequence numbers of a run's batches: batch i of
+// page p is bit p*batchStride+i of the run's finished-batches bitmap. It is
+// at least the largest page size, so a page never has more batches.
+const batchStride = 256
+
+// Handlers are the task handlers. Build them with New.
+type Handlers struct {
+	cfg     Config
+	target  Target
+	runs    *runs.Store
+	hss     HSS
+	limiter *limit.Limiter
+	enq     *asynq.Client
+	log     *slog.Logger
+	now     func() time.Time
+	// OnFinish, when set, is called once when a run reaches its final state
+	// through a handler (webhooks hang off it).
+	OnFinish func(ctx context.Context, runID string)
+}
+
+// Deps are the components the handlers work with.
+type Deps struct {
+	Runs    *runs.Store
+	HSS     HSS
+	Limiter *limit.Limiter
+	Client  *asynq.Client
+	Logger  *slog.Logger
+	Now     func() time.Time
+}
+
+// New returns the handlers.
+func New(cfg Config, target Target, d Deps) *Handlers {
+	cfg.defaults()
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if target.Name == "" {
+		target.Name = "default"
+	}
+	return &Handlers{cfg: cfg, target: target, runs: d.Runs, hss: d.HSS, limiter: d.Limiter, enq: d.Client,
+		log: d.Logger.With("component", "worker"), now: d.Now}
+}
+
+// Mux routes every task type in jobs.Types to its handler.
+func (h *Handlers) Mux() *asynq.ServeMux {
+	mux := asynq.NewServeMux()
+	mux.Handle(jobs.TypeRun, typed(h.handleRun))
+	mux.Handle(jobs.TypePage, typed(h.handlePage))
+	mux.Handle(jobs.TypeBatch, typed(h.handleBatch))
+	return mux
+}
+
+// typed decodes a task's payload into T; a payload that does not decode will
+// never decode, so it is archived at once instead of retried.
+func typed[T any](fn func(context.Context, T) error) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		var p T
+		if err := json.Unmarshal(t.Payload(), &p); err != nil {
+			return fmt.Errorf("decoding %s payload: %v: %w", t.Type(), err, asynq.SkipRetry)
+		}
+		return fn(ctx, p)
+	})
+}
+
+// RetryDelay is the asynq RetryDelayFunc for scanq's tasks: exponential
+// backoff with full jitter (a uniformly random delay up to
+// min(cap, base·2^n)), never shorter than a Retry-After the server sent, and
+// at least 2 s after a 429 (Huawei's advice for its throttle).
+func (h *Handlers) RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	return Backoff(n, err, h.cfg.RetryBase, h.cfg.RetryCap, rand.Float64)
+}
+
+// Backoff computes the delay before retry n+1.
+func Backoff(n int, err error, base, maxDelay time.Duration, random func() float64) time.Duration {
+	ceil := maxDelay
+	if n < 62 {
+		if d := base << n; d > 0 && d < maxDelay {
+			ceil = d
+		}
+	}
+	d := time.Duration(random() * float64(ceil))
+	var apiErr *hss.APIError
+	if errors.As(err, &apiErr) && apiErr.StatusCode == 429 && d < 2*time.Second {
+		d = 2 * time.Second
+	}
+	if ra, ok := hss.RetryAfter(err); ok && d < ra {
+		d = ra
+	}
+	return d
+}
+
+// ServerConfig returns the asynq server configuration for these handlers.
+func (h *Handlers) ServerConfig(concurrency int, queues map[string]int, poll time.Duration, shutdown time.Duration, logger asynq.Logger) asynq.Config {
+	return asynq.Config{
+		Concurrency:              concurrency,
+		Queues:                   queues,
+		RetryDelayFunc:           h.RetryDelay,
+		DelayedTaskCheckInterval: poll,
+		ShutdownTimeout:          shutdown,
+		Logger:                   logger,
+	}
+}
+
+// deferTask puts a task back on its queue to run after delay, as a scheduled
+// task rather than a failed one: waiting for the limiter is not a failure.
+// The copy's id counts the deferrals, so a handler that runs twice after a
+// crash defers once.
+func (h *Handlers) deferTask(ctx context.Context, task *asynq.Task, queue, id string, delay time.Duration, maxRetry int) error {
+	_, err := h.enq.EnqueueContext(ctx, task, asynq.Queue(queue), asynq.TaskID(id), asynq.ProcessIn(delay), asynq.MaxRetry(maxRetry))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("deferring %s: %w", id, err)
+	}
+	return nil
+}
+
+// enqueue enqueues t; a task with the same id already queued is success.
+func (h *Handlers) enqueue(ctx context.Context, t *asynq.Task, err error) error {
+	if err != nil {
+		return err
+	}
+	if _, err := h.enq.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueueing %s: %w", t.Type(), err)
+	}
+	return nil
+}
+
+func (h *Handlers) finished(ctx context.Context, runID string) {
+	h.log.InfoContext(ctx, "run finished", "run_id", runID)
+	if h.OnFinish != nil {
+		h.OnFinish(ctx, runID)
+	}
+}
+
+// runErr turns an error from HSS into a run error record.
+func runErr(batch string, images int, err error, now time.Time) *jobs.RunError {
+	e := &jobs.RunError{At: now.UTC(), Batch: batch, Images: images, Message: err.Error()}
+	var apiErr *hss.APIError
+	if errors.As(err, &apiErr) {
+		e.Status, e.Code, e.Message, e.RequestID = apiErr.StatusCode, apiErr.Code, apiErr.Message, apiErr.RequestID
+	}
+	return e
+}
