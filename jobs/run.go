@@ -42,8 +42,8 @@ func (r *ScanRequest) ImageType() string {
 	return t
 }
 
-// RateLimit is the request's rate_limit in images per hour; 0 = no limit.
-func (r *ScanRequest) RateLimit() int {
+// ImagesPerHour is the request's rate_limit in images per hour; 0 = no limit.
+func (r *ScanRequest) ImagesPerHour() int {
 	if r.ScanTaskBody.RateLimit == nil {
 		return 0
 	}
@@ -219,7 +219,7 @@ func (r *Run) ETA(now time.Time, period time.Duration) time.Duration {
 	if left <= 0 {
 		return 0
 	}
-	if rl := r.Request.RateLimit(); rl > 0 && !r.Options.DryRun {
+	if rl := r.Request.ImagesPerHour(); rl > 0 && !r.Options.DryRun {
 		return time.Duration(float64(left) / float64(rl) * float64(period))
 	}
 	elapsed := now.Sub(*r.StartedAt)
@@ -233,7 +233,7 @@ func (r *Run) ETA(now time.Time, period time.Duration) time.Duration {
 // ExpectedDuration is how long submitting n images takes at the run's rate
 // limit; zero when unlimited. Dry runs report it.
 func (r *Run) ExpectedDuration(n int64, period time.Duration) time.Duration {
-	rl := r.Request.RateLimit()
+	rl := r.Request.ImagesPerHour()
 	if rl <= 0 || n <= 0 {
 		return 0
 	}

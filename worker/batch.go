@@ -105,7 +105,7 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 // rate. Waits up to MaxInlineWait happen here; longer ones return a
 // *limit.WaitError.
 func (h *Handlers) waitLimits(ctx context.Context, r *jobs.Run, n int) error {
-	if rl := r.Request.RateLimit(); rl > 0 && n > 0 && !r.Options.DryRun {
+	if rl := r.Request.ImagesPerHour(); rl > 0 && n > 0 && !r.Options.DryRun {
 		_, err := h.limiter.Wait(ctx, h.cfg.MaxInlineWait, func(ctx context.Context) (limit.Decision, error) {
 			return h.limiter.AllowImages(ctx, r.ID, rl, h.cfg.RatePeriod, n)
 		})

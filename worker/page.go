@@ -26,6 +26,9 @@ type snapshot struct {
 	Expected int64           `json:"expected,omitempty"`
 	// Failed carries the error that ended the listing early.
 	Failed *jobs.RunError `json:"failed,omitempty"`
+	// keys of every image listed, remembered for de-duplication when the
+	// snapshot is saved.
+	keys []string
 }
 
 // handlePage resolves page p of a run into batches. In order, each step
@@ -77,11 +80,7 @@ func (h *Handlers) handlePage(ctx context.Context, p jobs.PagePayload) error {
 		if raw, err = json.Marshal(snap); err != nil {
 			return err
 		}
-		keys := make([]string, len(snap.Images))
-		for i, img := range snap.Images {
-			keys[i] = jobs.ImageKey(img)
-		}
-		if raw, err = h.runs.SaveSnapshot(ctx, r.ID, p.Page, raw, keys); err != nil {
+		if raw, err = h.runs.SaveSnapshot(ctx, r.ID, p.Page, raw, snap.keys); err != nil {
 			return err
 		}
 		if err := json.Unmarshal(raw, &snap); err != nil {
@@ -104,14 +103,14 @@ func (h *Handlers) handlePage(ctx context.Context, p jobs.PagePayload) error {
 		res.Skipped[jobs.SkipDryRun] += len(snap.Images)
 	} else {
 		for i, imgs := range batches {
-			if err := h.enqueue(ctx, jobs.NewBatchTask(jobs.BatchPayload{RunID: r.ID, Page: p.Page, Index: i, Images: imgs}, r.Queue, h.cfg.MaxRetry)); err != nil {
+			if err := h.enqueue(ctx, built(jobs.NewBatchTask(jobs.BatchPayload{RunID: r.ID, Page: p.Page, Index: i, Images: imgs}, r.Queue, h.cfg.MaxRetry))); err != nil {
 				return err
 			}
 		}
 		res.Batches = len(batches)
 	}
 	if !snap.Last {
-		if err := h.enqueue(ctx, jobs.NewPageTask(r.ID, p.Page+1, r.Queue)); err != nil {
+		if err := h.enqueue(ctx, built(jobs.NewPageTask(r.ID, p.Page+1, r.Queue))); err != nil {
 			return err
 		}
 	}
@@ -140,7 +139,7 @@ func (h *Handlers) waitBacklog(ctx context.Context, r *jobs.Run) error {
 		// Expect a batch to finish in one batch's share of the rate budget,
 		// or soon when the run is not rate limited.
 		wait := 50 * time.Millisecond
-		if rl := r.Request.RateLimit(); rl > 0 {
+		if rl := r.Request.ImagesPerHour(); rl > 0 {
 			wait = time.Duration(float64(n-maxBacklog+1) * float64(r.BatchSize) / float64(rl) * float64(h.cfg.RatePeriod))
 		}
 		return limit.Decision{RetryAfter: wait}, nil
@@ -165,13 +164,15 @@ func (h *Handlers) resolve(ctx context.Context, r *jobs.Run, page int) (snapshot
 	}
 	keys := make([]string, len(listed))
 	for i, img := range listed {
-		keys[i] = jobs.ImageKey(img.Info)
+		if keys[i] = img.Key; keys[i] == "" {
+			keys[i] = jobs.ImageKey(img.Info)
+		}
 	}
 	seen, err := h.runs.Seen(ctx, r.ID, page, h.cfg.DedupeWindow, keys)
 	if err != nil {
 		return snapshot{}, err
 	}
-	snap := snapshot{Listed: len(listed), Last: last, Expected: expected, Skipped: map[string]int{}}
+	snap := snapshot{Listed: len(listed), Last: last, Expected: expected, Skipped: map[string]int{}, keys: keys}
 	within := time.Duration(r.Options.SkipScannedWithin)
 	since := h.now().Add(-within).UnixMilli()
 	onPage := make(map[string]bool, len(listed))

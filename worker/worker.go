@@ -192,8 +192,17 @@ func (h *Handlers) deferTask(ctx context.Context, task *asynq.Task, queue, id st
 	return nil
 }
 
-// enqueue enqueues t; a task with the same id already queued is success.
-func (h *Handlers) enqueue(ctx context.Context, t *asynq.Task, err error) error {
+// taskOrErr carries a task constructor's two results into enqueue.
+type taskOrErr struct {
+	t   *asynq.Task
+	err error
+}
+
+func built(t *asynq.Task, err error) taskOrErr { return taskOrErr{t, err} }
+
+// enqueue enqueues a task; one with the same id already queued is success.
+func (h *Handlers) enqueue(ctx context.Context, te taskOrErr) error {
+	t, err := te.t, te.err
 	if err != nil {
 		return err
 	}

@@ -161,7 +161,14 @@ func EffectiveBatchSize(batchSize, ratePerPeriod int, period time.Duration) int 
 	return max(b, 1)
 }
 
-func ceilDiv(a, b int) int { return (a + b - 1) / b }
+// ceilDiv is a/b rounded up for a >= 0, b > 0, without overflowing.
+func ceilDiv(a, b int) int {
+	q := a / b
+	if a%b != 0 {
+		q++
+	}
+	return q
+}
 
 // AllowImages takes n images from the budget of the run runKey, which may
 // submit ratePerPeriod images per period. n must be at least 1 and at most
@@ -197,16 +204,12 @@ func imageIncrement(rate int, period time.Duration, n int) (int64, error) {
 	case n > ceilDiv(rate, 60):
 		return 0, fmt.Errorf("batch of %d images exceeds one minute of budget (%d) at rate_limit %d", n, ceilDiv(rate, 60), rate)
 	}
+	// n <= rate, so the 128-bit product divided by rate cannot overflow, and
+	// the quotient is at most the period in µs (< 2^53, exact in Lua).
 	hi, lo := bits.Mul64(uint64(n), uint64(period.Microseconds()))
-	if hi >= uint64(rate) {
-		return 0, fmt.Errorf("period %s is too long", period)
-	}
 	q, r := bits.Div64(hi, lo, uint64(rate))
 	if r > 0 {
 		q++
-	}
-	if q > 1<<52 {
-		return 0, fmt.Errorf("period %s is too long", period)
 	}
 	return int64(q), nil
 }

@@ -33,8 +33,8 @@ func roundDelay(d time.Duration) time.Duration {
 // be denied again; a little jitter spreads them, and keeping it small keeps
 // the time lost between a slot opening and its use (utilisation) small.
 const (
-	maxJitter      = 5 * time.Millisecond
-	jitterFraction = 20 // at most 1/20 of the wait
+	maxJitter      = 2 * time.Millisecond
+	jitterFraction = 50 // at most 1/50 of the wait
 )
 
 // Wait calls try until it is allowed, sleeping for the RetryAfter it reports

@@ -53,7 +53,7 @@ func (s *Starter) StartWithID(ctx context.Context, id string, req jobs.ScanReque
 	r := &jobs.Run{
 		ID: id, Trigger: trig, Target: s.Target, Request: req, Options: opts, Queue: queue,
 		Source:    jobs.SourceOf(&req, opts.Forward),
-		BatchSize: jobs.EffectiveBatchSize(opts.BatchSize, s.BatchSize, s.MaxBatchSize, req.RateLimit()),
+		BatchSize: jobs.EffectiveBatchSize(opts.BatchSize, s.BatchSize, s.MaxBatchSize, req.ImagesPerHour()),
 		CreatedAt: s.now().UTC(),
 	}
 	if err := s.Store.Create(ctx, r); err != nil {

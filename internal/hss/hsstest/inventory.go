@@ -231,7 +231,7 @@ func (inv *inventory) blockCuts(b uint64) uint16 {
 // regFields is what filtering needs from an image; building it allocates
 // only the two strings that are unique per image, and only when asked.
 type regFields struct {
-	namespace, imageName, imageVersion string
+	namespace, imageName, imageVersion  string
 	registryName, imageType, scanStatus string
 	hasVul, latest                      bool
 	size, update, scan                  int64
@@ -348,12 +348,16 @@ func (inv *inventory) live(idx int) bool {
 func (inv *inventory) fields(idx int, names bool) regFields {
 	if idx >= inv.n {
 		it := &inv.added[idx-inv.n]
-		return regFields{
+		f := regFields{
 			namespace: it.Namespace, imageName: it.ImageName, imageVersion: it.ImageVersion,
 			registryName: it.RegistryName, imageType: it.ImageType, scanStatus: it.ScanStatus,
 			hasVul: it.VulNum > 0, latest: it.LatestVersion,
 			size: it.ImageSize, update: it.LatestUpdateTime, scan: it.LatestScanTime,
 		}
+		if o, ok := inv.scanned[idx]; ok {
+			f.scanStatus, f.scan = o.status, o.at
+		}
+		return f
 	}
 	pos := inv.position(idx)
 	hr := inv.repoHash(pos.repo)
@@ -411,10 +415,10 @@ func (inv *inventory) item(idx int) RegistryItem {
 		LatestUpdateTime: update,
 		ImageSize:        size,
 		LatestSyncTime:   update,
-		LatestVersion:  pos.tag == 0,
-		InstanceName:   reg.instanceName,
-		Scannable:      status != "image_oversized",
-		IsMultipleArch: (hi>>48)%10 == 0,
+		LatestVersion:    pos.tag == 0,
+		InstanceName:     reg.instanceName,
+		Scannable:        status != "image_oversized",
+		IsMultipleArch:   (hi>>48)%10 == 0,
 	}
 	completeItem(&it, hasVul, hi)
 	if reg.typ == "SwrShared" {
@@ -782,16 +786,16 @@ func (inv *inventory) local(i int) LocalItem {
 		LatestScanTime:   scan,
 		LatestUpdateTime: update,
 		ImageSize:        1_000_000 + int64((h>>12)%1_500_000_000),
-		HostNum:       1,
-		ContainerNum:  int64((h >> 56) % 4),
-		ComponentNum:  int64(20 + (h>>50)%300),
-		AgentID:       hexOf(hh^3, 4),
-		hostIP:        fmt.Sprintf("10.%d.%d.%d", (host>>16)&255, (host>>8)&255, host&255+1),
-		containerID:   hexOf(h^4, 4),
-		containerName: word + "-" + strconv.Itoa(i),
-		podID:         uuidOf(h ^ 5),
-		podName:       word + "-" + hexOf(h^6, 1)[:10],
-		appName:       word,
+		HostNum:          1,
+		ContainerNum:     int64((h >> 56) % 4),
+		ComponentNum:     int64(20 + (h>>50)%300),
+		AgentID:          hexOf(hh^3, 4),
+		hostIP:           fmt.Sprintf("10.%d.%d.%d", (host>>16)&255, (host>>8)&255, host&255+1),
+		containerID:      hexOf(h^4, 4),
+		containerName:    word + "-" + strconv.Itoa(i),
+		podID:            uuidOf(h ^ 5),
+		podName:          word + "-" + hexOf(h^6, 1)[:10],
+		appName:          word,
 	}
 	if hasVul {
 		it.VulNum = int64(1 + (h>>52)%150)

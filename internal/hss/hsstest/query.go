@@ -118,8 +118,8 @@ func inRange(v int64, lo, hi *int64) bool {
 type regQuery struct {
 	namespace, imageName, imageVersion, registryName, imageType, scanStatus string
 
-	hasVul, latest              *bool
-	imageSize                   *int64
+	hasVul, latest                   *bool
+	imageSize                        *int64
 	updFrom, updTo, scanFrom, scanTo *int64
 
 	sortKey, sortDir string
@@ -245,7 +245,7 @@ func (q *regQuery) match(f *regFields) bool {
 // host_id, host_ip, container_id, pod_id, local_image_type, scan_status and
 // image_size are exact; time bounds are inclusive.
 type localQuery struct {
-	imageName, imageVersion, scanStatus, localImageType          string
+	imageName, imageVersion, scanStatus, localImageType         string
 	hostName, hostID, hostIP, containerID, containerName, podID string
 	podName, appName                                            string
 

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/scanq/scanq/internal/runs"
+	"github.com/scanq/scanq/jobs"
+)
+
+// cmdRuns is `scanq runs list|show ID|cancel ID`.
+func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "Usage: scanq runs list [--state S] [--limit N] | show ID | cancel ID  [--json]")
+		return exitError{2}
+	}
+	sub := args[0]
+	var cf configFlags
+	fs := newFlagSet("runs "+sub, stderr, "runs "+sub+" [flags]")
+	cf.register(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	limit := fs.Int("limit", 20, "list at most this many runs")
+	state := fs.String("state", "", "list only runs in this state")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	a, err := open(&cf, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	out := func(v any) error {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	switch sub {
+	case "list":
+		list, err := a.Runs.List(ctx, *limit, jobs.State(*state))
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return out(list)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RUN\tTRIGGER\tSTATE\tIMAGES\tSUBMITTED\tSKIPPED\tFAILED\tCREATED")
+		for _, r := range list {
+			c := r.Counters
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", r.ID, r.Trigger.Kind, r.State, c.ImagesTotal,
+				c.ImagesSubmitted, c.Skipped(), c.ImagesFailed, r.CreatedAt.Format(time.RFC3339))
+		}
+		return tw.Flush()
+	case "show", "cancel":
+		if fs.NArg() != 1 {
+			fmt.Fprintf(stderr, "Usage: scanq runs %s ID\n", sub)
+			return exitError{2}
+		}
+		id := fs.Arg(0)
+		var r *jobs.Run
+		if sub == "show" {
+			r, err = a.Runs.Get(ctx, id)
+		} else {
+			r, err = a.Starter.Cancel(ctx, id)
+		}
+		if errors.Is(err, runs.ErrNotFound) || errors.Is(err, runs.ErrFinal) {
+			fmt.Fprintf(stderr, "scanq runs %s: %v\n", sub, err)
+			return exitError{1}
+		}
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return out(r)
+		}
+		fmt.Fprintf(stdout, "run %s  trigger %s  state %s  queue %s  batch size %d\n", r.ID, r.Trigger.Kind, r.State, r.Queue, r.BatchSize)
+		c := r.Counters
+		fmt.Fprintf(stdout, "images: %d total (%d expected), %d submitted, %d skipped %v, %d failed\n",
+			c.ImagesTotal, c.ImagesExpected, c.ImagesSubmitted, c.Skipped(), c.ImagesSkipped, c.ImagesFailed)
+		fmt.Fprintf(stdout, "batches: %d total, %d submitted, %d failed, %d skipped\n", c.BatchesTotal, c.BatchesSubmitted, c.BatchesFailed, c.BatchesSkipped)
+		if eta := r.ETA(time.Now(), a.Cfg.Scan.RatePeriod); eta > 0 {
+			fmt.Fprintf(stdout, "eta: %s\n", eta.Round(time.Second))
+		}
+		if r.StopReason != "" {
+			fmt.Fprintf(stdout, "stopped: %s\n", r.StopReason)
+		}
+		for _, e := range r.Errors {
+			fmt.Fprintf(stdout, "error: %s %s %d %s: %s (request id %s)\n", e.At.Format(time.RFC3339), e.Batch, e.Status, e.Code, e.Message, e.RequestID)
+		}
+		return nil
+	}
+	fmt.Fprintf(stderr, "scanq runs: unknown subcommand %q\n", sub)
+	return exitError{2}
+}

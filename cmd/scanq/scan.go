@@ -1,0 +1,301 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/scanq/scanq/internal/app"
+	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/jobs"
+)
+
+// scanFlags are the flags of `scan` and `enqueue`.
+type scanFlags struct {
+	all               bool
+	images            []string
+	query             []string
+	rateLimit         int
+	scanScope         int64
+	batchSize         int
+	imageType         string
+	enterpriseProject string
+	region            string
+	dryRun            bool
+	forward           bool
+	skipScannedWithin time.Duration
+	priority          string
+	json              bool
+	wait              bool
+	setFlags          map[string]bool
+}
+
+// cmdScan is `scanq scan` (run to completion in this process, with its own
+// worker) and `scanq enqueue` (hand the run to the fleet; --wait follows it).
+func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer, enqueue bool) error {
+	name := "scan"
+	if enqueue {
+		name = "enqueue"
+	}
+	var cf configFlags
+	var f scanFlags
+	fs := newFlagSet(name, stderr, name+" [--all | --image NS/NAME:TAG ... | --query KEY=VALUE ...] [flags]")
+	cf.register(fs)
+	fs.BoolVar(&f.all, "all", false, "scan every image (is_all)")
+	fs.Func("image", "scan this image, `NS/NAME:TAG` or NS/NAME@DIGEST (repeatable)", func(s string) error {
+		f.images = append(f.images, s)
+		return nil
+	})
+	fs.Func("query", "scan the images matching `KEY=VALUE`, a query_info field (repeatable)", func(s string) error {
+		f.query = append(f.query, s)
+		return nil
+	})
+	fs.IntVar(&f.rateLimit, "rate-limit", 0, "images per hour, 0..1000 (0 = no limit)")
+	fs.Int64Var(&f.scanScope, "scan-scope", int64(hss.ScanScopeAll), "scan_scope bit field")
+	fs.IntVar(&f.batchSize, "batch-size", 0, "images per API call (0 = scan.batch_size)")
+	fs.StringVar(&f.imageType, "global-image-type", "registry", "registry or local")
+	fs.StringVar(&f.enterpriseProject, "enterprise-project-id", "", "enterprise project (default: hss.enterprise_project_id)")
+	fs.StringVar(&f.region, "region", "", "region header (default: hss.region)")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "resolve and count, submit nothing")
+	fs.BoolVar(&f.forward, "forward", false, "send the request unexpanded as one API call (HSS fans out)")
+	fs.DurationVar(&f.skipScannedWithin, "skip-scanned-within", 0, "skip images scanned successfully within this `DURATION`")
+	fs.StringVar(&f.priority, "priority", "", "queue: critical (default for scan/enqueue), default or bulk")
+	fs.BoolVar(&f.json, "json", false, "print one JSON summary object")
+	if enqueue {
+		fs.BoolVar(&f.wait, "wait", false, "follow the run to its end")
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "scanq %s: unexpected argument %q\n", name, fs.Arg(0))
+		return exitError{2}
+	}
+	f.setFlags = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.setFlags[fl.Name] = true })
+	req, opts, err := f.request()
+	if err != nil {
+		fmt.Fprintf(stderr, "scanq %s: %v\n", name, err)
+		return exitError{2}
+	}
+
+	a, err := open(&cf, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if !enqueue {
+		wctx, stopWorker := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- a.RunWorker(wctx) }()
+		defer func() { stopWorker(); <-done }()
+	}
+	r, err := a.Starter.Start(ctx, req, opts, jobs.Trigger{Kind: "cli"})
+	if err != nil {
+		fmt.Fprintf(stderr, "scanq %s: %v\n", name, err)
+		return exitError{2}
+	}
+	if enqueue && !f.wait {
+		if f.json {
+			return json.NewEncoder(stdout).Encode(map[string]string{"run_id": r.ID, "state": string(r.State)})
+		}
+		fmt.Fprintln(stdout, r.ID)
+		return nil
+	}
+	return follow(ctx, a, r.ID, f.json, stdout, stderr)
+}
+
+// follow shows a run's progress until it ends and prints the summary; the
+// exit code is 0 only when no image failed.
+func follow(ctx context.Context, a *app.App, id string, asJSON bool, stdout, stderr io.Writer) error {
+	tty := false
+	if fd, ok := stderr.(*os.File); ok {
+		tty = term.IsTerminal(int(fd.Fd()))
+	}
+	p := &app.Progress{W: stderr, TTY: tty && !asJSON, LineEvery: 5 * time.Second, RatePeriod: a.Cfg.Scan.RatePeriod}
+	interval := time.Second
+	if tty {
+		interval = 200 * time.Millisecond
+	}
+	r, err := a.Follow(ctx, id, interval, func(r *jobs.Run) {
+		if !asJSON {
+			p.Update(r)
+		}
+	})
+	if err != nil {
+		if errors.Is(err, context.Canceled) && r != nil {
+			fmt.Fprintf(stderr, "\nscanq: stopped following run %s (it goes on: scanq runs show %s)\n", id, id)
+			return exitError{130}
+		}
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(app.SummaryOf(r)); err != nil {
+			return err
+		}
+	} else {
+		p.W = stdout
+		p.Summary(r)
+	}
+	if r.State != jobs.StateSucceeded {
+		return exitError{1}
+	}
+	return nil
+}
+
+// request builds the scan request and options from the flags, with the
+// same validation as the API.
+func (f *scanFlags) request() (jobs.ScanRequest, jobs.Options, error) {
+	var req jobs.ScanRequest
+	sel := 0
+	if f.all {
+		t := true
+		req.IsAll = &t
+		sel++
+	}
+	if len(f.images) > 0 {
+		sel++
+		for _, s := range f.images {
+			img, err := parseImageRef(s)
+			if err != nil {
+				return req, jobs.Options{}, fmt.Errorf("--image %q: %w", s, err)
+			}
+			req.ImageInfo = append(req.ImageInfo, img)
+		}
+	}
+	if len(f.query) > 0 {
+		sel++
+		q, err := parseQuery(f.query)
+		if err != nil {
+			return req, jobs.Options{}, err
+		}
+		req.QueryInfo = q
+	}
+	if sel != 1 && !f.forward {
+		return req, jobs.Options{}, errors.New("choose exactly one of --all, --image, --query")
+	}
+	if f.setFlags["rate-limit"] {
+		v, err := int32Flag("rate-limit", int64(f.rateLimit))
+		if err != nil {
+			return req, jobs.Options{}, err
+		}
+		req.RateLimit = &v
+	}
+	scope, err := int32Flag("scan-scope", f.scanScope)
+	if err != nil {
+		return req, jobs.Options{}, err
+	}
+	req.ScanScope = &scope
+	req.GlobalImageType = f.imageType
+	req.EnterpriseProjectID = f.enterpriseProject
+	req.Region = f.region
+	opts := jobs.Options{BatchSize: f.batchSize, DryRun: f.dryRun, Forward: f.forward,
+		SkipScannedWithin: jobs.Duration(f.skipScannedWithin), Priority: f.priority}
+	if err := req.Validate(); err != nil {
+		return req, opts, err
+	}
+	return req, opts, opts.Validate()
+}
+
+func int32Flag(name string, v int64) (int32, error) {
+	if v < -1<<31 || v > 1<<31-1 {
+		return 0, fmt.Errorf("--%s %d: out of range", name, v)
+	}
+	return int32(v), nil
+}
+
+// parseImageRef reads NS/NAME:TAG or NS/NAME@sha256:...: the namespace is
+// everything before the first slash, the tag follows the last colon after
+// the last slash.
+func parseImageRef(s string) (hss.ImageInfo, error) {
+	var img hss.ImageInfo
+	ref := s
+	if at := strings.Index(ref, "@"); at >= 0 {
+		img.ImageDigest = ref[at+1:]
+		ref = ref[:at]
+		if img.ImageDigest == "" {
+			return img, errors.New("empty digest after @")
+		}
+	}
+	ns, rest, ok := strings.Cut(ref, "/")
+	if !ok || ns == "" || rest == "" {
+		return img, errors.New("want NAMESPACE/NAME:TAG")
+	}
+	name, tag := rest, ""
+	if c := strings.LastIndex(rest, ":"); c >= 0 {
+		name, tag = rest[:c], rest[c+1:]
+	}
+	if name == "" {
+		return img, errors.New("empty image name")
+	}
+	if tag == "" && img.ImageDigest == "" {
+		return img, errors.New("want a :TAG or an @DIGEST")
+	}
+	img.Namespace, img.ImageName, img.ImageVersion = ns, name, tag
+	return img, nil
+}
+
+// parseQuery turns KEY=VALUE pairs into query_info, typed by the field's
+// JSON type, and validates it like the API does.
+func parseQuery(pairs []string) (*hss.QueryInfo, error) {
+	fields := map[string]reflect.StructField{}
+	t := reflect.TypeOf(hss.QueryInfo{})
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		fields[name] = t.Field(i)
+	}
+	obj := map[string]any{}
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok {
+			return nil, fmt.Errorf("--query %q: want KEY=VALUE", p)
+		}
+		sf, known := fields[k]
+		if !known {
+			names := make([]string, 0, len(fields))
+			for n := range fields {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			return nil, fmt.Errorf("--query %q: unknown key %q (known: %s)", p, k, strings.Join(names, ", "))
+		}
+		switch sf.Type.Elem().Kind() {
+		case reflect.Bool:
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, fmt.Errorf("--query %s: want true or false, got %q", k, v)
+			}
+			obj[k] = b
+		case reflect.Int64:
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("--query %s: want an integer, got %q", k, v)
+			}
+			obj[k] = n
+		default:
+			obj[k] = v
+		}
+	}
+	data, err := json.Marshal(map[string]any{"query_info": obj})
+	if err != nil {
+		return nil, err
+	}
+	body, err := hss.DecodeScanTaskBody(data)
+	if err != nil {
+		return nil, fmt.Errorf("--query: %w", err)
+	}
+	return body.QueryInfo, nil
+}

@@ -1,0 +1,325 @@
+package configs
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/robfig/cron/v3"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/scanq/scanq/internal/hss"
+)
+
+// Schedule is one cron schedule: when to fire and what to scan.
+type Schedule struct {
+	Name     string `yaml:"name"`
+	Cron     string `yaml:"cron"`
+	Timezone string `yaml:"timezone"`
+	Enabled  bool   `yaml:"enabled"`
+	Queue    string `yaml:"queue"`
+	Overlap  string `yaml:"overlap"`
+	// MisfireGrace is scheduler.misfire_grace unless the schedule sets its
+	// own: Load and Default fill it in.
+	MisfireGrace time.Duration `yaml:"misfire_grace"`
+	// BatchSize 0 leaves the choice to scan.batch_size at run time.
+	BatchSize int         `yaml:"batch_size"`
+	Request   ScanRequest `yaml:"request"`
+}
+
+// Queue names (jobs.QueueCritical etc.; repeated here so that configs
+// does not depend on the task contract).
+const (
+	QueueCritical = "critical"
+	QueueDefault  = "default"
+	QueueBulk     = "bulk"
+)
+
+// Overlap policies.
+const (
+	OverlapSkip  = "skip"
+	OverlapAllow = "allow"
+)
+
+// newSchedule is a schedule before its keys are decoded: the defaults of
+// the keys a file may leave out.
+func newSchedule() Schedule {
+	return Schedule{Enabled: true, Queue: QueueBulk, Overlap: OverlapSkip}
+}
+
+// ScanRequest is the HSS scan request exactly as on the wire: the query
+// and header parameters and the JSON body, flattened into one object. It
+// has the shape of jobs.ScanRequest, so the two convert into each other.
+//
+// It is decoded from YAML through JSON (see decodeRequest) so that its
+// keys are the wire names the json tags of hss.ScanTaskBody give, and an
+// unknown key is refused as everywhere else.
+type ScanRequest struct {
+	GlobalImageType     string `json:"global_image_type,omitempty"`
+	EnterpriseProjectID string `json:"enterprise_project_id,omitempty"`
+	Region              string `json:"region,omitempty"`
+	hss.ScanTaskBody
+}
+
+func (r ScanRequest) clone() ScanRequest {
+	var c ScanRequest
+	b, err := json.Marshal(r)
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil {
+		// Only plain data is in it; this cannot happen.
+		panic("configs: copying a scan request: " + err.Error())
+	}
+	return c
+}
+
+// validateRequest applies the HSS rules to a schedule's request, so that a
+// request HSS would refuse fails at start-up rather than every night.
+func validateRequest(r *ScanRequest) []string {
+	var bad []string
+	switch r.GlobalImageType {
+	case "", hss.ImageTypeRegistry, hss.ImageTypeLocal, hss.ImageTypeLocalAlias:
+	default:
+		bad = append(bad, fmt.Sprintf("global_image_type: must be %s or %s, got %q", hss.ImageTypeRegistry, hss.ImageTypeLocal, r.GlobalImageType))
+	}
+	if n := len(r.EnterpriseProjectID); n > 256 {
+		bad = append(bad, fmt.Sprintf("enterprise_project_id: at most 256 characters, got %d", n))
+	}
+	if n := len(r.Region); n > 128 {
+		bad = append(bad, fmt.Sprintf("region: at most 128 characters, got %d", n))
+	}
+	// TODO: use (*hss.ScanTaskBody).Validate once internal/hss has it, so
+	// that schedules, the API and the CLI apply one set of body rules.
+	if r.RateLimit != nil && (*r.RateLimit < 0 || *r.RateLimit > maxRateLimit) {
+		bad = append(bad, fmt.Sprintf("rate_limit: must be 0..%d images per hour, got %d", maxRateLimit, *r.RateLimit))
+	}
+	if r.ScanScope != nil && *r.ScanScope < 0 {
+		bad = append(bad, fmt.Sprintf("scan_scope: must be >= 0, got %d", *r.ScanScope))
+	}
+	return bad
+}
+
+// cronParser is the standard 5-field crontab with @descriptors.
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// CronSchedule parses Cron in its time zone: the CRON_TZ= (or TZ=) prefix of
+// the spec if it has one, else Timezone, else UTC. Setting both is an error,
+// as one of them would be silently ignored.
+func (s Schedule) CronSchedule() (cron.Schedule, error) {
+	spec, loc, err := s.splitZone()
+	if err != nil {
+		return nil, err
+	}
+	sched, err := parseCron(spec)
+	if err != nil {
+		return nil, err
+	}
+	if ss, ok := sched.(*cron.SpecSchedule); ok {
+		ss.Location = loc
+	}
+	return sched, nil
+}
+
+// Location is the time zone the schedule's cron fields are read in.
+func (s Schedule) Location() (*time.Location, error) {
+	_, loc, err := s.splitZone()
+	return loc, err
+}
+
+// splitZone separates a CRON_TZ=/TZ= prefix from the spec and loads the
+// schedule's zone. robfig/cron handles the prefix itself, but panics when no
+// space follows it; doing it here also lets Timezone and the prefix be
+// checked against each other.
+func (s Schedule) splitZone() (spec string, loc *time.Location, err error) {
+	spec = strings.TrimSpace(s.Cron)
+	zone, prefix := s.Timezone, ""
+	for _, p := range []string{"CRON_TZ=", "TZ="} {
+		if !strings.HasPrefix(spec, p) {
+			continue
+		}
+		i := strings.IndexFunc(spec, unicode.IsSpace)
+		if i < 0 {
+			return "", nil, cronErr("%sZONE must be followed by a space and the schedule", p)
+		}
+		if s.Timezone != "" {
+			return "", nil, cronErr("the zone is given twice, by %s and by timezone; keep one", p)
+		}
+		zone, prefix = spec[len(p):i], p
+		spec = strings.TrimSpace(spec[i:])
+		break
+	}
+	switch {
+	case zone == "" && prefix != "":
+		return "", nil, cronErr("%s needs a zone name", prefix)
+	case zone == "":
+		return spec, time.UTC, nil
+	}
+	loc, err = time.LoadLocation(zone)
+	switch {
+	case err != nil && prefix != "":
+		return "", nil, cronErr("%s: unknown time zone %q", prefix, zone)
+	case err != nil:
+		return "", nil, &keyError{key: "timezone", reason: fmt.Sprintf("unknown time zone %q", zone)}
+	}
+	return spec, loc, nil
+}
+
+// keyError is a problem with one key of a schedule.
+type keyError struct{ key, reason string }
+
+func (e *keyError) Error() string { return e.key + ": " + e.reason }
+
+func cronErr(format string, args ...any) error {
+	return &keyError{key: "cron", reason: fmt.Sprintf(format, args...)}
+}
+
+// parseCron calls robfig/cron, turning a panic into an error: the spec is
+// outside input and v3.0.1's parser has panicked on malformed specs before.
+func parseCron(spec string) (sched cron.Schedule, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			sched, err = nil, cronErr("cannot parse %q", spec)
+		}
+	}()
+	sched, err = cronParser.Parse(spec)
+	if err != nil {
+		return nil, cronErr("%v", err)
+	}
+	return sched, nil
+}
+
+// decodeRequest decodes a YAML node into a ScanRequest by way of JSON, so
+// that the keys are exactly the wire names and unknown ones are refused.
+func decodeRequest(n *yaml.Node, r *ScanRequest) error {
+	var raw any
+	if err := n.Decode(&raw); err != nil {
+		return err
+	}
+	if raw == nil {
+		*r = ScanRequest{}
+		return nil
+	}
+	if _, ok := raw.(map[string]any); !ok {
+		return errors.New("want a mapping of request fields")
+	}
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return fmt.Errorf("cannot be expressed as JSON: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var out ScanRequest
+	if err := dec.Decode(&out); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			// The embedded struct's Go name is not part of the wire path.
+			field := strings.TrimPrefix(te.Field, "ScanTaskBody.")
+			return fmt.Errorf("%s: want %s, got %s", field, jsonTypeName(te.Type.String()), te.Value)
+		}
+		return errors.New(strings.TrimPrefix(err.Error(), "json: "))
+	}
+	*r = out
+	return nil
+}
+
+func jsonTypeName(t string) string {
+	switch strings.TrimPrefix(t, "*") {
+	case "int32", "int64", "int":
+		return "a whole number"
+	case "bool":
+		return "true or false"
+	case "string":
+		return "a string"
+	}
+	if strings.HasPrefix(t, "[]") {
+		return "a list"
+	}
+	return "a mapping"
+}
+
+// scheduleYAML is how a schedule is written out: the request as a YAML
+// mapping with its wire names in wire order.
+type scheduleYAML struct {
+	Name         string        `yaml:"name"`
+	Cron         string        `yaml:"cron"`
+	Timezone     string        `yaml:"timezone"`
+	Enabled      bool          `yaml:"enabled"`
+	Queue        string        `yaml:"queue"`
+	Overlap      string        `yaml:"overlap"`
+	MisfireGrace time.Duration `yaml:"misfire_grace"`
+	BatchSize    int           `yaml:"batch_size"`
+	Request      *yaml.Node    `yaml:"request"`
+}
+
+// MarshalYAML writes the request with its JSON (wire) names; yaml.v3 would
+// otherwise lower-case the Go field names of hss.ScanTaskBody.
+func (s Schedule) MarshalYAML() (any, error) {
+	b, err := json.Marshal(s.Request)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the request of schedule %q: %w", s.Name, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	req, err := jsonToNode(dec)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the request of schedule %q: %w", s.Name, err)
+	}
+	return scheduleYAML{
+		Name: s.Name, Cron: s.Cron, Timezone: s.Timezone, Enabled: s.Enabled,
+		Queue: s.Queue, Overlap: s.Overlap, MisfireGrace: s.MisfireGrace,
+		BatchSize: s.BatchSize, Request: req,
+	}, nil
+}
+
+// jsonToNode turns the next JSON value into a YAML node, keeping key order.
+func jsonToNode(dec *json.Decoder) (*yaml.Node, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+		if t == '[' {
+			n = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		}
+		for dec.More() {
+			if n.Kind == yaml.MappingNode {
+				k, err := dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				key, _ := k.(string)
+				n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key})
+			}
+			v, err := jsonToNode(dec)
+			if err != nil {
+				return nil, err
+			}
+			n.Content = append(n.Content, v)
+		}
+		if _, err := dec.Token(); err != nil { // the closing delimiter
+			return nil, err
+		}
+		return n, nil
+	case string:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: t}, nil
+	case json.Number:
+		tag := "!!int"
+		if strings.ContainsAny(string(t), ".eE") {
+			tag = "!!float"
+		}
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: string(t)}, nil
+	case bool:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(t)}, nil
+	case nil:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}, nil
+	}
+	return nil, fmt.Errorf("unexpected JSON token %v", tok)
+}

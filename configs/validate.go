@@ -1,0 +1,280 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Limits that are ours rather than Huawei's; scanq.yaml documents them.
+const (
+	maxBatchSizeLimit = 10000 // hss.max_batch_size: a batch is one request body (12 MB signed)
+	minPageSize       = 10    // scan.page_size: the local-image list API refuses fewer
+	maxPageSize       = 200   // scan.page_size: both list APIs refuse more
+	minGroupGrace     = time.Second
+)
+
+var scheduleName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// Validate checks every setting and returns all problems at once, joined,
+// each a *FieldError naming the field as "section.key".
+func (c *Config) Validate() error {
+	v := &validator{}
+
+	// redis
+	if _, err := ParseRedisURL(c.Redis.URL); err != nil {
+		v.add("redis.url", "%v", err)
+	}
+	v.positive("redis.dial_timeout", c.Redis.DialTimeout)
+
+	// hss
+	h := c.HSS
+	switch h.Endpoint {
+	case Embedded:
+	case "":
+		if _, ok := endpointForRegion(h.Region); !ok {
+			v.add("hss.region", "unknown region %q: with hss.endpoint \"\" the endpoint is derived from the region, so it must be one of the regions HSS serves (or set hss.endpoint to a URL)", h.Region)
+		}
+	default:
+		if err := checkHTTPURL(h.Endpoint, false); err != nil {
+			v.add("hss.endpoint", "must be %q, \"\" (derive from hss.region) or an http(s) URL: %v", Embedded, err)
+		}
+	}
+	if n := len(h.Region); n > 128 {
+		v.add("hss.region", "at most 128 characters, got %d", n)
+	}
+	switch n := len(h.ProjectID); {
+	case n == 0:
+		v.add("hss.project_id", "required")
+	case n > 256:
+		v.add("hss.project_id", "at most 256 characters, got %d", n)
+	case strings.ContainsAny(h.ProjectID, "/?#%") || strings.IndexFunc(h.ProjectID, isSpaceOrControl) >= 0:
+		v.add("hss.project_id", "must not contain '/', '?', '#', '%%', spaces or control characters, got %q", h.ProjectID)
+	}
+	if n := len(h.EnterpriseProjectID); n > 256 {
+		v.add("hss.enterprise_project_id", "at most 256 characters, got %d", n)
+	}
+	if n := len(h.AuthToken); n > 32768 {
+		v.add("hss.auth_token", "at most 32768 characters, got %d", n)
+	}
+	if (h.AK == "") != (h.SK == "") {
+		missing, have := EnvCloudSK, EnvCloudAK
+		if h.AK == "" {
+			missing, have = EnvCloudAK, EnvCloudSK
+		}
+		v.add(missing, "must be set when %s is set", have)
+	}
+	if h.SecurityToken != "" && h.AK == "" {
+		v.add(EnvCloudSecurityToken, "temporary credentials also need %s and %s", EnvCloudAK, EnvCloudSK)
+	}
+	v.positive("hss.timeout", h.Timeout)
+	if !(h.RequestRate > 0) || math.IsInf(h.RequestRate, 0) {
+		v.add("hss.request_rate", "must be a number > 0 (requests per second), got %v", h.RequestRate)
+	}
+	v.atLeast("hss.request_burst", h.RequestBurst, 1)
+	v.notNegative("hss.throttle_cooldown", h.ThrottleCooldown)
+	v.between("hss.max_batch_size", h.MaxBatchSize, 1, maxBatchSizeLimit)
+	v.atLeast("hss.emulator_images", h.EmulatorImages, 0)
+
+	// api
+	if err := checkAddr(c.API.Addr); err != nil {
+		v.add("api.addr", "%v", err)
+	}
+	if c.API.AK != "" && c.API.SK == "" {
+		v.add("api.sk", "must be set when api.ak is set")
+	}
+	if c.API.SK != "" && c.API.AK == "" {
+		v.add("api.ak", "must be set when api.sk is set")
+	}
+	if c.API.MaxBodyBytes < 1 {
+		v.add("api.max_body_bytes", "must be >= 1, got %d", c.API.MaxBodyBytes)
+	}
+	v.positive("api.idempotency_ttl", c.API.IdempotencyTTL)
+
+	// worker
+	w := c.Worker
+	v.atLeast("worker.concurrency", w.Concurrency, 1)
+	v.positive("worker.shutdown_timeout", w.ShutdownTimeout)
+	v.atLeast("worker.weight_critical", w.WeightCritical, 1)
+	v.atLeast("worker.weight_default", w.WeightDefault, 1)
+	v.atLeast("worker.weight_bulk", w.WeightBulk, 1)
+	v.notNegative("worker.max_inline_wait", w.MaxInlineWait)
+	v.positive("worker.poll_interval", w.PollInterval)
+
+	// scan
+	s := c.Scan
+	v.between("scan.batch_size", s.BatchSize, 1, max(c.HSS.MaxBatchSize, 1), "hss.max_batch_size")
+	v.atLeast("scan.pages_ahead", s.PagesAhead, 1)
+	v.between("scan.page_size", s.PageSize, minPageSize, maxPageSize)
+	v.atLeast("scan.dedupe_window_pages", s.DedupeWindowPages, 0)
+	v.notNegative("scan.skip_scanned_within", s.SkipScannedWithin)
+	v.positive("scan.retention", s.Retention)
+	v.positive("scan.rate_period", s.RatePeriod)
+	if s.GroupGracePeriod < minGroupGrace {
+		v.add("scan.group_grace_period", "must be >= 1s (asynq's minimum), got %v", s.GroupGracePeriod)
+	}
+	if s.GroupMaxDelay < s.GroupGracePeriod {
+		v.add("scan.group_max_delay", "must be >= scan.group_grace_period (%v), got %v", s.GroupGracePeriod, s.GroupMaxDelay)
+	}
+
+	// retry
+	v.atLeast("retry.max_attempts", c.Retry.MaxAttempts, 1)
+	v.positive("retry.base", c.Retry.Base)
+	if c.Retry.Cap < c.Retry.Base {
+		v.add("retry.cap", "must be >= retry.base (%v), got %v", c.Retry.Base, c.Retry.Cap)
+	}
+
+	// scheduler
+	v.positive("scheduler.lease", c.Scheduler.Lease)
+	v.positive("scheduler.misfire_grace", c.Scheduler.MisfireGrace)
+	v.positive("scheduler.tick_retention", c.Scheduler.TickRetention)
+
+	// webhook
+	if c.Webhook.URL != "" {
+		// The URL may carry a token, so the parse error (which quotes
+		// it) is not repeated.
+		if checkHTTPURL(c.Webhook.URL, true) != nil {
+			v.add("webhook.url", "must be \"\" or an http(s) URL with a host")
+		}
+	}
+	v.atLeast("webhook.max_attempts", c.Webhook.MaxAttempts, 1)
+
+	// log
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.add("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		v.add("log.format", "must be text or json, got %q", c.Log.Format)
+	}
+
+	// schedules
+	seen := map[string]int{}
+	for i, sc := range c.Schedules {
+		p := schedulePath(i, sc.Name)
+		switch {
+		case sc.Name == "":
+			v.add(p+".name", "required")
+		case !scheduleName.MatchString(sc.Name):
+			v.add(p+".name", "use 1..64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+		}
+		if j, dup := seen[sc.Name]; dup && sc.Name != "" {
+			v.add(p+".name", "schedules[%d] has the same name; names must be unique", j)
+		} else {
+			seen[sc.Name] = i
+		}
+		if strings.TrimSpace(sc.Cron) == "" {
+			v.add(p+".cron", "required")
+		} else if _, err := sc.CronSchedule(); err != nil {
+			key, reason := "cron", err.Error()
+			var ke *keyError
+			if errors.As(err, &ke) {
+				key, reason = ke.key, ke.reason
+			}
+			v.add(p+"."+key, "%s", reason)
+		}
+		switch sc.Queue {
+		case QueueCritical, QueueDefault, QueueBulk:
+		default:
+			v.add(p+".queue", "must be critical, default or bulk, got %q", sc.Queue)
+		}
+		switch sc.Overlap {
+		case OverlapSkip, OverlapAllow:
+		default:
+			v.add(p+".overlap", "must be skip or allow, got %q", sc.Overlap)
+		}
+		v.notNegative(p+".misfire_grace", sc.MisfireGrace)
+		if sc.BatchSize != 0 {
+			v.between(p+".batch_size", sc.BatchSize, 1, max(c.HSS.MaxBatchSize, 1), "hss.max_batch_size")
+		}
+		for _, bad := range validateRequest(&sc.Request) {
+			field, reason, _ := strings.Cut(bad, ": ")
+			v.add(p+".request."+field, "%s", reason)
+		}
+	}
+	return errors.Join(v.errs...)
+}
+
+type validator struct{ errs []error }
+
+func (v *validator) add(field, format string, args ...any) {
+	v.errs = append(v.errs, &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) atLeast(field string, got, least int) {
+	if got < least {
+		v.add(field, "must be >= %d, got %d", least, got)
+	}
+}
+
+// between checks lo <= got <= hi; hiName names the setting hi comes from.
+func (v *validator) between(field string, got, lo, hi int, hiName ...string) {
+	if got >= lo && got <= hi {
+		return
+	}
+	if len(hiName) > 0 {
+		v.add(field, "must be %d..%d (%s), got %d", lo, hi, hiName[0], got)
+		return
+	}
+	v.add(field, "must be %d..%d, got %d", lo, hi, got)
+}
+
+func (v *validator) positive(field string, d time.Duration) {
+	if d <= 0 {
+		v.add(field, "must be > 0, got %v", d)
+	}
+}
+
+func (v *validator) notNegative(field string, d time.Duration) {
+	if d < 0 {
+		v.add(field, "must be >= 0, got %v", d)
+	}
+}
+
+func isSpaceOrControl(r rune) bool { return r <= ' ' || r == 0x7f }
+
+// checkHTTPURL accepts an absolute http or https URL with a host. quiet
+// keeps the URL's text out of the error, for URLs that may hold secrets.
+func checkHTTPURL(s string, quiet bool) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		var ue *url.Error
+		if !quiet && errors.As(err, &ue) {
+			return ue.Err
+		}
+		return errors.New("not a valid URL")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return errors.New("scheme must be http or https")
+	}
+	if u.Host == "" {
+		return errors.New("no host")
+	}
+	if u.Port() != "" {
+		if _, err := strconv.ParseUint(u.Port(), 10, 16); err != nil {
+			return errors.New("bad port")
+		}
+	}
+	return nil
+}
+
+// checkAddr accepts host:port with a numeric port (0 = any free port).
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want host:port such as \":8080\", got %q", addr)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port must be a number 0..65535, got %q", port)
+	}
+	return nil
+}

@@ -1,0 +1,126 @@
+// Package app wires scanq's components into the roles cmd/scanq starts:
+// Redis (or the embedded miniredis), the HSS client (or the embedded
+// emulator), the run store, the limiter and the asynq client and server.
+// It holds no logic of its own beyond that wiring and the role lifecycles.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/hibiken/asynq"
+	"github.com/scanq/scanq/configs"
+	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/hss/hsstest"
+	"github.com/scanq/scanq/internal/limit"
+	"github.com/scanq/scanq/internal/runs"
+	"github.com/scanq/scanq/jobs"
+	"github.com/scanq/scanq/worker"
+)
+
+// App is a configured set of components. Build it with New, Close it when done.
+type App struct {
+	Cfg     *configs.Config
+	Log     *slog.Logger
+	Redis   *Redis
+	HSS     *hss.Client
+	Runs    *runs.Store
+	Starter *runs.Starter
+	Client  *asynq.Client
+	Limiter *limit.Limiter
+	// Emulator is the embedded HSS emulator (hss.endpoint: embedded), nil
+	// against a real HSS.
+	Emulator *hsstest.Server
+}
+
+// New connects the components cfg describes. With redis.url or
+// hss.endpoint set to "embedded" it starts the in-process stand-ins.
+func New(cfg *configs.Config, log *slog.Logger) (*App, error) {
+	a := &App{Cfg: cfg, Log: log}
+	var err error
+	if a.Redis, err = OpenRedis(cfg.Redis.URL, cfg.Redis.DialTimeout); err != nil {
+		return nil, err
+	}
+	endpoint := cfg.HSS.EndpointURL()
+	creds := hss.Credentials{AK: cfg.HSS.AK, SK: cfg.HSS.SK, SecurityToken: cfg.HSS.SecurityToken, AuthToken: cfg.HSS.AuthToken}
+	if cfg.HSS.Endpoint == configs.Embedded {
+		a.Emulator = hsstest.NewServer(hsstest.Options{
+			Images: cfg.HSS.EmulatorImages, LocalImages: cfg.HSS.EmulatorImages / 10, Seed: cfg.HSS.EmulatorSeed,
+			ProjectID: cfg.HSS.ProjectID, Logger: log.With("component", "emulator"),
+		})
+		endpoint = a.Emulator.URL
+		creds = hss.Credentials{} // the embedded emulator runs without authentication
+	}
+	a.HSS, err = hss.NewClient(hss.Config{
+		Endpoint: endpoint, Region: cfg.HSS.Region, ProjectID: cfg.HSS.ProjectID,
+		EnterpriseProjectID: cfg.HSS.EnterpriseProjectID, Credentials: creds, Timeout: cfg.HSS.Timeout,
+	})
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("hss: %w", err)
+	}
+	a.Runs = runs.New(a.Redis.Client, runs.Options{Retention: cfg.Scan.Retention})
+	a.Client = asynq.NewClientFromRedisClient(a.Redis.Client)
+	a.Limiter = limit.New(a.Redis.Client, limit.Options{})
+	a.Starter = &runs.Starter{Store: a.Runs, Client: a.Client, Target: "default",
+		BatchSize: cfg.Scan.BatchSize, MaxBatchSize: cfg.HSS.MaxBatchSize}
+	return a, nil
+}
+
+// Close releases every component.
+func (a *App) Close() {
+	if a.Client != nil {
+		_ = a.Client.Close()
+	}
+	if a.Emulator != nil {
+		a.Emulator.Close()
+	}
+	if a.Redis != nil {
+		a.Redis.Close()
+	}
+}
+
+// Demo reports whether anything runs on the embedded stand-ins.
+func (a *App) Demo() bool { return a.Redis.Mini != nil || a.Emulator != nil }
+
+// Handlers builds the worker's task handlers.
+func (a *App) Handlers() *worker.Handlers {
+	c := a.Cfg
+	return worker.New(worker.Config{
+		PageSize: c.Scan.PageSize, PagesAhead: c.Scan.PagesAhead, DedupeWindow: c.Scan.DedupeWindowPages,
+		RatePeriod: c.Scan.RatePeriod, MaxInlineWait: c.Worker.MaxInlineWait,
+		MaxRetry: c.Retry.MaxAttempts - 1, RetryBase: c.Retry.Base, RetryCap: c.Retry.Cap,
+	}, worker.Target{
+		Name: "default", ProjectID: c.HSS.ProjectID, EnterpriseProjectID: c.HSS.EnterpriseProjectID, Region: c.HSS.Region,
+		RequestRate: c.HSS.RequestRate, RequestBurst: c.HSS.RequestBurst, ThrottleCooldown: c.HSS.ThrottleCooldown,
+	}, worker.Deps{Runs: a.Runs, HSS: a.HSS, Limiter: a.Limiter, Client: a.Client, Logger: a.Log})
+}
+
+// Queues are the worker's queues and their weights.
+func (a *App) Queues() map[string]int {
+	w := a.Cfg.Worker
+	return map[string]int{jobs.QueueCritical: w.WeightCritical, jobs.QueueDefault: w.WeightDefault, jobs.QueueBulk: w.WeightBulk}
+}
+
+// RunWorker processes tasks until ctx is done, then stops fetching, lets
+// in-flight tasks finish within worker.shutdown_timeout and returns the rest
+// to their queues.
+func (a *App) RunWorker(ctx context.Context) error {
+	h := a.Handlers()
+	w := a.Cfg.Worker
+	srv := asynq.NewServerFromRedisClient(a.Redis.Client,
+		h.ServerConfig(w.Concurrency, a.Queues(), w.PollInterval, w.ShutdownTimeout, asynqLogger{a.Log.With("component", "asynq")}))
+	if err := srv.Start(h.Mux()); err != nil {
+		return fmt.Errorf("starting worker: %w", err)
+	}
+	a.Log.Info("worker started", "concurrency", w.Concurrency, "queues", a.Queues())
+	<-ctx.Done()
+	a.Log.Info("worker stopping: in-flight batches finish, the rest go back to the queue", "timeout", w.ShutdownTimeout)
+	srv.Shutdown()
+	return nil
+}
+
+// ErrRunFailed is returned by commands whose run did not submit every image.
+var ErrRunFailed = errors.New("run did not submit every image")

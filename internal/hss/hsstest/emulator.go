@@ -1,0 +1,659 @@
+// Package hsstest is an in-process emulator of the Huawei Cloud HSS v5
+// image-scan API, in the manner of net/http/httptest: NewServer starts one
+// on a loopback port, NewHandler gives the http.Handler to embed, and Main
+// is the `scanq emulator` command.
+//
+// It owns a deterministic synthetic tenant (registry images and images on
+// hosts, generated from a seed without being held in memory), the four
+// operations scanq uses (CreateManualImageScanTask, ListRegistryImages,
+// ListImageLocal, ListImageScanTask) with the API's validation, error JSON
+// and AK/SK or token authentication, and knobs to make it misbehave: 5xx and
+// 429 faults, a request-rate limit, latency. /emulator/v1 routes expose what
+// it received, for tests and demos.
+//
+// It is faithful enough that the official Go SDK (huaweicloud-sdk-go-v3,
+// services/hss/v5) talks to it unchanged; request validation and signature
+// checks are internal/hss's and internal/hss/signer's, so the emulator and
+// scanq cannot drift apart.
+package hsstest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/hss/signer"
+)
+
+// Options configure an Emulator. The zero value is a valid, empty,
+// unauthenticated emulator.
+type Options struct {
+	// Images and LocalImages size the synthetic registry and host
+	// inventories. Seed makes them (and the fault sequence) reproducible.
+	Images      int
+	LocalImages int
+	Seed        int64
+	// ProjectID, when set, is the only project_id the API answers for;
+	// "" accepts any.
+	ProjectID string
+	// Credentials maps AK to SK for AK/SK-signed requests; empty turns
+	// signature checks off.
+	Credentials map[string]string
+	// Token is the accepted X-Auth-Token. With no Token and no Credentials,
+	// authentication is off.
+	Token string
+	// APIRate caps API calls per second over all operations (0 = no cap);
+	// calls over it get 429 APIGW.0308.
+	APIRate float64
+	// FailRate, ThrottleRate and Latency are the initial Faults.
+	FailRate, ThrottleRate float64
+	Latency                time.Duration
+	// ScanTime is how long a task takes per image, for the progress
+	// ListImageScanTask shows (0 = 1s). A task's rate_limit slows it
+	// further: at most rate_limit images per hour.
+	ScanTime time.Duration
+	// MaxSubmissions bounds how many accepted creates Submissions keeps,
+	// newest last (0 = all, -1 = none). Stats count every one regardless.
+	MaxSubmissions int
+	// Now is the clock for signatures, the rate limit, submissions and task
+	// progress (default time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Validate checks the options, naming the bad field.
+func (o *Options) Validate() error {
+	switch {
+	case o.Images < 0:
+		return fmt.Errorf("hsstest options: Images %d is negative", o.Images)
+	case o.Images > 1<<31-2:
+		return fmt.Errorf("hsstest options: Images %d exceeds %d", o.Images, 1<<31-2)
+	case o.LocalImages < 0:
+		return fmt.Errorf("hsstest options: LocalImages %d is negative", o.LocalImages)
+	case o.LocalImages > 1<<31-2:
+		return fmt.Errorf("hsstest options: LocalImages %d exceeds %d", o.LocalImages, 1<<31-2)
+	case o.APIRate < 0:
+		return fmt.Errorf("hsstest options: APIRate %v is negative", o.APIRate)
+	case o.ScanTime < 0:
+		return fmt.Errorf("hsstest options: ScanTime %s is negative", o.ScanTime)
+	case o.MaxSubmissions < -1:
+		return fmt.Errorf("hsstest options: MaxSubmissions %d is below -1", o.MaxSubmissions)
+	}
+	for ak, sk := range o.Credentials {
+		if ak == "" || sk == "" {
+			return errors.New("hsstest options: Credentials has an empty access or secret key")
+		}
+	}
+	if err := (Faults{o.FailRate, o.ThrottleRate, o.Latency}).Validate(); err != nil {
+		return fmt.Errorf("hsstest options: %w", err)
+	}
+	return nil
+}
+
+// MaxBodyBytes is the largest request body accepted, as for an AK/SK-signed
+// request at the API gateway; larger is 413 APIGW.0201.
+const MaxBodyBytes = 12 << 20
+
+// Emulator is the HSS API as an http.Handler. Its methods are safe for
+// concurrent use.
+type Emulator struct {
+	opts   Options
+	now    func() time.Time
+	log    *slog.Logger
+	inv    *inventory
+	faults *faultState
+	rec    *recorder
+	reqSeq atomic.Uint64
+}
+
+var _ http.Handler = (*Emulator)(nil)
+
+// NewHandler returns an Emulator for embedding in a server. It panics if
+// opts are invalid, as httptest.NewServer panics when it cannot listen: a
+// test set-up mistake. Check opts.Validate first where the options come
+// from outside.
+func NewHandler(opts Options) *Emulator {
+	if err := opts.Validate(); err != nil {
+		panic(err)
+	}
+	e := &Emulator{
+		opts: opts,
+		now:  opts.Now,
+		log:  opts.Logger,
+		inv:  newInventory(opts.Seed, opts.Images, opts.LocalImages),
+		rec:  newRecorder(opts.Seed, opts.MaxSubmissions, opts.Images),
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.opts.ScanTime == 0 {
+		e.opts.ScanTime = time.Second
+	}
+	e.faults = newFaultState(opts.Seed, Faults{opts.FailRate, opts.ThrottleRate, opts.Latency}, opts.APIRate)
+	return e
+}
+
+// SetFaults replaces the fault configuration.
+func (e *Emulator) SetFaults(f Faults) error {
+	if err := f.Validate(); err != nil {
+		return fmt.Errorf("set faults: %w", err)
+	}
+	e.faults.set(f)
+	return nil
+}
+
+// Faults returns the current fault configuration.
+func (e *Emulator) Faults() Faults {
+	f, _, _ := e.faults.get()
+	return f
+}
+
+// SetAPIRate changes the API request-rate cap (0 = none).
+func (e *Emulator) SetAPIRate(r float64) error {
+	if !(r >= 0) {
+		return fmt.Errorf("set api rate: %v is negative", r)
+	}
+	e.faults.setAPIRate(r)
+	return nil
+}
+
+// FailNext makes the next k API calls fail with status and error code
+// (code "" picks the usual one for the status), ahead of any random fault.
+func (e *Emulator) FailNext(k, status int, code string) {
+	e.faults.addFailNext(k, status, code)
+}
+
+// Submissions returns the accepted create requests, oldest first.
+func (e *Emulator) Submissions() []Submission { return e.rec.submissionList() }
+
+// Stats returns the counters.
+func (e *Emulator) Stats() Stats { return e.rec.snapshot() }
+
+// RegistryImages returns every registry image, by id. It materialises the
+// whole inventory: meant for tests with small inventories.
+func (e *Emulator) RegistryImages() []hss.RegistryImage { return e.inv.allRegistry() }
+
+// RegistryImageCount is the number of registry images.
+func (e *Emulator) RegistryImageCount() int { return e.inv.countRegistry(&regQuery{}) }
+
+// LocalImages returns every local image, in listing order.
+func (e *Emulator) LocalImages() []hss.LocalImage {
+	out := make([]hss.LocalImage, e.inv.m)
+	for i := range out {
+		out[i] = e.inv.local(i).Image()
+	}
+	return out
+}
+
+// AddRegistryImage adds an image; namespace, image_name and image_version
+// are required and their key must be new. Missing ids, digests and the
+// registry are filled in. It returns the image as it will be listed.
+func (e *Emulator) AddRegistryImage(img hss.RegistryImage) (hss.RegistryImage, error) {
+	it, err := e.inv.add(img)
+	if err != nil {
+		return hss.RegistryImage{}, err
+	}
+	return it.Image(), nil
+}
+
+// RemoveRegistryImage removes the image with key "namespace/name:version".
+func (e *Emulator) RemoveRegistryImage(key string) error { return e.inv.remove(key) }
+
+// SetScanned marks the image with key "namespace/name:version" scanned
+// successfully at t.
+func (e *Emulator) SetScanned(key string, t time.Time) error { return e.inv.setScanned(key, t) }
+
+// ---- HTTP ----
+
+// Wire messages of the API gateway (APIGW) for authentication failures.
+const (
+	msgIAMPrefix     = "Incorrect IAM authentication information: "
+	msgBadSignature  = msgIAMPrefix + "verify aksk signature fail"
+	msgUnknownAK     = msgIAMPrefix + "Get secretKey failed,ak:******,err:ak not exist"
+	msgNoToken       = msgIAMPrefix + "x-auth-token not found"
+	msgBadToken      = msgIAMPrefix + "decrypt token fail"
+	msgNotFoundRoute = "The API does not exist or has not been published in the environment."
+)
+
+// apiError is the error JSON of every status >= 400.
+type apiError struct {
+	ErrorCode string `json:"error_code"`
+	ErrorMsg  string `json:"error_msg"`
+	RequestID string `json:"request_id"`
+}
+
+// Route names used in Stats.Routes.
+const (
+	routeCreate       = "create"
+	routeListRegistry = "list_registry"
+	routeListLocal    = "list_local"
+	routeListTasks    = "list_tasks"
+	routeUnknown      = "unknown"
+)
+
+// statusWriter remembers the status for the stats.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// newRequestID returns 32 hex digits, like the gateway's X-Request-Id, and
+// deterministic for a seed.
+func (e *Emulator) newRequestID() string {
+	return hexOf(hashOf(uint64(e.opts.Seed), domRequestID, e.reqSeq.Add(1)), 2)
+}
+
+// ServeHTTP routes API calls under /v5/ and debug calls under /emulator/v1/.
+func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rid := e.newRequestID()
+	w.Header().Set("X-Request-Id", rid)
+	if strings.HasPrefix(r.URL.Path, "/emulator/") {
+		e.serveDebug(w, r, rid)
+		return
+	}
+	route, project := matchRoute(r.Method, r.URL.Path)
+	sw := &statusWriter{ResponseWriter: w}
+	start := time.Now()
+	e.serveAPI(sw, r, rid, route, project)
+	if sw.status == 0 {
+		sw.status = http.StatusOK
+	}
+	e.rec.request(route, sw.status)
+	e.log.Debug("hss emulator request", "method", r.Method, "path", r.URL.Path, "route", route,
+		"status", sw.status, "request_id", rid, "duration", time.Since(start))
+}
+
+// matchRoute maps a request to an operation and its project_id.
+func matchRoute(method, path string) (route, project string) {
+	rest, ok := strings.CutPrefix(path, "/v5/")
+	if !ok {
+		return routeUnknown, ""
+	}
+	project, sub, ok := strings.Cut(rest, "/")
+	if !ok || project == "" {
+		return routeUnknown, ""
+	}
+	switch {
+	case method == http.MethodPost && sub == "image/image-scan/tasks":
+		return routeCreate, project
+	case method == http.MethodGet && sub == "image/registries/images":
+		return routeListRegistry, project
+	case method == http.MethodGet && sub == "image/local-repositories":
+		return routeListLocal, project
+	case method == http.MethodGet && sub == "image/tasks":
+		return routeListTasks, project
+	}
+	return routeUnknown, ""
+}
+
+func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, rid, route, project string) {
+	if route == routeUnknown {
+		e.writeError(w, rid, http.StatusNotFound, "APIGW.0101", msgNotFoundRoute)
+		return
+	}
+	inj, faulted, latency := e.faults.take()
+	if latency > 0 {
+		t := time.NewTimer(latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	if faulted {
+		e.rec.count(&e.rec.stats.Injected)
+		e.writeError(w, rid, inj.status, inj.code, inj.msg)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	if err != nil {
+		e.writeError(w, rid, http.StatusBadRequest, "APIGW.0201", "API request error.")
+		return
+	}
+	if len(body) > MaxBodyBytes {
+		e.writeError(w, rid, http.StatusRequestEntityTooLarge, "APIGW.0201", "Request entity too large.")
+		return
+	}
+	now := e.now()
+	if code, msg, ok := e.authenticate(r, body, now); !ok {
+		e.rec.count(&e.rec.stats.AuthFailures)
+		e.writeError(w, rid, http.StatusUnauthorized, code, msg)
+		return
+	}
+	if limit, ok := e.faults.allow(now); !ok {
+		e.rec.count(&e.rec.stats.Throttled)
+		e.writeError(w, rid, http.StatusTooManyRequests, "APIGW.0308", throttleMessage(limit))
+		return
+	}
+	if msg, ok := e.checkProject(r, project); !ok {
+		e.writeError(w, rid, http.StatusBadRequest, "HSS.0010", msg)
+		return
+	}
+	if n := utf8.RuneCountInString(project); n > 256 {
+		e.writeHSSError(w, rid, &hss.ValidationError{Field: "project_id", Reason: fmt.Sprintf("length %d exceeds 256", n)})
+		return
+	}
+	switch route {
+	case routeCreate:
+		e.create(w, r, rid, project, body, now)
+	case routeListRegistry:
+		q, err := parseRegistryQuery(r.URL.Query())
+		if err != nil {
+			e.writeHSSError(w, rid, err)
+			return
+		}
+		total, page := e.inv.listRegistry(q)
+		e.writeJSON(w, http.StatusOK, struct {
+			TotalNum int            `json:"total_num"`
+			DataList []RegistryItem `json:"data_list"`
+		}{total, page})
+	case routeListLocal:
+		q, err := parseLocalQuery(r.URL.Query())
+		if err != nil {
+			e.writeHSSError(w, rid, err)
+			return
+		}
+		total, page := e.inv.listLocal(q)
+		if page == nil {
+			page = []LocalItem{}
+		}
+		e.writeJSON(w, http.StatusOK, struct {
+			TotalNum int         `json:"total_num"`
+			DataList []LocalItem `json:"data_list"`
+		}{total, page})
+	case routeListTasks:
+		q, err := parseTaskQuery(r.URL.Query())
+		if err != nil {
+			e.writeHSSError(w, rid, err)
+			return
+		}
+		total, page := e.rec.listTasks(q, now)
+		e.writeJSON(w, http.StatusOK, struct {
+			TotalNum int        `json:"total_num"`
+			DataList []TaskItem `json:"data_list"`
+		}{total, page})
+	}
+}
+
+// authenticate applies AK/SK or token authentication. A request with an
+// SDK-HMAC-SHA256 Authorization header is judged by its signature alone;
+// any other by its X-Auth-Token. Messages are the gateway's.
+func (e *Emulator) authenticate(r *http.Request, body []byte, now time.Time) (code, msg string, ok bool) {
+	if len(e.opts.Credentials) == 0 && e.opts.Token == "" {
+		return "", "", true
+	}
+	if strings.HasPrefix(r.Header.Get(signer.HeaderAuthorization), signer.Algorithm) {
+		lookup := func(ak string) (string, bool) {
+			sk, ok := e.opts.Credentials[ak]
+			return sk, ok
+		}
+		_, err := signer.Verify(r, body, lookup, now, signer.DefaultMaxSkew)
+		if err == nil {
+			return "", "", true
+		}
+		e.rec.count(&e.rec.stats.BadSignatures)
+		switch {
+		case errors.Is(err, signer.ErrUnknownKey):
+			return "APIGW.0301", msgUnknownAK, false
+		case errors.Is(err, signer.ErrClockSkew):
+			return "APIGW.0301", fmt.Sprintf("%ssignature expired, signature time:%s,server time:%s",
+				msgIAMPrefix, r.Header.Get(signer.HeaderDate), now.UTC().Format(signer.DateLayout)), false
+		}
+		return "APIGW.0301", msgBadSignature, false
+	}
+	tok := r.Header.Get("X-Auth-Token")
+	switch {
+	case tok == "":
+		return "APIGW.0301", msgNoToken, false
+	case e.opts.Token == "" || tok != e.opts.Token:
+		return "APIGW.0301", msgBadToken, false
+	}
+	return "", "", true
+}
+
+// checkProject refuses a project the emulator does not serve. The real
+// service answers for the project the credentials are scoped to; the
+// emulator calls a mismatch access denied (400 HSS.0010), the documented
+// code for it, rather than 401: the credentials are fine, the project is
+// not theirs. X-Project-Id, which the SDK adds to signed requests, must
+// agree with the path.
+func (e *Emulator) checkProject(r *http.Request, project string) (msg string, ok bool) {
+	if e.opts.ProjectID != "" && project != e.opts.ProjectID {
+		return "Access denied: the project_id in the path is not the project of these credentials", false
+	}
+	if h := r.Header.Get("X-Project-Id"); h != "" && h != project {
+		return "Access denied: X-Project-Id does not match the project_id in the path", false
+	}
+	return "", true
+}
+
+// create is CreateManualImageScanTask.
+func (e *Emulator) create(w http.ResponseWriter, r *http.Request, rid, project string, body []byte, now time.Time) {
+	q := r.URL.Query()
+	req := hss.CreateScanTaskRequest{
+		ProjectID:           project,
+		EnterpriseProjectID: q.Get("enterprise_project_id"),
+		GlobalImageType:     q.Get("global_image_type"),
+		Region:              r.Header.Get("Region"),
+	}
+	if err := req.Validate(); err != nil { // path, query and header; the body is empty so far
+		e.writeHSSError(w, rid, err)
+		return
+	}
+	b, err := hss.DecodeScanTaskBody(body)
+	if err != nil {
+		e.writeHSSError(w, rid, err)
+		return
+	}
+	imageType, _ := hss.NormalizeImageType(req.GlobalImageType)
+	images := e.taskImages(b, imageType)
+	t := &task{
+		imageType: imageType,
+		begin:     now,
+		duration:  e.taskDuration(images, b.RateLimit),
+		scanScope: hss.ScanScopeAll,
+		isAll:     b.IsAll != nil && *b.IsAll,
+		images:    images,
+	}
+	if b.ScanScope != nil {
+		t.scanScope = *b.ScanScope
+	}
+	if b.RateLimit != nil {
+		t.rateLimit = *b.RateLimit
+	}
+	s := e.rec.accept(Submission{
+		Time:                now,
+		RequestID:           rid,
+		ProjectID:           project,
+		Query:               q,
+		EnterpriseProjectID: req.EnterpriseProjectID,
+		GlobalImageType:     imageType,
+		Region:              req.Region,
+		Body:                *b,
+		Images:              images,
+	}, t)
+	e.log.Info("hss emulator accepted scan", "request_id", rid, "seq", s.Seq, "task_id", s.TaskID,
+		"global_image_type", imageType, "images", images, "image_info", len(b.ImageInfo))
+	e.writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// taskImages counts the images a create covers.
+func (e *Emulator) taskImages(b *hss.ScanTaskBody, imageType string) int {
+	switch {
+	case len(b.ImageInfo) > 0:
+		return len(b.ImageInfo)
+	case imageType == hss.ImageTypeLocal && b.IsAll != nil && *b.IsAll:
+		return e.inv.countLocal(&localQuery{})
+	case imageType == hss.ImageTypeLocal && b.QueryInfo != nil:
+		return e.inv.countLocal(localQueryFromInfo(b.QueryInfo))
+	case b.IsAll != nil && *b.IsAll:
+		return e.inv.countRegistry(&regQuery{})
+	case b.QueryInfo != nil:
+		return e.inv.countRegistry(registryQueryFromInfo(b.QueryInfo))
+	}
+	return 0
+}
+
+func (e *Emulator) taskDuration(images int, rateLimit *int32) time.Duration {
+	per := e.opts.ScanTime
+	if rateLimit != nil && *rateLimit > 0 {
+		per = max(per, time.Hour/time.Duration(*rateLimit))
+	}
+	return time.Duration(images) * per
+}
+
+func (e *Emulator) writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.WriteHeader(status)
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		e.log.Debug("hss emulator: write response", "err", err)
+	}
+}
+
+func (e *Emulator) writeError(w http.ResponseWriter, rid string, status int, code, msg string) {
+	e.writeJSON(w, status, apiError{ErrorCode: code, ErrorMsg: msg, RequestID: rid})
+}
+
+// writeHSSError answers a validation or parse error as HSS does.
+func (e *Emulator) writeHSSError(w http.ResponseWriter, rid string, err error) {
+	code := hss.ErrorCodeFor(err)
+	if code == "" {
+		e.writeError(w, rid, http.StatusInternalServerError, "HSS.1000", "System error.")
+		return
+	}
+	e.writeError(w, rid, http.StatusBadRequest, code, err.Error())
+}
+
+// ---- debug routes ----
+
+// FaultsRequest is the body of POST /emulator/v1/faults. Absent fields keep
+// their current value. Latency is a Go duration ("250ms").
+type FaultsRequest struct {
+	FailRate     *float64  `json:"fail_rate,omitempty"`
+	ThrottleRate *float64  `json:"throttle_rate,omitempty"`
+	Latency      *string   `json:"latency,omitempty"`
+	APIRate      *float64  `json:"api_rate,omitempty"`
+	FailNext     *FailNext `json:"fail_next,omitempty"`
+}
+
+// FailNext asks for the next Count API calls to fail with Status and Code.
+type FailNext struct {
+	Count  int    `json:"count"`
+	Status int    `json:"status"`
+	Code   string `json:"code,omitempty"`
+}
+
+// FaultsState is the answer of GET and POST /emulator/v1/faults.
+type FaultsState struct {
+	Faults
+	APIRate         float64 `json:"api_rate"`
+	FailNextPending int     `json:"fail_next_pending"`
+}
+
+// MarshalJSON flattens the embedded Faults.
+func (s FaultsState) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		faultsJSON
+		APIRate         float64 `json:"api_rate"`
+		FailNextPending int     `json:"fail_next_pending"`
+	}{faultsJSON{s.FailRate, s.ThrottleRate, s.Latency.String()}, s.APIRate, s.FailNextPending})
+}
+
+func (e *Emulator) serveDebug(w http.ResponseWriter, r *http.Request, rid string) {
+	switch {
+	case r.URL.Path == "/emulator/v1/stats" && r.Method == http.MethodGet:
+		e.writeJSON(w, http.StatusOK, e.Stats())
+	case r.URL.Path == "/emulator/v1/submissions" && r.Method == http.MethodGet:
+		subs := e.Submissions()
+		if subs == nil {
+			subs = []Submission{}
+		}
+		e.writeJSON(w, http.StatusOK, subs)
+	case r.URL.Path == "/emulator/v1/faults" && r.Method == http.MethodGet:
+		e.writeJSON(w, http.StatusOK, e.faultsState())
+	case r.URL.Path == "/emulator/v1/faults" && r.Method == http.MethodPost:
+		if err := e.applyFaults(r); err != nil {
+			e.writeError(w, rid, http.StatusBadRequest, "HSS.0001", err.Error())
+			return
+		}
+		e.writeJSON(w, http.StatusOK, e.faultsState())
+	default:
+		e.writeError(w, rid, http.StatusNotFound, "APIGW.0101", msgNotFoundRoute)
+	}
+}
+
+func (e *Emulator) faultsState() FaultsState {
+	f, rate, pending := e.faults.get()
+	return FaultsState{Faults: f, APIRate: rate, FailNextPending: pending}
+}
+
+func (e *Emulator) applyFaults(r *http.Request) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	var req FaultsRequest
+	if err := dec.Decode(&req); err != nil {
+		return fmt.Errorf("decode faults request: %w", err)
+	}
+	f := e.Faults()
+	if req.FailRate != nil {
+		f.FailRate = *req.FailRate
+	}
+	if req.ThrottleRate != nil {
+		f.ThrottleRate = *req.ThrottleRate
+	}
+	if req.Latency != nil {
+		d, err := time.ParseDuration(*req.Latency)
+		if err != nil {
+			return fmt.Errorf("latency: %w", err)
+		}
+		f.Latency = d
+	}
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	if req.APIRate != nil && !(*req.APIRate >= 0) {
+		return fmt.Errorf("api_rate %v is negative", *req.APIRate)
+	}
+	if fn := req.FailNext; fn != nil {
+		switch {
+		case fn.Count < 0 || fn.Count > 1_000_000:
+			return fmt.Errorf("fail_next.count %d is outside 0..1000000", fn.Count)
+		case fn.Status < 400 || fn.Status > 599:
+			return fmt.Errorf("fail_next.status %d is outside 400..599", fn.Status)
+		}
+	}
+	e.faults.set(f)
+	if req.APIRate != nil {
+		e.faults.setAPIRate(*req.APIRate)
+	}
+	if fn := req.FailNext; fn != nil {
+		e.FailNext(fn.Count, fn.Status, fn.Code)
+	}
+	return nil
+}

@@ -1,0 +1,151 @@
+package worker_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/hss/hsstest"
+	"github.com/scanq/scanq/internal/limit"
+	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/runs"
+	"github.com/scanq/scanq/jobs"
+	"github.com/scanq/scanq/worker"
+)
+
+const project = "0123456789abcdef0123456789abcdef"
+
+// env is one worker process's worth of components on one Redis, against an
+// emulator: what a test needs to start runs and watch them finish.
+type env struct {
+	t       *testing.T
+	b       *redistest.Backend
+	emu     *hsstest.Server
+	client  *hss.Client
+	store   *runs.Store
+	starter *runs.Starter
+	h       *worker.Handlers
+	srv     *asynq.Server
+}
+
+type envOpts struct {
+	emu    hsstest.Options
+	cfg    worker.Config
+	target worker.Target
+	wrap   func(worker.HSS) worker.HSS
+}
+
+func newEnv(t *testing.T, b *redistest.Backend, o envOpts) *env {
+	t.Helper()
+	if o.emu.Seed == 0 {
+		o.emu.Seed = 7
+	}
+	o.emu.ProjectID = project
+	emu := hsstest.NewServer(o.emu)
+	t.Cleanup(emu.Close)
+	client, err := hss.NewClient(hss.Config{Endpoint: emu.URL, ProjectID: project, Region: "cn-north-4", Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac := asynq.NewClientFromRedisClient(b.Client)
+	store := runs.New(b.Client, runs.Options{Retention: time.Hour})
+	var api worker.HSS = client
+	if o.wrap != nil {
+		api = o.wrap(client)
+	}
+	if o.cfg.RetryBase == 0 {
+		o.cfg.RetryBase, o.cfg.RetryCap = 5*time.Millisecond, 50*time.Millisecond
+	}
+	if o.cfg.MaxInlineWait == 0 {
+		o.cfg.MaxInlineWait = time.Second
+	}
+	o.target.ProjectID = project
+	logger := slog.New(slog.DiscardHandler)
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	h := worker.New(o.cfg, o.target, worker.Deps{Runs: store, HSS: api, Limiter: limit.New(b.Client, limit.Options{}), Client: ac, Logger: logger})
+	e := &env{t: t, b: b, emu: emu, client: client, store: store, h: h,
+		starter: &runs.Starter{Store: store, Client: ac, Target: "default", BatchSize: 100, MaxBatchSize: 100}}
+	e.start(4)
+	t.Cleanup(func() { _ = ac.Close() })
+	return e
+}
+
+func (e *env) start(concurrency int) {
+	cfg := e.h.ServerConfig(concurrency, map[string]int{jobs.QueueCritical: 6, jobs.QueueDefault: 3, jobs.QueueBulk: 1},
+		50*time.Millisecond, 2*time.Second, quietLogger{})
+	cfg.TaskCheckInterval = 20 * time.Millisecond
+	e.srv = asynq.NewServerFromRedisClient(e.b.Client, cfg)
+	if err := e.srv.Start(e.h.Mux()); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(e.srv.Shutdown)
+}
+
+// startRun starts a run from req with opts.
+func (e *env) startRun(req jobs.ScanRequest, opts jobs.Options) *jobs.Run {
+	e.t.Helper()
+	r, err := e.starter.Start(context.Background(), req, opts, jobs.Trigger{Kind: "cli"})
+	if err != nil {
+		e.t.Fatalf("starting run: %v", err)
+	}
+	return r
+}
+
+// wait polls run id until it is final, failing the test after limit.
+func (e *env) wait(id string, limit time.Duration) *jobs.Run {
+	e.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		r, err := e.store.Get(context.Background(), id)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if r.State.Final() {
+			return r
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("run %s not finished after %s: %s %+v", id, limit, r.State, r.Counters)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// submitted returns how often each image key reached HSS, and the batch sizes.
+func (e *env) submitted() (map[string]int, []int) {
+	seen := map[string]int{}
+	var sizes []int
+	for _, s := range e.emu.Submissions() {
+		sizes = append(sizes, len(s.Body.ImageInfo))
+		for _, img := range s.Body.ImageInfo {
+			seen[jobs.ImageKey(img)]++
+		}
+	}
+	return seen, sizes
+}
+
+func checkCountersAddUp(t *testing.T, r *jobs.Run) {
+	t.Helper()
+	c := r.Counters
+	if c.ImagesTotal != c.ImagesSubmitted+c.Skipped()+c.ImagesFailed {
+		t.Fatalf("counters do not add up: total %d != submitted %d + skipped %d + failed %d", c.ImagesTotal, c.ImagesSubmitted, c.Skipped(), c.ImagesFailed)
+	}
+	if c.BatchesTotal != c.BatchesSubmitted+c.BatchesFailed+c.BatchesSkipped {
+		t.Fatalf("batch counters do not add up: %+v", c)
+	}
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Debug(...any) {}
+func (quietLogger) Info(...any)  {}
+func (quietLogger) Warn(...any)  {}
+func (quietLogger) Error(...any) {}
+func (quietLogger) Fatal(...any) {}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,198 @@
+package worker_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/hss/hsstest"
+	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/jobs"
+	"github.com/scanq/scanq/worker"
+)
+
+func TestIsAllSubmitsEveryImageOnceInBoundedBatches(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 1234}})
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), ScanScope: ptr(hss.ScanScopeAll)}}, jobs.Options{BatchSize: 50})
+		r = e.wait(r.ID, 30*time.Second)
+		if r.State != jobs.StateSucceeded {
+			t.Fatalf("state %s: %+v %+v", r.State, r.Counters, r.Errors)
+		}
+		seen, sizes := e.submitted()
+		want := e.emu.RegistryImages()
+		if len(seen) != len(want) {
+			t.Fatalf("%d distinct images submitted, want %d", len(seen), len(want))
+		}
+		for _, img := range want {
+			if n := seen[jobs.ImageKey(img.ImageInfo())]; n != 1 {
+				t.Fatalf("image %s submitted %d times", jobs.ImageKey(img.ImageInfo()), n)
+			}
+		}
+		for _, n := range sizes {
+			if n > 50 || n == 0 {
+				t.Fatalf("batch of %d images, want 1..50", n)
+			}
+		}
+		if c := r.Counters; c.ImagesTotal != 1234 || c.ImagesSubmitted != 1234 || c.BatchesTotal != int64(len(sizes)) {
+			t.Fatalf("counters %+v, %d calls", c, len(sizes))
+		}
+		checkCountersAddUp(t, r)
+		// The scan parameters reached HSS on every call.
+		for _, s := range e.emu.Submissions() {
+			if s.Body.ScanScope == nil || *s.Body.ScanScope != hss.ScanScopeAll || s.Body.IsAll != nil {
+				t.Fatalf("submission body %+v", s.Body)
+			}
+		}
+	})
+}
+
+func TestQueryInfoSubmitsExactlyTheMatchingImages(t *testing.T) {
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 600}})
+	ns := e.emu.RegistryImages()[0].Namespace
+	want := map[string]bool{}
+	for _, img := range e.emu.RegistryImages() {
+		if img.Namespace == ns {
+			want[jobs.ImageKey(img.ImageInfo())] = true
+		}
+	}
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{QueryInfo: &hss.QueryInfo{Namespace: &ns}}}, jobs.Options{BatchSize: 7})
+	r = e.wait(r.ID, 30*time.Second)
+	seen, sizes := e.submitted()
+	if len(seen) != len(want) || len(want) == 0 {
+		t.Fatalf("%d images submitted, want %d", len(seen), len(want))
+	}
+	for k := range seen {
+		if !want[k] {
+			t.Fatalf("image %s does not match namespace %s", k, ns)
+		}
+	}
+	for _, n := range sizes {
+		if n > 7 {
+			t.Fatalf("batch of %d > 7", n)
+		}
+	}
+	if r.State != jobs.StateSucceeded || r.Counters.ImagesSubmitted != int64(len(want)) {
+		t.Fatalf("%s %+v", r.State, r.Counters)
+	}
+}
+
+func TestImageInfoIsCutIntoBatches(t *testing.T) {
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 10}})
+	var imgs []hss.ImageInfo
+	for i := range 7 {
+		imgs = append(imgs, hss.ImageInfo{Namespace: "team", ImageName: "app", ImageVersion: string(rune('a' + i))})
+	}
+	imgs = append(imgs, imgs[2]) // named twice: submitted once
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{ImageInfo: imgs, RateLimit: ptr(int32(0))}}, jobs.Options{BatchSize: 3})
+	r = e.wait(r.ID, 10*time.Second)
+	seen, sizes := e.submitted()
+	if len(seen) != 7 || len(sizes) != 3 {
+		t.Fatalf("%d images in %d calls, want 7 in 3", len(seen), len(sizes))
+	}
+	c := r.Counters
+	if c.ImagesTotal != 8 || c.ImagesSubmitted != 7 || c.ImagesSkipped[jobs.SkipDuplicate] != 1 {
+		t.Fatalf("counters %+v", c)
+	}
+	// rate_limit 0 set by the user is passed on.
+	if s := e.emu.Submissions()[0]; s.Body.RateLimit == nil || *s.Body.RateLimit != 0 {
+		t.Fatalf("rate_limit not passed on: %+v", s.Body.RateLimit)
+	}
+	checkCountersAddUp(t, r)
+}
+
+func TestDryRunSubmitsNothing(t *testing.T) {
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 450}})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), RateLimit: ptr(int32(600))}}, jobs.Options{DryRun: true})
+	r = e.wait(r.ID, 10*time.Second)
+	if n := len(e.emu.Submissions()); n != 0 {
+		t.Fatalf("dry run made %d submissions", n)
+	}
+	c := r.Counters
+	// rate 600/h caps the batch at 10: 450 images → 45 batches, 45 minutes.
+	if r.BatchSize != 10 || c.ImagesTotal != 450 || c.ImagesSkipped[jobs.SkipDryRun] != 450 || c.BatchesTotal != 45 {
+		t.Fatalf("batch size %d, counters %+v", r.BatchSize, c)
+	}
+	if d := r.ExpectedDuration(c.ImagesSkipped[jobs.SkipDryRun], time.Hour); d != 45*time.Minute {
+		t.Fatalf("expected duration %s, want 45m", d)
+	}
+	checkCountersAddUp(t, r)
+}
+
+func TestSkipScannedWithin(t *testing.T) {
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 300}})
+	// Scan ten images now; the rest keep their synthetic (older) scan times.
+	recent := map[string]bool{}
+	for _, img := range e.emu.RegistryImages()[:10] {
+		if err := e.emu.SetScanned(img.Namespace+"/"+img.ImageName+":"+img.ImageVersion, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		recent[jobs.ImageKey(img.ImageInfo())] = true
+	}
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{SkipScannedWithin: jobs.Duration(time.Hour)})
+	r = e.wait(r.ID, 10*time.Second)
+	seen, _ := e.submitted()
+	for k := range recent {
+		if seen[k] > 0 {
+			t.Fatalf("recently scanned image %s was submitted", k)
+		}
+	}
+	c := r.Counters
+	if c.ImagesSkipped[jobs.SkipScannedWithin] < 10 || int(c.ImagesSubmitted) != len(seen) {
+		t.Fatalf("counters %+v, %d submitted", c, len(seen))
+	}
+	checkCountersAddUp(t, r)
+}
+
+// shiftingLister lists as if an image had been inserted at the front of
+// the registry right after page 0 was read: every later page starts one
+// image early, so it begins with the last image of the page before, and the
+// total grows by one.
+type shiftingLister struct{ worker.HSS }
+
+func (s *shiftingLister) ListImages(ctx context.Context, q hss.ListQuery, offset, limit int) (hss.Page, error) {
+	if offset == 0 {
+		return s.HSS.ListImages(ctx, q, offset, limit)
+	}
+	p, err := s.HSS.ListImages(ctx, q, offset-1, limit)
+	p.Total++
+	return p, err
+}
+
+func TestImageListedTwiceIsSubmittedOnce(t *testing.T) {
+	e := newEnv(t, redistest.Mini(t), envOpts{
+		emu:  hsstest.Options{Images: 1000},
+		wrap: func(h worker.HSS) worker.HSS { return &shiftingLister{HSS: h} },
+	})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{})
+	r = e.wait(r.ID, 10*time.Second)
+	seen, _ := e.submitted()
+	for k, n := range seen {
+		if n != 1 {
+			t.Fatalf("image %s submitted %d times", k, n)
+		}
+	}
+	if len(seen) != 1000 {
+		t.Fatalf("%d distinct images submitted, want 1000", len(seen))
+	}
+	// Page 1 begins with the last image of page 0 (listed twice: skipped
+	// once as a duplicate); page 5 holds the image pushed past the end.
+	if got, total := r.Counters.ImagesSkipped[jobs.SkipDuplicate], r.Counters.ImagesTotal; got != 1 || total != 1001 {
+		t.Fatalf("duplicates skipped %d of %d listed, want 1 of 1001 (%+v)", got, total, r.Counters)
+	}
+	checkCountersAddUp(t, r)
+}
+
+func TestForwardSendsTheRequestUnexpanded(t *testing.T) {
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 50}})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), RateLimit: ptr(int32(100))}}, jobs.Options{Forward: true})
+	r = e.wait(r.ID, 10*time.Second)
+	subs := e.emu.Submissions()
+	if len(subs) != 1 || subs[0].Body.IsAll == nil || !*subs[0].Body.IsAll || len(subs[0].Body.ImageInfo) != 0 {
+		t.Fatalf("submissions %+v", subs)
+	}
+	if r.State != jobs.StateSucceeded || r.Counters.BatchesSubmitted != 1 {
+		t.Fatalf("%s %+v", r.State, r.Counters)
+	}
+}
