@@ -613,6 +613,9 @@ func (d *decoder) schedules(n *yaml.Node, v reflect.Value, path string) {
 		}
 		d.mapping(item, reflect.ValueOf(&list[i]).Elem(), p)
 	}
+	if len(list) == 0 {
+		list = nil // "schedules: []" and "schedules:" mean the same
+	}
 	v.Set(reflect.ValueOf(list))
 	d.record(n, path)
 }

@@ -32,11 +32,8 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 	seq := int64(b.Page)*batchStride + int64(b.Index)
 	id := jobs.BatchTaskID(r.ID, b.Page, b.Index)
 	n := len(b.Images)
-	switch {
-	case r.State == jobs.StateCancelled:
-		return h.batchDone(ctx, r.ID, seq, runs.Outcome{Kind: runs.Skipped, Images: n, Reason: jobs.SkipCancelled})
-	case r.State.Final():
-		return h.batchDone(ctx, r.ID, seq, runs.Outcome{Kind: runs.Failed, Images: n})
+	if r.State.Final() {
+		return h.dropBatch(ctx, r, seq, n)
 	}
 	if done, err := h.runs.BatchIsDone(ctx, r.ID, seq); err != nil || done {
 		return err
@@ -55,6 +52,14 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 			return err
 		}
 		return h.deferTask(ctx, t, r.Queue, jobs.DeferredID(id, b.Deferred), we.Delay, max(0, h.cfg.MaxRetry-b.Failures))
+	}
+
+	// The wait may have been long: a run cancelled meanwhile submits nothing more.
+	if st, err := h.runs.State(ctx, r.ID); err != nil {
+		return err
+	} else if st.Final() {
+		r.State = st
+		return h.dropBatch(ctx, r, seq, n)
 	}
 
 	req := &hss.CreateScanTaskRequest{
@@ -114,6 +119,15 @@ func (h *Handlers) waitLimits(ctx context.Context, r *jobs.Run, n int) error {
 		}
 	}
 	return h.waitRequest(ctx)
+}
+
+// dropBatch accounts for a batch of a run that ended early: skipped when
+// the run was cancelled, failed when it was stopped for failing.
+func (h *Handlers) dropBatch(ctx context.Context, r *jobs.Run, seq int64, n int) error {
+	if r.State == jobs.StateCancelled {
+		return h.batchDone(ctx, r.ID, seq, runs.Outcome{Kind: runs.Skipped, Images: n, Reason: jobs.SkipCancelled})
+	}
+	return h.batchDone(ctx, r.ID, seq, runs.Outcome{Kind: runs.Failed, Images: n})
 }
 
 func (h *Handlers) batchDone(ctx context.Context, runID string, seq int64, o runs.Outcome) error {

@@ -30,31 +30,52 @@ const (
 	boundBatch  = 10
 )
 
-// grant is one allowed batch: the limiter's clock (server µs), its size, and
-// the client clock after the answer arrived (ns) for information.
+// grant is one allowed batch: the limiter's clock (server µs), its size, the
+// client clock after the answer arrived (ns, for information), and how late
+// the winning try was through no fault of the limiter (µs; see driveImages).
 type grant struct {
 	proc   int
 	at     int64
 	n      int
 	client int64
+	late   int64
 }
 
 // driveImages runs workers goroutines that, like scan workers with an
 // endless backlog, wait for the limiter and submit a batch of size(i)
 // images, until the deadline. A wait longer than maxWait is what a worker
 // would requeue; here the worker simply asks again.
-func driveImages(ctx context.Context, l *Limiter, runKey string, workers int, until time.Time, size func(i int) int, record func(grant) error) error {
+//
+// Each worker measures, on its own clock, how late its winning try was
+// answered: from the moment it asked to wake up (the end of the sleep the
+// limiter asked for, jitter included) or, without a sleep, from sending the
+// try, to the answer. That is timer slack, a starved process or server and
+// the round trip: scheduler and network noise, not the limiter's doing, and
+// the utilisation check discounts it (see checkBound).
+func driveImages(ctx context.Context, rdb redis.UniversalClient, runKey string, workers int, until time.Time, size func(i int) int, record func(grant) error) error {
 	const maxWait = time.Second
 	errs := make(chan error, workers)
 	for w := range workers {
 		go func() {
 			errs <- func() error {
+				var wake time.Time // when the sleep before the next try should have ended
+				l := New(rdb, Options{Sleep: func(ctx context.Context, d time.Duration) error {
+					wake = time.Now().Add(d)
+					return sleepCtx(ctx, d)
+				}})
 				for i := 0; time.Now().Before(until); i++ {
 					n := size(w*1_000_000 + i)
 					var last Decision
+					var late time.Duration
+					wake = time.Time{}
 					_, err := l.Wait(ctx, maxWait, func(ctx context.Context) (Decision, error) {
+						from := wake
+						if from.IsZero() {
+							from = time.Now()
+						}
+						wake = time.Time{}
 						d, err := l.AllowImages(ctx, runKey, boundRate, boundPeriod, n)
-						last = d
+						last, late = d, time.Since(from)
 						return d, err
 					})
 					if _, ok := errors.AsType[*WaitError](err); ok {
@@ -63,7 +84,8 @@ func driveImages(ctx context.Context, l *Limiter, runKey string, workers int, un
 					if err != nil {
 						return err
 					}
-					if err := record(grant{at: last.At.UnixMicro(), n: n, client: time.Now().UnixNano()}); err != nil {
+					g := grant{at: last.At.UnixMicro(), n: n, client: time.Now().UnixNano(), late: late.Microseconds()}
+					if err := record(g); err != nil {
 						return err
 					}
 				}
@@ -89,23 +111,35 @@ type boundReport struct {
 	// worstClient is the same on the client clock, for information: it
 	// includes the latency jitter between grant and arrival.
 	worstClient float64
-	// utilisation is images / (R·D/P) with D from the first grant to the
-	// end of the interval the last grant pays for.
-	utilisation float64
+	// raw is images / (R·D/P) with D from the first grant to the end of the
+	// interval the last grant pays for; utilisation is the same with the
+	// measured lateness of the winning tries taken out of D.
+	raw, utilisation float64
 	// gapMean and gapMax are the time from a batch being paid for to the
-	// next grant: what the waiters lose.
-	gapMean, gapMax time.Duration
+	// next grant; noise is the part of their sum the winners were late.
+	gapMean, gapMax, noise time.Duration
 }
 
 func (r boundReport) String() string {
-	return fmt.Sprintf("%d grants, %d images, utilisation %.2f%% (gap after a paid batch: mean %s, max %s), worst window %+.3f images over R·T/P (bound +%d; on the client clock %+.3f)",
-		r.grants, r.images, 100*r.utilisation, r.gapMean, r.gapMax, r.worst, boundBatch, r.worstClient)
+	return fmt.Sprintf("%d grants, %d images; utilisation %.2f%% without scheduler noise, %.2f%% raw "+
+		"(gap between a batch paid for and the next grant: mean %s, max %s; %s of the gaps noise); "+
+		"worst window %+.3f images over R·T/P (bound +%d; on the client clock %+.3f)",
+		r.grants, r.images, 100*r.utilisation, 100*r.raw, r.gapMean, r.gapMax, r.noise,
+		r.worst, boundBatch, r.worstClient)
 }
 
 // checkBound fails the test unless, for every window [s_i, s_j] of the
-// limiter's clock, the images granted in it are at most R·(s_j-s_i)/P + b,
-// and unless at least 95% of the budget over the test was used. The bound is
-// checked in exact integer arithmetic.
+// limiter's clock, the images granted in it are at most R·(s_j-s_i)/P + b
+// (checked in exact integer arithmetic), and unless at least 95% of the
+// budget was used.
+//
+// Utilisation is measured on the limiter's clock from the first grant to the
+// end of the interval the last one pays for, the time D. Every gap between a
+// batch being paid for and the next grant is lost budget; the part of a gap
+// by which the winning try was late (driveImages) is scheduler and network
+// noise and is taken out of D. The rest counts against the limiter: the
+// jitter it adds, a RetryAfter longer than the real wait, a try denied
+// although its slot was open.
 func checkBound(t *testing.T, grants []grant) boundReport {
 	t.Helper()
 	if len(grants) < 2 {
@@ -130,19 +164,25 @@ func checkBound(t *testing.T, grants []grant) boundReport {
 		}
 		r.images += grants[i].n
 	}
-	var gaps int64
+
+	var gaps, noise int64
 	for i := 1; i < len(grants); i++ {
-		gap := time.Duration(grants[i].at-grants[i-1].at-int64(grants[i-1].n)*periodUS/boundRate) * time.Microsecond
-		gaps += int64(gap)
-		r.gapMax = max(r.gapMax, gap)
+		paid := grants[i-1].at + int64(grants[i-1].n)*periodUS/boundRate
+		gap := max(0, grants[i].at-paid)
+		gaps += gap
+		noise += min(gap, grants[i].late)
+		r.gapMax = max(r.gapMax, time.Duration(gap)*time.Microsecond)
 	}
-	r.gapMean = time.Duration(gaps / int64(len(grants)-1)).Round(time.Microsecond)
+	r.gapMean = time.Duration(gaps/int64(len(grants)-1)) * time.Microsecond
+	r.noise = time.Duration(noise) * time.Microsecond
 	last := grants[len(grants)-1]
 	d := last.at - grants[0].at + int64(last.n)*periodUS/boundRate
-	r.utilisation = float64(r.images) / (float64(boundRate) * float64(d) / float64(periodUS))
+	budget := func(us int64) float64 { return float64(boundRate) * float64(us) / float64(periodUS) }
+	r.raw = float64(r.images) / budget(d)
+	r.utilisation = float64(r.images) / budget(d-noise)
 	if r.utilisation < 0.95 {
-		t.Errorf("utilisation %.2f%% < 95%%: %d images in %s at %d per %s", 100*r.utilisation, r.images,
-			time.Duration(d)*time.Microsecond, boundRate, boundPeriod)
+		t.Errorf("utilisation %.2f%% < 95%%: %d images in %s (%s of it scheduler noise) at %d per %s",
+			100*r.utilisation, r.images, time.Duration(d)*time.Microsecond, r.noise, boundRate, boundPeriod)
 	}
 	return r
 }
@@ -172,12 +212,12 @@ func windowWorst(grants []grant, clk func(grant) float64) float64 {
 
 // TestImagesWindowBound drives one run from several goroutines with batches
 // of mixed sizes and checks the bound and the utilisation.
+//
+// The timing tests run alone (not parallel), so that the package's other
+// tests do not starve them.
 func TestImagesWindowBound(t *testing.T) {
-	t.Parallel()
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		t.Parallel()
 		ctx := context.Background()
-		l := New(b.Client, Options{})
 		var mu sync.Mutex
 		var grants []grant
 		// Mostly full batches, every fourth one a tail of 1..9 images.
@@ -187,7 +227,7 @@ func TestImagesWindowBound(t *testing.T) {
 			}
 			return boundBatch
 		}
-		err := driveImages(ctx, l, "bound", 4, time.Now().Add(3*time.Second), size, func(g grant) error {
+		err := driveImages(ctx, b.Client, "bound", 4, time.Now().Add(3*time.Second), size, func(g grant) error {
 			mu.Lock()
 			defer mu.Unlock()
 			grants = append(grants, g)
@@ -202,7 +242,7 @@ func TestImagesWindowBound(t *testing.T) {
 
 // Environment of a helper process (see TestHelperProcess).
 const (
-	envHelper    = "SCANQ_LIMIT_HELPER"   // the process number
+	envHelper    = "SCANQ_LIMIT_HELPER" // the process number
 	envHelperURL = "SCANQ_LIMIT_HELPER_URL"
 	envHelperRun = "SCANQ_LIMIT_HELPER_RUN" // run key; grants go to the list <run>:grants
 	envHelperAt  = "SCANQ_LIMIT_HELPER_AT"  // start, Unix ns
@@ -214,9 +254,7 @@ const (
 // each with two workers submitting full batches, and checks the bound and
 // the utilisation over the union of their grants.
 func TestImagesAcrossProcesses(t *testing.T) {
-	t.Parallel()
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		t.Parallel()
 		ctx := context.Background()
 		const procs, run = 3, "xproc"
 		start := time.Now().Add(time.Second) // every child is up by then
@@ -249,7 +287,7 @@ func TestImagesAcrossProcesses(t *testing.T) {
 		perProc := make([]int, procs)
 		for i, s := range raw {
 			g := &grants[i]
-			if _, err := fmt.Sscan(s, &g.proc, &g.at, &g.n, &g.client); err != nil {
+			if _, err := fmt.Sscan(s, &g.proc, &g.at, &g.n, &g.client, &g.late); err != nil {
 				t.Fatalf("grant %q: %v", s, err)
 			}
 			perProc[g.proc]++
@@ -292,10 +330,10 @@ func TestHelperProcess(t *testing.T) {
 	ctx := context.Background()
 	start := time.Unix(0, at)
 	time.Sleep(time.Until(start))
-	err = driveImages(ctx, New(rdb, Options{}), run, 2, start.Add(dur),
+	err = driveImages(ctx, rdb, run, 2, start.Add(dur),
 		func(int) int { return boundBatch },
 		func(g grant) error {
-			return rdb.RPush(ctx, run+":grants", fmt.Sprintf("%d %d %d %d", p, g.at, g.n, g.client)).Err()
+			return rdb.RPush(ctx, run+":grants", fmt.Sprintf("%d %d %d %d %d", p, g.at, g.n, g.client, g.late)).Err()
 		})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,159 @@
+package worker_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/hss/hsstest"
+	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/jobs"
+	"github.com/scanq/scanq/worker"
+)
+
+func TestTransientFaultsLoseNothing(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 2000}, cfg: worker.Config{MaxRetry: 30}})
+		if err := e.emu.SetFaults(hsstest.Faults{FailRate: 0.2, ThrottleRate: 0.1, Latency: 2 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{BatchSize: 40})
+		r = e.wait(r.ID, 90*time.Second)
+		if r.State != jobs.StateSucceeded {
+			t.Fatalf("state %s %+v %+v", r.State, r.Counters, r.Errors)
+		}
+		seen, _ := e.submitted()
+		if len(seen) != 2000 {
+			t.Fatalf("%d distinct images reached HSS, want 2000", len(seen))
+		}
+		dups := 0
+		for _, n := range seen {
+			dups += n - 1
+		}
+		st := e.emu.Stats()
+		t.Logf("requests by status %v; duplicate submissions %d", st.Requests, dups)
+		if c := r.Counters; c.ImagesSubmitted != 2000 || c.ImagesFailed != 0 {
+			t.Fatalf("counters %+v", c)
+		}
+		if st.Requests[429] == 0 || st.Requests[500]+st.Requests[502]+st.Requests[503] == 0 {
+			t.Fatalf("faults were not injected: %v", st.Requests)
+		}
+		checkCountersAddUp(t, r)
+	})
+}
+
+func TestPermanentErrorFailsOnlyItsBatch(t *testing.T) {
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 10}})
+	var imgs []hss.ImageInfo
+	for i := range 9 {
+		imgs = append(imgs, hss.ImageInfo{Namespace: "ns", ImageName: "img", ImageVersion: string(rune('0' + i))})
+	}
+	e.emu.FailNext(1, 400, "HSS.1002")
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{ImageInfo: imgs}}, jobs.Options{BatchSize: 3})
+	r = e.wait(r.ID, 10*time.Second)
+	c := r.Counters
+	if r.State != jobs.StatePartiallyFailed || c.ImagesFailed != 3 || c.ImagesSubmitted != 6 || c.BatchesFailed != 1 {
+		t.Fatalf("%s %+v", r.State, c)
+	}
+	if len(r.Errors) != 1 || r.Errors[0].Code != "HSS.1002" || r.Errors[0].Status != 400 || r.Errors[0].RequestID == "" {
+		t.Fatalf("errors %+v", r.Errors)
+	}
+	if st := e.emu.Stats(); st.Requests[400] != 1 {
+		t.Fatalf("a permanent error was retried: %v", st.Requests)
+	}
+	checkCountersAddUp(t, r)
+}
+
+// unavailableFor answers 503 to every create that carries one image version,
+// in front of the emulator.
+type unavailableFor struct {
+	worker.HSS
+	version string
+	calls   atomic.Int32
+}
+
+func (u *unavailableFor) CreateScanTask(ctx context.Context, req *hss.CreateScanTaskRequest) error {
+	for _, img := range req.Body.ImageInfo {
+		if img.ImageVersion == u.version {
+			u.calls.Add(1)
+			return &hss.APIError{StatusCode: 503, Code: "SYS.0503", Message: "service unavailable", RequestID: "req-503", Op: "CreateManualImageScanTask"}
+		}
+	}
+	return u.HSS.CreateScanTask(ctx, req)
+}
+
+func TestRetriesExhaustedFailTheBatchAndTheRunGoesOn(t *testing.T) {
+	bad := &unavailableFor{version: "2"}
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 10}, cfg: worker.Config{MaxRetry: 3},
+		wrap: func(h worker.HSS) worker.HSS { bad.HSS = h; return bad }})
+	var imgs []hss.ImageInfo
+	for _, v := range []string{"1", "2", "3"} {
+		imgs = append(imgs, hss.ImageInfo{Namespace: "a", ImageName: "b", ImageVersion: v})
+	}
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{ImageInfo: imgs}}, jobs.Options{BatchSize: 1})
+	r = e.wait(r.ID, 10*time.Second)
+	c := r.Counters
+	if c.ImagesFailed != 1 || c.ImagesSubmitted != 2 || c.BatchesFailed != 1 || r.State != jobs.StatePartiallyFailed {
+		t.Fatalf("%s %+v", r.State, c)
+	}
+	if n := bad.calls.Load(); n != 4 {
+		t.Fatalf("the failing batch was tried %d times, want 1 + 3 retries", n)
+	}
+	if len(r.Errors) != 1 || r.Errors[0].Status != 503 || r.Errors[0].RequestID != "req-503" {
+		t.Fatalf("last error not kept: %+v", r.Errors)
+	}
+}
+
+func TestAuthFailureStopsTheRun(t *testing.T) {
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 10}})
+	var imgs []hss.ImageInfo
+	for i := range 50 {
+		imgs = append(imgs, hss.ImageInfo{Namespace: "ns", ImageName: "img", ImageVersion: string(rune('A' + i))})
+	}
+	e.emu.FailNext(1000, 401, "APIGW.0301")
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{ImageInfo: imgs}}, jobs.Options{BatchSize: 1})
+	r = e.wait(r.ID, 10*time.Second)
+	if r.State != jobs.StateFailed || r.StopReason == "" {
+		t.Fatalf("state %s, stop reason %q", r.State, r.StopReason)
+	}
+	// Let queued batches drain, then count calls: far fewer than 50.
+	time.Sleep(500 * time.Millisecond)
+	calls := e.emu.Stats().Requests[401]
+	if calls >= 50 || calls == 0 {
+		t.Fatalf("%d calls hit the 401 wall, want few", calls)
+	}
+	r, _ = e.store.Get(context.Background(), r.ID)
+	if c := r.Counters; c.ImagesSubmitted != 0 || c.ImagesFailed == 0 {
+		t.Fatalf("counters %+v", c)
+	}
+	t.Logf("401: %d calls before the run stopped", calls)
+}
+
+func TestCancelStopsSubmission(t *testing.T) {
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 3000}, cfg: worker.Config{RatePeriod: 10 * time.Second}})
+	// 600 images per 10 s with batches of 10: one call every ~170 ms.
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), RateLimit: ptr(int32(600))}}, jobs.Options{})
+	deadline := time.Now().Add(10 * time.Second)
+	for len(e.emu.Submissions()) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("no submissions")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := e.starter.Cancel(context.Background(), r.ID); err != nil {
+		t.Fatal(err)
+	}
+	// A batch that had passed the state check may still land.
+	time.Sleep(100 * time.Millisecond)
+	atCancel := len(e.emu.Submissions())
+	time.Sleep(time.Second)
+	if n := len(e.emu.Submissions()); n != atCancel {
+		t.Fatalf("%d submissions after cancel", n-atCancel)
+	}
+	r, _ = e.store.Get(context.Background(), r.ID)
+	if r.State != jobs.StateCancelled || r.Counters.ImagesSubmitted != int64(atCancel*10) {
+		t.Fatalf("%s %+v, %d calls", r.State, r.Counters, atCancel)
+	}
+}
