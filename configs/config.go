@@ -190,7 +190,7 @@ func (c *Config) Clone() *Config {
 	if c.Schedules != nil {
 		d.Schedules = make([]Schedule, len(c.Schedules))
 		for i, s := range c.Schedules {
-			s.Request = s.Request.clone()
+			s.Request = cloneRequest(s.Request)
 			d.Schedules[i] = s
 		}
 	}
@@ -218,30 +218,9 @@ func trimSlash(s string) string {
 	return s
 }
 
-// knownRegions are the regions the official SDK (services/hss/v5/region)
-// knows; an endpoint derived from any other would not resolve.
-var knownRegions = map[string]bool{
-	"cn-north-1": true, "cn-north-2": true, "cn-north-4": true, "cn-north-9": true,
-	"cn-north-11": true, "cn-north-12": true, "cn-east-2": true, "cn-east-3": true,
-	"cn-east-4": true, "cn-east-5": true, "cn-south-1": true, "cn-south-2": true,
-	"cn-south-4": true, "cn-southwest-2": true, "cn-southwest-3": true,
-	"ap-southeast-1": true, "ap-southeast-2": true, "ap-southeast-3": true,
-	"ap-southeast-4": true, "na-mexico-1": true, "af-south-1": true,
-	"sa-brazil-1": true, "la-south-2": true, "la-north-2": true, "tr-west-1": true,
-	"ae-ad-1": true, "me-east-1": true, "my-kualalumpur-1": true,
-	"eu-west-101": true, "ru-moscow-1": true,
-}
-
-// endpointForRegion derives the public HSS endpoint of a known region.
+// endpointForRegion derives the public HSS endpoint of a region the
+// official SDK knows; an endpoint derived from any other would not resolve.
 func endpointForRegion(region string) (string, bool) {
-	if !knownRegions[region] {
-		return "", false
-	}
-	if region == "eu-west-101" {
-		return "https://hss." + region + ".myhuaweicloud.eu", true
-	}
-	return "https://hss." + region + ".myhuaweicloud.com", true
+	u, err := hss.EndpointForRegion(region)
+	return u, err == nil
 }
-
-// maxRateLimit is checked by the fallback request validation.
-var maxRateLimit = int32(hss.MaxRateLimit)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -111,9 +112,9 @@ func load(file string, data []byte, env map[string]string, set map[string]string
 	}
 	errs = append(errs, applyEnv(c, env, origins)...)
 	errs = append(errs, applySet(c, set, origins)...)
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("reading configuration:\n%w", errors.Join(errs...))
-	}
+	// Validate even after decoding errors: a key that did not decode kept
+	// its default, so what Validate finds is real, and one run of
+	// `scanq config validate` lists every problem.
 	c.resolve()
 	if err := c.Validate(); err != nil {
 		for _, fe := range fieldErrors(err) {
@@ -121,7 +122,10 @@ func load(file string, data []byte, env map[string]string, set map[string]string
 				fe.Source = originOf(origins, fe.Field)
 			}
 		}
-		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("invalid configuration:\n%w", errors.Join(errs...))
 	}
 	return c, nil
 }
@@ -328,14 +332,7 @@ func envMap(env []string) map[string]string {
 func applyEnv(c *Config, env map[string]string, origins map[string]string) []error {
 	var errs []error
 	root := reflect.ValueOf(c).Elem()
-	names := slices.Sorted(func(yield func(string) bool) {
-		for k := range env {
-			if !yield(k) {
-				return
-			}
-		}
-	})
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(env)) {
 		val := env[name]
 		switch name {
 		case EnvCloudAK:
@@ -372,12 +369,7 @@ func applyEnv(c *Config, env map[string]string, origins map[string]string) []err
 func applySet(c *Config, set map[string]string, origins map[string]string) []error {
 	var errs []error
 	root := reflect.ValueOf(c).Elem()
-	keys := make([]string, 0, len(set))
-	for k := range set {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(set)) {
 		val := set[k]
 		s, ok := settingsByPath[k]
 		if !ok {
@@ -602,19 +594,18 @@ func (d *decoder) schedules(n *yaml.Node, v reflect.Value, path string) {
 		d.fail(n, path, "want a list of schedules, got %s", kindName(n))
 		return
 	}
-	list := make([]Schedule, len(n.Content))
+	var list []Schedule
 	for i, item := range n.Content {
 		item = deref(item)
-		list[i] = newSchedule()
 		p := schedulePath(i, nameOf(item))
 		if item.Kind != yaml.MappingNode {
+			// Left out, so that validation does not pile on about it.
 			d.fail(item, p, "want a mapping (name:, cron:, request: ...), got %s", kindName(item))
 			continue
 		}
-		d.mapping(item, reflect.ValueOf(&list[i]).Elem(), p)
-	}
-	if len(list) == 0 {
-		list = nil // "schedules: []" and "schedules:" mean the same
+		s := newSchedule()
+		d.mapping(item, reflect.ValueOf(&s).Elem(), p)
+		list = append(list, s)
 	}
 	v.Set(reflect.ValueOf(list))
 	d.record(n, path)

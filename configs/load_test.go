@@ -379,7 +379,8 @@ func TestFileErrors(t *testing.T) {
 		{"two documents", "worker: {}\n---\nworker: {}\n", []string{"a second YAML document"}},
 		{"syntax", "worker: [\n", []string{"parsing "}},
 		{"merge key", "base: &b {concurrency: 1}\nworker:\n  <<: *b\n", []string{"base: unknown key", "merge keys (<<) are not supported"}},
-		{"all problems at once", "worker:\n  concurency: 3\nscan:\n  batch_size: many\n", []string{"worker.concurency: unknown key", "scan.batch_size: want a whole number"}},
+		{"all problems at once", "worker:\n  concurency: 3\n  weight_bulk: 0\nscan:\n  batch_size: many\n", []string{
+			"worker.concurency: unknown key", "scan.batch_size: want a whole number", ":3: worker.weight_bulk: must be >= 1, got 0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -476,7 +477,7 @@ func TestLoadErrorsSaySource(t *testing.T) {
 	for _, w := range []string{
 		p + ":2: worker.concurrency: must be >= 1, got 0",
 		"env SCANQ_SCAN_PAGE_SIZE: scan.page_size: must be 10..200, got 5",
-		p + `:6: schedules["a"].request.rate_limit: must be 0..1000 images per hour, got 5000`,
+		p + `:6: schedules["a"].request.rate_limit: 5000 is outside 0..1000`,
 	} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q\ndoes not contain %q", err, w)

@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/jobs"
 )
 
 // Schedule is one cron schedule: when to fire and what to scan.
@@ -32,12 +33,11 @@ type Schedule struct {
 	Request   ScanRequest `yaml:"request"`
 }
 
-// Queue names (jobs.QueueCritical etc.; repeated here so that configs
-// does not depend on the task contract).
+// Queue names, as in package jobs.
 const (
-	QueueCritical = "critical"
-	QueueDefault  = "default"
-	QueueBulk     = "bulk"
+	QueueCritical = jobs.QueueCritical
+	QueueDefault  = jobs.QueueDefault
+	QueueBulk     = jobs.QueueBulk
 )
 
 // Overlap policies.
@@ -53,20 +53,16 @@ func newSchedule() Schedule {
 }
 
 // ScanRequest is the HSS scan request exactly as on the wire: the query
-// and header parameters and the JSON body, flattened into one object. It
-// has the shape of jobs.ScanRequest, so the two convert into each other.
+// and header parameters and the JSON body, flattened into one object
+// (jobs.ScanRequest, the one type producers and workers share).
 //
 // It is decoded from YAML through JSON (see decodeRequest) so that its
 // keys are the wire names the json tags of hss.ScanTaskBody give, and an
 // unknown key is refused as everywhere else.
-type ScanRequest struct {
-	GlobalImageType     string `json:"global_image_type,omitempty"`
-	EnterpriseProjectID string `json:"enterprise_project_id,omitempty"`
-	Region              string `json:"region,omitempty"`
-	hss.ScanTaskBody
-}
+type ScanRequest = jobs.ScanRequest
 
-func (r ScanRequest) clone() ScanRequest {
+// cloneRequest deep-copies a request.
+func cloneRequest(r ScanRequest) ScanRequest {
 	var c ScanRequest
 	b, err := json.Marshal(r)
 	if err == nil {
@@ -79,30 +75,20 @@ func (r ScanRequest) clone() ScanRequest {
 	return c
 }
 
-// validateRequest applies the HSS rules to a schedule's request, so that a
-// request HSS would refuse fails at start-up rather than every night.
+// validateRequest applies the HSS rules (internal/hss, the same rules the
+// API and the CLI apply) to a schedule's request, so that a request HSS
+// would refuse fails at start-up rather than every night. Problems are
+// "field: reason" with the request's JSON field names.
 func validateRequest(r *ScanRequest) []string {
-	var bad []string
-	switch r.GlobalImageType {
-	case "", hss.ImageTypeRegistry, hss.ImageTypeLocal, hss.ImageTypeLocalAlias:
-	default:
-		bad = append(bad, fmt.Sprintf("global_image_type: must be %s or %s, got %q", hss.ImageTypeRegistry, hss.ImageTypeLocal, r.GlobalImageType))
+	err := r.Validate()
+	var ve *hss.ValidationError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ve):
+		return []string{ve.Field + ": " + ve.Reason}
 	}
-	if n := len(r.EnterpriseProjectID); n > 256 {
-		bad = append(bad, fmt.Sprintf("enterprise_project_id: at most 256 characters, got %d", n))
-	}
-	if n := len(r.Region); n > 128 {
-		bad = append(bad, fmt.Sprintf("region: at most 128 characters, got %d", n))
-	}
-	// TODO: use (*hss.ScanTaskBody).Validate once internal/hss has it, so
-	// that schedules, the API and the CLI apply one set of body rules.
-	if r.RateLimit != nil && (*r.RateLimit < 0 || *r.RateLimit > maxRateLimit) {
-		bad = append(bad, fmt.Sprintf("rate_limit: must be 0..%d images per hour, got %d", maxRateLimit, *r.RateLimit))
-	}
-	if r.ScanScope != nil && *r.ScanScope < 0 {
-		bad = append(bad, fmt.Sprintf("scan_scope: must be >= 0, got %d", *r.ScanScope))
-	}
-	return bad
+	return []string{err.Error()}
 }
 
 // cronParser is the standard 5-field crontab with @descriptors.

@@ -181,6 +181,11 @@ func (c *Config) Validate() error {
 				key, reason = ke.key, ke.reason
 			}
 			v.add(p+"."+key, "%s", reason)
+			if key == "timezone" { // the spec itself was not parsed yet
+				if _, err := parseCron(strings.TrimSpace(sc.Cron)); err != nil && errors.As(err, &ke) {
+					v.add(p+".cron", "%s", ke.reason)
+				}
+			}
 		}
 		switch sc.Queue {
 		case QueueCritical, QueueDefault, QueueBulk:

@@ -199,6 +199,16 @@ func TestValidateRules(t *testing.T) {
 		{"", "image type local_image", func(c *Config) { sched(c).Request.GlobalImageType = hss.ImageTypeLocalAlias }},
 		{sp + ".request.enterprise_project_id", "eps too long", func(c *Config) { sched(c).Request.EnterpriseProjectID = long(257) }},
 		{sp + ".request.region", "region too long", func(c *Config) { sched(c).Request.Region = long(129) }},
+		{sp + ".request.image_info[0].registry_type", "registry_type", func(c *Config) {
+			sched(c).Request.ImageInfo = []hss.ImageInfo{{ImageName: "nginx", RegistryType: "Quay"}}
+		}},
+		{"", "registry_type", func(c *Config) {
+			sched(c).Request.ImageInfo = []hss.ImageInfo{{ImageName: "nginx", RegistryType: "SwrPrivate"}}
+		}},
+		{sp + ".request.query_info.image_type", "query image_type", func(c *Config) {
+			sched(c).Request.QueryInfo = &hss.QueryInfo{ImageType: ptr("public_image")}
+		}},
+		{"", "query image_type", func(c *Config) { sched(c).Request.QueryInfo = &hss.QueryInfo{ImageType: ptr("harbor")} }},
 		{"", "request eps and region", func(c *Config) {
 			sched(c).Request.EnterpriseProjectID, sched(c).Request.Region = "all_granted_eps", "cn-north-4"
 		}},
@@ -298,6 +308,9 @@ schedules:
     request: {is_all: true}
   - cron: "CRON_TZ=UTC"
     request: {is_all: true}
+  - name: both-bad
+    cron: "every day"
+    timezone: Nowhere
 `)
 	_, err := Load(LoadOptions{File: p})
 	if err == nil {
@@ -308,6 +321,8 @@ schedules:
 		p + `:11: schedules["bad-zone"].timezone: unknown time zone "Atlantis/Capital"`,
 		`schedules[3].name: required`,
 		`schedules[3].cron: CRON_TZ=ZONE must be followed by a space`,
+		`:16: schedules["both-bad"].cron: expected exactly 5 fields`,
+		`:17: schedules["both-bad"].timezone: unknown time zone "Nowhere"`,
 	} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q\ndoes not contain %q", err, w)

@@ -123,8 +123,9 @@ func (e every) Next(t time.Time) time.Time {
 	return time.Unix(0, (n+1)*int64(e.d)).UTC()
 }
 
-// countTicks counts the ticks of sched in (after, until], stopping at limit;
-// capped reports that it stopped there.
+// countTicks counts the ticks of sched in (after, until]. A cron schedule's
+// ticks are counted one by one, stopping at limit; capped reports that it
+// stopped there. @every ticks are counted exactly by arithmetic.
 func countTicks(sched cron.Schedule, after, until time.Time, limit int64) (n int64, capped bool) {
 	if !until.After(after) {
 		return 0, false
@@ -134,11 +135,7 @@ func countTicks(sched cron.Schedule, after, until time.Time, limit int64) (n int
 		if first.After(until) {
 			return 0, false
 		}
-		n = int64(until.Sub(first)/e.d) + 1
-		if n > limit {
-			return limit, true
-		}
-		return n, false
+		return int64(until.Sub(first)/e.d) + 1, false // exact, no need to stop
 	}
 	for t := sched.Next(after); !t.IsZero() && !t.After(until); t = sched.Next(t) {
 		if n++; n >= limit {

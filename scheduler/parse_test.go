@@ -44,11 +44,11 @@ func TestParse(t *testing.T) {
 		{name: "every minutes", spec: "@every 45m", want: []time.Time{
 			time.Unix((from.Unix()/2700+1)*2700, 0).UTC()}},
 		{name: "timezone", spec: "0 2 * * *", tz: "Asia/Shanghai", want: []time.Time{
-			time.Date(2026, 11, 27, 2, 0, 0, 0, shanghai).UTC(), time.Date(2026, 11, 28, 2, 0, 0, 0, shanghai).UTC()}},
+			time.Date(2026, 11, 28, 2, 0, 0, 0, shanghai).UTC(), time.Date(2026, 11, 29, 2, 0, 0, 0, shanghai).UTC()}},
 		{name: "CRON_TZ prefix", spec: "CRON_TZ=America/New_York 0 2 * * *", want: []time.Time{
 			time.Date(2026, 11, 27, 2, 0, 0, 0, ny).UTC()}},
 		{name: "TZ prefix", spec: "TZ=Asia/Shanghai 0 2 * * *", want: []time.Time{
-			time.Date(2026, 11, 27, 2, 0, 0, 0, shanghai).UTC()}},
+			time.Date(2026, 11, 28, 2, 0, 0, 0, shanghai).UTC()}},
 		{name: "CRON_TZ with descriptor", spec: "CRON_TZ=Asia/Shanghai @daily", want: []time.Time{
 			time.Date(2026, 11, 28, 0, 0, 0, 0, shanghai).UTC()}},
 		{name: "surrounding spaces", spec: "  0 2 * * *  ", want: []time.Time{time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)}},
@@ -139,7 +139,7 @@ func TestCountTicks(t *testing.T) {
 		{"every: exact", "every", base, base.Add(10 * time.Second), 100, 5, false},
 		{"every: off-tick bounds", "every", base.Add(time.Second), base.Add(9 * time.Second), 100, 4, false},
 		{"every: none in interval", "every", base.Add(100 * time.Millisecond), base.Add(time.Second), 100, 0, false},
-		{"every: capped", "every", base, base.Add(time.Hour), 10, 10, true},
+		{"every: counted, not capped", "every", base, base.Add(365 * 24 * time.Hour), 10, 365 * 24 * 1800, false},
 	}
 	for _, tc := range tests {
 		sched := everyMin

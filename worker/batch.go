@@ -54,6 +54,7 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 		return h.deferTask(ctx, t, r.Queue, jobs.DeferredID(id, b.Deferred), we.Delay, max(0, h.cfg.MaxRetry-b.Failures))
 	}
 
+	h.log.DebugContext(ctx, "batch passed the limiter", "run_id", r.ID, "batch", id, "images", n)
 	// The wait may have been long: a run cancelled meanwhile submits nothing more.
 	if st, err := h.runs.State(ctx, r.ID); err != nil {
 		return err

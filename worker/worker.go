@@ -175,6 +175,10 @@ func (h *Handlers) ServerConfig(concurrency int, queues map[string]int, poll tim
 		Queues:                   queues,
 		RetryDelayFunc:           h.RetryDelay,
 		DelayedTaskCheckInterval: poll,
+		// asynq sleeps this long when every queue is empty; a run is a
+		// chain of short tasks (page → batches → next page), so a long
+		// sleep here is dead time on every hop.
+		TaskCheckInterval: 50 * time.Millisecond,
 		ShutdownTimeout:          shutdown,
 		Logger:                   logger,
 	}

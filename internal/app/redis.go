@@ -1,14 +1,14 @@
 package app
 
 import (
+	"crypto/tls"
 	"fmt"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"github.com/scanq/scanq/configs"
 )
 
 // Redis is one Redis deployment as both asynq and go-redis reach it.
@@ -27,95 +27,57 @@ func (r *Redis) Close() {
 	}
 }
 
-// OpenRedis connects to the Redis named by raw:
-//
-//	embedded                                   an in-process miniredis (demo: nothing survives)
-//	redis://[user:pass@]host:port/db           a server
-//	rediss://...                               a server over TLS
-//	redis-sentinel://[:pass@]h1:26379,h2:26379/db?master=NAME   Sentinel failover
-//	redis-cluster://[:pass@]h1:6379,h2:6379    a Redis Cluster
+// OpenRedis connects to the Redis named by a redis.url (see
+// configs.ParseRedisURL): embedded (an in-process miniredis), one server
+// (redis://, rediss:// with TLS), Sentinel or Cluster.
 //
 // Nothing is dialled yet: go-redis connects lazily and reconnects with
 // backoff by itself, so a Redis that is briefly away never crashes a role.
 func OpenRedis(raw string, dialTimeout time.Duration) (*Redis, error) {
-	if raw == "embedded" {
-		m := miniredis.NewMiniRedis()
-		// Without ClockTTL miniredis never expires keys, and asynq's leases,
-		// the limiter and run retention all depend on expiry.
-		m.ClockTTL(true)
-		if err := m.Start(); err != nil {
-			return nil, fmt.Errorf("starting embedded Redis: %w", err)
-		}
-		opt := asynq.RedisClientOpt{Addr: m.Addr()}
-		return &Redis{Opt: opt, Client: redis.NewClient(&redis.Options{Addr: m.Addr()}), Mini: m}, nil
+	t, err := configs.ParseRedisURL(raw)
+	if err != nil {
+		return nil, fmt.Errorf("redis.url: %w", err)
 	}
-	opt, err := ParseRedisURL(raw)
+	opt, err := ConnOpt(t, dialTimeout)
 	if err != nil {
 		return nil, err
 	}
-	switch o := opt.(type) {
-	case asynq.RedisClientOpt:
-		o.DialTimeout = dialTimeout
-		opt = o
-	case asynq.RedisFailoverClientOpt:
-		o.DialTimeout = dialTimeout
-		opt = o
-	case asynq.RedisClusterClientOpt:
-		o.DialTimeout = dialTimeout
-		opt = o
+	var mini *miniredis.Miniredis
+	if t.Kind == configs.RedisEmbedded {
+		mini = miniredis.NewMiniRedis()
+		// Without ClockTTL miniredis never expires keys, and asynq's leases,
+		// the limiter and run retention all depend on expiry.
+		mini.ClockTTL(true)
+		if err := mini.Start(); err != nil {
+			return nil, fmt.Errorf("starting embedded Redis: %w", err)
+		}
+		opt = asynq.RedisClientOpt{Addr: mini.Addr()}
 	}
 	c, ok := opt.MakeRedisClient().(redis.UniversalClient)
 	if !ok {
-		return nil, fmt.Errorf("redis.url: unsupported client for %s", redact(raw))
+		return nil, fmt.Errorf("redis.url: no go-redis client for %s", t)
 	}
-	return &Redis{Opt: opt, Client: c}, nil
+	return &Redis{Opt: opt, Client: c, Mini: mini}, nil
 }
 
-// ParseRedisURL turns a redis.url into asynq's connection option. Errors
-// never repeat the password.
-func ParseRedisURL(raw string) (asynq.RedisConnOpt, error) {
-	if rest, ok := strings.CutPrefix(raw, "redis-cluster://"); ok {
-		u, err := url.Parse("redis://" + rest)
-		if err != nil {
-			return nil, fmt.Errorf("redis.url %s: %v", redact(raw), stripURL(err))
-		}
-		if u.Host == "" {
-			return nil, fmt.Errorf("redis.url %s: no cluster nodes", redact(raw))
-		}
-		opt := asynq.RedisClusterClientOpt{Addrs: strings.Split(u.Host, ",")}
-		if u.User != nil {
-			opt.Username = u.User.Username()
-			opt.Password, _ = u.User.Password()
-		}
-		return opt, nil
+// ConnOpt turns a parsed redis.url into asynq's connection option.
+func ConnOpt(t *configs.RedisTarget, dialTimeout time.Duration) (asynq.RedisConnOpt, error) {
+	var tc *tls.Config
+	if t.TLS {
+		tc = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	opt, err := asynq.ParseRedisURI(raw)
-	if err != nil {
-		return nil, fmt.Errorf("redis.url %s: %v", redact(raw), stripURL(err))
+	switch t.Kind {
+	case configs.RedisEmbedded:
+		return nil, nil // OpenRedis starts the server
+	case configs.RedisSingle:
+		return asynq.RedisClientOpt{Addr: t.Addrs[0], Username: t.Username, Password: t.Password, DB: t.DB,
+			DialTimeout: dialTimeout, TLSConfig: tc}, nil
+	case configs.RedisSentinel:
+		return asynq.RedisFailoverClientOpt{MasterName: t.Master, SentinelAddrs: t.Addrs, Username: t.Username,
+			Password: t.Password, DB: t.DB, DialTimeout: dialTimeout, TLSConfig: tc}, nil
+	case configs.RedisCluster:
+		return asynq.RedisClusterClientOpt{Addrs: t.Addrs, Username: t.Username, Password: t.Password,
+			DialTimeout: dialTimeout, TLSConfig: tc}, nil
 	}
-	return opt, nil
-}
-
-// redact hides the password of a Redis URL.
-func redact(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return "(unparseable URL)"
-	}
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		user := rest[:at]
-		if name, _, has := strings.Cut(user, ":"); has {
-			user = name + ":xxxxx"
-		}
-		rest = user + "@" + rest[at+1:]
-	}
-	return scheme + "://" + rest
-}
-
-// stripURL drops the URL that url.Error repeats, password and all.
-func stripURL(err error) error {
-	if ue, ok := err.(*url.Error); ok {
-		return ue.Err
-	}
-	return err
+	return nil, fmt.Errorf("redis.url: unknown kind %q", t.Kind)
 }

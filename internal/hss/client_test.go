@@ -240,11 +240,18 @@ func TestRequestIDInError(t *testing.T) {
 func blockingServer(t *testing.T) (*httptest.Server, <-chan struct{}) {
 	t.Helper()
 	arrived := make(chan struct{}, 10)
+	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The server notices a client hanging up only once the body is read.
+		io.Copy(io.Discard, r.Body)
 		arrived <- struct{}{}
-		<-r.Context().Done()
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
 	}))
 	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // runs first: cleanups are LIFO
 	return srv, arrived
 }
 

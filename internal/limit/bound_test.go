@@ -21,71 +21,87 @@ import (
 
 // The runs driven in these tests: 600 images per 12s period (the hour
 // shortened 300 times), one minute of budget is 10 images, so a full batch
-// pays for 200ms. The interval is long against timer and scheduling noise
-// (a few ms on a loaded machine under -race), which is what the waiters lose
-// per batch; in production a batch interval is about a minute.
+// pays for 200ms. In production a batch interval is about a minute.
 const (
 	boundRate   = 600
 	boundPeriod = 12 * time.Second
 	boundBatch  = 10
 )
 
-// grant is one allowed batch: the limiter's clock (server µs), its size, the
-// client clock after the answer arrived (ns, for information), and how late
-// the winning try was through no fault of the limiter (µs; see driveImages).
-type grant struct {
-	proc   int
-	at     int64
-	n      int
-	client int64
-	late   int64
+// attempt is one AllowImages call of a worker: the limiter's clock (server
+// µs) and answer, the batch size, the client clock when the answer arrived
+// (ns, for information), and for grants how late the worker was through no
+// fault of the limiter (µs; see driveImages).
+type attempt struct {
+	proc    int
+	at      int64
+	n       int
+	allowed bool
+	retry   int64 // µs
+	client  int64
+	late    int64
+}
+
+func (a attempt) String() string {
+	return fmt.Sprintf("%d %d %d %t %d %d %d", a.proc, a.at, a.n, a.allowed, a.retry, a.client, a.late)
+}
+
+func parseAttempt(s string) (attempt, error) {
+	var a attempt
+	_, err := fmt.Sscan(s, &a.proc, &a.at, &a.n, &a.allowed, &a.retry, &a.client, &a.late)
+	return a, err
 }
 
 // driveImages runs workers goroutines that, like scan workers with an
 // endless backlog, wait for the limiter and submit a batch of size(i)
-// images, until the deadline. A wait longer than maxWait is what a worker
-// would requeue; here the worker simply asks again.
+// images, until the deadline, and returns every attempt. A wait longer than
+// maxWait is what a worker would requeue; here the worker asks again.
 //
-// Each worker measures, on its own clock, how late its winning try was
-// answered: from the moment it asked to wake up (the end of the sleep the
-// limiter asked for, jitter included) or, without a sleep, from sending the
-// try, to the answer. That is timer slack, a starved process or server and
-// the round trip: scheduler and network noise, not the limiter's doing, and
-// the utilisation check discounts it (see checkBound).
-func driveImages(ctx context.Context, rdb redis.UniversalClient, runKey string, workers int, until time.Time, size func(i int) int, record func(grant) error) error {
+// Each worker measures, on its own clock, how late its grants were answered
+// compared with an idle machine and an instant network: it would have asked
+// at once after its previous grant, or, after a denial, exactly RetryAfter
+// after sending the denied try. The difference is round trips, timer slack,
+// a starved process or server, and the jitter and any oversleeping of Wait.
+// The utilisation check discounts it except for Wait's part (checkBound).
+func driveImages(ctx context.Context, rdb redis.UniversalClient, runKey string, workers int, until time.Time, size func(i int) int) ([]attempt, error) {
 	const maxWait = time.Second
+	var (
+		mu       sync.Mutex
+		attempts []attempt
+	)
 	errs := make(chan error, workers)
 	for w := range workers {
 		go func() {
 			errs <- func() error {
-				var wake time.Time // when the sleep before the next try should have ended
-				l := New(rdb, Options{Sleep: func(ctx context.Context, d time.Duration) error {
-					wake = time.Now().Add(d)
-					return sleepCtx(ctx, d)
-				}})
+				l := New(rdb, Options{})
+				// ideal is when, on an idle machine with an instant network,
+				// the next try would be answered.
+				ideal := time.Now()
 				for i := 0; time.Now().Before(until); i++ {
 					n := size(w*1_000_000 + i)
-					var last Decision
-					var late time.Duration
-					wake = time.Time{}
 					_, err := l.Wait(ctx, maxWait, func(ctx context.Context) (Decision, error) {
-						from := wake
-						if from.IsZero() {
-							from = time.Now()
-						}
-						wake = time.Time{}
+						sent := time.Now()
 						d, err := l.AllowImages(ctx, runKey, boundRate, boundPeriod, n)
-						last, late = d, time.Since(from)
-						return d, err
+						if err != nil {
+							return d, err
+						}
+						now := time.Now()
+						a := attempt{at: d.At.UnixMicro(), n: n, allowed: d.Allowed, retry: d.RetryAfter.Microseconds(), client: now.UnixNano()}
+						if d.Allowed {
+							a.late = now.Sub(ideal).Microseconds()
+							ideal = now
+						} else {
+							ideal = sent.Add(d.RetryAfter)
+						}
+						mu.Lock()
+						attempts = append(attempts, a)
+						mu.Unlock()
+						return d, nil
 					})
 					if _, ok := errors.AsType[*WaitError](err); ok {
 						continue
 					}
 					if err != nil {
-						return err
-					}
-					g := grant{at: last.At.UnixMicro(), n: n, client: time.Now().UnixNano(), late: late.Microseconds()}
-					if err := record(g); err != nil {
 						return err
 					}
 				}
@@ -99,21 +115,21 @@ func driveImages(ctx context.Context, rdb redis.UniversalClient, runKey string, 
 			first = err
 		}
 	}
-	return first
+	return attempts, first
 }
 
 // boundReport is what checkBound measured.
 type boundReport struct {
-	grants, images int
+	attempts, grants, images int
 	// worst is the largest sum over any window minus R·T/P: the bound says
 	// it is at most b.
 	worst float64
 	// worstClient is the same on the client clock, for information: it
-	// includes the latency jitter between grant and arrival.
+	// includes the latency between grant and arrival.
 	worstClient float64
 	// raw is images / (R·D/P) with D from the first grant to the end of the
 	// interval the last grant pays for; utilisation is the same with the
-	// measured lateness of the winning tries taken out of D.
+	// noise taken out of D.
 	raw, utilisation float64
 	// gapMean and gapMax are the time from a batch being paid for to the
 	// next grant; noise is the part of their sum the winners were late.
@@ -121,36 +137,65 @@ type boundReport struct {
 }
 
 func (r boundReport) String() string {
-	return fmt.Sprintf("%d grants, %d images; utilisation %.2f%% without scheduler noise, %.2f%% raw "+
+	return fmt.Sprintf("%d attempts, %d grants, %d images; utilisation %.2f%% without scheduler noise, %.2f%% raw "+
 		"(gap between a batch paid for and the next grant: mean %s, max %s; %s of the gaps noise); "+
 		"worst window %+.3f images over R·T/P (bound +%d; on the client clock %+.3f)",
-		r.grants, r.images, 100*r.utilisation, 100*r.raw, r.gapMean, r.gapMax, r.noise,
+		r.attempts, r.grants, r.images, 100*r.utilisation, 100*r.raw, r.gapMean, r.gapMax, r.noise,
 		r.worst, boundBatch, r.worstClient)
 }
 
-// checkBound fails the test unless, for every window [s_i, s_j] of the
-// limiter's clock, the images granted in it are at most R·(s_j-s_i)/P + b
-// (checked in exact integer arithmetic), and unless at least 95% of the
-// budget was used.
+// checkBound checks a run's attempts on the limiter's clock:
 //
-// Utilisation is measured on the limiter's clock from the first grant to the
-// end of the interval the last one pays for, the time D. Every gap between a
-// batch being paid for and the next grant is lost budget; the part of a gap
-// by which the winning try was late (driveImages) is scheduler and network
-// noise and is taken out of D. The rest counts against the limiter: the
-// jitter it adds, a RetryAfter longer than the real wait, a try denied
-// although its slot was open.
-func checkBound(t *testing.T, grants []grant) boundReport {
+//   - Every answer is exactly what GCRA gives at that instant, replayed in
+//     the order Redis ran them: no try was denied while budget was there,
+//     and no RetryAfter named a later slot than the real one. This is the
+//     limiter's share of utilisation, checked without any timing slack.
+//   - For every window [s_i, s_j] the images granted in it are at most
+//     R·(s_j-s_i)/P + b, in exact integer arithmetic.
+//   - At least 95% of the budget was used, from the first grant to the end
+//     of the interval the last one pays for (the time D). Every gap between
+//     a batch being paid for and the next grant is lost budget; the part of
+//     a gap by which the winner was late (driveImages), less the most
+//     jitter Wait may add, is scheduler and network noise and is taken out
+//     of D. What is left is Wait's own doing: jitter, and oversleeping if it
+//     slept longer than it was told.
+func checkBound(t *testing.T, attempts []attempt) boundReport {
 	t.Helper()
+	// Redis runs the scripts one at a time; within one microsecond a grant
+	// must come first (a denial leaves the state as it is).
+	slices.SortStableFunc(attempts, func(a, b attempt) int {
+		if a.at != b.at {
+			return int(a.at - b.at)
+		}
+		if a.allowed != b.allowed {
+			if a.allowed {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	periodUS := boundPeriod.Microseconds()
+	inc := func(n int) int64 { return (int64(n)*periodUS + boundRate - 1) / boundRate }
+	var tat int64
+	var grants []attempt
+	for _, a := range attempts {
+		next, wait := gcraStep(tat, a.at, inc(a.n), inc(a.n))
+		if a.allowed != (wait <= 0) || (!a.allowed && a.retry != wait) {
+			t.Fatalf("attempt %+v: GCRA at that instant says allowed=%v, retry %dµs", a, wait <= 0, wait)
+		}
+		if a.allowed {
+			tat = next
+			grants = append(grants, a)
+		}
+	}
 	if len(grants) < 2 {
 		t.Fatalf("only %d grants: nothing to check", len(grants))
 	}
-	periodUS := boundPeriod.Microseconds()
-	r := boundReport{grants: len(grants)}
-	r.worst = windowWorst(grants, func(g grant) float64 { return float64(g.at) / 1e6 })
-	r.worstClient = windowWorst(grants, func(g grant) float64 { return float64(g.client) / 1e9 })
+	r := boundReport{attempts: len(attempts), grants: len(grants)}
+	r.worst = windowWorst(grants, func(g attempt) float64 { return float64(g.at) / 1e6 })
+	r.worstClient = windowWorst(grants, func(g attempt) float64 { return float64(g.client) / 1e9 })
 
-	slices.SortFunc(grants, func(a, b grant) int { return int(a.at - b.at) })
 	for i := range grants {
 		sum := 0
 		for j := i; j < len(grants); j++ {
@@ -170,7 +215,12 @@ func checkBound(t *testing.T, grants []grant) boundReport {
 		paid := grants[i-1].at + int64(grants[i-1].n)*periodUS/boundRate
 		gap := max(0, grants[i].at-paid)
 		gaps += gap
-		noise += min(gap, grants[i].late)
+		// Wait's jitter is the limiter's doing, not noise.
+		late := grants[i].late - min(grants[i].late, maxJitter.Microseconds())
+		noise += min(gap, late)
+		if os.Getenv("DEBUGGAPS") != "" {
+			t.Logf("grant %d at %d n=%d gap=%d late=%d", i, grants[i].at, grants[i].n, gap, grants[i].late)
+		}
 		r.gapMax = max(r.gapMax, time.Duration(gap)*time.Microsecond)
 	}
 	r.gapMean = time.Duration(gaps/int64(len(grants)-1)) * time.Microsecond
@@ -188,9 +238,9 @@ func checkBound(t *testing.T, grants []grant) boundReport {
 }
 
 // windowWorst is max over windows of (images - R·T/P) on the clock clk.
-func windowWorst(grants []grant, clk func(grant) float64) float64 {
+func windowWorst(grants []attempt, clk func(attempt) float64) float64 {
 	gs := slices.Clone(grants)
-	slices.SortFunc(gs, func(a, b grant) int {
+	slices.SortFunc(gs, func(a, b attempt) int {
 		if x, y := clk(a), clk(b); x < y {
 			return -1
 		} else if x > y {
@@ -217,9 +267,6 @@ func windowWorst(grants []grant, clk func(grant) float64) float64 {
 // tests do not starve them.
 func TestImagesWindowBound(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		ctx := context.Background()
-		var mu sync.Mutex
-		var grants []grant
 		// Mostly full batches, every fourth one a tail of 1..9 images.
 		size := func(i int) int {
 			if i%4 == 3 {
@@ -227,37 +274,35 @@ func TestImagesWindowBound(t *testing.T) {
 			}
 			return boundBatch
 		}
-		err := driveImages(ctx, b.Client, "bound", 4, time.Now().Add(3*time.Second), size, func(g grant) error {
-			mu.Lock()
-			defer mu.Unlock()
-			grants = append(grants, g)
-			return nil
-		})
+		attempts, err := driveImages(context.Background(), b.Client, "bound", 4, time.Now().Add(3*time.Second), size)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("%s: %s", b, checkBound(t, grants))
+		t.Logf("%s: %s", b, checkBound(t, attempts))
 	})
 }
 
 // Environment of a helper process (see TestHelperProcess).
 const (
-	envHelper    = "SCANQ_LIMIT_HELPER" // the process number
-	envHelperURL = "SCANQ_LIMIT_HELPER_URL"
-	envHelperRun = "SCANQ_LIMIT_HELPER_RUN" // run key; grants go to the list <run>:grants
-	envHelperAt  = "SCANQ_LIMIT_HELPER_AT"  // start, Unix ns
+	envHelper    = "SCANQ_LIMIT_HELPER"     // the process number
+	envHelperURL = "SCANQ_LIMIT_HELPER_URL" // the Redis
+	envHelperRun = "SCANQ_LIMIT_HELPER_RUN" // run key; attempts go to the list <run>:attempts
+	envHelperN   = "SCANQ_LIMIT_HELPER_N"   // how many helpers start together
 	envHelperFor = "SCANQ_LIMIT_HELPER_FOR" // how long to drive
 )
 
 // TestImagesAcrossProcesses runs three separate worker processes (this test
 // binary, re-executed as TestHelperProcess) against one Redis and one run,
 // each with two workers submitting full batches, and checks the bound and
-// the utilisation over the union of their grants.
+// the utilisation over the union of their attempts. On miniredis the
+// children reach the server over TCP.
 func TestImagesAcrossProcesses(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		ctx := context.Background()
+		// A child that dies leaves the others at the start barrier; the
+		// timeout ends them.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
 		const procs, run = 3, "xproc"
-		start := time.Now().Add(time.Second) // every child is up by then
 		var wg sync.WaitGroup
 		outs := make([]strings.Builder, procs)
 		errs := make([]error, procs)
@@ -267,8 +312,8 @@ func TestImagesAcrossProcesses(t *testing.T) {
 				envHelper+"="+strconv.Itoa(p),
 				envHelperURL+"="+b.URL,
 				envHelperRun+"="+run,
-				envHelperAt+"="+strconv.FormatInt(start.UnixNano(), 10),
-				envHelperFor+"=4s",
+				envHelperN+"="+strconv.Itoa(procs),
+				envHelperFor+"=3s",
 			)
 			cmd.Stdout, cmd.Stderr = &outs[p], &outs[p]
 			wg.Go(func() { errs[p] = cmd.Run() })
@@ -279,25 +324,26 @@ func TestImagesAcrossProcesses(t *testing.T) {
 				t.Fatalf("helper process %d: %v\n%s", p, err, outs[p].String())
 			}
 		}
-		raw, err := b.Client.LRange(ctx, run+":grants", 0, -1).Result()
+		raw, err := b.Client.LRange(ctx, run+":attempts", 0, -1).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		grants := make([]grant, len(raw))
+		attempts := make([]attempt, len(raw))
 		perProc := make([]int, procs)
 		for i, s := range raw {
-			g := &grants[i]
-			if _, err := fmt.Sscan(s, &g.proc, &g.at, &g.n, &g.client, &g.late); err != nil {
-				t.Fatalf("grant %q: %v", s, err)
+			if attempts[i], err = parseAttempt(s); err != nil {
+				t.Fatalf("attempt %q: %v", s, err)
 			}
-			perProc[g.proc]++
+			if attempts[i].allowed {
+				perProc[attempts[i].proc]++
+			}
 		}
 		for p, n := range perProc {
 			if n == 0 {
 				t.Errorf("process %d got no grant (grants per process %v): the run was not shared", p, perProc)
 			}
 		}
-		t.Logf("%s: %d processes, grants per process %v: %s", b, procs, perProc, checkBound(t, grants))
+		t.Logf("%s: %d processes, grants per process %v: %s", b, procs, perProc, checkBound(t, attempts))
 	})
 }
 
@@ -316,9 +362,9 @@ func TestHelperProcess(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s: %v", envHelperURL, err)
 	}
-	at, err := strconv.ParseInt(os.Getenv(envHelperAt), 10, 64)
+	procs, err := strconv.Atoi(os.Getenv(envHelperN))
 	if err != nil {
-		t.Fatalf("%s: %v", envHelperAt, err)
+		t.Fatalf("%s: %v", envHelperN, err)
 	}
 	dur, err := time.ParseDuration(os.Getenv(envHelperFor))
 	if err != nil {
@@ -328,14 +374,32 @@ func TestHelperProcess(t *testing.T) {
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 	ctx := context.Background()
-	start := time.Unix(0, at)
-	time.Sleep(time.Until(start))
-	err = driveImages(ctx, rdb, run, 2, start.Add(dur),
-		func(int) int { return boundBatch },
-		func(g grant) error {
-			return rdb.RPush(ctx, run+":grants", fmt.Sprintf("%d %d %d %d %d", p, g.at, g.n, g.client, g.late)).Err()
-		})
+	// Start together: a process that starts late on a loaded machine would
+	// leave the others to share the run alone.
+	if err := rdb.Incr(ctx, run+":ready").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		n, err := rdb.Get(ctx, run+":ready").Int()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n >= procs {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	attempts, err := driveImages(ctx, rdb, run, 2, time.Now().Add(dur), func(int) int { return boundBatch })
 	if err != nil {
+		t.Fatal(err)
+	}
+	// Reported at the end, so that reporting takes no time from the waiters.
+	vals := make([]any, len(attempts))
+	for i, a := range attempts {
+		a.proc = p
+		vals[i] = a.String()
+	}
+	if err := rdb.RPush(ctx, run+":attempts", vals...).Err(); err != nil {
 		t.Fatal(err)
 	}
 }

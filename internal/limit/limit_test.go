@@ -430,7 +430,7 @@ func TestKeysExpire(t *testing.T) {
 			if _, err := l.AllowImages(ctx, "run", 3600, time.Hour, 60); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := l.AllowRequest(ctx, "target", 10, 2); err != nil {
+			if _, err := l.AllowRequest(ctx, "target", 0.1, 2); err != nil {
 				t.Fatal(err)
 			}
 			if i == 2 {
@@ -446,7 +446,7 @@ func TestKeysExpire(t *testing.T) {
 		// The images key holds one batch of 60 at 3600/h: one minute.
 		want := map[string]time.Duration{
 			DefaultPrefix + "images:run":            time.Minute,
-			DefaultPrefix + "req:{target}:rate":     time.Second, // 2 grants of 100ms before the throttle
+			DefaultPrefix + "req:{target}:rate":     20 * time.Second, // 2 grants of 10s before the throttle
 			DefaultPrefix + "req:{target}:throttle": DefaultRetryAfter + 3*time.Second,
 		}
 		if len(keys) != len(want) {

@@ -158,4 +158,6 @@ func signRequest(t testing.TB, r *http.Request, body string) {
 
 func readCloser(s string) io.ReadCloser { return io.NopCloser(strings.NewReader(s)) }
 
-
+func signerSign(r *http.Request, body []byte) error {
+	return signer.Sign(r, body, testAK, testSK, time.Now())
+}

@@ -118,16 +118,45 @@ var failedCodes = map[string]string{
 	"image_oversized": "image_over_sized",
 }
 
-func pick[T any](h uint64, items []T, weight func(T) int) int {
-	r := int(h % 100)
-	for i, it := range items {
-		r -= weight(it)
-		if r < 0 {
-			return i
+// weightTable maps a percentile 0..99 to an index of weights (which sum to
+// 100), so that picking by weight costs one lookup.
+func weightTable(weights ...int) (t [100]uint8) {
+	k := 0
+	for i, w := range weights {
+		for range w {
+			t[k] = uint8(i)
+			k++
 		}
 	}
-	return len(items) - 1
+	if k != 100 {
+		panic(fmt.Sprintf("hsstest: weights sum to %d, not 100", k))
+	}
+	return t
 }
+
+var (
+	registryPick = func() [100]uint8 {
+		var w []int
+		for _, r := range registryTemplates {
+			w = append(w, r.weight)
+		}
+		return weightTable(w...)
+	}()
+	statusPick = func() [100]uint8 {
+		var w []int
+		for _, s := range scanStatuses {
+			w = append(w, s.weight)
+		}
+		return weightTable(w...)
+	}()
+	localStatusPick = func() [100]uint8 {
+		var w []int
+		for _, s := range localStatuses {
+			w = append(w, s.weight)
+		}
+		return weightTable(w...)
+	}()
+)
 
 const (
 	blockSize = 16 // images per partition block; a repository never spans two
@@ -298,7 +327,7 @@ func newInventory(seed int64, n, m int) *inventory {
 func (inv *inventory) repoHash(repo uint64) uint64 { return hashOf(inv.seed, domRepo, repo) }
 
 func (inv *inventory) registryOf(hr uint64) *registry {
-	return &inv.registries[pick(hr>>20, inv.registries, func(r registry) int { return r.weight })]
+	return &inv.registries[registryPick[(hr>>20)%100]]
 }
 
 func repoName(hr uint64, repo uint64) string {
@@ -316,12 +345,7 @@ func tagName(hr uint64, tag int, hi uint64) string {
 
 // genScalars computes the per-image numbers of generated image i.
 func (inv *inventory) genScalars(i int, hi uint64) (status string, hasVul bool, size, update, scan int64) {
-	status = scanStatuses[pick(hi>>8, scanStatuses, func(s struct {
-		status string
-		weight int
-	}) int {
-		return s.weight
-	})].status
+	status = scanStatuses[statusPick[(hi>>8)%100]].status
 	epoch := InventoryEpoch.UnixMilli()
 	update = epoch - int64((hi>>16)%uint64(365*dayMS))
 	if status != "unscan" {
@@ -756,12 +780,7 @@ func (inv *inventory) local(i int) LocalItem {
 	host := int(h % uint64(inv.hosts))
 	hh := hashOf(inv.seed, domHost, uint64(host))
 	word := repoWords[(h>>8)%uint64(len(repoWords))]
-	status := localStatuses[pick(h>>16, localStatuses, func(s struct {
-		status string
-		weight int
-	}) int {
-		return s.weight
-	})].status
+	status := localStatuses[localStatusPick[(h>>16)%100]].status
 	epoch := InventoryEpoch.UnixMilli()
 	update := epoch - int64((h>>20)%uint64(180*dayMS))
 	var scan int64
