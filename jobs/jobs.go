@@ -8,6 +8,8 @@
 package jobs
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -35,7 +37,7 @@ const (
 )
 
 // Types lists every task type a worker must handle.
-var Types = []string{TypeRun, TypePage, TypeBatch}
+var Types = []string{TypeRun, TypePage, TypeBatch, TypeImage, TypeImageBatch}
 
 // Queues, highest priority first. Ad-hoc work (API, CLI) goes to critical,
 // scheduled bulk work to bulk, so an urgent scan never waits behind a night.
@@ -144,3 +146,75 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	return nil
 }
+
+// ImageParams are the scan parameters of an ad-hoc image: everything of the
+// HSS request but the image itself. Images with equal params (and target)
+// are aggregated into one call.
+type ImageParams struct {
+	GlobalImageType     string `json:"global_image_type,omitempty"`
+	EnterpriseProjectID string `json:"enterprise_project_id,omitempty"`
+	Region              string `json:"region,omitempty"`
+	ScanScope           *int32 `json:"scan_scope,omitempty"`
+	RateLimit           *int32 `json:"rate_limit,omitempty"`
+}
+
+// Request is the scan request these params make for images.
+func (p ImageParams) Request(images []hss.ImageInfo) ScanRequest {
+	return ScanRequest{GlobalImageType: p.GlobalImageType, EnterpriseProjectID: p.EnterpriseProjectID, Region: p.Region,
+		ScanTaskBody: hss.ScanTaskBody{ScanScope: p.ScanScope, RateLimit: p.RateLimit, ImageInfo: images}}
+}
+
+// Group is the asynq aggregation group of images with these params on
+// target: a short, stable hash.
+func (p ImageParams) Group(target string) string {
+	b, _ := json.Marshal(struct {
+		T string
+		P ImageParams
+	}{target, p})
+	sum := sha256.Sum256(b)
+	return "images:" + hex.EncodeToString(sum[:8])
+}
+
+// ImagePayload is the payload of TypeImage: one image added ad hoc, known
+// by its ticket.
+type ImagePayload struct {
+	Ticket string        `json:"ticket"`
+	Image  hss.ImageInfo `json:"image"`
+	Params ImageParams   `json:"params"`
+}
+
+// ImageBatchPayload is the payload of TypeImageBatch: ad-hoc images
+// aggregated into one call. BatchID names the batch in each ticket.
+type ImageBatchPayload struct {
+	BatchID  string         `json:"batch_id"`
+	Params   ImageParams    `json:"params"`
+	Items    []ImagePayload `json:"items"`
+	Deferred int            `json:"deferred,omitempty"`
+	Failures int            `json:"failures,omitempty"`
+}
+
+// NewImageTask builds the task of one ad-hoc image, grouped with others
+// of the same params on target.
+func NewImageTask(p ImagePayload, target, queue string) (*asynq.Task, error) {
+	return newTask(TypeImage, p, asynq.Queue(queue), asynq.Group(p.Params.Group(target)), asynq.MaxRetry(0))
+}
+
+// ImageTicket is the record of one ad-hoc image: which batch carried it
+// and how that ended.
+type ImageTicket struct {
+	Ticket    string        `json:"ticket"`
+	Image     hss.ImageInfo `json:"image"`
+	Params    ImageParams   `json:"params"`
+	State     string        `json:"state"` // queued, submitted, failed
+	BatchID   string        `json:"batch_id,omitempty"`
+	Error     *RunError     `json:"error,omitempty"`
+	CreatedAt time.Time     `json:"created_at"`
+	UpdatedAt time.Time     `json:"updated_at"`
+}
+
+// Ticket states.
+const (
+	TicketQueued    = "queued"
+	TicketSubmitted = "submitted"
+	TicketFailed    = "failed"
+)

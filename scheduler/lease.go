@@ -150,7 +150,11 @@ func (s *Scheduler) gain(now, prev time.Time) {
 	s.validUntil = now.Add(s.validity())
 	s.term = term{prev: prev, start: now}
 	s.mu.Unlock()
-	s.log.Info("became leader", "instance", s.token, "covered_until", prev)
+	if prev.IsZero() {
+		s.log.Info("became leader", "instance", s.token)
+	} else {
+		s.log.Info("became leader", "instance", s.token, "predecessors_covered_until", prev)
+	}
 	s.metrics.Leader(true)
 	select {
 	case s.wake <- struct{}{}:

@@ -74,6 +74,9 @@ func TestLeaderElection(t *testing.T) {
 		if leader.s.IsLeader() {
 			t.Error("a stopped scheduler says it leads")
 		}
+		if got := leaseHolder(t, leader); got == leader.s.Instance() {
+			t.Error("a stopped leader kept its lease")
+		}
 		waitFor(t, follower.s.IsLeader, "the follower to take over")
 		if got := leaseHolder(t, follower); got != follower.s.Instance() {
 			t.Errorf("lease held by %q, want %q", got, follower.s.Instance())

@@ -11,11 +11,17 @@
 //
 // Per schedule, Redis keeps a cursor: every tick up to it has been dealt
 // with (fired, found already fired, or skipped). A new leader continues
-// from the cursor, so no tick between two leaders is lost. Ticks that fell
-// in a time when no scheduler held the lease (every replica was down) are
-// misfires: the latest of them is fired if it is at most the schedule's
-// misfire grace late, the others are skipped, logged and counted; a backlog
-// is never fired.
+// from the cursor, so no tick between two leaders is lost: ticks that fell
+// within a dead leader's lease are fired late, each once (they are at most
+// a lease's worth). Ticks that fell in a time when no scheduler held the
+// lease (every replica was down) are misfires: the latest of them is fired
+// if it is at most the schedule's misfire grace late, the others are
+// skipped, logged and counted; a backlog is never fired.
+//
+// Redis keys, all under the {scheduler} hash tag: <prefix>{scheduler}:leader
+// (the lease; its value names the leading instance), :covered (until when a
+// leader was responsible for ticks) and :schedule:<name> (cursor, last
+// tick, last run, counters).
 package scheduler
 
 import (
@@ -306,7 +312,7 @@ func (s *Scheduler) runSchedule(ctx context.Context, c *compiled, tm term) (time
 	if recent := now.Add(-window); cursor.Before(recent) {
 		// Too old for either rule: count them, don't list them.
 		if n, capped := countTicks(c.cron, cursor, recent, maxCount); n > 0 {
-			if err := s.skipMissed(ctx, c, cursor, recent, n, capped); err != nil {
+			if err := s.skipMissed(ctx, c, c.cron.Next(cursor), recent, n, capped); err != nil {
 				return time.Time{}, err
 			}
 		}
@@ -333,7 +339,7 @@ func (s *Scheduler) runSchedule(ctx context.Context, c *compiled, tm term) (time
 		if len(missed) == 0 {
 			return nil
 		}
-		err := s.skipMissed(ctx, c, missed[0].Add(-time.Nanosecond), missed[len(missed)-1], int64(len(missed)), false)
+		err := s.skipMissed(ctx, c, missed[0], missed[len(missed)-1], int64(len(missed)), false)
 		missed = nil
 		return err
 	}
@@ -405,14 +411,14 @@ func (s *Scheduler) advance(ctx context.Context, name string, tick time.Time, co
 	return nil
 }
 
-// skipMissed records n missed ticks of c in (after, upto].
-func (s *Scheduler) skipMissed(ctx context.Context, c *compiled, after, upto time.Time, n int64, capped bool) error {
+// skipMissed records n missed ticks of c from first up to upto.
+func (s *Scheduler) skipMissed(ctx context.Context, c *compiled, first, upto time.Time, n int64, capped bool) error {
 	if err := s.advance(ctx, c.Name, upto, fieldMissed, n, ""); err != nil {
 		return err
 	}
 	s.log.Warn("skipped ticks missed while no scheduler ran",
 		"schedule", c.Name, "ticks", n, "at_least", capped,
-		"after", after.UTC().Format(time.RFC3339), "up_to", upto.UTC().Format(time.RFC3339),
+		"first", first.UTC().Format(time.RFC3339), "up_to", upto.UTC().Format(time.RFC3339),
 		"misfire_grace", c.MisfireGrace)
 	s.metrics.TicksMissed(c.Name, n)
 	return nil

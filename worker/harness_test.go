@@ -77,8 +77,8 @@ func newEnv(t *testing.T, b *redistest.Backend, o envOpts) *env {
 }
 
 func (e *env) start(concurrency int) {
-	cfg := e.h.ServerConfig(concurrency, map[string]int{jobs.QueueCritical: 6, jobs.QueueDefault: 3, jobs.QueueBulk: 1},
-		50*time.Millisecond, 2*time.Second, quietLogger{})
+	cfg := e.h.ServerConfig(worker.ServerOptions{Concurrency: concurrency, Queues: queues, PollInterval: 50 * time.Millisecond,
+		ShutdownTimeout: 2 * time.Second, GroupMaxSize: 5, GroupGracePeriod: time.Second, GroupMaxDelay: 2 * time.Second, Logger: quietLogger{}})
 	cfg.TaskCheckInterval = 20 * time.Millisecond
 	e.srv = asynq.NewServerFromRedisClient(e.b.Client, cfg)
 	if err := e.srv.Start(e.h.Mux()); err != nil {
@@ -139,6 +139,8 @@ func checkCountersAddUp(t *testing.T, r *jobs.Run) {
 		t.Fatalf("batch counters do not add up: %+v", c)
 	}
 }
+
+var queues = map[string]int{jobs.QueueCritical: 6, jobs.QueueDefault: 3, jobs.QueueBulk: 1}
 
 type quietLogger struct{}
 

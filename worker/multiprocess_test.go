@@ -62,8 +62,8 @@ func TestHelperWorkerProcess(t *testing.T) {
 	h := worker.New(cc.Config, worker.Target{ProjectID: project},
 		worker.Deps{Runs: runs.New(rdb, runs.Options{}), HSS: client, Limiter: limit.New(rdb, limit.Options{}), Client: ac,
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: childLogLevel()}))})
-	cfg := h.ServerConfig(cc.Concurrency, map[string]int{jobs.QueueCritical: 6, jobs.QueueDefault: 3, jobs.QueueBulk: 1},
-		50*time.Millisecond, 5*time.Second, quietLogger{})
+	cfg := h.ServerConfig(worker.ServerOptions{Concurrency: cc.Concurrency, Queues: queues, PollInterval: 50 * time.Millisecond,
+		ShutdownTimeout: 5 * time.Second, Logger: quietLogger{}})
 	cfg.TaskCheckInterval = 20 * time.Millisecond
 	srv := asynq.NewServerFromRedisClient(rdb, cfg)
 	if err := srv.Start(h.Mux()); err != nil {

@@ -126,6 +126,8 @@ func (h *Handlers) Mux() *asynq.ServeMux {
 	mux.Handle(jobs.TypeRun, typed(h.handleRun))
 	mux.Handle(jobs.TypePage, typed(h.handlePage))
 	mux.Handle(jobs.TypeBatch, typed(h.handleBatch))
+	mux.Handle(jobs.TypeImage, typed(h.handleImage))
+	mux.Handle(jobs.TypeImageBatch, typed(h.handleImageBatch))
 	return mux
 }
 
@@ -168,19 +170,40 @@ func Backoff(n int, err error, base, maxDelay time.Duration, random func() float
 	return d
 }
 
+// ServerOptions size the asynq server.
+type ServerOptions struct {
+	Concurrency int
+	Queues      map[string]int // queue name → weight
+	// PollInterval is how often scheduled (deferred) and retry tasks are
+	// moved to their queue.
+	PollInterval    time.Duration
+	ShutdownTimeout time.Duration
+	// GroupMaxSize, GroupGracePeriod and GroupMaxDelay shape the batches of
+	// ad-hoc images: up to GroupMaxSize images, sent once no image joined
+	// for the grace period or the oldest has waited GroupMaxDelay.
+	GroupMaxSize     int
+	GroupGracePeriod time.Duration
+	GroupMaxDelay    time.Duration
+	Logger           asynq.Logger
+}
+
 // ServerConfig returns the asynq server configuration for these handlers.
-func (h *Handlers) ServerConfig(concurrency int, queues map[string]int, poll time.Duration, shutdown time.Duration, logger asynq.Logger) asynq.Config {
+func (h *Handlers) ServerConfig(o ServerOptions) asynq.Config {
 	return asynq.Config{
-		Concurrency:              concurrency,
-		Queues:                   queues,
+		Concurrency:              o.Concurrency,
+		Queues:                   o.Queues,
 		RetryDelayFunc:           h.RetryDelay,
-		DelayedTaskCheckInterval: poll,
+		DelayedTaskCheckInterval: o.PollInterval,
+		GroupAggregator:          asynq.GroupAggregatorFunc(aggregate),
+		GroupMaxSize:             o.GroupMaxSize,
+		GroupGracePeriod:         o.GroupGracePeriod,
+		GroupMaxDelay:            o.GroupMaxDelay,
 		// asynq sleeps this long when every queue is empty; a run is a
 		// chain of short tasks (page → batches → next page), so a long
 		// sleep here is dead time on every hop.
 		TaskCheckInterval: 50 * time.Millisecond,
-		ShutdownTimeout:          shutdown,
-		Logger:                   logger,
+		ShutdownTimeout:          o.ShutdownTimeout,
+		Logger:                   o.Logger,
 	}
 }
 

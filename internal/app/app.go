@@ -110,8 +110,12 @@ func (a *App) Queues() map[string]int {
 func (a *App) RunWorker(ctx context.Context) error {
 	h := a.Handlers()
 	w := a.Cfg.Worker
-	srv := asynq.NewServerFromRedisClient(a.Redis.Client,
-		h.ServerConfig(w.Concurrency, a.Queues(), w.PollInterval, w.ShutdownTimeout, asynqLogger{a.Log.With("component", "asynq")}))
+	s := a.Cfg.Scan
+	srv := asynq.NewServerFromRedisClient(a.Redis.Client, h.ServerConfig(worker.ServerOptions{
+		Concurrency: w.Concurrency, Queues: a.Queues(), PollInterval: w.PollInterval, ShutdownTimeout: w.ShutdownTimeout,
+		GroupMaxSize: min(s.BatchSize, a.Cfg.HSS.MaxBatchSize), GroupGracePeriod: s.GroupGracePeriod, GroupMaxDelay: s.GroupMaxDelay,
+		Logger: asynqLogger{a.Log.With("component", "asynq")},
+	}))
 	if err := srv.Start(h.Mux()); err != nil {
 		return fmt.Errorf("starting worker: %w", err)
 	}

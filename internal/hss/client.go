@@ -220,7 +220,7 @@ func (c *Client) newRequest(ctx context.Context, cl call) (*http.Request, error)
 // ErrTimeout, which Retryable accepts.
 func (c *Client) transportError(ctx, callCtx context.Context, op string, err error) error {
 	if ctx.Err() != nil {
-		return fmt.Errorf("hss: %s: %w", op, context.Cause(ctx))
+		return fmt.Errorf("hss: %s: %w", op, ctx.Err())
 	}
 	if errors.Is(context.Cause(callCtx), ErrTimeout) || isTimeout(err) {
 		return fmt.Errorf("hss: %s: %w after at most %s: %w", op, ErrTimeout, c.cfg.Timeout, err)

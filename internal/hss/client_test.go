@@ -403,7 +403,7 @@ func TestCredentialsRedacted(t *testing.T) {
 	slog.New(slog.NewJSONHandler(&logged, nil)).Info("cfg", "creds", creds)
 	outputs := []string{
 		creds.String(), fmt.Sprintf("%v %+v %#v %s", creds, creds, creds, creds),
-		fmt.Sprintf("%+v", Config{Credentials: creds}), logged.String(),
+		fmt.Sprintf("%+v %#v", Config{Credentials: creds}, Config{Credentials: creds}), logged.String(),
 	}
 	for _, out := range outputs {
 		for _, secret := range []string{"AKSECRETVALUE", "SKSECRETVALUE", "TOKENSECRET"} {

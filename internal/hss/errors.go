@@ -42,7 +42,7 @@ func (e *APIError) Error() string {
 
 // ErrTimeout marks a call that ran out of the client's per-call timeout
 // (Config.Timeout) or the transport's, as opposed to the caller's context.
-var ErrTimeout = errors.New("hss: request timed out")
+var ErrTimeout = errors.New("request timed out")
 
 const maxErrorBody = 64 << 10
 

@@ -10,8 +10,8 @@
 // holds the theoretical arrival time (TAT) of the next token, and a request
 // is allowed when TAT minus the tolerance has been reached. The decision and
 // the update run in one Lua script, so two workers can never both spend the
-// same token, and the clock is the Redis server's (TIME inside the script), so
-// clock skew between worker machines does not matter. Times are integer
+// same token, and the clock is the Redis server's (TIME, read inside the
+// script as it runs), so clock skew between worker machines does not matter. Times are integer
 // microseconds: exact in a Lua double until the year 2255, so the bound below
 // holds without floating-point slack. Increments are rounded up, which can only
 // make the limiter stricter, by under a microsecond per grant.
@@ -50,14 +50,17 @@
 //
 // # Why not redis_rate
 //
-// github.com/go-redis/redis_rate/v10 implements the same GCRA and was the
-// first choice; reading its source showed it does not fit: it checks one key
-// per call, so the throttle block, the normal and the half-rate keys would be
-// three round trips per HSS call and a denial by one key would still have
-// spent a token on another; its key prefix "rate:" is fixed; and it keeps the
-// TAT as float seconds and does not say when (on the server clock) a grant
-// happened, which the tests need to check the bound exactly. The script here
-// is its algorithm in integer microseconds with those points fixed.
+// github.com/go-redis/redis_rate/v10 (v10.0.1) implements the same GCRA and
+// was the first choice; it would work with our go-redis v9.14.1, but reading
+// its source showed it does not fit: it checks one key per call, so the
+// throttle block, the full-rate and the half-rate keys would take three round
+// trips per HSS call, not atomically, and a denial by one key would still
+// have spent a token on another; its key prefix "rate:" is fixed, against
+// Options.Prefix; its burst is fixed per limit, where the images bound is
+// simplest with a tolerance per batch (above); and it keeps the TAT as float
+// seconds and does not return when, on the server clock, a decision was
+// taken, which the tests need to check the bound exactly. The scripts here
+// are its algorithm in integer microseconds with those points fixed.
 //
 // # Keys
 //

@@ -10,6 +10,12 @@ import (
 // WaitError says the limiter's next slot is further away than the caller was
 // willing to wait. It is not a failure: the caller puts its work back on the
 // queue to run after Delay, without spending a retry.
+//
+// Budget not taken when its slot opens is lost (the images bound allows no
+// catching up). A task put back with exactly Delay comes back late by however
+// long its queue takes to notice (asynq moves scheduled tasks every few
+// seconds), so put it back a little early, by about maxWait, and let Wait
+// sleep out the rest.
 type WaitError struct {
 	// Delay is how long until the slot opens, as of the last try.
 	Delay time.Duration

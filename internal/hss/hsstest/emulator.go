@@ -1,20 +1,3 @@
-// Package hsstest is an in-process emulator of the Huawei Cloud HSS v5
-// image-scan API, in the manner of net/http/httptest: NewServer starts one
-// on a loopback port, NewHandler gives the http.Handler to embed, and Main
-// is the `scanq emulator` command.
-//
-// It owns a deterministic synthetic tenant (registry images and images on
-// hosts, generated from a seed without being held in memory), the four
-// operations scanq uses (CreateManualImageScanTask, ListRegistryImages,
-// ListImageLocal, ListImageScanTask) with the API's validation, error JSON
-// and AK/SK or token authentication, and knobs to make it misbehave: 5xx and
-// 429 faults, a request-rate limit, latency. /emulator/v1 routes expose what
-// it received, for tests and demos.
-//
-// It is faithful enough that the official Go SDK (huaweicloud-sdk-go-v3,
-// services/hss/v5) talks to it unchanged; request validation and signature
-// checks are internal/hss's and internal/hss/signer's, so the emulator and
-// scanq cannot drift apart.
 package hsstest
 
 import (
@@ -23,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -124,6 +109,7 @@ func NewHandler(opts Options) *Emulator {
 	if err := opts.Validate(); err != nil {
 		panic(err)
 	}
+	opts.Credentials = maps.Clone(opts.Credentials) // the caller may reuse its map
 	e := &Emulator{
 		opts: opts,
 		now:  opts.Now,
@@ -281,7 +267,9 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	e.serveAPI(sw, r, rid, route, project)
 	if sw.status == 0 {
-		sw.status = http.StatusOK
+		// Only a client that went away during the injected latency gets no
+		// answer; count it as nginx does.
+		sw.status = 499
 	}
 	e.rec.request(route, sw.status)
 	e.log.Debug("hss emulator request", "method", r.Method, "path", r.URL.Path, "route", route,
@@ -590,9 +578,21 @@ func (e *Emulator) serveDebug(w http.ResponseWriter, r *http.Request, rid string
 	case r.URL.Path == "/emulator/v1/stats" && r.Method == http.MethodGet:
 		e.writeJSON(w, http.StatusOK, e.Stats())
 	case r.URL.Path == "/emulator/v1/submissions" && r.Method == http.MethodGet:
-		subs := e.Submissions()
-		if subs == nil {
-			subs = []Submission{}
+		// ?since=SEQ returns only later submissions, for pollers.
+		var since int64
+		if v := r.URL.Query().Get("since"); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				e.writeError(w, rid, http.StatusBadRequest, "HSS.0001", "invalid parameter since: must be a non-negative integer")
+				return
+			}
+			since = n
+		}
+		subs := []Submission{}
+		for _, s := range e.Submissions() {
+			if s.Seq > since {
+				subs = append(subs, s)
+			}
 		}
 		e.writeJSON(w, http.StatusOK, subs)
 	case r.URL.Path == "/emulator/v1/faults" && r.Method == http.MethodGet:

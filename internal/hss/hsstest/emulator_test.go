@@ -1,6 +1,7 @@
 package hsstest
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -658,5 +659,38 @@ func TestTasks(t *testing.T) {
 	getJSON(t, e, tasksPath+"?type=image_sync", &sync)
 	if sync.TotalNum != 0 || sync.DataList == nil {
 		t.Errorf("image_sync tasks: %+v, want an empty list", sync)
+	}
+}
+
+func TestSubmissionsSince(t *testing.T) {
+	t.Parallel()
+	e := NewHandler(Options{})
+	for range 3 {
+		serve(t, e, req{target: createPath, body: `{"is_all":true}`})
+	}
+	var subs []Submission
+	getJSON(t, e, "/emulator/v1/submissions?since=1", &subs)
+	if len(subs) != 2 || subs[0].Seq != 2 {
+		t.Errorf("since=1: %+v, want seq 2 and 3", subs)
+	}
+	getJSON(t, e, "/emulator/v1/submissions?since=3", &subs)
+	if len(subs) != 0 {
+		t.Errorf("since=3: %d submissions", len(subs))
+	}
+	if r := serve(t, e, req{target: "/emulator/v1/submissions?since=-1"}); r.status != 400 {
+		t.Errorf("since=-1: %d", r.status)
+	}
+}
+
+func TestClientGoneDuringLatency(t *testing.T) {
+	t.Parallel()
+	e := NewHandler(Options{Latency: time.Hour})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	r := httptest.NewRequest(http.MethodGet, registryPath, nil).WithContext(ctx)
+	w := httptest.NewRecorder()
+	e.ServeHTTP(w, r) // returns at once: the client has gone
+	if st := e.Stats(); st.Requests[499] != 1 || len(e.Submissions()) != 0 {
+		t.Errorf("stats %+v, want one 499", st)
 	}
 }

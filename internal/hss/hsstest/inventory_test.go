@@ -444,3 +444,23 @@ func countQuery(t *testing.T, e *Emulator, query string) int {
 	getJSON(t, e, registryPath+"?"+query, &p)
 	return p.TotalNum
 }
+
+func TestSetScannedAddedImage(t *testing.T) {
+	t.Parallel()
+	e := NewHandler(Options{Images: 3})
+	img, err := e.AddRegistryImage(hss.RegistryImage{Namespace: "n", ImageName: "a", ImageVersion: "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countQuery(t, e, "namespace=n&scan_status=success"); n != 0 {
+		t.Fatalf("%d scanned before SetScanned", n)
+	}
+	if err := e.SetScanned(Key(img), t0); err != nil {
+		t.Fatal(err)
+	}
+	var p registryPage
+	getJSON(t, e, registryPath+"?namespace=n&scan_status=success", &p)
+	if p.TotalNum != 1 || p.DataList[0].LatestScanTime != t0.UnixMilli() {
+		t.Errorf("after SetScanned: %+v", p)
+	}
+}

@@ -1,0 +1,406 @@
+// Package api owns scanq's HTTP front door: the HSS-compatible
+// CreateManualImageScanTask endpoint (so Huawei's SDKs and existing HSS
+// clients can point at scanq unchanged), the native /api/v1 (runs, ad-hoc
+// images, schedules), asynqmon under /monitoring/, Prometheus /metrics and
+// the /healthz and /readyz probes, together with their authentication,
+// request limits, idempotency keys and error formats.
+//
+// Two error formats live here on purpose. The HSS-compatible endpoint
+// answers exactly as HSS does ({"error_code","error_msg"} with
+// X-Request-Id), because its clients parse that; everything else answers
+// {"error":{"code","message"}}. Every response carries X-Request-Id.
+//
+// Authentication (when Options.Token or Options.AK/SK is set, else off):
+//
+//   - /api/v1, /monitoring/ and (with ProtectMetrics) /metrics accept the
+//     token as "Authorization: Bearer T", as "X-Auth-Token: T" or as the
+//     password of HTTP basic auth (any user name), and an AK/SK-signed
+//     request (SDK-HMAC-SHA256) or basic auth with user AK and password SK.
+//     Basic auth is what makes /monitoring/ usable from a browser: the
+//     401 there offers it, the browser asks once and then sends it with
+//     every page, asset and XHR of asynqmon. A cookie was the alternative;
+//     it needs a login route and a place to mint it, and buys nothing basic
+//     auth does not give over TLS. Because browsers replay basic
+//     credentials by themselves, unsafe cross-origin browser requests are
+//     refused everywhere (http.CrossOriginProtection), which keeps another
+//     site from driving asynqmon's or /api/v1's POSTs.
+//   - the HSS-compatible endpoint accepts what HSS accepts: X-Auth-Token
+//     or an AK/SK signature (15 minutes of clock skew), with the gateway's
+//     401 APIGW.0301 answers.
+//   - /metrics is open unless ProtectMetrics is set: it carries counts
+//     and latencies, no request contents or secrets, and scrapers are
+//     simplest without credentials. /healthz and /readyz are always open.
+//
+// Nothing sent as a credential is ever logged or echoed back.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+	"github.com/redis/go-redis/v9"
+	"github.com/scanq/scanq/internal/metrics"
+	"github.com/scanq/scanq/internal/runs"
+	"github.com/scanq/scanq/jobs"
+)
+
+// DefaultMaxBodyBytes is the request body limit when Options.MaxBodyBytes is
+// 0: HSS's own limit for an AK/SK-signed body.
+const DefaultMaxBodyBytes = 12 << 20
+
+// DefaultIdempotencyTTL is how long an Idempotency-Key is remembered when
+// Options.IdempotencyTTL is 0.
+const DefaultIdempotencyTTL = 24 * time.Hour
+
+// MonitoringPath is where asynqmon is mounted.
+const MonitoringPath = "/monitoring"
+
+// SchedulesProvider is what GET /api/v1/schedules and
+// POST /api/v1/schedules/{name}/trigger read and drive (the scheduler).
+// Trigger returns an error wrapping ErrUnknownSchedule for a name it does
+// not know; SchedulesFunc builds one from the scheduler's methods.
+type SchedulesProvider interface {
+	Status(ctx context.Context) (any, error)
+	Trigger(ctx context.Context, name string) (*jobs.Run, error)
+}
+
+// ErrUnknownSchedule marks a trigger of a schedule that is not configured:
+// 404.
+var ErrUnknownSchedule = errors.New("unknown schedule")
+
+// ImageAdder takes one ad-hoc image for POST /api/v1/images (the aggregator
+// that batches single images). The request arrives decoded and validated.
+// The result is answered with 202 as JSON. An error wrapping a
+// *hss.ValidationError is the client's (400); any other is a 500.
+type ImageAdder interface {
+	AddImage(ctx context.Context, req ImageRequest) (any, error)
+}
+
+// Options configure the API handler.
+type Options struct {
+	// Starter creates runs; required.
+	Starter *runs.Starter
+	// Runs reads run records; default Starter.Store.
+	Runs *runs.Store
+	// Redis answers /readyz and holds idempotency keys; required.
+	Redis redis.UniversalClient
+	// RedisOpt is how asynqmon reaches Redis; required with Monitoring.
+	RedisOpt asynq.RedisConnOpt
+	// Token is the inbound API token; "" with no AK/SK means no
+	// authentication (demo).
+	Token string
+	// AK and SK are the inbound access key pair clients sign with.
+	AK, SK string
+	// ProjectID is the only project_id the HSS-compatible endpoint
+	// answers for; "" accepts any.
+	ProjectID string
+	// MaxBodyBytes limits request bodies; default DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Monitoring mounts asynqmon at /monitoring/, read-only with
+	// MonitoringReadOnly.
+	Monitoring, MonitoringReadOnly bool
+	// ProtectMetrics puts /metrics behind the same authentication as
+	// /api/v1.
+	ProtectMetrics bool
+	// IdempotencyTTL is how long an Idempotency-Key maps to its run;
+	// default DefaultIdempotencyTTL.
+	IdempotencyTTL time.Duration
+	// RatePeriod is the window of rate_limit, for ETAs; default 1h.
+	RatePeriod time.Duration
+	// Schedules backs the schedule routes; nil lists none.
+	Schedules SchedulesProvider
+	// Images backs POST /api/v1/images; nil answers 501.
+	Images ImageAdder
+	// Metrics records requests and serves /metrics; default a fresh one.
+	Metrics *metrics.Metrics
+	// Logger; default discards.
+	Logger *slog.Logger
+	// Now is the clock for signatures and ETAs; default time.Now.
+	Now func() time.Time
+	// KeyPrefix prefixes the Redis keys of idempotency records; default
+	// "scanq:".
+	KeyPrefix string
+}
+
+// Handler is the API as an http.Handler. Close releases asynqmon's Redis
+// connections.
+type Handler struct {
+	opts    Options
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *metrics.Metrics
+	mux     *http.ServeMux
+	root    http.Handler
+	monitor *asynqmon.HTTPHandler
+	idem    *idempotency
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New checks opts and builds the handler.
+func New(opts Options) (*Handler, error) {
+	if opts.Starter == nil || opts.Starter.Store == nil || opts.Starter.Client == nil {
+		return nil, errors.New("api: Options.Starter with a Store and a Client is required")
+	}
+	if opts.Redis == nil {
+		return nil, errors.New("api: Options.Redis is required")
+	}
+	if (opts.AK == "") != (opts.SK == "") {
+		return nil, errors.New("api: Options.AK and Options.SK are set together or not at all")
+	}
+	if opts.MaxBodyBytes < 0 {
+		return nil, fmt.Errorf("api: Options.MaxBodyBytes %d is negative", opts.MaxBodyBytes)
+	}
+	if opts.IdempotencyTTL < 0 {
+		return nil, fmt.Errorf("api: Options.IdempotencyTTL %s is negative", opts.IdempotencyTTL)
+	}
+	if opts.Monitoring && opts.RedisOpt == nil {
+		return nil, errors.New("api: Options.RedisOpt is required with Monitoring")
+	}
+	if opts.Runs == nil {
+		opts.Runs = opts.Starter.Store
+	}
+	if opts.MaxBodyBytes == 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.IdempotencyTTL == 0 {
+		opts.IdempotencyTTL = DefaultIdempotencyTTL
+	}
+	if opts.RatePeriod <= 0 {
+		opts.RatePeriod = time.Hour
+	}
+	if opts.KeyPrefix == "" {
+		opts.KeyPrefix = "scanq:"
+	}
+	h := &Handler{opts: opts, log: opts.Logger, now: opts.Now, metrics: opts.Metrics}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.metrics == nil {
+		h.metrics = metrics.New()
+	}
+	h.idem = &idempotency{rdb: opts.Redis, prefix: opts.KeyPrefix + "idem:", ttl: opts.IdempotencyTTL}
+	h.routes()
+	return h, nil
+}
+
+// Close releases asynqmon's connections.
+func (h *Handler) Close() error {
+	if h.monitor != nil {
+		return h.monitor.Close()
+	}
+	return nil
+}
+
+func (h *Handler) routes() {
+	m := http.NewServeMux()
+	h.mux = m
+
+	m.HandleFunc("POST /v5/{project_id}/image/image-scan/tasks", h.hssCreate)
+
+	v1 := func(pattern string, f http.HandlerFunc) { m.Handle(pattern, h.requireAuth(f, false)) }
+	v1("POST /api/v1/runs", h.createRun)
+	v1("GET /api/v1/runs", h.listRuns)
+	v1("GET /api/v1/runs/{id}", h.getRun)
+	v1("POST /api/v1/runs/{id}/cancel", h.cancelRun)
+	v1("POST /api/v1/images", h.addImage)
+	v1("GET /api/v1/schedules", h.listSchedules)
+	v1("POST /api/v1/schedules/{name}/trigger", h.triggerSchedule)
+
+	if h.opts.Monitoring {
+		h.monitor = asynqmon.New(asynqmon.Options{
+			RootPath: MonitoringPath, RedisConnOpt: h.opts.RedisOpt, ReadOnly: h.opts.MonitoringReadOnly,
+		})
+		m.Handle(MonitoringPath+"/", h.requireAuth(h.readOnlyGuard(h.monitor), true))
+	}
+
+	if h.opts.ProtectMetrics {
+		m.Handle("GET /metrics", h.requireAuth(h.metrics.Handler(), false))
+	} else {
+		m.Handle("GET /metrics", h.metrics.Handler())
+	}
+	m.HandleFunc("GET /healthz", h.healthz)
+	m.HandleFunc("GET /readyz", h.readyz)
+
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusForbidden, codeForbidden, "cross-origin "+r.Method+" requests are refused")
+	}))
+	h.root = cop.Handler(http.HandlerFunc(h.dispatch))
+}
+
+// ServeHTTP gives every response an X-Request-Id, recovers panics, records
+// the request's metrics and log line, and turns the mux's own 404 and 405
+// into JSON errors.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rid := newRequestID()
+	w.Header().Set("X-Request-Id", rid)
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, rid))
+	sw := &statusWriter{ResponseWriter: w}
+	start := time.Now()
+	_, pattern := h.mux.Handler(r)
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			h.log.Error("api: panic serving request", "request_id", rid, "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p))
+			if sw.status == 0 {
+				h.writeInternal(sw, r)
+			}
+		}
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		route := pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		d := time.Since(start)
+		h.metrics.APIRequest(route, sw.status, d)
+		level := slog.LevelInfo
+		if pattern == "GET /healthz" || pattern == "GET /readyz" || pattern == "GET /metrics" || (pattern == MonitoringPath+"/" && sw.status < 400) {
+			level = slog.LevelDebug // probes, scrapes and asynqmon's polling would drown the log
+		}
+		h.log.Log(r.Context(), level, "api request", "request_id", rid, "method", r.Method, "path", r.URL.Path,
+			"route", route, "status", sw.status, "duration", d)
+	}()
+	h.root.ServeHTTP(sw, r)
+}
+
+// dispatch routes through the mux; when no pattern matches, the mux's plain
+// text 404/405 is replaced by the JSON error of the path's API.
+func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := h.mux.Handler(r); pattern != "" {
+		h.mux.ServeHTTP(w, r)
+		return
+	}
+	cw := &muxErrorWriter{ResponseWriter: w}
+	h.mux.ServeHTTP(cw, r)
+	switch cw.status {
+	case http.StatusNotFound:
+		if isHSSPath(r.URL.Path) {
+			writeHSSError(w, r, http.StatusNotFound, "APIGW.0101", msgNotFoundRoute)
+			return
+		}
+		writeError(w, http.StatusNotFound, codeNotFound, "no route for "+r.Method+" "+r.URL.Path)
+	case http.StatusMethodNotAllowed:
+		msg := fmt.Sprintf("method %s is not allowed here; allowed: %s", r.Method, w.Header().Get("Allow"))
+		if isHSSPath(r.URL.Path) {
+			writeHSSError(w, r, http.StatusMethodNotAllowed, "APIGW.0101", msg)
+			return
+		}
+		writeError(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, msg)
+	}
+}
+
+// muxErrorWriter swallows the mux's own 404/405 response (keeping its Allow
+// header) so that dispatch can write a JSON one; anything else, such as the
+// mux's redirect to a cleaned path, passes through.
+type muxErrorWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *muxErrorWriter) WriteHeader(code int) {
+	if code == http.StatusNotFound || code == http.StatusMethodNotAllowed {
+		w.status = code
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *muxErrorWriter) Write(b []byte) (int, error) {
+	if w.status != 0 {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// statusWriter remembers the status for the log line and metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush lets asynqmon and promhttp stream through the wrapper.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type requestIDKey struct{}
+
+func requestID(r *http.Request) string {
+	id, _ := r.Context().Value(requestIDKey{}).(string)
+	return id
+}
+
+// newRequestID returns 32 hex digits, like the HSS gateway's X-Request-Id.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz is ready when Redis answers: without it the API can neither start
+// nor show a run.
+func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := h.opts.Redis.Ping(ctx).Err(); err != nil {
+		h.log.Warn("api: readiness: redis ping failed", "request_id", requestID(r), "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "redis": "unreachable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "redis": "ok"})
+}
+
+// readOnlyGuard enforces MonitoringReadOnly on asynqmon's API itself (its
+// own check only covers routes it matched): no method but GET and HEAD.
+func (h *Handler) readOnlyGuard(next http.Handler) http.Handler {
+	if !h.opts.MonitoringReadOnly {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "monitoring is read-only: "+r.Method+" is not allowed")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,130 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/scanq/scanq/internal/hss"
+)
+
+// Error codes of the {"error":{"code","message"}} body of /api/v1 and the
+// other native routes. They are a contract: scripts switch on them.
+const (
+	codeInvalidJSON          = "invalid_json"          // not one JSON object
+	codeUnknownField         = "unknown_field"         // a field the route does not take
+	codeInvalidField         = "invalid_field"         // wrong type, out of range, bad enum
+	codeInvalidQuery         = "invalid_query"         // a bad query parameter
+	codeInvalidHeader        = "invalid_header"        // a bad Idempotency-Key
+	codeUnauthorized         = "unauthorized"          // missing or wrong credentials
+	codeForbidden            = "forbidden"             // a cross-origin browser request
+	codeNotFound             = "not_found"             // no such route
+	codeRunNotFound          = "run_not_found"         // no such run
+	codeScheduleNotFound     = "schedule_not_found"    // no such schedule
+	codeMethodNotAllowed     = "method_not_allowed"    // see the Allow header
+	codeRunFinal             = "run_final"             // cancel of a finished run
+	codeIdempotencyReused    = "idempotency_key_reused" // same key, different request
+	codeIdempotencyInFlight  = "idempotency_key_in_progress"
+	codeBodyTooLarge         = "body_too_large"
+	codeUnsupportedMediaType = "unsupported_media_type"
+	codeNotImplemented       = "not_implemented"
+	codeInternal             = "internal"
+)
+
+// apiError is the native error body.
+type apiError struct {
+	Error errorBody `json:"error"`
+}
+
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Field names the offending request field, when there is one.
+	Field string `json:"field,omitempty"`
+}
+
+// requestError is a client error found while reading a request.
+type requestError struct {
+	status int
+	code   string
+	field  string
+	msg    string
+}
+
+func (e *requestError) Error() string { return e.msg }
+
+// hssContentType is what HSS answers with.
+const hssContentType = "application/json;charset=UTF-8"
+
+func writeJSON(w http.ResponseWriter, status int, v any) { writeJSONAs(w, status, "application/json", v) }
+
+func writeJSONAs(w http.ResponseWriter, status int, contentType string, v any) {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, apiError{errorBody{Code: code, Message: msg}})
+}
+
+func writeFieldError(w http.ResponseWriter, status int, code, field, msg string) {
+	writeJSON(w, status, apiError{errorBody{Code: code, Message: msg, Field: field}})
+}
+
+func writeRequestError(w http.ResponseWriter, e *requestError) {
+	writeFieldError(w, e.status, e.code, e.field, e.msg)
+}
+
+// writeInternal answers a server fault without its details, which go to
+// the log with the request id.
+func (h *Handler) writeInternal(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusInternalServerError, codeInternal, "internal error; see the server log for request id "+requestID(r))
+}
+
+// validationError turns a validation failure into a 400 naming the field:
+// a *hss.ValidationError carries it, and jobs.Options errors read
+// "field: reason".
+func validationError(err error) *requestError {
+	if ve, ok := errors.AsType[*hss.ValidationError](err); ok {
+		return &requestError{http.StatusBadRequest, codeInvalidField, ve.Field, ve.Error()}
+	}
+	msg := err.Error()
+	field, _, _ := strings.Cut(msg, ":")
+	if strings.ContainsAny(field, " \n") {
+		field = ""
+	}
+	return &requestError{http.StatusBadRequest, codeInvalidField, field, msg}
+}
+
+// ---- the HSS error format ----
+
+// Wire messages of Huawei's API gateway (APIGW), as the emulator sends them.
+const (
+	msgIAMPrefix     = "Incorrect IAM authentication information: "
+	msgBadSignature  = msgIAMPrefix + "verify aksk signature fail"
+	msgUnknownAK     = msgIAMPrefix + "Get secretKey failed,ak:******,err:ak not exist"
+	msgNoToken       = msgIAMPrefix + "x-auth-token not found"
+	msgBadToken      = msgIAMPrefix + "decrypt token fail"
+	msgNotFoundRoute = "The API does not exist or has not been published in the environment."
+	msgTooLarge      = "Request entity too large."
+	msgSystemError   = "System error."
+)
+
+// hssError is HSS's error body; request_id repeats X-Request-Id as the
+// gateway does.
+type hssError struct {
+	ErrorCode string `json:"error_code"`
+	ErrorMsg  string `json:"error_msg"`
+	RequestID string `json:"request_id"`
+}
+
+func writeHSSError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	writeJSONAs(w, status, hssContentType, hssError{ErrorCode: code, ErrorMsg: msg, RequestID: requestID(r)})
+}
+
+func isHSSPath(p string) bool { return strings.HasPrefix(p, "/v5/") }

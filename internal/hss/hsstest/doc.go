@@ -1,0 +1,53 @@
+// Package hsstest is an in-process emulator of the Huawei Cloud HSS v5
+// image-scan API, in the manner of net/http/httptest: NewServer starts one
+// on a loopback port, NewHandler returns the http.Handler to embed, and Main
+// is the `scanq emulator` command.
+//
+// It owns a deterministic synthetic tenant (registry images and images on
+// hosts, each computed from (seed, index) rather than stored, so 2,000,000
+// images cost no memory until listed), the four operations scanq uses
+// (CreateManualImageScanTask, ListRegistryImages, ListImageLocal,
+// ListImageScanTask) with the API's validation, error JSON and AK/SK or
+// token authentication, and knobs to make it misbehave: 5xx and 429 faults,
+// a request-rate limit, latency. The /emulator/v1 routes (stats,
+// submissions, faults) expose what it received and change faults at run
+// time; they need no authentication and are never faulted.
+//
+// The official Go SDK (huaweicloud-sdk-go-v3, services/hss/v5) talks to it
+// unchanged (see sdk_test.go). Body validation and signature checks are
+// internal/hss's and internal/hss/signer's, so the emulator and scanq's own
+// HSS-compatible endpoint accept exactly the same requests.
+//
+// # Order of checks
+//
+// An API call goes through: route (404 APIGW.0101), injected fault
+// (FailNext, then FailRate/ThrottleRate, after Latency), body size (413
+// APIGW.0201 over 12 MB), authentication (401 APIGW.0301), APIRate (429
+// APIGW.0308, counted per authenticated call, as the gateway's "policy
+// user" limit is), project (400 HSS.0010), then parameters (400 HSS.0001
+// naming the field, HSS.0002 for an unparsable body).
+//
+// # Decisions where HSS documents nothing
+//
+//   - A project_id other than Options.ProjectID, or an X-Project-Id header
+//     that disagrees with the path, is 400 HSS.0010 (access denied): the
+//     credentials are valid, the project is not theirs. 401 is kept for
+//     credentials the gateway rejects.
+//   - Auth messages are the gateway's: "x-auth-token not found", "decrypt
+//     token fail", "verify aksk signature fail", "Get secretKey failed" (the
+//     AK masked), and for a clock more than 15 minutes off "signature
+//     expired, signature time:…,server time:…".
+//   - FailRate picks among 500 HSS.1000, 502 APIGW.0202 and 504 APIGW.0203.
+//     A ThrottleRate 429 reports limit:APIRate, or 50 when APIRate is 0.
+//     No Retry-After header is sent (HSS documents none).
+//   - Registry listing order is by id; sort_key=latest_scan_time sorts
+//     stably (ties by id). namespace, image_version, registry_name,
+//     image_type and scan_status match exactly, image_name by substring.
+//     Local listing: names (image, host, container, pod, app) by substring,
+//     ids and enums exactly. Empty query values count as not sent.
+//   - Accepted scans become tasks (task_type manual) whose progress is the
+//     share of their duration that has passed on the emulator's clock: the
+//     task's images times Options.ScanTime, or one hour / rate_limit per
+//     image when that is slower. They do not change the inventory's scan
+//     status; tests do that with SetScanned.
+package hsstest
