@@ -202,8 +202,8 @@ func (h *Handlers) ServerConfig(o ServerOptions) asynq.Config {
 		// chain of short tasks (page → batches → next page), so a long
 		// sleep here is dead time on every hop.
 		TaskCheckInterval: 50 * time.Millisecond,
-		ShutdownTimeout:          o.ShutdownTimeout,
-		Logger:                   o.Logger,
+		ShutdownTimeout:   o.ShutdownTimeout,
+		Logger:            o.Logger,
 	}
 }
 

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
 )
 
 // cmdWorker is `scanq worker`: process scan tasks until SIGTERM/SIGINT.
@@ -39,14 +43,71 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return a.Serve(ctx, stdout)
 }
 
+// cmdScheduler is `scanq scheduler`: fire the cron schedules while this
+// replica holds the leader lease (any number of replicas may run).
 func cmdScheduler(ctx context.Context, args []string, stderr io.Writer) error {
-	return errors.New("scanq scheduler: not implemented yet")
+	var cf configFlags
+	fs := newFlagSet("scheduler", stderr, "scheduler [--config FILE] [--set SECTION.KEY=VALUE ...]")
+	cf.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	a, err := open(&cf, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return a.RunScheduler(ctx)
 }
 
 func cmdAPI(ctx context.Context, args []string, stderr io.Writer) error {
 	return errors.New("scanq api: not implemented yet")
 }
 
+// cmdSchedules is `scanq schedules`: each schedule with its next fire
+// times and its last run.
 func cmdSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return fmt.Errorf("scanq schedules: not implemented yet")
+	var cf configFlags
+	fs := newFlagSet("schedules", stderr, "schedules [--config FILE] [--json]")
+	cf.register(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	a, err := open(&cf, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	s, err := a.NewScheduler()
+	if err != nil {
+		return err
+	}
+	st, err := s.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCHEDULE\tCRON\tENABLED\tQUEUE\tNEXT\tLAST RUN\tSTATE")
+	for _, x := range st {
+		next := "-"
+		if len(x.Next) > 0 {
+			var parts []string
+			for _, t := range x.Next[:min(3, len(x.Next))] {
+				parts = append(parts, t.Format(time.RFC3339))
+			}
+			next = strings.Join(parts, ", ")
+		}
+		last := x.LastRunID
+		if last == "" {
+			last = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\n", x.Name, x.Cron, x.Enabled, x.Queue, next, last, x.LastRunState)
+	}
+	return tw.Flush()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/limit"
+	"github.com/scanq/scanq/internal/metrics"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
 	"github.com/scanq/scanq/worker"
@@ -30,6 +31,8 @@ type App struct {
 	Starter *runs.Starter
 	Client  *asynq.Client
 	Limiter *limit.Limiter
+	// Metrics is this process's Prometheus registry and recorders.
+	Metrics *metrics.Metrics
 	// Emulator is the embedded HSS emulator (hss.endpoint: embedded), nil
 	// against a real HSS.
 	Emulator *hsstest.Server
@@ -38,7 +41,7 @@ type App struct {
 // New connects the components cfg describes. With redis.url or
 // hss.endpoint set to "embedded" it starts the in-process stand-ins.
 func New(cfg *configs.Config, log *slog.Logger) (*App, error) {
-	a := &App{Cfg: cfg, Log: log}
+	a := &App{Cfg: cfg, Log: log, Metrics: metrics.New()}
 	var err error
 	if a.Redis, err = OpenRedis(cfg.Redis.URL, cfg.Redis.DialTimeout); err != nil {
 		return nil, err

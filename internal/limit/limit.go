@@ -11,10 +11,11 @@
 // is allowed when TAT minus the tolerance has been reached. The decision and
 // the update run in one Lua script, so two workers can never both spend the
 // same token, and the clock is the Redis server's (TIME, read inside the
-// script as it runs), so clock skew between worker machines does not matter. Times are integer
-// microseconds: exact in a Lua double until the year 2255, so the bound below
-// holds without floating-point slack. Increments are rounded up, which can only
-// make the limiter stricter, by under a microsecond per grant.
+// script as it runs), so clock skew between worker machines does not matter.
+// Times are integer microseconds: exact in a Lua double until the year 2255,
+// so the bound below holds without floating-point slack. Increments are
+// rounded up, which can only make the limiter stricter, by under a
+// microsecond per grant.
 //
 // # The images bound
 //
@@ -64,10 +65,10 @@
 //
 // # Keys
 //
-// Under Options.Prefix (default "scanq:limit:"): images:{run} for runs and
-// req:{target}:rate, req:{target}:slow, req:{target}:throttle for targets.
-// The braces are Redis Cluster hash tags so that the three keys of a target
-// share a slot. Every key carries a TTL that ends when its state would be the
+// Under Options.Prefix (default "scanq:limit:"): images:<run> for a run, and
+// req:{<target>}:rate, req:{<target>}:slow and req:{<target>}:throttle for a
+// target, whose braces are a Redis Cluster hash tag so that the three keys
+// one script touches share a slot. Every key carries a TTL that ends when its state would be the
 // same as no key at all, so nothing is left behind after a run ends.
 package limit
 
