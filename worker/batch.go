@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/hss"
@@ -112,14 +113,36 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 // *limit.WaitError.
 func (h *Handlers) waitLimits(ctx context.Context, r *jobs.Run, n int) error {
 	if rl := r.Request.ImagesPerHour(); rl > 0 && n > 0 && !r.Options.DryRun {
-		_, err := h.limiter.Wait(ctx, h.cfg.MaxInlineWait, func(ctx context.Context) (limit.Decision, error) {
-			return h.limiter.AllowImages(ctx, r.ID, rl, h.cfg.RatePeriod, n)
-		})
-		if err != nil {
+		if err := h.takeImages(ctx, r.ID, rl, n); err != nil {
 			return err
 		}
 	}
 	return h.waitRequest(ctx)
+}
+
+// takeImages reserves the next slot of n images in the budget under key
+// (rate images per RatePeriod) and sleeps until it opens. A slot further
+// away than MaxInlineWait is not reserved: the *limit.WaitError it returns
+// brings the task back a little before the slot opens, to reserve it then.
+func (h *Handlers) takeImages(ctx context.Context, key string, rate, n int) error {
+	d, err := h.limiter.ReserveImages(ctx, key, rate, h.cfg.RatePeriod, n, h.cfg.MaxInlineWait)
+	if err != nil {
+		return err
+	}
+	if !d.Allowed {
+		return &limit.WaitError{Delay: max(d.RetryAfter-h.cfg.MaxInlineWait/2, 10*time.Millisecond)}
+	}
+	if d.RetryAfter <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d.RetryAfter)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err() // the slot is lost: the fleet sends less, never more
+	case <-t.C:
+		return nil
+	}
 }
 
 // dropBatch accounts for a batch of a run that ended early: skipped when

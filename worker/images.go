@@ -123,10 +123,7 @@ func (h *Handlers) handleImageBatch(ctx context.Context, b jobs.ImageBatchPayloa
 // is shared by their group.
 func (h *Handlers) waitImageLimits(ctx context.Context, b jobs.ImageBatchPayload, rate, n int) error {
 	if rate > 0 {
-		key := b.Params.Group(h.target.Name)
-		if _, err := h.limiter.Wait(ctx, h.cfg.MaxInlineWait, func(ctx context.Context) (limit.Decision, error) {
-			return h.limiter.AllowImages(ctx, key, rate, h.cfg.RatePeriod, n)
-		}); err != nil {
+		if err := h.takeImages(ctx, b.Params.Group(h.target.Name), rate, n); err != nil {
 			return err
 		}
 	}

@@ -12,18 +12,18 @@ import (
 // Error codes of the {"error":{"code","message"}} body of /api/v1 and the
 // other native routes. They are a contract: scripts switch on them.
 const (
-	codeInvalidJSON          = "invalid_json"          // not one JSON object
-	codeUnknownField         = "unknown_field"         // a field the route does not take
-	codeInvalidField         = "invalid_field"         // wrong type, out of range, bad enum
-	codeInvalidQuery         = "invalid_query"         // a bad query parameter
-	codeInvalidHeader        = "invalid_header"        // a bad Idempotency-Key
-	codeUnauthorized         = "unauthorized"          // missing or wrong credentials
-	codeForbidden            = "forbidden"             // a cross-origin browser request
-	codeNotFound             = "not_found"             // no such route
-	codeRunNotFound          = "run_not_found"         // no such run
-	codeScheduleNotFound     = "schedule_not_found"    // no such schedule
-	codeMethodNotAllowed     = "method_not_allowed"    // see the Allow header
-	codeRunFinal             = "run_final"             // cancel of a finished run
+	codeInvalidJSON          = "invalid_json"           // not one JSON object
+	codeUnknownField         = "unknown_field"          // a field the route does not take
+	codeInvalidField         = "invalid_field"          // wrong type, out of range, bad enum
+	codeInvalidQuery         = "invalid_query"          // a bad query parameter
+	codeInvalidHeader        = "invalid_header"         // a bad Idempotency-Key
+	codeUnauthorized         = "unauthorized"           // missing or wrong credentials
+	codeForbidden            = "forbidden"              // a cross-origin browser request
+	codeNotFound             = "not_found"              // no such route
+	codeRunNotFound          = "run_not_found"          // no such run
+	codeScheduleNotFound     = "schedule_not_found"     // no such schedule
+	codeMethodNotAllowed     = "method_not_allowed"     // see the Allow header
+	codeRunFinal             = "run_final"              // cancel of a finished run
 	codeIdempotencyReused    = "idempotency_key_reused" // same key, different request
 	codeIdempotencyInFlight  = "idempotency_key_in_progress"
 	codeBodyTooLarge         = "body_too_large"
@@ -57,7 +57,9 @@ func (e *requestError) Error() string { return e.msg }
 // hssContentType is what HSS answers with.
 const hssContentType = "application/json;charset=UTF-8"
 
-func writeJSON(w http.ResponseWriter, status int, v any) { writeJSONAs(w, status, "application/json", v) }
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeJSONAs(w, status, "application/json", v)
+}
 
 func writeJSONAs(w http.ResponseWriter, status int, contentType string, v any) {
 	w.Header().Set("Content-Type", contentType)
@@ -128,3 +130,7 @@ func writeHSSError(w http.ResponseWriter, r *http.Request, status int, code, msg
 }
 
 func isHSSPath(p string) bool { return strings.HasPrefix(p, "/v5/") }
+
+func isValidation(err error) (*hss.ValidationError, bool) {
+	return errors.AsType[*hss.ValidationError](err)
+}

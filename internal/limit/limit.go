@@ -291,3 +291,31 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// ReserveImages is AllowImages for a batch that can wait up to maxWait: if
+// the run's next slot for n images opens within maxWait, it is reserved for
+// this caller and Decision.Allowed is true with RetryAfter the time to wait
+// until the slot (sleep that long, then submit); otherwise nothing is
+// reserved and RetryAfter says when the slot opens.
+//
+// A reservation removes the thundering herd of waiters that all wake when a
+// slot opens and all but one go back to sleep: each waiter owns its slot,
+// and slots follow each other exactly, so the run uses its whole budget.
+// A reserved slot the caller does not use (it crashed) is lost: the fleet
+// then submits less, never more. The bound of AllowImages holds for the
+// slots, since each is one grant of the same GCRA.
+func (l *Limiter) ReserveImages(ctx context.Context, runKey string, ratePerPeriod int, period time.Duration, n int, maxWait time.Duration) (Decision, error) {
+	if ratePerPeriod == 0 {
+		return Decision{Allowed: true, At: l.now()}, nil
+	}
+	inc, err := imageIncrement(ratePerPeriod, period, n)
+	if err != nil {
+		return Decision{}, fmt.Errorf("limit: images for run %q: %w", runKey, err)
+	}
+	inc += l.guard
+	res, err := reserveScript.Run(ctx, l.rdb, []string{l.prefix + "images:" + runKey}, inc, inc, max(0, maxWait.Microseconds())).Int64Slice()
+	if err != nil {
+		return Decision{}, fmt.Errorf("limit: images for run %q: redis: %w", runKey, err)
+	}
+	return decision(res)
+}

@@ -82,3 +82,24 @@ redis.call("HSET", KEYS[1], "until", blocked, "cool", cool)
 redis.call("PEXPIRE", KEYS[1], math.ceil((cool - now) / 1000))
 return {blocked - now, cool - now}
 `)
+
+// reserveScript: KEYS[1] the TAT key; ARGV inc, tol, max_wait (µs). Like
+// gcraScript, but a grant whose slot opens within max_wait is taken now for
+// that future instant: {1, wait_us, now} says how long to wait for it.
+var reserveScript = redis.NewScript(`
+local t = redis.call("TIME")
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local inc = tonumber(ARGV[1])
+local tol = tonumber(ARGV[2])
+local maxwait = tonumber(ARGV[3])
+local tat = tonumber(redis.call("GET", KEYS[1]) or now)
+if tat < now then tat = now end
+local new = tat + inc
+local wait = new - tol - now
+if wait > maxwait then
+  return {0, wait, now}
+end
+if wait < 0 then wait = 0 end
+redis.call("SET", KEYS[1], new, "PX", math.ceil((new - now) / 1000))
+return {1, wait, now}
+`)

@@ -1,0 +1,175 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/jobs"
+)
+
+// ImageRequest is the body of POST /api/v1/images: one image, as an
+// image_info entry (id, image_id, image_digest, registry_id, registry_name,
+// image_name, image_version, namespace, instance_id, instance_url,
+// registry_type), and the parameters of the scan request it will be batched
+// into with other images that share them.
+type ImageRequest struct {
+	hss.ImageInfo
+	GlobalImageType     string `json:"global_image_type,omitempty"`
+	EnterpriseProjectID string `json:"enterprise_project_id,omitempty"`
+	Region              string `json:"region,omitempty"`
+	ScanScope           *int32 `json:"scan_scope,omitempty"`
+	RateLimit           *int32 `json:"rate_limit,omitempty"`
+	Target              string `json:"target,omitempty"`
+	Priority            string `json:"priority,omitempty"`
+}
+
+// ScanRequest is the one-image scan request the image stands for.
+func (r *ImageRequest) ScanRequest() jobs.ScanRequest {
+	return jobs.ScanRequest{
+		GlobalImageType: r.GlobalImageType, EnterpriseProjectID: r.EnterpriseProjectID, Region: r.Region,
+		ScanTaskBody: hss.ScanTaskBody{ScanScope: r.ScanScope, RateLimit: r.RateLimit, ImageInfo: []hss.ImageInfo{r.ImageInfo}},
+	}
+}
+
+// Validate applies HSS's rules to the image and its parameters, naming the
+// field as the request spells it.
+func (r *ImageRequest) Validate() error {
+	i := r.ImageInfo
+	if i.ID == 0 && i.ImageID == "" && i.ImageDigest == "" && i.ImageName == "" {
+		return &hss.ValidationError{Field: "image_name", Reason: "is required unless id, image_id or image_digest names the image"}
+	}
+	if r.Priority != "" && !jobs.ValidQueue(r.Priority) {
+		return &hss.ValidationError{Field: "priority", Reason: fmt.Sprintf("must be one of critical, default, bulk, got %q", r.Priority)}
+	}
+	sr := r.ScanRequest()
+	if err := sr.Validate(); err != nil {
+		if ve, ok := isValidation(err); ok {
+			// The one entry of image_info is the request's top level here.
+			return &hss.ValidationError{Field: strings.TrimPrefix(ve.Field, "image_info[0]."), Reason: ve.Reason}
+		}
+		return err
+	}
+	return nil
+}
+
+func (h *Handler) addImage(w http.ResponseWriter, r *http.Request) {
+	if h.opts.Images == nil {
+		writeError(w, http.StatusNotImplemented, codeNotImplemented, "adding single images is not enabled on this server")
+		return
+	}
+	body, rerr := h.readJSON(w, r)
+	if rerr != nil {
+		writeRequestError(w, rerr)
+		return
+	}
+	var req ImageRequest
+	if rerr := decodeStrict(body, &req); rerr != nil {
+		writeRequestError(w, rerr)
+		return
+	}
+	if rerr := h.checkTarget(req.Target); rerr != nil {
+		writeRequestError(w, rerr)
+		return
+	}
+	if err := req.Validate(); err != nil {
+		writeRequestError(w, validationError(err))
+		return
+	}
+	res, err := h.opts.Images.AddImage(r.Context(), req)
+	if err != nil {
+		if _, ok := isValidation(err); ok {
+			writeRequestError(w, validationError(err))
+			return
+		}
+		h.log.Error("api: adding image", "request_id", requestID(r), "err", err)
+		h.writeInternal(w, r)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, res)
+}
+
+// ---- schedules ----
+
+// SchedulesFunc adapts a scheduler's typed methods to SchedulesProvider;
+// unknown is its error for a schedule name it does not know
+// (scheduler.ErrUnknownSchedule), answered with 404:
+//
+//	api.SchedulesFunc(s.Status, s.Trigger, scheduler.ErrUnknownSchedule)
+func SchedulesFunc[S any](status func(context.Context) (S, error), trigger func(context.Context, string) (*jobs.Run, error), unknown error) SchedulesProvider {
+	return schedulesFunc[S]{status, trigger, unknown}
+}
+
+type schedulesFunc[S any] struct {
+	status  func(context.Context) (S, error)
+	trigger func(context.Context, string) (*jobs.Run, error)
+	unknown error
+}
+
+func (f schedulesFunc[S]) Status(ctx context.Context) (any, error) { return f.status(ctx) }
+
+func (f schedulesFunc[S]) Trigger(ctx context.Context, name string) (*jobs.Run, error) {
+	r, err := f.trigger(ctx, name)
+	if err != nil && f.unknown != nil && errors.Is(err, f.unknown) {
+		return nil, fmt.Errorf("%w: %w", ErrUnknownSchedule, err)
+	}
+	return r, err
+}
+
+// SchedulesResponse is the body of GET /api/v1/schedules.
+type SchedulesResponse struct {
+	Schedules any `json:"schedules"`
+}
+
+func (h *Handler) listSchedules(w http.ResponseWriter, r *http.Request) {
+	if h.opts.Schedules == nil {
+		writeJSON(w, http.StatusOK, SchedulesResponse{Schedules: []any{}})
+		return
+	}
+	st, err := h.opts.Schedules.Status(r.Context())
+	if err != nil {
+		h.log.Error("api: reading schedules", "request_id", requestID(r), "err", err)
+		h.writeInternal(w, r)
+		return
+	}
+	writeJSON(w, http.StatusOK, SchedulesResponse{Schedules: st})
+}
+
+func (h *Handler) triggerSchedule(w http.ResponseWriter, r *http.Request) {
+	if _, rerr := h.readJSON(w, r); rerr != nil { // no body is needed, but a body must still be JSON
+		writeRequestError(w, rerr)
+		return
+	}
+	name := r.PathValue("name")
+	if h.opts.Schedules == nil {
+		writeScheduleNotFound(w, name)
+		return
+	}
+	run, err := h.opts.Schedules.Trigger(r.Context(), name)
+	switch {
+	case errors.Is(err, ErrUnknownSchedule):
+		writeScheduleNotFound(w, name)
+		return
+	case err != nil:
+		if _, ok := isValidation(err); ok {
+			writeRequestError(w, validationError(err))
+			return
+		}
+		h.log.Error("api: triggering schedule", "request_id", requestID(r), "schedule", name, "err", err)
+		h.writeInternal(w, r)
+		return
+	}
+	h.log.Info("api: schedule triggered", "request_id", requestID(r), "schedule", name, "run_id", run.ID)
+	w.Header().Set("Location", "/api/v1/runs/"+run.ID)
+	writeJSON(w, http.StatusAccepted, runCreated{RunID: run.ID, State: run.State})
+}
+
+func writeScheduleNotFound(w http.ResponseWriter, name string) {
+	if len(name) > 64 {
+		name = name[:64] + "…"
+	}
+	writeError(w, http.StatusNotFound, codeScheduleNotFound, fmt.Sprintf("schedule %q is not configured", name))
+}

@@ -1,0 +1,307 @@
+package api
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/scanq/scanq/internal/runs"
+	"github.com/scanq/scanq/jobs"
+)
+
+// TriggerAPI is the trigger kind of runs started through /api/v1.
+const TriggerAPI = "api"
+
+// RunRequest is the body of POST /api/v1/runs: the scan request flattened
+// as in jobs.ScanRequest (global_image_type, enterprise_project_id, region,
+// scan_scope, rate_limit, is_all, query_info, image_info), the target, and
+// scanq's run options (batch_size, dry_run, skip_scanned_within, priority,
+// forward).
+type RunRequest struct {
+	jobs.ScanRequest
+	Target string `json:"target,omitempty"`
+	jobs.Options
+}
+
+// RunView is a run as /api/v1 shows it: the record with its counters,
+// errors and timestamps, and the estimated seconds left (0 when unknown or
+// finished).
+type RunView struct {
+	*jobs.Run
+	ETASeconds float64 `json:"eta_seconds"`
+}
+
+// runCreated answers a create, a replay and a trigger.
+type runCreated struct {
+	RunID string     `json:"run_id"`
+	State jobs.State `json:"state"`
+}
+
+const (
+	maxRunsLimit     = 1000
+	defaultRunsLimit = 50
+	maxIdemKeyLen    = 255
+)
+
+func (h *Handler) view(r *jobs.Run) RunView {
+	return RunView{Run: r, ETASeconds: r.ETA(h.now(), h.opts.RatePeriod).Seconds()}
+}
+
+// checkTarget accepts the Starter's target, or none.
+func (h *Handler) checkTarget(t string) *requestError {
+	if t == "" || t == h.opts.Starter.Target {
+		return nil
+	}
+	return fieldError("target", fmt.Sprintf("%q is not a configured target; this server runs %q", t, h.opts.Starter.Target))
+}
+
+func (h *Handler) createRun(w http.ResponseWriter, r *http.Request) {
+	body, rerr := h.readJSON(w, r)
+	if rerr != nil {
+		writeRequestError(w, rerr)
+		return
+	}
+	var req RunRequest
+	if rerr := decodeStrict(body, &req); rerr != nil {
+		writeRequestError(w, rerr)
+		return
+	}
+	if rerr := h.checkTarget(req.Target); rerr != nil {
+		writeRequestError(w, rerr)
+		return
+	}
+	if err := req.ScanRequest.Validate(); err != nil {
+		writeRequestError(w, validationError(err))
+		return
+	}
+	if err := req.Options.Validate(); err != nil {
+		writeRequestError(w, validationError(err))
+		return
+	}
+
+	key := r.Header.Get("Idempotency-Key")
+	id := runs.NewID(h.now())
+	var hash string
+	if key != "" {
+		if rerr := checkIdempotencyKey(key); rerr != nil {
+			writeRequestError(w, rerr)
+			return
+		}
+		// The hash is over the decoded request, so that a retry that only
+		// re-orders fields or changes whitespace is the same request.
+		canon, err := json.Marshal(req)
+		if err != nil {
+			h.log.Error("api: encoding run request", "request_id", requestID(r), "err", err)
+			h.writeInternal(w, r)
+			return
+		}
+		sum := sha256.Sum256(canon)
+		hash = hex.EncodeToString(sum[:])
+		prev, err := h.idem.claim(r.Context(), "runs", key, hash, id)
+		if err != nil {
+			h.log.Error("api: idempotency key", "request_id", requestID(r), "err", err)
+			h.writeInternal(w, r)
+			return
+		}
+		if prev != nil {
+			h.replay(w, r, prev, hash)
+			return
+		}
+	}
+
+	run, err := h.opts.Starter.StartWithID(r.Context(), id, req.ScanRequest, req.Options, jobs.Trigger{Kind: TriggerAPI})
+	if err != nil {
+		if key != "" {
+			// Nothing was started under the key: free it for a retry.
+			if rerr := h.idem.release(r.Context(), "runs", key, hash, id); rerr != nil {
+				h.log.Warn("api: releasing idempotency key", "request_id", requestID(r), "err", rerr)
+			}
+		}
+		if _, ok := isValidation(err); ok {
+			writeRequestError(w, validationError(err))
+			return
+		}
+		h.log.Error("api: starting run", "request_id", requestID(r), "err", err)
+		h.writeInternal(w, r)
+		return
+	}
+	h.log.Info("api: run started", "request_id", requestID(r), "run_id", run.ID, "trigger", TriggerAPI, "source", run.Source)
+	w.Header().Set("Location", "/api/v1/runs/"+run.ID)
+	writeJSON(w, http.StatusAccepted, runCreated{RunID: run.ID, State: run.State})
+}
+
+// replay answers a create whose Idempotency-Key was seen before.
+func (h *Handler) replay(w http.ResponseWriter, r *http.Request, prev *idemRecord, hash string) {
+	if prev.Hash != hash {
+		writeError(w, http.StatusConflict, codeIdempotencyReused,
+			"this Idempotency-Key was used with a different request body; use a new key for a new request")
+		return
+	}
+	run, err := h.opts.Runs.Get(r.Context(), prev.RunID)
+	if errors.Is(err, runs.ErrNotFound) {
+		// The first request is still creating its run (or the record has
+		// expired): the client should retry shortly.
+		writeError(w, http.StatusConflict, codeIdempotencyInFlight,
+			"a request with this Idempotency-Key is still being processed; retry shortly")
+		return
+	}
+	if err != nil {
+		h.log.Error("api: reading replayed run", "request_id", requestID(r), "run_id", prev.RunID, "err", err)
+		h.writeInternal(w, r)
+		return
+	}
+	w.Header().Set("Idempotent-Replayed", "true")
+	w.Header().Set("Location", "/api/v1/runs/"+run.ID)
+	writeJSON(w, http.StatusOK, runCreated{RunID: run.ID, State: run.State})
+}
+
+func checkIdempotencyKey(k string) *requestError {
+	if len(k) > maxIdemKeyLen {
+		return &requestError{status: http.StatusBadRequest, code: codeInvalidHeader, field: "Idempotency-Key",
+			msg: fmt.Sprintf("Idempotency-Key is %d bytes, at most %d", len(k), maxIdemKeyLen)}
+	}
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c < 0x20 || c > 0x7e {
+			return &requestError{status: http.StatusBadRequest, code: codeInvalidHeader, field: "Idempotency-Key",
+				msg: "Idempotency-Key must be printable ASCII"}
+		}
+	}
+	return nil
+}
+
+// ListRunsResponse is the body of GET /api/v1/runs.
+type ListRunsResponse struct {
+	Runs []RunView `json:"runs"`
+}
+
+func (h *Handler) listRuns(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var state jobs.State
+	if s := q.Get("state"); s != "" {
+		state = jobs.State(s)
+		if !validState(state) {
+			writeFieldError(w, http.StatusBadRequest, codeInvalidQuery, "state",
+				fmt.Sprintf("state %q is not one of %s", s, strings.Join(stateNames(), ", ")))
+			return
+		}
+	}
+	limit := defaultRunsLimit
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxRunsLimit {
+			writeFieldError(w, http.StatusBadRequest, codeInvalidQuery, "limit",
+				fmt.Sprintf("limit must be an integer in 1..%d", maxRunsLimit))
+			return
+		}
+		limit = n
+	}
+	rs, err := h.opts.Runs.List(r.Context(), limit, state)
+	if err != nil {
+		h.log.Error("api: listing runs", "request_id", requestID(r), "err", err)
+		h.writeInternal(w, r)
+		return
+	}
+	out := ListRunsResponse{Runs: make([]RunView, 0, len(rs))}
+	for _, run := range rs {
+		out.Runs = append(out.Runs, h.view(run))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) getRun(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !validRunID(id) {
+		writeRunNotFound(w, id)
+		return
+	}
+	run, err := h.opts.Runs.Get(r.Context(), id)
+	if errors.Is(err, runs.ErrNotFound) {
+		writeRunNotFound(w, id)
+		return
+	}
+	if err != nil {
+		h.log.Error("api: reading run", "request_id", requestID(r), "run_id", id, "err", err)
+		h.writeInternal(w, r)
+		return
+	}
+	writeJSON(w, http.StatusOK, h.view(run))
+}
+
+func (h *Handler) cancelRun(w http.ResponseWriter, r *http.Request) {
+	if _, rerr := h.readJSON(w, r); rerr != nil { // no body is needed, but a body must still be JSON
+		writeRequestError(w, rerr)
+		return
+	}
+	id := r.PathValue("id")
+	if !validRunID(id) {
+		writeRunNotFound(w, id)
+		return
+	}
+	run, err := h.opts.Starter.Cancel(r.Context(), id)
+	switch {
+	case errors.Is(err, runs.ErrNotFound):
+		writeRunNotFound(w, id)
+		return
+	case errors.Is(err, runs.ErrFinal):
+		msg := "run " + id + " has already finished"
+		if st, serr := h.opts.Runs.State(r.Context(), id); serr == nil {
+			msg += " in state " + string(st)
+		}
+		writeError(w, http.StatusConflict, codeRunFinal, msg)
+		return
+	case err != nil:
+		h.log.Error("api: cancelling run", "request_id", requestID(r), "run_id", id, "err", err)
+		h.writeInternal(w, r)
+		return
+	}
+	h.log.Info("api: run cancelled", "request_id", requestID(r), "run_id", id)
+	writeJSON(w, http.StatusOK, h.view(run))
+}
+
+func writeRunNotFound(w http.ResponseWriter, id string) {
+	if len(id) > 64 {
+		id = id[:64] + "…"
+	}
+	writeError(w, http.StatusNotFound, codeRunNotFound, fmt.Sprintf("run %q not found", id))
+}
+
+// validRunID keeps ids that cannot be a run's out of Redis keys: braces
+// would move the key's Cluster hash tag.
+func validRunID(id string) bool {
+	if id == "" || len(id) > 512 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c == '{' || c == '}' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+var states = []jobs.State{
+	jobs.StatePending, jobs.StateResolving, jobs.StateRunning, jobs.StateSucceeded,
+	jobs.StatePartiallyFailed, jobs.StateFailed, jobs.StateCancelled,
+}
+
+func validState(s jobs.State) bool {
+	for _, st := range states {
+		if st == s {
+			return true
+		}
+	}
+	return false
+}
+
+func stateNames() []string {
+	out := make([]string, len(states))
+	for i, s := range states {
+		out[i] = string(s)
+	}
+	return out
+}

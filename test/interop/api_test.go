@@ -1,0 +1,345 @@
+package interop
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	hssv5 "github.com/huaweicloud/huaweicloud-sdk-go-v3/services/hss/v5"
+	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/hss/v5/model"
+
+	"github.com/scanq/scanq/internal/api"
+	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/hss/hsstest"
+	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/runs"
+	"github.com/scanq/scanq/jobs"
+)
+
+// The official SDK as a client of scanq's HSS-compatible endpoint
+// (POST /v5/{project_id}/image/image-scan/tasks): pointed at scanq instead of
+// HSS, unchanged, it starts runs, and gets HSS's own answers when it is
+// wrong.
+
+// scanqAPI is scanq's API handler on a miniredis, with a real run store,
+// starter and asynq client, served over HTTP.
+type scanqAPI struct {
+	url   string
+	store *runs.Store
+	insp  *asynq.Inspector
+}
+
+func newAPI(t *testing.T, now func() time.Time) *scanqAPI {
+	t.Helper()
+	b := redistest.Mini(t)
+	store := runs.New(b.Client, runs.Options{})
+	client := asynq.NewClientFromRedisClient(b.Client)
+	t.Cleanup(func() { _ = client.Close() })
+	h, err := api.New(api.Options{
+		Starter: &runs.Starter{Store: store, Client: client, Target: "default", BatchSize: 100, MaxBatchSize: 1000},
+		Redis:   b.Client,
+		AK:      testAK, SK: testSK, Token: "api-token-not-used-here",
+		ProjectID: testProject,
+		Now:       now,
+	})
+	if err != nil {
+		t.Fatalf("api.New: %v", err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		srv.Close()
+		_ = h.Close()
+	})
+	return &scanqAPI{url: srv.URL, store: store, insp: asynq.NewInspectorFromRedisClient(b.Client)}
+}
+
+func (a *scanqAPI) runs(t *testing.T) []*jobs.Run {
+	t.Helper()
+	rs, err := a.store.List(context.Background(), 100, "")
+	if err != nil {
+		t.Fatalf("listing runs: %v", err)
+	}
+	return rs
+}
+
+// createWithRunID is CreateManualImageScanTask through the SDK's own client,
+// request definition and signing, with a response type that also reads the
+// run_id scanq adds (the SDK's CreateManualImageScanTaskResponse has no
+// fields, so it drops it).
+type createWithRunID struct {
+	RunID          *string `json:"run_id,omitempty"`
+	HttpStatusCode int     `json:"-"`
+}
+
+func createReadingRunID(c *hssv5.HssClient, req *model.CreateManualImageScanTaskRequest) (*createWithRunID, error) {
+	def := hssv5.GenReqDefForCreateManualImageScanTask()
+	def.Response = new(createWithRunID)
+	resp, err := c.HcClient.Sync(req, def)
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*createWithRunID), nil
+}
+
+func TestAPICreateWithSDK(t *testing.T) {
+	t.Parallel()
+	infos := []model.CreateManualImageScanTaskReqInfoImageInfo{
+		{Id: ptr[int64](11), ImageId: ptr("sha256:aa"), ImageDigest: ptr("sha256:bb"), RegistryId: ptr("reg-1"),
+			RegistryName: ptr("SWR"), ImageName: ptr("nginx<&>"), ImageVersion: ptr("1.27"), Namespace: ptr("team-a"),
+			InstanceId: ptr("inst-1"), InstanceUrl: ptr("https://swr.example"), RegistryType: ptr("SwrEnterprise")},
+		{ImageName: ptr("redis"), ImageVersion: ptr("7"), Namespace: ptr("team-b"), RegistryType: ptr("SwrPrivate")},
+	}
+	tests := []struct {
+		name   string
+		req    model.CreateManualImageScanTaskRequest
+		source jobs.Source
+	}{
+		{"image_info, every parameter", model.CreateManualImageScanTaskRequest{
+			Region: ptr("cn-north-4"), EnterpriseProjectId: ptr("0"), GlobalImageType: ptr("registry"),
+			Body: &model.CreateManualImageScanTaskReqInfo{ScanScope: ptr[int32](0x000f0000), RateLimit: ptr[int32](0), ImageInfo: &infos},
+		}, jobs.SourceImages},
+		{"is_all at rate_limit 1000", model.CreateManualImageScanTaskRequest{
+			Body: &model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true), RateLimit: ptr[int32](1000)},
+		}, jobs.SourceAll},
+		{"query_info on local images, spelled local_image", model.CreateManualImageScanTaskRequest{
+			GlobalImageType: ptr("local_image"),
+			Body:            &model.CreateManualImageScanTaskReqInfo{IsAll: ptr(false), QueryInfo: fullQueryInfo()},
+		}, jobs.SourceQuery},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			a := newAPI(t, nil)
+			c, rec := newSDK(t, a.url, testAK, testSK)
+
+			// The SDK's own call and response type.
+			resp, err := c.CreateManualImageScanTask(&tt.req)
+			if err != nil {
+				t.Fatalf("CreateManualImageScanTask: %v", err)
+			}
+			if resp.HttpStatusCode != http.StatusOK {
+				t.Fatalf("status %d, want 200", resp.HttpStatusCode)
+			}
+			rs := a.runs(t)
+			if len(rs) != 1 {
+				t.Fatalf("%d runs after one create, want 1", len(rs))
+			}
+			r := rs[0]
+
+			// The run holds the request as the SDK sent it.
+			sdkJSON, err := json.Marshal(tt.req.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := jobs.ScanRequest{
+				GlobalImageType:     deref(tt.req.GlobalImageType),
+				EnterpriseProjectID: deref(tt.req.EnterpriseProjectId),
+				Region:              deref(tt.req.Region),
+			}
+			if err := json.Unmarshal(sdkJSON, &want.ScanTaskBody); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(r.Request, want) {
+				got, _ := json.Marshal(r.Request)
+				wantJSON, _ := json.Marshal(want)
+				t.Errorf("run request\n got %s\nwant %s\n(SDK sent %s)", got, wantJSON, rec.Last(t).Body)
+			}
+			if r.Trigger.Kind != api.TriggerHSSAPI || r.Source != tt.source || r.State != jobs.StatePending || r.Queue != jobs.QueueCritical {
+				t.Errorf("run trigger %q source %q state %q queue %q, want %q %q %q %q",
+					r.Trigger.Kind, r.Source, r.State, r.Queue, api.TriggerHSSAPI, tt.source, jobs.StatePending, jobs.QueueCritical)
+			}
+			// ... and was handed to the workers.
+			if _, err := a.insp.GetTaskInfo(r.Queue, jobs.RunTaskID(r.ID)); err != nil {
+				t.Errorf("run task %s not enqueued on %s: %v", jobs.RunTaskID(r.ID), r.Queue, err)
+			}
+
+			// The same call read with a response type that knows run_id: the
+			// id comes back and names a new run.
+			withID, err := createReadingRunID(c, &tt.req)
+			if err != nil {
+				t.Fatalf("second create: %v", err)
+			}
+			if withID.HttpStatusCode != http.StatusOK || withID.RunID == nil {
+				t.Fatalf("second create: status %d run_id %v", withID.HttpStatusCode, withID.RunID)
+			}
+			second, err := a.store.Get(context.Background(), *withID.RunID)
+			if err != nil {
+				t.Fatalf("run %s from the response: %v", *withID.RunID, err)
+			}
+			if second.ID == r.ID || !reflect.DeepEqual(second.Request, r.Request) {
+				t.Errorf("second run %s (first %s) request %+v, want a new run of the same request", second.ID, r.ID, second.Request)
+			}
+		})
+	}
+}
+
+// TestAPIRejectsLikeHSS sends the same bad requests through the SDK to the
+// emulator and to scanq's endpoint: scanq must answer exactly as the emulator
+// (status, error_code, error_msg), with the expected code and naming the
+// field, and start no run.
+func TestAPIRejectsLikeHSS(t *testing.T) {
+	t.Parallel()
+	body := func(b model.CreateManualImageScanTaskReqInfo) func(c *hssv5.HssClient) error {
+		return func(c *hssv5.HssClient) error {
+			_, err := c.CreateManualImageScanTask(&model.CreateManualImageScanTaskRequest{Body: &b})
+			return err
+		}
+	}
+	raw := func(b string) func(c *hssv5.HssClient) error {
+		return func(c *hssv5.HssClient) error { return createRaw(c, b) }
+	}
+	tests := []struct {
+		name   string
+		ak, sk string
+		call   func(c *hssv5.HssClient) error
+		status int
+		code   string
+		field  string
+	}{
+		{name: "rate_limit 1001", call: body(model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true), RateLimit: ptr[int32](1001)}),
+			status: 400, code: "HSS.0001", field: "rate_limit"},
+		{name: "rate_limit -1", call: body(model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true), RateLimit: ptr[int32](-1)}),
+			status: 400, code: "HSS.0001", field: "rate_limit"},
+		{name: "rate_limit a string", call: raw(`{"is_all":true,"rate_limit":"fast"}`), status: 400, code: "HSS.0001", field: "rate_limit"},
+		{name: "is_all a string", call: raw(`{"is_all":"true"}`), status: 400, code: "HSS.0001", field: "is_all"},
+		{name: "image_info an object", call: raw(`{"image_info":{"image_name":"nginx"}}`), status: 400, code: "HSS.0001", field: "image_info"},
+		{name: "scan_scope beyond int32", call: raw(`{"is_all":true,"scan_scope":2147483648}`), status: 400, code: "HSS.0001", field: "scan_scope"},
+		{name: "registry_type not in the enum", call: body(model.CreateManualImageScanTaskReqInfo{
+			ImageInfo: &[]model.CreateManualImageScanTaskReqInfoImageInfo{{ImageName: ptr("nginx"), RegistryType: ptr("Quay")}}}),
+			status: 400, code: "HSS.0001", field: "registry_type"},
+		{name: "global_image_type not in the enum", call: func(c *hssv5.HssClient) error {
+			_, err := c.CreateManualImageScanTask(&model.CreateManualImageScanTaskRequest{
+				GlobalImageType: ptr("cloud"), Body: &model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true)}})
+			return err
+		}, status: 400, code: "HSS.0001", field: "global_image_type"},
+		{name: "region longer than 128", call: func(c *hssv5.HssClient) error {
+			_, err := c.CreateManualImageScanTask(&model.CreateManualImageScanTaskRequest{
+				Region: ptr(strings.Repeat("r", 129)), Body: &model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true)}})
+			return err
+		}, status: 400, code: "HSS.0001", field: "region"},
+		{name: "malformed JSON", call: raw(`{"is_all":`), status: 400, code: "HSS.0002"},
+		{name: "two JSON objects", call: raw(`{"is_all":true}{}`), status: 400, code: "HSS.0002"},
+		{name: "wrong SK", sk: "not-the-secret", call: body(model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true)}),
+			status: 401, code: "APIGW.0301"},
+		{name: "unknown AK", ak: "NOSUCHAK", call: body(model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true)}),
+			status: 401, code: "APIGW.0301"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ak, sk := testAK, testSK
+			if tt.ak != "" {
+				ak = tt.ak
+			}
+			if tt.sk != "" {
+				sk = tt.sk
+			}
+			emu := newEmulator(t, hsstest.Options{Images: 5})
+			ec, _ := newSDK(t, emu.URL, ak, sk)
+			hssErr := sdkError(t, tt.call(ec), tt.status, tt.code)
+
+			a := newAPI(t, nil)
+			c, _ := newSDK(t, a.url, ak, sk)
+			se := sdkError(t, tt.call(c), tt.status, tt.code)
+			if se.StatusCode != hssErr.StatusCode || se.ErrorCode != hssErr.ErrorCode || se.ErrorMessage != hssErr.ErrorMessage {
+				t.Errorf("scanq answers %d %s %q\n   HSS answers %d %s %q",
+					se.StatusCode, se.ErrorCode, se.ErrorMessage, hssErr.StatusCode, hssErr.ErrorCode, hssErr.ErrorMessage)
+			}
+			if !requestIDRe.MatchString(se.RequestId) {
+				t.Errorf("X-Request-Id %q is not the gateway's 32 hex digits", se.RequestId)
+			}
+			if tt.field != "" && !strings.Contains(se.ErrorMessage, tt.field) {
+				t.Errorf("error_msg %q does not name %s", se.ErrorMessage, tt.field)
+			}
+			if tt.status == http.StatusUnauthorized && se.ErrorMessage == "" {
+				t.Error("401 without the gateway's message")
+			}
+			assertNoSecret(t, "error", se.Error())
+			if rs := a.runs(t); len(rs) != 0 {
+				t.Errorf("%d runs started by a refused request", len(rs))
+			}
+		})
+	}
+}
+
+// A wrong key gets the gateway's exact message, as the real HSS would send it.
+func TestAPIWrongKeyMessage(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, nil)
+	c, _ := newSDK(t, a.url, testAK, "not-the-secret")
+	_, err := c.CreateManualImageScanTask(&model.CreateManualImageScanTaskRequest{
+		Body: &model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true)},
+	})
+	se := sdkError(t, err, http.StatusUnauthorized, "APIGW.0301")
+	if se.ErrorMessage != msgBadSignature {
+		t.Errorf("error_msg %q, want %q", se.ErrorMessage, msgBadSignature)
+	}
+}
+
+// The endpoint checks the SDK's signature against its own clock, with HSS's
+// 15 minutes of tolerance.
+func TestAPIClockSkew(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		skew time.Duration
+		ok   bool
+	}{{14 * time.Minute, true}, {-16 * time.Minute, false}, {16 * time.Minute, false}} {
+		t.Run(tt.skew.String(), func(t *testing.T) {
+			t.Parallel()
+			a := newAPI(t, func() time.Time { return time.Now().Add(tt.skew) })
+			c, _ := newSDK(t, a.url, testAK, testSK)
+			_, err := c.CreateManualImageScanTask(&model.CreateManualImageScanTaskRequest{
+				Body: &model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true)},
+			})
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("clock %s off: %v", tt.skew, err)
+				}
+				return
+			}
+			se := sdkError(t, err, http.StatusUnauthorized, "APIGW.0301")
+			if !strings.Contains(se.ErrorMessage, "signature expired") {
+				t.Errorf("error_msg %q, want the gateway's signature expired", se.ErrorMessage)
+			}
+			if rs := a.runs(t); len(rs) != 0 {
+				t.Errorf("%d runs started by an expired signature", len(rs))
+			}
+		})
+	}
+}
+
+// The SDK's other project gets HSS.0010 from both, and scanq's own client
+// (which HSS accepts) can call scanq too.
+func TestAPIProjectAndScanqClient(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, nil)
+	emu := newEmulator(t, hsstest.Options{Images: 5})
+	for _, url := range []string{emu.URL, a.url} {
+		c, err := hss.NewClient(hss.Config{Endpoint: url, ProjectID: "another-project",
+			Credentials: hss.Credentials{AK: testAK, SK: testSK}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.CreateScanTask(context.Background(), &hss.CreateScanTaskRequest{Body: hss.ScanTaskBody{IsAll: ptr(true)}})
+		if hss.ErrorCodeFor(err) != "HSS.0010" {
+			t.Errorf("%s: other project: %v, want HSS.0010", url, err)
+		}
+	}
+	c, err := hss.NewClient(hss.Config{Endpoint: a.url, ProjectID: testProject, Region: "cn-north-4",
+		Credentials: hss.Credentials{AK: testAK, SK: testSK}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateScanTask(context.Background(), &hss.CreateScanTaskRequest{Body: hss.ScanTaskBody{IsAll: ptr(true)}}); err != nil {
+		t.Fatalf("scanq's client against scanq: %v", err)
+	}
+	if rs := a.runs(t); len(rs) != 1 || rs[0].Request.Region != "cn-north-4" {
+		t.Errorf("runs %+v, want one with region cn-north-4", rs)
+	}
+}
