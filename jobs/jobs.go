@@ -34,10 +34,12 @@ const (
 	TypeImage = "scan:image"
 	// TypeImageBatch is a batch of ad-hoc images built by the aggregator.
 	TypeImageBatch = "scan:image-batch"
+	// TypeNotify posts a finished run's summary to the webhook.
+	TypeNotify = "run:notify"
 )
 
 // Types lists every task type a worker must handle.
-var Types = []string{TypeRun, TypePage, TypeBatch, TypeImage, TypeImageBatch}
+var Types = []string{TypeRun, TypePage, TypeBatch, TypeImage, TypeImageBatch, TypeNotify}
 
 // Queues, highest priority first. Ad-hoc work (API, CLI) goes to critical,
 // scheduled bulk work to bulk, so an urgent scan never waits behind a night.
@@ -96,6 +98,19 @@ func NewPageTask(id string, p int, queue string) (*asynq.Task, error) {
 // number of retries of transient HSS failures.
 func NewBatchTask(b BatchPayload, queue string, maxRetry int) (*asynq.Task, error) {
 	return newTask(TypeBatch, b, asynq.Queue(queue), asynq.TaskID(BatchTaskID(b.RunID, b.Page, b.Index)), asynq.MaxRetry(maxRetry))
+}
+
+// NotifyPayload is the payload of TypeNotify. The webhook's URL and secret
+// are the worker's configuration, never part of a task.
+type NotifyPayload struct {
+	RunID string `json:"run_id"`
+}
+
+// NewNotifyTask builds the task that reports run id's end to the webhook,
+// once per run (its id is the run's), retried up to maxRetry times.
+func NewNotifyTask(id string, maxRetry int) (*asynq.Task, error) {
+	return newTask(TypeNotify, NotifyPayload{RunID: id}, asynq.Queue(QueueDefault), asynq.TaskID("notify:"+id),
+		asynq.MaxRetry(maxRetry), asynq.Retention(24*time.Hour))
 }
 
 // Stable task ids: asynq delivers at least once, and a producer that crashed

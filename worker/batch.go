@@ -132,6 +132,7 @@ func (h *Handlers) takeImages(ctx context.Context, key string, rate, n int) erro
 	if !d.Allowed {
 		return &limit.WaitError{Delay: max(d.RetryAfter-h.cfg.MaxInlineWait/2, 10*time.Millisecond)}
 	}
+	h.metrics.LimiterWait("images", d.RetryAfter)
 	if d.RetryAfter <= 0 {
 		return nil
 	}
@@ -155,7 +156,13 @@ func (h *Handlers) dropBatch(ctx context.Context, r *jobs.Run, seq int64, n int)
 }
 
 func (h *Handlers) batchDone(ctx context.Context, runID string, seq int64, o runs.Outcome) error {
-	_, finished, err := h.runs.BatchDone(ctx, runID, seq, o)
+	newly, finished, err := h.runs.BatchDone(ctx, runID, seq, o)
+	if newly {
+		h.metrics.Batch(string(o.Kind), o.Images)
+		if o.Kind == runs.Skipped {
+			h.metrics.Skipped(o.Reason, o.Images)
+		}
+	}
 	if finished {
 		h.finished(ctx, runID)
 	}

@@ -33,10 +33,11 @@ type env struct {
 }
 
 type envOpts struct {
-	emu    hsstest.Options
-	cfg    worker.Config
-	target worker.Target
-	wrap   func(worker.HSS) worker.HSS
+	emu     hsstest.Options
+	cfg     worker.Config
+	target  worker.Target
+	wrap    func(worker.HSS) worker.HSS
+	webhook worker.Webhook
 }
 
 func newEnv(t *testing.T, b *redistest.Backend, o envOpts) *env {
@@ -68,7 +69,7 @@ func newEnv(t *testing.T, b *redistest.Backend, o envOpts) *env {
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	h := worker.New(o.cfg, o.target, worker.Deps{Runs: store, HSS: api, Limiter: limit.New(b.Client, limit.Options{}), Client: ac, Logger: logger})
+	h := worker.New(o.cfg, o.target, worker.Deps{Runs: store, HSS: api, Limiter: limit.New(b.Client, limit.Options{}), Client: ac, Logger: logger, Webhook: o.webhook})
 	e := &env{t: t, b: b, emu: emu, client: client, store: store, h: h,
 		starter: &runs.Starter{Store: store, Client: ac, Target: "default", BatchSize: 100, MaxBatchSize: 100}}
 	e.start(4)

@@ -114,9 +114,14 @@ func (h *Handlers) handlePage(ctx context.Context, p jobs.PagePayload) error {
 			return err
 		}
 	}
-	_, finished, err := h.runs.PageDone(ctx, r.ID, p.Page, res)
+	newly, finished, err := h.runs.PageDone(ctx, r.ID, p.Page, res)
 	if err != nil {
 		return err
+	}
+	if newly {
+		for reason, n := range res.Skipped {
+			h.metrics.Skipped(reason, n)
+		}
 	}
 	log.DebugContext(ctx, "page resolved", "listed", snap.Listed, "batches", len(batches), "last", snap.Last)
 	if finished {
@@ -232,13 +237,14 @@ func (h *Handlers) list(ctx context.Context, r *jobs.Run, p int) ([]hss.Image, i
 
 // waitRequest takes one token of the target's request rate, waiting in
 // process for at most MaxInlineWait; a longer wait returns a *limit.WaitError.
+//
+// With no request rate configured the call still checks the target's 429
+// throttle, which the whole fleet honours.
 func (h *Handlers) waitRequest(ctx context.Context) error {
-	if h.target.RequestRate <= 0 {
-		return nil
-	}
-	_, err := h.limiter.Wait(ctx, h.cfg.MaxInlineWait, func(ctx context.Context) (limit.Decision, error) {
+	waited, err := h.limiter.Wait(ctx, h.cfg.MaxInlineWait, func(ctx context.Context) (limit.Decision, error) {
 		return h.limiter.AllowRequest(ctx, h.target.Name, h.target.RequestRate, h.target.RequestBurst)
 	})
+	h.metrics.LimiterWait("requests", waited)
 	return err
 }
 

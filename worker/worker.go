@@ -18,6 +18,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/limit"
+	"github.com/scanq/scanq/internal/metrics"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
 )
@@ -89,9 +90,8 @@ type Handlers struct {
 	enq     *asynq.Client
 	log     *slog.Logger
 	now     func() time.Time
-	// OnFinish, when set, is called once when a run reaches its final state
-	// through a handler (webhooks hang off it).
-	OnFinish func(ctx context.Context, runID string)
+	metrics *metrics.Metrics
+	webhook Webhook
 }
 
 // Deps are the components the handlers work with.
@@ -102,6 +102,10 @@ type Deps struct {
 	Client  *asynq.Client
 	Logger  *slog.Logger
 	Now     func() time.Time
+	// Metrics may be nil.
+	Metrics *metrics.Metrics
+	// Webhook reports finished runs; zero = off.
+	Webhook Webhook
 }
 
 // New returns the handlers.
@@ -117,7 +121,7 @@ func New(cfg Config, target Target, d Deps) *Handlers {
 		target.Name = "default"
 	}
 	return &Handlers{cfg: cfg, target: target, runs: d.Runs, hss: d.HSS, limiter: d.Limiter, enq: d.Client,
-		log: d.Logger.With("component", "worker"), now: d.Now}
+		log: d.Logger.With("component", "worker"), now: d.Now, metrics: d.Metrics, webhook: d.Webhook}
 }
 
 // Mux routes every task type in jobs.Types to its handler.
@@ -128,6 +132,7 @@ func (h *Handlers) Mux() *asynq.ServeMux {
 	mux.Handle(jobs.TypeBatch, typed(h.handleBatch))
 	mux.Handle(jobs.TypeImage, typed(h.handleImage))
 	mux.Handle(jobs.TypeImageBatch, typed(h.handleImageBatch))
+	mux.Handle(jobs.TypeNotify, typed(h.handleNotify))
 	return mux
 }
 
@@ -241,9 +246,7 @@ func (h *Handlers) enqueue(ctx context.Context, te taskOrErr) error {
 
 func (h *Handlers) finished(ctx context.Context, runID string) {
 	h.log.InfoContext(ctx, "run finished", "run_id", runID)
-	if h.OnFinish != nil {
-		h.OnFinish(ctx, runID)
-	}
+	h.Notify(ctx, runID)
 }
 
 // runErr turns an error from HSS into a run error record.

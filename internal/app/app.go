@@ -59,6 +59,7 @@ func New(cfg *configs.Config, log *slog.Logger) (*App, error) {
 	a.HSS, err = hss.NewClient(hss.Config{
 		Endpoint: endpoint, Region: cfg.HSS.Region, ProjectID: cfg.HSS.ProjectID,
 		EnterpriseProjectID: cfg.HSS.EnterpriseProjectID, Credentials: creds, Timeout: cfg.HSS.Timeout,
+		Observe: a.Metrics.HSSCall,
 	})
 	if err != nil {
 		a.Close()
@@ -69,6 +70,7 @@ func New(cfg *configs.Config, log *slog.Logger) (*App, error) {
 	a.Limiter = limit.New(a.Redis.Client, limit.Options{})
 	a.Starter = &runs.Starter{Store: a.Runs, Client: a.Client, Target: "default",
 		BatchSize: cfg.Scan.BatchSize, MaxBatchSize: cfg.HSS.MaxBatchSize}
+	a.Starter.Notify, a.Starter.NotifyRetries = cfg.Webhook.URL != "", max(cfg.Webhook.MaxAttempts-1, 0)
 	return a, nil
 }
 
@@ -98,7 +100,8 @@ func (a *App) Handlers() *worker.Handlers {
 	}, worker.Target{
 		Name: "default", ProjectID: c.HSS.ProjectID, EnterpriseProjectID: c.HSS.EnterpriseProjectID, Region: c.HSS.Region,
 		RequestRate: c.HSS.RequestRate, RequestBurst: c.HSS.RequestBurst, ThrottleCooldown: c.HSS.ThrottleCooldown,
-	}, worker.Deps{Runs: a.Runs, HSS: a.HSS, Limiter: a.Limiter, Client: a.Client, Logger: a.Log})
+	}, worker.Deps{Runs: a.Runs, HSS: a.HSS, Limiter: a.Limiter, Client: a.Client, Logger: a.Log, Metrics: a.Metrics,
+		Webhook: worker.Webhook{URL: c.Webhook.URL, Secret: c.Webhook.Secret, MaxRetry: max(c.Webhook.MaxAttempts-1, 0)}})
 }
 
 // Queues are the worker's queues and their weights.

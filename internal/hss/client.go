@@ -46,6 +46,10 @@ type Config struct {
 	UserAgent string
 	// Now is the clock for signatures and Retry-After dates (time.Now if nil).
 	Now func() time.Time
+	// Observe, when set, is told of every call: its operation, the HTTP
+	// status (0 when no response came) and how long it took. Metrics hang
+	// off it.
+	Observe func(op string, status int, d time.Duration)
 }
 
 // Client calls the HSS v5 API. It is safe for concurrent use.
@@ -156,7 +160,15 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 	if err != nil {
 		return fmt.Errorf("hss: %s: %w", cl.op, err)
 	}
+	start := time.Now()
 	resp, err := c.http.Do(req)
+	if c.cfg.Observe != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		c.cfg.Observe(cl.op, status, time.Since(start))
+	}
 	if err != nil {
 		return c.transportError(ctx, callCtx, cl.op, err)
 	}

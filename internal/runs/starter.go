@@ -25,6 +25,10 @@ type Starter struct {
 	BatchSize, MaxBatchSize int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Notify reports cancelled runs to the webhook (the worker reports the
+	// runs that end by themselves), retried NotifyRetries times.
+	Notify        bool
+	NotifyRetries int
 }
 
 // Start validates a scan request and its options, stores a new run and
@@ -76,6 +80,11 @@ func (s *Starter) StartWithID(ctx context.Context, id string, req jobs.ScanReque
 func (s *Starter) Cancel(ctx context.Context, id string) (*jobs.Run, error) {
 	if err := s.Store.Stop(ctx, id, jobs.StateCancelled, "cancelled"); err != nil {
 		return nil, err
+	}
+	if s.Notify {
+		if t, err := jobs.NewNotifyTask(id, s.NotifyRetries); err == nil {
+			_, _ = s.Client.EnqueueContext(ctx, t) // best effort: the cancel itself succeeded
+		}
 	}
 	return s.Store.Get(ctx, id)
 }

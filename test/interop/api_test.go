@@ -225,6 +225,12 @@ func TestAPIRejectsLikeHSS(t *testing.T) {
 		}, status: 400, code: "HSS.0001", field: "region"},
 		{name: "malformed JSON", call: raw(`{"is_all":`), status: 400, code: "HSS.0002"},
 		{name: "two JSON objects", call: raw(`{"is_all":true}{}`), status: 400, code: "HSS.0002"},
+		{name: "no body", call: func(c *hssv5.HssClient) error {
+			_, err := c.CreateManualImageScanTask(&model.CreateManualImageScanTaskRequest{})
+			return err
+		}, status: 400, code: "HSS.0002"},
+		{name: "body null", call: raw(`null`), status: 400, code: "HSS.0002"},
+		{name: "body over 12 MB", call: raw(`{"is_all":true,"pad":"` + strings.Repeat("a", 12<<20) + `"}`), status: 413, code: "APIGW.0201"},
 		{name: "wrong SK", sk: "not-the-secret", call: body(model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true)}),
 			status: 401, code: "APIGW.0301"},
 		{name: "unknown AK", ak: "NOSUCHAK", call: body(model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true)}),
@@ -265,6 +271,19 @@ func TestAPIRejectsLikeHSS(t *testing.T) {
 				t.Errorf("%d runs started by a refused request", len(rs))
 			}
 		})
+	}
+}
+
+// An HSS operation scanq does not implement gets the gateway's 404, in
+// HSS's error format, so the SDK reports it as HSS would.
+func TestAPIUnknownOperation(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, nil)
+	c, _ := newSDK(t, a.url, testAK, testSK)
+	_, err := c.ListRegistryImages(&model.ListRegistryImagesRequest{})
+	se := sdkError(t, err, http.StatusNotFound, "APIGW.0101")
+	if !requestIDRe.MatchString(se.RequestId) {
+		t.Errorf("X-Request-Id %q", se.RequestId)
 	}
 }
 

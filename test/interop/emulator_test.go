@@ -464,3 +464,114 @@ func TestEmulatorListImageLocalPaging(t *testing.T) {
 		})
 	}
 }
+
+// TestEmulatorListFilters: the SDK's query encoding of the list filters
+// reaches the emulator intact and selects what the filters say.
+func TestEmulatorListFilters(t *testing.T) {
+	t.Parallel()
+	srv := newEmulator(t, hsstest.Options{Images: 400, LocalImages: 120, Seed: 11})
+	c, _ := newSDK(t, srv.URL, testAK, testSK)
+	all := srv.RegistryImages()
+
+	ns := all[0].Namespace
+	var want []hss.RegistryImage
+	for _, img := range all {
+		if img.Namespace == ns && img.VulNum == 0 {
+			want = append(want, img)
+		}
+	}
+	resp, err := c.ListRegistryImages(&model.ListRegistryImagesRequest{
+		Namespace: &ns, HasVul: ptr(false), SortKey: ptr("latest_scan_time"), SortDir: ptr("desc"), Limit: ptr[int32](200),
+	})
+	if err != nil {
+		t.Fatalf("filtered ListRegistryImages: %v", err)
+	}
+	if len(want) == 0 || int(deref(resp.TotalNum)) != len(want) || len(*resp.DataList) != len(want) {
+		t.Fatalf("namespace=%s has_vul=false: total_num %d, %d items, want %d", ns, deref(resp.TotalNum), len(*resp.DataList), len(want))
+	}
+	for i, it := range *resp.DataList {
+		if deref(it.Namespace) != ns || deref(it.VulNum) != 0 {
+			t.Errorf("item %d does not match the filter: %v", i, it)
+		}
+		if i > 0 && deref(it.LatestScanTime) > deref((*resp.DataList)[i-1].LatestScanTime) {
+			t.Errorf("item %d: latest_scan_time not descending", i)
+		}
+	}
+
+	loc, err := c.ListImageLocal(&model.ListImageLocalRequest{ScanStatus: ptr("success"), Limit: ptr[int32](200)})
+	if err != nil {
+		t.Fatalf("ListImageLocal scan_status=success: %v", err)
+	}
+	wantLocal := 0
+	for _, img := range srv.LocalImages() {
+		if img.ScanStatus == "success" {
+			wantLocal++
+		}
+	}
+	if wantLocal == 0 || int(deref(loc.TotalNum)) != wantLocal || len(*loc.DataList) != wantLocal {
+		t.Fatalf("scan_status=success: total_num %d, %d items, want %d", deref(loc.TotalNum), len(*loc.DataList), wantLocal)
+	}
+	for i, it := range *loc.DataList {
+		if deref(it.ScanStatus) != "success" || deref(it.HostId) == "" || deref(it.ImageDigest) == "" {
+			t.Errorf("local item %d: %v", i, it)
+		}
+	}
+}
+
+// TestEmulatorFaults: injected faults and the API rate limit reach the SDK
+// as HSS's errors, with the gateway's throttling message, and the stats count
+// what happened.
+func TestEmulatorFaults(t *testing.T) {
+	t.Parallel()
+	list := func(c *hssv5.HssClient) error {
+		_, err := c.ListRegistryImages(&model.ListRegistryImagesRequest{})
+		return err
+	}
+	t.Run("FailNext", func(t *testing.T) {
+		t.Parallel()
+		srv := newEmulator(t, hsstest.Options{Images: 3})
+		c, _ := newSDK(t, srv.URL, testAK, testSK)
+		for _, tt := range []struct {
+			status            int
+			code              string // "" lets the emulator pick the usual one
+			wantCode, wantMsg string
+		}{
+			{429, "", "APIGW.0308", "The throttling threshold has been reached: policy user over ratelimit,limit:50,time:1 second"},
+			{500, "", "HSS.1000", "System error."},
+			{503, "APIGW.0202", "APIGW.0202", "Backend unavailable."},
+		} {
+			srv.FailNext(1, tt.status, tt.code)
+			se := sdkError(t, list(c), tt.status, tt.wantCode)
+			if se.ErrorMessage != tt.wantMsg {
+				t.Errorf("%d: error_msg %q, want %q", tt.status, se.ErrorMessage, tt.wantMsg)
+			}
+			if err := list(c); err != nil {
+				t.Errorf("the call after the injected %d: %v", tt.status, err)
+			}
+		}
+		if st := srv.Stats(); st.Injected != 3 || st.Requests[200] != 3 {
+			t.Errorf("stats: injected %d, 200s %d; want 3 and 3", st.Injected, st.Requests[200])
+		}
+	})
+	t.Run("APIRate", func(t *testing.T) {
+		t.Parallel()
+		// A clock that stands still: the second call in the same second is
+		// over a rate of 1/s however slow the machine is.
+		at := time.Now()
+		srv := newEmulator(t, hsstest.Options{Images: 3, APIRate: 1, Now: func() time.Time { return at }})
+		c, _ := newSDK(t, srv.URL, testAK, testSK)
+		if err := list(c); err != nil {
+			t.Fatalf("first call: %v", err)
+		}
+		se := sdkError(t, list(c), http.StatusTooManyRequests, "APIGW.0308")
+		if want := "The throttling threshold has been reached: policy user over ratelimit,limit:1,time:1 second"; se.ErrorMessage != want {
+			t.Errorf("error_msg %q, want %q", se.ErrorMessage, want)
+		}
+		// A wrong key is refused before the rate limit counts it.
+		bad, _ := newSDK(t, srv.URL, testAK, "not-the-secret")
+		sdkError(t, list(bad), http.StatusUnauthorized, "APIGW.0301")
+		if st := srv.Stats(); st.Throttled != 1 || st.BadSignatures != 1 || st.AuthFailures != 1 {
+			t.Errorf("stats: throttled %d, bad signatures %d, auth failures %d; want 1, 1, 1", st.Throttled, st.BadSignatures, st.AuthFailures)
+		}
+	})
+}

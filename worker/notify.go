@@ -1,0 +1,157 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/scanq/scanq/internal/runs"
+	"github.com/scanq/scanq/jobs"
+)
+
+// Webhook is where finished runs are reported. URL "" turns it off.
+type Webhook struct {
+	URL    string
+	Secret string // HMAC-SHA256 key of the signature header
+	// MaxRetry is how often a failed delivery is retried, with backoff.
+	MaxRetry int
+	Client   *http.Client
+}
+
+// SignatureHeader carries "t=<unix seconds>,v1=<hex HMAC-SHA256 of
+// "<t>.<body>" keyed with the webhook secret>". The timestamp is signed so a
+// captured delivery cannot be replayed later as a new one.
+const SignatureHeader = "X-Scanq-Signature"
+
+// Sign computes the signature header value of body at t.
+func Sign(secret string, t time.Time, body []byte) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(ts))
+	mac.Write([]byte("."))
+	mac.Write(body)
+	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// VerifySignature checks a SignatureHeader value against body, as a
+// webhook receiver does: the HMAC must match and its timestamp be within
+// tolerance of now.
+func VerifySignature(secret, header string, body []byte, now time.Time, tolerance time.Duration) error {
+	ts, mac, ok := strings.Cut(header, ",v1=")
+	ts, ok2 := strings.CutPrefix(ts, "t=")
+	if !ok || !ok2 {
+		return errors.New("webhook signature: malformed header")
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return errors.New("webhook signature: malformed timestamp")
+	}
+	at := time.Unix(sec, 0)
+	if d := now.Sub(at); d > tolerance || d < -tolerance {
+		return errors.New("webhook signature: timestamp outside tolerance")
+	}
+	want := Sign(secret, at, body)
+	if !hmac.Equal([]byte(want), []byte("t="+ts+",v1="+mac)) {
+		return errors.New("webhook signature: mismatch")
+	}
+	return nil
+}
+
+// RunSummary is the body of a webhook delivery.
+type RunSummary struct {
+	Event           string          `json:"event"` // "run.finished"
+	RunID           string          `json:"run_id"`
+	Trigger         jobs.Trigger    `json:"trigger"`
+	State           jobs.State      `json:"state"`
+	StopReason      string          `json:"stop_reason,omitempty"`
+	Counters        jobs.Counters   `json:"counters"`
+	StartedAt       *time.Time      `json:"started_at,omitempty"`
+	FinishedAt      *time.Time      `json:"finished_at,omitempty"`
+	DurationSeconds float64         `json:"duration_seconds"`
+	Errors          []jobs.RunError `json:"errors,omitempty"`
+}
+
+// Notify enqueues the webhook delivery of run id, once per run. It never
+// blocks the pipeline: the delivery is a task of its own, retried with
+// backoff while the receiver fails.
+func (h *Handlers) Notify(ctx context.Context, id string) {
+	if h.webhook.URL == "" {
+		return
+	}
+	t, err := jobs.NewNotifyTask(id, h.webhook.MaxRetry)
+	if err == nil {
+		_, err = h.enq.EnqueueContext(ctx, t)
+	}
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		h.log.WarnContext(ctx, "enqueueing the run's webhook", "run_id", id, "err", err)
+	}
+}
+
+// handleNotify posts one run summary to the webhook; any answer but 2xx is
+// retried with backoff.
+func (h *Handlers) handleNotify(ctx context.Context, p jobs.NotifyPayload) error {
+	if h.webhook.URL == "" {
+		return nil
+	}
+	r, err := h.runs.Get(ctx, p.RunID)
+	if errors.Is(err, runs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	sum := RunSummary{Event: "run.finished", RunID: r.ID, Trigger: r.Trigger, State: r.State, StopReason: r.StopReason,
+		Counters: r.Counters, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Errors: r.Errors}
+	if r.StartedAt != nil && r.FinishedAt != nil {
+		sum.DurationSeconds = r.FinishedAt.Sub(*r.StartedAt).Seconds()
+	}
+	body, err := json.Marshal(sum)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.webhook.URL, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("webhook request: %v: %w", redactErr(err), asynq.SkipRetry)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "scanq-webhook")
+	req.Header.Set(SignatureHeader, Sign(h.webhook.Secret, h.now(), body))
+	client := h.webhook.Client
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("webhook delivery of run %s: %v", r.ID, redactErr(err))
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("webhook delivery of run %s: receiver answered %d", r.ID, resp.StatusCode)
+	}
+	h.log.InfoContext(ctx, "webhook delivered", "run_id", r.ID, "state", r.State)
+	return nil
+}
+
+// redactErr drops the URL that net/http errors repeat: webhook URLs often
+// carry a token in their path or query.
+func redactErr(err error) error {
+	var ue interface{ Unwrap() error }
+	if errors.As(err, &ue) {
+		if inner := ue.Unwrap(); inner != nil {
+			return inner
+		}
+	}
+	return err
+}

@@ -1,0 +1,136 @@
+package worker_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/hss/hsstest"
+	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/jobs"
+	"github.com/scanq/scanq/worker"
+)
+
+// receiver is a webhook endpoint that fails its first answers.
+type receiver struct {
+	mu        sync.Mutex
+	failFirst int
+	calls     int
+	good      []worker.RunSummary
+	badSig    int
+	secret    string
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.calls++
+	if rc.calls <= rc.failFirst {
+		http.Error(w, "not now", http.StatusInternalServerError)
+		return
+	}
+	var sum worker.RunSummary
+	if err := json.Unmarshal(body, &sum); err != nil {
+		http.Error(w, "bad body", http.StatusBadRequest)
+		return
+	}
+	if err := worker.VerifySignature(rc.secret, r.Header.Get(worker.SignatureHeader), body, time.Now(), time.Minute); err != nil {
+		rc.badSig++
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	rc.good = append(rc.good, sum)
+}
+
+func TestWebhookGetsOneSignedSummaryPerRunEvenAfterA500(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		rc := &receiver{failFirst: 1, secret: "whsec-test"}
+		srv := httptest.NewServer(rc)
+		t.Cleanup(srv.Close)
+		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 30},
+			webhook: worker.Webhook{URL: srv.URL + "/hooks/scanq", Secret: rc.secret, MaxRetry: 5}})
+		var ids []string
+		for range 2 {
+			r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{BatchSize: 10})
+			e.wait(r.ID, 10*time.Second)
+			ids = append(ids, r.ID)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			rc.mu.Lock()
+			n := len(rc.good)
+			rc.mu.Unlock()
+			if n >= 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("webhook got %d good deliveries of 2 (%d calls, %d bad signatures)", n, rc.calls, rc.badSig)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond) // a duplicate would show up by now
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		if len(rc.good) != 2 || rc.badSig != 0 {
+			t.Fatalf("%d deliveries, %d bad signatures", len(rc.good), rc.badSig)
+		}
+		got := map[string]worker.RunSummary{}
+		for _, s := range rc.good {
+			got[s.RunID] = s
+		}
+		for _, id := range ids {
+			s, ok := got[id]
+			if !ok {
+				t.Fatalf("no delivery for run %s", id)
+			}
+			if s.State != jobs.StateSucceeded || s.Counters.ImagesSubmitted != 30 || s.Trigger.Kind != "cli" || s.Event != "run.finished" {
+				t.Fatalf("summary %+v", s)
+			}
+		}
+		if rc.calls < 3 {
+			t.Fatalf("%d calls: the first 500 was not retried", rc.calls)
+		}
+	})
+}
+
+func TestWebhookDeliveryDoesNotBlockThePipeline(t *testing.T) {
+	// A receiver that never answers 2xx: runs still finish.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }))
+	t.Cleanup(srv.Close)
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 20}, webhook: worker.Webhook{URL: srv.URL, Secret: "s", MaxRetry: 3}})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{})
+	if r = e.wait(r.ID, 10*time.Second); r.State != jobs.StateSucceeded {
+		t.Fatal(r.State)
+	}
+}
+
+func TestVerifySignature(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	body := []byte(`{"run_id":"r"}`)
+	good := worker.Sign("k", now, body)
+	cases := []struct {
+		name, secret, header string
+		body                 []byte
+		at                   time.Time
+		ok                   bool
+	}{
+		{"good", "k", good, body, now, true},
+		{"wrong secret", "other", good, body, now, false},
+		{"tampered body", "k", good, []byte(`{"run_id":"x"}`), now, false},
+		{"replayed later", "k", good, body, now.Add(10 * time.Minute), false},
+		{"malformed", "k", "sha256=abc", body, now, false},
+		{"bad timestamp", "k", "t=x,v1=00", body, now, false},
+	}
+	for _, c := range cases {
+		err := worker.VerifySignature(c.secret, c.header, c.body, c.at, time.Minute)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: err = %v, want ok=%v", c.name, err, c.ok)
+		}
+	}
+}
