@@ -52,7 +52,7 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 		if err != nil {
 			return err
 		}
-		return h.deferTask(ctx, t, r.Queue, jobs.DeferredID(id, b.Deferred), we.Delay, max(0, h.cfg.MaxRetry-b.Failures))
+		return h.deferTask(ctx, t, r.Queue, jobs.DeferredID(id, b.Deferred), we.Delay, max(0, h.cfg.maxRetry()-b.Failures))
 	}
 
 	h.log.DebugContext(ctx, "batch passed the limiter", "run_id", r.ID, "batch", id, "images", n)
@@ -96,7 +96,7 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 			return err
 		}
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
-	case hss.Retryable(err) && !lastAttempt(ctx) && b.Failures < h.cfg.MaxRetry:
+	case hss.Retryable(err) && !lastAttempt(ctx) && b.Failures < h.cfg.maxRetry():
 		log.WarnContext(ctx, "batch failed, will retry", "err", err)
 		return err
 	default:

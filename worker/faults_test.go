@@ -15,7 +15,7 @@ import (
 
 func TestTransientFaultsLoseNothing(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 2000}, cfg: worker.Config{MaxRetry: 30}})
+		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 2000}, cfg: worker.Config{MaxAttempts: 31}})
 		if err := e.emu.SetFaults(hsstest.Faults{FailRate: 0.2, ThrottleRate: 0.1, Latency: 2 * time.Millisecond}); err != nil {
 			t.Fatal(err)
 		}
@@ -86,7 +86,7 @@ func (u *unavailableFor) CreateScanTask(ctx context.Context, req *hss.CreateScan
 
 func TestRetriesExhaustedFailTheBatchAndTheRunGoesOn(t *testing.T) {
 	bad := &unavailableFor{version: "2"}
-	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 10}, cfg: worker.Config{MaxRetry: 3},
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 10}, cfg: worker.Config{MaxAttempts: 4},
 		wrap: func(h worker.HSS) worker.HSS { bad.HSS = h; return bad }})
 	var imgs []hss.ImageInfo
 	for _, v := range []string{"1", "2", "3"} {

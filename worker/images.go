@@ -81,7 +81,7 @@ func (h *Handlers) handleImageBatch(ctx context.Context, b jobs.ImageBatchPayloa
 			if err != nil {
 				return err
 			}
-			return h.deferTask(ctx, t, jobs.QueueCritical, fmt.Sprintf("%s:d%d", b.BatchID, rest.Deferred), we.Delay, max(0, h.cfg.MaxRetry-rest.Failures))
+			return h.deferTask(ctx, t, jobs.QueueCritical, fmt.Sprintf("%s:d%d", b.BatchID, rest.Deferred), we.Delay, max(0, h.cfg.maxRetry()-rest.Failures))
 		}
 		infos := make([]hss.ImageInfo, len(items))
 		tickets := make([]string, len(items))
@@ -106,7 +106,7 @@ func (h *Handlers) handleImageBatch(ctx context.Context, b jobs.ImageBatchPayloa
 			return err
 		}
 		h.noteThrottle(ctx, err)
-		if hss.Retryable(err) && !lastAttempt(ctx) && b.Failures < h.cfg.MaxRetry {
+		if hss.Retryable(err) && !lastAttempt(ctx) && b.Failures < h.cfg.maxRetry() {
 			log.WarnContext(ctx, "image batch failed, will retry", "err", err)
 			return err
 		}

@@ -153,8 +153,8 @@ func TestRateLimitAcrossProcesses(t *testing.T) {
 	// batches half a second apart.
 	const (
 		rate   = 600              // images per period
-		period = 30 * time.Second // so 20 images/s, a batch of 10 every 500 ms
-		images = 400
+		period = 60 * time.Second // so 10 images/s, a batch of 10 every second
+		images = 300
 	)
 	emu := hsstest.NewServer(hsstest.Options{Images: images, Seed: 3, ProjectID: project})
 	t.Cleanup(emu.Close)
@@ -176,10 +176,11 @@ func TestRateLimitAcrossProcesses(t *testing.T) {
 	subs := emu.Submissions()
 	sort.Slice(subs, func(i, j int) bool { return subs[i].Time.Before(subs[j].Time) })
 	perSec := float64(rate) / period.Seconds()
-	// Arrival at the emulator lags the limiter's grant by a request's
-	// transit time (on a loaded 2-core machine under -race, tens of ms);
-	// windows are widened by that much.
-	const jitter = 50 * time.Millisecond
+	// Arrival at the emulator lags the limiter's slot by a request's transit
+	// time, which varies (on a loaded 2-core machine under -race, by up to
+	// ~100 ms); windows are widened by that much. At production scale
+	// (rate_limit <= 1000/h) the same jitter is worth < 0.03 images.
+	const jitter = 150 * time.Millisecond
 	worst := 0.0
 	for i := range subs {
 		sum := 0

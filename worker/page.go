@@ -103,7 +103,7 @@ func (h *Handlers) handlePage(ctx context.Context, p jobs.PagePayload) error {
 		res.Skipped[jobs.SkipDryRun] += len(snap.Images)
 	} else {
 		for i, imgs := range batches {
-			if err := h.enqueue(ctx, built(jobs.NewBatchTask(jobs.BatchPayload{RunID: r.ID, Page: p.Page, Index: i, Images: imgs}, r.Queue, h.cfg.MaxRetry))); err != nil {
+			if err := h.enqueue(ctx, built(jobs.NewBatchTask(jobs.BatchPayload{RunID: r.ID, Page: p.Page, Index: i, Images: imgs}, r.Queue, h.cfg.maxRetry()))); err != nil {
 				return err
 			}
 		}

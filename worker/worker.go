@@ -49,7 +49,7 @@ type Config struct {
 	DedupeWindow  int           // pages an image key is remembered for; 5
 	RatePeriod    time.Duration // rate_limit's window; 1h
 	MaxInlineWait time.Duration // longer limiter waits go back to the queue; 5s
-	MaxRetry      int           // retries of a batch's transient failures; 8
+	MaxAttempts   int           // attempts of a batch (the first and its retries); 8
 	RetryBase     time.Duration // backoff base; 1s
 	RetryCap      time.Duration // backoff cap; 5m
 }
@@ -68,12 +68,15 @@ func (c *Config) defaults() {
 	def(&c.PageSize, 200)
 	def(&c.PagesAhead, 4)
 	def(&c.DedupeWindow, 5)
-	def(&c.MaxRetry, 8)
+	def(&c.MaxAttempts, 8)
 	defD(&c.RatePeriod, time.Hour)
 	defD(&c.MaxInlineWait, 5*time.Second)
 	defD(&c.RetryBase, time.Second)
 	defD(&c.RetryCap, 5*time.Minute)
 }
+
+// maxRetry is the retries of a batch's transient failures.
+func (c *Config) maxRetry() int { return c.MaxAttempts - 1 }
 
 // batchStride spaces the sequence numbers of a run's batches: batch i of
 // page p is bit p*batchStride+i of the run's finished-batches bitmap. It is

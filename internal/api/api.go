@@ -76,10 +76,11 @@ type SchedulesProvider interface {
 // 404.
 var ErrUnknownSchedule = errors.New("unknown schedule")
 
-// ImageAdder takes one ad-hoc image for POST /api/v1/images (the aggregator
-// that batches single images). The request arrives decoded and validated.
-// The result is answered with 202 as JSON. An error wrapping a
-// *hss.ValidationError is the client's (400); any other is a 500.
+// ImageAdder takes one ad-hoc image for POST /api/v1/images (StarterImages
+// wires runs.Starter.AddImage). The request arrives decoded and validated.
+// The result (the image's ticket) is answered with 202 as JSON. An error
+// wrapping a *hss.ValidationError is the client's (400); any other is a
+// 500.
 type ImageAdder interface {
 	AddImage(ctx context.Context, req ImageRequest) (any, error)
 }
@@ -117,7 +118,8 @@ type Options struct {
 	RatePeriod time.Duration
 	// Schedules backs the schedule routes; nil lists none.
 	Schedules SchedulesProvider
-	// Images backs POST /api/v1/images; nil answers 501.
+	// Images backs POST /api/v1/images; nil answers 501. Usually
+	// StarterImages(Starter).
 	Images ImageAdder
 	// Metrics records requests and serves /metrics; default a fresh one.
 	Metrics *metrics.Metrics
@@ -215,6 +217,7 @@ func (h *Handler) routes() {
 	v1("GET /api/v1/runs/{id}", h.getRun)
 	v1("POST /api/v1/runs/{id}/cancel", h.cancelRun)
 	v1("POST /api/v1/images", h.addImage)
+	v1("GET /api/v1/images/{ticket}", h.getImage)
 	v1("GET /api/v1/schedules", h.listSchedules)
 	v1("POST /api/v1/schedules/{name}/trigger", h.triggerSchedule)
 

@@ -22,6 +22,7 @@ const (
 	codeNotFound             = "not_found"              // no such route
 	codeRunNotFound          = "run_not_found"          // no such run
 	codeScheduleNotFound     = "schedule_not_found"     // no such schedule
+	codeTicketNotFound       = "ticket_not_found"       // no such image ticket
 	codeMethodNotAllowed     = "method_not_allowed"     // see the Allow header
 	codeRunFinal             = "run_final"              // cancel of a finished run
 	codeIdempotencyReused    = "idempotency_key_reused" // same key, different request

@@ -48,7 +48,7 @@ func withAuth(o Options) Options {
 	return o
 }
 
-func newEnv(t *testing.T, b *redistest.Backend, opts Options) *env {
+func newEnv(t testing.TB, b *redistest.Backend, opts Options) *env {
 	t.Helper()
 	store := runs.New(b.Client, runs.Options{})
 	client := asynq.NewClientFromRedisClient(b.Client)

@@ -8,31 +8,25 @@ import (
 	"strings"
 
 	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
 )
 
 // ImageRequest is the body of POST /api/v1/images: one image, as an
 // image_info entry (id, image_id, image_digest, registry_id, registry_name,
 // image_name, image_version, namespace, instance_id, instance_url,
-// registry_type), and the parameters of the scan request it will be batched
-// into with other images that share them.
+// registry_type), the parameters of the scan request it will be batched
+// into with the other images that share them (global_image_type,
+// enterprise_project_id, region, scan_scope, rate_limit), and the target.
 type ImageRequest struct {
 	hss.ImageInfo
-	GlobalImageType     string `json:"global_image_type,omitempty"`
-	EnterpriseProjectID string `json:"enterprise_project_id,omitempty"`
-	Region              string `json:"region,omitempty"`
-	ScanScope           *int32 `json:"scan_scope,omitempty"`
-	RateLimit           *int32 `json:"rate_limit,omitempty"`
-	Target              string `json:"target,omitempty"`
-	Priority            string `json:"priority,omitempty"`
+	jobs.ImageParams
+	Target string `json:"target,omitempty"`
 }
 
 // ScanRequest is the one-image scan request the image stands for.
 func (r *ImageRequest) ScanRequest() jobs.ScanRequest {
-	return jobs.ScanRequest{
-		GlobalImageType: r.GlobalImageType, EnterpriseProjectID: r.EnterpriseProjectID, Region: r.Region,
-		ScanTaskBody: hss.ScanTaskBody{ScanScope: r.ScanScope, RateLimit: r.RateLimit, ImageInfo: []hss.ImageInfo{r.ImageInfo}},
-	}
+	return r.ImageParams.Request([]hss.ImageInfo{r.ImageInfo})
 }
 
 // Validate applies HSS's rules to the image and its parameters, naming the
@@ -41,9 +35,6 @@ func (r *ImageRequest) Validate() error {
 	i := r.ImageInfo
 	if i.ID == 0 && i.ImageID == "" && i.ImageDigest == "" && i.ImageName == "" {
 		return &hss.ValidationError{Field: "image_name", Reason: "is required unless id, image_id or image_digest names the image"}
-	}
-	if r.Priority != "" && !jobs.ValidQueue(r.Priority) {
-		return &hss.ValidationError{Field: "priority", Reason: fmt.Sprintf("must be one of critical, default, bulk, got %q", r.Priority)}
 	}
 	sr := r.ScanRequest()
 	if err := sr.Validate(); err != nil {
@@ -54,6 +45,17 @@ func (r *ImageRequest) Validate() error {
 		return err
 	}
 	return nil
+}
+
+// StarterImages is the ImageAdder of runs.Starter.AddImage: each image gets
+// a ticket (answered with 202) and a scan:image task that asynq aggregates
+// with the other images of the same parameters.
+func StarterImages(s *runs.Starter) ImageAdder { return starterImages{s} }
+
+type starterImages struct{ s *runs.Starter }
+
+func (a starterImages) AddImage(ctx context.Context, req ImageRequest) (any, error) {
+	return a.s.AddImage(ctx, req.ImageInfo, req.ImageParams)
 }
 
 func (h *Handler) addImage(w http.ResponseWriter, r *http.Request) {
@@ -90,6 +92,34 @@ func (h *Handler) addImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, res)
+}
+
+// getImage is GET /api/v1/images/{ticket}: the ticket of an image added
+// ad hoc, saying which batch carried it and how that ended.
+func (h *Handler) getImage(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("ticket")
+	if !validRunID(id) {
+		writeTicketNotFound(w, id)
+		return
+	}
+	t, err := h.opts.Runs.Ticket(r.Context(), id)
+	if errors.Is(err, runs.ErrTicketNotFound) {
+		writeTicketNotFound(w, id)
+		return
+	}
+	if err != nil {
+		h.log.Error("api: reading image ticket", "request_id", requestID(r), "ticket", id, "err", err)
+		h.writeInternal(w, r)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+func writeTicketNotFound(w http.ResponseWriter, id string) {
+	if len(id) > 64 {
+		id = id[:64] + "…"
+	}
+	writeError(w, http.StatusNotFound, codeTicketNotFound, fmt.Sprintf("image ticket %q not found", id))
 }
 
 // ---- schedules ----

@@ -55,7 +55,7 @@ func TestAddImage(t *testing.T) {
 		field  string
 	}{
 		{"good", `{"namespace":"web","image_name":"nginx","image_version":"1.25","registry_type":"SwrPrivate",` +
-			`"global_image_type":"registry","enterprise_project_id":"0","region":"cn-north-4","scan_scope":983040,"rate_limit":100,"target":"default","priority":"critical"}`, 202, "", ""},
+			`"global_image_type":"registry","enterprise_project_id":"0","region":"cn-north-4","scan_scope":983040,"rate_limit":100,"target":"default"}`, 202, "", ""},
 		{"by digest", `{"image_digest":"sha256:abc"}`, 202, "", ""},
 		{"by id", `{"id":7}`, 202, "", ""},
 		{"no image", `{"namespace":"web"}`, 400, codeInvalidField, "image_name"},
@@ -66,7 +66,9 @@ func TestAddImage(t *testing.T) {
 		{"id wrong type", `{"id":"7"}`, 400, codeInvalidField, "id"},
 		{"rate_limit 1001", `{"image_name":"a","rate_limit":1001}`, 400, codeInvalidField, "rate_limit"},
 		{"registry_type", `{"image_name":"a","registry_type":"Docker"}`, 400, codeInvalidField, "registry_type"},
-		{"priority", `{"image_name":"a","priority":"now"}`, 400, codeInvalidField, "priority"},
+		{"priority is not taken", `{"image_name":"a","priority":"critical"}`, 400, codeUnknownField, "priority"},
+		{"scan_scope negative", `{"image_name":"a","scan_scope":-1}`, 400, codeInvalidField, "scan_scope"},
+		{"region 129", `{"image_name":"a","region":"` + strings.Repeat("r", 129) + `"}`, 400, codeInvalidField, "region"},
 		{"global_image_type", `{"image_name":"a","global_image_type":"x"}`, 400, codeInvalidField, "global_image_type"},
 		{"target", `{"image_name":"a","target":"elsewhere"}`, 400, codeInvalidField, "target"},
 	}
@@ -90,9 +92,10 @@ func TestAddImage(t *testing.T) {
 		})
 	}
 	want := ImageRequest{
-		ImageInfo:       hss.ImageInfo{Namespace: "web", ImageName: "nginx", ImageVersion: "1.25", RegistryType: "SwrPrivate"},
-		GlobalImageType: "registry", EnterpriseProjectID: "0", Region: "cn-north-4",
-		ScanScope: ptr[int32](983040), RateLimit: ptr[int32](100), Target: "default", Priority: "critical",
+		ImageInfo: hss.ImageInfo{Namespace: "web", ImageName: "nginx", ImageVersion: "1.25", RegistryType: "SwrPrivate"},
+		ImageParams: jobs.ImageParams{GlobalImageType: "registry", EnterpriseProjectID: "0", Region: "cn-north-4",
+			ScanScope: ptr[int32](983040), RateLimit: ptr[int32](100)},
+		Target: "default",
 	}
 	if len(f.got) != 3 || !reflect.DeepEqual(f.got[0], want) {
 		t.Fatalf("adder got %+v, want first %+v", f.got, want)
@@ -112,6 +115,42 @@ func TestAddImage(t *testing.T) {
 	if ae := r.apiErr(t); r.status != 500 || ae.Code != codeInternal || strings.Contains(ae.Message, "redis") {
 		t.Errorf("adder failure: %d %+v (the cause belongs in the log, not the answer)", r.status, ae)
 	}
+}
+
+// Wired to the Starter, an image gets a ticket and a scan:image task, and
+// the ticket can be read back.
+func TestAddImageWithStarter(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		e := newEnv(t, b, withAuth(Options{}))
+		e.h.opts.Images = StarterImages(e.starter)
+		r := e.do(t, call{method: "POST", path: "/api/v1/images", body: `{"namespace":"web","image_name":"nginx","image_version":"1","rate_limit":60}`, header: auth})
+		if r.status != http.StatusAccepted {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		var tk jobs.ImageTicket
+		r.decode(t, &tk)
+		if tk.Ticket == "" || tk.State != jobs.TicketQueued || tk.Image.ImageName != "nginx" || *tk.Params.RateLimit != 60 {
+			t.Fatalf("ticket %s", r.body)
+		}
+		r = e.do(t, call{path: "/api/v1/images/" + tk.Ticket, header: auth})
+		var got jobs.ImageTicket
+		r.decode(t, &got)
+		if r.status != 200 || got.Ticket != tk.Ticket || got.State != jobs.TicketQueued {
+			t.Errorf("read back: %d %s", r.status, r.body)
+		}
+		qi, err := e.insp.GetQueueInfo(jobs.QueueCritical)
+		if err != nil || qi.Aggregating+qi.Pending != 1 {
+			t.Errorf("critical queue %+v %v: want the image's task", qi, err)
+		}
+		r = e.do(t, call{path: "/api/v1/images/img-nope", header: auth})
+		if ae := r.apiErr(t); r.status != 404 || ae.Code != codeTicketNotFound {
+			t.Errorf("unknown ticket: %d %+v", r.status, ae)
+		}
+		if r := e.do(t, call{path: "/api/v1/images/" + tk.Ticket}); r.status != 401 {
+			t.Errorf("unauthenticated read: %d", r.status)
+		}
+	})
 }
 
 // scheduleStatus stands in for the scheduler's typed status.

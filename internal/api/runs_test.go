@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/runs"
@@ -459,4 +460,35 @@ func TestV1OpenWithoutCredentials(t *testing.T) {
 	if r := e.do(t, call{path: "/api/v1/runs"}); r.status != 200 {
 		t.Errorf("list: %d %s", r.status, r.body)
 	}
+}
+
+// When a run cannot be enqueued (its queue's Redis is away), the answer is
+// a 500 without the cause, and the Idempotency-Key is freed for the retry.
+func TestStartFailure(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, redistest.Mini(t), withAuth(Options{}))
+	gone := redistest.Mini(t)
+	addr := gone.Mini.Addr()
+	gone.Mini.Close()
+	good := e.starter.Client
+	broken := asynq.NewClient(asynq.RedisClientOpt{Addr: addr})
+	t.Cleanup(func() { _ = broken.Close() })
+	e.starter.Client = broken
+
+	h := bearer(testToken)
+	h["Idempotency-Key"] = "retry-me"
+	r := e.do(t, call{method: "POST", path: "/api/v1/runs", body: `{"is_all":true}`, header: h})
+	if ae := r.apiErr(t); r.status != 500 || ae.Code != codeInternal || strings.Contains(ae.Message, addr) {
+		t.Errorf("%d %+v", r.status, ae)
+	}
+	r = e.do(t, call{method: "POST", path: createPath, body: `{"is_all":true}`, header: map[string]string{"X-Auth-Token": testToken}})
+	if he := r.hssErr(t); r.status != 500 || he.ErrorCode != "HSS.1000" || he.ErrorMsg != msgSystemError {
+		t.Errorf("hss endpoint: %d %+v", r.status, he)
+	}
+	if keys := e.b.Client.Keys(t.Context(), "scanq:idem:*").Val(); len(keys) != 0 {
+		t.Errorf("idempotency keys %v left behind by a failed start", keys)
+	}
+
+	e.starter.Client = good
+	createdRun(t, e.do(t, call{method: "POST", path: "/api/v1/runs", body: `{"is_all":true}`, header: h}), http.StatusAccepted)
 }

@@ -96,7 +96,7 @@ func (a *App) Handlers() *worker.Handlers {
 	return worker.New(worker.Config{
 		PageSize: c.Scan.PageSize, PagesAhead: c.Scan.PagesAhead, DedupeWindow: c.Scan.DedupeWindowPages,
 		RatePeriod: c.Scan.RatePeriod, MaxInlineWait: c.Worker.MaxInlineWait,
-		MaxRetry: c.Retry.MaxAttempts - 1, RetryBase: c.Retry.Base, RetryCap: c.Retry.Cap,
+		MaxAttempts: c.Retry.MaxAttempts, RetryBase: c.Retry.Base, RetryCap: c.Retry.Cap,
 	}, worker.Target{
 		Name: "default", ProjectID: c.HSS.ProjectID, EnterpriseProjectID: c.HSS.EnterpriseProjectID, Region: c.HSS.Region,
 		RequestRate: c.HSS.RequestRate, RequestBurst: c.HSS.RequestBurst, ThrottleCooldown: c.HSS.ThrottleCooldown,

@@ -42,9 +42,11 @@ func newAPI(t *testing.T, now func() time.Time) *scanqAPI {
 	client := asynq.NewClientFromRedisClient(b.Client)
 	t.Cleanup(func() { _ = client.Close() })
 	h, err := api.New(api.Options{
-		Starter: &runs.Starter{Store: store, Client: client, Target: "default", BatchSize: 100, MaxBatchSize: 1000},
-		Redis:   b.Client,
-		AK:      testAK, SK: testSK, Token: "api-token-not-used-here",
+		Starter:   &runs.Starter{Store: store, Client: client, Target: "default", BatchSize: 100, MaxBatchSize: 1000},
+		Redis:     b.Client,
+		AK:        testAK,
+		SK:        testSK,
+		Token:     "api-token-not-used-here", // token and AK/SK both configured, as in production
 		ProjectID: testProject,
 		Now:       now,
 	})

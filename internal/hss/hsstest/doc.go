@@ -14,7 +14,7 @@
 // time; they need no authentication and are never faulted.
 //
 // The official Go SDK (huaweicloud-sdk-go-v3, services/hss/v5) talks to it
-// unchanged (see sdk_test.go). Body validation and signature checks are
+// unchanged (see test/interop, which drives it with the official SDK). Body validation and signature checks are
 // internal/hss's and internal/hss/signer's, so the emulator and scanq's own
 // HSS-compatible endpoint accept exactly the same requests.
 //

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scanq/scanq/internal/app"
+)
+
+// runCmd runs one command line in process on the embedded defaults and
+// returns its exit code, stdout and stderr.
+func runCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	err := run(ctx, args, &out, &errOut)
+	code := 0
+	var ee exitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.code
+	default:
+		code = 1
+		errOut.WriteString(err.Error())
+	}
+	return code, out.String(), errOut.String()
+}
+
+func TestScanJSONOnEmbeddedDefaults(t *testing.T) {
+	code, out, errOut := runCmd(t, "scan", "--all", "--set", "hss.emulator_images=450", "--set", "hss.request_rate=1000", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	var s app.Summary
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out)
+	}
+	if s.State != "succeeded" || s.ImagesTotal != 450 || s.ImagesSubmitted != 450 || s.Batches != 5 || s.RunID == "" {
+		t.Fatalf("summary %+v", s)
+	}
+}
+
+func TestScanDryRunSummary(t *testing.T) {
+	code, out, errOut := runCmd(t, "scan", "--all", "--dry-run", "--rate-limit", "600", "--set", "hss.emulator_images=300")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	for _, want := range []string{"succeeded", "300 total", "skipped dry_run: 300", "30 total", "about 30m0s at rate_limit 600/h"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestScanExitCodeWhenImagesFail(t *testing.T) {
+	// HSS unreachable and no retries: the image fails, and a run that does
+	// not submit everything exits 1 with the error in its summary.
+	code, out, errOut := runCmd(t, "scan", "--image", "ns/app:1", "--set", "hss.endpoint=http://127.0.0.1:1", "--set", "retry.max_attempts=1")
+	if code != 1 || !strings.Contains(out, "1 failed") || !strings.Contains(out, "error:") {
+		t.Fatalf("exit %d, want 1\n%s%s", code, out, errOut)
+	}
+}
+
+func TestBadInputNamesTheProblem(t *testing.T) {
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"scan"}, 2, "choose exactly one of --all, --image, --query"},
+		{[]string{"scan", "--all", "--rate-limit", "1001"}, 2, "rate_limit"},
+		{[]string{"scan", "--image", "nginx"}, 2, "NAMESPACE/NAME:TAG"},
+		{[]string{"scan", "--query", "colour=blue"}, 2, `unknown key "colour"`},
+		{[]string{"scan", "--query", "has_vul=maybe"}, 2, "has_vul"},
+		{[]string{"scan", "--all", "--global-image-type", "cloud"}, 2, "global_image_type"},
+		{[]string{"scan", "--all", "--priority", "urgent"}, 2, "priority"},
+		{[]string{"scan", "--all", "--bogus"}, 2, "bogus"},
+		{[]string{"scan", "--all", "--set", "worker.concurrency=0"}, 1, "worker.concurrency"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"runs", "show", "nope"}, 1, "not found"},
+	}
+	for _, c := range cases {
+		code, out, errOut := runCmd(t, c.args...)
+		if code != c.code || !strings.Contains(out+errOut, c.want) {
+			t.Errorf("scanq %s: exit %d (want %d), output lacks %q:\n%s%s", strings.Join(c.args, " "), code, c.code, c.want, out, errOut)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(good, []byte("worker:\n  concurrency: 4\n"), 0o600)
+	os.WriteFile(bad, []byte("worker:\n  concurency: 4\nschedules:\n  - name: x\n    cron: \"61 * * * *\"\n"), 0o600)
+	if code, out, errOut := runCmd(t, "config", "validate", good); code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("good file: exit %d %s%s", code, out, errOut)
+	}
+	code, _, errOut := runCmd(t, "config", "validate", bad)
+	if code != 1 || !strings.Contains(errOut, "concurency") || !strings.Contains(errOut, "cron") {
+		t.Fatalf("bad file: exit %d, errors:\n%s", code, errOut)
+	}
+}
+
+func TestConfigShowRedactsSecrets(t *testing.T) {
+	t.Setenv("CLOUD_SDK_AK", "ak-very-secret-value")
+	t.Setenv("CLOUD_SDK_SK", "sk-very-secret-value")
+	t.Setenv("SCANQ_API_TOKEN", "tok-very-secret-value")
+	code, out, errOut := runCmd(t, "config", "show")
+	if code != 0 {
+		t.Fatalf("exit %d %s", code, errOut)
+	}
+	if strings.Contains(out, "very-secret") {
+		t.Fatalf("config show printed a secret:\n%s", out)
+	}
+}

@@ -1,0 +1,836 @@
+package worker_test
+
+// Benchmarks of the whole pipeline, with their baselines measured in the
+// same run (`make bench`). The figures are printed, never asserted: the
+// machine is shared and noisy, and a threshold here would be a flaky test.
+//
+// BenchmarkRun100k: a 100,000-image is_all run (rate_limit 0, batch size
+// 100) end to end on asynq, against two baselines: a direct loop (list
+// pages, POST batches, no queue) and the naive design (one asynq task per
+// image). ns/op is the pipeline run's wall time only.
+//
+// BenchmarkBacklog1M: a rate-limited 1,000,000-image run, stopped after a
+// fixed time, to show that resolution stays a few pages ahead of
+// submission and what Redis holds meanwhile.
+//
+// Both use real Redis when SCANQ_TEST_REDIS_URL is set, else miniredis (the
+// output says which). Redis figures from INFO are server-wide: other
+// clients of the same server during the run inflate them; the client-side
+// counts (a go-redis hook) are this process's own.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/hss/hsstest"
+	"github.com/scanq/scanq/internal/limit"
+	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/runs"
+	"github.com/scanq/scanq/jobs"
+	"github.com/scanq/scanq/worker"
+)
+
+const (
+	benchImages    = 100_000
+	benchBatch     = 100
+	benchPage      = 200 // the worker's default page size
+	benchWorkers   = 10  // worker.concurrency's default
+	naiveEnvImages = "SCANQ_BENCH_NAIVE_IMAGES"
+	// naiveDefault is the size of the naive baseline unless
+	// SCANQ_BENCH_NAIVE_IMAGES says otherwise: at about 1-2k tasks/s, 100k
+	// one-image tasks would take most of `make bench`'s budget, so it is
+	// measured on 10k and extrapolated linearly (the output says so).
+	naiveDefault = 10_000
+)
+
+func BenchmarkRun100k(b *testing.B) {
+	naiveN := naiveDefault
+	if v := os.Getenv(naiveEnvImages); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 || n > benchImages {
+			b.Fatalf("%s=%q: want 1..%d", naiveEnvImages, v, benchImages)
+		}
+		naiveN = n
+	}
+	b.StopTimer()
+	var pipe phase
+	for range b.N {
+		b.StartTimer()
+		pipe = runPipeline(b, benchImages)
+		b.StopTimer()
+	}
+	direct1 := runDirect(b, benchImages, 1)
+	directN := runDirect(b, benchImages, benchWorkers)
+	naive := runNaive(b, naiveN)
+
+	// The naive baseline's rate, extrapolated linearly to 100k when it ran on fewer.
+	naiveWall := time.Duration(float64(naive.wall) * float64(benchImages) / float64(naive.images))
+	bestDirect := direct1
+	if directN.wall < bestDirect.wall {
+		bestDirect = directN
+	}
+	xNaive := pipe.rate() / naive.rate()
+	xDirect := float64(pipe.wall) / float64(bestDirect.wall)
+
+	b.ReportMetric(pipe.rate(), "img/s")
+	b.ReportMetric(float64(pipe.hssCalls()), "hss-calls")
+	b.ReportMetric(pipe.clientCmdsPerImage(), "redis-cmds/img")
+	b.ReportMetric(pipe.tripsPerImage(), "redis-trips/img")
+	if pipe.memKnown {
+		b.ReportMetric(float64(pipe.peakMem-pipe.baseMem)/1e6, "peak-redis-MB")
+	}
+	b.ReportMetric(float64(pipe.rssPeak)/1e6, "rss-peak-MB")
+	b.ReportMetric(direct1.rate(), "direct1-img/s")
+	b.ReportMetric(directN.rate(), "direct10-img/s")
+	b.ReportMetric(naive.rate(), "naive-img/s")
+	b.ReportMetric(xNaive, "x-naive")
+	b.ReportMetric(xDirect, "wall-vs-direct")
+
+	var out strings.Builder
+	fmt.Fprintf(&out, "\n%d-image is_all run, rate_limit 0, batch %d, page %d, %d workers, PagesAhead default, no request rate limit; Redis: %s; GOMAXPROCS %d\n",
+		benchImages, benchBatch, benchPage, benchWorkers, pipe.backend, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(&out, "HSS emulator in process, no added latency; RSS is this process's (workers + emulator%s).\n\n", map[bool]string{true: " + miniredis", false: ""}[pipe.mini])
+	tw := tabwriter.NewWriter(&out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "design\timages\twall\timages/s\tHSS calls\tredis cmds/img\tround trips/img\tserver cmds/img\tpeak redis (Δ)\tpeak keys\tRSS peak\t")
+	for _, p := range []*phase{&pipe, &direct1, &directN, &naive} {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", p.name, p.images, p.wall.Round(time.Millisecond), p.rate(), p.hssCalls(),
+			p.fmtPerImage(p.clientCmds), p.fmtPerImage(p.trips), p.fmtServerCmds(), p.fmtMem(), p.fmtKeys(), fmtBytes(p.rssPeak))
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(&out)
+	if naive.images < benchImages {
+		fmt.Fprintf(&out, "naive design measured on %d images and extrapolated linearly to %d: %s (set %s=%d to measure it in full)\n",
+			naive.images, benchImages, naiveWall.Round(time.Millisecond), naiveEnvImages, benchImages)
+	}
+	fmt.Fprintf(&out, "pipeline vs naive:          %.1fx the images/s (target >= 10x)%s\n", xNaive, verdict(xNaive >= 10))
+	fmt.Fprintf(&out, "pipeline vs direct loop:    %.2fx the wall time of the faster direct loop (%s, %s; target <= 2x)%s\n",
+		xDirect, bestDirect.name, bestDirect.wall.Round(time.Millisecond), verdict(xDirect <= 2))
+	fmt.Fprintf(&out, "pipeline run: %d pages, %d batches; per page task %.1f round trips, per batch task %.1f, asynq and other %.1f per task\n",
+		pipe.pages, pipe.batches, pipe.perTask("page"), pipe.perTask("batch"), pipe.asynqPerTask())
+	fmt.Fprintf(&out, "pipeline client commands by name: %s\n", topCounts(pipe.byName, 10))
+	if len(pipe.serverByCmd) > 0 {
+		fmt.Fprintf(&out, "pipeline server commandstats (Lua inner calls included): %s\n", topCounts(pipe.serverByCmd, 12))
+	}
+	if len(naive.serverByCmd) > 0 {
+		fmt.Fprintf(&out, "naive server commandstats: %s\n", topCounts(naive.serverByCmd, 8))
+	}
+	fmt.Fprintf(&out, "memory: %s\n", pipe.memNote())
+	b.Log(out.String())
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "  [met]"
+	}
+	return "  [MISSED]"
+}
+
+// phase is what one measured design did.
+type phase struct {
+	name             string
+	backend          string
+	mini             bool
+	images           int64
+	wall             time.Duration
+	hss              hsstest.Stats
+	queued           bool // went through Redis
+	pages            int64
+	batches          int64
+	counter          *cmdCounter
+	trips            int64
+	clientCmds       int64
+	byName           map[string]int64
+	serverCmds       int64 // -1 when unknown
+	serverByCmd      map[string]int64
+	memKnown         bool
+	memApprox        bool
+	baseMem, peakMem int64
+	peakKeys         int64
+	rssPeak          int64
+}
+
+func (p *phase) rate() float64 { return float64(p.images) / p.wall.Seconds() }
+func (p *phase) hssCalls() int64 {
+	var n int64
+	for _, v := range p.hss.Routes {
+		n += v
+	}
+	return n
+}
+func (p *phase) clientCmdsPerImage() float64 { return float64(p.clientCmds) / float64(p.images) }
+func (p *phase) tripsPerImage() float64      { return float64(p.trips) / float64(p.images) }
+func (p *phase) fmtPerImage(n int64) string {
+	if !p.queued {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", float64(n)/float64(p.images))
+}
+func (p *phase) fmtServerCmds() string {
+	if !p.queued || p.serverCmds < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", float64(p.serverCmds)/float64(p.images))
+}
+func (p *phase) fmtMem() string {
+	switch {
+	case !p.queued:
+		return "-"
+	case !p.memKnown:
+		return "n/a"
+	case p.memApprox:
+		return "~" + fmtBytes(p.peakMem)
+	}
+	return fmtBytes(p.peakMem-p.baseMem) + " (" + fmtBytes(p.peakMem) + ")"
+}
+func (p *phase) fmtKeys() string {
+	if !p.queued {
+		return "-"
+	}
+	return strconv.FormatInt(p.peakKeys, 10)
+}
+func (p *phase) perTask(kind string) float64 {
+	n := p.pages
+	if kind == "batch" {
+		n = p.batches
+	}
+	if n == 0 {
+		return 0
+	}
+	return float64(p.counter.tripsOf(kind)) / float64(n)
+}
+func (p *phase) asynqPerTask() float64 {
+	n := p.pages + p.batches + 1
+	return float64(p.counter.tripsOf("other")) / float64(n)
+}
+func (p *phase) memNote() string {
+	switch {
+	case !p.memKnown:
+		return "n/a on miniredis (no INFO memory)"
+	case p.memApprox:
+		return "miniredis has no INFO memory: approximated as the sum of key and value bytes (no Redis overhead), sampled every 100ms"
+	}
+	return "INFO memory used_memory sampled every 50ms; Δ is over used_memory before the run, the absolute server figure in brackets"
+}
+
+// cmdCounter is a go-redis hook counting what this process sends: commands,
+// round trips (a pipeline is one), by command name and by the asynq task
+// whose handler sent it (page, batch, run; "other" is asynq's own work:
+// dequeue, done, polling, heartbeats, and the enqueue of the run).
+type cmdCounter struct {
+	cmds, trips atomic.Int64
+	mu          sync.Mutex
+	byName      map[string]int64
+	byTask      map[string]int64
+}
+
+func newCmdCounter() *cmdCounter {
+	return &cmdCounter{byName: map[string]int64{}, byTask: map[string]int64{}}
+}
+
+func (c *cmdCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *cmdCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.note(ctx, []redis.Cmder{cmd})
+		return next(ctx, cmd)
+	}
+}
+
+func (c *cmdCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.note(ctx, cmds)
+		return next(ctx, cmds)
+	}
+}
+
+func (c *cmdCounter) note(ctx context.Context, cmds []redis.Cmder) {
+	c.trips.Add(1)
+	c.cmds.Add(int64(len(cmds)))
+	kind := "other"
+	if id, ok := asynq.GetTaskID(ctx); ok {
+		switch {
+		case strings.Contains(id, ":b"):
+			kind = "batch"
+		case strings.Contains(id, ":p"):
+			kind = "page"
+		case strings.HasPrefix(id, "run:"):
+			kind = "run"
+		default:
+			kind = "task"
+		}
+	}
+	c.mu.Lock()
+	c.byTask[kind]++
+	for _, cmd := range cmds {
+		c.byName[cmd.Name()]++
+	}
+	c.mu.Unlock()
+}
+
+func (c *cmdCounter) tripsOf(kind string) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byTask[kind]
+}
+
+func (c *cmdCounter) snapshotNames() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int64, len(c.byName))
+	for k, v := range c.byName {
+		out[k] = v
+	}
+	return out
+}
+
+// benchBackend is a Redis for one measured phase, with a counting hook on
+// the client the workers use and a separate client for observing (INFO,
+// DBSIZE, the run record), whose commands are not the pipeline's.
+type benchBackend struct {
+	*redistest.Backend
+	counter *cmdCounter
+	obs     *redis.Client
+	obsCmds *cmdCounter
+}
+
+func newBenchBackend(b *testing.B) *benchBackend {
+	b.Helper()
+	var be *redistest.Backend
+	if os.Getenv(redistest.EnvURL) != "" {
+		be = redistest.Real(b)
+	} else {
+		be = redistest.Mini(b)
+	}
+	opt, err := redis.ParseURL(be.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	obs := redis.NewClient(opt)
+	b.Cleanup(func() { _ = obs.Close() })
+	obsCmds := newCmdCounter()
+	obs.AddHook(obsCmds)
+	counter := newCmdCounter()
+	be.Client.AddHook(counter)
+	return &benchBackend{Backend: be, counter: counter, obs: obs, obsCmds: obsCmds}
+}
+
+// serverCommands is the server's count of processed commands: INFO stats on
+// Redis, CommandCount on miniredis.
+func (be *benchBackend) serverCommands(ctx context.Context) int64 {
+	if be.Mini != nil {
+		return int64(be.Mini.CommandCount())
+	}
+	v, err := infoField(ctx, be.obs, "stats", "total_commands_processed")
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
+// commandStats is INFO commandstats: calls by command (Redis only).
+func (be *benchBackend) commandStats(ctx context.Context) map[string]int64 {
+	if be.Mini != nil {
+		return nil
+	}
+	raw, err := be.obs.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return nil
+	}
+	out := map[string]int64{}
+	sc := bufio.NewScanner(strings.NewReader(raw))
+	for sc.Scan() {
+		line := sc.Text()
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") {
+			continue
+		}
+		for _, kv := range strings.Split(rest, ",") {
+			if v, ok := strings.CutPrefix(kv, "calls="); ok {
+				out[strings.TrimPrefix(name, "cmdstat_")], _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+	}
+	return out
+}
+
+func infoField(ctx context.Context, c *redis.Client, section, field string) (int64, error) {
+	raw, err := c.Info(ctx, section).Result()
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(raw, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("INFO %s has no %s", section, field)
+}
+
+// keys is the number of keys in the backend's database (the lease key of a
+// real test database not counted).
+func (be *benchBackend) keys(ctx context.Context) int64 {
+	if be.Mini != nil {
+		return int64(len(be.Mini.Keys()))
+	}
+	n, err := be.obs.DBSize(ctx).Result()
+	if err != nil {
+		return -1
+	}
+	return n - 1
+}
+
+// memSampler samples Redis memory and the key count until stopped.
+type memSampler struct {
+	be       *benchBackend
+	approx   bool // miniredis: sum of key and value bytes
+	base     int64
+	peak     int64
+	last     int64
+	peakKeys int64
+	lastKeys int64
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+func startSampler(ctx context.Context, be *benchBackend, withMiniMemory bool) *memSampler {
+	s := &memSampler{be: be, stop: make(chan struct{}), done: make(chan struct{})}
+	every := 50 * time.Millisecond
+	if be.Mini != nil {
+		every = 100 * time.Millisecond
+		s.approx = withMiniMemory
+	}
+	s.base = s.memory(ctx)
+	s.sample(ctx)
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				s.sample(ctx)
+				return
+			case <-t.C:
+				s.sample(ctx)
+			}
+		}
+	}()
+	return s
+}
+
+func (s *memSampler) memory(ctx context.Context) int64 {
+	if s.be.Mini != nil {
+		if !s.approx {
+			return 0
+		}
+		return miniBytes(s.be.Mini)
+	}
+	v, err := infoField(ctx, s.be.obs, "memory", "used_memory")
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
+func (s *memSampler) sample(ctx context.Context) {
+	m, k := s.memory(ctx), s.be.keys(ctx)
+	s.last, s.lastKeys = m, k
+	s.peak, s.peakKeys = max(s.peak, m), max(s.peakKeys, k)
+}
+
+// finish stops sampling and returns the figures.
+func (s *memSampler) finish() *memSampler {
+	close(s.stop)
+	<-s.done
+	return s
+}
+
+func (s *memSampler) into(p *phase) {
+	p.memKnown = s.be.Mini == nil || s.approx
+	p.memApprox = s.approx
+	p.baseMem, p.peakMem, p.peakKeys = s.base, s.peak, s.peakKeys
+	if s.approx {
+		p.baseMem = 0
+	}
+}
+
+// miniBytes approximates what miniredis holds: key and value bytes, no
+// per-key or per-element overhead.
+func miniBytes(m *miniredis.Miniredis) int64 {
+	var n int64
+	for _, k := range m.Keys() {
+		n += int64(len(k))
+		switch m.Type(k) {
+		case "string":
+			v, _ := m.Get(k)
+			n += int64(len(v))
+		case "hash":
+			fs, _ := m.HKeys(k)
+			for _, f := range fs {
+				n += int64(len(f) + len(m.HGet(k, f)))
+			}
+		case "list":
+			vs, _ := m.List(k)
+			for _, v := range vs {
+				n += int64(len(v))
+			}
+		case "set":
+			vs, _ := m.Members(k)
+			for _, v := range vs {
+				n += int64(len(v))
+			}
+		case "zset":
+			vs, _ := m.SortedSet(k)
+			for v := range vs {
+				n += int64(len(v) + 8)
+			}
+		}
+	}
+	return n
+}
+
+// resetPeakRSS makes VmHWM start again from the current RSS (Linux: writing
+// 5 to clear_refs), so each phase reports its own peak.
+func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// procStatus returns VmHWM (peak RSS) and VmRSS in bytes, 0 when unknown.
+func procStatus() (hwm, rss int64) {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmHWM:":
+			hwm = v * 1024
+		case "VmRSS:":
+			rss = v * 1024
+		}
+	}
+	return hwm, rss
+}
+
+// benchEmulator starts an emulator of n registry images that keeps no
+// submission bodies (Stats still count every call).
+func benchEmulator(b *testing.B, n int) (*hsstest.Server, *hss.Client) {
+	b.Helper()
+	emu := hsstest.NewServer(hsstest.Options{Images: n, Seed: 7, ProjectID: project, MaxSubmissions: -1})
+	b.Cleanup(emu.Close)
+	client, err := hss.NewClient(hss.Config{Endpoint: emu.URL, ProjectID: project, Region: "cn-north-4", Timeout: 30 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return emu, client
+}
+
+// benchWorker is one worker process's worth of components on be, with the
+// configuration a production worker has (defaults of worker.Config and of
+// configs/scanq.yaml), but for cfg's non-zero fields.
+type benchWorker struct {
+	h       *worker.Handlers
+	srv     *asynq.Server
+	starter *runs.Starter
+	store   *runs.Store // on the observing client
+	ac      *asynq.Client
+}
+
+func startBenchWorker(b *testing.B, be *benchBackend, client *hss.Client, cfg worker.Config, mux func(h *worker.Handlers) *asynq.ServeMux) *benchWorker {
+	b.Helper()
+	ac := asynq.NewClientFromRedisClient(be.Client)
+	b.Cleanup(func() { _ = ac.Close() })
+	store := runs.New(be.Client, runs.Options{Retention: time.Hour})
+	h := worker.New(cfg, worker.Target{ProjectID: project, RequestRate: 0},
+		worker.Deps{Runs: store, HSS: client, Limiter: limit.New(be.Client, limit.Options{}), Client: ac})
+	scfg := h.ServerConfig(worker.ServerOptions{Concurrency: benchWorkers, Queues: queues, PollInterval: time.Second,
+		ShutdownTimeout: 2 * time.Second, GroupMaxSize: benchBatch, GroupGracePeriod: 10 * time.Second, GroupMaxDelay: time.Minute,
+		Logger: quietLogger{}})
+	srv := asynq.NewServerFromRedisClient(be.Client, scfg)
+	m := h.Mux()
+	if mux != nil {
+		m = mux(h)
+	}
+	if err := srv.Start(m); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(srv.Shutdown)
+	return &benchWorker{h: h, srv: srv, ac: ac, store: runs.New(be.obs, runs.Options{}),
+		starter: &runs.Starter{Store: store, Client: ac, Target: "default", BatchSize: benchBatch, MaxBatchSize: 100}}
+}
+
+// runPipeline runs one n-image is_all run through the worker and measures it.
+func runPipeline(b *testing.B, n int) phase {
+	ctx := context.Background()
+	be := newBenchBackend(b)
+	emu, client := benchEmulator(b, n)
+	w := startBenchWorker(b, be, client, worker.Config{}, nil)
+
+	p := phase{name: "pipeline", backend: be.String(), mini: be.Mini != nil, queued: true, counter: be.counter}
+	runtime.GC()
+	resetPeakRSS()
+	cmds0, trips0 := be.counter.cmds.Load(), be.counter.trips.Load()
+	names0 := be.counter.snapshotNames()
+	server0, stats0 := be.serverCommands(ctx), be.commandStats(ctx)
+	obs0 := be.obsCmds.cmds.Load()
+	sampler := startSampler(ctx, be, true)
+	start := time.Now()
+	r, err := w.starter.Start(ctx, jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), RateLimit: ptr(int32(0))}},
+		jobs.Options{BatchSize: benchBatch}, jobs.Trigger{Kind: "cli"})
+	if err != nil {
+		b.Fatalf("starting run: %v", err)
+	}
+	r = waitFinal(b, w.store, r.ID, 4*time.Minute)
+	p.wall = time.Since(start)
+	sampler.finish().into(&p)
+	p.rssPeak, _ = procStatus()
+	p.trips, p.clientCmds = be.counter.trips.Load()-trips0, be.counter.cmds.Load()-cmds0
+	p.byName = diffCounts(be.counter.snapshotNames(), names0)
+	p.serverCmds = -1
+	if server1 := be.serverCommands(ctx); server0 >= 0 && server1 >= 0 {
+		// Less what the observer sent (INFO, DBSIZE, run polls) in between.
+		p.serverCmds = server1 - server0 - (be.obsCmds.cmds.Load() - obs0)
+	}
+	if stats0 != nil {
+		p.serverByCmd = diffCounts(be.commandStats(ctx), stats0)
+	}
+	p.hss = emu.Stats()
+	c := r.Counters
+	if r.State != jobs.StateSucceeded || c.ImagesSubmitted != int64(n) || p.hss.ImagesAccepted != int64(n) || p.hss.DistinctImages != int64(n) {
+		b.Fatalf("pipeline run %s: %+v; emulator accepted %d images (%d distinct), want %d", r.State, c, p.hss.ImagesAccepted, p.hss.DistinctImages, n)
+	}
+	p.images, p.pages, p.batches = c.ImagesSubmitted, c.PagesDone, c.BatchesTotal
+	return p
+}
+
+// waitFinal polls run id (on the observing client) until it is final.
+func waitFinal(b *testing.B, store *runs.Store, id string, limit time.Duration) *jobs.Run {
+	b.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		r, err := store.Get(context.Background(), id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r.State.Final() {
+			return r
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("run %s not finished after %s: %s %+v", id, limit, r.State, r.Counters)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// runDirect is the baseline without a queue: list pages of 200 one after
+// the other and POST batches of 100, by `workers` goroutines (1: the plain
+// sequential loop).
+func runDirect(b *testing.B, n, workers int) phase {
+	ctx := context.Background()
+	emu, client := benchEmulator(b, n)
+	name := "direct loop, sequential"
+	if workers > 1 {
+		name = fmt.Sprintf("direct loop, %d submitters", workers)
+	}
+	p := phase{name: name}
+	runtime.GC()
+	resetPeakRSS()
+	start := time.Now()
+	batches := make(chan []hss.ImageInfo, workers)
+	var wg sync.WaitGroup
+	var failed atomic.Pointer[error]
+	submit := func(imgs []hss.ImageInfo) {
+		err := client.CreateScanTask(ctx, &hss.CreateScanTaskRequest{ProjectID: project, GlobalImageType: hss.ImageTypeRegistry,
+			Body: hss.ScanTaskBody{RateLimit: ptr(int32(0)), ImageInfo: imgs}})
+		if err != nil {
+			failed.CompareAndSwap(nil, &err)
+		}
+	}
+	if workers > 1 {
+		for range workers {
+			wg.Go(func() {
+				for imgs := range batches {
+					submit(imgs)
+				}
+			})
+		}
+	}
+	for offset := 0; ; offset += benchPage {
+		page, err := client.ListImages(ctx, hss.ListQuery{GlobalImageType: hss.ImageTypeRegistry}, offset, benchPage)
+		if err != nil {
+			b.Fatalf("direct loop: listing at %d: %v", offset, err)
+		}
+		var imgs []hss.ImageInfo
+		for _, img := range page.Images {
+			imgs = append(imgs, img.Info)
+		}
+		for len(imgs) > 0 {
+			k := min(benchBatch, len(imgs))
+			if workers > 1 {
+				batches <- imgs[:k:k]
+			} else {
+				submit(imgs[:k:k])
+			}
+			imgs = imgs[k:]
+		}
+		if len(page.Images) < benchPage || int64(offset+len(page.Images)) >= page.Total {
+			break
+		}
+	}
+	close(batches)
+	wg.Wait()
+	p.wall = time.Since(start)
+	p.rssPeak, _ = procStatus()
+	if err := failed.Load(); err != nil {
+		b.Fatalf("direct loop: %v", *err)
+	}
+	p.hss = emu.Stats()
+	if p.hss.ImagesAccepted != int64(n) {
+		b.Fatalf("direct loop submitted %d images, want %d", p.hss.ImagesAccepted, n)
+	}
+	p.images = p.hss.ImagesAccepted
+	return p
+}
+
+const naiveType = "bench:naive-image"
+
+// runNaive is the naive design: one asynq task per image. The producer
+// lists pages of 200 and enqueues a task per image (with a stable id, as
+// at-least-once delivery needs); a handler submits its one image per call.
+// Same server configuration as the pipeline's.
+func runNaive(b *testing.B, n int) phase {
+	ctx := context.Background()
+	be := newBenchBackend(b)
+	emu, client := benchEmulator(b, n)
+	var done atomic.Int64
+	w := startBenchWorker(b, be, client, worker.Config{}, func(*worker.Handlers) *asynq.ServeMux {
+		mux := asynq.NewServeMux()
+		mux.HandleFunc(naiveType, func(ctx context.Context, t *asynq.Task) error {
+			var img hss.ImageInfo
+			if err := json.Unmarshal(t.Payload(), &img); err != nil {
+				return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
+			}
+			err := client.CreateScanTask(ctx, &hss.CreateScanTaskRequest{ProjectID: project, GlobalImageType: hss.ImageTypeRegistry,
+				Body: hss.ScanTaskBody{RateLimit: ptr(int32(0)), ImageInfo: []hss.ImageInfo{img}}})
+			if err == nil {
+				done.Add(1)
+			}
+			return err
+		})
+		return mux
+	})
+	p := phase{name: "naive: one task per image", backend: be.String(), mini: be.Mini != nil, queued: true, counter: be.counter}
+	runtime.GC()
+	resetPeakRSS()
+	cmds0, trips0 := be.counter.cmds.Load(), be.counter.trips.Load()
+	server0, stats0 := be.serverCommands(ctx), be.commandStats(ctx)
+	obs0 := be.obsCmds.cmds.Load()
+	// On miniredis, summing every key's bytes every 100ms would slow the
+	// naive design down by itself: keys only.
+	sampler := startSampler(ctx, be, false)
+	start := time.Now()
+	for offset, i := 0, 0; ; offset += benchPage {
+		page, err := client.ListImages(ctx, hss.ListQuery{GlobalImageType: hss.ImageTypeRegistry}, offset, benchPage)
+		if err != nil {
+			b.Fatalf("naive: listing at %d: %v", offset, err)
+		}
+		for _, img := range page.Images {
+			raw, _ := json.Marshal(img.Info)
+			_, err := w.ac.EnqueueContext(ctx, asynq.NewTask(naiveType, raw), asynq.Queue(jobs.QueueCritical),
+				asynq.TaskID(fmt.Sprintf("naive:%d", i)), asynq.MaxRetry(8))
+			if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+				b.Fatalf("naive: enqueueing: %v", err)
+			}
+			i++
+		}
+		if len(page.Images) < benchPage || int64(offset+len(page.Images)) >= page.Total {
+			break
+		}
+	}
+	deadline := time.Now().Add(4 * time.Minute)
+	for done.Load() < int64(n) {
+		if time.Now().After(deadline) {
+			b.Fatalf("naive: %d of %d images after 4m", done.Load(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.wall = time.Since(start)
+	sampler.finish().into(&p)
+	p.rssPeak, _ = procStatus()
+	p.trips, p.clientCmds = be.counter.trips.Load()-trips0, be.counter.cmds.Load()-cmds0
+	p.serverCmds = -1
+	if server1 := be.serverCommands(ctx); server0 >= 0 && server1 >= 0 {
+		p.serverCmds = server1 - server0 - (be.obsCmds.cmds.Load() - obs0)
+	}
+	if stats0 != nil {
+		p.serverByCmd = diffCounts(be.commandStats(ctx), stats0)
+	}
+	p.hss = emu.Stats()
+	if p.hss.ImagesAccepted != int64(n) {
+		b.Fatalf("naive: emulator accepted %d images, want %d", p.hss.ImagesAccepted, n)
+	}
+	p.images = int64(n)
+	return p
+}
+
+func diffCounts(after, before map[string]int64) map[string]int64 {
+	out := map[string]int64{}
+	for k, v := range after {
+		if d := v - before[k]; d > 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+func topCounts(m map[string]int64, n int) string {
+	type kv struct {
+		k string
+		v int64
+	}
+	var all []kv
+	for k, v := range m {
+		all = append(all, kv{k, v})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].v > all[j].v || (all[i].v == all[j].v && all[i].k < all[j].k) })
+	var parts []string
+	for i, e := range all {
+		if i == n {
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s %d", e.k, e.v))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func fmtBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
