@@ -8,13 +8,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/jobs"
+	"github.com/scanq/scanq/scheduler"
 )
 
 // Schedule is one cron schedule: when to fire and what to scan.
@@ -91,93 +91,26 @@ func validateRequest(r *ScanRequest) []string {
 	return []string{err.Error()}
 }
 
-// cronParser is the standard 5-field crontab with @descriptors.
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
-// CronSchedule parses Cron in its time zone: the CRON_TZ= (or TZ=) prefix of
-// the spec if it has one, else Timezone, else UTC. Setting both is an error,
-// as one of them would be silently ignored.
+// CronSchedule parses Cron in its time zone (the CRON_TZ=/TZ= prefix of
+// the spec, else Timezone, else UTC) exactly as the scheduler will: one
+// parser for validation and for firing.
 func (s Schedule) CronSchedule() (cron.Schedule, error) {
-	spec, loc, err := s.splitZone()
-	if err != nil {
-		return nil, err
-	}
-	sched, err := parseCron(spec)
-	if err != nil {
-		return nil, err
-	}
-	if ss, ok := sched.(*cron.SpecSchedule); ok {
-		ss.Location = loc
-	}
-	return sched, nil
+	return scheduler.Parse(s.Name, s.Cron, s.Timezone)
 }
 
 // Location is the time zone the schedule's cron fields are read in.
 func (s Schedule) Location() (*time.Location, error) {
-	_, loc, err := s.splitZone()
-	return loc, err
-}
-
-// splitZone separates a CRON_TZ=/TZ= prefix from the spec and loads the
-// schedule's zone. robfig/cron handles the prefix itself, but panics when no
-// space follows it; doing it here also lets Timezone and the prefix be
-// checked against each other.
-func (s Schedule) splitZone() (spec string, loc *time.Location, err error) {
-	spec = strings.TrimSpace(s.Cron)
-	zone, prefix := s.Timezone, ""
-	for _, p := range []string{"CRON_TZ=", "TZ="} {
-		if !strings.HasPrefix(spec, p) {
-			continue
-		}
-		i := strings.IndexFunc(spec, unicode.IsSpace)
-		if i < 0 {
-			return "", nil, cronErr("%sZONE must be followed by a space and the schedule", p)
-		}
-		if s.Timezone != "" {
-			return "", nil, cronErr("the zone is given twice, by %s and by timezone; keep one", p)
-		}
-		zone, prefix = spec[len(p):i], p
-		spec = strings.TrimSpace(spec[i:])
-		break
-	}
-	switch {
-	case zone == "" && prefix != "":
-		return "", nil, cronErr("%s needs a zone name", prefix)
-	case zone == "":
-		return spec, time.UTC, nil
-	}
-	loc, err = time.LoadLocation(zone)
-	switch {
-	case err != nil && prefix != "":
-		return "", nil, cronErr("%s: unknown time zone %q", prefix, zone)
-	case err != nil:
-		return "", nil, &keyError{key: "timezone", reason: fmt.Sprintf("unknown time zone %q", zone)}
-	}
-	return spec, loc, nil
-}
-
-// keyError is a problem with one key of a schedule.
-type keyError struct{ key, reason string }
-
-func (e *keyError) Error() string { return e.key + ": " + e.reason }
-
-func cronErr(format string, args ...any) error {
-	return &keyError{key: "cron", reason: fmt.Sprintf(format, args...)}
-}
-
-// parseCron calls robfig/cron, turning a panic into an error: the spec is
-// outside input and v3.0.1's parser has panicked on malformed specs before.
-func parseCron(spec string) (sched cron.Schedule, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			sched, err = nil, cronErr("cannot parse %q", spec)
-		}
-	}()
-	sched, err = cronParser.Parse(spec)
+	sched, err := s.CronSchedule()
 	if err != nil {
-		return nil, cronErr("%v", err)
+		return nil, err
 	}
-	return sched, nil
+	if ss, ok := sched.(*cron.SpecSchedule); ok && ss.Location != nil {
+		return ss.Location, nil
+	}
+	if s.Timezone != "" {
+		return time.LoadLocation(s.Timezone)
+	}
+	return time.UTC, nil
 }
 
 // decodeRequest decodes a YAML node into a ScanRequest by way of JSON, so

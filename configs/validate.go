@@ -175,17 +175,11 @@ func (c *Config) Validate() error {
 		if strings.TrimSpace(sc.Cron) == "" {
 			v.add(p+".cron", "required")
 		} else if _, err := sc.CronSchedule(); err != nil {
-			key, reason := "cron", err.Error()
-			var ke *keyError
-			if errors.As(err, &ke) {
-				key, reason = ke.key, ke.reason
+			key := "cron"
+			if _, lerr := time.LoadLocation(sc.Timezone); sc.Timezone != "" && lerr != nil {
+				key = "timezone"
 			}
-			v.add(p+"."+key, "%s", reason)
-			if key == "timezone" { // the spec itself was not parsed yet
-				if _, err := parseCron(strings.TrimSpace(sc.Cron)); err != nil && errors.As(err, &ke) {
-					v.add(p+".cron", "%s", ke.reason)
-				}
-			}
+			v.add(p+"."+key, "%s", strings.TrimPrefix(err.Error(), fmt.Sprintf("schedule %q: ", sc.Name)))
 		}
 		switch sc.Queue {
 		case QueueCritical, QueueDefault, QueueBulk:

@@ -318,11 +318,11 @@ schedules:
 	}
 	for _, w := range []string{
 		p + `:7: schedules["bad-cron"].cron: `,
-		p + `:11: schedules["bad-zone"].timezone: unknown time zone "Atlantis/Capital"`,
+		p + `:11: schedules["bad-zone"].timezone: timezone "Atlantis/Capital": unknown time zone`,
 		`schedules[3].name: required`,
-		`schedules[3].cron: CRON_TZ=ZONE must be followed by a space`,
-		`:16: schedules["both-bad"].cron: expected exactly 5 fields`,
-		`:17: schedules["both-bad"].timezone: unknown time zone "Nowhere"`,
+		`schedules[3].cron: cron "CRON_TZ=UTC": CRON_TZ=ZONE must be followed by a space`,
+		// The zone is checked first: a schedule with both wrong names the zone.
+		`:17: schedules["both-bad"].timezone: timezone "Nowhere": unknown time zone`,
 	} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q\ndoes not contain %q", err, w)

@@ -491,7 +491,7 @@ func TestComposeChecksFail(t *testing.T) {
 		{"shutdown timeout not in the file", "SCANQ_WORKER_SHUTDOWN_TIMEOUT: 25s", "SCANQ_LOG_FORMAT: text", "set SCANQ_WORKER_SHUTDOWN_TIMEOUT explicitly"},
 		{"worker replicas", "replicas: 3", "replicas: 1", "service worker: 1 replicas, want 3"},
 		{"scheduler replicas", "replicas: 2", "replicas: 1", "service scheduler: 1 replicas, want 2"},
-		{"not a compose file", "replicas: 3", "replicas: three", "replicas"},
+		{"not a compose file", "replicas: 3", "replicas: three", "services.worker.deploy.replicas"},
 		{"no AOF", `"--appendonly", "yes"`, `"--appendonly", "no"`, "want --appendonly yes"},
 		{"evicting Redis", `"noeviction"`, `"allkeys-lru"`, "--maxmemory-policy must be noeviction"},
 		{"no Redis volume", "- redis-data:/data", "- /tmp/redis:/data", "no named volume at /data"},
