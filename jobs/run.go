@@ -21,14 +21,8 @@ type ScanRequest struct {
 
 // Validate applies the API's own rules, so nothing HSS would refuse is queued.
 func (r *ScanRequest) Validate() error {
-	if _, err := hss.NormalizeImageType(r.GlobalImageType); err != nil {
+	if err := hss.ValidateParams(r.EnterpriseProjectID, r.GlobalImageType, r.Region); err != nil {
 		return err
-	}
-	if n := len(r.EnterpriseProjectID); r.EnterpriseProjectID != "" && n > 256 {
-		return &hss.ValidationError{Field: "enterprise_project_id", Reason: fmt.Sprintf("length %d exceeds 256", n)}
-	}
-	if n := len(r.Region); n > 128 {
-		return &hss.ValidationError{Field: "region", Reason: fmt.Sprintf("length %d exceeds 128", n)}
 	}
 	return r.ScanTaskBody.Validate()
 }

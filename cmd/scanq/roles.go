@@ -3,18 +3,19 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/scanq/scanq/internal/app"
 )
 
-// cmdWorker is `scanq worker`: process scan tasks until SIGTERM/SIGINT.
-func cmdWorker(ctx context.Context, args []string, stderr io.Writer) error {
+// role runs one long-lived role of `scanq NAME` until SIGTERM/SIGINT.
+func role(name string, args []string, stderr io.Writer, run func(*app.App) error) error {
 	var cf configFlags
-	fs := newFlagSet("worker", stderr, "worker [--config FILE] [--set SECTION.KEY=VALUE ...]")
+	fs := newFlagSet(name, stderr, name+" [--config FILE] [--set SECTION.KEY=VALUE ...]")
 	cf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -24,44 +25,28 @@ func cmdWorker(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer a.Close()
-	return a.RunWorker(ctx)
+	return run(a)
 }
 
-// cmdServe is `scanq serve`: every role in one process.
-func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var cf configFlags
-	fs := newFlagSet("serve", stderr, "serve [--config FILE] [--set SECTION.KEY=VALUE ...]")
-	cf.register(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	a, err := open(&cf, stderr)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	return a.Serve(ctx, stdout)
+// cmdWorker is `scanq worker`: process scan tasks.
+func cmdWorker(ctx context.Context, args []string, stderr io.Writer) error {
+	return role("worker", args, stderr, func(a *app.App) error { return a.RunWorker(ctx) })
 }
 
 // cmdScheduler is `scanq scheduler`: fire the cron schedules while this
 // replica holds the leader lease (any number of replicas may run).
 func cmdScheduler(ctx context.Context, args []string, stderr io.Writer) error {
-	var cf configFlags
-	fs := newFlagSet("scheduler", stderr, "scheduler [--config FILE] [--set SECTION.KEY=VALUE ...]")
-	cf.register(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	a, err := open(&cf, stderr)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	return a.RunScheduler(ctx)
+	return role("scheduler", args, stderr, func(a *app.App) error { return a.RunScheduler(ctx) })
 }
 
+// cmdAPI is `scanq api`: the HTTP API, asynqmon and /metrics.
 func cmdAPI(ctx context.Context, args []string, stderr io.Writer) error {
-	return errors.New("scanq api: not implemented yet")
+	return role("api", args, stderr, func(a *app.App) error { return a.RunAPI(ctx, nil) })
+}
+
+// cmdServe is `scanq serve`: every role in one process.
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return role("serve", args, stderr, func(a *app.App) error { return a.Serve(ctx, stdout) })
 }
 
 // cmdSchedules is `scanq schedules`: each schedule with its next fire

@@ -51,7 +51,7 @@ func New(cfg *configs.Config, log *slog.Logger) (*App, error) {
 	if cfg.HSS.Endpoint == configs.Embedded {
 		a.Emulator = hsstest.NewServer(hsstest.Options{
 			Images: cfg.HSS.EmulatorImages, LocalImages: cfg.HSS.EmulatorImages / 10, Seed: cfg.HSS.EmulatorSeed,
-			ProjectID: cfg.HSS.ProjectID, Logger: log.With("component", "emulator"),
+			ProjectID: cfg.HSS.ProjectID, // its per-call log lines would drown the demo's own
 		})
 		endpoint = a.Emulator.URL
 		creds = hss.Credentials{} // the embedded emulator runs without authentication

@@ -35,9 +35,18 @@ func (a *App) Serve(ctx context.Context, stdout io.Writer) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	ready := make(chan string, 1)
+	go func() {
+		select {
+		case addr := <-ready:
+			printURLs(stdout, addr)
+		case <-ctx.Done():
+		}
+	}()
 	roles := map[string]func(context.Context) error{
 		"worker":    a.RunWorker,
 		"scheduler": a.RunScheduler,
+		"api":       func(ctx context.Context) error { return a.RunAPI(ctx, ready) },
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(roles))

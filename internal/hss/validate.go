@@ -50,16 +50,23 @@ func (r *CreateScanTaskRequest) Validate() error {
 	if err := checkLen("project_id", r.ProjectID, 1, 256); err != nil {
 		return err
 	}
-	if err := checkLen("enterprise_project_id", r.EnterpriseProjectID, 0, 256); err != nil {
-		return err
-	}
-	if _, err := NormalizeImageType(r.GlobalImageType); err != nil {
-		return err
-	}
-	if err := checkLen("region", r.Region, 0, 128); err != nil {
+	if err := ValidateParams(r.EnterpriseProjectID, r.GlobalImageType, r.Region); err != nil {
 		return err
 	}
 	return r.Body.Validate()
+}
+
+// ValidateParams checks the query and header parameters of
+// CreateManualImageScanTask: enterprise_project_id, global_image_type and
+// region ("" = not sent).
+func ValidateParams(enterpriseProjectID, globalImageType, region string) error {
+	if err := checkLen("enterprise_project_id", enterpriseProjectID, 0, 256); err != nil {
+		return err
+	}
+	if _, err := NormalizeImageType(globalImageType); err != nil {
+		return err
+	}
+	return checkLen("region", region, 0, 128)
 }
 
 // Validate checks every documented range and enumeration of the body and

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -457,6 +458,32 @@ func TestCompose(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// documentedCommand matches the scanq command lines the header of
+// docker-compose.yml tells people to run in a container.
+var documentedCommand = regexp.MustCompile(`docker compose (?:exec|run --rm) \w+ (?:/scanq )?([a-z].*?)\s*(?:#|$)`)
+
+func TestComposeDocumentedCommands(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile(composeFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for line := range strings.Lines(string(data)) {
+		m := documentedCommand.FindStringSubmatch(strings.TrimSpace(line))
+		if m == nil || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		n++
+		if err := runHelp(t.Context(), strings.Fields(m[1]), nil); err != nil {
+			t.Errorf("docker-compose.yml documents %q: %v", strings.TrimSpace(line), err)
+		}
+	}
+	if n == 0 {
+		t.Error("found no `docker compose exec SERVICE /scanq ...` line in the header of docker-compose.yml")
 	}
 }
 

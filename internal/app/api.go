@@ -1,0 +1,96 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/scanq/scanq/internal/api"
+	"github.com/scanq/scanq/jobs"
+	"github.com/scanq/scanq/scheduler"
+)
+
+// NewAPI builds the HTTP API handler: the HSS-compatible endpoint,
+// /api/v1, asynqmon, /metrics and the health probes.
+func (a *App) NewAPI() (*api.Handler, error) {
+	c := a.Cfg
+	s, err := a.NewScheduler()
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Metrics.RegisterRuns(a.Runs); err != nil {
+		return nil, err
+	}
+	queues := []string{jobs.QueueCritical, jobs.QueueDefault, jobs.QueueBulk}
+	if err := a.Metrics.RegisterQueues(asynq.NewInspectorFromRedisClient(a.Redis.Client), queues); err != nil {
+		return nil, err
+	}
+	return api.New(api.Options{
+		Starter: a.Starter, Runs: a.Runs, Redis: a.Redis.Client, RedisOpt: a.Redis.Opt,
+		Token: c.API.Token, AK: c.API.AK, SK: c.API.SK, ProjectID: c.HSS.ProjectID,
+		MaxBodyBytes: c.API.MaxBodyBytes, Monitoring: c.API.Monitoring, MonitoringReadOnly: c.API.MonitoringReadOnly,
+		IdempotencyTTL: c.API.IdempotencyTTL, RatePeriod: c.Scan.RatePeriod,
+		Schedules: api.SchedulesFunc(s.Status, s.Trigger, scheduler.ErrUnknownSchedule),
+		Images:    api.StarterImages(a.Starter),
+		Metrics:   a.Metrics, Logger: a.Log.With("component", "api"),
+	})
+}
+
+// RunAPI serves the API on api.addr until ctx is done, then drains: it
+// stops accepting and lets requests in flight finish (up to the worker
+// shutdown timeout). ready, when not nil, receives the bound address.
+func (a *App) RunAPI(ctx context.Context, ready chan<- string) error {
+	h, err := a.NewAPI()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	ln, err := net.Listen("tcp", a.Cfg.API.Addr)
+	if err != nil {
+		return fmt.Errorf("api: listening on %s: %w", a.Cfg.API.Addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	addr := ln.Addr().String()
+	a.Log.Info("api listening", "addr", addr, "monitoring", "/monitoring/", "metrics", "/metrics",
+		"auth", a.Cfg.API.Token != "" || a.Cfg.API.AK != "")
+	if ready != nil {
+		ready <- addr
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("api: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.Cfg.Worker.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("api: draining: %w", err)
+	}
+	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// printURLs tells a demo user where to look.
+func printURLs(w io.Writer, addr string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return
+	}
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "localhost"
+	}
+	base := "http://" + net.JoinHostPort(host, port)
+	fmt.Fprintf(w, "API:           %s/api/v1/runs\n", base)
+	fmt.Fprintf(w, "HSS endpoint:  %s/v5/{project_id}/image/image-scan/tasks\n", base)
+	fmt.Fprintf(w, "asynqmon:      %s/monitoring/\n", base)
+	fmt.Fprintf(w, "metrics:       %s/metrics\n", base)
+}
