@@ -77,10 +77,6 @@ func serviceEnv(s types.ServiceConfig) []string {
 	return env
 }
 
-// runsScanq reports whether a service runs the scanq image: it is built
-// from the repository's Dockerfile.
-func runsScanq(s types.ServiceConfig) bool { return s.Build != nil }
-
 // checkCompose checks the invariants every load of docker-compose.yml must
 // hold, whatever the profile and environment, and returns the loaded
 // configuration of each scanq service for scenario checks.
@@ -105,7 +101,7 @@ func checkCompose(ctx context.Context, p *types.Project, cmds map[string]bool) (
 		if name == "redis" {
 			continue
 		}
-		if !runsScanq(s) {
+		if s.Build == nil {
 			fail(name, "has no build: every service but redis runs the scanq image built from the Dockerfile")
 			continue
 		}
@@ -136,7 +132,7 @@ func checkCompose(ctx context.Context, p *types.Project, cmds map[string]bool) (
 		if err := runHelp(ctx, s.Command, env); err != nil {
 			fail(name, "command does not parse: %v", err)
 		}
-		for k := range s.Environment {
+		for _, k := range slices.Sorted(maps.Keys(s.Environment)) {
 			switch {
 			case strings.HasPrefix(k, "SCANQ_TEST_"):
 				fail(name, "sets %s, which is reserved for the test suite", k)
@@ -155,7 +151,7 @@ func checkCompose(ctx context.Context, p *types.Project, cmds map[string]bool) (
 			continue
 		}
 		cfgs[name] = cfg
-		errs = append(errs, checkRedisTarget(p, name, cfg)...)
+		errs = append(errs, checkRedisTarget(name, cfg)...)
 	}
 
 	errs = append(errs, checkRedis(p)...)
@@ -172,8 +168,8 @@ func checkCompose(ctx context.Context, p *types.Project, cmds map[string]bool) (
 func readsConfig(cmd string) bool { return cmd != "emulator" && cmd != "help" }
 
 // checkRedisTarget: the service's redis.url must name the compose redis
-// service, which it waits for.
-func checkRedisTarget(p *types.Project, name string, cfg *configs.Config) []error {
+// service (checkReplicasAndDeps makes sure it waits for it).
+func checkRedisTarget(name string, cfg *configs.Config) []error {
 	t, err := configs.ParseRedisURL(cfg.Redis.URL)
 	if err != nil {
 		return []error{fmt.Errorf("service %s: redis.url: %w", name, err)}
