@@ -31,15 +31,46 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
-	@if [ -d test/interop ]; then cd test/interop && $(GO) vet ./...; fi
+	@for m in test/interop test/deploy; do (cd $$m && $(GO) vet ./...) || exit 1; done
 
 .PHONY: bench
 bench: ## run the benchmarks (figures and their baselines, measured in the same run)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x $(PKGS)
 
+FUZZTIME ?= 30s
+# package:target for every parser of outside input.
+FUZZ_TARGETS = ./internal/hss:FuzzDecodeScanTaskBody ./internal/hss/signer:FuzzVerify \
+	./internal/api:FuzzHSSCompatibleDecode ./internal/hss/hsstest:FuzzEmulatorCreate \
+	./configs:FuzzLoad ./scheduler:FuzzParse
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME (default 30s) each
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; echo "fuzz $$name ($$pkg, $(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
 .PHONY: interop
 interop: ## drive the emulator and scanq with the official Huawei Go SDK
 	cd test/interop && $(GO) test -count=1 ./...
+
+.PHONY: deploy-test
+deploy-test: ## check Dockerfile and docker-compose.yml (compose-go, the loader Docker Compose uses)
+	cd test/deploy && $(GO) test -count=1 ./...
+
+.PHONY: resilience
+resilience: ## a fleet of real processes on real Redis through crashes, faults and restarts (needs SCANQ_TEST_REDIS_URL)
+	$(GO) test -count=1 -v -timeout 10m ./test/resilience/
+
+COMPOSE ?= docker compose
+COMPOSE_PROFILES ?= demo
+.PHONY: up
+up: ## start the docker-compose fleet (with the HSS emulator; COMPOSE_PROFILES= for real HSS)
+	COMPOSE_PROFILES=$(COMPOSE_PROFILES) $(COMPOSE) up -d --build
+
+.PHONY: down
+down: ## stop the docker-compose fleet (the Redis volume stays)
+	COMPOSE_PROFILES=$(COMPOSE_PROFILES) $(COMPOSE) down
 
 .PHONY: ci
 ci: ## what CI runs
