@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +21,9 @@ func runCmd(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var out, errOut bytes.Buffer
+	// Workers log to stderr from their own goroutines, as they do to
+	// os.Stderr in a real process: the buffers must take concurrent writes.
+	var out, errOut lockedBuffer
 	err := run(ctx, args, &out, &errOut)
 	code := 0
 	var ee exitError
@@ -33,6 +36,29 @@ func runCmd(t *testing.T, args ...string) (int, string, string) {
 		errOut.WriteString(err.Error())
 	}
 	return code, out.String(), errOut.String()
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) WriteString(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(s)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestScanJSONOnEmbeddedDefaults(t *testing.T) {

@@ -1,0 +1,22 @@
+// Package resilience is scanq's resilience suite: it builds the scanq binary
+// and runs a fleet of real processes (the HSS emulator, scanq api, two
+// scanq scheduler and three scanq worker replicas) on a real Redis, then
+// breaks things the way production does: a worker SIGKILLed mid-run, an HSS
+// that answers 5xx and 429 with latency, Redis restarted mid-run, the
+// scheduler leader killed just before a tick, every worker SIGTERMed and
+// restarted. It observes the fleet only from outside, as an operator would:
+// scanq's /api/v1 and the emulator's /emulator/v1 debug routes.
+//
+// Every scenario must lose nothing (every image submitted at least once,
+// counters that add up), keep duplicates within what was in flight, and
+// crash no process. A table of images expected, submitted, duplicated and
+// failed is printed at the end.
+//
+// The suite needs a real Redis (SCANQ_TEST_REDIS_URL, as for the other
+// real-Redis tests) and redis-server on PATH for the Redis-restart scenario;
+// without SCANQ_TEST_REDIS_URL every test skips and says so. Run it with
+//
+//	SCANQ_TEST_REDIS_URL=redis://127.0.0.1:6379/8 go test -count=1 -v -run . ./test/resilience/
+//
+// The package has no code of its own: everything is in its tests.
+package resilience

@@ -1,0 +1,373 @@
+package resilience
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/scanq/scanq/internal/hss/hsstest"
+	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/jobs"
+)
+
+// TestResilience runs the scenarios one after the other: each starts a
+// fleet of its own (emulator, api, 2 schedulers, 3 workers) on a cleared
+// Redis database, breaks something, and checks that the run still
+// submits every image, with counters right, duplicates within what was in
+// flight and no process crashed.
+//
+// Runs are sized (images, request rate) to take 5-15 s undisturbed.
+func TestResilience(t *testing.T) {
+	needSuite(t)
+	t.Run("worker-sigkill", scenarioWorkerKilled)
+	t.Run("hss-faults", scenarioHSSFaults)
+	t.Run("redis-restart", scenarioRedisRestart)
+	t.Run("leader-killed-before-tick", scenarioLeaderKilled)
+	t.Run("workers-sigterm-restart", scenarioWorkersRestarted)
+	if table := resultsTable(); table != "" {
+		t.Log(table)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// scenarioWorkerKilled: SIGKILL one of three workers in the middle of a
+// 20,000-image run. asynq hands the dead worker's tasks to another worker
+// once their lease has been expired for 30 s (its recoverer runs when a
+// server starts and then every minute), so a replacement worker is started
+// two seconds after the kill, as a supervisor would: its first recoverer
+// pass after a minute finds them. Duplicates: at most the batches the
+// killed worker had in flight, concurrency × batch size.
+func scenarioWorkerKilled(t *testing.T) {
+	const images = 20000
+	r := &result{Scenario: "1 worker SIGKILLed mid-run"}
+	report(t, r)
+	f := newFleet(t, fleetOptions{RedisURL: redistest.Real(t).URL, Images: images, Rate: 30, Schedulers: 2, Workers: 3})
+	// Calls that take a while, so the victim surely has some in flight.
+	f.setFaults(hsstest.FaultsRequest{Latency: ptr("20ms")})
+	id := f.startRun()
+	f.waitCreates(images/batchSize/5, time.Minute)
+	victim := f.workers[0]
+	killedAt := victim.signal(t, syscall.SIGKILL)
+	callsAtKill := f.stats().Creates
+	if code, _ := victim.waitExit(t, 5*time.Second); code != -1 {
+		t.Fatalf("%s exited %d, want killed by SIGKILL", victim.name, code)
+	}
+	t.Logf("SIGKILLed %s (pid %d) after %d of %d scan calls", victim.name, victim.pid(), callsAtKill, images/batchSize)
+	time.Sleep(2 * time.Second)
+	f.startWorker("worker-1-replacement")
+	run := f.waitRun(id, 4*time.Minute)
+	f.checkComplete(r, run, images, concurrency*batchSize)
+	r.Note = fmt.Sprintf("SIGKILL after %d/%d calls; run finished %s after the kill (asynq recovers a dead worker's tasks 30 s after their lease expired)",
+		callsAtKill, images/batchSize, run.FinishedAt.Sub(killedAt).Round(time.Second))
+}
+
+// scenarioHSSFaults: the emulator answers 20% of calls with a 5xx and 10%
+// with a 429, each after 5 ms, for the whole run. Every failure is
+// retried, nothing fails for good, and since the emulator records only
+// calls it accepted, no image may go twice.
+func scenarioHSSFaults(t *testing.T) {
+	const images = 3000
+	r := &result{Scenario: "2 HSS 20% 5xx + 10% 429"}
+	report(t, r)
+	f := newFleet(t, fleetOptions{RedisURL: redistest.Real(t).URL, Images: images, Rate: 30, Schedulers: 2, Workers: 3})
+	f.setFaults(hsstest.FaultsRequest{FailRate: ptr(0.2), ThrottleRate: ptr(0.1), Latency: ptr("5ms")})
+	id := f.startRun()
+	run := f.waitRun(id, 3*time.Minute)
+	f.checkComplete(r, run, images, 0)
+	st := f.stats()
+	var fivexx int64
+	for code, n := range st.Requests {
+		if code >= 500 {
+			fivexx += n
+		}
+	}
+	if fivexx == 0 || st.Requests[429] == 0 {
+		t.Errorf("the faults did not happen: %d 5xx, %d 429 (%+v)", fivexx, st.Requests[429], st.Requests)
+	}
+	r.Note = fmt.Sprintf("%d calls answered 5xx and %d answered 429 out of %d", fivexx, st.Requests[429], sum(st.Requests))
+}
+
+func sum(m map[int]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// scenarioRedisRestart: the fleet runs on a Redis of its own with AOF
+// persistence (fsync on every write); Redis is shut down a quarter into
+// the run and started again on the same port and directory two seconds
+// later. Every process must ride it out (go-redis reconnects) and the run
+// must complete. Duplicates: a batch whose call went out but whose result
+// could not be recorded while Redis was away is sent again; at most every
+// slot of the fleet, workers × concurrency × batch size.
+func scenarioRedisRestart(t *testing.T) {
+	const images = 10000
+	r := &result{Scenario: "3 Redis restarted mid-run (AOF)"}
+	report(t, r)
+	srv := startRedis(t)
+	f := newFleet(t, fleetOptions{RedisURL: srv.URL(), Images: images, Rate: 25, Schedulers: 2, Workers: 3})
+	id := f.startRun()
+	f.waitCreates(images/batchSize/4, time.Minute)
+	callsAtStop := f.stats().Creates
+	srv.stop()
+	down := time.Now()
+	time.Sleep(2 * time.Second)
+	srv.start()
+	downFor := time.Since(down)
+	t.Logf("Redis down for %s after %d of %d scan calls", downFor.Round(time.Millisecond), callsAtStop, images/batchSize)
+	f.checkNoCrash()
+	run := f.waitRun(id, 4*time.Minute)
+	f.checkNoCrash()
+	f.checkComplete(r, run, images, 3*concurrency*batchSize)
+	r.Note = fmt.Sprintf("Redis down %s after %d/%d calls; run finished %s after the restart",
+		downFor.Round(100*time.Millisecond), callsAtStop, images/batchSize, run.FinishedAt.Sub(down).Round(time.Second))
+}
+
+// leaderKey is the scheduler's lease (scheduler/scheduler.go): its value
+// is the leading instance, "<host>-<pid>-<random>".
+const leaderKey = "scanq:{scheduler}:leader"
+
+// leader returns the scheduler process that holds the lease.
+func (f *fleet) leader(rdb *redis.Client, limit time.Duration) *proc {
+	f.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		tok, err := rdb.Get(context.Background(), leaderKey).Result()
+		if err == nil {
+			if p := f.schedulerByToken(tok); p != nil {
+				return p
+			}
+			f.t.Fatalf("the lease %s names %q, none of the fleet's schedulers", leaderKey, tok)
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("no scheduler leader after %s: %v", limit, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (f *fleet) schedulerByToken(tok string) *proc {
+	parts := strings.Split(tok, "-")
+	if len(parts) < 3 {
+		return nil
+	}
+	pid, err := strconv.Atoi(parts[len(parts)-2])
+	if err != nil {
+		return nil
+	}
+	for _, p := range f.schedulers {
+		if p.pid() == pid {
+			return p
+		}
+	}
+	return nil
+}
+
+// scheduleRuns lists the runs of schedule name by tick.
+func (f *fleet) scheduleRuns(name string) map[time.Time][]*jobs.Run {
+	f.t.Helper()
+	out := map[time.Time][]*jobs.Run{}
+	for _, r := range f.listRuns() {
+		if r.Trigger.Kind != "schedule" || r.Trigger.Name != name {
+			continue
+		}
+		tick, err := time.Parse(time.RFC3339, r.Trigger.Tick)
+		if err != nil {
+			f.t.Fatalf("run %s: trigger tick %q: %v", r.ID, r.Trigger.Tick, err)
+		}
+		out[tick] = append(out[tick], r)
+	}
+	return out
+}
+
+// waitTick waits until tick's run exists and is final.
+func (f *fleet) waitTick(name string, tick time.Time, limit time.Duration) *jobs.Run {
+	f.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		if rs := f.scheduleRuns(name)[tick]; len(rs) > 0 && rs[0].State.Final() {
+			return rs[0]
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("tick %s of %s: no finished run within %s", tick.Format(time.TimeOnly), name, limit)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+const tickSchedule = `schedules:
+  - name: every10s
+    cron: "@every 10s"
+    queue: critical
+    overlap: allow
+    request:
+      image_info:
+        - {namespace: resilience, image_name: tick, image_version: "1"}
+        - {namespace: resilience, image_name: tick, image_version: "2"}
+        - {namespace: resilience, image_name: tick, image_version: "3"}
+`
+
+// scenarioLeaderKilled: an "@every 10s" schedule; the leading scheduler
+// is SIGKILLed 1.5 s before a tick. The other replica takes the lease
+// when it expires (scheduler.lease 4s here) and fires the tick late, once;
+// the next tick fires on time; no tick is lost or fired twice (the
+// emulator sees exactly one call per tick).
+func scenarioLeaderKilled(t *testing.T) {
+	const (
+		sched   = "every10s"
+		every   = 10 * time.Second
+		perTick = 3
+		lease   = 4 * time.Second
+	)
+	r := &result{Scenario: "4 scheduler leader SIGKILLed 1.5s before a tick"}
+	report(t, r)
+	b := redistest.Real(t)
+	f := newFleet(t, fleetOptions{RedisURL: b.URL, Images: 10, Rate: 50, Schedulers: 2, Workers: 3,
+		Config: tickSchedule, Env: map[string]string{"SCANQ_SCHEDULER_LEASE": lease.String()}})
+	leader := f.leader(b.Client, 20*time.Second)
+
+	// The first tick the fleet fires, undisturbed.
+	var t1 time.Time
+	deadline := time.Now().Add(every + 10*time.Second)
+	for t1.IsZero() {
+		for tick := range f.scheduleRuns(sched) {
+			if t1.IsZero() || tick.Before(t1) {
+				t1 = tick
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no tick of %s fired within %s\n%s", sched, every+10*time.Second, leader.tail(20))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t2, t3 := t1.Add(every), t1.Add(2*every)
+	if l := f.leader(b.Client, time.Second); l != leader {
+		t.Logf("leadership moved from %s to %s before the kill", leader.name, l.name)
+		leader = l
+	}
+	killAt := t2.Add(-1500 * time.Millisecond)
+	if time.Until(killAt) < 0 {
+		t.Fatalf("tick %s was seen too late to kill the leader before %s", t1.Format(time.TimeOnly), t2.Format(time.TimeOnly))
+	}
+	time.Sleep(time.Until(killAt))
+	killedAt := leader.signal(t, syscall.SIGKILL)
+	var survivor *proc
+	for _, p := range f.schedulers {
+		if p != leader {
+			survivor = p
+		}
+	}
+	t.Logf("SIGKILLed leader %s (pid %d) %s before tick %s", leader.name, leader.pid(), t2.Sub(killedAt).Round(time.Millisecond), t2.Format(time.TimeOnly))
+
+	run2 := f.waitTick(sched, t2, 2*lease+every)
+	late := run2.CreatedAt.Sub(t2)
+	if l := f.leader(b.Client, time.Second); l != survivor {
+		t.Errorf("the lease is held by %s, want the surviving %s", l.name, survivor.name)
+	}
+	f.waitTick(sched, t3, every+5*time.Second)
+	// Stop the schedulers so the set of ticks is final, then let the
+	// last runs finish.
+	survivor.signal(t, syscall.SIGTERM)
+	if code, _ := survivor.waitExit(t, 10*time.Second); code != 0 {
+		t.Errorf("%s: SIGTERM: %s, want exit 0", survivor.name, survivor.exitText())
+	}
+	var ticks []time.Time
+	var total, submitted, failed int64
+	byTick := f.scheduleRuns(sched)
+	for tick, rs := range byTick {
+		ticks = append(ticks, tick)
+		for _, run := range rs {
+			run = f.waitRun(run.ID, 30*time.Second)
+			total += perTick
+			submitted += run.Counters.ImagesSubmitted
+			failed += run.Counters.ImagesFailed
+			if run.State != jobs.StateSucceeded || run.Counters.ImagesSubmitted != perTick {
+				t.Errorf("run %s of tick %s: %s, %d images submitted, want succeeded with %d", run.ID, tick.Format(time.TimeOnly), run.State, run.Counters.ImagesSubmitted, perTick)
+			}
+		}
+		if len(rs) != 1 {
+			t.Errorf("tick %s has %d runs, want exactly 1", tick.Format(time.TimeOnly), len(rs))
+		}
+	}
+	slices.SortFunc(ticks, func(a, b time.Time) int { return a.Compare(b) })
+	for i := 1; i < len(ticks); i++ {
+		if gap := ticks[i].Sub(ticks[i-1]); gap != every {
+			t.Errorf("ticks %s and %s are %s apart: a tick was lost", ticks[i-1].Format(time.TimeOnly), ticks[i].Format(time.TimeOnly), gap)
+		}
+	}
+	for _, want := range []time.Time{t1, t2, t3} {
+		if len(byTick[want]) == 0 {
+			t.Errorf("tick %s has no run", want.Format(time.TimeOnly))
+		}
+	}
+	var accepted int64
+	subs := f.submissions(0)
+	for _, s := range subs {
+		accepted += int64(len(s.Body.ImageInfo))
+	}
+	if int64(len(subs)) != int64(len(ticks)) {
+		t.Errorf("the emulator accepted %d scan calls for %d ticks: a tick was submitted twice or not at all", len(subs), len(ticks))
+	}
+	r.Expected, r.Submitted, r.Duplicated, r.Failed = total, submitted, accepted-submitted, failed
+	r.State = fmt.Sprintf("%d ticks", len(ticks))
+	r.Note = fmt.Sprintf("ticks %s..%s; tick %s fired %s late by the survivor (lease %s); expected/submitted count images per tick",
+		ticks[0].Format(time.TimeOnly), ticks[len(ticks)-1].Format(time.TimeOnly), t2.Format(time.TimeOnly), late.Round(time.Millisecond), lease)
+	if late > 2*lease {
+		t.Errorf("tick %s fired %s late, more than two leases (%s)", t2.Format(time.TimeOnly), late, 2*lease)
+	}
+}
+
+// scenarioWorkersRestarted: SIGTERM every worker a quarter into the run.
+// Each stops fetching, lets its in-flight batches finish within
+// worker.shutdown_timeout (5 s) and hands the rest back, and exits 0 in
+// time; new workers then finish the run. Duplicates: at most every slot
+// of the three workers, workers × concurrency × batch size (a batch cut
+// off at the timeout after its call went out is sent again).
+func scenarioWorkersRestarted(t *testing.T) {
+	const (
+		images   = 10000
+		shutdown = 5 * time.Second // SCANQ_WORKER_SHUTDOWN_TIMEOUT of newFleet
+	)
+	r := &result{Scenario: "5 every worker SIGTERMed, then restarted"}
+	report(t, r)
+	f := newFleet(t, fleetOptions{RedisURL: redistest.Real(t).URL, Images: images, Rate: 25, Schedulers: 2, Workers: 3})
+	id := f.startRun()
+	f.waitCreates(images/batchSize/4, time.Minute)
+	callsAtStop := f.stats().Creates
+	var sent []time.Time
+	for _, w := range f.workers {
+		sent = append(sent, w.signal(t, syscall.SIGTERM))
+	}
+	var exits []string
+	for i, w := range f.workers {
+		code, at := w.waitExit(t, shutdown+10*time.Second)
+		took := at.Sub(sent[i])
+		exits = append(exits, fmt.Sprintf("%s exit %d in %s", w.name, code, took.Round(time.Millisecond)))
+		reportShutdown(t, &shutdownResult{Process: "worker (mid-run)", Signal: "SIGTERM", Exit: w.exitText(), Took: took,
+			Note: fmt.Sprintf("shutdown_timeout %s", shutdown)})
+		if code != 0 {
+			t.Errorf("%s: SIGTERM: %s, want exit 0\n%s", w.name, w.exitText(), w.tail(30))
+		}
+		// asynq's own teardown (heartbeat, syncer) follows the timeout.
+		if took > shutdown+3*time.Second {
+			t.Errorf("%s took %s to exit after SIGTERM, want within the shutdown timeout %s (+3s)", w.name, took, shutdown)
+		}
+	}
+	t.Logf("all workers stopped after %d of %d calls: %s", callsAtStop, images/batchSize, strings.Join(exits, "; "))
+	time.Sleep(time.Second)
+	for i := range f.workers {
+		f.startWorker(fmt.Sprintf("worker-%d-restarted", i+1))
+	}
+	run := f.waitRun(id, 3*time.Minute)
+	f.checkComplete(r, run, images, int64(len(f.workers))*concurrency*batchSize)
+	r.Note = fmt.Sprintf("SIGTERM after %d/%d calls: %s", callsAtStop, images/batchSize, strings.Join(exits, ", "))
+}
