@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
 )
@@ -57,7 +58,7 @@ func (h *Handler) checkTarget(t string) *requestError {
 	if t == "" || t == h.opts.Starter.Target {
 		return nil
 	}
-	return fieldError("target", fmt.Sprintf("%q is not a configured target; this server runs %q", t, h.opts.Starter.Target))
+	return validationError(&hss.ValidationError{Field: "target", Reason: fmt.Sprintf("%q is not a configured target; this server runs %q", t, h.opts.Starter.Target)})
 }
 
 func (h *Handler) createRun(w http.ResponseWriter, r *http.Request) {

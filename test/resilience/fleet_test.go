@@ -111,7 +111,10 @@ func newFleet(t *testing.T, opt fleetOptions) *fleet {
 		"SCANQ_SCAN_BATCH_SIZE":          strconv.Itoa(batchSize),
 		"SCANQ_LOG_LEVEL":                "info",
 		"SCANQ_SCHEDULER_MISFIRE_GRACE":  "1m",
-		"SCANQ_SCAN_DEDUPE_WINDOW_PAGES": "5",
+		// Enough batches queued ahead (20 pages of 2) to keep every slot
+		// of the fleet (3 × 10) busy, most of them waiting in the request
+		// limiter: a worker that dies or stops always has work in hand.
+		"SCANQ_SCAN_PAGES_AHEAD": "20",
 	}
 	maps.Copy(settings, opt.Env)
 	f.env = baseEnv()
@@ -346,6 +349,28 @@ func (f *fleet) submissions(since int64) []hsstest.Submission {
 		f.t.Fatalf("emulator submissions: %v", err)
 	}
 	return subs
+}
+
+// orphans counts the run queue's active tasks that no live worker holds
+// (their lease expired), as asynqmon shows them.
+func (f *fleet) orphans(queue string) int {
+	f.t.Helper()
+	var out struct {
+		Tasks []struct {
+			ID         string `json:"id"`
+			IsOrphaned bool   `json:"is_orphaned"`
+		} `json:"tasks"`
+	}
+	if err := f.do("GET", f.apiURL+"/monitoring/api/queues/"+queue+"/active_tasks?page=1&page_size=1000", nil, &out); err != nil {
+		f.t.Fatalf("asynqmon active tasks: %v", err)
+	}
+	n := 0
+	for _, task := range out.Tasks {
+		if task.IsOrphaned {
+			n++
+		}
+	}
+	return n
 }
 
 // setFaults changes the emulator's fault injection.

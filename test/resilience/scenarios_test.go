@@ -41,8 +41,10 @@ func ptr[T any](v T) *T { return &v }
 // 20,000-image run. asynq hands the dead worker's tasks to another worker
 // once their lease has been expired for 30 s (its recoverer runs when a
 // server starts and then every minute), so a replacement worker is started
-// two seconds after the kill, as a supervisor would: its first recoverer
-// pass after a minute finds them. Duplicates: at most the batches the
+// two seconds after the kill, as a supervisor would: its recoverer pass a
+// minute later finds them. The kill must catch work in flight (asynqmon
+// shows the dead worker's tasks as orphaned once their lease runs out), or
+// the scenario would prove nothing. Duplicates: at most the batches the
 // killed worker had in flight, concurrency × batch size.
 func scenarioWorkerKilled(t *testing.T) {
 	const images = 20000
@@ -62,10 +64,18 @@ func scenarioWorkerKilled(t *testing.T) {
 	t.Logf("SIGKILLed %s (pid %d) after %d of %d scan calls", victim.name, victim.pid(), callsAtKill, images/batchSize)
 	time.Sleep(2 * time.Second)
 	f.startWorker("worker-1-replacement")
+	// asynq's lease is 30 s, extended every 5 s: after 31 s every task
+	// the victim held is orphaned, and none is recovered yet.
+	time.Sleep(time.Until(killedAt.Add(31 * time.Second)))
+	orphans := f.orphans("critical")
+	t.Logf("%d tasks orphaned by the kill", orphans)
+	if orphans == 0 {
+		t.Errorf("the killed worker held no task (asynqmon shows no orphaned task 31s after the kill): the scenario tested nothing")
+	}
 	run := f.waitRun(id, 4*time.Minute)
 	f.checkComplete(r, run, images, concurrency*batchSize)
-	r.Note = fmt.Sprintf("SIGKILL after %d/%d calls; run finished %s after the kill (asynq recovers a dead worker's tasks 30 s after their lease expired)",
-		callsAtKill, images/batchSize, run.FinishedAt.Sub(killedAt).Round(time.Second))
+	r.Note = fmt.Sprintf("SIGKILL after %d/%d calls orphaned %d tasks; run finished %s after the kill (asynq recovers a dead worker's tasks 30 s after their lease expired)",
+		callsAtKill, images/batchSize, orphans, run.FinishedAt.Sub(killedAt).Round(time.Second))
 }
 
 // scenarioHSSFaults: the emulator answers 20% of calls with a 5xx and 10%
