@@ -40,6 +40,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/scanq/scanq/internal/hss"
 	"log/slog"
 	"net/http"
 	"time"
@@ -294,7 +295,7 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request) {
 	switch cw.status {
 	case http.StatusNotFound:
 		if isHSSPath(r.URL.Path) {
-			writeHSSError(w, r, http.StatusNotFound, "APIGW.0101", msgNotFoundRoute)
+			writeHSSError(w, r, http.StatusNotFound, "APIGW.0101", hss.MsgNotFoundRoute)
 			return
 		}
 		writeError(w, http.StatusNotFound, codeNotFound, "no route for "+r.Method+" "+r.URL.Path)

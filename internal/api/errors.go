@@ -108,26 +108,11 @@ func validationError(err error) *requestError {
 
 // Wire messages of Huawei's API gateway (APIGW), as the emulator sends them.
 const (
-	msgIAMPrefix     = "Incorrect IAM authentication information: "
-	msgBadSignature  = msgIAMPrefix + "verify aksk signature fail"
-	msgUnknownAK     = msgIAMPrefix + "Get secretKey failed,ak:******,err:ak not exist"
-	msgNoToken       = msgIAMPrefix + "x-auth-token not found"
-	msgBadToken      = msgIAMPrefix + "decrypt token fail"
-	msgNotFoundRoute = "The API does not exist or has not been published in the environment."
-	msgTooLarge      = "Request entity too large."
-	msgSystemError   = "System error."
+	msgSystemError = "System error."
 )
 
-// hssError is HSS's error body; request_id repeats X-Request-Id as the
-// gateway does.
-type hssError struct {
-	ErrorCode string `json:"error_code"`
-	ErrorMsg  string `json:"error_msg"`
-	RequestID string `json:"request_id"`
-}
-
 func writeHSSError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
-	writeJSONAs(w, status, hssContentType, hssError{ErrorCode: code, ErrorMsg: msg, RequestID: requestID(r)})
+	writeJSONAs(w, status, hssContentType, hss.ErrorBody{ErrorCode: code, ErrorMsg: msg, RequestID: requestID(r)})
 }
 
 func isHSSPath(p string) bool { return strings.HasPrefix(p, "/v5/") }

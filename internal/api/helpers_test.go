@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"github.com/scanq/scanq/internal/hss"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -163,9 +164,9 @@ func (r resp) apiErr(t testing.TB) errorBody {
 
 // hssErr decodes an HSS error body and checks that its request id is the
 // header's.
-func (r resp) hssErr(t testing.TB) hssError {
+func (r resp) hssErr(t testing.TB) hss.ErrorBody {
 	t.Helper()
-	var e hssError
+	var e hss.ErrorBody
 	dec := json.NewDecoder(strings.NewReader(string(r.body)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&e); err != nil || e.ErrorCode == "" || e.ErrorMsg == "" {

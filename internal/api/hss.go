@@ -1,7 +1,6 @@
 package api
 
 import (
-	"fmt"
 	"net/http"
 
 	"github.com/scanq/scanq/internal/hss"
@@ -22,7 +21,7 @@ func (h *Handler) hssCreate(w http.ResponseWriter, r *http.Request) {
 	body, rerr := readBody(w, r, h.opts.MaxBodyBytes)
 	if rerr != nil {
 		if rerr.status == http.StatusRequestEntityTooLarge {
-			writeHSSError(w, r, http.StatusRequestEntityTooLarge, "APIGW.0201", msgTooLarge)
+			writeHSSError(w, r, http.StatusRequestEntityTooLarge, "APIGW.0201", hss.MsgTooLarge)
 		} else {
 			writeHSSError(w, r, http.StatusBadRequest, "APIGW.0201", "API request error.")
 		}
@@ -93,14 +92,13 @@ func (h *Handler) writeHSSValidation(w http.ResponseWriter, r *http.Request, err
 func (h *Handler) hssAuthMessage(r *http.Request, res authResult) string {
 	switch res {
 	case authMissing:
-		return msgNoToken
+		return hss.MsgNoToken
 	case authBadToken, authUnsupported:
-		return msgBadToken
+		return hss.MsgBadToken
 	case authUnknownKey:
-		return msgUnknownAK
+		return hss.MsgUnknownAK
 	case authClockSkew:
-		return fmt.Sprintf("%ssignature expired, signature time:%s,server time:%s", msgIAMPrefix,
-			r.Header.Get(signer.HeaderDate), h.now().UTC().Format(signer.DateLayout))
+		return hss.MsgSignatureExpired(r.Header.Get(signer.HeaderDate), h.now().UTC().Format(signer.DateLayout))
 	}
-	return msgBadSignature
+	return hss.MsgBadSignature
 }

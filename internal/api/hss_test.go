@@ -104,13 +104,13 @@ func TestHSSCreateErrors(t *testing.T) {
 		msg    string // "" = any
 	}{
 		// authentication
-		{"no credentials", call{body: `{"is_all":true}`, header: jsonCT}, 401, "APIGW.0301", msgNoToken},
-		{"wrong token", call{body: `{"is_all":true}`, header: withTok("X-Auth-Token", "wrong")}, 401, "APIGW.0301", msgBadToken},
-		{"bearer is not HSS's", call{body: `{"is_all":true}`, header: bearer(testToken)}, 401, "APIGW.0301", msgNoToken},
-		{"wrong secret key", call{body: `{"is_all":true}`, header: jsonCT, sign: &keys{testAK, "wrong-sk"}}, 401, "APIGW.0301", msgBadSignature},
-		{"unknown access key", call{body: `{"is_all":true}`, header: jsonCT, sign: &keys{"OTHERAK", testSK}}, 401, "APIGW.0301", msgUnknownAK},
+		{"no credentials", call{body: `{"is_all":true}`, header: jsonCT}, 401, "APIGW.0301", hss.MsgNoToken},
+		{"wrong token", call{body: `{"is_all":true}`, header: withTok("X-Auth-Token", "wrong")}, 401, "APIGW.0301", hss.MsgBadToken},
+		{"bearer is not HSS's", call{body: `{"is_all":true}`, header: bearer(testToken)}, 401, "APIGW.0301", hss.MsgNoToken},
+		{"wrong secret key", call{body: `{"is_all":true}`, header: jsonCT, sign: &keys{testAK, "wrong-sk"}}, 401, "APIGW.0301", hss.MsgBadSignature},
+		{"unknown access key", call{body: `{"is_all":true}`, header: jsonCT, sign: &keys{"OTHERAK", testSK}}, 401, "APIGW.0301", hss.MsgUnknownAK},
 		{"clock skew", call{body: `{"is_all":true}`, header: jsonCT, sign: goodKeys, signAt: time.Now().Add(-20 * time.Minute)}, 401, "APIGW.0301", ""},
-		{"body changed after signing", call{body: `{"is_all":true}`, header: jsonCT, sign: goodKeys, tamper: `{"is_all":false}`}, 401, "APIGW.0301", msgBadSignature},
+		{"body changed after signing", call{body: `{"is_all":true}`, header: jsonCT, sign: goodKeys, tamper: `{"is_all":false}`}, 401, "APIGW.0301", hss.MsgBadSignature},
 		{"skew within 15 minutes", call{body: `{"is_all":true}`, header: jsonCT, sign: goodKeys, signAt: time.Now().Add(-10 * time.Minute)}, 200, "", ""},
 		{"signed", call{body: `{"is_all":true}`, header: jsonCT, sign: goodKeys}, 200, "", ""},
 
@@ -159,9 +159,9 @@ func TestHSSCreateErrors(t *testing.T) {
 		{"X-Project-Id mismatch", call{body: `{"is_all":true}`, header: withTok("X-Project-Id", "proj-2")}, 400, "HSS.0010", ""},
 
 		// size, route, method
-		{"oversized body", call{body: `{"image_info":[` + strings.Repeat(`{"image_name":"a"},`, 400) + `{}]}`, header: tok}, 413, "APIGW.0201", msgTooLarge},
+		{"oversized body", call{body: `{"image_info":[` + strings.Repeat(`{"image_name":"a"},`, 400) + `{}]}`, header: tok}, 413, "APIGW.0201", hss.MsgTooLarge},
 		{"wrong method", call{method: http.MethodGet, header: tok}, 405, "APIGW.0101", ""},
-		{"unknown route", call{path: "/v5/" + testProject + "/image/nothing", header: tok}, 404, "APIGW.0101", msgNotFoundRoute},
+		{"unknown route", call{path: "/v5/" + testProject + "/image/nothing", header: tok}, 404, "APIGW.0101", hss.MsgNotFoundRoute},
 	}
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		e := newEnv(t, b, withAuth(Options{ProjectID: testProject, MaxBodyBytes: 4096}))
@@ -209,7 +209,7 @@ func TestHSSClockSkewMessage(t *testing.T) {
 	e := newEnv(t, redistest.Mini(t), withAuth(Options{Now: func() time.Time { return now }}))
 	r := e.do(t, call{method: http.MethodPost, path: createPath, body: `{}`, header: jsonCT, sign: goodKeys, signAt: now.Add(16 * time.Minute)})
 	he := r.hssErr(t)
-	want := msgIAMPrefix + "signature expired, signature time:20250602T101600Z,server time:20250602T100000Z"
+	want := hss.MsgIAMPrefix + "signature expired, signature time:20250602T101600Z,server time:20250602T100000Z"
 	if r.status != 401 || he.ErrorCode != "APIGW.0301" || he.ErrorMsg != want {
 		t.Errorf("%d %+v, want 401 %q", r.status, he, want)
 	}

@@ -203,21 +203,7 @@ func (e *Emulator) SetScanned(key string, t time.Time) error { return e.inv.setS
 // ---- HTTP ----
 
 // Wire messages of the API gateway (APIGW) for authentication failures.
-const (
-	msgIAMPrefix     = "Incorrect IAM authentication information: "
-	msgBadSignature  = msgIAMPrefix + "verify aksk signature fail"
-	msgUnknownAK     = msgIAMPrefix + "Get secretKey failed,ak:******,err:ak not exist"
-	msgNoToken       = msgIAMPrefix + "x-auth-token not found"
-	msgBadToken      = msgIAMPrefix + "decrypt token fail"
-	msgNotFoundRoute = "The API does not exist or has not been published in the environment."
-)
-
-// apiError is the error JSON of every status >= 400.
-type apiError struct {
-	ErrorCode string `json:"error_code"`
-	ErrorMsg  string `json:"error_msg"`
-	RequestID string `json:"request_id"`
-}
+const ()
 
 // Route names used in Stats.Routes.
 const (
@@ -301,7 +287,7 @@ func matchRoute(method, path string) (route, project string) {
 
 func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, rid, route, project string) {
 	if route == routeUnknown {
-		e.writeError(w, rid, http.StatusNotFound, "APIGW.0101", msgNotFoundRoute)
+		e.writeError(w, rid, http.StatusNotFound, "APIGW.0101", hss.MsgNotFoundRoute)
 		return
 	}
 	inj, faulted, latency := e.faults.take()
@@ -408,19 +394,18 @@ func (e *Emulator) authenticate(r *http.Request, body []byte, now time.Time) (co
 		e.rec.count(&e.rec.stats.BadSignatures)
 		switch {
 		case errors.Is(err, signer.ErrUnknownKey):
-			return "APIGW.0301", msgUnknownAK, false
+			return "APIGW.0301", hss.MsgUnknownAK, false
 		case errors.Is(err, signer.ErrClockSkew):
-			return "APIGW.0301", fmt.Sprintf("%ssignature expired, signature time:%s,server time:%s",
-				msgIAMPrefix, r.Header.Get(signer.HeaderDate), now.UTC().Format(signer.DateLayout)), false
+			return "APIGW.0301", hss.MsgSignatureExpired(r.Header.Get(signer.HeaderDate), now.UTC().Format(signer.DateLayout)), false
 		}
-		return "APIGW.0301", msgBadSignature, false
+		return "APIGW.0301", hss.MsgBadSignature, false
 	}
 	tok := r.Header.Get("X-Auth-Token")
 	switch {
 	case tok == "":
-		return "APIGW.0301", msgNoToken, false
+		return "APIGW.0301", hss.MsgNoToken, false
 	case e.opts.Token == "" || tok != e.opts.Token:
-		return "APIGW.0301", msgBadToken, false
+		return "APIGW.0301", hss.MsgBadToken, false
 	}
 	return "", "", true
 }
@@ -525,7 +510,7 @@ func (e *Emulator) writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (e *Emulator) writeError(w http.ResponseWriter, rid string, status int, code, msg string) {
-	e.writeJSON(w, status, apiError{ErrorCode: code, ErrorMsg: msg, RequestID: rid})
+	e.writeJSON(w, status, hss.ErrorBody{ErrorCode: code, ErrorMsg: msg, RequestID: rid})
 }
 
 // writeHSSError answers a validation or parse error as HSS does.
@@ -604,7 +589,7 @@ func (e *Emulator) serveDebug(w http.ResponseWriter, r *http.Request, rid string
 		}
 		e.writeJSON(w, http.StatusOK, e.faultsState())
 	default:
-		e.writeError(w, rid, http.StatusNotFound, "APIGW.0101", msgNotFoundRoute)
+		e.writeError(w, rid, http.StatusNotFound, "APIGW.0101", hss.MsgNotFoundRoute)
 	}
 }
 

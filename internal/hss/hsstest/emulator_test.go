@@ -231,16 +231,16 @@ func TestAuth(t *testing.T) {
 		msg  string // "" = accepted
 		sig  bool   // counts as a bad signature
 	}{
-		{name: "no credentials", rq: req{target: registryPath}, msg: msgNoToken},
-		{name: "wrong token", rq: req{target: registryPath, header: map[string]string{"X-Auth-Token": "nope"}}, msg: msgBadToken},
+		{name: "no credentials", rq: req{target: registryPath}, msg: hss.MsgNoToken},
+		{name: "wrong token", rq: req{target: registryPath, header: map[string]string{"X-Auth-Token": "nope"}}, msg: hss.MsgBadToken},
 		{name: "token", rq: req{target: registryPath, header: map[string]string{"X-Auth-Token": testToken}}},
 		{name: "signed", rq: req{target: registryPath + "?limit=5&namespace=web", sign: good}},
 		{name: "signed create", rq: req{target: createPath, body: body, sign: good, header: map[string]string{"X-Project-Id": testProject, "Region": "cn-north-4"}}},
-		{name: "wrong sk", rq: req{target: registryPath, sign: &creds{testAK, "other"}}, msg: msgBadSignature, sig: true},
-		{name: "unknown ak", rq: req{target: registryPath, sign: &creds{"OTHERAK", testSK}}, msg: msgUnknownAK, sig: true},
+		{name: "wrong sk", rq: req{target: registryPath, sign: &creds{testAK, "other"}}, msg: hss.MsgBadSignature, sig: true},
+		{name: "unknown ak", rq: req{target: registryPath, sign: &creds{"OTHERAK", testSK}}, msg: hss.MsgUnknownAK, sig: true},
 		{name: "skew 14m", rq: req{target: registryPath, sign: good, signAt: t0.Add(-14 * time.Minute)}},
-		{name: "skew 16m", rq: req{target: registryPath, sign: good, signAt: t0.Add(16 * time.Minute)}, msg: msgIAMPrefix + "signature expired, signature time:20250602T101600Z,server time:20250602T100000Z", sig: true},
-		{name: "malformed authorization", rq: req{target: registryPath, header: map[string]string{"Authorization": "SDK-HMAC-SHA256 Access=x"}}, msg: msgBadSignature, sig: true},
+		{name: "skew 16m", rq: req{target: registryPath, sign: good, signAt: t0.Add(16 * time.Minute)}, msg: hss.MsgIAMPrefix + "signature expired, signature time:20250602T101600Z,server time:20250602T100000Z", sig: true},
+		{name: "malformed authorization", rq: req{target: registryPath, header: map[string]string{"Authorization": "SDK-HMAC-SHA256 Access=x"}}, msg: hss.MsgBadSignature, sig: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package hsstest
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/scanq/scanq/internal/hss"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -65,7 +66,7 @@ var serverFaults = []injected{
 
 // defaultMessages fill in error_msg for FailNext.
 var defaultMessages = map[string]string{
-	"APIGW.0301": msgBadSignature,
+	"APIGW.0301": hss.MsgBadSignature,
 	"APIGW.0308": "", // built from the rate
 	"APIGW.0202": "Backend unavailable.",
 	"APIGW.0203": "Backend timeout.",

@@ -2,6 +2,7 @@ package hsstest
 
 import (
 	"encoding/json"
+	"github.com/scanq/scanq/internal/hss"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -63,9 +64,9 @@ type resp struct {
 	body   []byte
 }
 
-func (r resp) apiErr(t *testing.T) apiError {
+func (r resp) apiErr(t *testing.T) hss.ErrorBody {
 	t.Helper()
-	var e apiError
+	var e hss.ErrorBody
 	if err := json.Unmarshal(r.body, &e); err != nil {
 		t.Fatalf("error body %q is not JSON: %v", r.body, err)
 	}
