@@ -39,7 +39,7 @@ func FuzzHSSCompatibleDecode(f *testing.F) {
 			}
 			return
 		}
-		var he hssError
+		var he hss.ErrorBody
 		if err := json.Unmarshal(rec.Body.Bytes(), &he); err != nil {
 			t.Fatalf("body %q: answer %s is not JSON: %v", body, rec.Body, err)
 		}
