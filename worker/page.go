@@ -93,6 +93,14 @@ func (h *Handlers) handlePage(ctx context.Context, p jobs.PagePayload) error {
 		}
 	}
 
+	// The next page goes first, ahead of this page's batches in the queue,
+	// so that listing overlaps with submission instead of waiting behind
+	// its own batches; waitBacklog bounds how far ahead it gets.
+	if !snap.Last {
+		if err := h.enqueue(ctx, built(jobs.NewPageTask(r.ID, p.Page+1, r.Queue))); err != nil {
+			return err
+		}
+	}
 	res := runs.PageResult{Listed: snap.Listed, Skipped: snap.Skipped, Last: snap.Last, Expected: snap.Expected, Failed: snap.Failed != nil}
 	batches := chunk(snap.Images, r.BatchSize)
 	if r.Options.DryRun {
@@ -108,11 +116,6 @@ func (h *Handlers) handlePage(ctx context.Context, p jobs.PagePayload) error {
 			}
 		}
 		res.Batches = len(batches)
-	}
-	if !snap.Last {
-		if err := h.enqueue(ctx, built(jobs.NewPageTask(r.ID, p.Page+1, r.Queue))); err != nil {
-			return err
-		}
 	}
 	newly, finished, err := h.runs.PageDone(ctx, r.ID, p.Page, res)
 	if err != nil {
