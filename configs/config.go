@@ -106,6 +106,7 @@ type WorkerConfig struct {
 	WeightBulk      int           `yaml:"weight_bulk"`
 	MaxInlineWait   time.Duration `yaml:"max_inline_wait"`
 	PollInterval    time.Duration `yaml:"poll_interval"`
+	FetchInterval   time.Duration `yaml:"fetch_interval"`
 }
 
 // ScanConfig shapes runs: batches, paging, retention, aggregation.

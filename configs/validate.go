@@ -106,6 +106,7 @@ func (c *Config) Validate() error {
 	v.atLeast("worker.weight_bulk", w.WeightBulk, 1)
 	v.notNegative("worker.max_inline_wait", w.MaxInlineWait)
 	v.positive("worker.poll_interval", w.PollInterval)
+	v.positive("worker.fetch_interval", w.FetchInterval)
 
 	// scan
 	s := c.Scan

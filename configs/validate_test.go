@@ -101,6 +101,7 @@ func TestValidateRules(t *testing.T) {
 		{"worker.max_inline_wait", "negative", func(c *Config) { c.Worker.MaxInlineWait = -1 }},
 		{"", "max_inline_wait 0", func(c *Config) { c.Worker.MaxInlineWait = 0 }},
 		{"worker.poll_interval", "zero", func(c *Config) { c.Worker.PollInterval = 0 }},
+		{"worker.fetch_interval", "zero", func(c *Config) { c.Worker.FetchInterval = 0 }},
 		{"", "poll_interval", func(c *Config) { c.Worker.PollInterval = time.Millisecond }},
 
 		// scan

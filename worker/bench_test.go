@@ -27,6 +27,7 @@ import (
 	"maps"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,19 +55,17 @@ const (
 	benchPage      = 200 // the worker's default page size
 	benchWorkers   = 10  // worker.concurrency's default
 	naiveEnvImages = "SCANQ_BENCH_NAIVE_IMAGES"
-	// naiveDefault is the size of the naive baseline unless
-	// SCANQ_BENCH_NAIVE_IMAGES says otherwise: at about 1-2k tasks/s, 100k
-	// one-image tasks would take most of `make bench`'s budget, so it is
-	// measured on 10k and extrapolated linearly (the output says so).
-	naiveDefault = 10_000
-	// naiveDefaultMini is the naive baseline's size on miniredis, whose
-	// Lua is far slower than Redis's (about 100 tasks/s here).
+	// naiveDefaultMini is the naive baseline's size on miniredis, whose Lua
+	// is far slower than Redis's (100-400 one-image tasks/s here, against
+	// 2-3k on Redis): 100k would take many minutes, so it is measured on
+	// 2k and extrapolated linearly (the output says so). On Redis it runs
+	// in full (about 30s). SCANQ_BENCH_NAIVE_IMAGES overrides both.
 	naiveDefaultMini = 2_000
 )
 
 func BenchmarkRun100k(b *testing.B) {
 	mini := os.Getenv(redistest.EnvURL) == ""
-	naiveN := naiveDefault
+	naiveN := benchImages
 	if mini {
 		naiveN = naiveDefaultMini
 	}
@@ -124,6 +123,7 @@ func BenchmarkRun100k(b *testing.B) {
 	fmt.Printf("pipeline: %d pages, %d batches; Redis round trips per page task %.1f, per batch task %.1f, asynq's own (dequeue, done, polling, run start) %.1f per task\n",
 		pipe.pages, pipe.batches, pipe.perTask("page"), pipe.perTask("batch"), pipe.asynqPerTask())
 	fmt.Printf("pipeline client commands by name: %s\n", topCounts(pipe.byName, 12))
+	fmt.Println(pipe.pageBreakdown())
 	if len(pipe.serverByCmd) > 0 {
 		fmt.Printf("pipeline server commandstats (Lua inner calls included; server-wide): %s\n", topCounts(pipe.serverByCmd, 14))
 	}
@@ -182,6 +182,8 @@ type phase struct {
 	baseMem, peakMem int64
 	peakKeys         int64
 	rssPeak          int64
+	listMean         time.Duration // the worker's mean ListImages call
+	createMean       time.Duration // and CreateScanTask call
 }
 
 func (p *phase) rate() float64 { return float64(p.images) / p.wall.Seconds() }
@@ -233,6 +235,32 @@ func (p *phase) perTask(kind string) float64 {
 	}
 	return float64(p.byTask[kind]) / float64(n)
 }
+
+// pageBreakdown says where the time of one page goes. Pages are resolved
+// one after the other (page p enqueues page p+1), so wall time / pages is
+// the chain's step; a step is the list call, the page task's Redis round
+// trips, its own CPU, and the wait until asynq hands the next page task to
+// a worker.
+func (p *phase) pageBreakdown() string {
+	if p.pages == 0 {
+		return ""
+	}
+	step := p.wall / time.Duration(p.pages)
+	trips := time.Duration(p.perTask("page") * float64(p.tripTime("page")))
+	rest := step - p.listMean - trips
+	return fmt.Sprintf("per page (the chain's step): %s = list call %s + page task's Redis round trips %.1f x %s = %s + %s between tasks and in handler CPU; create call %s, batch round trip %s",
+		step.Round(10*time.Microsecond), p.listMean.Round(10*time.Microsecond), p.perTask("page"), p.tripTime("page"), trips.Round(10*time.Microsecond),
+		rest.Round(10*time.Microsecond), p.createMean.Round(10*time.Microsecond), p.tripTime("batch"))
+}
+
+// tripTime is the mean time of a round trip sent by tasks of kind.
+func (p *phase) tripTime(kind string) time.Duration {
+	if p.byTask[kind] == 0 {
+		return 0
+	}
+	return time.Duration(p.byTask[kind+"-µs"]/p.byTask[kind]) * time.Microsecond
+}
+
 func (p *phase) asynqPerTask() float64 {
 	n := p.pages + p.batches + 1
 	return float64(p.byTask["other"]) / float64(n)
@@ -248,9 +276,10 @@ func (p *phase) memNote() string {
 }
 
 // cmdCounter is a go-redis hook counting what this process sends: commands,
-// round trips (a pipeline is one), by command name and by the asynq task
-// whose handler sent it (page, batch, run; "other" is asynq's own work:
-// dequeue, done, polling, heartbeats, and the enqueue of the run).
+// round trips (a pipeline is one) and their time, by command name and by
+// the asynq task whose handler sent it (page, batch, run; "other" is
+// asynq's own work: dequeue, done, polling, heartbeats, and the enqueue of
+// the run).
 type cmdCounter struct {
 	cmds, trips atomic.Int64
 	mu          sync.Mutex
@@ -266,19 +295,23 @@ func (c *cmdCounter) DialHook(next redis.DialHook) redis.DialHook { return next 
 
 func (c *cmdCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		c.note(ctx, []redis.Cmder{cmd})
-		return next(ctx, cmd)
+		start := time.Now()
+		err := next(ctx, cmd)
+		c.note(ctx, []redis.Cmder{cmd}, time.Since(start))
+		return err
 	}
 }
 
 func (c *cmdCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		c.note(ctx, cmds)
-		return next(ctx, cmds)
+		start := time.Now()
+		err := next(ctx, cmds)
+		c.note(ctx, cmds, time.Since(start))
+		return err
 	}
 }
 
-func (c *cmdCounter) note(ctx context.Context, cmds []redis.Cmder) {
+func (c *cmdCounter) note(ctx context.Context, cmds []redis.Cmder, took time.Duration) {
 	c.trips.Add(1)
 	c.cmds.Add(int64(len(cmds)))
 	kind := "other"
@@ -296,6 +329,7 @@ func (c *cmdCounter) note(ctx context.Context, cmds []redis.Cmder) {
 	}
 	c.mu.Lock()
 	c.byTask[kind]++
+	c.byTask[kind+"-µs"] += took.Microseconds()
 	for _, cmd := range cmds {
 		c.byName[cmd.Name()]++
 	}
@@ -515,9 +549,13 @@ func miniBytes(m *miniredis.Miniredis) int64 {
 	return n
 }
 
-// resetPeakRSS makes VmHWM start again from the current RSS (Linux: writing
-// 5 to clear_refs), so each phase reports its own peak.
-func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+// resetPeakRSS returns freed heap to the OS and makes VmHWM start again
+// from the current RSS (Linux: writing 5 to clear_refs), so each phase
+// reports its own peak rather than an earlier phase's.
+func resetPeakRSS() {
+	debug.FreeOSMemory()
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
 
 // procStatus returns VmHWM (peak RSS) and VmRSS in bytes, 0 when unknown.
 func procStatus() (hwm, rss int64) {
@@ -554,6 +592,39 @@ func benchEmulator(b *testing.B, n int) (*hsstest.Server, *hss.Client) {
 	return emu, client
 }
 
+// timedHSS times the worker's HSS calls, to show where a page's time goes.
+type timedHSS struct {
+	worker.HSS
+	lists, creates       atomic.Int64
+	listTime, createTime atomic.Int64 // ns
+}
+
+func (t *timedHSS) ListImages(ctx context.Context, q hss.ListQuery, offset, limit int) (hss.Page, error) {
+	start := time.Now()
+	p, err := t.HSS.ListImages(ctx, q, offset, limit)
+	t.lists.Add(1)
+	t.listTime.Add(int64(time.Since(start)))
+	return p, err
+}
+
+func (t *timedHSS) CreateScanTask(ctx context.Context, req *hss.CreateScanTaskRequest) error {
+	start := time.Now()
+	err := t.HSS.CreateScanTask(ctx, req)
+	t.creates.Add(1)
+	t.createTime.Add(int64(time.Since(start)))
+	return err
+}
+
+func (t *timedHSS) means() (list, create time.Duration) {
+	if n := t.lists.Load(); n > 0 {
+		list = time.Duration(t.listTime.Load() / n)
+	}
+	if n := t.creates.Load(); n > 0 {
+		create = time.Duration(t.createTime.Load() / n)
+	}
+	return list, create
+}
+
 // benchWorker is one worker process's worth of components on be, with the
 // configuration a production worker has (defaults of worker.Config and of
 // configs/scanq.yaml), but for cfg's non-zero fields.
@@ -563,6 +634,7 @@ type benchWorker struct {
 	starter *runs.Starter
 	store   *runs.Store // on the observing client
 	ac      *asynq.Client
+	hss     *timedHSS
 }
 
 func startBenchWorker(b *testing.B, be *benchBackend, client *hss.Client, cfg worker.Config, mux func(h *worker.Handlers) *asynq.ServeMux) *benchWorker {
@@ -570,8 +642,9 @@ func startBenchWorker(b *testing.B, be *benchBackend, client *hss.Client, cfg wo
 	ac := asynq.NewClientFromRedisClient(be.Client)
 	b.Cleanup(func() { _ = ac.Close() })
 	store := runs.New(be.Client, runs.Options{Retention: time.Hour})
+	api := &timedHSS{HSS: client}
 	h := worker.New(cfg, worker.Target{ProjectID: project, RequestRate: 0},
-		worker.Deps{Runs: store, HSS: client, Limiter: limit.New(be.Client, limit.Options{}), Client: ac})
+		worker.Deps{Runs: store, HSS: api, Limiter: limit.New(be.Client, limit.Options{}), Client: ac})
 	scfg := h.ServerConfig(worker.ServerOptions{Concurrency: benchWorkers, Queues: queues, PollInterval: time.Second,
 		ShutdownTimeout: 2 * time.Second, GroupMaxSize: benchBatch, GroupGracePeriod: 10 * time.Second, GroupMaxDelay: time.Minute,
 		Logger: quietLogger{}})
@@ -584,7 +657,7 @@ func startBenchWorker(b *testing.B, be *benchBackend, client *hss.Client, cfg wo
 		b.Fatal(err)
 	}
 	b.Cleanup(srv.Shutdown)
-	return &benchWorker{h: h, srv: srv, ac: ac, store: runs.New(be.obs, runs.Options{}),
+	return &benchWorker{h: h, srv: srv, ac: ac, hss: api, store: runs.New(be.obs, runs.Options{}),
 		starter: &runs.Starter{Store: store, Client: ac, Target: "default", BatchSize: benchBatch, MaxBatchSize: 100}}
 }
 
@@ -596,7 +669,6 @@ func runPipeline(b *testing.B, n int) phase {
 	w := startBenchWorker(b, be, client, worker.Config{}, nil)
 
 	p := phase{name: "pipeline", backend: be.String(), mini: be.Mini != nil, queued: true}
-	runtime.GC()
 	resetPeakRSS()
 	cmds0, trips0 := be.counter.cmds.Load(), be.counter.trips.Load()
 	names0, tasks0 := be.counter.snapshot()
@@ -624,12 +696,14 @@ func runPipeline(b *testing.B, n int) phase {
 	if stats0 != nil {
 		p.serverByCmd = diffCounts(be.commandStats(ctx), stats0)
 	}
+	w.srv.Shutdown() // no idle polling during the phases after this one
 	p.hss = emu.Stats()
 	c := r.Counters
 	if r.State != jobs.StateSucceeded || c.ImagesSubmitted != int64(n) || p.hss.ImagesAccepted != int64(n) || p.hss.DistinctImages != int64(n) {
 		b.Fatalf("pipeline run %s: %+v; emulator accepted %d images (%d distinct), want %d", r.State, c, p.hss.ImagesAccepted, p.hss.DistinctImages, n)
 	}
 	p.images, p.pages, p.batches = c.ImagesSubmitted, c.PagesDone, c.BatchesTotal
+	p.listMean, p.createMean = w.hss.means()
 	return p
 }
 
@@ -663,7 +737,6 @@ func runDirect(b *testing.B, n, workers int) phase {
 		name = fmt.Sprintf("direct loop, %d submitters", workers)
 	}
 	p := phase{name: name}
-	runtime.GC()
 	resetPeakRSS()
 	start := time.Now()
 	batches := make(chan []hss.ImageInfo, workers)
@@ -750,7 +823,6 @@ func runNaive(b *testing.B, n int) phase {
 		return mux
 	})
 	p := phase{name: "naive: one task per image", backend: be.String(), mini: be.Mini != nil, queued: true}
-	runtime.GC()
 	resetPeakRSS()
 	cmds0, trips0 := be.counter.cmds.Load(), be.counter.trips.Load()
 	server0, stats0 := be.serverCommands(ctx), be.commandStats(ctx)
@@ -795,6 +867,7 @@ func runNaive(b *testing.B, n int) phase {
 	if stats0 != nil {
 		p.serverByCmd = diffCounts(be.commandStats(ctx), stats0)
 	}
+	w.srv.Shutdown()
 	p.hss = emu.Stats()
 	if p.hss.ImagesAccepted != int64(n) {
 		b.Fatalf("naive: emulator accepted %d images, want %d", p.hss.ImagesAccepted, n)
@@ -883,7 +956,6 @@ func backlog1M(b *testing.B) {
 	w := startBenchWorker(b, be, client, worker.Config{RatePeriod: backlogPeriod, MaxInlineWait: backlogInlineWait}, nil)
 	cfgPagesAhead := 4 // worker.Config's default, which the worker runs with
 
-	runtime.GC()
 	resetPeakRSS()
 	sampler := startSampler(ctx, be, true)
 	b.StartTimer()
@@ -949,8 +1021,9 @@ func backlog1M(b *testing.B) {
 	fmt.Printf("RSS peak of this process: %s\n", fmtBytes(rss))
 
 	var out strings.Builder
-	fmt.Fprintf(&out, "after %s: pages_done %d of %d (%d images listed), batches enqueued %d, submitted %d, backlog %d batches (bound: %d pages ahead x %d batches/page = %d, plus one page)\n",
-		backlogWindow, c.PagesDone, (backlogImages+benchPage-1)/benchPage, c.ImagesTotal, c.BatchesTotal, c.BatchesSubmitted, backlog, cfgPagesAhead, perPage, cfgPagesAhead*perPage)
+	fmt.Fprintf(&out, "after %s: pages_done %d of %d (%d images listed), batches enqueued %d, submitted %d (%d images), backlog %d batches (a page is listed only while the backlog is under %d pages x %d batches = %d; it then adds its own %d)\n",
+		backlogWindow, c.PagesDone, (backlogImages+benchPage-1)/benchPage, c.ImagesTotal, c.BatchesTotal, c.BatchesSubmitted, c.ImagesSubmitted, backlog,
+		cfgPagesAhead, perPage, cfgPagesAhead*perPage, perPage)
 	fmt.Fprintf(&out, "images submitted to HSS: %d (budget %d per %s)\n", stats.ImagesAccepted, backlogRate, backlogPeriod)
 	mem := "n/a (miniredis)"
 	switch {

@@ -80,7 +80,6 @@ func newEnv(t *testing.T, b *redistest.Backend, o envOpts) *env {
 func (e *env) start(concurrency int) {
 	cfg := e.h.ServerConfig(worker.ServerOptions{Concurrency: concurrency, Queues: queues, PollInterval: 50 * time.Millisecond,
 		ShutdownTimeout: 2 * time.Second, GroupMaxSize: 5, GroupGracePeriod: time.Second, GroupMaxDelay: 2 * time.Second, Logger: quietLogger{}})
-	cfg.TaskCheckInterval = 20 * time.Millisecond
 	e.srv = asynq.NewServerFromRedisClient(e.b.Client, cfg)
 	if err := e.srv.Start(e.h.Mux()); err != nil {
 		e.t.Fatal(err)

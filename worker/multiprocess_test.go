@@ -64,7 +64,6 @@ func TestHelperWorkerProcess(t *testing.T) {
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: childLogLevel()}))})
 	cfg := h.ServerConfig(worker.ServerOptions{Concurrency: cc.Concurrency, Queues: queues, PollInterval: 50 * time.Millisecond,
 		ShutdownTimeout: 5 * time.Second, Logger: quietLogger{}})
-	cfg.TaskCheckInterval = 20 * time.Millisecond
 	srv := asynq.NewServerFromRedisClient(rdb, cfg)
 	if err := srv.Start(h.Mux()); err != nil {
 		fmt.Fprintln(os.Stderr, err)

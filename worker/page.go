@@ -31,10 +31,20 @@ type snapshot struct {
 	keys []string
 }
 
-// handlePage resolves page p of a run into batches. In order, each step
-// idempotent: wait until submission is close enough behind (bounded
-// lookahead), list the page once and save the result, enqueue its batches
-// and the next page under stable ids, record the page's counts once.
+// pageBudget is how long one page task resolves pages in a row before it
+// hands the rest of the run to a fresh task (keeping a worker slot for a
+// bounded time, and letting a shutdown find a recent task to requeue).
+const pageBudget = 10 * time.Second
+
+// handlePage resolves a run's pages into batches, starting at page p and
+// going on inline with the pages after it while submission keeps up.
+// Chaining one task per page costs a queue round trip (and asynq's fetch
+// sleep) for every 200 images; resolving in a loop does not.
+//
+// Each page is resolved by steps that are idempotent on their own (see
+// resolvePage), and a page already recorded is skipped by way of the run's
+// page bitmap, so a task delivered again after a crash resumes at the first
+// page not yet recorded.
 func (h *Handlers) handlePage(ctx context.Context, p jobs.PagePayload) error {
 	r, err := h.runs.Get(ctx, p.RunID)
 	if errors.Is(err, runs.ErrNotFound) {
@@ -43,64 +53,74 @@ func (h *Handlers) handlePage(ctx context.Context, p jobs.PagePayload) error {
 	if err != nil {
 		return err
 	}
-	if r.State.Final() {
-		return nil
+	start := h.now()
+	for page := p.Page; ; page++ {
+		if page, err = h.runs.FirstUndonePage(ctx, r.ID, page); err != nil {
+			return err
+		}
+		if st, err := h.runs.State(ctx, r.ID); err != nil || st.Final() {
+			return err
+		}
+		last, err := h.resolvePage(ctx, r, page)
+		var we *limit.WaitError
+		switch {
+		case errors.As(err, &we):
+			// Submission is far behind, or the target is throttled: hand the
+			// page back as a scheduled task, not a failure.
+			next := jobs.PagePayload{RunID: r.ID, Page: page, Deferred: p.Deferred + 1}
+			t, terr := newTask(jobs.TypePage, next)
+			if terr != nil {
+				return terr
+			}
+			h.log.DebugContext(ctx, "page deferred", "run_id", r.ID, "page", page, "delay", we.Delay)
+			return h.deferTask(ctx, t, r.Queue, jobs.DeferredID(jobs.PageTaskID(r.ID, page), next.Deferred), we.Delay, 25)
+		case err != nil:
+			return err
+		case last:
+			return nil
+		case h.now().Sub(start) > pageBudget:
+			return h.enqueue(ctx, built(jobs.NewPageTask(r.ID, page+1, r.Queue)))
+		}
 	}
-	if done, err := h.runs.PageIsDone(ctx, r.ID, p.Page); err != nil || done {
-		return err
-	}
-	log := h.log.With("run_id", r.ID, "page", p.Page)
+}
 
-	raw, ok, err := h.runs.Snapshot(ctx, r.ID, p.Page)
+// resolvePage resolves page p of a run. In order, each step idempotent:
+// wait until submission is close enough behind (bounded lookahead), list
+// the page once and save the result, enqueue its batches under stable ids,
+// record the page's counts once. It reports whether p was the last page.
+func (h *Handlers) resolvePage(ctx context.Context, r *jobs.Run, p int) (last bool, err error) {
+	raw, ok, err := h.runs.Snapshot(ctx, r.ID, p)
 	if err != nil {
-		return err
+		return false, err
 	}
 	var snap snapshot
 	if ok {
 		if err := json.Unmarshal(raw, &snap); err != nil {
-			return fmt.Errorf("page %d of run %s: corrupt snapshot: %w", p.Page, r.ID, err)
+			return false, fmt.Errorf("page %d of run %s: corrupt snapshot: %w", p, r.ID, err)
 		}
 	} else {
-		err := h.waitBacklog(ctx, r)
-		if err == nil {
-			snap, err = h.resolve(ctx, r, p.Page)
+		if err := h.waitBacklog(ctx, r); err != nil {
+			return false, err
 		}
-		if we := (*limit.WaitError)(nil); errors.As(err, &we) {
-			p.Deferred++
-			t, terr := newTask(jobs.TypePage, p)
-			if terr != nil {
-				return terr
-			}
-			log.DebugContext(ctx, "page deferred", "delay", we.Delay)
-			return h.deferTask(ctx, t, r.Queue, jobs.DeferredID(jobs.PageTaskID(r.ID, p.Page), p.Deferred), we.Delay, 25)
-		}
-		if err != nil {
-			return err
+		if snap, err = h.resolve(ctx, r, p); err != nil {
+			return false, err
 		}
 		if raw, err = json.Marshal(snap); err != nil {
-			return err
+			return false, err
 		}
-		if raw, err = h.runs.SaveSnapshot(ctx, r.ID, p.Page, raw, snap.keys); err != nil {
-			return err
+		if raw, err = h.runs.SaveSnapshot(ctx, r.ID, p, raw, snap.keys); err != nil {
+			return false, err
 		}
 		if err := json.Unmarshal(raw, &snap); err != nil {
-			return fmt.Errorf("page %d of run %s: corrupt snapshot: %w", p.Page, r.ID, err)
+			return false, fmt.Errorf("page %d of run %s: corrupt snapshot: %w", p, r.ID, err)
 		}
 		if snap.Failed != nil {
 			if err := h.runs.AddError(ctx, r.ID, *snap.Failed); err != nil {
-				return err
+				return false, err
 			}
 		}
 	}
 
-	// The next page goes first, ahead of this page's batches in the queue,
-	// so that listing overlaps with submission instead of waiting behind
-	// its own batches; waitBacklog bounds how far ahead it gets.
-	if !snap.Last {
-		if err := h.enqueue(ctx, built(jobs.NewPageTask(r.ID, p.Page+1, r.Queue))); err != nil {
-			return err
-		}
-	}
 	res := runs.PageResult{Listed: snap.Listed, Skipped: snap.Skipped, Last: snap.Last, Expected: snap.Expected, Failed: snap.Failed != nil}
 	batches := chunk(snap.Images, r.BatchSize)
 	if r.Options.DryRun {
@@ -111,26 +131,26 @@ func (h *Handlers) handlePage(ctx context.Context, p jobs.PagePayload) error {
 		res.Skipped[jobs.SkipDryRun] += len(snap.Images)
 	} else {
 		for i, imgs := range batches {
-			if err := h.enqueue(ctx, built(jobs.NewBatchTask(jobs.BatchPayload{RunID: r.ID, Page: p.Page, Index: i, Images: imgs}, r.Queue, h.cfg.maxRetry()))); err != nil {
-				return err
+			if err := h.enqueue(ctx, built(jobs.NewBatchTask(jobs.BatchPayload{RunID: r.ID, Page: p, Index: i, Images: imgs}, r.Queue, h.cfg.maxRetry()))); err != nil {
+				return false, err
 			}
 		}
 		res.Batches = len(batches)
 	}
-	newly, finished, err := h.runs.PageDone(ctx, r.ID, p.Page, res)
+	newly, finished, err := h.runs.PageDone(ctx, r.ID, p, res)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if newly {
 		for reason, n := range res.Skipped {
 			h.metrics.Skipped(reason, n)
 		}
 	}
-	log.DebugContext(ctx, "page resolved", "listed", snap.Listed, "batches", len(batches), "last", snap.Last)
+	h.log.DebugContext(ctx, "page resolved", "run_id", r.ID, "page", p, "listed", snap.Listed, "batches", len(batches), "last", snap.Last)
 	if finished {
 		h.finished(ctx, r.ID)
 	}
-	return h.runs.DropPage(ctx, r.ID, p.Page, h.cfg.DedupeWindow)
+	return snap.Last, h.runs.DropPage(ctx, r.ID, p, h.cfg.DedupeWindow)
 }
 
 // waitBacklog holds resolution back while the run has more than PagesAhead

@@ -7,6 +7,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -184,7 +185,11 @@ type ServerOptions struct {
 	Queues      map[string]int // queue name → weight
 	// PollInterval is how often scheduled (deferred) and retry tasks are
 	// moved to their queue.
-	PollInterval    time.Duration
+	PollInterval time.Duration
+	// FetchInterval is how long an idle worker sleeps before it looks at
+	// its queues again; default 10ms. A run is a chain of short tasks, so
+	// this is dead time on every hop.
+	FetchInterval   time.Duration
 	ShutdownTimeout time.Duration
 	// GroupMaxSize, GroupGracePeriod and GroupMaxDelay shape the batches of
 	// ad-hoc images: up to GroupMaxSize images, sent once no image joined
@@ -206,12 +211,9 @@ func (h *Handlers) ServerConfig(o ServerOptions) asynq.Config {
 		GroupMaxSize:             o.GroupMaxSize,
 		GroupGracePeriod:         o.GroupGracePeriod,
 		GroupMaxDelay:            o.GroupMaxDelay,
-		// asynq sleeps this long when every queue is empty; a run is a
-		// chain of short tasks (page → batches → next page), so a long
-		// sleep here is dead time on every hop.
-		TaskCheckInterval: 50 * time.Millisecond,
-		ShutdownTimeout:   o.ShutdownTimeout,
-		Logger:            o.Logger,
+		TaskCheckInterval:        cmp.Or(o.FetchInterval, 10*time.Millisecond),
+		ShutdownTimeout:          o.ShutdownTimeout,
+		Logger:                   o.Logger,
 	}
 }
 

@@ -118,7 +118,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 	w := a.Cfg.Worker
 	s := a.Cfg.Scan
 	srv := asynq.NewServerFromRedisClient(a.Redis.Client, h.ServerConfig(worker.ServerOptions{
-		Concurrency: w.Concurrency, Queues: a.Queues(), PollInterval: w.PollInterval, ShutdownTimeout: w.ShutdownTimeout,
+		Concurrency: w.Concurrency, Queues: a.Queues(), PollInterval: w.PollInterval, FetchInterval: w.FetchInterval, ShutdownTimeout: w.ShutdownTimeout,
 		GroupMaxSize: min(s.BatchSize, a.Cfg.HSS.MaxBatchSize), GroupGracePeriod: s.GroupGracePeriod, GroupMaxDelay: s.GroupMaxDelay,
 		Logger: asynqLogger{a.Log.With("component", "asynq")},
 	}))

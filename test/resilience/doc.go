@@ -13,10 +13,14 @@
 // failed is printed at the end.
 //
 // The suite needs a real Redis (SCANQ_TEST_REDIS_URL, as for the other
-// real-Redis tests) and redis-server on PATH for the Redis-restart scenario;
-// without SCANQ_TEST_REDIS_URL every test skips and says so. Run it with
+// real-Redis tests), redis-server on PATH for the Redis-restart scenario,
+// and SCANQ_TEST_RESILIENCE=1: it takes about five minutes and loads the
+// machine, so `go test ./...` skips it (saying why) and `make resilience`
+// runs it on its own:
 //
-//	SCANQ_TEST_REDIS_URL=redis://127.0.0.1:6379/8 go test -count=1 -v -run . ./test/resilience/
+//	SCANQ_TEST_RESILIENCE=1 SCANQ_TEST_REDIS_URL=redis://127.0.0.1:6379/8 go test -count=1 -v -run . ./test/resilience/
+//
+// SCANQ_TEST_RESILIENCE_LOGS=DIR keeps every process's full output in DIR.
 //
 // The package has no code of its own: everything is in its tests.
 package resilience

@@ -64,11 +64,11 @@ type fleet struct {
 // after the fleet's crash check.
 func newFleet(t *testing.T, opt fleetOptions) *fleet {
 	t.Helper()
-	f := &fleet{t: t, opt: opt, client: &http.Client{Timeout: 10 * time.Second}}
-	dir := t.TempDir()
 	if opt.Config == "" {
 		opt.Config = "schedules: []\n"
 	}
+	f := &fleet{t: t, opt: opt, client: &http.Client{Timeout: 10 * time.Second}}
+	dir := t.TempDir()
 	f.configFile = filepath.Join(dir, "scanq.yaml")
 	if err := os.WriteFile(f.configFile, []byte(opt.Config), 0o600); err != nil {
 		t.Fatal(err)
@@ -92,29 +92,28 @@ func newFleet(t *testing.T, opt fleetOptions) *fleet {
 
 	apiAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	f.apiURL = "http://" + apiAddr
+	// The request rate sets how long a run takes (about 3 calls per 200
+	// images); retries are quick so that faults cost seconds, not minutes,
+	// and plentiful so that 30% faults never exhaust them.
 	settings := map[string]string{
-		"SCANQ_REDIS_URL":                opt.RedisURL,
-		"SCANQ_HSS_ENDPOINT":             f.emuURL,
-		"SCANQ_HSS_PROJECT_ID":           projectID,
-		"SCANQ_HSS_REQUEST_RATE":         strconv.FormatFloat(opt.Rate, 'f', -1, 64),
-		"SCANQ_HSS_REQUEST_BURST":        "10",
-		"SCANQ_HSS_THROTTLE_COOLDOWN":    "5s",
-		"SCANQ_HSS_TIMEOUT":              "10s",
-		"SCANQ_API_ADDR":                 apiAddr,
-		"SCANQ_WORKER_CONCURRENCY":       strconv.Itoa(concurrency),
-		"SCANQ_WORKER_POLL_INTERVAL":     "100ms",
-		"SCANQ_WORKER_SHUTDOWN_TIMEOUT":  "5s",
-		"SCANQ_WORKER_MAX_INLINE_WAIT":   "5s",
-		"SCANQ_RETRY_BASE":               "50ms",
-		"SCANQ_RETRY_CAP":                "1s",
-		"SCANQ_RETRY_MAX_ATTEMPTS":       "12",
-		"SCANQ_SCAN_BATCH_SIZE":          strconv.Itoa(batchSize),
-		"SCANQ_LOG_LEVEL":                "info",
-		"SCANQ_SCHEDULER_MISFIRE_GRACE":  "1m",
-		// Enough batches queued ahead (20 pages of 2) to keep every slot
-		// of the fleet (3 × 10) busy, most of them waiting in the request
-		// limiter: a worker that dies or stops always has work in hand.
-		"SCANQ_SCAN_PAGES_AHEAD": "20",
+		"SCANQ_REDIS_URL":               opt.RedisURL,
+		"SCANQ_HSS_ENDPOINT":            f.emuURL,
+		"SCANQ_HSS_PROJECT_ID":          projectID,
+		"SCANQ_HSS_REQUEST_RATE":        strconv.FormatFloat(opt.Rate, 'f', -1, 64),
+		"SCANQ_HSS_REQUEST_BURST":       "10",
+		"SCANQ_HSS_THROTTLE_COOLDOWN":   "5s",
+		"SCANQ_HSS_TIMEOUT":             "10s",
+		"SCANQ_API_ADDR":                apiAddr,
+		"SCANQ_WORKER_CONCURRENCY":      strconv.Itoa(concurrency),
+		"SCANQ_WORKER_POLL_INTERVAL":    "100ms",
+		"SCANQ_WORKER_SHUTDOWN_TIMEOUT": "5s",
+		"SCANQ_WORKER_MAX_INLINE_WAIT":  "5s",
+		"SCANQ_RETRY_BASE":              "50ms",
+		"SCANQ_RETRY_CAP":               "1s",
+		"SCANQ_RETRY_MAX_ATTEMPTS":      "12",
+		"SCANQ_SCAN_BATCH_SIZE":         strconv.Itoa(batchSize),
+		"SCANQ_LOG_LEVEL":               "info",
+		"SCANQ_SCHEDULER_MISFIRE_GRACE": "1m",
 	}
 	maps.Copy(settings, opt.Env)
 	f.env = baseEnv()
@@ -206,6 +205,30 @@ func (f *fleet) finish() {
 			t.Log(p.tail(25))
 		}
 	}
+	saveLogs(t, f.procs()...)
+}
+
+// logsEnv names a directory that receives every process's full output,
+// one file per process under the test's name, for a look after the run.
+const logsEnv = "SCANQ_TEST_RESILIENCE_LOGS"
+
+func saveLogs(t *testing.T, procs ...*proc) {
+	root := os.Getenv(logsEnv)
+	if root == "" {
+		return
+	}
+	dir := filepath.Join(root, strings.ReplaceAll(t.Name(), "/", "_"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("%s: %v", logsEnv, err)
+		return
+	}
+	for _, p := range procs {
+		name := filepath.Join(dir, fmt.Sprintf("%s-%d.log", p.name, p.pid()))
+		if err := os.WriteFile(name, []byte(p.out.String()), 0o644); err != nil {
+			t.Logf("%s: %v", logsEnv, err)
+		}
+	}
+	t.Logf("process logs in %s", dir)
 }
 
 // waitReady waits for the API's /readyz.

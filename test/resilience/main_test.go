@@ -30,7 +30,7 @@ var (
 func TestMain(m *testing.M) {
 	flag.Parse()
 	dir := ""
-	if os.Getenv(redistest.EnvURL) != "" && !testing.Short() {
+	if suiteEnabled() == "" {
 		var err error
 		dir, err = os.MkdirTemp("", "scanq-resilience-")
 		if err != nil {
@@ -75,15 +75,31 @@ func build(out string) (string, error) {
 	return out, nil
 }
 
-// needSuite skips the test without a real Redis and fails it when scanq
-// could not be built.
+// enableEnv must be 1 for the suite to run. It runs a dozen processes for
+// about five minutes and loads the machine; inside `go test ./...` it
+// would run alongside other packages' timing-sensitive tests (and twice in
+// CI, which runs it on its own with `make resilience`).
+const enableEnv = "SCANQ_TEST_RESILIENCE"
+
+// suiteEnabled returns why the suite does not run, "" when it does.
+func suiteEnabled() string {
+	switch {
+	case os.Getenv(redistest.EnvURL) == "":
+		return redistest.EnvURL + " is not set: the resilience suite runs a fleet of scanq processes on a real Redis (.ci/run sets it)"
+	case os.Getenv(enableEnv) != "1":
+		return enableEnv + "=1 is not set: the resilience suite (about 5 minutes of process fleets) runs on its own, with `make resilience`"
+	case testing.Short():
+		return "the resilience suite runs process fleets for minutes; skipped in -short mode"
+	}
+	return ""
+}
+
+// needSuite skips the test unless the suite is enabled, and fails it when
+// scanq could not be built.
 func needSuite(t *testing.T) {
 	t.Helper()
-	if os.Getenv(redistest.EnvURL) == "" {
-		t.Skipf("%s is not set: the resilience suite runs a fleet of scanq processes on a real Redis (.ci/run and `make resilience` set it)", redistest.EnvURL)
-	}
-	if testing.Short() {
-		t.Skip("the resilience suite runs a fleet of processes for minutes; skipped in -short mode")
+	if why := suiteEnabled(); why != "" {
+		t.Skip(why)
 	}
 	if buildErr != nil {
 		t.Fatal(buildErr)

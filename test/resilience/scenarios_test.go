@@ -44,7 +44,7 @@ func ptr[T any](v T) *T { return &v }
 // and the batches of the last pages), so a worker killed at a random
 // instant holds none about half the time and its kill proves nothing. The
 // victim is therefore frozen first (SIGSTOP, as a hung process is): tasks
-// still active two seconds later are likely its own, and seven seconds
+// still active a second later are likely its own, and seven seconds
 // after the freeze the leases of its tasks stand out in Redis as the only
 // ones no heartbeat extended. If it holds some, it is SIGKILLed; if not,
 // it is thawed and tried again a moment later.
@@ -59,25 +59,27 @@ func scenarioWorkerKilled(t *testing.T) {
 	r := &result{Scenario: "1 worker SIGKILLed mid-run"}
 	report(t, r)
 	b := redistest.Real(t)
-	f := newFleet(t, fleetOptions{RedisURL: b.URL, Images: images, Rate: 25, Schedulers: 2, Workers: 3})
-	f.setFaults(hsstest.FaultsRequest{Latency: ptr("20ms")})
+	f := newFleet(t, fleetOptions{RedisURL: b.URL, Images: images, Rate: 20, Schedulers: 2, Workers: 3})
+	f.setFaults(hsstest.FaultsRequest{Latency: ptr("50ms")})
 	id := f.startRun()
-	f.waitCreates(images/batchSize/5, time.Minute)
+	f.waitCreates(images/batchSize/10, time.Minute)
 	victim := f.workers[0]
 	held, tries := 0, 0
 	var frozenAt time.Time
-	for held == 0 && tries < 8 {
+	var callsAtFreeze int64
+	for held == 0 && tries < 12 {
 		if run, err := f.run(id); err == nil && run.State.Final() {
 			break
 		}
 		tries++
+		callsAtFreeze = f.stats().Creates
 		frozenAt = time.Now()
 		if err := victim.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(100 * time.Millisecond)
 		before := activeTasks(t, b.Client, "critical")
-		time.Sleep(2 * time.Second)
+		time.Sleep(time.Second)
 		still := 0
 		for id := range activeTasks(t, b.Client, "critical") {
 			if before[id] {
@@ -95,19 +97,18 @@ func scenarioWorkerKilled(t *testing.T) {
 			time.Sleep(300 * time.Millisecond)
 		}
 	}
-	callsAtKill := f.stats().Creates
 	if held == 0 {
 		// Not a failure of scanq: the run went too fast to catch the
 		// victim holding work. Kill it anyway; the rest still holds.
 		t.Logf("%s held no task in %d tries; killing it anyway", victim.name, tries)
-		frozenAt = time.Now()
+		frozenAt, callsAtFreeze = time.Now(), f.stats().Creates
 	}
 	killedAt := victim.signal(t, syscall.SIGKILL)
 	victim.waitExit(t, 5*time.Second)
 	if !strings.HasPrefix(victim.exitText(), "killed by") {
 		t.Fatalf("%s: %s, want killed by SIGKILL", victim.name, victim.exitText())
 	}
-	t.Logf("SIGKILLed %s (pid %d) holding %d tasks (frozen at try %d, %d of %d scan calls)", victim.name, victim.pid(), held, tries, callsAtKill, images/batchSize)
+	t.Logf("SIGKILLed %s (pid %d) holding %d tasks (frozen at try %d, after %d of %d scan calls)", victim.name, victim.pid(), held, tries, callsAtFreeze, images/batchSize)
 	time.Sleep(2 * time.Second)
 	f.startWorker("worker-1-replacement")
 	if held > 0 {
@@ -123,8 +124,8 @@ func scenarioWorkerKilled(t *testing.T) {
 	}
 	run := f.waitRun(id, 4*time.Minute)
 	f.checkComplete(r, run, images, int64(held)*batchSize)
-	r.Note = fmt.Sprintf("SIGKILL at %d/%d calls with %d tasks in hand (found at try %d); run finished %s after the kill (asynq recovers a dead worker's tasks 30 s after their lease expired)",
-		callsAtKill, images/batchSize, held, tries, run.FinishedAt.Sub(killedAt).Round(time.Second))
+	r.Note = fmt.Sprintf("frozen after %d/%d calls, SIGKILLed with %d tasks in hand (try %d); run finished %s after the kill (asynq recovers a dead worker's tasks 30 s after their lease expired)",
+		callsAtFreeze, images/batchSize, held, tries, run.FinishedAt.Sub(killedAt).Round(time.Second))
 }
 
 // activeTasks is the set of queue's active tasks (asynq's lease set).
@@ -410,12 +411,14 @@ func scenarioLeaderKilled(t *testing.T) {
 	}
 }
 
-// scenarioWorkersRestarted: SIGTERM every worker a quarter into the run.
-// Each stops fetching, lets its in-flight batches finish within
-// worker.shutdown_timeout (5 s) and hands the rest back, and exits 0 in
-// time; new workers then finish the run. Duplicates: at most every slot
-// of the three workers, workers × concurrency × batch size (a batch cut
-// off at the timeout after its call went out is sent again).
+// scenarioWorkersRestarted: SIGTERM every worker a quarter into the run,
+// while HSS takes 7 s per call, longer than worker.shutdown_timeout (5 s):
+// the workers' calls in flight cannot finish. Each worker stops fetching,
+// waits out the timeout, hands its unfinished tasks back to the queue
+// (asynq logs "Pushed task id=... back to queue"), leaves no task active
+// and exits 0 in time; new workers then finish the run. Duplicates: at
+// most every slot of the three workers, workers × concurrency × batch
+// size (a call HSS accepted just as its task was cut off is sent again).
 func scenarioWorkersRestarted(t *testing.T) {
 	const (
 		images   = 10000
@@ -423,10 +426,14 @@ func scenarioWorkersRestarted(t *testing.T) {
 	)
 	r := &result{Scenario: "5 every worker SIGTERMed, then restarted"}
 	report(t, r)
-	f := newFleet(t, fleetOptions{RedisURL: redistest.Real(t).URL, Images: images, Rate: 25, Schedulers: 2, Workers: 3})
+	b := redistest.Real(t)
+	f := newFleet(t, fleetOptions{RedisURL: b.URL, Images: images, Rate: 25, Schedulers: 2, Workers: 3})
 	id := f.startRun()
 	f.waitCreates(images/batchSize/4, time.Minute)
+	f.setFaults(hsstest.FaultsRequest{Latency: ptr("7s")})
+	time.Sleep(time.Second)
 	callsAtStop := f.stats().Creates
+	inFlight := len(activeTasks(t, b.Client, "critical"))
 	var sent []time.Time
 	for _, w := range f.workers {
 		sent = append(sent, w.signal(t, syscall.SIGTERM))
@@ -446,12 +453,22 @@ func scenarioWorkersRestarted(t *testing.T) {
 			t.Errorf("%s took %s to exit after SIGTERM, want within the shutdown timeout %s (+3s)", w.name, took, shutdown)
 		}
 	}
-	t.Logf("all workers stopped after %d of %d calls: %s", callsAtStop, images/batchSize, strings.Join(exits, "; "))
-	time.Sleep(time.Second)
+	handedBack := 0
+	for _, w := range f.workers {
+		handedBack += strings.Count(w.out.String(), "back to queue")
+	}
+	t.Logf("all workers stopped after %d of %d calls, %d tasks in flight, %d handed back: %s", callsAtStop, images/batchSize, inFlight, handedBack, strings.Join(exits, "; "))
+	if inFlight > 0 && handedBack == 0 {
+		t.Errorf("%d tasks were in flight, calls took longer than the shutdown timeout, and no worker handed a task back", inFlight)
+	}
+	if n := len(activeTasks(t, b.Client, "critical")); n != 0 {
+		t.Errorf("%d tasks still active after every worker exited: a stopped worker did not hand its tasks back", n)
+	}
+	f.setFaults(hsstest.FaultsRequest{Latency: ptr("0s")})
 	for i := range f.workers {
 		f.startWorker(fmt.Sprintf("worker-%d-restarted", i+1))
 	}
 	run := f.waitRun(id, 3*time.Minute)
 	f.checkComplete(r, run, images, int64(len(f.workers))*concurrency*batchSize)
-	r.Note = fmt.Sprintf("SIGTERM after %d/%d calls: %s", callsAtStop, images/batchSize, strings.Join(exits, ", "))
+	r.Note = fmt.Sprintf("SIGTERM after %d/%d calls, %d tasks in flight, HSS taking 7s a call: %d tasks handed back; %s", callsAtStop, images/batchSize, inFlight, handedBack, strings.Join(exits, ", "))
 }
