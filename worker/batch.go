@@ -40,7 +40,8 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 		return err
 	}
 
-	if err := h.waitLimits(ctx, r, n); err != nil {
+	waited, err := h.waitLimits(ctx, r, n)
+	if err != nil {
 		var we *limit.WaitError
 		if !errors.As(err, &we) {
 			return err
@@ -55,13 +56,15 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 		return h.deferTask(ctx, t, r.Queue, jobs.DeferredID(id, b.Deferred), we.Delay, max(0, h.cfg.maxRetry()-b.Failures))
 	}
 
-	h.log.DebugContext(ctx, "batch passed the limiter", "run_id", r.ID, "batch", id, "images", n)
-	// The wait may have been long: a run cancelled meanwhile submits nothing more.
-	if st, err := h.runs.State(ctx, r.ID); err != nil {
-		return err
-	} else if st.Final() {
-		r.State = st
-		return h.dropBatch(ctx, r, seq, n)
+	h.log.DebugContext(ctx, "batch passed the limiter", "run_id", r.ID, "batch", id, "images", n, "waited", waited)
+	// After a wait, a run cancelled meanwhile submits nothing more.
+	if waited > 0 {
+		if st, err := h.runs.State(ctx, r.ID); err != nil {
+			return err
+		} else if st.Final() {
+			r.State = st
+			return h.dropBatch(ctx, r, seq, n)
+		}
 	}
 
 	req := &hss.CreateScanTaskRequest{
@@ -110,39 +113,43 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 
 // waitLimits takes the run's image budget and one request of the target's
 // rate. Waits up to MaxInlineWait happen here; longer ones return a
-// *limit.WaitError.
-func (h *Handlers) waitLimits(ctx context.Context, r *jobs.Run, n int) error {
+// *limit.WaitError. It returns how long it waited.
+func (h *Handlers) waitLimits(ctx context.Context, r *jobs.Run, n int) (time.Duration, error) {
+	var waited time.Duration
 	if rl := r.Request.ImagesPerHour(); rl > 0 && n > 0 && !r.Options.DryRun {
-		if err := h.takeImages(ctx, r.ID, rl, n); err != nil {
-			return err
+		w, err := h.takeImages(ctx, r.ID, rl, n)
+		if err != nil {
+			return w, err
 		}
+		waited = w
 	}
-	return h.waitRequest(ctx)
+	w, err := h.waitRequest(ctx)
+	return waited + w, err
 }
 
 // takeImages reserves the next slot of n images in the budget under key
 // (rate images per RatePeriod) and sleeps until it opens. A slot further
 // away than MaxInlineWait is not reserved: the *limit.WaitError it returns
 // brings the task back a little before the slot opens, to reserve it then.
-func (h *Handlers) takeImages(ctx context.Context, key string, rate, n int) error {
+func (h *Handlers) takeImages(ctx context.Context, key string, rate, n int) (time.Duration, error) {
 	d, err := h.limiter.ReserveImages(ctx, key, rate, h.cfg.RatePeriod, n, h.cfg.MaxInlineWait)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if !d.Allowed {
-		return &limit.WaitError{Delay: max(d.RetryAfter-h.cfg.MaxInlineWait/2, 10*time.Millisecond)}
+		return 0, &limit.WaitError{Delay: max(d.RetryAfter-h.cfg.MaxInlineWait/2, 10*time.Millisecond)}
 	}
 	h.metrics.LimiterWait("images", d.RetryAfter)
 	if d.RetryAfter <= 0 {
-		return nil
+		return 0, nil
 	}
 	t := time.NewTimer(d.RetryAfter)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return ctx.Err() // the slot is lost: the fleet sends less, never more
+		return d.RetryAfter, ctx.Err() // the slot is lost: the fleet sends less, never more
 	case <-t.C:
-		return nil
+		return d.RetryAfter, nil
 	}
 }
 

@@ -123,11 +123,12 @@ func (h *Handlers) handleImageBatch(ctx context.Context, b jobs.ImageBatchPayloa
 // is shared by their group.
 func (h *Handlers) waitImageLimits(ctx context.Context, b jobs.ImageBatchPayload, rate, n int) error {
 	if rate > 0 {
-		if err := h.takeImages(ctx, b.Params.Group(h.target.Name), rate, n); err != nil {
+		if _, err := h.takeImages(ctx, b.Params.Group(h.target.Name), rate, n); err != nil {
 			return err
 		}
 	}
-	return h.waitRequest(ctx)
+	_, err := h.waitRequest(ctx)
+	return err
 }
 
 // pendingFrom returns the items of all from the first of chunk on.

@@ -238,7 +238,7 @@ func (h *Handlers) list(ctx context.Context, r *jobs.Run, p int) ([]hss.Image, i
 	if offset > maxListOffset {
 		return nil, 0, true, fmt.Errorf("the list API pages only up to offset %d; images beyond it are not reached", maxListOffset)
 	}
-	if err := h.waitRequest(ctx); err != nil {
+	if _, err := h.waitRequest(ctx); err != nil {
 		return nil, 0, false, err
 	}
 	q := hss.ListQuery{
@@ -263,12 +263,12 @@ func (h *Handlers) list(ctx context.Context, r *jobs.Run, p int) ([]hss.Image, i
 //
 // With no request rate configured the call still checks the target's 429
 // throttle, which the whole fleet honours.
-func (h *Handlers) waitRequest(ctx context.Context) error {
+func (h *Handlers) waitRequest(ctx context.Context) (time.Duration, error) {
 	waited, err := h.limiter.Wait(ctx, h.cfg.MaxInlineWait, func(ctx context.Context) (limit.Decision, error) {
 		return h.limiter.AllowRequest(ctx, h.target.Name, h.target.RequestRate, h.target.RequestBurst)
 	})
 	h.metrics.LimiterWait("requests", waited)
-	return err
+	return waited, err
 }
 
 // noteThrottle slows the whole fleet down after a 429.
