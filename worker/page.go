@@ -55,13 +55,17 @@ func (h *Handlers) handlePage(ctx context.Context, p jobs.PagePayload) error {
 	}
 	start := h.now()
 	for page := p.Page; ; page++ {
-		if page, err = h.runs.FirstUndonePage(ctx, r.ID, page); err != nil {
+		v, err := h.runs.ViewPage(ctx, r.ID, page)
+		if errors.Is(err, runs.ErrNotFound) || (err == nil && v.State.Final()) {
+			return nil
+		}
+		if err != nil {
 			return err
 		}
-		if st, err := h.runs.State(ctx, r.ID); err != nil || st.Final() {
-			return err
+		if v.Done {
+			continue // a task delivered again resumes after what it had done
 		}
-		last, err := h.resolvePage(ctx, r, page)
+		last, err := h.resolvePage(ctx, r, page, v)
 		var we *limit.WaitError
 		switch {
 		case errors.As(err, &we):
@@ -88,18 +92,15 @@ func (h *Handlers) handlePage(ctx context.Context, p jobs.PagePayload) error {
 // wait until submission is close enough behind (bounded lookahead), list
 // the page once and save the result, enqueue its batches under stable ids,
 // record the page's counts once. It reports whether p was the last page.
-func (h *Handlers) resolvePage(ctx context.Context, r *jobs.Run, p int) (last bool, err error) {
-	raw, ok, err := h.runs.Snapshot(ctx, r.ID, p)
-	if err != nil {
-		return false, err
-	}
+func (h *Handlers) resolvePage(ctx context.Context, r *jobs.Run, p int, v runs.PageView) (last bool, err error) {
+	raw := v.Snapshot
 	var snap snapshot
-	if ok {
+	if raw != nil {
 		if err := json.Unmarshal(raw, &snap); err != nil {
 			return false, fmt.Errorf("page %d of run %s: corrupt snapshot: %w", p, r.ID, err)
 		}
 	} else {
-		if err := h.waitBacklog(ctx, r); err != nil {
+		if err := h.waitBacklog(ctx, r, v.Backlog); err != nil {
 			return false, err
 		}
 		if snap, err = h.resolve(ctx, r, p); err != nil {
@@ -156,9 +157,12 @@ func (h *Handlers) resolvePage(ctx context.Context, r *jobs.Run, p int) (last bo
 // waitBacklog holds resolution back while the run has more than PagesAhead
 // pages' worth of batches enqueued and not finished, so that a rate-limited
 // run over a huge registry keeps only a few pages of images in Redis.
-func (h *Handlers) waitBacklog(ctx context.Context, r *jobs.Run) error {
+func (h *Handlers) waitBacklog(ctx context.Context, r *jobs.Run, backlog int64) error {
 	perPage := (h.cfg.PageSize + r.BatchSize - 1) / r.BatchSize
 	maxBacklog := int64(h.cfg.PagesAhead * perPage)
+	if backlog < maxBacklog {
+		return nil // as read with the page's view: no need to ask again
+	}
 	_, err := h.limiter.Wait(ctx, h.cfg.MaxInlineWait, func(ctx context.Context) (limit.Decision, error) {
 		n, err := h.runs.Backlog(ctx, r.ID)
 		if err != nil || n < maxBacklog {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/scanq/scanq/jobs"
 )
 
 // Page bookkeeping. A page is listed once per run: its result (after
@@ -23,18 +25,6 @@ import (
 // image of a 2M-image run; an image that moves further than window pages
 // within one run is not caught.
 
-// Snapshot returns the saved result of page p, if any.
-func (s *Store) Snapshot(ctx context.Context, id string, p int) ([]byte, bool, error) {
-	b, err := s.rdb.Get(ctx, s.snapKey(id, p)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("reading page %d of run %s: %w", p, id, err)
-	}
-	return b, true, nil
-}
-
 // SaveSnapshot stores the result of page p and the keys of the images it
 // lists, unless a result is already stored; it returns the stored result,
 // which is the caller's unless another worker got there first.
@@ -45,8 +35,11 @@ func (s *Store) SaveSnapshot(ctx context.Context, id string, p int, data []byte,
 		return nil, fmt.Errorf("saving page %d of run %s: %w", p, id, err)
 	}
 	if !ok {
-		b, _, err := s.Snapshot(ctx, id, p)
-		return b, err
+		b, err := s.rdb.Get(ctx, s.snapKey(id, p)).Bytes()
+		if err != nil {
+			return nil, fmt.Errorf("reading page %d of run %s: %w", p, id, err)
+		}
+		return b, nil
 	}
 	if len(keys) > 0 {
 		members := make([]any, len(keys))
@@ -101,4 +94,41 @@ func (s *Store) DropPage(ctx context.Context, id string, p, window int) error {
 		return fmt.Errorf("dropping page %d of run %s: %w", p, id, err)
 	}
 	return nil
+}
+
+// PageView is what a page task needs to know before it resolves page p,
+// read in one round trip: the run's state, whether p is recorded, p's saved
+// result, and how many of the run's batches are enqueued and unfinished.
+type PageView struct {
+	State    jobs.State
+	Done     bool
+	Snapshot []byte // nil when the page was not listed yet
+	Backlog  int64
+}
+
+// ViewPage reads the PageView of page p of run id.
+func (s *Store) ViewPage(ctx context.Context, id string, p int) (PageView, error) {
+	pipe := s.rdb.Pipeline()
+	h := pipe.HMGet(ctx, s.key(id), "state", "batches_total", "batches_submitted", "batches_failed", "batches_skipped")
+	bit := pipe.GetBit(ctx, s.pagesKey(id), int64(p))
+	snap := pipe.Get(ctx, s.snapKey(id, p))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return PageView{}, fmt.Errorf("reading page %d of run %s: %w", p, id, err)
+	}
+	vals := h.Val()
+	if len(vals) == 0 || vals[0] == nil {
+		return PageView{}, fmt.Errorf("run %s: %w", id, ErrNotFound)
+	}
+	v := PageView{State: jobs.State(vals[0].(string)), Done: bit.Val() == 1}
+	var n [4]int64
+	for i, x := range vals[1:] {
+		if str, ok := x.(string); ok {
+			n[i], _ = strconv.ParseInt(str, 10, 64)
+		}
+	}
+	v.Backlog = n[0] - n[1] - n[2] - n[3]
+	if b, err := snap.Bytes(); err == nil {
+		v.Snapshot = b
+	}
+	return v, nil
 }

@@ -437,24 +437,6 @@ func (s *Store) Backlog(ctx context.Context, id string) (int64, error) {
 	return n[0] - n[1] - n[2] - n[3], nil
 }
 
-// PageIsDone reports whether page p of run id was recorded.
-func (s *Store) PageIsDone(ctx context.Context, id string, p int) (bool, error) {
-	v, err := s.rdb.GetBit(ctx, s.pagesKey(id), int64(p)).Result()
-	return v == 1, err
-}
-
-// FirstUndonePage returns the first page of run id, from p on, that is not
-// recorded yet. Pages are recorded in order, so this is p itself but after
-// a crash, when it skips the few pages a re-delivered task had done.
-func (s *Store) FirstUndonePage(ctx context.Context, id string, p int) (int, error) {
-	for ; ; p++ {
-		done, err := s.PageIsDone(ctx, id, p)
-		if err != nil || !done {
-			return p, err
-		}
-	}
-}
-
 // BatchIsDone reports whether batch seq of run id was recorded.
 func (s *Store) BatchIsDone(ctx context.Context, id string, seq int64) (bool, error) {
 	v, err := s.rdb.GetBit(ctx, s.batchesKey(id), seq).Result()

@@ -40,14 +40,17 @@ func ptr[T any](v T) *T { return &v }
 // scenarioWorkerKilled: SIGKILL one of three workers in the middle of a
 // 20,000-image run.
 //
-// An is_all run has only a few tasks in hand at any moment (the page chain
-// and the batches of the last pages), so a worker killed at a random
-// instant holds none about half the time and its kill proves nothing. The
-// victim is therefore frozen first (SIGSTOP, as a hung process is): tasks
-// still active a second later are likely its own, and seven seconds
-// after the freeze the leases of its tasks stand out in Redis as the only
-// ones no heartbeat extended. If it holds some, it is SIGKILLed; if not,
-// it is thawed and tried again a moment later.
+// An is_all run has only a few tasks in hand at any moment (the page that
+// lists the next 200 images and the batches of the last pages), so a
+// worker killed at a random instant holds none about half the time, and
+// its kill proves nothing. So the victim is made to hold work first: the
+// two other workers are frozen (SIGSTOP) for a moment; if the run still
+// progresses, the victim alone is carrying it (the page chain is in its
+// hands), and it is frozen in turn, holding that work, while the others
+// are thawed. Seven seconds later the leases of the tasks it holds stand
+// out in Redis as the only ones no heartbeat extended; then it is
+// SIGKILLed. (If the run does not progress, a frozen worker holds the
+// page chain: everyone is thawed and it is tried again.)
 //
 // asynq gives a dead worker's tasks to another one once their lease has
 // been expired for 30 s, and its recoverer runs when a server starts and
@@ -63,45 +66,50 @@ func scenarioWorkerKilled(t *testing.T) {
 	f.setFaults(hsstest.FaultsRequest{Latency: ptr("50ms")})
 	id := f.startRun()
 	f.waitCreates(images/batchSize/10, time.Minute)
-	victim := f.workers[0]
+	victim, others := f.workers[0], f.workers[1:]
+	sig := func(ps []*proc, s syscall.Signal) {
+		for _, p := range ps {
+			if err := p.cmd.Process.Signal(s); err != nil {
+				t.Fatalf("%s: %s: %v", p.name, s, err)
+			}
+		}
+	}
 	held, tries := 0, 0
 	var frozenAt time.Time
 	var callsAtFreeze int64
-	for held == 0 && tries < 12 {
+	for held == 0 && tries < 10 {
 		if run, err := f.run(id); err == nil && run.State.Final() {
-			break
+			t.Fatalf("run %s ended (%s) before %s could be caught holding work (%d tries)", id, run.State, victim.name, tries)
 		}
 		tries++
-		callsAtFreeze = f.stats().Creates
-		frozenAt = time.Now()
-		if err := victim.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(100 * time.Millisecond)
-		before := activeTasks(t, b.Client, "critical")
-		time.Sleep(time.Second)
-		still := 0
-		for id := range activeTasks(t, b.Client, "critical") {
-			if before[id] {
-				still++
+		sig(others, syscall.SIGSTOP)
+		// Calls the frozen workers had sent still land: let them.
+		time.Sleep(300 * time.Millisecond)
+		c0 := f.stats().Creates
+		progressed := false
+		for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			if f.stats().Creates >= c0+2 {
+				progressed = true
+				break
 			}
 		}
-		if still > 0 {
-			time.Sleep(time.Until(frozenAt.Add(7 * time.Second)))
-			held = staleLeases(t, b.Client, "critical", frozenAt.Add(30*time.Second))
+		if progressed {
+			frozenAt, callsAtFreeze = time.Now(), f.stats().Creates
+			sig([]*proc{victim}, syscall.SIGSTOP)
 		}
-		if held == 0 {
-			if err := victim.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-				t.Fatal(err)
-			}
+		sig(others, syscall.SIGCONT)
+		if !progressed {
+			time.Sleep(300 * time.Millisecond)
+			continue
+		}
+		time.Sleep(time.Until(frozenAt.Add(7 * time.Second)))
+		if held = staleLeases(t, b.Client, "critical", frozenAt.Add(30*time.Second)); held == 0 {
+			sig([]*proc{victim}, syscall.SIGCONT)
 			time.Sleep(300 * time.Millisecond)
 		}
 	}
 	if held == 0 {
-		// Not a failure of scanq: the run went too fast to catch the
-		// victim holding work. Kill it anyway; the rest still holds.
-		t.Logf("%s held no task in %d tries; killing it anyway", victim.name, tries)
-		frozenAt, callsAtFreeze = time.Now(), f.stats().Creates
+		t.Fatalf("%s could not be caught holding work in %d tries", victim.name, tries)
 	}
 	killedAt := victim.signal(t, syscall.SIGKILL)
 	victim.waitExit(t, 5*time.Second)
@@ -111,16 +119,13 @@ func scenarioWorkerKilled(t *testing.T) {
 	t.Logf("SIGKILLed %s (pid %d) holding %d tasks (frozen at try %d, after %d of %d scan calls)", victim.name, victim.pid(), held, tries, callsAtFreeze, images/batchSize)
 	time.Sleep(2 * time.Second)
 	f.startWorker("worker-1-replacement")
-	if held > 0 {
-		// The victim's leases ran out 30 s after it froze; they are
-		// recovered only 30 s later: in between, asynqmon shows its
-		// tasks as orphaned.
-		time.Sleep(time.Until(frozenAt.Add(32 * time.Second)))
-		orphans := f.orphans("critical")
-		t.Logf("asynqmon shows %d orphaned tasks", orphans)
-		if orphans != held {
-			t.Errorf("asynqmon shows %d orphaned tasks, the killed worker held %d", orphans, held)
-		}
+	// The victim's leases ran out 30 s after it froze; they are recovered
+	// only 30 s later: in between, asynqmon shows its tasks as orphaned.
+	time.Sleep(time.Until(frozenAt.Add(32 * time.Second)))
+	orphans := f.orphans("critical")
+	t.Logf("asynqmon shows %d orphaned tasks", orphans)
+	if orphans != held {
+		t.Errorf("asynqmon shows %d orphaned tasks, the killed worker held %d", orphans, held)
 	}
 	run := f.waitRun(id, 4*time.Minute)
 	f.checkComplete(r, run, images, int64(held)*batchSize)
