@@ -93,6 +93,7 @@ func scenarioWorkerKilled(t *testing.T) {
 				break
 			}
 		}
+		t.Logf("DEBUG try %d c0 %d now %d progressed %v active %v", tries, c0, f.stats().Creates, progressed, activeTasks(t, b.Client, "critical"))
 		if progressed {
 			frozenAt, callsAtFreeze = time.Now(), f.stats().Creates
 			sig([]*proc{victim}, syscall.SIGSTOP)
