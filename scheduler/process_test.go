@@ -2,16 +2,15 @@ package scheduler
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
+	"github.com/scanq/scanq/internal/testkit"
 	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -69,32 +68,15 @@ func TestHelperSchedulerProcess(t *testing.T) {
 type proc struct {
 	cmd    *exec.Cmd
 	token  string
-	stderr *syncBuffer
+	stderr *testkit.Buffer
 	exited chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startProc(t *testing.T, url string) *proc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperSchedulerProcess$")
 	cmd.Env = append(os.Environ(), envHelper+"=1", envHelperRedis+"="+url)
-	p := &proc{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p := &proc{cmd: cmd, stderr: &testkit.Buffer{}, exited: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

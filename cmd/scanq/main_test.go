@@ -1,14 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/scanq/scanq/internal/testkit"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +22,7 @@ func runCmd(t *testing.T, args ...string) (int, string, string) {
 	defer cancel()
 	// Workers log to stderr from their own goroutines, as they do to
 	// os.Stderr in a real process: the buffers must take concurrent writes.
-	var out, errOut lockedBuffer
+	var out, errOut testkit.Buffer
 	err := run(ctx, args, &out, &errOut)
 	code := 0
 	var ee exitError
@@ -36,29 +35,6 @@ func runCmd(t *testing.T, args ...string) (int, string, string) {
 		errOut.WriteString(err.Error())
 	}
 	return code, out.String(), errOut.String()
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) WriteString(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b.WriteString(s)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestScanJSONOnEmbeddedDefaults(t *testing.T) {

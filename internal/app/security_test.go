@@ -1,9 +1,9 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"github.com/scanq/scanq/internal/testkit"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,24 +20,6 @@ import (
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/jobs"
 )
-
-// syncBuffer is a log sink shared by goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestSecretsNeverLeak runs scans with every kind of secret configured
 // (HSS AK/SK and security token, the API token, the webhook secret and a
@@ -74,7 +56,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		logs := &syncBuffer{}
+		logs := &testkit.Buffer{}
 		a, err := app.New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 		if err != nil {
 			t.Fatal(err)

@@ -4,31 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"github.com/scanq/scanq/internal/testkit"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// lockedBuffer collects Main's output after the first line.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestMainServes(t *testing.T) {
 	t.Parallel()
@@ -50,7 +32,7 @@ func TestMainServes(t *testing.T) {
 	if !ok || base == "0" || base == "" {
 		t.Fatalf("first line %q, want listening http://127.0.0.1:PORT", first)
 	}
-	rest := &lockedBuffer{}
+	rest := &testkit.Buffer{}
 	copied := make(chan struct{})
 	go func() { io.Copy(rest, br); close(copied) }()
 	url := "http://127.0.0.1:" + base
