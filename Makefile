@@ -63,7 +63,7 @@ deploy-test: ## check Dockerfile and docker-compose.yml (compose-go, the loader 
 
 .PHONY: resilience
 resilience: ## a fleet of real processes on real Redis through crashes, faults and restarts (needs SCANQ_TEST_REDIS_URL)
-	$(GO) test -count=1 -v -timeout 10m ./test/resilience/
+	SCANQ_TEST_RESILIENCE=1 $(GO) test -count=1 -v -timeout 12m ./test/resilience/
 
 COMPOSE ?= docker compose
 COMPOSE_PROFILES ?= demo

@@ -40,17 +40,17 @@ func ptr[T any](v T) *T { return &v }
 // scenarioWorkerKilled: SIGKILL one of three workers in the middle of a
 // 20,000-image run.
 //
-// An is_all run has only a few tasks in hand at any moment (the page that
-// lists the next 200 images and the batches of the last pages), so a
-// worker killed at a random instant holds none about half the time, and
-// its kill proves nothing. So the victim is made to hold work first: the
-// two other workers are frozen (SIGSTOP) for a moment; if the run still
-// progresses, the victim alone is carrying it (the page chain is in its
-// hands), and it is frozen in turn, holding that work, while the others
-// are thawed. Seven seconds later the leases of the tasks it holds stand
-// out in Redis as the only ones no heartbeat extended; then it is
-// SIGKILLed. (If the run does not progress, a frozen worker holds the
-// page chain: everyone is thawed and it is tried again.)
+// An is_all run has few tasks in hand at any moment: one page task, which
+// lists page after page for up to 10 s before handing over to a new one,
+// and the batches of the last pages, each done in a fraction of a second.
+// A worker killed at a random instant often holds none and its kill proves
+// nothing; so, as an operator would with asynqmon, the test picks the
+// worker that is carrying the listing: the one whose heartbeat shows a
+// scan:page task that is still active. It is frozen first (SIGSTOP): seven
+// seconds later the leases of the tasks it holds stand out in Redis as the
+// only ones no heartbeat extended, which confirms what it holds, and then
+// it is SIGKILLed. (If it turns out to hold nothing, the page task having
+// moved on, it is thawed and tried again.)
 //
 // asynq gives a dead worker's tasks to another one once their lease has
 // been expired for 30 s, and its recoverer runs when a server starts and
@@ -63,54 +63,35 @@ func scenarioWorkerKilled(t *testing.T) {
 	report(t, r)
 	b := redistest.Real(t)
 	f := newFleet(t, fleetOptions{RedisURL: b.URL, Images: images, Rate: 20, Schedulers: 2, Workers: 3})
-	f.setFaults(hsstest.FaultsRequest{Latency: ptr("50ms")})
+	f.setFaults(hsstest.FaultsRequest{Latency: ptr("20ms")})
 	id := f.startRun()
 	f.waitCreates(images/batchSize/10, time.Minute)
-	victim, others := f.workers[0], f.workers[1:]
-	sig := func(ps []*proc, s syscall.Signal) {
-		for _, p := range ps {
-			if err := p.cmd.Process.Signal(s); err != nil {
-				t.Fatalf("%s: %s: %v", p.name, s, err)
-			}
-		}
-	}
+	var victim *proc
 	held, tries := 0, 0
 	var frozenAt time.Time
 	var callsAtFreeze int64
-	for held == 0 && tries < 10 {
+	for held == 0 {
 		if run, err := f.run(id); err == nil && run.State.Final() {
-			t.Fatalf("run %s ended (%s) before %s could be caught holding work (%d tries)", id, run.State, victim.name, tries)
+			t.Fatalf("run %s ended (%s) before a worker could be caught holding work (%d tries)", id, run.State, tries)
 		}
-		tries++
-		sig(others, syscall.SIGSTOP)
-		// Calls the frozen workers had sent still land: let them.
-		time.Sleep(300 * time.Millisecond)
-		c0 := f.stats().Creates
-		progressed := false
-		for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-			if f.stats().Creates >= c0+2 {
-				progressed = true
-				break
-			}
-		}
-		t.Logf("DEBUG try %d c0 %d now %d progressed %v active %v", tries, c0, f.stats().Creates, progressed, activeTasks(t, b.Client, "critical"))
-		if progressed {
-			frozenAt, callsAtFreeze = time.Now(), f.stats().Creates
-			sig([]*proc{victim}, syscall.SIGSTOP)
-		}
-		sig(others, syscall.SIGCONT)
-		if !progressed {
-			time.Sleep(300 * time.Millisecond)
+		if victim = f.pageHolder(b.Client, "critical"); victim == nil {
+			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		time.Sleep(time.Until(frozenAt.Add(7 * time.Second)))
-		if held = staleLeases(t, b.Client, "critical", frozenAt.Add(30*time.Second)); held == 0 {
-			sig([]*proc{victim}, syscall.SIGCONT)
-			time.Sleep(300 * time.Millisecond)
+		if tries++; tries > 5 {
+			t.Fatalf("no worker caught holding work in 5 tries")
 		}
-	}
-	if held == 0 {
-		t.Fatalf("%s could not be caught holding work in %d tries", victim.name, tries)
+		frozenAt, callsAtFreeze = time.Now(), f.stats().Creates
+		if err := victim.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(7 * time.Second)
+		if held = staleLeases(t, b.Client, "critical", frozenAt.Add(30*time.Second)); held == 0 {
+			t.Logf("try %d: %s held nothing after all; thawing it", tries, victim.name)
+			if err := victim.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	killedAt := victim.signal(t, syscall.SIGKILL)
 	victim.waitExit(t, 5*time.Second)
@@ -119,7 +100,7 @@ func scenarioWorkerKilled(t *testing.T) {
 	}
 	t.Logf("SIGKILLed %s (pid %d) holding %d tasks (frozen at try %d, after %d of %d scan calls)", victim.name, victim.pid(), held, tries, callsAtFreeze, images/batchSize)
 	time.Sleep(2 * time.Second)
-	f.startWorker("worker-1-replacement")
+	f.startWorker(victim.name + "-replacement")
 	// The victim's leases ran out 30 s after it froze; they are recovered
 	// only 30 s later: in between, asynqmon shows its tasks as orphaned.
 	time.Sleep(time.Until(frozenAt.Add(32 * time.Second)))
@@ -130,8 +111,42 @@ func scenarioWorkerKilled(t *testing.T) {
 	}
 	run := f.waitRun(id, 4*time.Minute)
 	f.checkComplete(r, run, images, int64(held)*batchSize)
-	r.Note = fmt.Sprintf("frozen after %d/%d calls, SIGKILLed with %d tasks in hand (try %d); run finished %s after the kill (asynq recovers a dead worker's tasks 30 s after their lease expired)",
-		callsAtFreeze, images/batchSize, held, tries, run.FinishedAt.Sub(killedAt).Round(time.Second))
+	r.Note = fmt.Sprintf("%s frozen after %d/%d calls, SIGKILLed with %d tasks in hand (try %d); run finished %s after the kill (asynq recovers a dead worker's tasks 30 s after their lease expired)",
+		victim.name, callsAtFreeze, images/batchSize, held, tries, run.FinishedAt.Sub(killedAt).Round(time.Second))
+}
+
+// pageHolder returns the worker that asynqmon shows processing a scan:page
+// task of queue (heartbeats are up to 5 s old) that is still active, or
+// nil.
+func (f *fleet) pageHolder(rdb *redis.Client, queue string) *proc {
+	f.t.Helper()
+	var out struct {
+		Servers []struct {
+			PID           int `json:"pid"`
+			ActiveWorkers []struct {
+				TaskID   string `json:"task_id"`
+				TaskType string `json:"task_type"`
+				Queue    string `json:"queue"`
+			} `json:"active_workers"`
+		} `json:"servers"`
+	}
+	if err := f.do("GET", f.apiURL+"/monitoring/api/servers", nil, &out); err != nil {
+		f.t.Fatalf("asynqmon servers: %v", err)
+	}
+	active := activeTasks(f.t, rdb, queue)
+	for _, srv := range out.Servers {
+		for _, w := range srv.ActiveWorkers {
+			if w.TaskType != "scan:page" || w.Queue != queue || !active[w.TaskID] {
+				continue
+			}
+			for _, p := range f.procs() {
+				if p.pid() == srv.PID && p.alive() && strings.HasPrefix(p.name, "worker") {
+					return p
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // activeTasks is the set of queue's active tasks (asynq's lease set).
@@ -200,6 +215,14 @@ func sum(m map[int]int64) int64 {
 // must complete. Duplicates: a batch whose call went out but whose result
 // could not be recorded while Redis was away is sent again; at most every
 // slot of the fleet, workers × concurrency × batch size.
+//
+// It takes about two minutes, not seconds: a task that ends while Redis is
+// away cannot be moved out of asynq's active set, and asynq v0.26.0's
+// syncer, meant to retry that write, retries it with a context that is
+// already cancelled (processor.go: retry, archive, markAsDone and
+// markAsComplete hand the syncer a closure over a ctx they cancel with
+// defer). Such tasks stay active until the recoverer finds their lease 30 s
+// expired, on its pass a minute later. The note counts them.
 func scenarioRedisRestart(t *testing.T) {
 	const images = 10000
 	r := &result{Scenario: "3 Redis restarted mid-run (AOF)"}
@@ -213,14 +236,21 @@ func scenarioRedisRestart(t *testing.T) {
 	down := time.Now()
 	time.Sleep(2 * time.Second)
 	srv.start()
-	downFor := time.Since(down)
+	upAt := time.Now()
+	downFor := upAt.Sub(down)
 	t.Logf("Redis down for %s after %d of %d scan calls", downFor.Round(time.Millisecond), callsAtStop, images/batchSize)
 	f.checkNoCrash()
 	run := f.waitRun(id, 4*time.Minute)
 	f.checkNoCrash()
 	f.checkComplete(r, run, images, 3*concurrency*batchSize)
-	r.Note = fmt.Sprintf("Redis down %s after %d/%d calls; run finished %s after the restart",
-		downFor.Round(100*time.Millisecond), callsAtStop, images/batchSize, run.FinishedAt.Sub(down).Round(time.Second))
+	stuck := 0
+	for _, p := range f.procs() {
+		if strings.HasPrefix(p.name, "worker") {
+			stuck += strings.Count(p.out.String(), "Will retry syncing")
+		}
+	}
+	r.Note = fmt.Sprintf("Redis down %s after %d/%d calls; %d task state writes lost to asynq's syncer bug; run finished %s after the restart",
+		downFor.Round(100*time.Millisecond), callsAtStop, images/batchSize, stuck, run.FinishedAt.Sub(upAt).Round(time.Second))
 }
 
 // leaderKey is the scheduler's lease (scheduler/scheduler.go): its value
