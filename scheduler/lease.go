@@ -127,8 +127,10 @@ func (s *Scheduler) elect(ctx context.Context) {
 				s.gain(now, prev)
 			default:
 				// Come back just after the holder's lease would run out,
-				// so that failover costs little more than the lease.
-				wait = min(max(held+2*time.Millisecond, 2*time.Millisecond), every)
+				// so that failover costs little more than the lease, and
+				// at least every second, so that a lease released by a
+				// leader that shut down is taken over at once.
+				wait = min(max(held+2*time.Millisecond, 2*time.Millisecond), every, time.Second)
 			}
 		}
 		select {
