@@ -21,7 +21,7 @@
 //
 // A run with rate_limit R images per period P promises: in any window of
 // length T the fleet submits at most R·T/P + b images, where b is the
-// effective batch size (at most one minute of budget, see EffectiveBatchSize).
+// effective batch size (at most one minute of budget, see jobs.EffectiveBatchSize).
 // AllowImages gives a batch of n images the tolerance n/R·P, that is: a batch
 // is allowed once the previous batches of the run have been paid for in
 // time. For grants i..j at server times s_i..s_j the TAT after grant j-1 is
@@ -150,21 +150,6 @@ type Decision struct {
 	At time.Time
 }
 
-// EffectiveBatchSize is the largest batch a run with rate R per period may
-// send: batchSize, but never more than one minute of budget, ceil(R/60). The
-// minute scales with the period (it is period/60, because the period is an
-// hour in production and shortened in tests), so the period cancels out. R ==
-// 0 means no images limit and leaves batchSize as is. The result is at least
-// 1, so that a caller cutting batches always makes progress.
-func EffectiveBatchSize(batchSize, ratePerPeriod int, period time.Duration) int {
-	_ = period // cancels out; kept so callers pass the same triple everywhere
-	b := batchSize
-	if ratePerPeriod > 0 {
-		b = min(b, ceilDiv(ratePerPeriod, 60))
-	}
-	return max(b, 1)
-}
-
 // ceilDiv is a/b rounded up for a >= 0, b > 0, without overflowing.
 func ceilDiv(a, b int) int {
 	q := a / b
@@ -176,7 +161,7 @@ func ceilDiv(a, b int) int {
 
 // AllowImages takes n images from the budget of the run runKey, which may
 // submit ratePerPeriod images per period. n must be at least 1 and at most
-// one minute of budget (EffectiveBatchSize). ratePerPeriod == 0 means no
+// one minute of budget (jobs.EffectiveBatchSize). ratePerPeriod == 0 means no
 // limit: the answer is yes, without a Redis call.
 func (l *Limiter) AllowImages(ctx context.Context, runKey string, ratePerPeriod int, period time.Duration, n int) (Decision, error) {
 	if ratePerPeriod == 0 {

@@ -12,35 +12,6 @@ import (
 	"github.com/scanq/scanq/internal/redistest"
 )
 
-func TestEffectiveBatchSize(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name        string
-		batch, rate int
-		period      time.Duration
-		want        int
-	}{
-		{"no limit keeps the batch size", 100, 0, time.Hour, 100},
-		{"one minute of 1000/h is 17", 100, 1000, time.Hour, 17},
-		{"batch smaller than a minute", 10, 1000, time.Hour, 10},
-		{"exactly one minute", 60, 3600, time.Hour, 60},
-		{"rate below 60/h still allows one", 100, 1, time.Hour, 1},
-		{"59/h rounds up to one", 100, 59, time.Hour, 1},
-		{"61/h rounds up to two", 100, 61, time.Hour, 2},
-		{"the minute scales with a short period", 100, 600, 6 * time.Second, 10},
-		{"zero batch is clamped to one", 0, 1000, time.Hour, 1},
-		{"zero batch without limit is clamped to one", 0, 0, time.Hour, 1},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			if got := EffectiveBatchSize(tt.batch, tt.rate, tt.period); got != tt.want {
-				t.Errorf("EffectiveBatchSize(%d, %d, %s) = %d, want %d", tt.batch, tt.rate, tt.period, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestAllowImagesValidation(t *testing.T) {
 	t.Parallel()
 	b := redistest.Mini(t)
