@@ -681,7 +681,7 @@ func runPipeline(b *testing.B, n int) phase {
 	if err != nil {
 		b.Fatalf("starting run: %v", err)
 	}
-	r = waitFinal(b, w.store, r.ID, 4*time.Minute)
+	r = waitRun(b, w.store, r.ID, 4*time.Minute)
 	p.wall = time.Since(start)
 	sampler.finish().into(&p)
 	p.rssPeak, _ = procStatus()
@@ -705,25 +705,6 @@ func runPipeline(b *testing.B, n int) phase {
 	p.images, p.pages, p.batches = c.ImagesSubmitted, c.PagesDone, c.BatchesTotal
 	p.listMean, p.createMean = w.hss.means()
 	return p
-}
-
-// waitFinal polls run id (on the observing client) until it is final.
-func waitFinal(b *testing.B, store *runs.Store, id string, limit time.Duration) *jobs.Run {
-	b.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		r, err := store.Get(context.Background(), id)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if r.State.Final() {
-			return r
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("run %s not finished after %s: %s %+v", id, limit, r.State, r.Counters)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // runDirect is the baseline without a queue: list pages of 200 one after

@@ -100,20 +100,7 @@ func (e *env) startRun(req jobs.ScanRequest, opts jobs.Options) *jobs.Run {
 // wait polls run id until it is final, failing the test after limit.
 func (e *env) wait(id string, limit time.Duration) *jobs.Run {
 	e.t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		r, err := e.store.Get(context.Background(), id)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		if r.State.Final() {
-			return r
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("run %s not finished after %s: %s %+v", id, limit, r.State, r.Counters)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return waitRun(e.t, e.store, id, limit)
 }
 
 // submitted returns how often each image key reached HSS, and the batch sizes.

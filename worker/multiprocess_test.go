@@ -120,7 +120,8 @@ func producer(t *testing.T, b *redistest.Backend) (*runs.Starter, *runs.Store) {
 	return &runs.Starter{Store: store, Client: ac, Target: "default", BatchSize: 100, MaxBatchSize: 100}, store
 }
 
-func waitRun(t *testing.T, store *runs.Store, id string, limit time.Duration) *jobs.Run {
+// waitRun polls run id until it is final, failing the test after limit.
+func waitRun(t testing.TB, store *runs.Store, id string, limit time.Duration) *jobs.Run {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
@@ -134,7 +135,7 @@ func waitRun(t *testing.T, store *runs.Store, id string, limit time.Duration) *j
 		if time.Now().After(deadline) {
 			t.Fatalf("run %s not finished after %s: %s %+v", id, limit, r.State, r.Counters)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
