@@ -33,6 +33,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -136,10 +137,10 @@ func BenchmarkRun100k(b *testing.B) {
 
 	var out strings.Builder
 	tw := tabwriter.NewWriter(&out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "design\timages\twall\timages/s\tHSS calls\tredis cmds/img\tround trips/img\tserver cmds/img\tpeak redis Δ (abs)\tpeak keys\tRSS peak\t")
+	fmt.Fprintln(tw, "design\timages\twall\timages/s\tHSS calls\tredis cmds/img\tround trips/img\tserver cmds/img\tpeak redis Δ (abs)\tpeak keys\tRSS peak\tCPU (process+redis, % of machine)\t")
 	for _, p := range []*phase{&pipe, &direct1, &directN, &naive} {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", p.name, p.images, p.wall.Round(time.Millisecond), p.rate(), p.hssCalls(),
-			p.fmtPerImage(p.clientCmds), p.fmtPerImage(p.trips), p.fmtServerCmds(), p.fmtMem(), p.fmtKeys(), fmtBytes(p.rssPeak))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", p.name, p.images, p.wall.Round(time.Millisecond), p.rate(), p.hssCalls(),
+			p.fmtPerImage(p.clientCmds), p.fmtPerImage(p.trips), p.fmtServerCmds(), p.fmtMem(), p.fmtKeys(), fmtBytes(p.rssPeak), p.fmtCPU())
 	}
 	_ = tw.Flush()
 	if naive.images < benchImages {
@@ -184,6 +185,69 @@ type phase struct {
 	rssPeak          int64
 	listMean         time.Duration // the worker's mean ListImages call
 	createMean       time.Duration // and CreateScanTask call
+	cpuProc          time.Duration // this process's CPU time (workers and emulator)
+	cpuRedis         time.Duration // the Redis server's, -1 when unknown (miniredis runs in this process)
+}
+
+// fmtCPU is the phase's CPU time, this process's and Redis's, and the share
+// of the machine's CPUs it kept busy over the wall time.
+func (p *phase) fmtCPU() string {
+	total := p.cpuProc
+	s := fmt.Sprintf("%.1fs", p.cpuProc.Seconds())
+	if p.cpuRedis >= 0 && p.queued {
+		total += p.cpuRedis
+		s += fmt.Sprintf("+%.1fs", p.cpuRedis.Seconds())
+	}
+	return fmt.Sprintf("%s (%.0f%%)", s, 100*total.Seconds()/(p.wall.Seconds()*float64(runtime.NumCPU())))
+}
+
+// cpuMeter measures the CPU time this process and the Redis server spend
+// between start and stop.
+type cpuMeter struct {
+	be          *benchBackend // nil: no Redis
+	proc, redis time.Duration
+}
+
+func startCPU(ctx context.Context, be *benchBackend) *cpuMeter {
+	m := &cpuMeter{be: be}
+	m.proc, m.redis = processCPU(), redisCPU(ctx, be)
+	return m
+}
+
+func (m *cpuMeter) into(ctx context.Context, p *phase) {
+	p.cpuProc = processCPU() - m.proc
+	p.cpuRedis = -1
+	if r := redisCPU(ctx, m.be); r >= 0 && m.redis >= 0 {
+		p.cpuRedis = r - m.redis
+	}
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// redisCPU is INFO cpu's used_cpu_user + used_cpu_sys (real Redis only).
+func redisCPU(ctx context.Context, be *benchBackend) time.Duration {
+	if be == nil || be.Mini != nil {
+		return -1
+	}
+	raw, err := be.obs.Info(ctx, "cpu").Result()
+	if err != nil {
+		return -1
+	}
+	var sum float64
+	for _, line := range strings.Split(raw, "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+		if k == "used_cpu_user" || k == "used_cpu_sys" {
+			f, _ := strconv.ParseFloat(v, 64)
+			sum += f
+		}
+	}
+	return time.Duration(sum * float64(time.Second))
 }
 
 func (p *phase) rate() float64 { return float64(p.images) / p.wall.Seconds() }
@@ -675,6 +739,7 @@ func runPipeline(b *testing.B, n int) phase {
 	server0, stats0 := be.serverCommands(ctx), be.commandStats(ctx)
 	obs0 := be.obsCmds.cmds.Load()
 	sampler := startSampler(ctx, be, true)
+	cpu := startCPU(ctx, be)
 	start := time.Now()
 	r, err := w.starter.Start(ctx, jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), RateLimit: ptr(int32(0))}},
 		jobs.Options{BatchSize: benchBatch}, jobs.Trigger{Kind: "cli"})
@@ -683,6 +748,7 @@ func runPipeline(b *testing.B, n int) phase {
 	}
 	r = waitRun(b, w.store, r.ID, 4*time.Minute)
 	p.wall = time.Since(start)
+	cpu.into(ctx, &p)
 	sampler.finish().into(&p)
 	p.rssPeak, _ = procStatus()
 	p.trips, p.clientCmds = be.counter.trips.Load()-trips0, be.counter.cmds.Load()-cmds0
@@ -719,6 +785,7 @@ func runDirect(b *testing.B, n, workers int) phase {
 	}
 	p := phase{name: name}
 	resetPeakRSS()
+	cpu := startCPU(ctx, nil)
 	start := time.Now()
 	batches := make(chan []hss.ImageInfo, workers)
 	var wg sync.WaitGroup
@@ -764,6 +831,7 @@ func runDirect(b *testing.B, n, workers int) phase {
 	close(batches)
 	wg.Wait()
 	p.wall = time.Since(start)
+	cpu.into(ctx, &p)
 	p.rssPeak, _ = procStatus()
 	if err := failed.Load(); err != nil {
 		b.Fatalf("direct loop: %v", *err)
@@ -811,6 +879,7 @@ func runNaive(b *testing.B, n int) phase {
 	// On miniredis, summing every key's bytes every 100ms would slow the
 	// naive design down by itself: keys only.
 	sampler := startSampler(ctx, be, false)
+	cpu := startCPU(ctx, be)
 	start := time.Now()
 	for offset, i := 0, 0; ; offset += benchPage {
 		page, err := client.ListImages(ctx, hss.ListQuery{GlobalImageType: hss.ImageTypeRegistry}, offset, benchPage)
@@ -838,6 +907,7 @@ func runNaive(b *testing.B, n int) phase {
 		time.Sleep(5 * time.Millisecond)
 	}
 	p.wall = time.Since(start)
+	cpu.into(ctx, &p)
 	sampler.finish().into(&p)
 	p.rssPeak, _ = procStatus()
 	p.trips, p.clientCmds = be.counter.trips.Load()-trips0, be.counter.cmds.Load()-cmds0

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // ParseError is a body that is not one JSON object: HSS's 400 HSS.0002.
@@ -100,10 +101,25 @@ func DecodeStrict(data []byte, v any, rejectUnknown bool) error {
 
 type strictDecoder struct{ rejectUnknown bool }
 
-// jsonFields maps the JSON names of struct type t to field index paths,
-// flattening untagged embedded structs.
-func jsonFields(t reflect.Type) map[string][]int {
-	out := map[string][]int{}
+// structFields is what the decoder needs of a struct type: its JSON names
+// and, for each, the field's index path and whether it decodes itself.
+type structFields map[string]fieldInfo
+
+type fieldInfo struct {
+	name        string
+	index       []int
+	unmarshaler bool // *T implements json.Unmarshaler
+}
+
+var fieldCache sync.Map // reflect.Type -> structFields
+
+// jsonFields maps the JSON names of struct type t to its fields, flattening
+// untagged embedded structs. Computed once per type.
+func jsonFields(t reflect.Type) structFields {
+	if f, ok := fieldCache.Load(t); ok {
+		return f.(structFields)
+	}
+	out := structFields{}
 	var walk func(t reflect.Type, prefix []int)
 	walk = func(t reflect.Type, prefix []int) {
 		for i := range t.NumField() {
@@ -120,24 +136,31 @@ func jsonFields(t reflect.Type) map[string][]int {
 			if name == "" {
 				name = f.Name
 			}
-			out[name] = idx
+			out[name] = fieldInfo{name: name, index: idx, unmarshaler: reflect.PointerTo(f.Type).Implements(unmarshalerType)}
 		}
 	}
 	walk(t, nil)
+	fieldCache.Store(t, out)
 	return out
 }
 
+// member is one name and value of a JSON object.
+type member struct {
+	name  string
+	value []byte
+}
+
 func (d strictDecoder) object(path string, data []byte, v reflect.Value) error {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(data, &fields); err != nil {
+	known := jsonFields(v.Type())
+	members, ok := splitObject(data, known)
+	if !ok {
 		return &ValidationError{strings.TrimSuffix(path, "."), "must be an object, got " + describe(data)}
 	}
-	known := jsonFields(v.Type())
 	if d.rejectUnknown {
 		var unknown []string
-		for name := range fields {
-			if _, ok := known[name]; !ok {
-				unknown = append(unknown, path+name)
+		for _, m := range members {
+			if _, ok := known[m.name]; !ok && !slices.Contains(unknown, path+m.name) {
+				unknown = append(unknown, path+m.name)
 			}
 		}
 		if len(unknown) > 0 {
@@ -145,20 +168,18 @@ func (d strictDecoder) object(path string, data []byte, v reflect.Value) error {
 			return &UnknownFieldsError{Fields: unknown}
 		}
 	}
-	// Decode in a fixed order so that the first error is always the same.
-	names := make([]string, 0, len(fields))
-	for name := range fields {
-		if _, ok := known[name]; ok {
-			names = append(names, name)
-		}
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		raw := fields[name]
-		if string(raw) == "null" {
+	// Decode in a fixed order (by name) so that the first error is always
+	// the same; of a name given twice the last wins, as in encoding/json.
+	slices.SortStableFunc(members, func(a, b member) int { return strings.Compare(a.name, b.name) })
+	for i, m := range members {
+		if i+1 < len(members) && members[i+1].name == m.name {
 			continue
 		}
-		if err := d.value(path+name, raw, v.FieldByIndex(known[name])); err != nil {
+		f, ok := known[m.name]
+		if !ok || string(m.value) == "null" {
+			continue
+		}
+		if err := d.value(path+m.name, m.value, v.FieldByIndex(f.index), f.unmarshaler); err != nil {
 			return err
 		}
 	}
@@ -167,8 +188,8 @@ func (d strictDecoder) object(path string, data []byte, v reflect.Value) error {
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 
-func (d strictDecoder) value(path string, data []byte, v reflect.Value) error {
-	if v.Addr().Type().Implements(unmarshalerType) {
+func (d strictDecoder) value(path string, data []byte, v reflect.Value, unmarshaler bool) error {
+	if unmarshaler {
 		if err := json.Unmarshal(data, v.Addr().Interface()); err != nil {
 			return &ValidationError{path, err.Error()}
 		}
@@ -181,8 +202,8 @@ func (d strictDecoder) value(path string, data []byte, v reflect.Value) error {
 	case v.Kind() == reflect.Struct:
 		return d.object(path+".", data, v)
 	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct:
-		var items []json.RawMessage
-		if err := json.Unmarshal(data, &items); err != nil {
+		items, ok := splitArray(data)
+		if !ok {
 			return &ValidationError{path, "must be an array, got " + describe(data)}
 		}
 		if len(items) == 0 {
@@ -190,16 +211,209 @@ func (d strictDecoder) value(path string, data []byte, v reflect.Value) error {
 		}
 		v.Set(reflect.MakeSlice(v.Type(), len(items), len(items)))
 		for i, item := range items {
-			if err := d.object(fmt.Sprintf("%s[%d].", path, i), item, v.Index(i)); err != nil {
+			if err := d.object(path+"["+strconv.Itoa(i)+"].", item, v.Index(i)); err != nil {
 				return err
 			}
 		}
+		return nil
+	}
+	if scalar(data, v) {
 		return nil
 	}
 	if err := json.Unmarshal(data, v.Addr().Interface()); err != nil {
 		return &ValidationError{path, fmt.Sprintf("must be %s, got %s", jsonKind(v.Type()), describe(data))}
 	}
 	return nil
+}
+
+// scalar sets v (a string, bool or integer, or a pointer to one) from the
+// JSON literal data when that is the plain common case: a string with no
+// escapes and only printable ASCII, true or false, a decimal integer in
+// range. It reports whether it did; otherwise encoding/json decides, with
+// its own conversions and errors.
+func scalar(data []byte, v reflect.Value) bool {
+	t := v.Type()
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var set func(reflect.Value)
+	switch t.Kind() {
+	case reflect.String:
+		if len(data) < 2 || data[0] != '"' {
+			return false
+		}
+		body := data[1 : len(data)-1]
+		if !plainString(body) {
+			return false
+		}
+		set = func(e reflect.Value) { e.SetString(string(body)) }
+	case reflect.Bool:
+		switch string(data) {
+		case "true":
+			set = func(e reflect.Value) { e.SetBool(true) }
+		case "false":
+			set = func(e reflect.Value) { e.SetBool(false) }
+		default:
+			return false
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, err := strconv.ParseInt(string(data), 10, t.Bits())
+		if err != nil {
+			return false
+		}
+		set = func(e reflect.Value) { e.SetInt(n) }
+	default:
+		return false
+	}
+	if v.Kind() == reflect.Pointer {
+		e := reflect.New(t).Elem()
+		set(e)
+		v.Set(e.Addr())
+	} else {
+		set(v)
+	}
+	return true
+}
+
+// splitObject returns the members of the JSON object data, which must be
+// valid JSON (DecodeStrict checks the whole body once); null is an object
+// with no members, as encoding/json has it; anything else is not an object.
+// Names found in known share its strings rather than allocating their own.
+func splitObject(data []byte, known structFields) ([]member, bool) {
+	if string(data) == "null" {
+		return nil, true
+	}
+	if len(data) == 0 || data[0] != '{' {
+		return nil, false
+	}
+	out := make([]member, 0, len(known))
+	i := skipSpace(data, 1)
+	if data[i] == '}' {
+		return out, true
+	}
+	for {
+		end := skipString(data, i)
+		name, ok := "", false
+		if f, found := known[string(data[i+1:end-1])]; found {
+			name, ok = f.name, true
+		} else {
+			name, ok = unquote(data[i:end])
+		}
+		if !ok {
+			return nil, false
+		}
+		i = skipSpace(data, end)
+		i = skipSpace(data, i+1) // ':'
+		vend := skipValue(data, i)
+		out = append(out, member{name: name, value: data[i:vend]})
+		i = skipSpace(data, vend)
+		if data[i] == '}' {
+			return out, true
+		}
+		i = skipSpace(data, i+1) // ','
+	}
+}
+
+// splitArray returns the elements of the JSON array data (valid JSON; null
+// is an empty array); anything else is not an array.
+func splitArray(data []byte) ([][]byte, bool) {
+	if string(data) == "null" {
+		return nil, true
+	}
+	if len(data) == 0 || data[0] != '[' {
+		return nil, false
+	}
+	var out [][]byte
+	i := skipSpace(data, 1)
+	if data[i] == ']' {
+		return out, true
+	}
+	for {
+		end := skipValue(data, i)
+		out = append(out, data[i:end])
+		i = skipSpace(data, end)
+		if data[i] == ']' {
+			return out, true
+		}
+		i = skipSpace(data, i+1) // ','
+	}
+}
+
+// unquote decodes a JSON string literal: directly when it is plain, else as
+// encoding/json does (which also replaces invalid UTF-8).
+func unquote(lit []byte) (string, bool) {
+	body := lit[1 : len(lit)-1]
+	if plainString(body) {
+		return string(body), true
+	}
+	var s string
+	if err := json.Unmarshal(lit, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// plainString reports whether the body of a valid JSON string literal means
+// itself: printable ASCII and no escapes.
+func plainString(body []byte) bool {
+	for _, c := range body {
+		if c < 0x20 || c > 0x7e || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string literal starting at i.
+func skipString(data []byte, i int) int {
+	for i++; i < len(data); i++ {
+		switch data[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// skipValue returns the index after the JSON value starting at i.
+func skipValue(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		return skipString(data, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(data); i++ {
+			switch data[i] {
+			case '"':
+				i = skipString(data, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return i
+	}
+	for i < len(data) {
+		switch data[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+		i++
+	}
+	return i
 }
 
 func jsonKind(t reflect.Type) string {
