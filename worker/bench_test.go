@@ -62,6 +62,8 @@ const (
 	// 2k and extrapolated linearly (the output says so). On Redis it runs
 	// in full (about 30s). SCANQ_BENCH_NAIVE_IMAGES overrides both.
 	naiveDefaultMini = 2_000
+	// pipelineOnlyEnv, when set, measures the pipeline alone (to profile it).
+	pipelineOnlyEnv = "SCANQ_BENCH_PIPELINE_ONLY"
 )
 
 func BenchmarkRun100k(b *testing.B) {
@@ -83,6 +85,12 @@ func BenchmarkRun100k(b *testing.B) {
 		b.StartTimer()
 		pipe = runPipeline(b, benchImages)
 		b.StopTimer()
+	}
+	if os.Getenv(pipelineOnlyEnv) != "" {
+		// For profiling the pipeline alone: no baselines, no comparison.
+		fmt.Printf("pipeline only (%s): %s, %.0f images/s, CPU %s, %d pages, %d batches\n%s\n",
+			pipelineOnlyEnv, pipe.wall.Round(time.Millisecond), pipe.rate(), pipe.fmtCPU(), pipe.pages, pipe.batches, pipe.pageBreakdown())
+		return
 	}
 	direct1 := runDirect(b, benchImages, 1)
 	directN := runDirect(b, benchImages, benchWorkers)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -39,7 +40,9 @@ const pageBudget = 10 * time.Second
 // handlePage resolves a run's pages into batches, starting at page p and
 // going on inline with the pages after it while submission keeps up.
 // Chaining one task per page costs a queue round trip (and asynq's fetch
-// sleep) for every 200 images; resolving in a loop does not.
+// sleep) for every 200 images; resolving in a loop does not. While one page
+// is being recorded, the next one is already being listed (see prefetch),
+// and recording a page reads what the next one needs (runs.Recorded).
 //
 // Each page is resolved by steps that are idempotent on their own (see
 // resolvePage), and a page already recorded is skipped by way of the run's
@@ -53,19 +56,27 @@ func (h *Handlers) handlePage(ctx context.Context, p jobs.PagePayload) error {
 	if err != nil {
 		return err
 	}
+	var step pageStep // what resolving the page before left for this one
+	defer func() { step.next.cancel() }()
 	start := h.now()
 	for page := p.Page; ; page++ {
-		v, err := h.runs.ViewPage(ctx, r.ID, page)
-		if errors.Is(err, runs.ErrNotFound) || (err == nil && v.State.Final()) {
-			return nil
+		v := step.view
+		if v == nil {
+			view, err := h.runs.ViewPage(ctx, r.ID, page)
+			if err != nil && !errors.Is(err, runs.ErrNotFound) {
+				return err
+			}
+			v = &view
 		}
-		if err != nil {
-			return err
+		if v.State == "" || v.State.Final() {
+			return nil // the run is gone or over
 		}
 		if v.Done {
+			step.next.cancel()
+			step = pageStep{}
 			continue // a task delivered again resumes after what it had done
 		}
-		last, err := h.resolvePage(ctx, r, page, v)
+		step, err = h.resolvePage(ctx, r, page, *v, step.next, h.now().Sub(start) < pageBudget)
 		var we *limit.WaitError
 		switch {
 		case errors.As(err, &we):
@@ -80,7 +91,7 @@ func (h *Handlers) handlePage(ctx context.Context, p jobs.PagePayload) error {
 			return h.deferTask(ctx, t, r.Queue, jobs.DeferredID(jobs.PageTaskID(r.ID, page), next.Deferred), we.Delay, 25)
 		case err != nil:
 			return err
-		case last:
+		case step.last:
 			return nil
 		case h.now().Sub(start) > pageBudget:
 			return h.enqueue(ctx, built(jobs.NewPageTask(r.ID, page+1, r.Queue)))
@@ -88,41 +99,74 @@ func (h *Handlers) handlePage(ctx context.Context, p jobs.PagePayload) error {
 	}
 }
 
+// pageStep is what resolving page p leaves for page p+1.
+type pageStep struct {
+	last bool           // p was the last page
+	next *prefetch      // p+1's listing, under way; nil if not started
+	view *runs.PageView // p+1's view as recording p left it
+}
+
 // resolvePage resolves page p of a run. In order, each step idempotent:
 // wait until submission is close enough behind (bounded lookahead), list
 // the page once and save the result, enqueue its batches under stable ids,
-// record the page's counts once. It reports whether p was the last page.
-func (h *Handlers) resolvePage(ctx context.Context, r *jobs.Run, p int, v runs.PageView) (last bool, err error) {
-	raw := v.Snapshot
+// record the page's counts once.
+//
+// pre, when not nil, is page p's listing already under way. When goOn
+// allows and the next page will not have to wait for the backlog, the next
+// page's listing starts as soon as p's is in, so that it overlaps p's
+// bookkeeping.
+func (h *Handlers) resolvePage(ctx context.Context, r *jobs.Run, p int, v runs.PageView, pre *prefetch, goOn bool) (step pageStep, err error) {
+	defer pre.cancel() // if it was not used
+	defer func() {
+		if err != nil {
+			step.next.cancel()
+			step.next = nil
+		}
+	}()
 	var snap snapshot
-	if raw != nil {
-		if err := json.Unmarshal(raw, &snap); err != nil {
-			return false, fmt.Errorf("page %d of run %s: corrupt snapshot: %w", p, r.ID, err)
+	if v.Snapshot != nil {
+		if err := json.Unmarshal(v.Snapshot, &snap); err != nil {
+			return step, fmt.Errorf("page %d of run %s: corrupt snapshot: %w", p, r.ID, err)
 		}
 	} else {
 		if err := h.waitBacklog(ctx, r, v.Backlog); err != nil {
-			return false, err
+			return step, err
 		}
-		if snap, err = h.resolve(ctx, r, p); err != nil {
-			return false, err
+		if pre == nil {
+			pre = h.startList(ctx, r, p, nil)
 		}
-		if raw, err = json.Marshal(snap); err != nil {
-			return false, err
+		l := pre.wait()
+		saved := make(chan struct{})
+		if goOn && l.err == nil && !l.last && v.Backlog+int64(h.batchesPerPage(r)) < h.maxBacklog(r) {
+			step.next = h.startList(ctx, r, p+1, saved)
 		}
-		if raw, err = h.runs.SaveSnapshot(ctx, r.ID, p, raw, snap.keys); err != nil {
-			return false, err
+		if snap, err = h.resolve(ctx, r, p, l); err != nil {
+			return step, err
 		}
-		if err := json.Unmarshal(raw, &snap); err != nil {
-			return false, fmt.Errorf("page %d of run %s: corrupt snapshot: %w", p, r.ID, err)
+		raw, err := json.Marshal(snap)
+		if err != nil {
+			return step, err
+		}
+		stored, ours, err := h.runs.SaveSnapshot(ctx, r.ID, p, raw, snap.keys)
+		if err != nil {
+			return step, err
+		}
+		close(saved) // p's keys are in: p+1 may look for duplicates
+		if !ours {
+			snap = snapshot{}
+			if err := json.Unmarshal(stored, &snap); err != nil {
+				return step, fmt.Errorf("page %d of run %s: corrupt snapshot: %w", p, r.ID, err)
+			}
 		}
 		if snap.Failed != nil {
 			if err := h.runs.AddError(ctx, r.ID, *snap.Failed); err != nil {
-				return false, err
+				return step, err
 			}
 		}
 	}
 
-	res := runs.PageResult{Listed: snap.Listed, Skipped: snap.Skipped, Last: snap.Last, Expected: snap.Expected, Failed: snap.Failed != nil}
+	res := runs.PageResult{Listed: snap.Listed, Skipped: snap.Skipped, Last: snap.Last, Expected: snap.Expected, Failed: snap.Failed != nil,
+		Window: h.cfg.DedupeWindow}
 	batches := chunk(snap.Images, r.BatchSize)
 	if r.Options.DryRun {
 		res.Batches, res.BatchesSkipped = len(batches), len(batches)
@@ -131,35 +175,125 @@ func (h *Handlers) resolvePage(ctx context.Context, r *jobs.Run, p int, v runs.P
 		}
 		res.Skipped[jobs.SkipDryRun] += len(snap.Images)
 	} else {
-		for i, imgs := range batches {
-			if err := h.enqueue(ctx, built(jobs.NewBatchTask(jobs.BatchPayload{RunID: r.ID, Page: p, Index: i, Images: imgs}, r.Queue, h.cfg.maxRetry()))); err != nil {
-				return false, err
-			}
+		if err := h.enqueueBatches(ctx, r, p, batches); err != nil {
+			return step, err
 		}
 		res.Batches = len(batches)
 	}
-	newly, finished, err := h.runs.PageDone(ctx, r.ID, p, res)
+	rec, err := h.runs.PageDone(ctx, r.ID, p, res)
 	if err != nil {
-		return false, err
+		return step, err
 	}
-	if newly {
+	if rec.Newly {
 		for reason, n := range res.Skipped {
 			h.metrics.Skipped(reason, n)
 		}
 	}
 	h.log.DebugContext(ctx, "page resolved", "run_id", r.ID, "page", p, "listed", snap.Listed, "batches", len(batches), "last", snap.Last)
-	if finished {
+	if rec.Finished {
 		h.finished(ctx, r.ID)
 	}
-	return snap.Last, h.runs.DropPage(ctx, r.ID, p, h.cfg.DedupeWindow)
+	step.last, step.view = snap.Last, &rec.Next
+	return step, nil
+}
+
+// enqueueBatches enqueues the batches of page p, at the same time: each
+// under its stable id, so that what is already queued stays as it is.
+func (h *Handlers) enqueueBatches(ctx context.Context, r *jobs.Run, p int, batches [][]hss.ImageInfo) error {
+	errs := make([]error, len(batches))
+	var wg sync.WaitGroup
+	for i, imgs := range batches {
+		wg.Go(func() {
+			errs[i] = h.enqueue(ctx, built(jobs.NewBatchTask(jobs.BatchPayload{RunID: r.ID, Page: p, Index: i, Images: imgs}, r.Queue, h.cfg.maxRetry())))
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// listing is one page as listed: its images and their keys, the total the
+// source reports, whether it is the last page, or why it could not be
+// listed; and which images the pages before it listed already, when that
+// was looked up with the listing.
+type listing struct {
+	images   []hss.Image
+	keys     []string
+	expected int64
+	last     bool
+	err      error
+	seen     []bool // nil: not looked up yet
+}
+
+// prefetch is the listing of one page, under way in its own goroutine so
+// that the HSS call overlaps the Redis bookkeeping of the page before it.
+// Listing ahead changes no state: the page is still filtered, saved and
+// recorded in order, and a listing nobody waits for is cancelled.
+type prefetch struct {
+	page   int
+	stop   context.CancelFunc
+	done   chan listing
+	result *listing // once received
+}
+
+// startList lists page p in the background. When saved is not nil, the
+// listing also looks up p's duplicates on the pages before it once saved
+// is closed: when the page before p has saved its keys.
+func (h *Handlers) startList(ctx context.Context, r *jobs.Run, p int, saved <-chan struct{}) *prefetch {
+	ctx, stop := context.WithCancel(ctx)
+	f := &prefetch{page: p, stop: stop, done: make(chan listing, 1)}
+	go func() {
+		var l listing
+		l.images, l.expected, l.last, l.err = h.list(ctx, r, p)
+		l.keys = imageKeys(l.images)
+		if l.err == nil && saved != nil {
+			select {
+			case <-saved:
+				l.seen, l.err = h.runs.Seen(ctx, r.ID, p, h.cfg.DedupeWindow, l.keys)
+			case <-ctx.Done():
+				l.err = ctx.Err()
+			}
+		}
+		f.done <- l
+	}()
+	return f
+}
+
+// wait returns the listing.
+func (f *prefetch) wait() listing {
+	if f.result == nil {
+		l := <-f.done
+		f.result = &l
+		f.stop()
+	}
+	return *f.result
+}
+
+// cancel abandons the listing unless it was received, and waits for its
+// goroutine to end, so that no HSS call of a task outlives the task. A nil
+// prefetch is nothing to cancel.
+func (f *prefetch) cancel() {
+	if f == nil || f.result != nil {
+		return
+	}
+	f.stop()
+	f.wait()
+}
+
+func (h *Handlers) batchesPerPage(r *jobs.Run) int {
+	return (h.cfg.PageSize + r.BatchSize - 1) / r.BatchSize
+}
+
+// maxBacklog is how many of a run's batches may be enqueued and unfinished
+// before resolution waits: PagesAhead pages' worth.
+func (h *Handlers) maxBacklog(r *jobs.Run) int64 {
+	return int64(h.cfg.PagesAhead * h.batchesPerPage(r))
 }
 
 // waitBacklog holds resolution back while the run has more than PagesAhead
 // pages' worth of batches enqueued and not finished, so that a rate-limited
 // run over a huge registry keeps only a few pages of images in Redis.
 func (h *Handlers) waitBacklog(ctx context.Context, r *jobs.Run, backlog int64) error {
-	perPage := (h.cfg.PageSize + r.BatchSize - 1) / r.BatchSize
-	maxBacklog := int64(h.cfg.PagesAhead * perPage)
+	maxBacklog := h.maxBacklog(r)
 	if backlog < maxBacklog {
 		return nil // as read with the page's view: no need to ask again
 	}
@@ -170,7 +304,7 @@ func (h *Handlers) waitBacklog(ctx context.Context, r *jobs.Run, backlog int64) 
 		}
 		// Expect a batch to finish in one batch's share of the rate budget,
 		// or soon when the run is not rate limited.
-		wait := 50 * time.Millisecond
+		wait := 5 * time.Millisecond
 		if rl := r.Request.ImagesPerHour(); rl > 0 {
 			wait = time.Duration(float64(n-maxBacklog+1) * float64(r.BatchSize) / float64(rl) * float64(h.cfg.RatePeriod))
 		}
@@ -179,13 +313,13 @@ func (h *Handlers) waitBacklog(ctx context.Context, r *jobs.Run, backlog int64) 
 	return err
 }
 
-// resolve lists page p of the run and filters it: images already listed on
+// resolve filters the listing of page p of the run: images already listed on
 // the pages just before (offsets shift while a registry changes), and images
 // scanned successfully within skip_scanned_within, are skipped with that
 // reason. A listing HSS refuses for good ends the listing: the run goes on
 // with what it has and cannot succeed.
-func (h *Handlers) resolve(ctx context.Context, r *jobs.Run, page int) (snapshot, error) {
-	listed, expected, last, err := h.list(ctx, r, page)
+func (h *Handlers) resolve(ctx context.Context, r *jobs.Run, page int, l listing) (snapshot, error) {
+	listed, keys, expected, last, err := l.images, l.keys, l.expected, l.last, l.err
 	if err != nil {
 		var we *limit.WaitError
 		if errors.As(err, &we) || ctx.Err() != nil || (hss.Retryable(err) && !lastAttempt(ctx)) {
@@ -194,15 +328,11 @@ func (h *Handlers) resolve(ctx context.Context, r *jobs.Run, page int) (snapshot
 		h.log.WarnContext(ctx, "listing failed, run ends with what was resolved", "run_id", r.ID, "page", page, "err", err)
 		return snapshot{Last: true, Failed: runErr(fmt.Sprintf("page %d", page), 0, err, h.now())}, nil
 	}
-	keys := make([]string, len(listed))
-	for i, img := range listed {
-		if keys[i] = img.Key; keys[i] == "" {
-			keys[i] = jobs.ImageKey(img.Info)
+	seen := l.seen
+	if seen == nil {
+		if seen, err = h.runs.Seen(ctx, r.ID, page, h.cfg.DedupeWindow, keys); err != nil {
+			return snapshot{}, err
 		}
-	}
-	seen, err := h.runs.Seen(ctx, r.ID, page, h.cfg.DedupeWindow, keys)
-	if err != nil {
-		return snapshot{}, err
 	}
 	snap := snapshot{Listed: len(listed), Last: last, Expected: expected, Skipped: map[string]int{}, keys: keys}
 	within := time.Duration(r.Options.SkipScannedWithin)
@@ -220,6 +350,17 @@ func (h *Handlers) resolve(ctx context.Context, r *jobs.Run, page int) (snapshot
 		onPage[keys[i]] = true
 	}
 	return snap, nil
+}
+
+// imageKeys are the de-duplication keys of images.
+func imageKeys(images []hss.Image) []string {
+	keys := make([]string, len(images))
+	for i, img := range images {
+		if keys[i] = img.Key; keys[i] == "" {
+			keys[i] = jobs.ImageKey(img.Info)
+		}
+	}
+	return keys
 }
 
 // list returns page p of the run's images, the total the source reports,

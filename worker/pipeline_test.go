@@ -39,6 +39,11 @@ func TestIsAllSubmitsEveryImageOnceInBoundedBatches(t *testing.T) {
 			t.Fatalf("counters %+v, %d calls", c, len(sizes))
 		}
 		checkCountersAddUp(t, r)
+		// Each page listed once: listing the next page while one is being
+		// recorded wastes no call.
+		if n := e.emu.Stats().Routes["list_registry"]; n != 7 {
+			t.Fatalf("%d list calls for 7 pages", n)
+		}
 		// The scan parameters reached HSS on every call.
 		for _, s := range e.emu.Submissions() {
 			if s.Body.ScanScope == nil || *s.Body.ScanScope != hss.ScanScopeAll || s.Body.IsAll != nil {

@@ -32,8 +32,8 @@ func (h *Handlers) handleRun(ctx context.Context, p jobs.RunPayload) error {
 		if err := h.enqueue(ctx, built(jobs.NewBatchTask(jobs.BatchPayload{RunID: r.ID, Forward: true}, r.Queue, h.cfg.maxRetry()))); err != nil {
 			return err
 		}
-		_, finished, err := h.runs.PageDone(ctx, r.ID, 0, runs.PageResult{Batches: 1, Last: true})
-		if finished {
+		rec, err := h.runs.PageDone(ctx, r.ID, 0, runs.PageResult{Batches: 1, Last: true})
+		if rec.Finished {
 			h.finished(ctx, r.ID)
 		}
 		return err

@@ -58,7 +58,7 @@ func TestRunsLifecycle(t *testing.T) {
 		if _, err := e.store.Start(t.Context(), id); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := e.store.PageDone(t.Context(), id, 0, runs.PageResult{Listed: 100, Batches: 10, Last: true}); err != nil {
+		if _, err := e.store.PageDone(t.Context(), id, 0, runs.PageResult{Listed: 100, Batches: 10, Last: true}); err != nil {
 			t.Fatal(err)
 		}
 		r = e.do(t, call{path: "/api/v1/runs/" + id, header: auth})

@@ -26,35 +26,35 @@ import (
 // within one run is not caught.
 
 // SaveSnapshot stores the result of page p and the keys of the images it
-// lists, unless a result is already stored; it returns the stored result,
-// which is the caller's unless another worker got there first.
-func (s *Store) SaveSnapshot(ctx context.Context, id string, p int, data []byte, keys []string) ([]byte, error) {
-	ttl := s.retention
-	ok, err := s.rdb.SetNX(ctx, s.snapKey(id, p), data, ttl).Result()
+// lists, unless a result is already stored, in one step. It returns the
+// stored result and whether that is the caller's (ours); otherwise another
+// worker got there first and its result stands.
+func (s *Store) SaveSnapshot(ctx context.Context, id string, p int, data []byte, keys []string) (stored []byte, ours bool, err error) {
+	args := make([]any, 0, 2+len(keys))
+	args = append(args, data, s.retention.Milliseconds())
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	res, err := saveSnapshotScript.Run(ctx, s.rdb, []string{s.snapKey(id, p), s.seenKey(id, p)}, args...).Result()
 	if err != nil {
-		return nil, fmt.Errorf("saving page %d of run %s: %w", p, id, err)
+		return nil, false, fmt.Errorf("saving page %d of run %s: %w", p, id, err)
 	}
-	if !ok {
-		b, err := s.rdb.Get(ctx, s.snapKey(id, p)).Bytes()
-		if err != nil {
-			return nil, fmt.Errorf("reading page %d of run %s: %w", p, id, err)
-		}
-		return b, nil
+	if theirs, ok := res.(string); ok {
+		return []byte(theirs), false, nil
 	}
-	if len(keys) > 0 {
-		members := make([]any, len(keys))
-		for i, k := range keys {
-			members[i] = k
-		}
-		pipe := s.rdb.Pipeline()
-		pipe.SAdd(ctx, s.seenKey(id, p), members...)
-		pipe.PExpire(ctx, s.seenKey(id, p), ttl)
-		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, fmt.Errorf("saving keys of page %d of run %s: %w", p, id, err)
-		}
-	}
-	return data, nil
+	return data, true, nil
 }
+
+var saveSnapshotScript = redis.NewScript(`
+local ttl = tonumber(ARGV[2])
+if not redis.call("SET", KEYS[1], ARGV[1], "NX", "PX", ttl) then
+  return redis.call("GET", KEYS[1])
+end
+if #ARGV > 2 then
+  redis.call("SADD", KEYS[2], unpack(ARGV, 3))
+  redis.call("PEXPIRE", KEYS[2], ttl)
+end
+return 1`)
 
 // Seen reports, for each key, whether one of the window pages before p
 // listed it.
@@ -83,19 +83,6 @@ func (s *Store) Seen(ctx context.Context, id string, p, window int, keys []strin
 	return out, nil
 }
 
-// DropPage forgets the snapshot of page p and the keys of the page that
-// just left the de-duplication window.
-func (s *Store) DropPage(ctx context.Context, id string, p, window int) error {
-	keys := []string{s.snapKey(id, p)}
-	if old := p - window; old >= 0 {
-		keys = append(keys, s.seenKey(id, old))
-	}
-	if err := s.rdb.Del(ctx, keys...).Err(); err != nil {
-		return fmt.Errorf("dropping page %d of run %s: %w", p, id, err)
-	}
-	return nil
-}
-
 // PageView is what a page task needs to know before it resolves page p,
 // read in one round trip: the run's state, whether p is recorded, p's saved
 // result, and how many of the run's batches are enqueued and unfinished.
@@ -109,26 +96,40 @@ type PageView struct {
 // ViewPage reads the PageView of page p of run id.
 func (s *Store) ViewPage(ctx context.Context, id string, p int) (PageView, error) {
 	pipe := s.rdb.Pipeline()
-	h := pipe.HMGet(ctx, s.key(id), "state", "batches_total", "batches_submitted", "batches_failed", "batches_skipped")
+	h := pipe.HMGet(ctx, s.key(id), viewFields...)
 	bit := pipe.GetBit(ctx, s.pagesKey(id), int64(p))
 	snap := pipe.Get(ctx, s.snapKey(id, p))
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return PageView{}, fmt.Errorf("reading page %d of run %s: %w", p, id, err)
 	}
-	vals := h.Val()
-	if len(vals) == 0 || vals[0] == nil {
+	v := pageView(h.Val(), bit.Val() == 1, snap.Val(), snap.Err() == nil)
+	if v.State == "" {
 		return PageView{}, fmt.Errorf("run %s: %w", id, ErrNotFound)
 	}
-	v := PageView{State: jobs.State(vals[0].(string)), Done: bit.Val() == 1}
+	return v, nil
+}
+
+// viewFields are the run fields a PageView is made of (pageDoneScript reads
+// the same, in this order).
+var viewFields = []string{"state", "batches_total", "batches_submitted", "batches_failed", "batches_skipped"}
+
+// pageView makes a PageView of the values of viewFields, the page's bit,
+// and its snapshot if there is one.
+func pageView(fields []any, done bool, snap string, hasSnap bool) PageView {
+	if len(fields) != len(viewFields) {
+		return PageView{}
+	}
+	st, _ := fields[0].(string)
+	v := PageView{State: jobs.State(st), Done: done}
 	var n [4]int64
-	for i, x := range vals[1:] {
+	for i, x := range fields[1:] {
 		if str, ok := x.(string); ok {
 			n[i], _ = strconv.ParseInt(str, 10, 64)
 		}
 	}
 	v.Backlog = n[0] - n[1] - n[2] - n[3]
-	if b, err := snap.Bytes(); err == nil {
-		v.Snapshot = b
+	if hasSnap {
+		v.Snapshot = []byte(snap)
 	}
-	return v, nil
+	return v
 }

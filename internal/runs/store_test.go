@@ -3,6 +3,7 @@ package runs_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -31,15 +32,31 @@ func TestCountersAddUpAndAreIdempotent(t *testing.T) {
 		if st, err := s.Start(ctx, "r1"); err != nil || st != jobs.StateResolving {
 			t.Fatalf("start: %v %v", st, err)
 		}
-		// Page 0: 25 listed, 5 duplicates, 2 batches (10 + 10). Recorded twice.
-		for range 2 {
-			if _, fin, err := s.PageDone(ctx, "r1", 0, runs.PageResult{Listed: 25, Skipped: map[string]int{jobs.SkipDuplicate: 5}, Batches: 2}); err != nil || fin {
-				t.Fatalf("page 0: fin=%v err=%v", fin, err)
+		// Page 0: 25 listed, 5 duplicates, 2 batches (10 + 10). Recorded
+		// twice; page 1 has a saved snapshot, which the record's view of
+		// the next page carries.
+		if _, _, err := s.SaveSnapshot(ctx, "r1", 1, []byte("page 1"), nil); err != nil {
+			t.Fatal(err)
+		}
+		for rep := range 2 {
+			rec, err := s.PageDone(ctx, "r1", 0, runs.PageResult{Listed: 25, Skipped: map[string]int{jobs.SkipDuplicate: 5}, Batches: 2})
+			if err != nil || rec.Finished || rec.Newly != (rep == 0) {
+				t.Fatalf("page 0 rep %d: %+v, %v", rep, rec, err)
+			}
+			want := runs.PageView{State: jobs.StateRunning, Backlog: 2, Snapshot: []byte("page 1")}
+			if !reflect.DeepEqual(rec.Next, want) {
+				t.Fatalf("page 0 rep %d: next page's view %+v, want %+v", rep, rec.Next, want)
+			}
+			if v, err := s.ViewPage(ctx, "r1", 1); err != nil || !reflect.DeepEqual(v, want) {
+				t.Fatalf("ViewPage(1) = %+v, %v; PageDone said %+v", v, err, want)
 			}
 		}
 		// Page 1 is the last: 3 listed, 1 batch.
-		if _, fin, err := s.PageDone(ctx, "r1", 1, runs.PageResult{Listed: 3, Batches: 1, Last: true}); err != nil || fin {
-			t.Fatalf("page 1: fin=%v err=%v", fin, err)
+		if rec, err := s.PageDone(ctx, "r1", 1, runs.PageResult{Listed: 3, Batches: 1, Last: true}); err != nil || rec.Finished || !rec.Newly {
+			t.Fatalf("page 1: %+v, %v", rec, err)
+		}
+		if v, err := s.ViewPage(ctx, "r1", 0); err != nil || !v.Done || v.Snapshot != nil || v.Backlog != 3 {
+			t.Fatalf("ViewPage(0) after both pages = %+v, %v; want done, no snapshot, backlog 3", v, err)
 		}
 		outcomes := []struct {
 			seq int64
@@ -112,7 +129,7 @@ func TestFinalState(t *testing.T) {
 			if err := s.Create(ctx, newRun(id)); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := s.PageDone(ctx, id, 0, runs.PageResult{Listed: 2, Batches: 2, Last: true}); err != nil {
+			if _, err := s.PageDone(ctx, id, 0, runs.PageResult{Listed: 2, Batches: 2, Last: true}); err != nil {
 				t.Fatal(err)
 			}
 			for i, o := range tc.o {
@@ -155,14 +172,17 @@ func TestDedupeWindow(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		ctx := context.Background()
 		s := runs.New(b.Client, runs.Options{})
-		if _, err := s.SaveSnapshot(ctx, "d", 0, []byte("p0"), []string{"a", "b"}); err != nil {
+		if _, ours, err := s.SaveSnapshot(ctx, "d", 0, []byte("p0"), []string{"a", "b"}); err != nil || !ours {
+			t.Fatalf("first save: ours %v, %v", ours, err)
+		}
+		got, ours, err := s.SaveSnapshot(ctx, "d", 0, []byte("other"), []string{"z"})
+		if err != nil || ours || string(got) != "p0" {
+			t.Fatalf("second save returned %q, ours %v, %v; want the first", got, ours, err)
+		}
+		if _, _, err := s.SaveSnapshot(ctx, "d", 1, []byte("p1"), []string{"c"}); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.SaveSnapshot(ctx, "d", 0, []byte("other"), []string{"z"})
-		if err != nil || string(got) != "p0" {
-			t.Fatalf("second save returned %q, %v; want the first", got, err)
-		}
-		if _, err := s.SaveSnapshot(ctx, "d", 1, []byte("p1"), []string{"c"}); err != nil {
+		if _, _, err := s.SaveSnapshot(ctx, "d", 2, []byte("p2"), nil); err != nil {
 			t.Fatal(err)
 		}
 		seen, err := s.Seen(ctx, "d", 2, 2, []string{"a", "c", "z", "x"})
@@ -172,13 +192,18 @@ func TestDedupeWindow(t *testing.T) {
 		if want := []bool{true, true, false, false}; !equal(seen, want) {
 			t.Fatalf("seen %v, want %v", seen, want)
 		}
-		// Page 2 done with window 2: page 0's keys leave the window.
-		if err := s.DropPage(ctx, "d", 2, 2); err != nil {
+		// Page 2 recorded with window 2: page 0's keys leave the window,
+		// and page 2's snapshot is dropped (run "d" has no record: the
+		// drop happens all the same).
+		if _, err := s.PageDone(ctx, "d", 2, runs.PageResult{Window: 2}); err != nil {
 			t.Fatal(err)
 		}
 		seen, _ = s.Seen(ctx, "d", 3, 3, []string{"a", "c"})
 		if want := []bool{false, true}; !equal(seen, want) {
 			t.Fatalf("after drop: seen %v, want %v", seen, want)
+		}
+		if got, ours, err := s.SaveSnapshot(ctx, "d", 2, []byte("p2 again"), nil); err != nil || !ours || string(got) != "p2 again" {
+			t.Fatalf("page 2's snapshot was not dropped: save returned %q, ours %v, %v", got, ours, err)
 		}
 	})
 }

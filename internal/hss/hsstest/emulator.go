@@ -202,9 +202,6 @@ func (e *Emulator) SetScanned(key string, t time.Time) error { return e.inv.setS
 
 // ---- HTTP ----
 
-// Wire messages of the API gateway (APIGW) for authentication failures.
-const ()
-
 // Route names used in Stats.Routes.
 const (
 	routeCreate       = "create"
