@@ -16,6 +16,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/hss"
+
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // Task types.
@@ -126,7 +128,7 @@ func BatchTaskID(id string, p, i int) string {
 func DeferredID(id string, n int) string { return fmt.Sprintf("%s:d%d", id, n) }
 
 func newTask(typ string, payload any, opts ...asynq.Option) (*asynq.Task, error) {
-	data, err := json.Marshal(payload)
+	data, err := fastjson.Marshal(payload)
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s payload: %w", typ, err)
 	}

@@ -23,21 +23,18 @@ import (
 // dropped (skipped, reason cancelled); one of a run stopped for failing is
 // counted failed without a call.
 func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
-	r, err := h.runs.Get(ctx, b.RunID)
+	seq := int64(b.Page)*batchStride + int64(b.Index)
+	r, done, err := h.runs.GetForBatch(ctx, b.RunID, seq)
 	if errors.Is(err, runs.ErrNotFound) {
 		return nil
 	}
-	if err != nil {
+	if err != nil || done {
 		return err
 	}
-	seq := int64(b.Page)*batchStride + int64(b.Index)
 	id := jobs.BatchTaskID(r.ID, b.Page, b.Index)
 	n := len(b.Images)
 	if r.State.Final() {
 		return h.dropBatch(ctx, r, seq, n)
-	}
-	if done, err := h.runs.BatchIsDone(ctx, r.ID, seq); err != nil || done {
-		return err
 	}
 
 	waited, err := h.waitLimits(ctx, r, n)

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -13,6 +12,8 @@ import (
 	"github.com/scanq/scanq/internal/limit"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
+
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // maxListOffset is the largest offset the list APIs accept.
@@ -125,7 +126,7 @@ func (h *Handlers) resolvePage(ctx context.Context, r *jobs.Run, p int, v runs.P
 	}()
 	var snap snapshot
 	if v.Snapshot != nil {
-		if err := json.Unmarshal(v.Snapshot, &snap); err != nil {
+		if err := fastjson.Unmarshal(v.Snapshot, &snap); err != nil {
 			return step, fmt.Errorf("page %d of run %s: corrupt snapshot: %w", p, r.ID, err)
 		}
 	} else {
@@ -143,7 +144,7 @@ func (h *Handlers) resolvePage(ctx context.Context, r *jobs.Run, p int, v runs.P
 		if snap, err = h.resolve(ctx, r, p, l); err != nil {
 			return step, err
 		}
-		raw, err := json.Marshal(snap)
+		raw, err := fastjson.Marshal(snap)
 		if err != nil {
 			return step, err
 		}
@@ -154,7 +155,7 @@ func (h *Handlers) resolvePage(ctx context.Context, r *jobs.Run, p int, v runs.P
 		close(saved) // p's keys are in: p+1 may look for duplicates
 		if !ours {
 			snap = snapshot{}
-			if err := json.Unmarshal(stored, &snap); err != nil {
+			if err := fastjson.Unmarshal(stored, &snap); err != nil {
 				return step, fmt.Errorf("page %d of run %s: corrupt snapshot: %w", p, r.ID, err)
 			}
 		}
@@ -453,7 +454,7 @@ func firstNonEmpty(a, b string) string {
 }
 
 func newTask(typ string, payload any) (*asynq.Task, error) {
-	data, err := json.Marshal(payload)
+	data, err := fastjson.Marshal(payload)
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s payload: %w", typ, err)
 	}

@@ -9,7 +9,6 @@ package worker
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +21,8 @@ import (
 	"github.com/scanq/scanq/internal/metrics"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
+
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // HSS is the part of the HSS client the worker uses; *hss.Client has it.
@@ -145,7 +146,7 @@ func (h *Handlers) Mux() *asynq.ServeMux {
 func typed[T any](fn func(context.Context, T) error) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		var p T
-		if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		if err := fastjson.Unmarshal(t.Payload(), &p); err != nil {
 			return fmt.Errorf("decoding %s payload: %v: %w", t.Type(), err, asynq.SkipRetry)
 		}
 		return fn(ctx, p)

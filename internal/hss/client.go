@@ -3,7 +3,6 @@ package hss
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/scanq/scanq/internal/hss/signer"
+
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // DefaultTimeout bounds one API call when Config.Timeout is zero.
@@ -133,7 +134,7 @@ func (c *Client) CreateScanTask(ctx context.Context, req *CreateScanTaskRequest)
 	}
 	setString(q, "enterprise_project_id", r.EnterpriseProjectID)
 	var body bytes.Buffer
-	enc := json.NewEncoder(&body)
+	enc := fastjson.NewEncoder(&body)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(r.Body); err != nil {
 		return fmt.Errorf("hss: %s: encode body: %w", op, err)
@@ -186,7 +187,7 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 	if out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(data, out); err != nil {
+	if err := fastjson.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("hss: %s: decode response (request id %s): %w", cl.op, resp.Header.Get("X-Request-Id"), err)
 	}
 	return nil

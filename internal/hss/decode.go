@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // ParseError is a body that is not one JSON object: HSS's 400 HSS.0002.
@@ -81,6 +83,12 @@ func (e *UnknownFieldsError) Error() string {
 //     is none; untagged embedded structs are flattened as encoding/json does,
 //     and types with their own UnmarshalJSON decode themselves.
 func DecodeStrict(data []byte, v any, rejectUnknown bool) error {
+	d := strictDecoder{rejectUnknown: rejectUnknown}
+	// The common case, one valid object, checked by a fast validator; any
+	// other body takes encoding/json's way, for its errors.
+	if obj := bytes.Trim(data, " \t\r\n"); len(obj) > 0 && obj[0] == '{' && fastjson.Valid(obj) {
+		return d.object("", obj, reflect.ValueOf(v).Elem())
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var raw json.RawMessage
 	if err := dec.Decode(&raw); err != nil {
@@ -95,7 +103,6 @@ func DecodeStrict(data []byte, v any, rejectUnknown bool) error {
 	if raw[0] != '{' {
 		return &ParseError{Reason: "body is not a JSON object"}
 	}
-	d := strictDecoder{rejectUnknown: rejectUnknown}
 	return d.object("", raw, reflect.ValueOf(v).Elem())
 }
 

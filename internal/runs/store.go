@@ -19,6 +19,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/scanq/scanq/jobs"
+
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // Errors for control flow.
@@ -148,7 +150,7 @@ func (s *Store) Get(ctx context.Context, id string) (*jobs.Run, error) {
 
 func decode(id string, h map[string]string, errs []string) (*jobs.Run, error) {
 	var rec record
-	if err := json.Unmarshal([]byte(h["rec"]), &rec); err != nil {
+	if err := fastjson.Unmarshal([]byte(h["rec"]), &rec); err != nil {
 		return nil, fmt.Errorf("run %s: corrupt record: %w", id, err)
 	}
 	r := &jobs.Run{
@@ -474,10 +476,20 @@ func (s *Store) Backlog(ctx context.Context, id string) (int64, error) {
 	return n[0] - n[1] - n[2] - n[3], nil
 }
 
-// BatchIsDone reports whether batch seq of run id was recorded.
-func (s *Store) BatchIsDone(ctx context.Context, id string, seq int64) (bool, error) {
-	v, err := s.rdb.GetBit(ctx, s.batchesKey(id), seq).Result()
-	return v == 1, err
+// GetForBatch reads what a batch task needs in one round trip: run id
+// (without its last errors) and whether batch seq is recorded.
+func (s *Store) GetForBatch(ctx context.Context, id string, seq int64) (r *jobs.Run, done bool, err error) {
+	pipe := s.rdb.Pipeline()
+	h := pipe.HGetAll(ctx, s.key(id))
+	bit := pipe.GetBit(ctx, s.batchesKey(id), seq)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, false, fmt.Errorf("reading run %s: %w", id, err)
+	}
+	if len(h.Val()) == 0 {
+		return nil, false, fmt.Errorf("run %s: %w", id, ErrNotFound)
+	}
+	r, err = decode(id, h.Val(), nil)
+	return r, bit.Val() == 1, err
 }
 
 // State reads only the run's state.

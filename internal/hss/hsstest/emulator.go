@@ -16,6 +16,8 @@ import (
 
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/hss/signer"
+
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // Options configure an Emulator. The zero value is a valid, empty,
@@ -501,7 +503,7 @@ func (e *Emulator) taskDuration(images int, rateLimit *int32) time.Duration {
 func (e *Emulator) writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.WriteHeader(status)
-	if err := json.NewEncoder(w).Encode(v); err != nil {
+	if err := fastjson.NewEncoder(w).Encode(v); err != nil {
 		e.log.Debug("hss emulator: write response", "err", err)
 	}
 }
