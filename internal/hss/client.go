@@ -179,7 +179,7 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 		drain(resp.Body)
 		return apiErr
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	data, err := ReadBody(resp.Body, resp.ContentLength, maxResponseBody)
 	if err != nil {
 		return c.transportError(ctx, callCtx, cl.op, fmt.Errorf("read response: %w", err))
 	}

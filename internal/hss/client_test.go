@@ -1,6 +1,7 @@
 package hss
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -414,5 +415,31 @@ func TestCredentialsRedacted(t *testing.T) {
 	}
 	if want := "hss.Credentials{AK:set SK:set SecurityToken:unset AuthToken:set}"; creds.String() != want {
 		t.Errorf("String() = %q", creds.String())
+	}
+}
+
+func TestReadBody(t *testing.T) {
+	t.Parallel()
+	body := strings.Repeat("x", 5000)
+	for _, tc := range []struct {
+		name        string
+		size, limit int64
+		want        string
+	}{
+		{"declared size", 5000, 1 << 20, body},
+		{"unknown size", -1, 1 << 20, body},
+		{"declared size beyond the limit", 5000, 100, body[:100]},
+		{"size understated", 10, 1 << 20, body},
+		{"limit cuts", -1, 4999, body[:4999]},
+	} {
+		got, err := ReadBody(strings.NewReader(body), tc.size, tc.limit)
+		if err != nil || string(got) != tc.want {
+			t.Errorf("%s: read %d bytes, %v; want %d", tc.name, len(got), err, len(tc.want))
+		}
+	}
+	// A body of the declared size is read into one buffer of that size.
+	got, _ := ReadBody(strings.NewReader(body), 5000, 1<<20)
+	if c := cap(got); c != 5000+bytes.MinRead {
+		t.Errorf("buffer grew to %d bytes for a 5000-byte body", c)
 	}
 }

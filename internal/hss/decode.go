@@ -186,7 +186,7 @@ func (d strictDecoder) object(path string, data []byte, v reflect.Value) error {
 		if !ok || string(m.value) == "null" {
 			continue
 		}
-		if err := d.value(path+m.name, m.value, v.FieldByIndex(f.index), f.unmarshaler); err != nil {
+		if err := d.value(path, m.name, m.value, v.FieldByIndex(f.index), f.unmarshaler); err != nil {
 			return err
 		}
 	}
@@ -195,30 +195,32 @@ func (d strictDecoder) object(path string, data []byte, v reflect.Value) error {
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 
-func (d strictDecoder) value(path string, data []byte, v reflect.Value, unmarshaler bool) error {
+// value decodes the value of field name of the object at path (which ends
+// in "." unless empty); the field's full path is only built when needed.
+func (d strictDecoder) value(path, name string, data []byte, v reflect.Value, unmarshaler bool) error {
 	if unmarshaler {
 		if err := json.Unmarshal(data, v.Addr().Interface()); err != nil {
-			return &ValidationError{path, err.Error()}
+			return &ValidationError{path + name, err.Error()}
 		}
 		return nil
 	}
 	switch {
 	case v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Struct:
 		v.Set(reflect.New(v.Type().Elem()))
-		return d.object(path+".", data, v.Elem())
+		return d.object(path+name+".", data, v.Elem())
 	case v.Kind() == reflect.Struct:
-		return d.object(path+".", data, v)
+		return d.object(path+name+".", data, v)
 	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct:
 		items, ok := splitArray(data)
 		if !ok {
-			return &ValidationError{path, "must be an array, got " + describe(data)}
+			return &ValidationError{path + name, "must be an array, got " + describe(data)}
 		}
 		if len(items) == 0 {
 			return nil
 		}
 		v.Set(reflect.MakeSlice(v.Type(), len(items), len(items)))
 		for i, item := range items {
-			if err := d.object(path+"["+strconv.Itoa(i)+"].", item, v.Index(i)); err != nil {
+			if err := d.object(path+name+"["+strconv.Itoa(i)+"].", item, v.Index(i)); err != nil {
 				return err
 			}
 		}
@@ -228,7 +230,7 @@ func (d strictDecoder) value(path string, data []byte, v reflect.Value, unmarsha
 		return nil
 	}
 	if err := json.Unmarshal(data, v.Addr().Interface()); err != nil {
-		return &ValidationError{path, fmt.Sprintf("must be %s, got %s", jsonKind(v.Type()), describe(data))}
+		return &ValidationError{path + name, fmt.Sprintf("must be %s, got %s", jsonKind(v.Type()), describe(data))}
 	}
 	return nil
 }
@@ -378,17 +380,23 @@ func skipSpace(data []byte, i int) int {
 	return i
 }
 
-// skipString returns the index after the string literal starting at i.
+// skipString returns the index after the string literal starting at i:
+// after the first quote not escaped by an odd run of backslashes.
 func skipString(data []byte, i int) int {
-	for i++; i < len(data); i++ {
-		switch data[i] {
-		case '\\':
-			i++
-		case '"':
+	for i++; ; i++ {
+		j := bytes.IndexByte(data[i:], '"')
+		if j < 0 {
+			return len(data)
+		}
+		i += j
+		k := i
+		for data[k-1] == '\\' {
+			k--
+		}
+		if (i-k)%2 == 0 {
 			return i + 1
 		}
 	}
-	return i
 }
 
 // skipValue returns the index after the JSON value starting at i.

@@ -2,6 +2,7 @@ package runs
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strconv"
@@ -25,6 +26,14 @@ import (
 // image of a 2M-image run; an image that moves further than window pages
 // within one run is not caught.
 
+// member is what a page's set holds for image key k: 16 bytes of its
+// SHA-256, so that the sets cost the same whatever the keys' length
+// (registry keys run to a hundred bytes or more), in Redis and on the wire.
+func member(k string) string {
+	sum := sha256.Sum256([]byte(k))
+	return string(sum[:16])
+}
+
 // SaveSnapshot stores the result of page p and the keys of the images it
 // lists, unless a result is already stored, in one step. It returns the
 // stored result and whether that is the caller's (ours); otherwise another
@@ -33,7 +42,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, id string, p int, data []byte,
 	args := make([]any, 0, 2+len(keys))
 	args = append(args, data, s.retention.Milliseconds())
 	for _, k := range keys {
-		args = append(args, k)
+		args = append(args, member(k))
 	}
 	res, err := saveSnapshotScript.Run(ctx, s.rdb, []string{s.snapKey(id, p), s.seenKey(id, p)}, args...).Result()
 	if err != nil {
@@ -65,7 +74,7 @@ func (s *Store) Seen(ctx context.Context, id string, p, window int, keys []strin
 	}
 	members := make([]any, len(keys))
 	for i, k := range keys {
-		members[i] = k
+		members[i] = member(k)
 	}
 	pipe := s.rdb.Pipeline()
 	var cmds []*redis.BoolSliceCmd

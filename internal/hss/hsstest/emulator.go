@@ -304,7 +304,7 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, rid, route, 
 		e.writeError(w, rid, inj.status, inj.code, inj.msg)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	body, err := hss.ReadBody(r.Body, r.ContentLength, MaxBodyBytes+1)
 	if err != nil {
 		e.writeError(w, rid, http.StatusBadRequest, "APIGW.0201", "API request error.")
 		return
@@ -501,9 +501,16 @@ func (e *Emulator) taskDuration(images int, rateLimit *int32) time.Duration {
 }
 
 func (e *Emulator) writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := fastjson.Marshal(v)
+	if err != nil {
+		e.log.Error("hss emulator: encode response", "err", err)
+		status, body = http.StatusInternalServerError, []byte(`{"error_code":"HSS.1000","error_msg":"System error."}`)
+	}
+	body = append(body, '\n')
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	if err := fastjson.NewEncoder(w).Encode(v); err != nil {
+	if _, err := w.Write(body); err != nil {
 		e.log.Debug("hss emulator: write response", "err", err)
 	}
 }
