@@ -41,6 +41,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"github.com/scanq/scanq/internal/app"
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/limit"
@@ -67,6 +68,8 @@ const (
 )
 
 func BenchmarkRun100k(b *testing.B) {
+	// The runtime as `scanq worker` runs it, for every design alike.
+	gogc := app.TuneGC()
 	mini := os.Getenv(redistest.EnvURL) == ""
 	naiveN := benchImages
 	if mini {
@@ -127,7 +130,8 @@ func BenchmarkRun100k(b *testing.B) {
 	// benchmark's log); the table and verdicts to the log.
 	fmt.Printf("\n== BenchmarkRun100k: %d-image is_all run, rate_limit 0, batch %d, page %d, %d workers, worker.Config defaults (PagesAhead 4), no request rate limit\n",
 		benchImages, benchBatch, benchPage, benchWorkers)
-	fmt.Printf("Redis: %s. HSS emulator in this process, no added latency, GOMAXPROCS %d.\n", pipe.backend, runtime.GOMAXPROCS(0))
+	fmt.Printf("Redis: %s. HSS emulator in this process, no added latency, GOMAXPROCS %d, GOGC %d (scanq's default unless GOGC is set; every design runs with it).\n",
+		pipe.backend, runtime.GOMAXPROCS(0), gogc)
 	fmt.Printf("RSS is this process's peak (VmHWM, reset per phase): workers + emulator%s.\n", map[bool]string{true: " + miniredis", false: ""}[pipe.mini])
 	fmt.Printf("pipeline: %d pages, %d batches; Redis round trips per page task %.1f, per batch task %.1f, asynq's own (dequeue, done, polling, run start) %.1f per task\n",
 		pipe.pages, pipe.batches, pipe.perTask("page"), pipe.perTask("batch"), pipe.asynqPerTask())
@@ -1002,6 +1006,7 @@ const (
 // what Redis holds, against what a design that resolved everything up front
 // would hold.
 func BenchmarkBacklog1M(b *testing.B) {
+	app.TuneGC()
 	b.StopTimer()
 	for range b.N {
 		backlog1M(b)
