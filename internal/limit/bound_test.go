@@ -334,19 +334,32 @@ func TestImagesAcrossProcesses(t *testing.T) {
 			t.Fatal(err)
 		}
 		attempts := make([]attempt, len(raw))
-		perProc := make([]int, procs)
+		perProc, tried := make([]int, procs), make([]int, procs)
 		for i, s := range raw {
 			if attempts[i], err = parseAttempt(s); err != nil {
 				t.Fatalf("attempt %q: %v", s, err)
 			}
+			tried[attempts[i].proc]++
 			if attempts[i].allowed {
 				perProc[attempts[i].proc]++
 			}
 		}
-		for p, n := range perProc {
-			if n == 0 {
-				t.Errorf("process %d got no grant (grants per process %v): the run was not shared", p, perProc)
+		// Every process competed, and the grants went to more than one: the
+		// run was shared. Which process wins a slot is a race among
+		// processes that all wait for it; on a loaded machine (CI runs the
+		// packages in parallel, under -race) one of three can lose all of
+		// 18, so an even share is not asked for.
+		granted := 0
+		for p := range procs {
+			if tried[p] == 0 {
+				t.Errorf("process %d made no attempt (attempts per process %v)", p, tried)
 			}
+			if perProc[p] > 0 {
+				granted++
+			}
+		}
+		if granted < 2 {
+			t.Errorf("grants per process %v: one process took the whole run, it was not shared", perProc)
 		}
 		t.Logf("%s: %d processes, grants per process %v: %s", b, procs, perProc, checkBound(t, attempts))
 	})
