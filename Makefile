@@ -41,8 +41,10 @@ bench: ## run the benchmarks (figures and their baselines, measured in the same 
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 FUZZTIME ?= 30s
-# package:target for every parser of outside input.
-FUZZ_TARGETS = ./internal/hss:FuzzDecodeScanTaskBody ./internal/hss/signer:FuzzVerify \
+# package:target for every parser of outside input, and the single-pass
+# request decoder against its reference.
+FUZZ_TARGETS = ./internal/hss:FuzzDecodeScanTaskBody ./internal/hss:FuzzDecodeStrictMatchesReference \
+	./internal/hss/signer:FuzzVerify \
 	./internal/api:FuzzHSSCompatibleDecode ./internal/hss/hsstest:FuzzEmulatorCreate \
 	./configs:FuzzLoad ./scheduler:FuzzParse
 
