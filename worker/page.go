@@ -77,7 +77,7 @@ func (h *Handlers) handlePage(ctx context.Context, p jobs.PagePayload) error {
 			step = pageStep{}
 			continue // a task delivered again resumes after what it had done
 		}
-		step, err = h.resolvePage(ctx, r, page, *v, step.next, h.now().Sub(start) < pageBudget)
+		step, err = h.resolvePage(ctx, r, page, *v, step, h.now().Sub(start) < pageBudget)
 		var we *limit.WaitError
 		switch {
 		case errors.As(err, &we):
@@ -102,9 +102,10 @@ func (h *Handlers) handlePage(ctx context.Context, p jobs.PagePayload) error {
 
 // pageStep is what resolving page p leaves for page p+1.
 type pageStep struct {
-	last bool           // p was the last page
-	next *prefetch      // p+1's listing, under way; nil if not started
-	view *runs.PageView // p+1's view as recording p left it
+	last  bool           // p was the last page
+	next  *prefetch      // p+1's listing, under way; nil if not started
+	view  *runs.PageView // p+1's view as recording p left it
+	total int64          // how many images p's listing said there are; 0: unknown
 }
 
 // resolvePage resolves page p of a run. In order, each step idempotent:
@@ -112,11 +113,13 @@ type pageStep struct {
 // the page once and save the result, enqueue its batches under stable ids,
 // record the page's counts once.
 //
-// pre, when not nil, is page p's listing already under way. When goOn
-// allows and the next page will not have to wait for the backlog, the next
-// page's listing starts as soon as p's is in, so that it overlaps p's
-// bookkeeping.
-func (h *Handlers) resolvePage(ctx context.Context, r *jobs.Run, p int, v runs.PageView, pre *prefetch, goOn bool) (step pageStep, err error) {
+// prev is what the page before left: p's listing may be under way already.
+// When goOn allows and the next page will not have to wait for the backlog,
+// the next page's listing starts early, so that it overlaps p's listing and
+// bookkeeping: as p starts when the listing before says there is a page
+// after p, else as soon as p's own listing is in.
+func (h *Handlers) resolvePage(ctx context.Context, r *jobs.Run, p int, v runs.PageView, prev pageStep, goOn bool) (step pageStep, err error) {
+	pre := prev.next
 	defer pre.cancel() // if it was not used
 	defer func() {
 		if err != nil {
@@ -136,9 +139,14 @@ func (h *Handlers) resolvePage(ctx context.Context, r *jobs.Run, p int, v runs.P
 		if pre == nil {
 			pre = h.startList(ctx, r, p, nil)
 		}
-		l := pre.wait()
 		saved := make(chan struct{})
-		if goOn && l.err == nil && !l.last && v.Backlog+int64(h.batchesPerPage(r)) < h.maxBacklog(r) {
+		ahead := goOn && v.Backlog+int64(h.batchesPerPage(r)) < h.maxBacklog(r)
+		if ahead && int64(p+1)*int64(h.cfg.PageSize) < prev.total {
+			step.next = h.startList(ctx, r, p+1, saved)
+		}
+		l := pre.wait()
+		step.total = l.expected
+		if ahead && step.next == nil && l.err == nil && !l.last {
 			step.next = h.startList(ctx, r, p+1, saved)
 		}
 		if snap, err = h.resolve(ctx, r, p, l); err != nil {
