@@ -88,18 +88,18 @@ type BatchPayload struct {
 
 // NewRunTask builds the task that starts run id on queue.
 func NewRunTask(id, queue string) (*asynq.Task, error) {
-	return newTask(TypeRun, RunPayload{RunID: id}, asynq.Queue(queue), asynq.TaskID(RunTaskID(id)), asynq.MaxRetry(25))
+	return NewTask(TypeRun, RunPayload{RunID: id}, asynq.Queue(queue), asynq.TaskID(RunTaskID(id)), asynq.MaxRetry(25))
 }
 
 // NewPageTask builds the task that resolves page p of run id.
 func NewPageTask(id string, p int, queue string) (*asynq.Task, error) {
-	return newTask(TypePage, PagePayload{RunID: id, Page: p}, asynq.Queue(queue), asynq.TaskID(PageTaskID(id, p)), asynq.MaxRetry(25))
+	return NewTask(TypePage, PagePayload{RunID: id, Page: p}, asynq.Queue(queue), asynq.TaskID(PageTaskID(id, p)), asynq.MaxRetry(25))
 }
 
 // NewBatchTask builds the task that submits one batch; maxRetry is the
 // number of retries of transient HSS failures.
 func NewBatchTask(b BatchPayload, queue string, maxRetry int) (*asynq.Task, error) {
-	return newTask(TypeBatch, b, asynq.Queue(queue), asynq.TaskID(BatchTaskID(b.RunID, b.Page, b.Index)), asynq.MaxRetry(maxRetry))
+	return NewTask(TypeBatch, b, asynq.Queue(queue), asynq.TaskID(BatchTaskID(b.RunID, b.Page, b.Index)), asynq.MaxRetry(maxRetry))
 }
 
 // NotifyPayload is the payload of TypeNotify. The webhook's URL and secret
@@ -111,7 +111,7 @@ type NotifyPayload struct {
 // NewNotifyTask builds the task that reports run id's end to the webhook,
 // once per run (its id is the run's), retried up to maxRetry times.
 func NewNotifyTask(id string, maxRetry int) (*asynq.Task, error) {
-	return newTask(TypeNotify, NotifyPayload{RunID: id}, asynq.Queue(QueueDefault), asynq.TaskID("notify:"+id),
+	return NewTask(TypeNotify, NotifyPayload{RunID: id}, asynq.Queue(QueueDefault), asynq.TaskID("notify:"+id),
 		asynq.MaxRetry(maxRetry), asynq.Retention(24*time.Hour))
 }
 
@@ -127,7 +127,9 @@ func BatchTaskID(id string, p, i int) string {
 // DeferredID is the id of the n-th deferred copy of the task with id.
 func DeferredID(id string, n int) string { return fmt.Sprintf("%s:d%d", id, n) }
 
-func newTask(typ string, payload any, opts ...asynq.Option) (*asynq.Task, error) {
+// NewTask builds a task of type typ with payload as its JSON; every scanq
+// task is made here, so payloads are encoded one way.
+func NewTask(typ string, payload any, opts ...asynq.Option) (*asynq.Task, error) {
 	data, err := fastjson.Marshal(payload)
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s payload: %w", typ, err)
@@ -213,7 +215,7 @@ type ImageBatchPayload struct {
 // NewImageTask builds the task of one ad-hoc image, grouped with others
 // of the same params on target.
 func NewImageTask(p ImagePayload, target, queue string) (*asynq.Task, error) {
-	return newTask(TypeImage, p, asynq.Queue(queue), asynq.Group(p.Params.Group(target)), asynq.MaxRetry(0))
+	return NewTask(TypeImage, p, asynq.Queue(queue), asynq.Group(p.Params.Group(target)), asynq.MaxRetry(0))
 }
 
 // ImageTicket is the record of one ad-hoc image: which batch carried it

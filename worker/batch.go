@@ -46,7 +46,7 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 		retried, _ := asynq.GetRetryCount(ctx)
 		b.Failures += retried
 		b.Deferred++
-		t, err := newTask(jobs.TypeBatch, b)
+		t, err := jobs.NewTask(jobs.TypeBatch, b)
 		if err != nil {
 			return err
 		}

@@ -77,7 +77,7 @@ func (h *Handlers) handleImageBatch(ctx context.Context, b jobs.ImageBatchPayloa
 			rest.Items = pendingFrom(pending, items)
 			rest.Failures += retried
 			rest.Deferred++
-			t, err := newTask(jobs.TypeImageBatch, rest)
+			t, err := jobs.NewTask(jobs.TypeImageBatch, rest)
 			if err != nil {
 				return err
 			}

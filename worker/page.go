@@ -84,7 +84,7 @@ func (h *Handlers) handlePage(ctx context.Context, p jobs.PagePayload) error {
 			// Submission is far behind, or the target is throttled: hand the
 			// page back as a scheduled task, not a failure.
 			next := jobs.PagePayload{RunID: r.ID, Page: page, Deferred: p.Deferred + 1}
-			t, terr := newTask(jobs.TypePage, next)
+			t, terr := jobs.NewTask(jobs.TypePage, next)
 			if terr != nil {
 				return terr
 			}
@@ -459,12 +459,4 @@ func firstNonEmpty(a, b string) string {
 		return a
 	}
 	return b
-}
-
-func newTask(typ string, payload any) (*asynq.Task, error) {
-	data, err := fastjson.Marshal(payload)
-	if err != nil {
-		return nil, fmt.Errorf("encoding %s payload: %w", typ, err)
-	}
-	return asynq.NewTask(typ, data), nil
 }
