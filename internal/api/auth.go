@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/hss/signer"
 )
 
@@ -164,9 +165,10 @@ func (h *Handler) requireAuth(next http.Handler, browser bool) http.Handler {
 	})
 }
 
-// readBody reads the whole body within limit: 413 beyond it.
+// readBody reads the whole body within limit: 413 beyond it. The reader
+// stops one byte past the limit, which is where MaxBytesReader reports it.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *requestError) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	b, err := hss.ReadBody(http.MaxBytesReader(w, r.Body, limit), r.ContentLength, limit+1)
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, &requestError{status: http.StatusRequestEntityTooLarge, code: codeBodyTooLarge,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"sync"
@@ -491,4 +492,25 @@ func TestStartFailure(t *testing.T) {
 
 	e.starter.Client = good
 	createdRun(t, e.do(t, call{method: "POST", path: "/api/v1/runs", body: `{"is_all":true}`, header: h}), http.StatusAccepted)
+}
+
+// TestReadBodyLimit: a body of exactly the limit is read whole; one byte
+// more is 413.
+func TestReadBodyLimit(t *testing.T) {
+	t.Parallel()
+	const limit = 64
+	for _, tc := range []struct {
+		size       int
+		wantStatus int // 0: read
+	}{{limit - 1, 0}, {limit, 0}, {limit + 1, http.StatusRequestEntityTooLarge}, {10 * limit, http.StatusRequestEntityTooLarge}} {
+		body := strings.Repeat("x", tc.size)
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+		b, rerr := readBody(httptest.NewRecorder(), r, limit)
+		switch {
+		case tc.wantStatus == 0 && (rerr != nil || string(b) != body):
+			t.Errorf("%d-byte body: read %d bytes, %+v; want it whole", tc.size, len(b), rerr)
+		case tc.wantStatus != 0 && (rerr == nil || rerr.status != tc.wantStatus):
+			t.Errorf("%d-byte body: %+v, want status %d", tc.size, rerr, tc.wantStatus)
+		}
+	}
 }
