@@ -128,7 +128,7 @@ func BenchmarkRun100k(b *testing.B) {
 
 	// Details go to stdout (the testing package keeps only 10 lines of a
 	// benchmark's log); the table and verdicts to the log.
-	fmt.Printf("\n== BenchmarkRun100k: %d-image is_all run, rate_limit 0, batch %d, page %d, %d workers, worker.Config defaults (PagesAhead 4), no request rate limit\n",
+	fmt.Printf("\n== BenchmarkRun100k: %d-image is_all run, rate_limit 0, batch %d, page %d, %d workers, worker.Config defaults (PagesAhead 4, Slots = the 10 workers), no request rate limit\n",
 		benchImages, benchBatch, benchPage, benchWorkers)
 	fmt.Printf("Redis: %s. HSS emulator in this process, no added latency, GOMAXPROCS %d, GOGC %d (scanq's default unless GOGC is set; every design runs with it).\n",
 		pipe.backend, runtime.GOMAXPROCS(0), gogc)
@@ -719,6 +719,9 @@ func startBenchWorker(b *testing.B, be *benchBackend, client *hss.Client, cfg wo
 	b.Cleanup(func() { _ = ac.Close() })
 	store := runs.New(be.Client, runs.Options{Retention: time.Hour})
 	api := &timedHSS{HSS: client}
+	if cfg.Slots == 0 {
+		cfg.Slots = benchWorkers // as the app sets it from worker.concurrency
+	}
 	h := worker.New(cfg, worker.Target{ProjectID: project, RequestRate: 0},
 		worker.Deps{Runs: store, HSS: api, Limiter: limit.New(be.Client, limit.Options{}), Client: ac})
 	scfg := h.ServerConfig(worker.ServerOptions{Concurrency: benchWorkers, Queues: queues, PollInterval: time.Second,
@@ -994,7 +997,7 @@ const (
 	// period 360x shorter, the default 5s would be half the period: every
 	// worker slot would sleep on a reserved slot (a batch goes every 170ms)
 	// and the page task would wait for a free slot, so the backlog would be
-	// bounded by the 10 slots instead of PagesAhead. 1s keeps batches
+	// bounded by the slots' turnover instead of the lookahead. 1s keeps batches
 	// waiting in process for a few slots at most, as 5s does in a 1h period,
 	// and stays above twice the 1s poll interval, so batches deferred to the
 	// schedule come back before their slot opens.
@@ -1018,7 +1021,7 @@ func backlog1M(b *testing.B) {
 	be := newBenchBackend(b)
 	emu, client := benchEmulator(b, backlogImages)
 	w := startBenchWorker(b, be, client, worker.Config{RatePeriod: backlogPeriod, MaxInlineWait: backlogInlineWait}, nil)
-	cfgPagesAhead := 4 // worker.Config's default, which the worker runs with
+	cfgPagesAhead, cfgSlots := 4, benchWorkers // worker.Config's defaults, which the worker runs with
 
 	resetPeakRSS()
 	sampler := startSampler(ctx, be, true)
@@ -1085,9 +1088,9 @@ func backlog1M(b *testing.B) {
 	fmt.Printf("RSS peak of this process: %s\n", fmtBytes(rss))
 
 	var out strings.Builder
-	fmt.Fprintf(&out, "after %s: pages_done %d of %d (%d images listed), batches enqueued %d, submitted %d (%d images), backlog %d batches (a page is listed only while the backlog is under %d pages x %d batches = %d; it then adds its own %d)\n",
+	fmt.Fprintf(&out, "after %s: pages_done %d of %d (%d images listed), batches enqueued %d, submitted %d (%d images), backlog %d batches (a page is listed only while the backlog is under %d pages x %d batches + %d slots = %d; it then adds its own %d)\n",
 		backlogWindow, c.PagesDone, (backlogImages+benchPage-1)/benchPage, c.ImagesTotal, c.BatchesTotal, c.BatchesSubmitted, c.ImagesSubmitted, backlog,
-		cfgPagesAhead, perPage, cfgPagesAhead*perPage, perPage)
+		cfgPagesAhead, perPage, cfgSlots, cfgPagesAhead*perPage+cfgSlots, perPage)
 	fmt.Fprintf(&out, "images submitted to HSS: %d (budget %d per %s)\n", stats.ImagesAccepted, backlogRate, backlogPeriod)
 	mem := "n/a (miniredis)"
 	switch {

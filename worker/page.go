@@ -293,14 +293,19 @@ func (h *Handlers) batchesPerPage(r *jobs.Run) int {
 }
 
 // maxBacklog is how many of a run's batches may be enqueued and unfinished
-// before resolution waits: PagesAhead pages' worth.
+// before resolution waits: PagesAhead pages' worth waiting in the queue, on
+// top of the Slots batches a worker runs at once. Unfinished includes the
+// batches being submitted; without the slots, a run whose PagesAhead pages
+// hold fewer batches than a worker has slots (4 pages of 2 batches of 100,
+// against 10 slots) could never use the worker's slots, and its queue
+// would run dry whenever the worker sleeps between polls.
 func (h *Handlers) maxBacklog(r *jobs.Run) int64 {
-	return int64(h.cfg.PagesAhead * h.batchesPerPage(r))
+	return int64(h.cfg.PagesAhead*h.batchesPerPage(r) + h.cfg.Slots)
 }
 
-// waitBacklog holds resolution back while the run has more than PagesAhead
-// pages' worth of batches enqueued and not finished, so that a rate-limited
-// run over a huge registry keeps only a few pages of images in Redis.
+// waitBacklog holds resolution back while the run has more than maxBacklog
+// batches enqueued and not finished, so that a rate-limited run over a huge
+// registry keeps only a few pages of images in Redis.
 func (h *Handlers) waitBacklog(ctx context.Context, r *jobs.Run, backlog int64) error {
 	maxBacklog := h.maxBacklog(r)
 	if backlog < maxBacklog {

@@ -48,6 +48,7 @@ type Target struct {
 type Config struct {
 	PageSize      int           // images per list call; 200
 	PagesAhead    int           // listing stays at most this many pages ahead of submission; 4
+	Slots         int           // batches one worker process runs at once (its concurrency); 10
 	DedupeWindow  int           // pages an image key is remembered for; 5
 	RatePeriod    time.Duration // rate_limit's window; 1h
 	MaxInlineWait time.Duration // longer limiter waits go back to the queue; 5s
@@ -69,6 +70,7 @@ func (c *Config) defaults() {
 	}
 	def(&c.PageSize, 200)
 	def(&c.PagesAhead, 4)
+	def(&c.Slots, 10)
 	def(&c.DedupeWindow, 5)
 	def(&c.MaxAttempts, 8)
 	defD(&c.RatePeriod, time.Hour)

@@ -94,7 +94,7 @@ func (a *App) Demo() bool { return a.Redis.Mini != nil || a.Emulator != nil }
 func (a *App) Handlers() *worker.Handlers {
 	c := a.Cfg
 	return worker.New(worker.Config{
-		PageSize: c.Scan.PageSize, PagesAhead: c.Scan.PagesAhead, DedupeWindow: c.Scan.DedupeWindowPages,
+		PageSize: c.Scan.PageSize, PagesAhead: c.Scan.PagesAhead, Slots: c.Worker.Concurrency, DedupeWindow: c.Scan.DedupeWindowPages,
 		RatePeriod: c.Scan.RatePeriod, MaxInlineWait: c.Worker.MaxInlineWait,
 		MaxAttempts: c.Retry.MaxAttempts, RetryBase: c.Retry.Base, RetryCap: c.Retry.Cap,
 	}, worker.Target{

@@ -1,0 +1,74 @@
+package worker_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/hss/hsstest"
+	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/jobs"
+	"github.com/scanq/scanq/worker"
+)
+
+// heldCreates holds every submission until released.
+type heldCreates struct {
+	worker.HSS
+	release chan struct{}
+}
+
+func (h heldCreates) CreateScanTask(ctx context.Context, req *hss.CreateScanTaskRequest) error {
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return h.HSS.CreateScanTask(ctx, req)
+}
+
+// TestLookaheadIsBounded: with no batch able to finish, a run lists pages
+// while fewer than PagesAhead pages' worth of batches plus the worker's
+// slots are enqueued and unfinished, and then stops: the backlog settles at
+// the first whole page at or over that bound, and stays there.
+func TestLookaheadIsBounded(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		const (
+			pagesAhead, slots, batch = 2, 4, 10
+			perPage                  = 200 / batch
+			bound                    = pagesAhead*perPage + slots              // 44
+			want                     = (bound + perPage - 1) / perPage * perPage // 60: three pages
+		)
+		held := heldCreates{release: make(chan struct{})}
+		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 6000}, cfg: worker.Config{PagesAhead: pagesAhead, Slots: slots},
+			wrap: func(h worker.HSS) worker.HSS { held.HSS = h; return held }})
+		var once sync.Once
+		release := func() { once.Do(func() { close(held.release) }) }
+		t.Cleanup(release) // before the worker shuts down
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{BatchSize: batch})
+
+		backlog := func() int64 {
+			n, err := e.store.Backlog(t.Context(), r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		var n int64
+		for deadline := time.Now().Add(10 * time.Second); n < want && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			n = backlog()
+		}
+		// Long enough for the page task to go past its inline wait and
+		// come back, had it not stopped.
+		time.Sleep(1500 * time.Millisecond)
+		if n = backlog(); n != want {
+			t.Fatalf("backlog %d batches, want %d: the lookahead is %d pages of %d batches plus %d slots = %d, and a page adds its %d",
+				n, want, pagesAhead, perPage, slots, bound, perPage)
+		}
+		release()
+		if err := e.store.Stop(t.Context(), r.ID, jobs.StateCancelled, "test over"); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
