@@ -41,14 +41,16 @@ const pageBudget = 10 * time.Second
 // handlePage resolves a run's pages into batches, starting at page p and
 // going on inline with the pages after it while submission keeps up.
 // Chaining one task per page costs a queue round trip (and asynq's fetch
-// sleep) for every 200 images; resolving in a loop does not. While one page
-// is being recorded, the next one is already being listed (see prefetch),
-// and recording a page reads what the next one needs (runs.Recorded).
+// sleep) for every 200 images; resolving in a loop does not.
 //
-// Each page is resolved by steps that are idempotent on their own (see
-// resolvePage), and a page already recorded is skipped by way of the run's
-// page bitmap, so a task delivered again after a crash resumes at the first
-// page not yet recorded.
+// A page goes through two stages, each idempotent on its own: resolving
+// (list it once, filter it, save the result and the page's keys) and
+// recording (enqueue its batches under stable ids, record its counts once).
+// The loop overlaps them across pages: page p is recorded in the
+// background while p+1 is resolved, and p+2 is listed meanwhile (see
+// prefetch). Pages are saved in order and recorded in order, so a task
+// delivered again after a crash resumes at the first page not recorded,
+// re-using every result already saved.
 func (h *Handlers) handlePage(ctx context.Context, p jobs.PagePayload) error {
 	r, err := h.runs.Get(ctx, p.RunID)
 	if errors.Is(err, runs.ErrNotFound) {
@@ -57,32 +59,48 @@ func (h *Handlers) handlePage(ctx context.Context, p jobs.PagePayload) error {
 	if err != nil {
 		return err
 	}
-	var step pageStep // what resolving the page before left for this one
-	defer func() { step.next.cancel() }()
-	start := h.now()
+	l := &pageLoop{h: h, r: r, start: h.now()}
+	return l.run(ctx, p)
+}
+
+// pageLoop is one page task's pass over a run's pages.
+type pageLoop struct {
+	h     *Handlers
+	r     *jobs.Run
+	start time.Time
+
+	next  *prefetch  // the next page's listing, under way; nil if not started
+	total int64      // images the last listing said there are; 0: unknown
+	rec   *recording // the page being recorded, in the background
+	// backlog is the run's batches enqueued and unfinished, as far as the
+	// loop knows: the last count read, plus the batches of every page
+	// saved since that the count may not include. It can only be high.
+	backlog int64
+	// known: the backlog and the run's state are known without asking
+	// (false at the start, and after a page turned out recorded already).
+	known bool
+}
+
+// run resolves pages from p.Page on. It returns only when nothing of the
+// task is left running: no listing, no recording.
+func (l *pageLoop) run(ctx context.Context, p jobs.PagePayload) (err error) {
+	h, r := l.h, l.r
+	defer func() {
+		l.next.cancel()
+		if rerr := l.settle(); err == nil {
+			err = rerr
+		}
+	}()
 	for page := p.Page; ; page++ {
-		v := step.view
-		if v == nil {
-			view, err := h.runs.ViewPage(ctx, r.ID, page)
-			if err != nil && !errors.Is(err, runs.ErrNotFound) {
-				return err
-			}
-			v = &view
-		}
-		if v.State == "" || v.State.Final() {
-			return nil // the run is gone or over
-		}
-		if v.Done {
-			step.next.cancel()
-			step = pageStep{}
-			continue // a task delivered again resumes after what it had done
-		}
-		step, err = h.resolvePage(ctx, r, page, *v, step, h.now().Sub(start) < pageBudget)
+		snap, st, err := l.resolve(ctx, page, h.now().Sub(l.start) < pageBudget)
 		var we *limit.WaitError
 		switch {
 		case errors.As(err, &we):
 			// Submission is far behind, or the target is throttled: hand the
 			// page back as a scheduled task, not a failure.
+			if err := l.settle(); err != nil {
+				return err
+			}
 			next := jobs.PagePayload{RunID: r.ID, Page: page, Deferred: p.Deferred + 1}
 			t, terr := jobs.NewTask(jobs.TypePage, next)
 			if terr != nil {
@@ -92,91 +110,201 @@ func (h *Handlers) handlePage(ctx context.Context, p jobs.PagePayload) error {
 			return h.deferTask(ctx, t, r.Queue, jobs.DeferredID(jobs.PageTaskID(r.ID, page), next.Deferred), we.Delay, 25)
 		case err != nil:
 			return err
-		case step.last:
+		case st == pageRecorded:
+			continue // a task delivered again resumes after what it had done
+		case st == runOver:
 			return nil
-		case h.now().Sub(start) > pageBudget:
+		}
+		// Pages are recorded in order: p's batches after p-1's record.
+		if err := l.settle(); err != nil {
+			return err
+		}
+		l.rec = h.startRecord(ctx, r, page, snap)
+		switch {
+		case snap.Last:
+			return nil
+		case h.now().Sub(l.start) > pageBudget:
+			if err := l.settle(); err != nil {
+				return err
+			}
 			return h.enqueue(ctx, built(jobs.NewPageTask(r.ID, page+1, r.Queue)))
 		}
 	}
 }
 
-// pageStep is what resolving page p leaves for page p+1.
-type pageStep struct {
-	last  bool           // p was the last page
-	next  *prefetch      // p+1's listing, under way; nil if not started
-	view  *runs.PageView // p+1's view as recording p left it
-	total int64          // how many images p's listing said there are; 0: unknown
-}
+// pageState is where resolving a page left it.
+type pageState int
 
-// resolvePage resolves page p of a run. In order, each step idempotent:
-// wait until submission is close enough behind (bounded lookahead), list
-// the page once and save the result, enqueue its batches under stable ids,
-// record the page's counts once.
-//
-// prev is what the page before left: p's listing may be under way already.
-// When goOn allows and the next page will not have to wait for the backlog,
-// the next page's listing starts early, so that it overlaps p's listing and
-// bookkeeping: as p starts when the listing before says there is a page
-// after p, else as soon as p's own listing is in.
-func (h *Handlers) resolvePage(ctx context.Context, r *jobs.Run, p int, v runs.PageView, prev pageStep, goOn bool) (step pageStep, err error) {
-	pre := prev.next
+const (
+	pageSaved    pageState = iota // its result is saved: record it
+	pageRecorded                  // it was recorded already
+	runOver                       // the run is over or gone
+)
+
+// resolve brings page p to a saved result: the one saved already, or a
+// listing of the page, filtered and saved. When goOn allows and the next page
+// will not have to wait for the backlog, the next page's listing starts
+// early: as p starts when the listing before says there is a page after p,
+// else as soon as p's own listing is in.
+func (l *pageLoop) resolve(ctx context.Context, p int, goOn bool) (snap snapshot, st pageState, err error) {
+	h, r := l.h, l.r
+	pre := l.next
+	l.next = nil
 	defer pre.cancel() // if it was not used
 	defer func() {
-		if err != nil {
-			step.next.cancel()
-			step.next = nil
+		if err != nil || st != pageSaved {
+			l.next.cancel()
+			l.next = nil
 		}
 	}()
-	var snap snapshot
-	if v.Snapshot != nil {
-		if err := fastjson.Unmarshal(v.Snapshot, &snap); err != nil {
-			return step, fmt.Errorf("page %d of run %s: corrupt snapshot: %w", p, r.ID, err)
+	if !l.known {
+		// Nothing known of p: read its view (a task's first page, or after
+		// pages recorded already), and settle the recording before, so the
+		// backlog read is exact.
+		if err := l.settle(); err != nil {
+			return snap, 0, err
 		}
-	} else {
-		if err := h.waitBacklog(ctx, r, v.Backlog); err != nil {
-			return step, err
+		v, err := h.runs.ViewPage(ctx, r.ID, p)
+		switch {
+		case errors.Is(err, runs.ErrNotFound) || (err == nil && v.State.Final()):
+			return snap, runOver, nil
+		case err != nil:
+			return snap, 0, err
+		case v.Done:
+			return snap, pageRecorded, nil
 		}
-		if pre == nil {
-			pre = h.startList(ctx, r, p, nil)
-		}
-		saved := make(chan struct{})
-		ahead := goOn && v.Backlog+int64(h.batchesPerPage(r)) < h.maxBacklog(r)
-		if ahead && int64(p+1)*int64(h.cfg.PageSize) < prev.total {
-			step.next = h.startList(ctx, r, p+1, saved)
-		}
-		l := pre.wait()
-		step.total = l.expected
-		if ahead && step.next == nil && l.err == nil && !l.last {
-			step.next = h.startList(ctx, r, p+1, saved)
-		}
-		if snap, err = h.resolve(ctx, r, p, l); err != nil {
-			return step, err
-		}
-		raw, err := fastjson.Marshal(snap)
-		if err != nil {
-			return step, err
-		}
-		stored, ours, err := h.runs.SaveSnapshot(ctx, r.ID, p, raw, snap.keys)
-		if err != nil {
-			return step, err
-		}
-		close(saved) // p's keys are in: p+1 may look for duplicates
-		if !ours {
-			snap = snapshot{}
-			if err := fastjson.Unmarshal(stored, &snap); err != nil {
-				return step, fmt.Errorf("page %d of run %s: corrupt snapshot: %w", p, r.ID, err)
+		l.known, l.backlog = true, v.Backlog
+		if v.Snapshot != nil {
+			if err := fastjson.Unmarshal(v.Snapshot, &snap); err != nil {
+				return snap, 0, fmt.Errorf("page %d of run %s: corrupt snapshot: %w", p, r.ID, err)
 			}
-		}
-		if snap.Failed != nil {
-			if err := h.runs.AddError(ctx, r.ID, *snap.Failed); err != nil {
-				return step, err
-			}
+			l.backlog += int64(l.batchesOf(snap))
+			return snap, pageSaved, l.addFailure(ctx, snap)
 		}
 	}
 
+	maxBacklog := h.maxBacklog(r)
+	if l.backlog >= maxBacklog {
+		// Wait on counts read after every page of this task is recorded.
+		if err := l.settle(); err != nil {
+			return snap, 0, err
+		}
+		if l.backlog, err = h.waitBacklog(ctx, r); err != nil {
+			return snap, 0, err
+		}
+	}
+	if pre == nil {
+		pre = h.startList(ctx, r, p, nil)
+	}
+	saved := make(chan struct{})
+	ahead := goOn && l.backlog+int64(h.batchesPerPage(r)) < maxBacklog
+	if ahead && int64(p+1)*int64(h.cfg.PageSize) < l.total {
+		l.next = h.startList(ctx, r, p+1, saved)
+	}
+	lst := pre.wait()
+	l.total = lst.expected
+	if ahead && l.next == nil && lst.err == nil && !lst.last {
+		l.next = h.startList(ctx, r, p+1, saved)
+	}
+	if snap, err = h.filter(ctx, r, p, lst); err != nil {
+		return snap, 0, err
+	}
+	raw, err := fastjson.Marshal(snap)
+	if err != nil {
+		return snap, 0, err
+	}
+	unrecorded := l.recording() // batches the count read below may miss
+	res, err := h.runs.SaveSnapshot(ctx, r.ID, p, raw, snap.keys)
+	if err != nil {
+		return snap, 0, err
+	}
+	close(saved) // p's keys are in: p+1 may look for duplicates
+	switch res.Outcome {
+	case runs.Ended:
+		return snap, runOver, nil
+	case runs.Recorded:
+		l.known = false
+		return snap, pageRecorded, nil
+	case runs.Existing:
+		// Another delivery of this task saved p first: its result stands
+		// (and its keys are the ones the next page looks up).
+		snap = snapshot{}
+		if err := fastjson.Unmarshal(res.Snapshot, &snap); err != nil {
+			return snap, 0, fmt.Errorf("page %d of run %s: corrupt snapshot: %w", p, r.ID, err)
+		}
+	}
+	l.backlog = res.View.Backlog + unrecorded + int64(l.batchesOf(snap))
+	return snap, pageSaved, l.addFailure(ctx, snap)
+}
+
+// addFailure keeps the error that ended a page's listing among the run's.
+func (l *pageLoop) addFailure(ctx context.Context, snap snapshot) error {
+	if snap.Failed == nil {
+		return nil
+	}
+	return l.h.runs.AddError(ctx, l.r.ID, *snap.Failed)
+}
+
+// batchesOf is how many batches snap adds to the run's backlog: none in a
+// dry run, whose batches are counted finished as they are counted.
+func (l *pageLoop) batchesOf(snap snapshot) int {
+	if l.r.Options.DryRun {
+		return 0
+	}
+	return (len(snap.Images) + l.r.BatchSize - 1) / l.r.BatchSize
+}
+
+// recording is one page's record stage, under way in its own goroutine.
+type recording struct {
+	batches int64 // the page's batches, which the run's counts lack until done
+	done    chan struct{}
+	err     error
+}
+
+// recording returns the batches of the page being recorded, if it is not
+// recorded yet.
+func (l *pageLoop) recording() int64 {
+	if l.rec == nil {
+		return 0
+	}
+	select {
+	case <-l.rec.done:
+		return 0
+	default:
+		return l.rec.batches
+	}
+}
+
+// settle waits for the page being recorded and returns its error.
+func (l *pageLoop) settle() error {
+	if l.rec == nil {
+		return nil
+	}
+	<-l.rec.done
+	err := l.rec.err
+	l.rec = nil
+	return err
+}
+
+// startRecord records page p of the run in the background: enqueues its
+// batches, each under its stable id (what is queued already stays as it
+// is), then records the page's counts once.
+func (h *Handlers) startRecord(ctx context.Context, r *jobs.Run, p int, snap snapshot) *recording {
+	batches := chunk(snap.Images, r.BatchSize)
+	rec := &recording{done: make(chan struct{})}
+	if !r.Options.DryRun {
+		rec.batches = int64(len(batches))
+	}
+	go func() {
+		defer close(rec.done)
+		rec.err = h.record(ctx, r, p, snap, batches)
+	}()
+	return rec
+}
+
+func (h *Handlers) record(ctx context.Context, r *jobs.Run, p int, snap snapshot, batches [][]hss.ImageInfo) error {
 	res := runs.PageResult{Listed: snap.Listed, Skipped: snap.Skipped, Last: snap.Last, Expected: snap.Expected, Failed: snap.Failed != nil,
 		Window: h.cfg.DedupeWindow}
-	batches := chunk(snap.Images, r.BatchSize)
 	if r.Options.DryRun {
 		res.Batches, res.BatchesSkipped = len(batches), len(batches)
 		if res.Skipped == nil {
@@ -185,13 +313,13 @@ func (h *Handlers) resolvePage(ctx context.Context, r *jobs.Run, p int, v runs.P
 		res.Skipped[jobs.SkipDryRun] += len(snap.Images)
 	} else {
 		if err := h.enqueueBatches(ctx, r, p, batches); err != nil {
-			return step, err
+			return err
 		}
 		res.Batches = len(batches)
 	}
 	rec, err := h.runs.PageDone(ctx, r.ID, p, res)
 	if err != nil {
-		return step, err
+		return err
 	}
 	if rec.Newly {
 		for reason, n := range res.Skipped {
@@ -202,8 +330,7 @@ func (h *Handlers) resolvePage(ctx context.Context, r *jobs.Run, p int, v runs.P
 	if rec.Finished {
 		h.finished(ctx, r.ID)
 	}
-	step.last, step.view = snap.Last, &rec.Next
-	return step, nil
+	return nil
 }
 
 // enqueueBatches enqueues the batches of page p, at the same time: each
@@ -303,16 +430,16 @@ func (h *Handlers) maxBacklog(r *jobs.Run) int64 {
 	return int64(h.cfg.PagesAhead*h.batchesPerPage(r) + h.cfg.Slots)
 }
 
-// waitBacklog holds resolution back while the run has more than maxBacklog
-// batches enqueued and not finished, so that a rate-limited run over a huge
-// registry keeps only a few pages of images in Redis.
-func (h *Handlers) waitBacklog(ctx context.Context, r *jobs.Run, backlog int64) error {
+// waitBacklog holds resolution back while the run has maxBacklog batches
+// or more enqueued and not finished, so that a rate-limited run over a huge
+// registry keeps only a few pages of images in Redis. It returns the count
+// that let it go.
+func (h *Handlers) waitBacklog(ctx context.Context, r *jobs.Run) (int64, error) {
 	maxBacklog := h.maxBacklog(r)
-	if backlog < maxBacklog {
-		return nil // as read with the page's view: no need to ask again
-	}
+	var n int64
 	_, err := h.limiter.Wait(ctx, h.cfg.MaxInlineWait, func(ctx context.Context) (limit.Decision, error) {
-		n, err := h.runs.Backlog(ctx, r.ID)
+		var err error
+		n, err = h.runs.Backlog(ctx, r.ID)
 		if err != nil || n < maxBacklog {
 			return limit.Decision{Allowed: true}, err
 		}
@@ -324,15 +451,15 @@ func (h *Handlers) waitBacklog(ctx context.Context, r *jobs.Run, backlog int64) 
 		}
 		return limit.Decision{RetryAfter: wait}, nil
 	})
-	return err
+	return n, err
 }
 
-// resolve filters the listing of page p of the run: images already listed on
+// filter filters the listing of page p of the run: images already listed on
 // the pages just before (offsets shift while a registry changes), and images
 // scanned successfully within skip_scanned_within, are skipped with that
 // reason. A listing HSS refuses for good ends the listing: the run goes on
 // with what it has and cannot succeed.
-func (h *Handlers) resolve(ctx context.Context, r *jobs.Run, page int, l listing) (snapshot, error) {
+func (h *Handlers) filter(ctx context.Context, r *jobs.Run, page int, l listing) (snapshot, error) {
 	listed, keys, expected, last, err := l.images, l.keys, l.expected, l.last, l.err
 	if err != nil {
 		var we *limit.WaitError

@@ -34,36 +34,81 @@ func member(k string) string {
 	return string(sum[:16])
 }
 
+// SaveOutcome is what SaveSnapshot did.
+type SaveOutcome int
+
+const (
+	// Stored: the caller's result is page p's, and its keys are in.
+	Stored SaveOutcome = iota
+	// Existing: a result was stored already (by another worker, or by this
+	// task before a crash); it stands and Saved.Snapshot carries it.
+	Existing
+	// Recorded: page p is recorded already; nothing was stored.
+	Recorded
+	// Ended: the run is over or gone; nothing was stored.
+	Ended
+)
+
+// Saved is the answer of SaveSnapshot.
+type Saved struct {
+	Outcome  SaveOutcome
+	Snapshot []byte // the stored result, when Existing
+	// View is the run's state and backlog as the same step read them,
+	// before page p's batches (State is empty when the run is gone).
+	View PageView
+}
+
 // SaveSnapshot stores the result of page p and the keys of the images it
-// lists, unless a result is already stored, in one step. It returns the
-// stored result and whether that is the caller's (ours); otherwise another
-// worker got there first and its result stands.
-func (s *Store) SaveSnapshot(ctx context.Context, id string, p int, data []byte, keys []string) (stored []byte, ours bool, err error) {
-	args := make([]any, 0, 2+len(keys))
-	args = append(args, data, s.retention.Milliseconds())
+// lists, unless a result is stored already, the page is recorded, or the
+// run is over, in one step; and it reads what the page loop needs next (the
+// run's state and backlog), so that a page costs one round trip before its
+// batches are enqueued.
+func (s *Store) SaveSnapshot(ctx context.Context, id string, p int, data []byte, keys []string) (Saved, error) {
+	args := make([]any, 0, 3+len(keys))
+	args = append(args, data, s.retention.Milliseconds(), p)
 	for _, k := range keys {
 		args = append(args, member(k))
 	}
-	res, err := saveSnapshotScript.Run(ctx, s.rdb, []string{s.snapKey(id, p), s.seenKey(id, p)}, args...).Result()
+	vals, err := saveSnapshotScript.Run(ctx, s.rdb, []string{s.key(id), s.pagesKey(id), s.snapKey(id, p), s.seenKey(id, p)}, args...).Slice()
 	if err != nil {
-		return nil, false, fmt.Errorf("saving page %d of run %s: %w", p, id, err)
+		return Saved{}, fmt.Errorf("saving page %d of run %s: %w", p, id, err)
 	}
-	if theirs, ok := res.(string); ok {
-		return []byte(theirs), false, nil
+	out, _ := vals[0].(int64)
+	fields, _ := vals[1].([]any)
+	saved := Saved{View: pageView(fields, out == 0, "", false)}
+	switch out {
+	case 1:
+		saved.Outcome = Stored
+	case 2:
+		saved.Outcome = Existing
+		if len(vals) > 2 {
+			theirs, _ := vals[2].(string)
+			saved.Snapshot = []byte(theirs)
+		}
+	case 0:
+		saved.Outcome = Recorded
+	default:
+		saved.Outcome = Ended
 	}
-	return data, true, nil
+	return saved, nil
 }
 
-var saveSnapshotScript = redis.NewScript(`
+// saveSnapshotScript: KEYS are the run, its page bitmap, page p's snapshot
+// and page p's key set. It returns {outcome, the run's view fields[,
+// stored snapshot]}: 1 stored, 2 existing, 0 recorded, -1 run over or gone.
+var saveSnapshotScript = redis.NewScript(finalLua + `
+local view = redis.call("HMGET", KEYS[1], "state", "batches_total", "batches_submitted", "batches_failed", "batches_skipped")
+if not view[1] or is_final(view[1]) then return {-1, view} end
+if redis.call("GETBIT", KEYS[2], tonumber(ARGV[3])) == 1 then return {0, view} end
 local ttl = tonumber(ARGV[2])
-if not redis.call("SET", KEYS[1], ARGV[1], "NX", "PX", ttl) then
-  return redis.call("GET", KEYS[1])
+if not redis.call("SET", KEYS[3], ARGV[1], "NX", "PX", ttl) then
+  return {2, view, redis.call("GET", KEYS[3])}
 end
-if #ARGV > 2 then
-  redis.call("SADD", KEYS[2], unpack(ARGV, 3))
-  redis.call("PEXPIRE", KEYS[2], ttl)
+if #ARGV > 3 then
+  redis.call("SADD", KEYS[4], unpack(ARGV, 4))
+  redis.call("PEXPIRE", KEYS[4], ttl)
 end
-return 1`)
+return {1, view}`)
 
 // Seen reports, for each key, whether one of the window pages before p
 // listed it.
@@ -118,7 +163,7 @@ func (s *Store) ViewPage(ctx context.Context, id string, p int) (PageView, error
 	return v, nil
 }
 
-// viewFields are the run fields a PageView is made of (pageDoneScript reads
+// viewFields are the run fields a PageView is made of (saveSnapshotScript reads
 // the same, in this order).
 var viewFields = []string{"state", "batches_total", "batches_submitted", "batches_failed", "batches_skipped"}
 

@@ -298,43 +298,31 @@ type PageResult struct {
 	Window int
 }
 
-// Recorded is what PageDone did, and what it read of the page after.
-type Recorded struct {
+// PageRecord is what PageDone did.
+type PageRecord struct {
 	Newly    bool // this call recorded the page
 	Finished bool // this call ended the run
-	// Next is the view of page p+1 as the same step left it (its State is
-	// empty when the run record is gone), so that a page task going on
-	// with p+1 need not ask again.
-	Next PageView
 }
 
 // PageDone records page p of run id once; a second call for the same page
 // changes nothing. Either way p's snapshot is dropped, and the keys of the
 // page that leaves the de-duplication window.
-func (s *Store) PageDone(ctx context.Context, id string, p int, res PageResult) (Recorded, error) {
+func (s *Store) PageDone(ctx context.Context, id string, p int, res PageResult) (PageRecord, error) {
 	args := []any{p, res.Listed, res.Batches, boolInt(res.Last), res.Expected, s.now().UnixMilli(), s.retention.Milliseconds(), res.BatchesSkipped, boolInt(res.Failed)}
 	for reason, n := range res.Skipped {
 		if n > 0 {
 			args = append(args, "skip:"+reason, n)
 		}
 	}
-	keys := append(s.allKeys(id), s.snapKey(id, p+1), s.snapKey(id, p))
+	keys := append(s.allKeys(id), s.snapKey(id, p))
 	if old := p - res.Window; res.Window > 0 && old >= 0 {
 		keys = append(keys, s.seenKey(id, old))
 	}
-	vals, err := pageDoneScript.Run(ctx, s.rdb, keys, args...).Slice()
+	out, err := pageDoneScript.Run(ctx, s.rdb, keys, args...).Int()
 	if err != nil {
-		return Recorded{}, fmt.Errorf("recording page %d of run %s: %w", p, id, err)
+		return PageRecord{}, fmt.Errorf("recording page %d of run %s: %w", p, id, err)
 	}
-	out, _ := vals[0].(int64)
-	rec := Recorded{Newly: out > 0, Finished: out == 2}
-	if len(vals) == 4 {
-		fields, _ := vals[1].([]any)
-		bit, _ := vals[2].(int64)
-		snap, _ := vals[3].(string)
-		rec.Next = pageView(fields, bit == 1, snap, vals[3] != nil)
-	}
-	return rec, nil
+	return PageRecord{Newly: out > 0, Finished: out == 2}, nil
 }
 
 // completeLua ends a running run whose pages and batches are all accounted for.
@@ -360,20 +348,16 @@ local function try_complete(now, ttl)
 end
 `
 
-// pageDoneScript: KEYS are the run's own four, the snapshot of page p+1
-// (read), the snapshot of page p and optionally the keys of the page that
-// leaves the window (both dropped). It returns {outcome, next page's view},
-// the view as ViewPage reads it.
+// pageDoneScript: KEYS are the run's own four, the snapshot of page p and
+// optionally the keys of the page that leaves the window (both dropped). It
+// returns -1 when the run is gone, 0 when the page was recorded already, 1
+// when this call recorded it and 2 when that ended the run.
 var pageDoneScript = redis.NewScript(finalLua + completeLua + `
 local page, listed, batches, last, expected, now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
 local bskipped, failed = tonumber(ARGV[8]), ARGV[9]
-redis.call("DEL", unpack(KEYS, 6))
-if redis.call("EXISTS", KEYS[1]) == 0 then return {-1} end
-local function with_next(out)
-  local view = redis.call("HMGET", KEYS[1], "state", "batches_total", "batches_submitted", "batches_failed", "batches_skipped")
-  return {out, view, redis.call("GETBIT", KEYS[2], page + 1), redis.call("GET", KEYS[5])}
-end
-if redis.call("SETBIT", KEYS[2], page, 1) == 1 then return with_next(0) end
+redis.call("DEL", unpack(KEYS, 5))
+if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
+if redis.call("SETBIT", KEYS[2], page, 1) == 1 then return 0 end
 local h = KEYS[1]
 redis.call("HINCRBY", h, "images_total", listed)
 redis.call("HINCRBY", h, "batches_total", batches)
@@ -384,8 +368,8 @@ for i = 10, #ARGV, 2 do redis.call("HINCRBY", h, ARGV[i], tonumber(ARGV[i+1])) e
 if expected > 0 then redis.call("HSET", h, "images_expected", expected) end
 if last == "1" then redis.call("HSET", h, "pages_total", page + 1) end
 if redis.call("HGET", h, "state") == "resolving" then redis.call("HSET", h, "state", "running") end
-if try_complete(now, ttl) == 1 then return with_next(2) end
-return with_next(1)`)
+if try_complete(now, ttl) == 1 then return 2 end
+return 1`)
 
 // Outcome of one batch.
 type Outcome struct {

@@ -3,6 +3,7 @@ package runs_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -32,11 +33,10 @@ func TestCountersAddUpAndAreIdempotent(t *testing.T) {
 		if st, err := s.Start(ctx, "r1"); err != nil || st != jobs.StateResolving {
 			t.Fatalf("start: %v %v", st, err)
 		}
-		// Page 0: 25 listed, 5 duplicates, 2 batches (10 + 10). Recorded
-		// twice; page 1 has a saved snapshot, which the record's view of
-		// the next page carries.
-		if _, _, err := s.SaveSnapshot(ctx, "r1", 1, []byte("page 1"), nil); err != nil {
-			t.Fatal(err)
+		// Page 0: 25 listed, 5 duplicates, 2 batches (10 + 10), recorded
+		// twice; page 1 has a saved snapshot, which recording page 0 leaves.
+		if saved, err := s.SaveSnapshot(ctx, "r1", 1, []byte("page 1"), nil); err != nil || saved.Outcome != runs.Stored {
+			t.Fatalf("saving page 1: %+v, %v", saved, err)
 		}
 		for rep := range 2 {
 			rec, err := s.PageDone(ctx, "r1", 0, runs.PageResult{Listed: 25, Skipped: map[string]int{jobs.SkipDuplicate: 5}, Batches: 2})
@@ -44,11 +44,8 @@ func TestCountersAddUpAndAreIdempotent(t *testing.T) {
 				t.Fatalf("page 0 rep %d: %+v, %v", rep, rec, err)
 			}
 			want := runs.PageView{State: jobs.StateRunning, Backlog: 2, Snapshot: []byte("page 1")}
-			if !reflect.DeepEqual(rec.Next, want) {
-				t.Fatalf("page 0 rep %d: next page's view %+v, want %+v", rep, rec.Next, want)
-			}
 			if v, err := s.ViewPage(ctx, "r1", 1); err != nil || !reflect.DeepEqual(v, want) {
-				t.Fatalf("ViewPage(1) = %+v, %v; PageDone said %+v", v, err, want)
+				t.Fatalf("ViewPage(1) = %+v, %v; want %+v", v, err, want)
 			}
 		}
 		// Page 1 is the last: 3 listed, 1 batch.
@@ -168,22 +165,71 @@ func TestCancelKeepsWhatWasDone(t *testing.T) {
 	})
 }
 
+func TestSaveSnapshot(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		s := runs.New(b.Client, runs.Options{})
+		if saved, err := s.SaveSnapshot(ctx, "gone", 0, []byte("p0"), []string{"a"}); err != nil || saved.Outcome != runs.Ended || saved.View.State != "" {
+			t.Fatalf("save for a run with no record: %+v, %v; want ended", saved, err)
+		}
+		if n := b.Client.Exists(ctx, "scanq:run:{gone}:snap:0", "scanq:run:{gone}:seen:0").Val(); n != 0 {
+			t.Fatalf("%d keys stored for a run with no record", n)
+		}
+		if err := s.Create(ctx, newRun("s")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Start(ctx, "s"); err != nil {
+			t.Fatal(err)
+		}
+		saved, err := s.SaveSnapshot(ctx, "s", 0, []byte("p0"), []string{"a", "b"})
+		if want := (runs.Saved{Outcome: runs.Stored, View: runs.PageView{State: jobs.StateResolving}}); err != nil || !reflect.DeepEqual(saved, want) {
+			t.Fatalf("first save: %+v, %v; want %+v", saved, err, want)
+		}
+		// A second delivery's result for the same page does not replace
+		// the first, nor add its keys; the view carries the backlog.
+		if _, err := s.PageDone(ctx, "s", 5, runs.PageResult{Listed: 30, Batches: 3}); err != nil {
+			t.Fatal(err)
+		}
+		saved, err = s.SaveSnapshot(ctx, "s", 0, []byte("other"), []string{"z"})
+		if want := (runs.Saved{Outcome: runs.Existing, Snapshot: []byte("p0"), View: runs.PageView{State: jobs.StateRunning, Backlog: 3}}); err != nil || !reflect.DeepEqual(saved, want) {
+			t.Fatalf("second save: %+v, %v; want %+v", saved, err, want)
+		}
+		if seen, err := s.Seen(ctx, "s", 1, 1, []string{"a", "z"}); err != nil || !equal(seen, []bool{true, false}) {
+			t.Fatalf("keys after the second save: %v, %v; want only the first save's", seen, err)
+		}
+		// A recorded page stores nothing.
+		saved, err = s.SaveSnapshot(ctx, "s", 5, []byte("p5"), []string{"y"})
+		if err != nil || saved.Outcome != runs.Recorded {
+			t.Fatalf("save of a recorded page: %+v, %v", saved, err)
+		}
+		if n := b.Client.Exists(ctx, "scanq:run:{s}:snap:5", "scanq:run:{s}:seen:5").Val(); n != 0 {
+			t.Fatalf("%d keys stored for a recorded page", n)
+		}
+		// Nor does a page of a cancelled run.
+		if err := s.Stop(ctx, "s", jobs.StateCancelled, "test"); err != nil {
+			t.Fatal(err)
+		}
+		saved, err = s.SaveSnapshot(ctx, "s", 1, []byte("p1"), []string{"c"})
+		if err != nil || saved.Outcome != runs.Ended || saved.View.State != jobs.StateCancelled {
+			t.Fatalf("save after cancel: %+v, %v", saved, err)
+		}
+		if n := b.Client.Exists(ctx, "scanq:run:{s}:snap:1").Val(); n != 0 {
+			t.Fatal("snapshot stored for a cancelled run")
+		}
+	})
+}
+
 func TestDedupeWindow(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		ctx := context.Background()
 		s := runs.New(b.Client, runs.Options{})
-		if _, ours, err := s.SaveSnapshot(ctx, "d", 0, []byte("p0"), []string{"a", "b"}); err != nil || !ours {
-			t.Fatalf("first save: ours %v, %v", ours, err)
-		}
-		got, ours, err := s.SaveSnapshot(ctx, "d", 0, []byte("other"), []string{"z"})
-		if err != nil || ours || string(got) != "p0" {
-			t.Fatalf("second save returned %q, ours %v, %v; want the first", got, ours, err)
-		}
-		if _, _, err := s.SaveSnapshot(ctx, "d", 1, []byte("p1"), []string{"c"}); err != nil {
+		if err := s.Create(ctx, newRun("d")); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := s.SaveSnapshot(ctx, "d", 2, []byte("p2"), nil); err != nil {
-			t.Fatal(err)
+		for p, keys := range [][]string{{"a", "b"}, {"c"}, nil} {
+			if saved, err := s.SaveSnapshot(ctx, "d", p, []byte(fmt.Sprint("p", p)), keys); err != nil || saved.Outcome != runs.Stored {
+				t.Fatalf("saving page %d: %+v, %v", p, saved, err)
+			}
 		}
 		seen, err := s.Seen(ctx, "d", 2, 2, []string{"a", "c", "z", "x"})
 		if err != nil {
@@ -193,8 +239,7 @@ func TestDedupeWindow(t *testing.T) {
 			t.Fatalf("seen %v, want %v", seen, want)
 		}
 		// Page 2 recorded with window 2: page 0's keys leave the window,
-		// and page 2's snapshot is dropped (run "d" has no record: the
-		// drop happens all the same).
+		// and page 2's snapshot is dropped.
 		if _, err := s.PageDone(ctx, "d", 2, runs.PageResult{Window: 2}); err != nil {
 			t.Fatal(err)
 		}
@@ -202,8 +247,8 @@ func TestDedupeWindow(t *testing.T) {
 		if want := []bool{false, true}; !equal(seen, want) {
 			t.Fatalf("after drop: seen %v, want %v", seen, want)
 		}
-		if got, ours, err := s.SaveSnapshot(ctx, "d", 2, []byte("p2 again"), nil); err != nil || !ours || string(got) != "p2 again" {
-			t.Fatalf("page 2's snapshot was not dropped: save returned %q, ours %v, %v", got, ours, err)
+		if v, err := s.ViewPage(ctx, "d", 2); err != nil || !v.Done || v.Snapshot != nil {
+			t.Fatalf("page 2 after its record: %+v, %v; want done, snapshot dropped", v, err)
 		}
 	})
 }
