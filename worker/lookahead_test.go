@@ -37,7 +37,7 @@ func TestLookaheadIsBounded(t *testing.T) {
 		const (
 			pagesAhead, slots, batch = 2, 4, 10
 			perPage                  = 200 / batch
-			bound                    = pagesAhead*perPage + slots              // 44
+			bound                    = pagesAhead*perPage + slots                // 44
 			want                     = (bound + perPage - 1) / perPage * perPage // 60: three pages
 		)
 		held := heldCreates{release: make(chan struct{})}
