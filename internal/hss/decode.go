@@ -109,24 +109,29 @@ func DecodeStrict(data []byte, v any, rejectUnknown bool) error {
 type strictDecoder struct{ rejectUnknown bool }
 
 // structFields is what the decoder needs of a struct type: its JSON names
-// and, for each, the field's index path and whether it decodes itself.
-type structFields map[string]fieldInfo
+// and, for each, the field's index path, whether it decodes itself, and its
+// rank among the names in sorted order.
+type structFields struct {
+	byName map[string]fieldInfo
+	sorted []fieldInfo // by name
+}
 
 type fieldInfo struct {
 	name        string
 	index       []int
 	unmarshaler bool // *T implements json.Unmarshaler
+	rank        int  // position in sorted
 }
 
-var fieldCache sync.Map // reflect.Type -> structFields
+var fieldCache sync.Map // reflect.Type -> *structFields
 
 // jsonFields maps the JSON names of struct type t to its fields, flattening
 // untagged embedded structs. Computed once per type.
-func jsonFields(t reflect.Type) structFields {
+func jsonFields(t reflect.Type) *structFields {
 	if f, ok := fieldCache.Load(t); ok {
-		return f.(structFields)
+		return f.(*structFields)
 	}
-	out := structFields{}
+	byName := map[string]fieldInfo{}
 	var walk func(t reflect.Type, prefix []int)
 	walk = func(t reflect.Type, prefix []int) {
 		for i := range t.NumField() {
@@ -143,50 +148,51 @@ func jsonFields(t reflect.Type) structFields {
 			if name == "" {
 				name = f.Name
 			}
-			out[name] = fieldInfo{name: name, index: idx, unmarshaler: reflect.PointerTo(f.Type).Implements(unmarshalerType)}
+			byName[name] = fieldInfo{name: name, index: idx, unmarshaler: reflect.PointerTo(f.Type).Implements(unmarshalerType)}
 		}
 	}
 	walk(t, nil)
+	out := &structFields{byName: byName}
+	for _, f := range byName {
+		out.sorted = append(out.sorted, f)
+	}
+	slices.SortFunc(out.sorted, func(a, b fieldInfo) int { return strings.Compare(a.name, b.name) })
+	for i, f := range out.sorted {
+		f.rank = i
+		out.sorted[i], byName[f.name] = f, f
+	}
 	fieldCache.Store(t, out)
 	return out
 }
 
-// member is one name and value of a JSON object.
-type member struct {
-	name  string
-	value []byte
-}
+// maxStackFields is how many fields a struct may have for its object's
+// values to be gathered without allocating.
+const maxStackFields = 32
 
 func (d strictDecoder) object(path string, data []byte, v reflect.Value) error {
-	known := jsonFields(v.Type())
-	members, ok := splitObject(data, known)
+	fields := jsonFields(v.Type())
+	var buf [maxStackFields][]byte
+	values := buf[:0]
+	if len(fields.sorted) > maxStackFields {
+		values = make([][]byte, len(fields.sorted))
+	}
+	values = values[:len(fields.sorted)]
+	unknown, ok := d.scanObject(path, data, fields, values)
 	if !ok {
 		return &ValidationError{strings.TrimSuffix(path, "."), "must be an object, got " + describe(data)}
 	}
-	if d.rejectUnknown {
-		var unknown []string
-		for _, m := range members {
-			if _, ok := known[m.name]; !ok && !slices.Contains(unknown, path+m.name) {
-				unknown = append(unknown, path+m.name)
-			}
-		}
-		if len(unknown) > 0 {
-			slices.Sort(unknown)
-			return &UnknownFieldsError{Fields: unknown}
-		}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return &UnknownFieldsError{Fields: unknown}
 	}
 	// Decode in a fixed order (by name) so that the first error is always
 	// the same; of a name given twice the last wins, as in encoding/json.
-	slices.SortStableFunc(members, func(a, b member) int { return strings.Compare(a.name, b.name) })
-	for i, m := range members {
-		if i+1 < len(members) && members[i+1].name == m.name {
+	for i, val := range values {
+		if val == nil || string(val) == "null" {
 			continue
 		}
-		f, ok := known[m.name]
-		if !ok || string(m.value) == "null" {
-			continue
-		}
-		if err := d.value(path, m.name, m.value, v.FieldByIndex(f.index), f.unmarshaler); err != nil {
+		f := &fields.sorted[i]
+		if err := d.value(path, f.name, val, v.FieldByIndex(f.index), f.unmarshaler); err != nil {
 			return err
 		}
 	}
@@ -284,40 +290,45 @@ func scalar(data []byte, v reflect.Value) bool {
 	return true
 }
 
-// splitObject returns the members of the JSON object data, which must be
-// valid JSON (DecodeStrict checks the whole body once); null is an object
-// with no members, as encoding/json has it; anything else is not an object.
-// Names found in known share its strings rather than allocating their own.
-func splitObject(data []byte, known structFields) ([]member, bool) {
+// scanObject puts the value of each member of the JSON object data whose
+// name the struct has into values, at the name's rank (the last of a name
+// given twice stays); data must be valid JSON (DecodeStrict checks the
+// whole body once). null is an object with no members, as encoding/json
+// has it; anything else is not an object (ok false). With rejectUnknown it
+// returns the full paths of the names the struct does not have.
+func (d strictDecoder) scanObject(path string, data []byte, fields *structFields, values [][]byte) (unknown []string, ok bool) {
 	if string(data) == "null" {
 		return nil, true
 	}
 	if len(data) == 0 || data[0] != '{' {
 		return nil, false
 	}
-	out := make([]member, 0, len(known))
 	i := skipSpace(data, 1)
 	if data[i] == '}' {
-		return out, true
+		return nil, true
 	}
 	for {
 		end := skipString(data, i)
-		name, ok := "", false
-		if f, found := known[string(data[i+1:end-1])]; found {
-			name, ok = f.name, true
-		} else {
-			name, ok = unquote(data[i:end])
-		}
-		if !ok {
-			return nil, false
+		f, known := fields.byName[string(data[i+1:end-1])]
+		if !known {
+			// A name with escapes may still be a known one.
+			name, ok := unquote(data[i:end])
+			if !ok {
+				return nil, false
+			}
+			if f, known = fields.byName[name]; !known && d.rejectUnknown && !slices.Contains(unknown, path+name) {
+				unknown = append(unknown, path+name)
+			}
 		}
 		i = skipSpace(data, end)
 		i = skipSpace(data, i+1) // ':'
 		vend := skipValue(data, i)
-		out = append(out, member{name: name, value: data[i:vend]})
+		if known {
+			values[f.rank] = data[i:vend]
+		}
 		i = skipSpace(data, vend)
 		if data[i] == '}' {
-			return out, true
+			return unknown, true
 		}
 		i = skipSpace(data, i+1) // ','
 	}
