@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/scanq/scanq/jobs"
@@ -63,13 +65,42 @@ type Saved struct {
 // run is over, in one step; and it reads what the page loop needs next (the
 // run's state and backlog), so that a page costs one round trip before its
 // batches are enqueued.
+//
+// The result (tens of KB) and the keys do not pass through Lua, whose
+// copies of large arguments cost several times the commands themselves:
+// the same round trip writes them to keys of their own first, and the
+// script renames those into place if the page is the caller's to save, or
+// drops them.
 func (s *Store) SaveSnapshot(ctx context.Context, id string, p int, data []byte, keys []string) (Saved, error) {
-	args := make([]any, 0, 3+len(keys))
-	args = append(args, data, s.retention.Milliseconds(), p)
-	for _, k := range keys {
-		args = append(args, member(k))
+	members := make([]any, len(keys))
+	for i, k := range keys {
+		members[i] = member(k)
 	}
-	vals, err := saveSnapshotScript.Run(ctx, s.rdb, []string{s.key(id), s.pagesKey(id), s.snapKey(id, p), s.seenKey(id, p)}, args...).Slice()
+	snapKey := s.snapKey(id, p)
+	nonce := ":new:" + strconv.FormatUint(rand.Uint64(), 36)
+	scriptKeys := []string{s.key(id), s.pagesKey(id), snapKey, s.seenKey(id, p), snapKey + nonce, s.seenKey(id, p) + nonce}
+	save := func() (*redis.Cmd, error) {
+		pipe := s.rdb.Pipeline()
+		pipe.Set(ctx, scriptKeys[4], data, newKeyTTL)
+		if len(members) > 0 {
+			pipe.SAdd(ctx, scriptKeys[5], members...)
+			pipe.PExpire(ctx, scriptKeys[5], newKeyTTL)
+		}
+		cmd := saveSnapshotScript.EvalSha(ctx, pipe, scriptKeys, s.retention.Milliseconds(), p)
+		_, err := pipe.Exec(ctx)
+		return cmd, err
+	}
+	cmd, err := save()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// Redis lost its scripts (a restart, SCRIPT FLUSH): load it, once.
+		if err = saveSnapshotScript.Load(ctx, s.rdb).Err(); err == nil {
+			cmd, err = save()
+		}
+	}
+	if err != nil {
+		return Saved{}, fmt.Errorf("saving page %d of run %s: %w", p, id, err)
+	}
+	vals, err := cmd.Slice()
 	if err != nil {
 		return Saved{}, fmt.Errorf("saving page %d of run %s: %w", p, id, err)
 	}
@@ -93,19 +124,27 @@ func (s *Store) SaveSnapshot(ctx context.Context, id string, p int, data []byte,
 	return saved, nil
 }
 
+// newKeyTTL bounds the life of a result written for SaveSnapshot's script,
+// should the script not run (the connection dropped between the two).
+const newKeyTTL = 5 * time.Minute
+
 // saveSnapshotScript: KEYS are the run, its page bitmap, page p's snapshot
-// and page p's key set. It returns {outcome, the run's view fields[,
-// stored snapshot]}: 1 stored, 2 existing, 0 recorded, -1 run over or gone.
+// and key set, and the same two as just written under new names. It
+// returns {outcome, the run's view fields[, stored snapshot]}: 1 stored,
+// 2 existing, 0 recorded, -1 run over or gone.
 var saveSnapshotScript = redis.NewScript(finalLua + `
 local view = redis.call("HMGET", KEYS[1], "state", "batches_total", "batches_submitted", "batches_failed", "batches_skipped")
-if not view[1] or is_final(view[1]) then return {-1, view} end
-if redis.call("GETBIT", KEYS[2], tonumber(ARGV[3])) == 1 then return {0, view} end
-local ttl = tonumber(ARGV[2])
-if not redis.call("SET", KEYS[3], ARGV[1], "NX", "PX", ttl) then
+local function drop() redis.call("DEL", KEYS[5], KEYS[6]) end
+if not view[1] or is_final(view[1]) then drop() return {-1, view} end
+if redis.call("GETBIT", KEYS[2], tonumber(ARGV[2])) == 1 then drop() return {0, view} end
+if redis.call("RENAMENX", KEYS[5], KEYS[3]) == 0 then
+  drop()
   return {2, view, redis.call("GET", KEYS[3])}
 end
-if #ARGV > 3 then
-  redis.call("SADD", KEYS[4], unpack(ARGV, 4))
+local ttl = tonumber(ARGV[1])
+redis.call("PEXPIRE", KEYS[3], ttl)
+if redis.call("EXISTS", KEYS[6]) == 1 then
+  redis.call("RENAME", KEYS[6], KEYS[4])
   redis.call("PEXPIRE", KEYS[4], ttl)
 end
 return {1, view}`)

@@ -175,10 +175,23 @@ func TestSaveSnapshot(t *testing.T) {
 		if n := b.Client.Exists(ctx, "scanq:run:{gone}:snap:0", "scanq:run:{gone}:seen:0").Val(); n != 0 {
 			t.Fatalf("%d keys stored for a run with no record", n)
 		}
+		// Whatever the outcome, nothing is left of what the call wrote under
+		// new names for the script to move.
+		noneLeft := func(step string) {
+			t.Helper()
+			if left := b.Client.Keys(ctx, "*:new:*").Val(); len(left) > 0 {
+				t.Fatalf("%s: keys left behind: %v", step, left)
+			}
+		}
+		noneLeft("run with no record")
 		if err := s.Create(ctx, newRun("s")); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Start(ctx, "s"); err != nil {
+			t.Fatal(err)
+		}
+		// Redis may have lost its scripts (a restart): the save loads it.
+		if err := b.Client.ScriptFlush(ctx).Err(); err != nil {
 			t.Fatal(err)
 		}
 		saved, err := s.SaveSnapshot(ctx, "s", 0, []byte("p0"), []string{"a", "b"})
@@ -197,6 +210,10 @@ func TestSaveSnapshot(t *testing.T) {
 		if seen, err := s.Seen(ctx, "s", 1, 1, []string{"a", "z"}); err != nil || !equal(seen, []bool{true, false}) {
 			t.Fatalf("keys after the second save: %v, %v; want only the first save's", seen, err)
 		}
+		if ttl := b.Client.PTTL(ctx, "scanq:run:{s}:seen:0").Val(); ttl <= time.Hour {
+			t.Fatalf("page 0's keys expire in %v, want the retention", ttl)
+		}
+		noneLeft("stored, then existing")
 		// A recorded page stores nothing.
 		saved, err = s.SaveSnapshot(ctx, "s", 5, []byte("p5"), []string{"y"})
 		if err != nil || saved.Outcome != runs.Recorded {
@@ -205,6 +222,7 @@ func TestSaveSnapshot(t *testing.T) {
 		if n := b.Client.Exists(ctx, "scanq:run:{s}:snap:5", "scanq:run:{s}:seen:5").Val(); n != 0 {
 			t.Fatalf("%d keys stored for a recorded page", n)
 		}
+		noneLeft("recorded page")
 		// Nor does a page of a cancelled run.
 		if err := s.Stop(ctx, "s", jobs.StateCancelled, "test"); err != nil {
 			t.Fatal(err)
@@ -216,6 +234,7 @@ func TestSaveSnapshot(t *testing.T) {
 		if n := b.Client.Exists(ctx, "scanq:run:{s}:snap:1").Val(); n != 0 {
 			t.Fatal("snapshot stored for a cancelled run")
 		}
+		noneLeft("cancelled run")
 	})
 }
 
