@@ -196,15 +196,15 @@ func (l *pageLoop) resolve(ctx context.Context, p int, goOn bool) (snap snapshot
 	if pre == nil {
 		pre = h.startList(ctx, r, p, nil)
 	}
-	saved := make(chan struct{})
+	// Page p-1 is saved (resolve runs in page order): p+1 may be listed.
 	ahead := goOn && l.backlog+int64(h.batchesPerPage(r)) < maxBacklog
 	if ahead && int64(p+1)*int64(h.cfg.PageSize) < l.total {
-		l.next = h.startList(ctx, r, p+1, saved)
+		l.next = h.startList(ctx, r, p+1, pre)
 	}
 	lst := pre.wait()
 	l.total = lst.expected
 	if ahead && l.next == nil && lst.err == nil && !lst.last {
-		l.next = h.startList(ctx, r, p+1, saved)
+		l.next = h.startList(ctx, r, p+1, pre)
 	}
 	if snap, err = h.filter(ctx, r, p, lst); err != nil {
 		return snap, 0, err
@@ -218,7 +218,6 @@ func (l *pageLoop) resolve(ctx context.Context, p int, goOn bool) (snap snapshot
 	if err != nil {
 		return snap, 0, err
 	}
-	close(saved) // p's keys are in: p+1 may look for duplicates
 	switch res.Outcome {
 	case runs.Ended:
 		return snap, runOver, nil
@@ -226,8 +225,11 @@ func (l *pageLoop) resolve(ctx context.Context, p int, goOn bool) (snap snapshot
 		l.known = false
 		return snap, pageRecorded, nil
 	case runs.Existing:
-		// Another delivery of this task saved p first: its result stands
-		// (and its keys are the ones the next page looks up).
+		// Another delivery of this task saved p first: its result stands,
+		// and the next page's duplicates are to be looked up in its keys,
+		// not in those of this listing.
+		l.next.cancel()
+		l.next = nil
 		snap = snapshot{}
 		if err := fastjson.Unmarshal(res.Snapshot, &snap); err != nil {
 			return snap, 0, fmt.Errorf("page %d of run %s: corrupt snapshot: %w", p, r.ID, err)
@@ -367,52 +369,82 @@ type listing struct {
 type prefetch struct {
 	page   int
 	stop   context.CancelFunc
-	done   chan listing
-	result *listing // once received
+	ready  chan struct{} // closed once result is set
+	result listing
+	taken  bool // wait returned it
 }
 
-// startList lists page p in the background. When saved is not nil, the
-// listing also looks up p's duplicates on the pages before it once saved
-// is closed: when the page before p has saved its keys.
-func (h *Handlers) startList(ctx context.Context, r *jobs.Run, p int, saved <-chan struct{}) *prefetch {
+// startList lists page p in the background. When prev, the listing of page
+// p-1 in this task, is not nil, it also looks up p's duplicates: in the
+// keys of the pages before p-1, which must be saved by then, and in prev's
+// own keys once prev is in, so that the lookup need not wait for p-1 to be
+// saved. Should p-1's saved result turn out not to be prev's (another
+// delivery of the task saved it first), the caller drops this listing.
+func (h *Handlers) startList(ctx context.Context, r *jobs.Run, p int, prev *prefetch) *prefetch {
 	ctx, stop := context.WithCancel(ctx)
-	f := &prefetch{page: p, stop: stop, done: make(chan listing, 1)}
+	f := &prefetch{page: p, stop: stop, ready: make(chan struct{})}
 	go func() {
+		defer close(f.ready)
 		var l listing
 		l.images, l.expected, l.last, l.err = h.list(ctx, r, p)
 		l.keys = imageKeys(l.images)
-		if l.err == nil && saved != nil {
+		if l.err == nil && prev != nil {
 			select {
-			case <-saved:
-				l.seen, l.err = h.runs.Seen(ctx, r.ID, p, h.cfg.DedupeWindow, l.keys)
+			case <-prev.ready:
+				if prev.result.err == nil {
+					l.seen, l.err = h.seen(ctx, r, p, l.keys, prev.result.keys)
+				}
 			case <-ctx.Done():
 				l.err = ctx.Err()
 			}
 		}
-		f.done <- l
+		f.result = l
 	}()
 	return f
 }
 
+// seen reports, for each of page p's keys, whether one of the DedupeWindow
+// pages before p listed it: the saved keys of the pages before p-1, and
+// prevKeys, those of page p-1.
+func (h *Handlers) seen(ctx context.Context, r *jobs.Run, p int, keys, prevKeys []string) ([]bool, error) {
+	w := h.cfg.DedupeWindow
+	if w <= 0 {
+		return make([]bool, len(keys)), nil
+	}
+	seen, err := h.runs.Seen(ctx, r.ID, p-w, p-1, keys)
+	if err != nil {
+		return nil, err
+	}
+	prev := make(map[string]struct{}, len(prevKeys))
+	for _, k := range prevKeys {
+		prev[k] = struct{}{}
+	}
+	for i, k := range keys {
+		if _, ok := prev[k]; ok {
+			seen[i] = true
+		}
+	}
+	return seen, nil
+}
+
 // wait returns the listing.
 func (f *prefetch) wait() listing {
-	if f.result == nil {
-		l := <-f.done
-		f.result = &l
-		f.stop()
-	}
-	return *f.result
+	<-f.ready
+	f.stop()
+	f.taken = true
+	return f.result
 }
 
 // cancel abandons the listing unless it was received, and waits for its
 // goroutine to end, so that no HSS call of a task outlives the task. A nil
 // prefetch is nothing to cancel.
 func (f *prefetch) cancel() {
-	if f == nil || f.result != nil {
+	if f == nil || f.taken {
 		return
 	}
 	f.stop()
-	f.wait()
+	<-f.ready
+	f.taken = true
 }
 
 func (h *Handlers) batchesPerPage(r *jobs.Run) int {
@@ -471,7 +503,7 @@ func (h *Handlers) filter(ctx context.Context, r *jobs.Run, page int, l listing)
 	}
 	seen := l.seen
 	if seen == nil {
-		if seen, err = h.runs.Seen(ctx, r.ID, page, h.cfg.DedupeWindow, keys); err != nil {
+		if seen, err = h.runs.Seen(ctx, r.ID, page-h.cfg.DedupeWindow, page, keys); err != nil {
 			return snapshot{}, err
 		}
 	}

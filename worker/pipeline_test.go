@@ -189,6 +189,49 @@ func TestImageListedTwiceIsSubmittedOnce(t *testing.T) {
 	checkCountersAddUp(t, r)
 }
 
+// echoLister lists page 2 as starting with the last image of page 0 (its
+// own last image drops off): a duplicate two pages apart, which only the
+// keys saved in Redis can catch, where one a page apart is caught in the
+// listing of the page before.
+type echoLister struct{ worker.HSS }
+
+func (s *echoLister) ListImages(ctx context.Context, q hss.ListQuery, offset, limit int) (hss.Page, error) {
+	p, err := s.HSS.ListImages(ctx, q, offset, limit)
+	if err != nil || offset != 2*limit {
+		return p, err
+	}
+	echo, err := s.HSS.ListImages(ctx, q, limit-1, 1)
+	if err != nil {
+		return p, err
+	}
+	p.Images = append(echo.Images, p.Images[:len(p.Images)-1]...)
+	return p, nil
+}
+
+func TestImageListedTwoPagesLaterIsSubmittedOnce(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		e := newEnv(t, b, envOpts{
+			emu:  hsstest.Options{Images: 1000},
+			wrap: func(h worker.HSS) worker.HSS { return &echoLister{HSS: h} },
+		})
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{})
+		r = e.wait(r.ID, 10*time.Second)
+		seen, _ := e.submitted()
+		for k, n := range seen {
+			if n != 1 {
+				t.Fatalf("image %s submitted %d times", k, n)
+			}
+		}
+		if len(seen) != 999 {
+			t.Fatalf("%d distinct images submitted, want 999 (one dropped off page 2)", len(seen))
+		}
+		if got, total := r.Counters.ImagesSkipped[jobs.SkipDuplicate], r.Counters.ImagesTotal; got != 1 || total != 1000 {
+			t.Fatalf("duplicates skipped %d of %d listed, want 1 of 1000 (%+v)", got, total, r.Counters)
+		}
+		checkCountersAddUp(t, r)
+	})
+}
+
 func TestForwardSendsTheRequestUnexpanded(t *testing.T) {
 	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 50}})
 	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), RateLimit: ptr(int32(100))}}, jobs.Options{Forward: true})

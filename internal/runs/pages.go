@@ -149,11 +149,12 @@ if redis.call("EXISTS", KEYS[6]) == 1 then
 end
 return {1, view}`)
 
-// Seen reports, for each key, whether one of the window pages before p
-// listed it.
-func (s *Store) Seen(ctx context.Context, id string, p, window int, keys []string) ([]bool, error) {
+// Seen reports, for each key, whether one of the pages from..to-1 listed
+// it (pages before 0 listed nothing).
+func (s *Store) Seen(ctx context.Context, id string, from, to int, keys []string) ([]bool, error) {
 	out := make([]bool, len(keys))
-	if len(keys) == 0 || window <= 0 || p == 0 {
+	from = max(from, 0)
+	if len(keys) == 0 || from >= to {
 		return out, nil
 	}
 	members := make([]any, len(keys))
@@ -162,11 +163,11 @@ func (s *Store) Seen(ctx context.Context, id string, p, window int, keys []strin
 	}
 	pipe := s.rdb.Pipeline()
 	var cmds []*redis.BoolSliceCmd
-	for q := max(0, p-window); q < p; q++ {
+	for q := from; q < to; q++ {
 		cmds = append(cmds, pipe.SMIsMember(ctx, s.seenKey(id, q), members...))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("checking page %d of run %s for duplicates: %w", p, id, err)
+		return nil, fmt.Errorf("checking pages %d..%d of run %s for duplicates: %w", from, to-1, id, err)
 	}
 	for _, c := range cmds {
 		for i, v := range c.Val() {

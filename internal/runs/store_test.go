@@ -207,7 +207,7 @@ func TestSaveSnapshot(t *testing.T) {
 		if want := (runs.Saved{Outcome: runs.Existing, Snapshot: []byte("p0"), View: runs.PageView{State: jobs.StateRunning, Backlog: 3}}); err != nil || !reflect.DeepEqual(saved, want) {
 			t.Fatalf("second save: %+v, %v; want %+v", saved, err, want)
 		}
-		if seen, err := s.Seen(ctx, "s", 1, 1, []string{"a", "z"}); err != nil || !equal(seen, []bool{true, false}) {
+		if seen, err := s.Seen(ctx, "s", 0, 1, []string{"a", "z"}); err != nil || !equal(seen, []bool{true, false}) {
 			t.Fatalf("keys after the second save: %v, %v; want only the first save's", seen, err)
 		}
 		if ttl := b.Client.PTTL(ctx, "scanq:run:{s}:seen:0").Val(); ttl <= time.Hour {
@@ -250,19 +250,22 @@ func TestDedupeWindow(t *testing.T) {
 				t.Fatalf("saving page %d: %+v, %v", p, saved, err)
 			}
 		}
-		seen, err := s.Seen(ctx, "d", 2, 2, []string{"a", "c", "z", "x"})
+		seen, err := s.Seen(ctx, "d", 0, 2, []string{"a", "c", "z", "x"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if want := []bool{true, true, false, false}; !equal(seen, want) {
 			t.Fatalf("seen %v, want %v", seen, want)
 		}
+		if seen, _ := s.Seen(ctx, "d", 1, 2, []string{"a", "c"}); !equal(seen, []bool{false, true}) {
+			t.Fatalf("seen on page 1 alone: %v, want only c", seen)
+		}
 		// Page 2 recorded with window 2: page 0's keys leave the window,
 		// and page 2's snapshot is dropped.
 		if _, err := s.PageDone(ctx, "d", 2, runs.PageResult{Window: 2}); err != nil {
 			t.Fatal(err)
 		}
-		seen, _ = s.Seen(ctx, "d", 3, 3, []string{"a", "c"})
+		seen, _ = s.Seen(ctx, "d", 0, 3, []string{"a", "c"})
 		if want := []bool{false, true}; !equal(seen, want) {
 			t.Fatalf("after drop: seen %v, want %v", seen, want)
 		}
