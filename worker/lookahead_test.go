@@ -72,3 +72,44 @@ func TestLookaheadIsBounded(t *testing.T) {
 		}
 	})
 }
+
+// slowLister makes every list call take 20 ms and counts how many are in
+// flight at once.
+type slowLister struct {
+	worker.HSS
+	mu             sync.Mutex
+	inFlight, peak int
+}
+
+func (s *slowLister) ListImages(ctx context.Context, q hss.ListQuery, offset, limit int) (hss.Page, error) {
+	s.mu.Lock()
+	s.inFlight++
+	s.peak = max(s.peak, s.inFlight)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inFlight--
+		s.mu.Unlock()
+	}()
+	time.Sleep(20 * time.Millisecond)
+	return s.HSS.ListImages(ctx, q, offset, limit)
+}
+
+// TestListingRunsAhead: when listing is the slow part, the pages after the
+// current one are listed while it is (up to two of them), each page once.
+func TestListingRunsAhead(t *testing.T) {
+	lister := &slowLister{}
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 2400},
+		wrap: func(h worker.HSS) worker.HSS { lister.HSS = h; return lister }})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{})
+	if r = e.wait(r.ID, 30*time.Second); r.State != jobs.StateSucceeded || r.Counters.ImagesSubmitted != 2400 {
+		t.Fatalf("run %s: %+v", r.State, r.Counters)
+	}
+	if n := e.emu.Stats().Routes["list_registry"]; n != 12 {
+		t.Fatalf("%d list calls for 12 pages", n)
+	}
+	t.Logf("at most %d list calls at once", lister.peak)
+	if lister.peak < 2 || lister.peak > 3 {
+		t.Fatalf("at most %d list calls at once, want 2 or 3: the page's own and up to two ahead", lister.peak)
+	}
+}

@@ -69,7 +69,7 @@ type pageLoop struct {
 	r     *jobs.Run
 	start time.Time
 
-	next  *prefetch  // the next page's listing, under way; nil if not started
+	ahead []*prefetch // listings of the pages after the current one, in order
 	total int64      // images the last listing said there are; 0: unknown
 	rec   *recording // the page being recorded, in the background
 	// backlog is the run's batches enqueued and unfinished, as far as the
@@ -86,7 +86,7 @@ type pageLoop struct {
 func (l *pageLoop) run(ctx context.Context, p jobs.PagePayload) (err error) {
 	h, r := l.h, l.r
 	defer func() {
-		l.next.cancel()
+		l.dropAhead()
 		if rerr := l.settle(); err == nil {
 			err = rerr
 		}
@@ -148,13 +148,14 @@ const (
 // else as soon as p's own listing is in.
 func (l *pageLoop) resolve(ctx context.Context, p int, goOn bool) (snap snapshot, st pageState, err error) {
 	h, r := l.h, l.r
-	pre := l.next
-	l.next = nil
+	var pre *prefetch // p's own listing
+	if len(l.ahead) > 0 {
+		pre, l.ahead = l.ahead[0], l.ahead[1:]
+	}
 	defer pre.cancel() // if it was not used
 	defer func() {
 		if err != nil || st != pageSaved {
-			l.next.cancel()
-			l.next = nil
+			l.dropAhead()
 		}
 	}()
 	if !l.known {
@@ -194,17 +195,15 @@ func (l *pageLoop) resolve(ctx context.Context, p int, goOn bool) (snap snapshot
 		}
 	}
 	if pre == nil {
-		pre = h.startList(ctx, r, p, nil)
+		pre = h.startList(ctx, r, p, nil, nil)
 	}
-	// Page p-1 is saved (resolve runs in page order): p+1 may be listed.
-	ahead := goOn && l.backlog+int64(h.batchesPerPage(r)) < maxBacklog
-	if ahead && int64(p+1)*int64(h.cfg.PageSize) < l.total {
-		l.next = h.startList(ctx, r, p+1, pre)
+	saved := make(chan struct{}) // closed once p's keys are saved
+	if goOn {
+		l.listAhead(ctx, p, pre, saved, l.total)
 	}
 	lst := pre.wait()
-	l.total = lst.expected
-	if ahead && l.next == nil && lst.err == nil && !lst.last {
-		l.next = h.startList(ctx, r, p+1, pre)
+	if l.total = lst.expected; goOn && lst.err == nil && !lst.last {
+		l.listAhead(ctx, p, pre, saved, max(lst.expected, int64(p+2)*int64(h.cfg.PageSize)))
 	}
 	if snap, err = h.filter(ctx, r, p, lst); err != nil {
 		return snap, 0, err
@@ -218,6 +217,7 @@ func (l *pageLoop) resolve(ctx context.Context, p int, goOn bool) (snap snapshot
 	if err != nil {
 		return snap, 0, err
 	}
+	close(saved)
 	switch res.Outcome {
 	case runs.Ended:
 		return snap, runOver, nil
@@ -228,8 +228,7 @@ func (l *pageLoop) resolve(ctx context.Context, p int, goOn bool) (snap snapshot
 		// Another delivery of this task saved p first: its result stands,
 		// and the next page's duplicates are to be looked up in its keys,
 		// not in those of this listing.
-		l.next.cancel()
-		l.next = nil
+		l.dropAhead()
 		snap = snapshot{}
 		if err := fastjson.Unmarshal(res.Snapshot, &snap); err != nil {
 			return snap, 0, fmt.Errorf("page %d of run %s: corrupt snapshot: %w", p, r.ID, err)
@@ -237,6 +236,37 @@ func (l *pageLoop) resolve(ctx context.Context, p int, goOn bool) (snap snapshot
 	}
 	l.backlog = res.View.Backlog + unrecorded + int64(l.batchesOf(snap))
 	return snap, pageSaved, l.addFailure(ctx, snap)
+}
+
+// listDepth is how many pages after the current one are listed ahead.
+const listDepth = 2
+
+// listAhead starts the listings of the pages after p, up to listDepth of
+// them, that exist by total (the images the source reports) and will not
+// have to wait for the backlog. pre is p's listing and saved is closed once
+// p is saved; page p-1 is saved already, as pages are resolved in order.
+func (l *pageLoop) listAhead(ctx context.Context, p int, pre *prefetch, saved <-chan struct{}, total int64) {
+	h, r := l.h, l.r
+	perPage, maxBacklog := int64(h.batchesPerPage(r)), h.maxBacklog(r)
+	for k := len(l.ahead) + 1; k <= listDepth; k++ {
+		q := p + k
+		if l.backlog+int64(k)*perPage >= maxBacklog || int64(q)*int64(h.cfg.PageSize) >= total {
+			return
+		}
+		prev, before := pre, (<-chan struct{})(nil) // q-1 = p; q-2 = p-1 is saved
+		if k == 2 {
+			prev, before = l.ahead[0], saved // q-1 = p+1; q-2 = p, saved later
+		}
+		l.ahead = append(l.ahead, h.startList(ctx, r, q, prev, before))
+	}
+}
+
+// dropAhead cancels the listings ahead.
+func (l *pageLoop) dropAhead() {
+	for _, f := range l.ahead {
+		f.cancel()
+	}
+	l.ahead = nil
 }
 
 // addFailure keeps the error that ended a page's listing among the run's.
@@ -376,11 +406,12 @@ type prefetch struct {
 
 // startList lists page p in the background. When prev, the listing of page
 // p-1 in this task, is not nil, it also looks up p's duplicates: in the
-// keys of the pages before p-1, which must be saved by then, and in prev's
-// own keys once prev is in, so that the lookup need not wait for p-1 to be
-// saved. Should p-1's saved result turn out not to be prev's (another
-// delivery of the task saved it first), the caller drops this listing.
-func (h *Handlers) startList(ctx context.Context, r *jobs.Run, p int, prev *prefetch) *prefetch {
+// keys of the pages before p-1, saved by then or once before is closed,
+// and in prev's own keys once prev is in, so that the lookup need not wait
+// for p-1 to be saved. Should p-1's saved result turn out not to be prev's
+// (another delivery of the task saved it first), the caller drops this
+// listing.
+func (h *Handlers) startList(ctx context.Context, r *jobs.Run, p int, prev *prefetch, before <-chan struct{}) *prefetch {
 	ctx, stop := context.WithCancel(ctx)
 	f := &prefetch{page: p, stop: stop, ready: make(chan struct{})}
 	go func() {
@@ -389,13 +420,21 @@ func (h *Handlers) startList(ctx context.Context, r *jobs.Run, p int, prev *pref
 		l.images, l.expected, l.last, l.err = h.list(ctx, r, p)
 		l.keys = imageKeys(l.images)
 		if l.err == nil && prev != nil {
+			if before == nil {
+				before = closed
+			}
 			select {
-			case <-prev.ready:
-				if prev.result.err == nil {
-					l.seen, l.err = h.seen(ctx, r, p, l.keys, prev.result.keys)
-				}
 			case <-ctx.Done():
 				l.err = ctx.Err()
+			case <-before:
+				select {
+				case <-ctx.Done():
+					l.err = ctx.Err()
+				case <-prev.ready:
+					if prev.result.err == nil {
+						l.seen, l.err = h.seen(ctx, r, p, l.keys, prev.result.keys)
+					}
+				}
 			}
 		}
 		f.result = l
@@ -426,6 +465,8 @@ func (h *Handlers) seen(ctx context.Context, r *jobs.Run, p int, keys, prevKeys 
 	}
 	return seen, nil
 }
+
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // wait returns the listing.
 func (f *prefetch) wait() listing {
@@ -469,15 +510,19 @@ func (h *Handlers) maxBacklog(r *jobs.Run) int64 {
 func (h *Handlers) waitBacklog(ctx context.Context, r *jobs.Run) (int64, error) {
 	maxBacklog := h.maxBacklog(r)
 	var n int64
+	poll := time.Millisecond
 	_, err := h.limiter.Wait(ctx, h.cfg.MaxInlineWait, func(ctx context.Context) (limit.Decision, error) {
 		var err error
 		n, err = h.runs.Backlog(ctx, r.ID)
 		if err != nil || n < maxBacklog {
 			return limit.Decision{Allowed: true}, err
 		}
-		// Expect a batch to finish in one batch's share of the rate budget,
-		// or soon when the run is not rate limited.
-		wait := 5 * time.Millisecond
+		// Expect a batch to finish in one batch's share of the rate budget.
+		// A run with no rate limit asks again soon, then less and less
+		// often (1 ms, doubling up to 32 ms): as soon as batches drain fast,
+		// without asking a thousand times a second while they drain slowly.
+		wait := poll
+		poll = min(2*poll, 32*time.Millisecond)
 		if rl := r.Request.ImagesPerHour(); rl > 0 {
 			wait = time.Duration(float64(n-maxBacklog+1) * float64(r.BatchSize) / float64(rl) * float64(h.cfg.RatePeriod))
 		}
