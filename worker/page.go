@@ -70,8 +70,8 @@ type pageLoop struct {
 	start time.Time
 
 	ahead []*prefetch // listings of the pages after the current one, in order
-	total int64      // images the last listing said there are; 0: unknown
-	rec   *recording // the page being recorded, in the background
+	total int64       // images the last listing said there are; 0: unknown
+	rec   *recording  // the page being recorded, in the background
 	// backlog is the run's batches enqueued and unfinished, as far as the
 	// loop knows: the last count read, plus the batches of every page
 	// saved since that the count may not include. It can only be high.
