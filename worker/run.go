@@ -9,8 +9,10 @@ import (
 )
 
 // handleRun starts a run: a forwarded request becomes its one batch, every
-// other request starts resolving at page 0. Both steps are idempotent, so a
-// run task delivered twice starts the run once.
+// other request is resolved from page 0 on, in this task (a page task would
+// cost a queue hop before the first list call). Both steps are idempotent,
+// so a run task delivered twice starts the run once, and resolution resumes
+// at the first page not recorded.
 func (h *Handlers) handleRun(ctx context.Context, p jobs.RunPayload) error {
 	r, err := h.runs.Get(ctx, p.RunID)
 	if errors.Is(err, runs.ErrNotFound) {
@@ -38,5 +40,6 @@ func (h *Handlers) handleRun(ctx context.Context, p jobs.RunPayload) error {
 		}
 		return err
 	}
-	return h.enqueue(ctx, built(jobs.NewPageTask(r.ID, 0, r.Queue)))
+	l := &pageLoop{h: h, r: r, start: h.now()}
+	return l.run(ctx, jobs.PagePayload{RunID: r.ID})
 }
