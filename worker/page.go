@@ -570,13 +570,16 @@ func (h *Handlers) filter(ctx context.Context, r *jobs.Run, page int, l listing)
 	return snap, nil
 }
 
-// imageKeys are the de-duplication keys of images.
+// imageKeys are the de-duplication keys of images, as digests
+// (runs.Digest): what is compared in memory and kept in Redis.
 func imageKeys(images []hss.Image) []string {
 	keys := make([]string, len(images))
 	for i, img := range images {
-		if keys[i] = img.Key; keys[i] == "" {
-			keys[i] = jobs.ImageKey(img.Info)
+		k := img.Key
+		if k == "" {
+			k = jobs.ImageKey(img.Info)
 		}
+		keys[i] = runs.Digest(k)
 	}
 	return keys
 }

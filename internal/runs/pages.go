@@ -28,10 +28,11 @@ import (
 // image of a 2M-image run; an image that moves further than window pages
 // within one run is not caught.
 
-// member is what a page's set holds for image key k: 16 bytes of its
-// SHA-256, so that the sets cost the same whatever the keys' length
-// (registry keys run to a hundred bytes or more), in Redis and on the wire.
-func member(k string) string {
+// Digest is what a page's set holds for image key k, and what the page
+// loop compares: 16 bytes of its SHA-256, so that the sets cost the same
+// whatever the keys' length (registry keys run to a hundred bytes or more),
+// in Redis and on the wire. SaveSnapshot and Seen take digests.
+func Digest(k string) string {
 	sum := sha256.Sum256([]byte(k))
 	return string(sum[:16])
 }
@@ -71,10 +72,10 @@ type Saved struct {
 // the same round trip writes them to keys of their own first, and the
 // script renames those into place if the page is the caller's to save, or
 // drops them.
-func (s *Store) SaveSnapshot(ctx context.Context, id string, p int, data []byte, keys []string) (Saved, error) {
-	members := make([]any, len(keys))
-	for i, k := range keys {
-		members[i] = member(k)
+func (s *Store) SaveSnapshot(ctx context.Context, id string, p int, data []byte, digests []string) (Saved, error) {
+	members := make([]any, len(digests))
+	for i, d := range digests {
+		members[i] = d
 	}
 	snapKey := s.snapKey(id, p)
 	nonce := ":new:" + strconv.FormatUint(rand.Uint64(), 36)
@@ -149,17 +150,17 @@ if redis.call("EXISTS", KEYS[6]) == 1 then
 end
 return {1, view}`)
 
-// Seen reports, for each key, whether one of the pages from..to-1 listed
-// it (pages before 0 listed nothing).
-func (s *Store) Seen(ctx context.Context, id string, from, to int, keys []string) ([]bool, error) {
-	out := make([]bool, len(keys))
+// Seen reports, for each image key digest, whether one of the pages
+// from..to-1 listed it (pages before 0 listed nothing).
+func (s *Store) Seen(ctx context.Context, id string, from, to int, digests []string) ([]bool, error) {
+	out := make([]bool, len(digests))
 	from = max(from, 0)
-	if len(keys) == 0 || from >= to {
+	if len(digests) == 0 || from >= to {
 		return out, nil
 	}
-	members := make([]any, len(keys))
-	for i, k := range keys {
-		members[i] = member(k)
+	members := make([]any, len(digests))
+	for i, d := range digests {
+		members[i] = d
 	}
 	pipe := s.rdb.Pipeline()
 	var cmds []*redis.BoolSliceCmd
