@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/limit"
 	"github.com/scanq/scanq/internal/runs"
@@ -24,7 +25,15 @@ import (
 // counted failed without a call.
 func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 	seq := int64(b.Page)*batchStride + int64(b.Index)
-	r, done, err := h.runs.GetForBatch(ctx, b.RunID, seq)
+	// A batch of a run with no images/hour limit (as this process knows the
+	// run) takes its request token in the same round trip as it reads the
+	// run: nothing waits between the token and the call.
+	var token func() (limit.Decision, error)
+	r, done, err := h.runs.GetForBatch(ctx, b.RunID, seq, func(cached *jobs.Run, pipe redis.Pipeliner) {
+		if cached != nil && cached.Request.ImagesPerHour() == 0 {
+			token = h.limiter.AllowRequestIn(ctx, pipe, h.target.Name, h.target.RequestRate, h.target.RequestBurst)
+		}
+	})
 	if errors.Is(err, runs.ErrNotFound) {
 		return nil
 	}
@@ -37,7 +46,7 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 		return h.dropBatch(ctx, r, seq, n)
 	}
 
-	waited, err := h.waitLimits(ctx, r, n)
+	waited, err := h.waitLimits(ctx, r, n, token)
 	if err != nil {
 		var we *limit.WaitError
 		if !errors.As(err, &we) {
@@ -110,8 +119,11 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 
 // waitLimits takes the run's image budget and one request of the target's
 // rate. Waits up to MaxInlineWait happen here; longer ones return a
-// *limit.WaitError. It returns how long it waited.
-func (h *Handlers) waitLimits(ctx context.Context, r *jobs.Run, n int) (time.Duration, error) {
+// *limit.WaitError. It returns how long it waited. token, when not nil, is
+// the decision on a request token asked for already: if it was granted,
+// that is the request's; otherwise (denied, or Redis had lost the script)
+// the request waits as any other.
+func (h *Handlers) waitLimits(ctx context.Context, r *jobs.Run, n int, token func() (limit.Decision, error)) (time.Duration, error) {
 	var waited time.Duration
 	if rl := r.Request.ImagesPerHour(); rl > 0 && n > 0 && !r.Options.DryRun {
 		w, err := h.takeImages(ctx, r.ID, rl, n)
@@ -119,6 +131,12 @@ func (h *Handlers) waitLimits(ctx context.Context, r *jobs.Run, n int) (time.Dur
 			return w, err
 		}
 		waited = w
+	}
+	if token != nil {
+		if d, err := token(); err == nil && d.Allowed {
+			h.metrics.LimiterWait("requests", 0)
+			return waited, nil
+		}
 	}
 	w, err := h.waitRequest(ctx)
 	return waited + w, err

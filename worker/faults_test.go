@@ -157,3 +157,27 @@ func TestCancelStopsSubmission(t *testing.T) {
 		t.Fatalf("%s %+v, %d calls", r.State, r.Counters, atCancel)
 	}
 }
+
+// TestRequestRateHoldsForEveryCall: with a request rate on the target, the
+// calls of a run reach HSS no faster than that rate, the first batches of a
+// run (which take their token on their own) and the later ones (which take
+// it with their read of the run) alike.
+func TestRequestRateHoldsForEveryCall(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		const perSecond = 40
+		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 1000}, target: worker.Target{Name: "rated", RequestRate: perSecond, RequestBurst: 1}})
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{BatchSize: 50})
+		if r = e.wait(r.ID, 30*time.Second); r.State != jobs.StateSucceeded || r.Counters.ImagesSubmitted != 1000 {
+			t.Fatalf("run %s: %+v", r.State, r.Counters)
+		}
+		subs := e.emu.Submissions()
+		span := subs[len(subs)-1].Time.Sub(subs[0].Time)
+		// Tokens come 1/perSecond apart (burst 1): the creates alone need
+		// (n-1)/perSecond, less what arrival times can vary by.
+		least := time.Duration(len(subs)-1)*time.Second/perSecond - 20*time.Millisecond
+		t.Logf("%d creates and %d list calls; creates spread over %s (at least %s at %d/s)", len(subs), e.emu.Stats().Routes["list_registry"], span, least, perSecond)
+		if span < least {
+			t.Fatalf("%d creates within %s: faster than %d requests/s", len(subs), span, perSecond)
+		}
+	})
+}

@@ -207,25 +207,55 @@ func imageIncrement(rate int, period time.Duration, n int) (int64, error) {
 // perSecond requests per second with bursts of burst. perSecond == 0 means no
 // rate limit, but a throttle recorded by Throttled still blocks.
 func (l *Limiter) AllowRequest(ctx context.Context, target string, perSecond float64, burst int) (Decision, error) {
+	args, err := requestArgs(target, perSecond, burst)
+	if err != nil {
+		return Decision{}, err
+	}
+	keys := l.targetKeys(target)
+	res, err := requestScript.Run(ctx, l.rdb, keys[:], args...).Int64Slice()
+	if err != nil {
+		return Decision{}, fmt.Errorf("limit: requests for target %q: redis: %w", target, err)
+	}
+	return decision(res)
+}
+
+// AllowRequestIn is AllowRequest as one more command of pipe, so that a
+// caller reading other keys takes its token in the same round trip. The
+// function it returns gives the decision once pipe has run. Should Redis
+// have lost the script (a restart), that is an error: AllowRequest, which
+// loads it, is the way on.
+func (l *Limiter) AllowRequestIn(ctx context.Context, pipe redis.Pipeliner, target string, perSecond float64, burst int) func() (Decision, error) {
+	args, err := requestArgs(target, perSecond, burst)
+	if err != nil {
+		return func() (Decision, error) { return Decision{}, err }
+	}
+	keys := l.targetKeys(target)
+	cmd := requestScript.EvalSha(ctx, pipe, keys[:], args...)
+	return func() (Decision, error) {
+		res, err := cmd.Int64Slice()
+		if err != nil {
+			return Decision{}, fmt.Errorf("limit: requests for target %q: redis: %w", target, err)
+		}
+		return decision(res)
+	}
+}
+
+// requestArgs are the request script's arguments for perSecond and burst.
+func requestArgs(target string, perSecond float64, burst int) ([]any, error) {
 	var inc, tol, slowInc, slowTol int64
 	if perSecond != 0 {
 		switch {
 		case perSecond < 0 || math.IsNaN(perSecond) || math.IsInf(perSecond, 0):
-			return Decision{}, fmt.Errorf("limit: requests for target %q: requests per second must be a finite number >= 0, got %v", target, perSecond)
+			return nil, fmt.Errorf("limit: requests for target %q: requests per second must be a finite number >= 0, got %v", target, perSecond)
 		case burst < 1:
-			return Decision{}, fmt.Errorf("limit: requests for target %q: burst must be >= 1, got %d", target, burst)
+			return nil, fmt.Errorf("limit: requests for target %q: burst must be >= 1, got %d", target, burst)
 		}
 		inc = max(1, int64(math.Ceil(1e6/perSecond)))
 		tol = inc * int64(burst)
 		slowInc = 2 * inc
 		slowTol = slowInc * int64(max(1, burst/2))
 	}
-	keys := l.targetKeys(target)
-	res, err := requestScript.Run(ctx, l.rdb, keys[:], inc, tol, slowInc, slowTol).Int64Slice()
-	if err != nil {
-		return Decision{}, fmt.Errorf("limit: requests for target %q: redis: %w", target, err)
-	}
-	return decision(res)
+	return []any{inc, tol, slowInc, slowTol}, nil
 }
 
 // Throttled records that target answered 429: no request is allowed for

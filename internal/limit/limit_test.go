@@ -2,6 +2,7 @@ package limit
 
 import (
 	"context"
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -466,6 +467,52 @@ func BenchmarkAllowRequest(b *testing.B) {
 			if _, err := l.AllowRequest(ctx, "bench", 1e6, 1000); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+}
+
+// TestAllowRequestIn: the step queued on a pipeline decides as AllowRequest
+// does (one token, then a denial with a wait), shares its state, validates
+// the same way, and reports a script Redis lost, which AllowRequest then
+// loads.
+func TestAllowRequestIn(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		l := New(b.Client, Options{})
+		in := func(perSecond float64, burst int) (Decision, error) {
+			t.Helper()
+			pipe := b.Client.Pipeline()
+			get := pipe.Get(ctx, "other") // the caller's own command
+			decide := l.AllowRequestIn(ctx, pipe, "t", perSecond, burst)
+			_, _ = pipe.Exec(ctx)
+			if !errors.Is(get.Err(), redis.Nil) {
+				t.Fatalf("the pipeline's other command: %v", get.Err())
+			}
+			return decide()
+		}
+		if _, err := l.AllowRequest(ctx, "t", 1, 1); err != nil { // loads the script
+			t.Fatal(err)
+		}
+		if d, err := in(1, 1); err != nil || d.Allowed || d.RetryAfter <= 0 {
+			t.Fatalf("second token at 1/s: %+v, %v; want denied with a wait", d, err)
+		}
+		if d, err := in(0, 0); err != nil || !d.Allowed {
+			t.Fatalf("no rate limit: %+v, %v; want allowed", d, err)
+		}
+		if _, err := in(-1, 1); err == nil || !strings.Contains(err.Error(), "requests per second must be") {
+			t.Fatalf("negative rate: %v", err)
+		}
+		if err := b.Client.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := in(0, 0); err == nil || !strings.Contains(err.Error(), "NOSCRIPT") {
+			t.Fatalf("after SCRIPT FLUSH: %v, want NOSCRIPT", err)
+		}
+		if d, err := l.AllowRequest(ctx, "t", 0, 0); err != nil || !d.Allowed {
+			t.Fatalf("AllowRequest after SCRIPT FLUSH: %+v, %v", d, err)
+		}
+		if d, err := in(0, 0); err != nil || !d.Allowed {
+			t.Fatalf("once loaded again: %+v, %v", d, err)
 		}
 	})
 }

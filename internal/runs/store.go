@@ -49,6 +49,7 @@ type Store struct {
 	retention time.Duration
 	maxErrors int
 	now       func() time.Time
+	records   recordCache
 }
 
 // New returns a Store on rdb.
@@ -458,22 +459,6 @@ func (s *Store) Backlog(ctx context.Context, id string) (int64, error) {
 		}
 	}
 	return n[0] - n[1] - n[2] - n[3], nil
-}
-
-// GetForBatch reads what a batch task needs in one round trip: run id
-// (without its last errors) and whether batch seq is recorded.
-func (s *Store) GetForBatch(ctx context.Context, id string, seq int64) (r *jobs.Run, done bool, err error) {
-	pipe := s.rdb.Pipeline()
-	h := pipe.HGetAll(ctx, s.key(id))
-	bit := pipe.GetBit(ctx, s.batchesKey(id), seq)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, false, fmt.Errorf("reading run %s: %w", id, err)
-	}
-	if len(h.Val()) == 0 {
-		return nil, false, fmt.Errorf("run %s: %w", id, ErrNotFound)
-	}
-	r, err = decode(id, h.Val(), nil)
-	return r, bit.Val() == 1, err
 }
 
 // State reads only the run's state.

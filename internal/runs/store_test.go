@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/runs"
@@ -285,4 +286,61 @@ func equal(a, b []bool) bool {
 		}
 	}
 	return true
+}
+
+// TestGetForBatch: a batch reads the run's record and state and its own
+// bit; the record is then kept by the process, so later reads fetch only
+// the state, which stays current; a run that is gone is not found, cached
+// or not. The caller's own commands share the round trip.
+func TestGetForBatch(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		s := runs.New(b.Client, runs.Options{Retention: time.Hour})
+		if err := s.Create(ctx, newRun("g")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Start(ctx, "g"); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.BatchDone(ctx, "g", 7, runs.Outcome{Kind: runs.Submitted, Images: 1}); err != nil {
+			t.Fatal(err)
+		}
+		var cachedSeen []*jobs.Run
+		read := func(seq int64) (*jobs.Run, bool, error) {
+			var own *redis.StringCmd
+			r, done, err := s.GetForBatch(ctx, "g", seq, func(cached *jobs.Run, pipe redis.Pipeliner) {
+				cachedSeen = append(cachedSeen, cached)
+				own = pipe.Echo(ctx, "mine")
+			})
+			if own.Val() != "mine" {
+				t.Fatalf("the caller's command: %v", own.Err())
+			}
+			return r, done, err
+		}
+		r, done, err := read(7)
+		if err != nil || !done || r.State != jobs.StateResolving || r.BatchSize != 10 || r.Queue != jobs.QueueCritical || r.Request.IsAll == nil {
+			t.Fatalf("first read: %+v, done %v, %v", r, done, err)
+		}
+		if err := s.Stop(ctx, "g", jobs.StateCancelled, "test"); err != nil {
+			t.Fatal(err)
+		}
+		r2, done, err := read(8)
+		if err != nil || done || r2.State != jobs.StateCancelled || r2.BatchSize != 10 || r2.Request.IsAll == nil {
+			t.Fatalf("second read: %+v, done %v, %v; want the record as before and state cancelled", r2, done, err)
+		}
+		if cachedSeen[0] != nil || cachedSeen[1] == nil || cachedSeen[1].BatchSize != 10 {
+			t.Fatalf("the callback saw %v; want nothing cached first, the record then", cachedSeen)
+		}
+		if r.State != jobs.StateResolving {
+			t.Fatalf("the first read's run changed to %s", r.State)
+		}
+		if err := b.Client.Del(ctx, "scanq:run:{g}").Err(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 { // cached, then dropped from the cache
+			if _, _, err := read(9); !errors.Is(err, runs.ErrNotFound) {
+				t.Fatalf("read %d of a run that is gone: %v, want ErrNotFound", i, err)
+			}
+		}
+	})
 }
