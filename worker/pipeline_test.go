@@ -156,6 +156,8 @@ func TestSkipScannedWithin(t *testing.T) {
 // total grows by one.
 type shiftingLister struct{ worker.HSS }
 
+func (s *shiftingLister) wrap(h worker.HSS) { s.HSS = h }
+
 func (s *shiftingLister) ListImages(ctx context.Context, q hss.ListQuery, offset, limit int) (hss.Page, error) {
 	if offset == 0 {
 		return s.HSS.ListImages(ctx, q, offset, limit)
@@ -166,9 +168,22 @@ func (s *shiftingLister) ListImages(ctx context.Context, q hss.ListQuery, offset
 }
 
 func TestImageListedTwiceIsSubmittedOnce(t *testing.T) {
-	e := newEnv(t, redistest.Mini(t), envOpts{
+	// Page 1 begins with the last image of page 0 (listed twice: skipped
+	// once as a duplicate); page 5 holds the image pushed past the end.
+	runSubmitsEachOnce(t, redistest.Mini(t), &shiftingLister{}, 1000, 1001)
+}
+
+// runSubmitsEachOnce runs an is_all run over 1000 images listed through
+// lister and checks that distinct images reached HSS once each, and that
+// of listed images one was skipped as a duplicate.
+func runSubmitsEachOnce(t *testing.T, b *redistest.Backend, lister interface {
+	worker.HSS
+	wrap(worker.HSS)
+}, distinct, listed int) {
+	t.Helper()
+	e := newEnv(t, b, envOpts{
 		emu:  hsstest.Options{Images: 1000},
-		wrap: func(h worker.HSS) worker.HSS { return &shiftingLister{HSS: h} },
+		wrap: func(h worker.HSS) worker.HSS { lister.wrap(h); return lister },
 	})
 	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{})
 	r = e.wait(r.ID, 10*time.Second)
@@ -178,13 +193,11 @@ func TestImageListedTwiceIsSubmittedOnce(t *testing.T) {
 			t.Fatalf("image %s submitted %d times", k, n)
 		}
 	}
-	if len(seen) != 1000 {
-		t.Fatalf("%d distinct images submitted, want 1000", len(seen))
+	if len(seen) != distinct {
+		t.Fatalf("%d distinct images submitted, want %d", len(seen), distinct)
 	}
-	// Page 1 begins with the last image of page 0 (listed twice: skipped
-	// once as a duplicate); page 5 holds the image pushed past the end.
-	if got, total := r.Counters.ImagesSkipped[jobs.SkipDuplicate], r.Counters.ImagesTotal; got != 1 || total != 1001 {
-		t.Fatalf("duplicates skipped %d of %d listed, want 1 of 1001 (%+v)", got, total, r.Counters)
+	if got, total := r.Counters.ImagesSkipped[jobs.SkipDuplicate], r.Counters.ImagesTotal; got != 1 || total != int64(listed) {
+		t.Fatalf("duplicates skipped %d of %d listed, want 1 of %d (%+v)", got, total, listed, r.Counters)
 	}
 	checkCountersAddUp(t, r)
 }
@@ -194,6 +207,8 @@ func TestImageListedTwiceIsSubmittedOnce(t *testing.T) {
 // keys saved in Redis can catch, where one a page apart is caught in the
 // listing of the page before.
 type echoLister struct{ worker.HSS }
+
+func (s *echoLister) wrap(h worker.HSS) { s.HSS = h }
 
 func (s *echoLister) ListImages(ctx context.Context, q hss.ListQuery, offset, limit int) (hss.Page, error) {
 	p, err := s.HSS.ListImages(ctx, q, offset, limit)
@@ -210,25 +225,7 @@ func (s *echoLister) ListImages(ctx context.Context, q hss.ListQuery, offset, li
 
 func TestImageListedTwoPagesLaterIsSubmittedOnce(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		e := newEnv(t, b, envOpts{
-			emu:  hsstest.Options{Images: 1000},
-			wrap: func(h worker.HSS) worker.HSS { return &echoLister{HSS: h} },
-		})
-		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{})
-		r = e.wait(r.ID, 10*time.Second)
-		seen, _ := e.submitted()
-		for k, n := range seen {
-			if n != 1 {
-				t.Fatalf("image %s submitted %d times", k, n)
-			}
-		}
-		if len(seen) != 999 {
-			t.Fatalf("%d distinct images submitted, want 999 (one dropped off page 2)", len(seen))
-		}
-		if got, total := r.Counters.ImagesSkipped[jobs.SkipDuplicate], r.Counters.ImagesTotal; got != 1 || total != 1000 {
-			t.Fatalf("duplicates skipped %d of %d listed, want 1 of 1000 (%+v)", got, total, r.Counters)
-		}
-		checkCountersAddUp(t, r)
+		runSubmitsEachOnce(t, b, &echoLister{}, 999, 1000) // one image dropped off page 2
 	})
 }
 
