@@ -40,13 +40,14 @@ func ptr[T any](v T) *T { return &v }
 // scenarioWorkerKilled: SIGKILL one of three workers in the middle of a
 // 20,000-image run.
 //
-// An is_all run has few tasks in hand at any moment: one page task, which
-// lists page after page for up to 10 s before handing over to a new one,
-// and the batches of the last pages, each done in a fraction of a second.
-// A worker killed at a random instant often holds none and its kill proves
-// nothing; so, as an operator would with asynqmon, the test picks the
-// worker that is carrying the listing: the one whose heartbeat shows a
-// scan:page task that is still active. It is frozen first (SIGSTOP): seven
+// An is_all run has few tasks in hand at any moment: the task running the
+// page loop (the run task itself, which resolves pages for up to 10 s
+// before handing over to a page task, and so on), and the batches of the
+// last pages, each done in a fraction of a second. A worker killed at a
+// random instant often holds none and its kill proves nothing; so, as an
+// operator would with asynqmon, the test picks the worker that is carrying
+// the listing: the one whose heartbeat shows a scan:run or scan:page task
+// that is still active. It is frozen first (SIGSTOP): seven
 // seconds later the leases of the tasks it holds stand out in Redis as the
 // only ones no heartbeat extended, which confirms what it holds, and then
 // it is SIGKILLed. (If it turns out to hold nothing, the page task having
@@ -115,9 +116,9 @@ func scenarioWorkerKilled(t *testing.T) {
 		victim.name, callsAtFreeze, images/batchSize, held, tries, run.FinishedAt.Sub(killedAt).Round(time.Second))
 }
 
-// pageHolder returns the worker that asynqmon shows processing a scan:page
-// task of queue (heartbeats are up to 5 s old) that is still active, or
-// nil.
+// pageHolder returns the worker that asynqmon shows running the page loop
+// (a scan:run or scan:page task) of queue (heartbeats are up to 5 s old)
+// that is still active, or nil.
 func (f *fleet) pageHolder(rdb *redis.Client, queue string) *proc {
 	f.t.Helper()
 	var out struct {
@@ -136,7 +137,7 @@ func (f *fleet) pageHolder(rdb *redis.Client, queue string) *proc {
 	active := activeTasks(f.t, rdb, queue)
 	for _, srv := range out.Servers {
 		for _, w := range srv.ActiveWorkers {
-			if w.TaskType != "scan:page" || w.Queue != queue || !active[w.TaskID] {
+			if (w.TaskType != "scan:run" && w.TaskType != "scan:page") || w.Queue != queue || !active[w.TaskID] {
 				continue
 			}
 			for _, p := range f.procs() {
