@@ -23,11 +23,11 @@ import (
 // Task types.
 const (
 	// TypeRun starts a run: it decides how the run's images are found and
-	// enqueues the first page (or the one forwarded call).
+	// resolves its pages from page 0 on (or enqueues the one forwarded call).
 	TypeRun = "scan:run"
-	// TypePage resolves one page of a run's images (a list API page, or a
-	// slice of the request's image_info) into batches, and enqueues the
-	// next page.
+	// TypePage resolves a run's pages (list API pages, or slices of the
+	// request's image_info) into batches from one page on: it takes over
+	// when the task before it ran out of time or had to wait.
 	TypePage = "scan:page"
 	// TypeBatch submits one batch of images as one CreateManualImageScanTask.
 	TypeBatch = "scan:batch"

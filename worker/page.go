@@ -63,7 +63,8 @@ func (h *Handlers) handlePage(ctx context.Context, p jobs.PagePayload) error {
 	return l.run(ctx, p)
 }
 
-// pageLoop is one page task's pass over a run's pages.
+// pageLoop is one task's pass over a run's pages (the run task's, from page 0,
+// or a page task's).
 type pageLoop struct {
 	h     *Handlers
 	r     *jobs.Run
