@@ -87,7 +87,8 @@ func DecodeStrict(data []byte, v any, rejectUnknown bool) error {
 	// The common case, one valid object, checked by a fast validator; any
 	// other body takes encoding/json's way, for its errors.
 	if obj := bytes.Trim(data, " \t\r\n"); len(obj) > 0 && obj[0] == '{' && fastjson.Valid(obj) {
-		return d.object("", obj, reflect.ValueOf(v).Elem())
+		_, err := d.object("", obj, reflect.ValueOf(v).Elem())
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var raw json.RawMessage
@@ -103,7 +104,8 @@ func DecodeStrict(data []byte, v any, rejectUnknown bool) error {
 	if raw[0] != '{' {
 		return &ParseError{Reason: "body is not a JSON object"}
 	}
-	return d.object("", raw, reflect.ValueOf(v).Elem())
+	_, err := d.object("", raw, reflect.ValueOf(v).Elem())
+	return err
 }
 
 type strictDecoder struct{ rejectUnknown bool }
@@ -169,7 +171,9 @@ func jsonFields(t reflect.Type) *structFields {
 // values to be gathered without allocating.
 const maxStackFields = 32
 
-func (d strictDecoder) object(path string, data []byte, v reflect.Value) error {
+// object decodes the JSON object (or null) at the start of data into v and
+// returns where it ends.
+func (d strictDecoder) object(path string, data []byte, v reflect.Value) (end int, err error) {
 	fields := jsonFields(v.Type())
 	var buf [maxStackFields][]byte
 	values := buf[:0]
@@ -177,13 +181,13 @@ func (d strictDecoder) object(path string, data []byte, v reflect.Value) error {
 		values = make([][]byte, len(fields.sorted))
 	}
 	values = values[:len(fields.sorted)]
-	unknown, ok := d.scanObject(path, data, fields, values)
+	unknown, end, ok := d.scanObject(path, data, fields, values)
 	if !ok {
-		return &ValidationError{strings.TrimSuffix(path, "."), "must be an object, got " + describe(data)}
+		return 0, &ValidationError{strings.TrimSuffix(path, "."), "must be an object, got " + describe(data)}
 	}
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
-		return &UnknownFieldsError{Fields: unknown}
+		return 0, &UnknownFieldsError{Fields: unknown}
 	}
 	// Decode in a fixed order (by name) so that the first error is always
 	// the same; of a name given twice the last wins, as in encoding/json.
@@ -193,10 +197,10 @@ func (d strictDecoder) object(path string, data []byte, v reflect.Value) error {
 		}
 		f := &fields.sorted[i]
 		if err := d.value(path, f.name, val, v.FieldByIndex(f.index), f.unmarshaler); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	return end, nil
 }
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
@@ -213,24 +217,13 @@ func (d strictDecoder) value(path, name string, data []byte, v reflect.Value, un
 	switch {
 	case v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Struct:
 		v.Set(reflect.New(v.Type().Elem()))
-		return d.object(path+name+".", data, v.Elem())
+		_, err := d.object(path+name+".", data, v.Elem())
+		return err
 	case v.Kind() == reflect.Struct:
-		return d.object(path+name+".", data, v)
+		_, err := d.object(path+name+".", data, v)
+		return err
 	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct:
-		items, ok := splitArray(data)
-		if !ok {
-			return &ValidationError{path + name, "must be an array, got " + describe(data)}
-		}
-		if len(items) == 0 {
-			return nil
-		}
-		v.Set(reflect.MakeSlice(v.Type(), len(items), len(items)))
-		for i, item := range items {
-			if err := d.object(path+name+"["+strconv.Itoa(i)+"].", item, v.Index(i)); err != nil {
-				return err
-			}
-		}
-		return nil
+		return d.array(path+name, data, v)
 	}
 	if scalar(data, v) {
 		return nil
@@ -290,22 +283,77 @@ func scalar(data []byte, v reflect.Value) bool {
 	return true
 }
 
+// array decodes the JSON array of objects data (valid JSON; null and [] are
+// none) into the slice v, item by item as it goes: an object item's end is
+// where its decoding stopped, so the array is not scanned for its items
+// first.
+func (d strictDecoder) array(path string, data []byte, v reflect.Value) error {
+	if string(data) == "null" {
+		return nil
+	}
+	if len(data) == 0 || data[0] != '[' {
+		return &ValidationError{path, "must be an array, got " + describe(data)}
+	}
+	i := skipSpace(data, 1)
+	if data[i] == ']' {
+		return nil
+	}
+	// v (a struct field, so settable) grows an item at a time, and is
+	// decoded into in place.
+	v.Set(reflect.MakeSlice(v.Type(), 0, 1))
+	for n := 0; ; n++ {
+		if n == v.Cap() {
+			more := reflect.MakeSlice(v.Type(), n, 2*n)
+			reflect.Copy(more, v)
+			v.Set(more)
+		}
+		v.SetLen(n + 1)
+		itemPath := path + "[" + strconv.Itoa(n) + "]."
+		if data[i] == '{' {
+			end, err := d.object(itemPath, data[i:], v.Index(n))
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				// Items of one array tend to be alike: room for as many as
+				// the first one's size says the array holds.
+				more := reflect.MakeSlice(v.Type(), 1, len(data)/(end+1)+1)
+				reflect.Copy(more, v)
+				v.Set(more)
+			}
+			i += end
+		} else {
+			end := skipValue(data, i)
+			if _, err := d.object(itemPath, data[i:end], v.Index(n)); err != nil {
+				return err
+			}
+			i = end
+		}
+		i = skipSpace(data, i)
+		if data[i] == ']' {
+			return nil
+		}
+		i = skipSpace(data, i+1) // ','
+	}
+}
+
 // scanObject puts the value of each member of the JSON object data whose
 // name the struct has into values, at the name's rank (the last of a name
-// given twice stays); data must be valid JSON (DecodeStrict checks the
-// whole body once). null is an object with no members, as encoding/json
-// has it; anything else is not an object (ok false). With rejectUnknown it
-// returns the full paths of the names the struct does not have.
-func (d strictDecoder) scanObject(path string, data []byte, fields *structFields, values [][]byte) (unknown []string, ok bool) {
-	if string(data) == "null" {
-		return nil, true
+// given twice stays); data must start with valid JSON (DecodeStrict checks
+// the whole body once). null is an object with no members, as encoding/json
+// has it; anything else is not an object (ok false). It returns where the
+// object ends and, with rejectUnknown, the full paths of the names the
+// struct does not have.
+func (d strictDecoder) scanObject(path string, data []byte, fields *structFields, values [][]byte) (unknown []string, end int, ok bool) {
+	if len(data) >= 4 && string(data[:4]) == "null" {
+		return nil, 4, true
 	}
 	if len(data) == 0 || data[0] != '{' {
-		return nil, false
+		return nil, 0, false
 	}
 	i := skipSpace(data, 1)
 	if data[i] == '}' {
-		return nil, true
+		return nil, i + 1, true
 	}
 	for {
 		end := skipString(data, i)
@@ -314,7 +362,7 @@ func (d strictDecoder) scanObject(path string, data []byte, fields *structFields
 			// A name with escapes may still be a known one.
 			name, ok := unquote(data[i:end])
 			if !ok {
-				return nil, false
+				return nil, 0, false
 			}
 			if f, known = fields.byName[name]; !known && d.rejectUnknown && !slices.Contains(unknown, path+name) {
 				unknown = append(unknown, path+name)
@@ -328,32 +376,7 @@ func (d strictDecoder) scanObject(path string, data []byte, fields *structFields
 		}
 		i = skipSpace(data, vend)
 		if data[i] == '}' {
-			return unknown, true
-		}
-		i = skipSpace(data, i+1) // ','
-	}
-}
-
-// splitArray returns the elements of the JSON array data (valid JSON; null
-// is an empty array); anything else is not an array.
-func splitArray(data []byte) ([][]byte, bool) {
-	if string(data) == "null" {
-		return nil, true
-	}
-	if len(data) == 0 || data[0] != '[' {
-		return nil, false
-	}
-	var out [][]byte
-	i := skipSpace(data, 1)
-	if data[i] == ']' {
-		return out, true
-	}
-	for {
-		end := skipValue(data, i)
-		out = append(out, data[i:end])
-		i = skipSpace(data, end)
-		if data[i] == ']' {
-			return out, true
+			return unknown, i + 1, true
 		}
 		i = skipSpace(data, i+1) // ','
 	}
