@@ -398,7 +398,6 @@ type listing struct {
 // Listing ahead changes no state: the page is still filtered, saved and
 // recorded in order, and a listing nobody waits for is cancelled.
 type prefetch struct {
-	page   int
 	stop   context.CancelFunc
 	ready  chan struct{} // closed once result is set
 	result listing
@@ -414,7 +413,7 @@ type prefetch struct {
 // listing.
 func (h *Handlers) startList(ctx context.Context, r *jobs.Run, p int, prev *prefetch, before <-chan struct{}) *prefetch {
 	ctx, stop := context.WithCancel(ctx)
-	f := &prefetch{page: p, stop: stop, ready: make(chan struct{})}
+	f := &prefetch{stop: stop, ready: make(chan struct{})}
 	go func() {
 		defer close(f.ready)
 		var l listing

@@ -26,48 +26,31 @@ func (s *Store) GetForBatch(ctx context.Context, id string, seq int64, also func
 	if also != nil {
 		also(cached, pipe)
 	}
-	var state *redis.StringCmd
-	var all *redis.MapStringStringCmd
-	if cached != nil {
-		state = pipe.HGet(ctx, s.key(id), "state")
-	} else {
-		all = pipe.HGetAll(ctx, s.key(id))
+	fields := []string{"state"}
+	if cached == nil {
+		fields = append(fields, "rec")
 	}
+	vals := pipe.HMGet(ctx, s.key(id), fields...)
 	bit := pipe.GetBit(ctx, s.batchesKey(id), seq)
 	_, _ = pipe.Exec(ctx) // each command's error is looked at on its own
-	if err := bit.Err(); err != nil {
+	if err := errors.Join(vals.Err(), bit.Err()); err != nil {
 		return nil, false, fmt.Errorf("reading run %s: %w", id, err)
 	}
-	if cached != nil {
-		st, err := state.Result()
-		switch {
-		case errors.Is(err, redis.Nil):
-			s.records.drop(id)
-			return nil, false, fmt.Errorf("run %s: %w", id, ErrNotFound)
-		case err != nil:
-			return nil, false, fmt.Errorf("reading run %s: %w", id, err)
-		}
-		r := *cached
-		r.State = jobs.State(st)
-		return &r, bit.Val() == 1, nil
-	}
-	h, err := all.Result()
-	if err != nil {
-		return nil, false, fmt.Errorf("reading run %s: %w", id, err)
-	}
-	if len(h) == 0 {
+	st, ok := vals.Val()[0].(string)
+	if !ok {
+		s.records.drop(id)
 		return nil, false, fmt.Errorf("run %s: %w", id, ErrNotFound)
 	}
-	full, err := decode(id, h, nil)
-	if err != nil {
-		return nil, false, err
+	if cached == nil {
+		raw, _ := vals.Val()[1].(string)
+		if cached, err = decodeRecord(id, raw); err != nil {
+			return nil, false, err
+		}
+		s.records.put(id, cached, now)
 	}
-	r = &jobs.Run{ID: full.ID, Trigger: full.Trigger, Target: full.Target, Request: full.Request, Options: full.Options,
-		Queue: full.Queue, Source: full.Source, BatchSize: full.BatchSize, CreatedAt: full.CreatedAt}
-	s.records.put(id, r, now)
-	c := *r
-	c.State = full.State
-	return &c, bit.Val() == 1, nil
+	run := *cached
+	run.State = jobs.State(st)
+	return &run, bit.Val() == 1, nil
 }
 
 // recordCache holds the records of the runs a process works on, each for

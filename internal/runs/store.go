@@ -150,15 +150,11 @@ func (s *Store) Get(ctx context.Context, id string) (*jobs.Run, error) {
 }
 
 func decode(id string, h map[string]string, errs []string) (*jobs.Run, error) {
-	var rec record
-	if err := fastjson.Unmarshal([]byte(h["rec"]), &rec); err != nil {
-		return nil, fmt.Errorf("run %s: corrupt record: %w", id, err)
+	r, err := decodeRecord(id, h["rec"])
+	if err != nil {
+		return nil, err
 	}
-	r := &jobs.Run{
-		ID: rec.ID, Trigger: rec.Trigger, Target: rec.Target, Request: rec.Request, Options: rec.Options,
-		Queue: rec.Queue, Source: rec.Source, BatchSize: rec.BatchSize, CreatedAt: rec.CreatedAt,
-		State: jobs.State(h["state"]), StopReason: h["stop_reason"],
-	}
+	r.State, r.StopReason = jobs.State(h["state"]), h["stop_reason"]
 	n := func(f string) int64 { v, _ := strconv.ParseInt(h[f], 10, 64); return v }
 	c := &r.Counters
 	c.ImagesTotal, c.ImagesSubmitted, c.ImagesFailed = n("images_total"), n("images_submitted"), n("images_failed")
@@ -185,6 +181,19 @@ func decode(id string, h map[string]string, errs []string) (*jobs.Run, error) {
 		}
 	}
 	return r, nil
+}
+
+// decodeRecord makes a run of its record (field "rec"): the immutable part,
+// without state, counters or errors.
+func decodeRecord(id, raw string) (*jobs.Run, error) {
+	var rec record
+	if err := fastjson.Unmarshal([]byte(raw), &rec); err != nil {
+		return nil, fmt.Errorf("run %s: corrupt record: %w", id, err)
+	}
+	return &jobs.Run{
+		ID: rec.ID, Trigger: rec.Trigger, Target: rec.Target, Request: rec.Request, Options: rec.Options,
+		Queue: rec.Queue, Source: rec.Source, BatchSize: rec.BatchSize, CreatedAt: rec.CreatedAt,
+	}, nil
 }
 
 // List returns up to limit runs, newest first, optionally only in one state.
