@@ -44,6 +44,7 @@ FUZZTIME ?= 30s
 # package:target for every parser of outside input, and the single-pass
 # request decoder against its reference.
 FUZZ_TARGETS = ./internal/hss:FuzzDecodeScanTaskBody ./internal/hss:FuzzDecodeStrictMatchesReference \
+	./internal/hss:FuzzCheckMembers \
 	./internal/hss/signer:FuzzVerify \
 	./internal/api:FuzzHSSCompatibleDecode ./internal/hss/hsstest:FuzzEmulatorCreate \
 	./configs:FuzzLoad ./scheduler:FuzzParse

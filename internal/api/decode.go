@@ -26,8 +26,12 @@ func decodeStrict(data []byte, v any) *requestError {
 			"data after the JSON object": "request body has data after the JSON object",
 			"body is not a JSON object":  "request body must be a JSON object",
 		}[pe.Reason]
-		if msg == "" {
+		switch {
+		case msg != "":
+		case pe.Err != nil:
 			msg = "request body is not valid JSON: " + pe.Err.Error()
+		default:
+			msg = "request body is not acceptable JSON: " + pe.Reason
 		}
 		return &requestError{status: http.StatusBadRequest, code: codeInvalidJSON, msg: msg}
 	case errors.As(err, &ue):

@@ -187,7 +187,13 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 	if out == nil {
 		return nil
 	}
-	if err := fastjson.Unmarshal(data, out); err != nil {
+	// The decoder recurses once per nesting level: a response nested deep
+	// enough would overflow the stack, fatally, so its depth is checked first.
+	err = CheckDepth(data, MaxDepth)
+	if err == nil {
+		err = fastjson.Unmarshal(data, out)
+	}
+	if err != nil {
 		return fmt.Errorf("hss: %s: decode response (request id %s): %w", cl.op, resp.Header.Get("X-Request-Id"), err)
 	}
 	return nil

@@ -3,16 +3,12 @@ package hss
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-
-	fastjson "github.com/segmentio/encoding/json"
 )
 
 // ParseError is a body that is not one JSON object: HSS's 400 HSS.0002.
@@ -74,7 +70,11 @@ func (e *UnknownFieldsError) Error() string {
 // to, field by field, so that every error names its field by the full path
 // ("query_info.pod_id", "image_info[2].registry_type"):
 //
-//   - anything but exactly one JSON object is a *ParseError;
+//   - anything but exactly one JSON object is a *ParseError, and so is one
+//     nested deeper than MaxDepth;
+//   - a name given twice in one object, and a string with a control
+//     character, a lone surrogate or bytes that are not UTF-8, are a
+//     *ValidationError naming the field (checkMembers);
 //   - with rejectUnknown, fields the struct does not have are an
 //     *UnknownFieldsError naming all of that object's; otherwise ignored;
 //   - a value of the wrong JSON type or outside its Go type's range is a
@@ -83,28 +83,15 @@ func (e *UnknownFieldsError) Error() string {
 //     is none; untagged embedded structs are flattened as encoding/json does,
 //     and types with their own UnmarshalJSON decode themselves.
 func DecodeStrict(data []byte, v any, rejectUnknown bool) error {
-	d := strictDecoder{rejectUnknown: rejectUnknown}
-	// The common case, one valid object, checked by a fast validator; any
-	// other body takes encoding/json's way, for its errors.
-	if obj := bytes.Trim(data, " \t\r\n"); len(obj) > 0 && obj[0] == '{' && fastjson.Valid(obj) {
-		_, err := d.object("", obj, reflect.ValueOf(v).Elem())
+	obj, err := wellFormed(data)
+	if err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	var raw json.RawMessage
-	if err := dec.Decode(&raw); err != nil {
-		if errors.Is(err, io.EOF) {
-			return &ParseError{Reason: "empty body"}
-		}
-		return &ParseError{Reason: "invalid JSON", Err: err}
+	if err := checkMembers(obj); err != nil {
+		return err
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return &ParseError{Reason: "data after the JSON object"}
-	}
-	if raw[0] != '{' {
-		return &ParseError{Reason: "body is not a JSON object"}
-	}
-	_, err := d.object("", raw, reflect.ValueOf(v).Elem())
+	d := strictDecoder{rejectUnknown: rejectUnknown}
+	_, err = d.object("", obj, reflect.ValueOf(v).Elem())
 	return err
 }
 
@@ -190,7 +177,7 @@ func (d strictDecoder) object(path string, data []byte, v reflect.Value) (end in
 		return 0, &UnknownFieldsError{Fields: unknown}
 	}
 	// Decode in a fixed order (by name) so that the first error is always
-	// the same; of a name given twice the last wins, as in encoding/json.
+	// the same. (No name is given twice: checkMembers refused that.)
 	for i, val := range values {
 		if val == nil || string(val) == "null" {
 			continue

@@ -29,6 +29,9 @@ import (
 //     is none; untagged embedded structs are flattened as encoding/json does,
 //     and types with their own UnmarshalJSON decode themselves.
 func refDecodeStrict(data []byte, v any, rejectUnknown bool) error {
+	if err := CheckDepth(data, MaxDepth); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var raw json.RawMessage
 	if err := dec.Decode(&raw); err != nil {
@@ -42,6 +45,11 @@ func refDecodeStrict(data []byte, v any, rejectUnknown bool) error {
 	}
 	if raw[0] != '{' {
 		return &ParseError{Reason: "body is not a JSON object"}
+	}
+	// The member checks are DecodeStrict's own (FuzzCheckMembers tests
+	// them); this oracle is for the decoding.
+	if err := checkMembers(raw); err != nil {
+		return err
 	}
 	d := refDecoder{rejectUnknown: rejectUnknown}
 	return d.object("", raw, reflect.ValueOf(v).Elem())
@@ -165,6 +173,9 @@ func FuzzDecodeStrictMatchesReference(f *testing.F) {
 		`{"rate_limit":1e2}`, `{"rate_limit":-2147483649}`, `{"query_info":{"image_size":9223372036854775807}}`,
 		`{"image_info":[1]}`, `{"image_info":{}}`, `{"query_info":[]}`, `{"is_all":"true"}`, `{"Is_All":true}`,
 	} {
+		f.Add([]byte(seed))
+	}
+	for _, seed := range hostileSeeds {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -46,6 +46,27 @@ func TestDecodeScanTaskBody(t *testing.T) {
 		{"validated after decoding", `{"query_info":{"pod_id":"` + strings.Repeat("x", 65) + `"}}`, "HSS.0001", "invalid parameter query_info.pod_id: length 65 exceeds 64"},
 		{"registry_type checked", `{"image_info":[{"registry_type":"Docker"}]}`, "HSS.0001", "invalid parameter image_info[0].registry_type"},
 		{"long number not echoed", `{"rate_limit":` + strings.Repeat("9", 100) + `}`, "HSS.0001", "got a number"},
+		// Hostile input (issue 10): refused before any recursive work, or
+		// as the field it is in.
+		{"nested two million deep", `{"x":` + strings.Repeat("[", 2_100_000), "HSS.0002", "nested deeper than 32 levels"},
+		{"nested a million deep, closed", `{"x":` + strings.Repeat("[", 1_000_000) + strings.Repeat("]", 1_000_000) + `}`, "HSS.0002", "nested deeper than 32 levels"},
+		{"nested 33 deep in an ignored field", `{"x":` + strings.Repeat("[", 32) + strings.Repeat("]", 32) + `}`, "HSS.0002", "nested deeper than 32 levels"},
+		{"brackets in strings do not nest", `{"x":"` + strings.Repeat("[", 100) + `"}`, "", ""},
+		{"duplicate key", `{"rate_limit":1,"rate_limit":2}`, "HSS.0001", "invalid parameter rate_limit: is given more than once"},
+		{"duplicate key, escaped", `{"rate_limit":1,"r\u0061te_limit":2}`, "HSS.0001", "invalid parameter rate_limit: is given more than once"},
+		{"duplicate key in an item", `{"image_info":[{"id":1},{"id":2,"id":3}]}`, "HSS.0001", "invalid parameter image_info[1].id: is given more than once"},
+		{"duplicate unknown key", `{"x":1,"x":2}`, "HSS.0001", "invalid parameter x: is given more than once"},
+		{"NUL in a name", `{"image_info":[{"image_name":"a\u0000b"}]}`, "HSS.0001", "invalid parameter image_info[0].image_name: contains a control character (U+0000)"},
+		{"ESC in a name", `{"image_info":[{"image_name":"\u001b[31m"}]}`, "HSS.0001", "image_info[0].image_name: contains a control character (U+001B)"},
+		{"newline in a name", `{"query_info":{"image_name":"a\nb"}}`, "HSS.0001", `query_info.image_name: contains a control character (escaped \n)`},
+		{"DEL in a name", "{\"query_info\":{\"namespace\":\"a\x7f\"}}", "HSS.0001", "query_info.namespace: contains a control character (U+007F)"},
+		{"C1 control in a name", "{\"query_info\":{\"namespace\":\"a\u0085\"}}", "HSS.0001", "query_info.namespace: contains a control character (U+0085)"},
+		{"lone high surrogate", `{"image_info":[{"image_name":"\ud800"}]}`, "HSS.0001", `image_info[0].image_name: contains a lone surrogate (\ud800)`},
+		{"lone low surrogate", `{"image_info":[{"image_name":"a\udc00"}]}`, "HSS.0001", `contains a lone surrogate (\udc00)`},
+		{"surrogate pair", `{"image_info":[{"image_name":"\ud83d\ude00"}]}`, "", ""},
+		{"invalid UTF-8", "{\"image_info\":[{\"image_name\":\"a\xffb\"}]}", "HSS.0001", "image_info[0].image_name: is not valid UTF-8"},
+		{"control character in a member name", `{"a\u0000":1}`, "HSS.0001", "invalid parameter request body: has a member name that contains a control character (U+0000)"},
+		{"non-ASCII names are fine", `{"image_info":[{"image_name":"образ-镜像"}]}`, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,13 +91,13 @@ func TestDecodeScanTaskBody(t *testing.T) {
 func TestDecodeScanTaskBodyValues(t *testing.T) {
 	t.Parallel()
 	b, err := DecodeScanTaskBody([]byte(`{"scan_scope":983040,"rate_limit":0,"is_all":false,"image_info":[],
-		"query_info":{"image_name":"nginx","has_vul":false,"end_latest_scan_time":1700000000000},"rate_limit":5}`))
+		"query_info":{"image_name":"nginx","has_vul":false,"end_latest_scan_time":1700000000000}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := &ScanTaskBody{
 		ScanScope: ptr(ScanScopeVuln),
-		RateLimit: ptr(int32(5)), // the last duplicate wins, as in encoding/json
+		RateLimit: ptr(int32(0)),
 		IsAll:     ptr(false),
 		QueryInfo: &QueryInfo{ImageName: ptr("nginx"), HasVul: ptr(false), EndLatestScanTime: ptr(int64(1700000000000))},
 	}
@@ -114,6 +135,9 @@ func FuzzDecodeScanTaskBody(f *testing.F) {
 		`{"image_info":[{"id":1,"registry_type":"SwrShared","image_name":"a\u2028<b>&"}]}`,
 		`{"image_info":[]}`, `{"query_info":{}}`, `{} x`, `[1]`, `{"rate_limit":"1"}`, "{\"image_name\":\"\xff\"}",
 	} {
+		f.Add([]byte(seed))
+	}
+	for _, seed := range hostileSeeds {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

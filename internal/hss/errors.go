@@ -63,7 +63,7 @@ func newAPIError(op string, resp *http.Response, now time.Time) *APIError {
 	e.RetryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), now)
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	var m map[string]any
-	if json.Unmarshal(data, &m) == nil {
+	if CheckDepth(data, MaxDepth) == nil && json.Unmarshal(data, &m) == nil {
 		if code, msg, ok := errorFields(m); ok {
 			e.Code, e.Message = code, msg
 			if e.RequestID == "" {

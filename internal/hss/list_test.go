@@ -218,6 +218,28 @@ func TestListDecodeFailure(t *testing.T) {
 	}
 }
 
+// TestListDeepResponse: an HSS response (or whatever answers in its place)
+// nested two million deep is a decode error of that call, not a stack
+// overflow that kills the worker.
+func TestListDeepResponse(t *testing.T) {
+	t.Parallel()
+	deep := `{"total_num":1,"data_list":` + strings.Repeat("[", 2_100_000)
+	for _, status := range []int{http.StatusOK, http.StatusBadRequest} {
+		srv, _ := recorder(t, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("X-Request-Id", "rid")
+			w.WriteHeader(status)
+			w.Write([]byte(deep))
+		})
+		_, err := newTestClient(t, srv.URL, nil).ListRegistryImages(context.Background(), &ListRegistryImagesRequest{Limit: 1})
+		if err == nil {
+			t.Fatalf("status %d: a deep response was decoded", status)
+		}
+		if status == http.StatusOK && !strings.Contains(err.Error(), "nested deeper than 32 levels") {
+			t.Errorf("status %d: err = %v", status, err)
+		}
+	}
+}
+
 func TestListImages(t *testing.T) {
 	t.Parallel()
 	c, requests := imageServer(t, 25)

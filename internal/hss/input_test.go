@@ -1,0 +1,137 @@
+package hss
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+)
+
+func TestCheckDepth(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		ok   bool
+		name string
+	}{
+		{`{}`, true, "flat"},
+		{strings.Repeat("[", 32) + strings.Repeat("]", 32), true, "at the limit"},
+		{strings.Repeat("[", 33), false, "beyond, unclosed"},
+		{strings.Repeat("{\"a\":", 33) + "1" + strings.Repeat("}", 33), false, "objects beyond"},
+		{`"` + strings.Repeat("[", 100) + `"`, true, "brackets in a string"},
+		{`"\"` + strings.Repeat("[", 100) + `"`, true, "brackets after an escaped quote"},
+		{`"\\"` + strings.Repeat("[", 33), false, "brackets after an escaped backslash"},
+		{`"` + strings.Repeat("[", 100), true, "unterminated string"},
+		{strings.Repeat("]", 100) + strings.Repeat("[", 32), true, "unbalanced closers count down"},
+	}
+	for _, tt := range tests {
+		err := CheckDepth([]byte(tt.in), MaxDepth)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: CheckDepth = %v, want ok %v", tt.name, err, tt.ok)
+		}
+		if err != nil {
+			if _, ok := errors.AsType[*ParseError](err); !ok {
+				t.Errorf("%s: error %T, want *ParseError", tt.name, err)
+			}
+		}
+	}
+}
+
+// FuzzCheckMembers: checkMembers never panics on valid JSON, what it
+// accepts is clean when read back through encoding/json's token stream (no
+// name twice in an object, no control character in a string, valid UTF-8),
+// and what it refuses is not.
+func FuzzCheckMembers(f *testing.F) {
+	for _, seed := range []string{
+		`{}`, `{"a":1,"b":[{"a":1},{"a":2}]}`, `{"a":1,"a":2}`, `{"a":1,"\u0061":2}`,
+		`{"x":{"a":1},"y":{"a":1}}`, `[{"a":1,"a":1}]`, `{"a":"\u0000"}`, `{"a":"\ud800"}`,
+		`{"a":"\ud83d\ude00"}`, "{\"a\":\"\xff\"}", "{\"a\":\"\x7f\"}", `{"a":"\n"}`, `{"a\u001b":1}`,
+		`{"a":"\\u0000"}`, `{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k3":3}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if CheckDepth(data, MaxDepth) != nil || !json.Valid(data) {
+			return
+		}
+		err := checkMembers(bytes.TrimSpace(data))
+		dup, badStr := tokenTruth(t, data)
+		switch {
+		case err == nil && (dup || badStr):
+			t.Fatalf("accepted %q: duplicate %v, bad string %v", data, dup, badStr)
+		case err != nil && strings.Contains(err.Error(), "more than once") && !dup:
+			t.Fatalf("refused %q as a duplicate (%v); encoding/json sees none", data, err)
+		case err != nil && !strings.Contains(err.Error(), "more than once") && !badStr && !strings.Contains(err.Error(), "surrogate"):
+			t.Fatalf("refused %q for its strings (%v); encoding/json sees nothing wrong", data, err)
+		}
+	})
+}
+
+// tokenTruth reads valid JSON data through encoding/json's tokens and says
+// whether an object has a name twice, and whether a string holds a control
+// character or U+FFFD that data does not spell out (a replaced invalid
+// byte). Lone surrogates decode to U+FFFD too; data with U+FFFD spelt out
+// is judged by its bytes alone.
+func tokenTruth(t *testing.T, data []byte) (dup, badStr bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	type frame struct {
+		obj      bool
+		keys     map[string]bool
+		wantsKey bool
+	}
+	var stack []*frame
+	spelt := bytes.Contains(data, []byte("\uFFFD")) || bytes.Contains(bytes.ToLower(data), []byte(`\ufffd`))
+	if !utf8.Valid(data) {
+		badStr = true
+	}
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return dup, badStr
+		}
+		if err != nil {
+			t.Fatalf("token stream of valid JSON %q: %v", data, err)
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{':
+				stack = append(stack, &frame{obj: true, keys: map[string]bool{}, wantsKey: true})
+			case '[':
+				stack = append(stack, &frame{})
+			default:
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].obj {
+					stack[len(stack)-1].wantsKey = true
+				}
+			}
+			continue
+		case string:
+			for _, r := range v {
+				if unicode.IsControl(r) || (r == utf8.RuneError && !spelt) {
+					badStr = true
+				}
+			}
+			if top != nil && top.obj && top.wantsKey {
+				if top.keys[v] {
+					dup = true
+				}
+				top.keys[v] = true
+				top.wantsKey = false
+				continue
+			}
+		}
+		if top != nil && top.obj {
+			top.wantsKey = true
+		}
+	}
+}
