@@ -87,14 +87,15 @@ type HSSConfig struct {
 
 // APIConfig is the HTTP API and its inbound authentication.
 type APIConfig struct {
-	Addr               string        `yaml:"addr"`
-	Token              string        `yaml:"token" secret:"value"`
-	AK                 string        `yaml:"ak" secret:"value"`
-	SK                 string        `yaml:"sk" secret:"value"`
-	MaxBodyBytes       int64         `yaml:"max_body_bytes"`
-	Monitoring         bool          `yaml:"monitoring"`
-	MonitoringReadOnly bool          `yaml:"monitoring_read_only"`
-	IdempotencyTTL     time.Duration `yaml:"idempotency_ttl"`
+	Addr                string        `yaml:"addr"`
+	Token               string        `yaml:"token" secret:"value"`
+	AK                  string        `yaml:"ak" secret:"value"`
+	SK                  string        `yaml:"sk" secret:"value"`
+	MaxBodyBytes        int64         `yaml:"max_body_bytes"`
+	MaxImagesPerRequest int           `yaml:"max_images_per_request"`
+	Monitoring          bool          `yaml:"monitoring"`
+	MonitoringReadOnly  bool          `yaml:"monitoring_read_only"`
+	IdempotencyTTL      time.Duration `yaml:"idempotency_ttl"`
 }
 
 // WorkerConfig sizes a worker process and its queue priorities.

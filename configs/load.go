@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scanq/scanq/internal/hss"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -449,6 +450,9 @@ func decodeYAML(file string, data []byte, c *Config, origins map[string]string) 
 		}
 		return fmt.Errorf("parsing %s: line %d: a second YAML document; a configuration is one document", file, extra.Line)
 	}
+	if n := tooDeep(&doc, hss.MaxDepth+1); n != nil {
+		return fmt.Errorf("parsing %s: line %d: nested deeper than %d levels", file, n.Line, hss.MaxDepth)
+	}
 	root := deref(&doc)
 	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
 		root = deref(root.Content[0])
@@ -461,6 +465,33 @@ func decodeYAML(file string, data []byte, c *Config, origins map[string]string) 
 		d.mapping(root, reflect.ValueOf(c).Elem(), "")
 	}
 	return errors.Join(d.errs...)
+}
+
+// tooDeep returns the first node of doc nested more than maxDepth
+// mappings and sequences deep (aliases are not followed), or nil. No
+// configuration nests deeper than a schedule's request (5 levels); the
+// limit is the one every decoder of outside input has (hss.MaxDepth). The
+// walk is iterative.
+func tooDeep(doc *yaml.Node, maxDepth int) *yaml.Node {
+	type item struct {
+		n     *yaml.Node
+		depth int
+	}
+	stack := []item{{doc, 0}}
+	for len(stack) > 0 {
+		it := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		depth := it.depth
+		if it.n.Kind == yaml.MappingNode || it.n.Kind == yaml.SequenceNode {
+			if depth++; depth > maxDepth {
+				return it.n
+			}
+		}
+		for _, c := range it.n.Content {
+			stack = append(stack, item{c, depth})
+		}
+	}
+	return nil
 }
 
 type decoder struct {

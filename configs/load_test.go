@@ -375,6 +375,8 @@ func TestFileErrors(t *testing.T) {
 		{"request not a mapping", "schedules:\n  - name: a\n    request: [1]\n", []string{`schedules["a"].request: want a mapping of request fields`}},
 		{"request nested type", "schedules:\n  - name: a\n    request: {query_info: {has_vul: sometimes}}\n", []string{`query_info.has_vul: want true or false, got string`}},
 		{"repeated key", "worker:\n  concurrency: 1\n  concurrency: 2\n", []string{":3: worker.concurrency: repeated key (first at line 2)"}},
+		{"nested deeper than 32", "schedules:\n  - name: a\n    request: {query_info: " + strings.Repeat("[", 40) + strings.Repeat("]", 40) + "}\n", []string{":3: nested deeper than 32 levels"}},
+		{"nested 9000 deep", "x: " + strings.Repeat("[", 9000) + strings.Repeat("]", 9000) + "\n", []string{"nested deeper than 32 levels"}},
 		{"top level list", "- a\n", []string{":1: the top level must be a mapping"}},
 		{"two documents", "worker: {}\n---\nworker: {}\n", []string{"a second YAML document"}},
 		{"syntax", "worker: [\n", []string{"parsing "}},
@@ -609,6 +611,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("schedules:\n  - name: a\n    cron: 'CRON_TZ=UTC'\n    request: {is_all: true, query_info: {has_vul: true}}\n"))
 	f.Add([]byte("redis: {url: 'redis-sentinel://:p@[::1]:26379,h:1/2?master=m'}\nwebhook: {url: 'https://u:p@h/x?y=z'}\n"))
 	f.Add([]byte("a: &a [*a]\nworker: *a\n"))
+	f.Add([]byte("x: " + strings.Repeat("[", 100) + strings.Repeat("]", 100) + "\n"))
 	f.Add([]byte("schedules: [{name: x, cron: 'TZ=Europe/Paris @every 1s', request: {image_info: [{id: 1}]}}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := load("fuzz.yaml", data, nil, nil)

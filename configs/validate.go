@@ -95,6 +95,9 @@ func (c *Config) Validate() error {
 	if c.API.MaxBodyBytes < 1 {
 		v.add("api.max_body_bytes", "must be >= 1, got %d", c.API.MaxBodyBytes)
 	}
+	if c.API.MaxImagesPerRequest < 1 {
+		v.add("api.max_images_per_request", "must be >= 1, got %d", c.API.MaxImagesPerRequest)
+	}
 	v.positive("api.idempotency_ttl", c.API.IdempotencyTTL)
 
 	// worker

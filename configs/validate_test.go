@@ -86,6 +86,7 @@ func TestValidateRules(t *testing.T) {
 		{"", "ak and sk", func(c *Config) { c.API.AK, c.API.SK = "ak", "sk" }},
 		{"api.max_body_bytes", "zero", func(c *Config) { c.API.MaxBodyBytes = 0 }},
 		{"", "max_body_bytes 1", func(c *Config) { c.API.MaxBodyBytes = 1 }},
+		{"api.max_images_per_request", "zero", func(c *Config) { c.API.MaxImagesPerRequest = 0 }},
 		{"api.idempotency_ttl", "zero", func(c *Config) { c.API.IdempotencyTTL = 0 }},
 		{"", "idempotency_ttl", func(c *Config) { c.API.IdempotencyTTL = time.Second }},
 

@@ -57,6 +57,11 @@ import (
 // 0: HSS's own limit for an AK/SK-signed body.
 const DefaultMaxBodyBytes = 12 << 20
 
+// DefaultMaxImagesPerRequest is the image_info limit when
+// Options.MaxImagesPerRequest is 0: a run record and its listing stay small
+// enough to read, show and page through.
+const DefaultMaxImagesPerRequest = 10000
+
 // DefaultIdempotencyTTL is how long an Idempotency-Key is remembered when
 // Options.IdempotencyTTL is 0.
 const DefaultIdempotencyTTL = 24 * time.Hour
@@ -106,6 +111,9 @@ type Options struct {
 	ProjectID string
 	// MaxBodyBytes limits request bodies; default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// MaxImagesPerRequest limits a request's image_info; default
+	// DefaultMaxImagesPerRequest.
+	MaxImagesPerRequest int
 	// Monitoring mounts asynqmon at /monitoring/, read-only with
 	// MonitoringReadOnly.
 	Monitoring, MonitoringReadOnly bool
@@ -173,6 +181,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	if opts.MaxBodyBytes == 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.MaxImagesPerRequest <= 0 {
+		opts.MaxImagesPerRequest = DefaultMaxImagesPerRequest
 	}
 	if opts.IdempotencyTTL == 0 {
 		opts.IdempotencyTTL = DefaultIdempotencyTTL

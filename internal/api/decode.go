@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"mime"
 	"net/http"
 	"strings"
@@ -40,6 +41,16 @@ func decodeStrict(data []byte, v any) *requestError {
 		return &requestError{status: http.StatusBadRequest, code: codeInvalidField, field: ve.Field, msg: ve.Error()}
 	}
 	return &requestError{status: http.StatusBadRequest, code: codeInvalidJSON, msg: err.Error()}
+}
+
+// checkImageCount refuses a request naming more images than
+// Options.MaxImagesPerRequest.
+func (h *Handler) checkImageCount(images []hss.ImageInfo) error {
+	if n, limit := len(images), h.opts.MaxImagesPerRequest; n > limit {
+		return &hss.ValidationError{Field: "image_info",
+			Reason: fmt.Sprintf("has %d images; at most %d are accepted in one request (api.max_images_per_request): split the list into several runs", n, limit)}
+	}
+	return nil
 }
 
 // checkJSONContentType refuses a body that is not declared JSON: 415.

@@ -20,6 +20,10 @@ func FuzzHSSCompatibleDecode(f *testing.F) {
 		`{"is_all":true}`, `{"image_info":[{"id":1,"namespace":"web","registry_type":"Harbor"}]}`,
 		`{"rate_limit":1001}`, `{"query_info":{"scan_status":"unscan","pod_id":""}}`, `{`, `[]`, `null`,
 		`{"scan_scope":"x"}`, "{}\n", `{"image_info":[]}`, `{"scan_scope":2147483648}`, "\xff", `""`,
+		// Issue 10's reproductions, shrunk.
+		`{"x":` + strings.Repeat("[", 50_000), `{"is_all":false,"is_all":true}`,
+		`{"image_info":[{"image_name":"a\u0000b"}]}`, `{"image_info":[{"image_name":"\ud800"}]}`,
+		"{\"image_info\":[{\"image_name\":\"\xff\"}]}",
 	} {
 		f.Add([]byte(s))
 	}

@@ -54,6 +54,9 @@ func (h *Handler) hssCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b, err := hss.DecodeScanTaskBody(body)
+	if err == nil {
+		err = h.checkImageCount(b.ImageInfo)
+	}
 	if err != nil {
 		h.writeHSSValidation(w, r, err)
 		return

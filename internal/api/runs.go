@@ -76,6 +76,10 @@ func (h *Handler) createRun(w http.ResponseWriter, r *http.Request) {
 		writeRequestError(w, rerr)
 		return
 	}
+	if err := h.checkImageCount(req.ImageInfo); err != nil {
+		writeRequestError(w, validationError(err))
+		return
+	}
 	if err := req.ScanRequest.Validate(); err != nil {
 		writeRequestError(w, validationError(err))
 		return

@@ -93,9 +93,46 @@ func (b *ScanTaskBody) Validate() error {
 		}
 	}
 	for i, info := range b.ImageInfo {
-		if info.RegistryType != "" && !slices.Contains(RegistryTypes, info.RegistryType) {
-			return &ValidationError{fmt.Sprintf("image_info[%d].registry_type", i), notOneOf(info.RegistryType, RegistryTypes)}
+		if err := info.validate(i); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// Lengths of image_info's strings. HSS documents none; these are the
+// longest its list APIs return or accept for the same field (a name or
+// namespace, 256 characters, as query_info has them), and a URL's usual
+// limit for instance_url. Without one, a single 11 MB image_name was
+// accepted, stored and forwarded.
+const (
+	MaxImageFieldLen = 256
+	MaxImageURLLen   = 2048
+)
+
+// validate checks image_info[i]: string lengths and registry_type.
+func (info *ImageInfo) validate(i int) error {
+	strs := []struct {
+		name string
+		v    string
+		max  int
+	}{
+		{"image_id", info.ImageID, MaxImageFieldLen}, {"image_digest", info.ImageDigest, MaxImageFieldLen},
+		{"registry_id", info.RegistryID, MaxImageFieldLen}, {"registry_name", info.RegistryName, MaxImageFieldLen},
+		{"image_name", info.ImageName, MaxImageFieldLen}, {"image_version", info.ImageVersion, MaxImageFieldLen},
+		{"namespace", info.Namespace, MaxImageFieldLen}, {"instance_id", info.InstanceID, MaxImageFieldLen},
+		{"instance_url", info.InstanceURL, MaxImageURLLen},
+	}
+	for _, s := range strs {
+		// Bytes first: a huge value is refused without counting its runes.
+		if len(s.v) > s.max {
+			if err := checkLen(fmt.Sprintf("image_info[%d].%s", i, s.name), s.v, 0, s.max); err != nil {
+				return err
+			}
+		}
+	}
+	if info.RegistryType != "" && !slices.Contains(RegistryTypes, info.RegistryType) {
+		return &ValidationError{fmt.Sprintf("image_info[%d].registry_type", i), notOneOf(info.RegistryType, RegistryTypes)}
 	}
 	return nil
 }

@@ -29,6 +29,13 @@ func TestScanTaskBodyValidate(t *testing.T) {
 		{"rate_limit -1", ScanTaskBody{RateLimit: ptr(int32(-1))}, "rate_limit", "-1 is outside 0..1000"},
 		{"image_info registry_type ok", ScanTaskBody{ImageInfo: []ImageInfo{{RegistryType: "SwrPrivate"}, {RegistryType: "Other"}, {}}}, "", ""},
 		{"image_info registry_type bad", ScanTaskBody{ImageInfo: []ImageInfo{{}, {}, {}, {RegistryType: "swrprivate"}}}, "image_info[3].registry_type", `"swrprivate" is not one of`},
+		{"image_info image_name 256", ScanTaskBody{ImageInfo: []ImageInfo{{ImageName: *long(256)}}}, "", ""},
+		{"image_info image_name 257", ScanTaskBody{ImageInfo: []ImageInfo{{}, {ImageName: *long(257)}}}, "image_info[1].image_name", "length 257 exceeds 256"},
+		{"image_info image_name 11 MB", ScanTaskBody{ImageInfo: []ImageInfo{{ImageName: strings.Repeat("a", 11<<20)}}}, "image_info[0].image_name", "exceeds 256"},
+		{"image_info namespace 257", ScanTaskBody{ImageInfo: []ImageInfo{{Namespace: *long(257)}}}, "image_info[0].namespace", "exceeds 256"},
+		{"image_info image_digest 257", ScanTaskBody{ImageInfo: []ImageInfo{{ImageDigest: *long(257)}}}, "image_info[0].image_digest", "exceeds 256"},
+		{"image_info instance_url 2048", ScanTaskBody{ImageInfo: []ImageInfo{{InstanceURL: *long(2048)}}}, "", ""},
+		{"image_info instance_url 2049", ScanTaskBody{ImageInfo: []ImageInfo{{InstanceURL: *long(2049)}}}, "image_info[0].instance_url", "exceeds 2048"},
 	}
 	strFields := []struct {
 		name string
