@@ -7,6 +7,13 @@
 // restarted. It observes the fleet only from outside, as an operator would:
 // scanq's /api/v1 and the emulator's /emulator/v1 debug routes.
 //
+// The hostile-input scenarios (hostile_test.go) attack a single scanq
+// process over loopback as an outside client could: bodies nested millions
+// deep, slow and stalled uploads, costly scrapes, replayed signatures,
+// floods of run creation. After each, the process must be alive and
+// healthy, its peak RSS (VmHWM) under 150 MiB, and a refused request must
+// have stored nothing.
+//
 // Every scenario must lose nothing (every image submitted at least once,
 // counters that add up), keep duplicates within what was in flight, and
 // crash no process. A table of images expected, submitted, duplicated and
