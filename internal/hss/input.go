@@ -83,61 +83,56 @@ func wellFormed(data []byte) ([]byte, error) {
 //
 // data is one valid JSON value (wellFormed's); the walk is iterative.
 func checkMembers(data []byte) error {
-	var stack []memberFrame
-	// path names the member or item being read: "image_info[2].id".
-	path := func(stack []memberFrame) string {
-		var b []byte
-		for _, f := range stack {
-			if f.array {
-				b = append(b, '[')
-				b = strconv.AppendInt(b, int64(f.index), 10)
-				b = append(b, ']')
-				continue
-			}
-			if len(b) > 0 {
-				b = append(b, '.')
-			}
-			b = append(b, f.key...)
-		}
-		if len(b) == 0 {
-			return "request body"
-		}
-		return string(b)
-	}
+	var (
+		stack [MaxDepth]memberFrame // wellFormed bounds the depth
+		top   = -1
+		// names holds the member names of every open object, each
+		// object's after its parent's: a name is compared where it stands
+		// in data, and nothing is allocated per object.
+		names [][]byte
+	)
 	for i := 0; i < len(data); i++ {
 		switch data[i] {
 		case '{':
-			stack = append(stack, memberFrame{expectKey: true})
+			top++
+			stack[top] = memberFrame{expectKey: true, names: len(names)}
 		case '[':
-			stack = append(stack, memberFrame{array: true})
+			top++
+			stack[top] = memberFrame{array: true}
 		case '}', ']':
-			stack = stack[:len(stack)-1]
+			if !stack[top].array {
+				names = names[:stack[top].names]
+			}
+			top--
 		case ',':
-			if top := &stack[len(stack)-1]; top.array {
-				top.index++
+			if f := &stack[top]; f.array {
+				f.index++
 			} else {
-				top.expectKey = true
+				f.expectKey = true
 			}
 		case '"':
 			end := skipString(data, i)
-			lit := data[i:end]
+			body := data[i+1 : end-1]
+			f := &stack[top]
+			if !f.array && f.expectKey {
+				f.expectKey = false
+				if reason := badString(body); reason != "" {
+					return &ValidationError{memberPath(stack[:top]), "has a member name that " + reason}
+				}
+				name := body
+				if bytes.IndexByte(body, '\\') >= 0 {
+					n, _ := unquote(data[i:end])
+					name = []byte(n)
+				}
+				f.key = name
+				if f.seen(names, name) {
+					return &ValidationError{memberPath(stack[:top+1]), "is given more than once"}
+				}
+				names = append(names, name)
+			} else if reason := badString(body); reason != "" {
+				return &ValidationError{memberPath(stack[:top+1]), reason}
+			}
 			i = end - 1
-			if len(stack) > 0 && !stack[len(stack)-1].array && stack[len(stack)-1].expectKey {
-				top := &stack[len(stack)-1]
-				top.expectKey = false
-				if reason := badString(lit[1 : len(lit)-1]); reason != "" {
-					return &ValidationError{path(stack[:len(stack)-1]), "has a member name that " + reason}
-				}
-				name, _ := unquote(lit)
-				top.key = name
-				if top.seen(name) {
-					return &ValidationError{path(stack), "is given more than once"}
-				}
-				continue
-			}
-			if reason := badString(lit[1 : len(lit)-1]); reason != "" {
-				return &ValidationError{path(stack), reason}
-			}
 		}
 	}
 	return nil
@@ -147,37 +142,63 @@ func checkMembers(data []byte) error {
 type memberFrame struct {
 	array     bool
 	index     int    // array: the current item
-	key       string // object: the current member's name
+	key       []byte // object: the current member's name
 	expectKey bool
-	keys      []string            // object: the names so far, while few
-	keySet    map[string]struct{} // ... and all of them once there are many
+	names     int                 // object: where its names start in checkMembers' names
+	set       map[string]struct{} // object: its names, once it has many
 }
 
-// seen records name among the object's member names and reports whether it
-// was there already. A few names are compared in a slice; a hostile object
-// with many members moves them to a map, so the check stays linear.
-func (f *memberFrame) seen(name string) bool {
-	if f.keySet != nil {
-		if _, ok := f.keySet[name]; ok {
+// manyNames is how many member names an object may have before they are
+// kept in a map: an object of a few names compares them in place, and a
+// hostile one of a hundred thousand stays linear.
+const manyNames = 16
+
+// seen reports whether name is among the object's names so far (names
+// from f.names on).
+func (f *memberFrame) seen(names [][]byte, name []byte) bool {
+	if f.set != nil {
+		if _, ok := f.set[string(name)]; ok {
 			return true
 		}
-		f.keySet[name] = struct{}{}
+		f.set[string(name)] = struct{}{}
 		return false
 	}
-	for _, k := range f.keys {
-		if k == name {
+	mine := names[f.names:]
+	for _, k := range mine {
+		if bytes.Equal(k, name) {
 			return true
 		}
 	}
-	f.keys = append(f.keys, name)
-	if len(f.keys) > 16 {
-		f.keySet = make(map[string]struct{}, 2*len(f.keys))
-		for _, k := range f.keys {
-			f.keySet[k] = struct{}{}
+	if len(mine) == manyNames {
+		f.set = make(map[string]struct{}, 4*manyNames)
+		for _, k := range mine {
+			f.set[string(k)] = struct{}{}
 		}
-		f.keys = nil
+		f.set[string(name)] = struct{}{}
 	}
 	return false
+}
+
+// memberPath names the member or item the frames lead to:
+// "image_info[2].id"; "request body" for none.
+func memberPath(frames []memberFrame) string {
+	var b []byte
+	for _, f := range frames {
+		if f.array {
+			b = append(b, '[')
+			b = strconv.AppendInt(b, int64(f.index), 10)
+			b = append(b, ']')
+			continue
+		}
+		if len(b) > 0 {
+			b = append(b, '.')
+		}
+		b = append(b, f.key...)
+	}
+	if len(b) == 0 {
+		return "request body"
+	}
+	return string(b)
 }
 
 // badString says what is wrong with the body of a valid JSON string

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 	"unicode"
 	"unicode/utf8"
+
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 func TestCheckDepth(t *testing.T) {
@@ -133,5 +136,45 @@ func tokenTruth(t *testing.T, data []byte) (dup, badStr bool) {
 		if top != nil && top.obj {
 			top.wantsKey = true
 		}
+	}
+}
+
+// BenchmarkListPageDecode decodes a 200-image ListRegistryImages page, as
+// the worker does for every page it lists: with the depth check the client
+// runs first, against the bare decode as its baseline, in the same run.
+func BenchmarkListPageDecode(b *testing.B) {
+	var page ListRegistryImagesResponse
+	for i := range 200 {
+		page.DataList = append(page.DataList, RegistryImage{
+			ID: int64(i + 1), ImageID: fmt.Sprintf("sha256:%064x", i), ImageDigest: fmt.Sprintf("sha256:%064x", i+1),
+			RegistryID: "reg-0001", RegistryName: "swr-cn-north-4", ImageName: fmt.Sprintf("team-a/service-%d", i),
+			ImageVersion: "v1.2.3", Namespace: "team-a", RegistryType: "SwrPrivate", ImageType: "private_image",
+			ScanStatus: "success", LatestScanTime: 1700000000000, LatestUpdateTime: 1700000000000, ImageSize: 123456789,
+		})
+	}
+	page.TotalNum = 100_000
+	data, err := json.Marshal(page)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bench := range []struct {
+		name  string
+		check bool
+	}{{"with-depth-check", true}, {"baseline-decode-only", false}} {
+		b.Run(bench.name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if bench.check {
+					if err := CheckDepth(data, MaxDepth); err != nil {
+						b.Fatal(err)
+					}
+				}
+				var got ListRegistryImagesResponse
+				if err := fastjson.Unmarshal(data, &got); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
