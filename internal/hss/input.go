@@ -113,6 +113,13 @@ func checkMembers(data []byte) error {
 		case '"':
 			end := skipString(data, i)
 			body := data[i+1 : end-1]
+			if top < 0 { // a bare string, not in an object or array
+				if reason := badString(body); reason != "" {
+					return &ValidationError{memberPath(nil), reason}
+				}
+				i = end - 1
+				continue
+			}
 			f := &stack[top]
 			if !f.array && f.expectKey {
 				f.expectKey = false
