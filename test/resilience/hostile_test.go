@@ -179,3 +179,228 @@ func TestHostileDeepNesting(t *testing.T) {
 	tg.noRuns(nil)
 	t.Logf("peak RSS of serve: %d MiB", tg.peakRSS()>>20)
 }
+
+const (
+	hostileToken = "hostile-api-token-0001"
+	hostileAK    = "HOSTILEAK0001"
+	hostileSK    = "hostile-secret-key-0001"
+	hssPath      = "/v5/0123456789abcdef0123456789abcdef/image/image-scan/tasks"
+)
+
+// TestHostileSlowClients: 40 sockets that each declared a 12 MiB body and
+// sent all but 2 bytes took an unauthenticated `scanq api` from 18 to 512
+// MB, and all 40 were still open after 62 s. Now 200 such clients, half
+// without credentials and half with a forged signature (whose body the
+// server must hash), cannot raise the peak RSS over the bound, and each
+// connection is closed by the server once api.read_timeout (3 s here)
+// passes. A forged-signature GET with a 12 MiB body is refused before its
+// body is read.
+func TestHostileSlowClients(t *testing.T) {
+	tg := startTarget(t, "api", map[string]string{
+		"SCANQ_API_TOKEN": hostileToken, "SCANQ_API_AK": hostileAK, "SCANQ_API_SK": hostileSK,
+		"SCANQ_API_READ_TIMEOUT": "3s", "SCANQ_API_WRITE_TIMEOUT": "4s",
+	})
+	addr := strings.TrimPrefix(tg.url, "http://")
+	const clients = 200
+	const declared = 12 << 20
+	part := bytes.Repeat([]byte("a"), 256<<10) // what each client sends before it stalls
+	conns := make([]net.Conn, 0, clients)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for i := range clients {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		conns = append(conns, c)
+		auth := ""
+		if i%2 == 1 {
+			auth = "Authorization: SDK-HMAC-SHA256 Access=" + hostileAK + ", SignedHeaders=host;x-sdk-date, Signature=" + strings.Repeat("0", 64) + "\r\n" +
+				"X-Sdk-Date: " + time.Now().UTC().Format("20060102T150405Z") + "\r\n"
+		}
+		head := "POST " + hssPath + " HTTP/1.1\r\nHost: " + addr + "\r\nContent-Type: application/json\r\n" + auth +
+			"Content-Length: " + strconv.Itoa(declared) + "\r\n\r\n"
+		// Writes may fail once the server has answered and closed: that is
+		// the point, not an error.
+		_, _ = c.Write([]byte(head))
+		_, _ = c.Write(part)
+	}
+	// Every connection ends: the server answers (401 from the headers) and
+	// closes, or cuts it off at the read timeout. None stays open.
+	deadline := time.Now().Add(60 * time.Second)
+	for i, c := range conns {
+		_ = c.SetReadDeadline(deadline)
+		_, err := io.Copy(io.Discard, c)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("client %d: connection still open 60 s after it stalled", i)
+		}
+	}
+	tg.healthy()
+
+	// A forged-signature GET declaring a 12 MiB body: 401, answered
+	// before the body is sent.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	head := "GET /api/v1/runs HTTP/1.1\r\nHost: " + addr + "\r\n" +
+		"Authorization: SDK-HMAC-SHA256 Access=" + hostileAK + ", SignedHeaders=host;x-sdk-date, Signature=" + strings.Repeat("0", 64) + "\r\n" +
+		"X-Sdk-Date: " + time.Now().UTC().Format("20060102T150405Z") + "\r\nContent-Length: " + strconv.Itoa(declared) + "\r\n\r\n"
+	if _, err := c.Write([]byte(head)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second)) // well inside the 3 s read timeout
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer to a forged GET before its body was sent: %v", err)
+	}
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("forged GET: status %d, want 401", resp.StatusCode)
+	}
+	tg.noRuns(map[string]string{"Authorization": "Bearer " + hostileToken})
+	t.Logf("peak RSS of api after %d stalled clients: %d MiB", clients, tg.peakRSS()>>20)
+}
+
+// scrapeCommands scrapes /metrics once and returns how many commands the
+// Redis server processed meanwhile (the target does nothing else).
+func scrapeCommands(t *testing.T, tg *target, rdb *redis.Client, header map[string]string) int64 {
+	t.Helper()
+	before := totalCommands(t, rdb)
+	tg.must(http.StatusOK, "GET", "/metrics", nil, header)
+	return totalCommands(t, rdb) - before - 1 // the INFO of the second reading
+}
+
+func totalCommands(t *testing.T, rdb *redis.Client) int64 {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "stats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no total_commands_processed in INFO stats")
+	return 0
+}
+
+// TestHostileMetricsCost: each scrape loaded the 1,000 newest run records,
+// image lists included (one scrape took 5.3 s and 1.76 GB with 30 runs of
+// 150,000 images). A scrape now costs the same number of Redis commands
+// with 5 runs as with 305, and with api.metrics_token set it is refused
+// without the token.
+func TestHostileMetricsCost(t *testing.T) {
+	b := redistest.Real(t)
+	tg := startTarget(t, "api", map[string]string{
+		"SCANQ_REDIS_URL": b.URL, "SCANQ_API_METRICS_TOKEN": "metrics-token-0001",
+		"SCANQ_API_CREATE_RATE": "0", // no creation limit: this test creates hundreds
+	})
+	scrape := map[string]string{"Authorization": "Bearer metrics-token-0001"}
+	tg.must(http.StatusUnauthorized, "GET", "/metrics", nil, nil)
+	create := func(n, images int) {
+		var body strings.Builder
+		body.WriteString(`{"image_info":[`)
+		for i := range images {
+			if i > 0 {
+				body.WriteByte(',')
+			}
+			fmt.Fprintf(&body, `{"id":%d,"image_name":"team/image-%d"}`, i+1, i)
+		}
+		body.WriteString(`]}`)
+		for range n {
+			tg.must(http.StatusAccepted, "POST", "/api/v1/runs", []byte(body.String()), jsonHeader)
+		}
+	}
+	create(5, 10_000)
+	tg.must(http.StatusOK, "GET", "/metrics", nil, scrape) // warm: first-scrape work is not the steady cost
+	few := scrapeCommands(t, tg, b.Client, scrape)
+	create(300, 10)
+	many := scrapeCommands(t, tg, b.Client, scrape)
+	t.Logf("Redis commands per scrape: %d with 5 runs, %d with 305", few, many)
+	if many > few {
+		t.Errorf("a scrape with 305 runs cost %d Redis commands, with 5 runs %d: it grows with the runs", many, few)
+	}
+	tg.healthy()
+}
+
+// TestHostileReplay: a captured signed request sent 3 times created 3
+// runs, and with UNSIGNED-PAYLOAD (or a non-JSON Content-Type) its body
+// could be swapped for any other. Now a repeat returns the first run, an
+// unsigned payload is refused, and a non-JSON body is a 415.
+func TestHostileReplay(t *testing.T) {
+	tg := startTarget(t, "api", map[string]string{"SCANQ_API_AK": hostileAK, "SCANQ_API_SK": hostileSK})
+	body := []byte(`{"image_info":[{"id":1,"image_name":"team/app"}]}`)
+	signed := func(body []byte, header map[string]string) *http.Request {
+		req, err := http.NewRequest("POST", tg.url+hssPath, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		if err := signer.Sign(req, body, hostileAK, hostileSK, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		return req
+	}
+	send := func(req *http.Request, body []byte) (int, []byte) {
+		again := req.Clone(context.Background())
+		again.Body = io.NopCloser(bytes.NewReader(body))
+		again.ContentLength = int64(len(body))
+		resp, err := tg.http.Do(again)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, raw
+	}
+	captured := signed(body, nil)
+	var first string
+	for i := range 3 {
+		st, raw := send(captured, body)
+		if st != http.StatusOK {
+			t.Fatalf("send %d: status %d: %s", i+1, st, raw)
+		}
+		if first == "" {
+			first = string(raw)
+		} else if string(raw) != first {
+			t.Fatalf("send %d answered %s, the first %s: a replay started another run", i+1, raw, first)
+		}
+	}
+	if n := strings.Count(string(tg.must(http.StatusOK, "GET", "/api/v1/runs", nil, nil)), `"run_id"`); n > 1 {
+		// The list needs credentials; without them it is a 401 and this
+		// branch is not reached.
+		t.Fatalf("%d runs after three sends of one signed request", n)
+	}
+
+	// UNSIGNED-PAYLOAD: the body is not covered, so any body would pass.
+	unsigned := signed(body, map[string]string{"X-Sdk-Content-Sha256": "UNSIGNED-PAYLOAD"})
+	if st, raw := send(unsigned, []byte(`{"is_all":true}`)); st < 400 || st >= 500 {
+		t.Fatalf("UNSIGNED-PAYLOAD with another body: status %d: %s", st, raw)
+	}
+	// A non-JSON body: 415.
+	text := []byte("is_all=true")
+	req, err := http.NewRequest("POST", tg.url+hssPath, bytes.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "text/plain")
+	if err := signer.Sign(req, text, hostileAK, hostileSK, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if st, raw := send(req, text); st != http.StatusUnsupportedMediaType {
+		t.Fatalf("text/plain body: status %d, want 415: %s", st, raw)
+	}
+	tg.healthy()
+}
