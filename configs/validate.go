@@ -42,7 +42,9 @@ func (c *Config) Validate() error {
 			v.add("hss.region", "unknown region %q: with hss.endpoint \"\" the endpoint is derived from the region, so it must be one of the regions HSS serves (or set hss.endpoint to a URL)", h.Region)
 		}
 	default:
-		if err := checkHTTPURL(h.Endpoint, false); err != nil {
+		// An endpoint with userinfo may hold a password: its parse error
+		// would quote it.
+		if err := checkHTTPURL(h.Endpoint, strings.Contains(h.Endpoint, "@")); err != nil {
 			v.add("hss.endpoint", "must be %q, \"\" (derive from hss.region) or an http(s) URL: %v", Embedded, err)
 		}
 	}
