@@ -22,7 +22,7 @@ import (
 
 // Webhook is where finished runs are reported. URL "" turns it off.
 type Webhook struct {
-	URL    string
+	URL string
 	// Secret is the HMAC-SHA256 key of the signature header; "" sends no
 	// signature header at all.
 	Secret string
