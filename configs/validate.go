@@ -98,6 +98,11 @@ func (c *Config) Validate() error {
 		v.add("api.max_body_bytes", "must be >= 1, got %d", c.API.MaxBodyBytes)
 	}
 	v.positive("api.idempotency_ttl", c.API.IdempotencyTTL)
+	if r := c.API.CreateRate; r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+		v.add("api.create_rate", "must be a number >= 0 (runs per minute per client, 0 = no limit), got %v", r)
+	} else if r > 0 {
+		v.atLeast("api.create_burst", c.API.CreateBurst, 1)
+	}
 
 	// worker
 	w := c.Worker

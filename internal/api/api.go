@@ -107,7 +107,7 @@ type Options struct {
 	// MaxBodyBytes limits request bodies; default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// Monitoring mounts asynqmon at /monitoring/, read-only with
-	// MonitoringReadOnly.
+	// MonitoringReadOnly, and always read-only without authentication.
 	Monitoring, MonitoringReadOnly bool
 	// ProtectMetrics puts /metrics behind the same authentication as
 	// /api/v1.
@@ -167,6 +167,11 @@ func New(opts Options) (*Handler, error) {
 	}
 	if opts.Monitoring && opts.RedisOpt == nil {
 		return nil, errors.New("api: Options.RedisOpt is required with Monitoring")
+	}
+	if opts.Token == "" && opts.AK == "" {
+		// Whoever reaches an unauthenticated API would otherwise drive
+		// asynqmon's pause, delete and retry.
+		opts.MonitoringReadOnly = true
 	}
 	if opts.Runs == nil {
 		opts.Runs = opts.Starter.Store

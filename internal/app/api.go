@@ -54,10 +54,14 @@ func (a *App) RunAPI(ctx context.Context, ready chan<- string) error {
 	if err != nil {
 		return fmt.Errorf("api: listening on %s: %w", a.Cfg.API.Addr, err)
 	}
+	if err := a.checkExposure(ln.Addr()); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	addr := ln.Addr().String()
 	a.Log.Info("api listening", "addr", addr, "monitoring", "/monitoring/", "metrics", "/metrics",
-		"auth", a.Cfg.API.Token != "" || a.Cfg.API.AK != "")
+		"auth", a.apiAuthenticated())
 	if ready != nil {
 		ready <- addr
 	}
