@@ -35,6 +35,7 @@ func (a *App) NewAPI() (*api.Handler, error) {
 		Token: c.API.Token, AK: c.API.AK, SK: c.API.SK, ProjectID: c.HSS.ProjectID,
 		MaxBodyBytes: c.API.MaxBodyBytes, Monitoring: c.API.Monitoring, MonitoringReadOnly: c.API.MonitoringReadOnly,
 		IdempotencyTTL: c.API.IdempotencyTTL, RatePeriod: c.Scan.RatePeriod,
+		CreateRate: c.API.CreateRate, CreateBurst: c.API.CreateBurst,
 		Schedules: api.SchedulesFunc(s.Status, s.Trigger, scheduler.ErrUnknownSchedule),
 		Images:    api.StarterImages(a.Starter),
 		Metrics:   a.Metrics, Logger: a.Log.With("component", "api"),
