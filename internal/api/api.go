@@ -69,10 +69,12 @@ const MonitoringPath = "/monitoring"
 // SchedulesProvider is what GET /api/v1/schedules and
 // POST /api/v1/schedules/{name}/trigger read and drive (the scheduler).
 // Trigger returns an error wrapping ErrUnknownSchedule for a name it does
-// not know; SchedulesFunc builds one from the scheduler's methods.
+// not know, and an error with an ActiveRunID() string method when the
+// schedule's overlap policy refuses a second run (409) unless force;
+// SchedulesFunc builds one from the scheduler's methods.
 type SchedulesProvider interface {
 	Status(ctx context.Context) (any, error)
-	Trigger(ctx context.Context, name string) (*jobs.Run, error)
+	Trigger(ctx context.Context, name string, force bool) (*jobs.Run, error)
 }
 
 // ErrUnknownSchedule marks a trigger of a schedule that is not configured:
