@@ -30,6 +30,10 @@
 //   - /metrics is open unless ProtectMetrics is set: it carries counts
 //     and latencies, no request contents or secrets, and scrapers are
 //     simplest without credentials. /healthz and /readyz are always open.
+//   - without credentials everything is open, and asynqmon is read-only.
+//
+// Every route that creates a run is under a per-client creation limit
+// (ratelimit.go): 429 with Retry-After beyond Options.CreateRate.
 //
 // Nothing sent as a credential is ever logged or echoed back.
 package api
