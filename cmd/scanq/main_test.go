@@ -153,3 +153,21 @@ func TestRolesStopWhenRedisRefusesThem(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenAPIBeyondLoopbackRefused: `scanq api` and `scanq serve` without
+// credentials exit 1 on a non-loopback address, naming the setting that
+// allows it.
+func TestOpenAPIBeyondLoopbackRefused(t *testing.T) {
+	for _, role := range []string{"api", "serve"} {
+		t.Run(role, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var out, errOut testkit.Buffer
+			err := run(ctx, []string{role, "--set", "api.addr=0.0.0.0:0"}, &out, &errOut)
+			if err == nil || !strings.Contains(err.Error(), "api.allow_unauthenticated") {
+				t.Fatalf("scanq %s on 0.0.0.0 without credentials: %v\n%s", role, err, errOut.String())
+			}
+		})
+	}
+}
