@@ -87,6 +87,11 @@ func TestValidateRules(t *testing.T) {
 		{"api.max_body_bytes", "zero", func(c *Config) { c.API.MaxBodyBytes = 0 }},
 		{"", "max_body_bytes 1", func(c *Config) { c.API.MaxBodyBytes = 1 }},
 		{"api.idempotency_ttl", "zero", func(c *Config) { c.API.IdempotencyTTL = 0 }},
+		{"api.create_rate", "negative", func(c *Config) { c.API.CreateRate = -1 }},
+		{"api.create_rate", "NaN", func(c *Config) { c.API.CreateRate = math.NaN() }},
+		{"api.create_burst", "zero with a rate", func(c *Config) { c.API.CreateBurst = 0 }},
+		{"", "no creation limit", func(c *Config) { c.API.CreateRate, c.API.CreateBurst = 0, 0 }},
+		{"", "half a run a minute", func(c *Config) { c.API.CreateRate = 0.5 }},
 		{"", "idempotency_ttl", func(c *Config) { c.API.IdempotencyTTL = time.Second }},
 
 		// worker
