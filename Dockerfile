@@ -6,8 +6,13 @@
 # `scanq serve` (every role in one process, demo mode on embedded defaults).
 #
 #   docker build -t scanq:local .
-#   docker run --rm -p 8080:8080 scanq:local            # demo: http://localhost:8080/monitoring/
+#   docker run --rm -p 127.0.0.1:8080:8080 -e SCANQ_API_ALLOW_UNAUTHENTICATED=true scanq:local
+#                                                       # demo: http://localhost:8080/monitoring/
 #   docker compose up -d                                # the fleet: see docker-compose.yml
+#
+# The demo needs SCANQ_API_ALLOW_UNAUTHENTICATED=true because the container's
+# API listens on every interface of the container and has no credentials;
+# with SCANQ_API_TOKEN set it needs nothing more.
 #
 # test/deploy checks this file (cd test/deploy && go test ./...).
 
@@ -43,7 +48,12 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/scanq /scanq
 USER nonroot:nonroot
-# scanq api / scanq serve listen on api.addr, ":8080" by default.
+# scanq api / scanq serve listen on api.addr. Its default, 127.0.0.1:8080, is
+# unreachable from outside a container, so the image listens on every
+# interface of the container; without api.token (or api.ak/api.sk) the API
+# then refuses to start unless SCANQ_API_ALLOW_UNAUTHENTICATED=true is given
+# to `docker run`: the image itself never opens an unauthenticated API.
+ENV SCANQ_API_ADDR=:8080
 EXPOSE 8080
 ENTRYPOINT ["/scanq"]
 CMD ["serve"]

@@ -96,6 +96,13 @@ type APIConfig struct {
 	Monitoring          bool          `yaml:"monitoring"`
 	MonitoringReadOnly  bool          `yaml:"monitoring_read_only"`
 	IdempotencyTTL      time.Duration `yaml:"idempotency_ttl"`
+	// AllowUnauthenticated lets an API without credentials listen beyond
+	// loopback.
+	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
+	// CreateRate (runs per minute) and CreateBurst limit run creation per
+	// client, fleet-wide.
+	CreateRate  float64 `yaml:"create_rate"`
+	CreateBurst int     `yaml:"create_burst"`
 }
 
 // WorkerConfig sizes a worker process and its queue priorities.

@@ -39,22 +39,31 @@ func (t RedisTarget) String() string {
 // splitURL splits scheme://userinfo@hosts/rest by hand: net/url refuses the
 // comma-separated host lists of Sentinel and Cluster URLs when they hold
 // IPv6 addresses, and redaction must work on URLs that do not parse.
+//
+// The userinfo ends at the last '@' of the whole text, not at the first
+// '/', '?' or '#': a password written with an unescaped '/' must still be
+// recognised as userinfo, or redaction and error messages would show the
+// part of it after the '/'. The price is that an '@' in a path or query
+// must be written %40, which ParseRedisURL says when it matters.
 func splitURL(s string) (scheme, userinfo, hosts, rest string, ok bool) {
 	scheme, after, ok := strings.Cut(s, "://")
 	if !ok {
 		return "", "", "", "", false
 	}
-	authority := after
-	if i := strings.IndexAny(after, "/?#"); i >= 0 {
-		authority, rest = after[:i], after[i:]
+	if i := strings.LastIndex(after, "@"); i >= 0 {
+		userinfo, after = after[:i], after[i+1:]
 	}
-	if i := strings.LastIndex(authority, "@"); i >= 0 {
-		userinfo, hosts = authority[:i], authority[i+1:]
-	} else {
-		hosts = authority
+	hosts = after
+	if i := strings.IndexAny(after, "/?#"); i >= 0 {
+		hosts, rest = after[:i], after[i:]
 	}
 	return scheme, userinfo, hosts, rest, true
 }
+
+// RedactURL returns s with the password of its userinfo replaced by
+// REDACTED (the whole userinfo when it has no ':'), for messages that name
+// a Redis or webhook URL.
+func RedactURL(s string) string { return redactURL(s, false) }
 
 // ParseRedisURL parses a redis.url value. Errors never contain the
 // password.
@@ -91,12 +100,22 @@ func ParseRedisURL(s string) (*RedisTarget, error) {
 		return nil, errors.New("unexpected #fragment")
 	}
 	if userinfo != "" {
+		// Nothing of the userinfo is ever quoted in an error.
+		if strings.ContainsAny(userinfo, "/?#") {
+			return nil, errors.New(`user:password holds '/', '?' or '#': percent-encode them (%2F, %3F, %23), and write an '@' of the path or query as %40`)
+		}
 		ui, err := url.Parse("x://" + userinfo + "@h")
 		if err != nil || ui.User == nil {
-			return nil, errors.New("malformed user:password")
+			return nil, errors.New("malformed user:password (percent-encode special characters)")
 		}
-		t.Username = ui.User.Username()
-		t.Password, _ = ui.User.Password()
+		// A userinfo without ':' is the password, as redis-cli reads
+		// redis://secret@host (go-redis's own ParseURL would send it as a
+		// user name); redaction hides it as a password too.
+		if pw, ok := ui.User.Password(); ok {
+			t.Username, t.Password = ui.User.Username(), pw
+		} else {
+			t.Password = ui.User.Username()
+		}
 	}
 
 	for _, h := range strings.Split(hosts, ",") {

@@ -42,7 +42,9 @@ func (c *Config) Validate() error {
 			v.add("hss.region", "unknown region %q: with hss.endpoint \"\" the endpoint is derived from the region, so it must be one of the regions HSS serves (or set hss.endpoint to a URL)", h.Region)
 		}
 	default:
-		if err := checkHTTPURL(h.Endpoint, false); err != nil {
+		// An endpoint with userinfo may hold a password: its parse error
+		// would quote it.
+		if err := checkHTTPURL(h.Endpoint, strings.Contains(h.Endpoint, "@")); err != nil {
 			v.add("hss.endpoint", "must be %q, \"\" (derive from hss.region) or an http(s) URL: %v", Embedded, err)
 		}
 	}
@@ -99,6 +101,11 @@ func (c *Config) Validate() error {
 		v.add("api.max_images_per_request", "must be >= 1, got %d", c.API.MaxImagesPerRequest)
 	}
 	v.positive("api.idempotency_ttl", c.API.IdempotencyTTL)
+	if r := c.API.CreateRate; r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+		v.add("api.create_rate", "must be a number >= 0 (runs per minute per client, 0 = no limit), got %v", r)
+	} else if r > 0 {
+		v.atLeast("api.create_burst", c.API.CreateBurst, 1)
+	}
 
 	// worker
 	w := c.Worker

@@ -88,6 +88,11 @@ func TestValidateRules(t *testing.T) {
 		{"", "max_body_bytes 1", func(c *Config) { c.API.MaxBodyBytes = 1 }},
 		{"api.max_images_per_request", "zero", func(c *Config) { c.API.MaxImagesPerRequest = 0 }},
 		{"api.idempotency_ttl", "zero", func(c *Config) { c.API.IdempotencyTTL = 0 }},
+		{"api.create_rate", "negative", func(c *Config) { c.API.CreateRate = -1 }},
+		{"api.create_rate", "NaN", func(c *Config) { c.API.CreateRate = math.NaN() }},
+		{"api.create_burst", "zero with a rate", func(c *Config) { c.API.CreateBurst = 0 }},
+		{"", "no creation limit", func(c *Config) { c.API.CreateRate, c.API.CreateBurst = 0, 0 }},
+		{"", "half a run a minute", func(c *Config) { c.API.CreateRate = 0.5 }},
 		{"", "idempotency_ttl", func(c *Config) { c.API.IdempotencyTTL = time.Second }},
 
 		// worker
@@ -496,5 +501,62 @@ func TestLogSlogLevel(t *testing.T) {
 		if got := (LogConfig{Level: level}).SlogLevel(); got != want {
 			t.Errorf("%s: %v", level, got)
 		}
+	}
+}
+
+// TestRedisURLUserinfoNeverInErrors: whatever the userinfo holds ('/', '?',
+// '#', '@', bad escapes), no part of it appears in a parse error, in the
+// redacted form or in a Validate error.
+func TestRedisURLUserinfoNeverInErrors(t *testing.T) {
+	t.Parallel()
+	urls := []string{
+		"redis://:HEADsecret/TAILsecret@127.0.0.1:26391/0",
+		"redis://HEADsecret/TAILsecret@127.0.0.1:26391/0",
+		"redis://:HEADsecret?TAILsecret@127.0.0.1/0",
+		"redis://:HEADsecret#TAILsecret@127.0.0.1/0",
+		"redis://user:HEADsecret/TAILsecret@h:notaport/0",
+		"redis-sentinel://:HEADsecret/TAILsecret@s1,s2/0?master=m",
+		"redis-cluster://:HEADsecret?TAILsecret@n1,n2",
+		"redis://:HEADsecret%zzTAILsecret@h/0",
+		"redis://:HEADsecret@TAILsecret@h:x/0",
+		"redis://user:HEADsecret%2FTAILsecret@h/db",
+	}
+	for _, u := range urls {
+		for _, out := range []string{func() string {
+			_, err := ParseRedisURL(u)
+			if err == nil {
+				t.Errorf("%s: parsed", u)
+				return ""
+			}
+			return err.Error()
+		}(), redactURL(u, false), func() string {
+			c := Default()
+			c.Redis.URL = u
+			c.HSS.Endpoint = "https" + u[strings.Index(u, "://"):]
+			if err := c.Validate(); err != nil {
+				return err.Error()
+			}
+			return ""
+		}()} {
+			if strings.Contains(out, "HEADsecret") || strings.Contains(out, "TAILsecret") {
+				t.Errorf("%s: userinfo shown: %s", u, out)
+			}
+		}
+	}
+}
+
+// TestLoneRedisUserinfoIsThePassword: redis://secret@host is redacted as a
+// password, so it is sent as one (as redis-cli reads it).
+func TestLoneRedisUserinfoIsThePassword(t *testing.T) {
+	t.Parallel()
+	got, err := ParseRedisURL("redis://s%2Fecret@h:1/2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Username != "" || got.Password != "s/ecret" {
+		t.Fatalf("username %q, password %q: want the lone userinfo as the password", got.Username, got.Password)
+	}
+	if r := redactURL("redis://s%2Fecret@h:1/2", false); r != "redis://REDACTED@h:1/2" {
+		t.Fatalf("redacted: %s", r)
 	}
 }

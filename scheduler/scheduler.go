@@ -484,15 +484,60 @@ func (s *Scheduler) activeRun(ctx context.Context, name string) (string, bool, e
 	return id, !st.Final(), nil
 }
 
+// ErrRunActive marks a trigger refused by overlap: skip because the
+// schedule's last run has not finished; the error is a *RunActiveError.
+var ErrRunActive = errors.New("the schedule's last run has not finished")
+
+// RunActiveError is a trigger refused by the overlap policy. RunID is the
+// run still going ("" when another trigger of the schedule is starting one
+// at this moment).
+type RunActiveError struct {
+	Schedule, RunID string
+}
+
+func (e *RunActiveError) Error() string {
+	if e.RunID == "" {
+		return fmt.Sprintf("schedule %q: another trigger is starting a run now (overlap: skip)", e.Schedule)
+	}
+	return fmt.Sprintf("schedule %q: its run %s has not finished (overlap: skip)", e.Schedule, e.RunID)
+}
+
+// Is makes errors.Is(err, ErrRunActive) true.
+func (e *RunActiveError) Is(target error) bool { return target == ErrRunActive }
+
+// ActiveRunID is what the API names in its 409.
+func (e *RunActiveError) ActiveRunID() string { return e.RunID }
+
 // Trigger starts a run of schedule name now, by hand, whether or not this
-// instance leads and whether or not the schedule is enabled; the overlap
-// policy does not apply (someone asked for it). The run's trigger is
-// {Kind: "schedule", Name: name, Tick: "manual-<RFC 3339 time>"} and its id
+// instance leads and whether or not the schedule is enabled. The overlap
+// policy applies as it does to ticks (the same activeRun check): with
+// overlap skip and the schedule's last run not final, the trigger is
+// refused with a *RunActiveError unless force is set. Triggers of one
+// schedule take a short lock in Redis, so that triggers racing each other
+// cannot all find no run going. The run's trigger is {Kind: "schedule",
+// Name: name, Tick: "manual-<RFC 3339 time>"} and its id
 // "sched-<name>-manual-<unique>". It becomes the schedule's last run.
-func (s *Scheduler) Trigger(ctx context.Context, name string) (*jobs.Run, error) {
+func (s *Scheduler) Trigger(ctx context.Context, name string, force bool) (*jobs.Run, error) {
 	c, ok := s.byName[name]
 	if !ok {
 		return nil, fmt.Errorf("schedule %q: %w", name, ErrUnknownSchedule)
+	}
+	if c.Overlap == OverlapSkip && !force {
+		release, held, err := s.lockTrigger(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if !held {
+			return nil, &RunActiveError{Schedule: name}
+		}
+		defer release()
+		prev, active, err := s.activeRun(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if active {
+			return nil, &RunActiveError{Schedule: name, RunID: prev}
+		}
 	}
 	now := s.clock.Now()
 	id := "sched-" + name + "-manual-" + runs.NewID(now)
@@ -508,8 +553,39 @@ func (s *Scheduler) Trigger(ctx context.Context, name string) (*jobs.Run, error)
 		// The run is started; only the schedule's bookkeeping is behind.
 		s.log.Warn("recording a manual run", "schedule", name, "run_id", id, "err", err)
 	}
-	s.log.Info("schedule triggered by hand", "schedule", name, "run_id", id)
+	s.log.Info("schedule triggered by hand", "schedule", name, "run_id", id, "forced", force)
 	return r, nil
+}
+
+// triggerLockTTL bounds how long a crashed trigger can keep the lock.
+const triggerLockTTL = 30 * time.Second
+
+// unlockScript deletes the trigger lock if it is still ours.
+// KEYS[1] -> the lock; ARGV[1] -> our token. Output: 1 if deleted, else 0.
+var unlockScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+  return redis.call("DEL", KEYS[1])
+end
+return 0
+`)
+
+// lockTrigger takes the trigger lock of schedule name: held is false when
+// another trigger holds it.
+func (s *Scheduler) lockTrigger(ctx context.Context, name string) (release func(), held bool, err error) {
+	key := s.prefix + "{scheduler}:trigger:" + name
+	tok := newToken()
+	ok, err := s.rdb.SetNX(ctx, key, tok, triggerLockTTL).Result()
+	if err != nil {
+		return nil, false, fmt.Errorf("locking the triggers of schedule %q: %w", name, err)
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	return func() {
+		if err := unlockScript.Run(context.WithoutCancel(ctx), s.rdb, []string{key}, tok).Err(); err != nil {
+			s.log.Warn("releasing the trigger lock (it expires by itself)", "schedule", name, "err", err)
+		}
+	}, true, nil
 }
 
 // ScheduleStatus is one schedule as `scanq schedules` and

@@ -553,8 +553,12 @@ func TestStatusAndTrigger(t *testing.T) {
 			t.Errorf("run queue %q, batch size %d/%d; want default, 42", run.Queue, run.Options.BatchSize, run.BatchSize)
 		}
 
-		// By hand: a distinct run, recorded as the schedule's last.
-		manual, err := r.s.Trigger(ctx, "nightly")
+		// By hand, while the tick's run is pending: refused (overlap: skip)
+		// unless forced; a distinct run, recorded as the schedule's last.
+		if _, err := r.s.Trigger(ctx, "nightly", false); !errors.Is(err, ErrRunActive) {
+			t.Fatalf("trigger while the tick's run is pending: %v, want ErrRunActive", err)
+		}
+		manual, err := r.s.Trigger(ctx, "nightly", true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -569,7 +573,7 @@ func TestStatusAndTrigger(t *testing.T) {
 		if st[0].LastRunID != manual.ID || st[0].Manual != 1 || !st[0].LastTick.Equal(first) {
 			t.Errorf("status after a manual run = %+v", st[0])
 		}
-		if _, err := r.s.Trigger(ctx, "weekly"); !errors.Is(err, ErrUnknownSchedule) {
+		if _, err := r.s.Trigger(ctx, "weekly", true); !errors.Is(err, ErrUnknownSchedule) {
 			t.Errorf("Trigger(unknown) = %v, want ErrUnknownSchedule", err)
 		}
 	})
@@ -651,4 +655,76 @@ func waitFor(t testing.TB, cond func() bool, format string, args ...any) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestTriggerHonoursOverlap: a manual trigger of an overlap: skip schedule
+// whose last run is still going is refused, naming that run, unless forced;
+// concurrent triggers start one run between them; overlap: allow always
+// starts one; a finished last run lets the next trigger through.
+func TestTriggerHonoursOverlap(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		skip := validSchedule("skipper")
+		allow := validSchedule("allower")
+		allow.Overlap = OverlapAllow
+		r := newRig(t, b, nil, 15*time.Second, skip, allow)
+
+		first, err := r.s.Trigger(ctx, "skipper", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.s.Trigger(ctx, "skipper", false)
+		var busy *RunActiveError
+		if !errors.As(err, &busy) || busy.RunID != first.ID || !errors.Is(err, ErrRunActive) || !strings.Contains(err.Error(), first.ID) {
+			t.Fatalf("second trigger while %s is pending: %v", first.ID, err)
+		}
+		forced, err := r.s.Trigger(ctx, "skipper", true)
+		if err != nil || forced.ID == first.ID {
+			t.Fatalf("forced trigger: %v", err)
+		}
+		// The forced run is now the last one: it is the one named.
+		if _, err := r.s.Trigger(ctx, "skipper", false); !errors.As(err, &busy) || busy.RunID != forced.ID {
+			t.Fatalf("trigger after the forced run: %v", err)
+		}
+		// Once the last run is final, a trigger goes through.
+		if err := r.store.Stop(ctx, forced.ID, jobs.StateCancelled, "test"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.s.Trigger(ctx, "skipper", false); err != nil {
+			t.Fatalf("trigger after the last run finished: %v", err)
+		}
+
+		for range 3 {
+			if _, err := r.s.Trigger(ctx, "allower", false); err != nil {
+				t.Fatalf("overlap: allow: %v", err)
+			}
+		}
+
+		// Racing triggers of a schedule with no run going: one run.
+		race := validSchedule("racer")
+		r2 := newRig(t, b, nil, 15*time.Second, race)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		started := 0
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := r2.s.Trigger(ctx, "racer", false)
+				switch {
+				case err == nil:
+					mu.Lock()
+					started++
+					mu.Unlock()
+				case !errors.Is(err, ErrRunActive):
+					t.Errorf("racing trigger: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if started != 1 {
+			t.Fatalf("8 racing triggers started %d runs, want 1", started)
+		}
+	})
 }

@@ -22,15 +22,18 @@ import (
 
 // Webhook is where finished runs are reported. URL "" turns it off.
 type Webhook struct {
-	URL    string
-	Secret string // HMAC-SHA256 key of the signature header
+	URL string
+	// Secret is the HMAC-SHA256 key of the signature header; "" sends no
+	// signature header at all.
+	Secret string
 	// MaxRetry is how often a failed delivery is retried, with backoff.
 	MaxRetry int
 	Client   *http.Client
 }
 
 // SignatureHeader carries "t=<unix seconds>,v1=<hex HMAC-SHA256 of
-// "<t>.<body>" keyed with the webhook secret>". The timestamp is signed so a
+// "<t>.<body>" keyed with the webhook secret>", and is sent only when a
+// secret is configured. The timestamp is signed so a
 // captured delivery cannot be replayed later as a new one.
 const SignatureHeader = "X-Scanq-Signature"
 
@@ -126,11 +129,18 @@ func (h *Handlers) handleNotify(ctx context.Context, p jobs.NotifyPayload) error
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "scanq-webhook")
-	req.Header.Set(SignatureHeader, Sign(h.webhook.Secret, h.now(), body))
-	client := h.webhook.Client
-	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
+	if h.webhook.Secret != "" { // an HMAC keyed with "" proves nothing
+		req.Header.Set(SignatureHeader, Sign(h.webhook.Secret, h.now(), body))
 	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	if h.webhook.Client != nil {
+		c := *h.webhook.Client
+		client = &c
+	}
+	// Redirects are never followed: following one re-posts the body and its
+	// signature to wherever the receiver (or whoever took over its name)
+	// points. A 3xx is a failed delivery, retried like any other.
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("webhook delivery of run %s: %v", r.ID, redactErr(err))
@@ -138,6 +148,9 @@ func (h *Handlers) handleNotify(ctx context.Context, p jobs.NotifyPayload) error
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+			return fmt.Errorf("webhook delivery of run %s: receiver answered %d, a redirect, which is not followed: set webhook.url to the final URL", r.ID, resp.StatusCode)
+		}
 		return fmt.Errorf("webhook delivery of run %s: receiver answered %d", r.ID, resp.StatusCode)
 	}
 	h.log.InfoContext(ctx, "webhook delivered", "run_id", r.ID, "state", r.State)

@@ -1,10 +1,12 @@
 package worker_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -131,6 +133,91 @@ func TestVerifySignature(t *testing.T) {
 		err := worker.VerifySignature(c.secret, c.header, c.body, c.at, time.Minute)
 		if (err == nil) != c.ok {
 			t.Errorf("%s: err = %v, want ok=%v", c.name, err, c.ok)
+		}
+	}
+}
+
+// hookLog records what reached a webhook endpoint.
+type hookLog struct {
+	mu    sync.Mutex
+	calls int
+	sigs  []string
+}
+
+func (l *hookLog) handler(answer func(w http.ResponseWriter)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		l.mu.Lock()
+		l.calls++
+		l.sigs = append(l.sigs, r.Header.Get(worker.SignatureHeader))
+		l.mu.Unlock()
+		answer(w)
+	})
+}
+
+func (l *hookLog) snapshot() (int, []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.calls, append([]string(nil), l.sigs...)
+}
+
+// deliverNow runs the notify task of a finished run in this goroutine, so
+// the test sees the delivery's outcome itself.
+func deliverNow(t *testing.T, e *env) error {
+	t.Helper()
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{})
+	e.wait(r.ID, 10*time.Second)
+	task, err := jobs.NewNotifyTask(r.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.h.Mux().ProcessTask(context.Background(), task)
+}
+
+// TestWebhookDoesNotFollowRedirects: a receiver that redirects elsewhere
+// does not get the body and its signature re-posted to the other host; the
+// delivery fails (and is retried) instead.
+func TestWebhookDoesNotFollowRedirects(t *testing.T) {
+	var other hookLog
+	elsewhere := httptest.NewServer(other.handler(func(w http.ResponseWriter) {}))
+	t.Cleanup(elsewhere.Close)
+	var first hookLog
+	redirector := httptest.NewServer(first.handler(func(w http.ResponseWriter) {
+		w.Header().Set("Location", elsewhere.URL+"/stolen")
+		w.WriteHeader(http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(redirector.Close)
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 5},
+		webhook: worker.Webhook{URL: redirector.URL + "/hook", Secret: "whsec", MaxRetry: 0}})
+	err := deliverNow(t, e)
+	if err == nil || !strings.Contains(err.Error(), "307") {
+		t.Fatalf("delivery to a redirecting receiver: err = %v, want a failure naming the 307", err)
+	}
+	if n, _ := other.snapshot(); n != 0 {
+		t.Fatalf("the redirect target got %d deliveries", n)
+	}
+	if n, _ := first.snapshot(); n == 0 {
+		t.Fatal("the receiver was never called")
+	}
+}
+
+// TestWebhookUnsignedWithoutSecret: with an empty webhook.secret no
+// signature header is sent (an HMAC keyed with "" proves nothing).
+func TestWebhookUnsignedWithoutSecret(t *testing.T) {
+	var got hookLog
+	srv := httptest.NewServer(got.handler(func(w http.ResponseWriter) {}))
+	t.Cleanup(srv.Close)
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 5}, webhook: worker.Webhook{URL: srv.URL, MaxRetry: 0}})
+	if err := deliverNow(t, e); err != nil {
+		t.Fatal(err)
+	}
+	n, sigs := got.snapshot()
+	if n == 0 {
+		t.Fatal("no delivery")
+	}
+	for _, s := range sigs {
+		if s != "" {
+			t.Fatalf("unsigned webhook sent %s: %q", worker.SignatureHeader, s)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/scanq/scanq/internal/app"
 )
 
@@ -123,5 +124,50 @@ func TestConfigShowRedactsSecrets(t *testing.T) {
 	}
 	if strings.Contains(out, "very-secret") {
 		t.Fatalf("config show printed a secret:\n%s", out)
+	}
+}
+
+// TestRolesStopWhenRedisRefusesThem: every long-lived role exits 1 at
+// start, naming the URL without its password, when Redis refuses it; `scanq
+// api` no longer says "listening" while every call fails with WRONGPASS.
+func TestRolesStopWhenRedisRefusesThem(t *testing.T) {
+	mini := miniredis.RunT(t)
+	mini.RequireAuth("right-password")
+	u := "redis://:Wr0ng-S3CRET@" + mini.Addr() + "/0"
+	for _, role := range []string{"api", "worker", "scheduler", "serve"} {
+		t.Run(role, func(t *testing.T) {
+			t.Parallel()
+			// Before the check a role ran until this deadline and exited 0.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var out, errOut testkit.Buffer
+			err := run(ctx, []string{role, "--set", "redis.url=" + u, "--set", "api.addr=127.0.0.1:0"}, &out, &errOut)
+			if err == nil {
+				t.Fatalf("scanq %s started on a Redis that refuses it:\n%s", role, errOut.String())
+			}
+			all := err.Error() + out.String() + errOut.String()
+			if strings.Contains(all, "Wr0ng-S3CRET") || !strings.Contains(err.Error(), "WRONGPASS") ||
+				!strings.Contains(err.Error(), "redis://:REDACTED@"+mini.Addr()) || strings.Contains(all, "listening") {
+				t.Fatalf("scanq %s: %v\n%s", role, err, all)
+			}
+		})
+	}
+}
+
+// TestOpenAPIBeyondLoopbackRefused: `scanq api` and `scanq serve` without
+// credentials exit 1 on a non-loopback address, naming the setting that
+// allows it.
+func TestOpenAPIBeyondLoopbackRefused(t *testing.T) {
+	for _, role := range []string{"api", "serve"} {
+		t.Run(role, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var out, errOut testkit.Buffer
+			err := run(ctx, []string{role, "--set", "api.addr=0.0.0.0:0"}, &out, &errOut)
+			if err == nil || !strings.Contains(err.Error(), "api.allow_unauthenticated") {
+				t.Fatalf("scanq %s on 0.0.0.0 without credentials: %v\n%s", role, err, errOut.String())
+			}
+		})
 	}
 }

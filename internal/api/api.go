@@ -30,6 +30,10 @@
 //   - /metrics is open unless ProtectMetrics is set: it carries counts
 //     and latencies, no request contents or secrets, and scrapers are
 //     simplest without credentials. /healthz and /readyz are always open.
+//   - without credentials everything is open, and asynqmon is read-only.
+//
+// Every route that creates a run is under a per-client creation limit
+// (ratelimit.go): 429 with Retry-After beyond Options.CreateRate.
 //
 // Nothing sent as a credential is ever logged or echoed back.
 package api
@@ -42,12 +46,14 @@ import (
 	"fmt"
 	"github.com/scanq/scanq/internal/hss"
 	"log/slog"
+	"math"
 	"net/http"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
 	"github.com/redis/go-redis/v9"
+	"github.com/scanq/scanq/internal/limit"
 	"github.com/scanq/scanq/internal/metrics"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
@@ -72,10 +78,12 @@ const MonitoringPath = "/monitoring"
 // SchedulesProvider is what GET /api/v1/schedules and
 // POST /api/v1/schedules/{name}/trigger read and drive (the scheduler).
 // Trigger returns an error wrapping ErrUnknownSchedule for a name it does
-// not know; SchedulesFunc builds one from the scheduler's methods.
+// not know, and an error with an ActiveRunID() string method when the
+// schedule's overlap policy refuses a second run (409) unless force;
+// SchedulesFunc builds one from the scheduler's methods.
 type SchedulesProvider interface {
 	Status(ctx context.Context) (any, error)
-	Trigger(ctx context.Context, name string) (*jobs.Run, error)
+	Trigger(ctx context.Context, name string, force bool) (*jobs.Run, error)
 }
 
 // ErrUnknownSchedule marks a trigger of a schedule that is not configured:
@@ -115,7 +123,7 @@ type Options struct {
 	// DefaultMaxImagesPerRequest.
 	MaxImagesPerRequest int
 	// Monitoring mounts asynqmon at /monitoring/, read-only with
-	// MonitoringReadOnly.
+	// MonitoringReadOnly, and always read-only without authentication.
 	Monitoring, MonitoringReadOnly bool
 	// ProtectMetrics puts /metrics behind the same authentication as
 	// /api/v1.
@@ -136,9 +144,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for signatures and ETAs; default time.Now.
 	Now func() time.Time
-	// KeyPrefix prefixes the Redis keys of idempotency records; default
-	// "scanq:".
+	// KeyPrefix prefixes the Redis keys of idempotency records and of the
+	// creation limits; default "scanq:".
 	KeyPrefix string
+	// CreateRate is how many runs a client may create per minute, through
+	// every creating route together, fleet-wide; 0 = no limit. CreateBurst
+	// (>= 1 with a rate) is how many it may create at once. See ratelimit.go.
+	CreateRate  float64
+	CreateBurst int
 }
 
 // Handler is the API as an http.Handler. Close releases asynqmon's Redis
@@ -152,6 +165,7 @@ type Handler struct {
 	root    http.Handler
 	monitor *asynqmon.HTTPHandler
 	idem    *idempotency
+	limiter *limit.Limiter // the creation limits
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -176,6 +190,11 @@ func New(opts Options) (*Handler, error) {
 	if opts.Monitoring && opts.RedisOpt == nil {
 		return nil, errors.New("api: Options.RedisOpt is required with Monitoring")
 	}
+	if opts.Token == "" && opts.AK == "" {
+		// Whoever reaches an unauthenticated API would otherwise drive
+		// asynqmon's pause, delete and retry.
+		opts.MonitoringReadOnly = true
+	}
 	if opts.Runs == nil {
 		opts.Runs = opts.Starter.Store
 	}
@@ -194,6 +213,12 @@ func New(opts Options) (*Handler, error) {
 	if opts.KeyPrefix == "" {
 		opts.KeyPrefix = "scanq:"
 	}
+	if r := opts.CreateRate; r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+		return nil, fmt.Errorf("api: Options.CreateRate %v is not a number >= 0", r)
+	}
+	if opts.CreateRate > 0 && opts.CreateBurst < 1 {
+		return nil, fmt.Errorf("api: Options.CreateBurst %d must be >= 1 with a CreateRate", opts.CreateBurst)
+	}
 	h := &Handler{opts: opts, log: opts.Logger, now: opts.Now, metrics: opts.Metrics}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -205,6 +230,7 @@ func New(opts Options) (*Handler, error) {
 		h.metrics = metrics.New()
 	}
 	h.idem = &idempotency{rdb: opts.Redis, prefix: opts.KeyPrefix + "idem:", ttl: opts.IdempotencyTTL}
+	h.limiter = limit.New(opts.Redis, limit.Options{Prefix: opts.KeyPrefix + "limit:"})
 	h.routes()
 	return h, nil
 }
@@ -221,17 +247,21 @@ func (h *Handler) routes() {
 	m := http.NewServeMux()
 	h.mux = m
 
-	m.HandleFunc("POST /v5/{project_id}/image/image-scan/tasks", h.hssCreate)
+	m.Handle("POST /v5/{project_id}/image/image-scan/tasks", h.limitCreates(http.HandlerFunc(h.hssCreate), false, true))
 
 	v1 := func(pattern string, f http.HandlerFunc) { m.Handle(pattern, h.requireAuth(f, false)) }
-	v1("POST /api/v1/runs", h.createRun)
+	// creates: routes that start runs, under the per-client creation limit.
+	creates := func(pattern string, f http.HandlerFunc) {
+		m.Handle(pattern, h.requireAuth(h.limitCreates(f, true, false), false))
+	}
+	creates("POST /api/v1/runs", h.createRun)
 	v1("GET /api/v1/runs", h.listRuns)
 	v1("GET /api/v1/runs/{id}", h.getRun)
 	v1("POST /api/v1/runs/{id}/cancel", h.cancelRun)
-	v1("POST /api/v1/images", h.addImage)
+	creates("POST /api/v1/images", h.addImage)
 	v1("GET /api/v1/images/{ticket}", h.getImage)
 	v1("GET /api/v1/schedules", h.listSchedules)
-	v1("POST /api/v1/schedules/{name}/trigger", h.triggerSchedule)
+	creates("POST /api/v1/schedules/{name}/trigger", h.triggerSchedule)
 
 	if h.opts.Monitoring {
 		h.monitor = asynqmon.New(asynqmon.Options{

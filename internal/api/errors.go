@@ -27,6 +27,8 @@ const (
 	codeRunFinal             = "run_final"              // cancel of a finished run
 	codeIdempotencyReused    = "idempotency_key_reused" // same key, different request
 	codeIdempotencyInFlight  = "idempotency_key_in_progress"
+	codeTooManyRequests      = "too_many_requests"   // over api.create_rate; see Retry-After
+	codeScheduleRunActive    = "schedule_run_active" // trigger while the last run goes on (overlap: skip)
 	codeBodyTooLarge         = "body_too_large"
 	codeUnsupportedMediaType = "unsupported_media_type"
 	codeNotImplemented       = "not_implemented"

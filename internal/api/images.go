@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/scanq/scanq/internal/hss"
@@ -129,20 +130,20 @@ func writeTicketNotFound(w http.ResponseWriter, id string) {
 // (scheduler.ErrUnknownSchedule), answered with 404:
 //
 //	api.SchedulesFunc(s.Status, s.Trigger, scheduler.ErrUnknownSchedule)
-func SchedulesFunc[S any](status func(context.Context) (S, error), trigger func(context.Context, string) (*jobs.Run, error), unknown error) SchedulesProvider {
+func SchedulesFunc[S any](status func(context.Context) (S, error), trigger func(context.Context, string, bool) (*jobs.Run, error), unknown error) SchedulesProvider {
 	return schedulesFunc[S]{status, trigger, unknown}
 }
 
 type schedulesFunc[S any] struct {
 	status  func(context.Context) (S, error)
-	trigger func(context.Context, string) (*jobs.Run, error)
+	trigger func(context.Context, string, bool) (*jobs.Run, error)
 	unknown error
 }
 
 func (f schedulesFunc[S]) Status(ctx context.Context) (any, error) { return f.status(ctx) }
 
-func (f schedulesFunc[S]) Trigger(ctx context.Context, name string) (*jobs.Run, error) {
-	r, err := f.trigger(ctx, name)
+func (f schedulesFunc[S]) Trigger(ctx context.Context, name string, force bool) (*jobs.Run, error) {
+	r, err := f.trigger(ctx, name, force)
 	if err != nil && f.unknown != nil && errors.Is(err, f.unknown) {
 		return nil, fmt.Errorf("%w: %w", ErrUnknownSchedule, err)
 	}
@@ -174,14 +175,31 @@ func (h *Handler) triggerSchedule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("name")
+	force := false
+	if v := r.URL.Query().Get("force"); v != "" {
+		f, err := strconv.ParseBool(v)
+		if err != nil {
+			writeFieldError(w, http.StatusBadRequest, codeInvalidQuery, "force", "force must be true or false")
+			return
+		}
+		force = f
+	}
 	if h.opts.Schedules == nil {
 		writeScheduleNotFound(w, name)
 		return
 	}
-	run, err := h.opts.Schedules.Trigger(r.Context(), name)
+	run, err := h.opts.Schedules.Trigger(r.Context(), name, force)
+	var active runActive
 	switch {
 	case errors.Is(err, ErrUnknownSchedule):
 		writeScheduleNotFound(w, name)
+		return
+	case errors.As(err, &active):
+		msg := fmt.Sprintf("schedule %q is starting a run right now and its overlap is skip; retry, or add ?force=true to start another", name)
+		if id := active.ActiveRunID(); id != "" {
+			msg = fmt.Sprintf("schedule %q has a run that has not finished, %s, and its overlap is skip: wait for it, or add ?force=true to start another", name, id)
+		}
+		writeError(w, http.StatusConflict, codeScheduleRunActive, msg)
 		return
 	case err != nil:
 		if _, ok := isValidation(err); ok {
@@ -195,6 +213,13 @@ func (h *Handler) triggerSchedule(w http.ResponseWriter, r *http.Request) {
 	h.log.Info("api: schedule triggered", "request_id", requestID(r), "schedule", name, "run_id", run.ID)
 	w.Header().Set("Location", "/api/v1/runs/"+run.ID)
 	writeJSON(w, http.StatusAccepted, runCreated{RunID: run.ID, State: run.State})
+}
+
+// runActive is a trigger error refused by the schedule's overlap policy
+// (scheduler.RunActiveError): 409, naming the run still going.
+type runActive interface {
+	error
+	ActiveRunID() string
 }
 
 func writeScheduleNotFound(w http.ResponseWriter, name string) {

@@ -170,7 +170,7 @@ func TestSchedules(t *testing.T) {
 			func(context.Context) ([]scheduleStatus, error) {
 				return []scheduleStatus{{Name: "nightly", Next: []time.Time{next}}}, nil
 			},
-			func(ctx context.Context, name string) (*jobs.Run, error) {
+			func(ctx context.Context, name string, _ bool) (*jobs.Run, error) {
 				if name != "nightly" {
 					return nil, errNoSchedule
 				}

@@ -139,3 +139,27 @@ func TestMonitoringOff(t *testing.T) {
 		t.Error("Monitoring without RedisOpt was accepted")
 	}
 }
+
+// TestMonitoringReadOnlyWithoutAuth: with no credentials configured anyone
+// who reaches the API reaches asynqmon, so it is read-only whatever
+// MonitoringReadOnly says: no pausing, deleting or retrying.
+func TestMonitoringReadOnlyWithoutAuth(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, redistest.Mini(t), Options{Monitoring: true, MonitoringReadOnly: false})
+	createdRun(t, e.do(t, call{method: "POST", path: "/api/v1/runs", body: `{"is_all":true}`, header: jsonCT}), 202)
+	if r := e.do(t, call{path: "/monitoring/"}); r.status != 200 || !strings.Contains(string(r.body), `FLAG_READ_ONLY="true"`) {
+		t.Errorf("page: %d, want the read-only console", r.status)
+	}
+	for _, c := range []call{
+		{method: "POST", path: "/monitoring/api/queues/critical:pause"},
+		{method: "DELETE", path: "/monitoring/api/queues/critical"},
+		{method: "POST", path: "/monitoring/api/queues/critical/pending_tasks:delete_all"},
+	} {
+		if r := e.do(t, c); r.status != 405 {
+			t.Errorf("%s %s without auth: %d %s", c.method, c.path, r.status, r.body)
+		}
+	}
+	if qi, err := e.insp.GetQueueInfo("critical"); err != nil || qi.Paused || qi.Pending != 1 {
+		t.Errorf("queue %+v %v: an unauthenticated console changed it", qi, err)
+	}
+}

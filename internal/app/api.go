@@ -35,6 +35,7 @@ func (a *App) NewAPI() (*api.Handler, error) {
 		Token: c.API.Token, AK: c.API.AK, SK: c.API.SK, ProjectID: c.HSS.ProjectID,
 		MaxBodyBytes: c.API.MaxBodyBytes, MaxImagesPerRequest: c.API.MaxImagesPerRequest, Monitoring: c.API.Monitoring, MonitoringReadOnly: c.API.MonitoringReadOnly,
 		IdempotencyTTL: c.API.IdempotencyTTL, RatePeriod: c.Scan.RatePeriod,
+		CreateRate: c.API.CreateRate, CreateBurst: c.API.CreateBurst,
 		Schedules: api.SchedulesFunc(s.Status, s.Trigger, scheduler.ErrUnknownSchedule),
 		Images:    api.StarterImages(a.Starter),
 		Metrics:   a.Metrics, Logger: a.Log.With("component", "api"),
@@ -54,10 +55,14 @@ func (a *App) RunAPI(ctx context.Context, ready chan<- string) error {
 	if err != nil {
 		return fmt.Errorf("api: listening on %s: %w", a.Cfg.API.Addr, err)
 	}
+	if err := a.checkExposure(ln.Addr()); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	addr := ln.Addr().String()
 	a.Log.Info("api listening", "addr", addr, "monitoring", "/monitoring/", "metrics", "/metrics",
-		"auth", a.Cfg.API.Token != "" || a.Cfg.API.AK != "")
+		"auth", a.apiAuthenticated())
 	if ready != nil {
 		ready <- addr
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/configs"
@@ -39,11 +40,18 @@ type App struct {
 }
 
 // New connects the components cfg describes. With redis.url or
-// hss.endpoint set to "embedded" it starts the in-process stand-ins.
+// hss.endpoint set to "embedded" it starts the in-process stand-ins. A Redis
+// that refuses the connection (unreachable, wrong password) is an error
+// here, so no role starts on it.
 func New(cfg *configs.Config, log *slog.Logger) (*App, error) {
 	a := &App{Cfg: cfg, Log: log, Metrics: metrics.New()}
 	var err error
 	if a.Redis, err = OpenRedis(cfg.Redis.URL, cfg.Redis.DialTimeout); err != nil {
+		return nil, err
+	}
+	// Dial timeout plus go-redis's own retries of a failed dial.
+	if err := a.Redis.Check(context.Background(), configs.RedactURL(cfg.Redis.URL), 2*cfg.Redis.DialTimeout+time.Second); err != nil {
+		a.Redis.Close()
 		return nil, err
 	}
 	endpoint := cfg.HSS.EndpointURL()

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"time"
@@ -31,8 +32,9 @@ func (r *Redis) Close() {
 // configs.ParseRedisURL): embedded (an in-process miniredis), one server
 // (redis://, rediss:// with TLS), Sentinel or Cluster.
 //
-// Nothing is dialled yet: go-redis connects lazily and reconnects with
-// backoff by itself, so a Redis that is briefly away never crashes a role.
+// Nothing is dialled yet (New checks the connection once with Check):
+// go-redis connects lazily and reconnects with backoff by itself, so a Redis
+// that goes briefly away after the start never crashes a role.
 func OpenRedis(raw string, dialTimeout time.Duration) (*Redis, error) {
 	t, err := configs.ParseRedisURL(raw)
 	if err != nil {
@@ -80,4 +82,17 @@ func ConnOpt(t *configs.RedisTarget, dialTimeout time.Duration) (asynq.RedisConn
 			DialTimeout: dialTimeout, TLSConfig: tc}, nil
 	}
 	return nil, fmt.Errorf("redis.url: unknown kind %q", t.Kind)
+}
+
+// Check sends one PING, so that a role whose Redis refuses it (unreachable,
+// a wrong or missing password, an unknown database) stops at start with an
+// error that says so, instead of reporting itself ready while every call
+// fails. shown names the Redis in the error: the URL without its password.
+func (r *Redis) Check(ctx context.Context, shown string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := r.Client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis.url %s: Redis refused the connection check (PING): %w", shown, err)
+	}
+	return nil
 }

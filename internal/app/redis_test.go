@@ -2,12 +2,19 @@ package app_test
 
 import (
 	"context"
+	"log/slog"
+	"net"
 	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"github.com/scanq/scanq/configs"
 	"github.com/scanq/scanq/internal/app"
 	"github.com/scanq/scanq/internal/redistest"
@@ -91,4 +98,93 @@ func TestOpenRedisConnectsToEmbeddedAndReal(t *testing.T) {
 		}
 		r.Close()
 	}
+}
+
+// passwordRedis starts a redis-server of the test's own that requires
+// password pw, or skips when redis-server is not on PATH (miniredis's
+// RequireAuth covers the same ground then).
+func passwordRedis(t *testing.T, pw string) string {
+	t.Helper()
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server is not on PATH")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(path, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--requirepass", pw,
+		"--save", "", "--appendonly", "no", "--dir", t.TempDir(), "--daemonize", "no")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	c := redis.NewClient(&redis.Options{Addr: addr, Password: pw, MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("redis-server did not come up")
+		}
+		runtime.Gosched()
+	}
+	return addr
+}
+
+// TestNewFailsWhenRedisRefuses: a wrong password (real redis-server and
+// miniredis) or an unreachable server is an error at start naming the URL
+// without its password, not a role that runs and logs WRONGPASS forever.
+func TestNewFailsWhenRedisRefuses(t *testing.T) {
+	const pw, wrong = "right-Pa55", "wrong-S3CRET"
+	mini := miniredis.RunT(t)
+	mini.RequireAuth(pw)
+	cases := map[string]struct {
+		url  func(t *testing.T) string
+		want string
+	}{
+		"miniredis wrong password": {func(*testing.T) string { return "redis://:" + wrong + "@" + mini.Addr() + "/0" }, "WRONGPASS"},
+		"miniredis lone userinfo":  {func(*testing.T) string { return "redis://" + wrong + "@" + mini.Addr() + "/0" }, "WRONGPASS"},
+		"miniredis no password":    {func(*testing.T) string { return "redis://" + mini.Addr() + "/0" }, "NOAUTH"},
+		"redis-server wrong password": {func(t *testing.T) string {
+			return "redis://:" + wrong + "@" + passwordRedis(t, pw) + "/0"
+		}, "WRONGPASS"},
+		"unreachable": {func(t *testing.T) string {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := ln.Addr().String()
+			ln.Close()
+			return "redis://:" + wrong + "@" + addr + "/0"
+		}, "refused"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			u := c.url(t)
+			cfg := configs.Default()
+			cfg.Redis.URL = u
+			cfg.Redis.DialTimeout = time.Second
+			a, err := app.New(cfg, slog.New(slog.DiscardHandler))
+			if err == nil {
+				a.Close()
+				t.Fatalf("%s: New succeeded", u)
+			}
+			msg := err.Error()
+			if strings.Contains(msg, wrong) || !strings.Contains(msg, configs.RedactURL(u)) || !strings.Contains(msg, c.want) {
+				t.Fatalf("error %q: want the URL without its password (%s) and %q", msg, configs.RedactURL(u), c.want)
+			}
+		})
+	}
+	t.Run("right password", func(t *testing.T) {
+		cfg := configs.Default()
+		cfg.Redis.URL = "redis://" + pw + "@" + mini.Addr() + "/0"
+		a, err := app.New(cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Close()
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/scanq/scanq/configs"
@@ -28,10 +29,12 @@ func demoSchedule() configs.Schedule {
 func (a *App) Serve(ctx context.Context, stdout io.Writer) error {
 	if a.Demo() {
 		a.Cfg.Schedules = append(a.Cfg.Schedules, demoSchedule())
-		a.Log.Warn("DEMO MODE: embedded Redis (miniredis) and the built-in HSS emulator. Every run, queue and schedule lives in this process and is lost on restart. API authentication is OFF.")
+		a.Log.Warn("DEMO MODE: " + a.banner())
 		if a.Emulator != nil {
 			fmt.Fprintf(stdout, "HSS emulator:  %s  (stats: %s/emulator/v1/stats)\n", a.Emulator.URL, a.Emulator.URL)
 		}
+	} else {
+		a.Log.Info("serve: " + a.banner())
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -69,4 +72,31 @@ func (a *App) Serve(ctx context.Context, stdout io.Writer) error {
 		}
 		return out
 	}()...)
+}
+
+// banner says what this process runs on, as it is: embedded or real Redis,
+// the emulator or real HSS, and whether the API checks credentials.
+func (a *App) banner() string {
+	var parts []string
+	if a.Redis.Mini != nil {
+		parts = append(parts, "embedded Redis (miniredis): every run, queue and schedule lives in this process and is lost on restart.")
+	} else {
+		parts = append(parts, "Redis "+configs.RedactURL(a.Cfg.Redis.URL)+".")
+	}
+	if a.Emulator != nil {
+		parts = append(parts, "HSS: the built-in HSS emulator, no scan reaches Huawei Cloud.")
+	} else {
+		parts = append(parts, "HSS: "+a.Cfg.HSS.EndpointURL()+".")
+	}
+	switch {
+	case a.Cfg.API.Token != "" && a.Cfg.API.AK != "":
+		parts = append(parts, "API authentication is ON (token and AK/SK).")
+	case a.Cfg.API.Token != "":
+		parts = append(parts, "API authentication is ON (token).")
+	case a.Cfg.API.AK != "":
+		parts = append(parts, "API authentication is ON (AK/SK).")
+	default:
+		parts = append(parts, "API authentication is OFF: anyone who reaches the API can start scans; /monitoring/ is read-only.")
+	}
+	return strings.Join(parts, " ")
 }

@@ -71,6 +71,9 @@ func NewClient(cfg Config) (*Client, error) {
 	}
 	u, err := url.Parse(strings.TrimSuffix(cfg.Endpoint, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		if strings.Contains(cfg.Endpoint, "@") { // userinfo: never quoted
+			return nil, errors.New("hss: endpoint is not an http(s) URL without query")
+		}
 		return nil, fmt.Errorf("hss: endpoint %q is not an http(s) URL without query", cfg.Endpoint)
 	}
 	creds := cfg.Credentials

@@ -272,16 +272,42 @@ func checkAPI(p *types.Project, cfgs map[string]*configs.Config) []error {
 	if !ok || cfg == nil {
 		return nil
 	}
-	_, port, err := net.SplitHostPort(cfg.API.Addr)
+	host, port, err := net.SplitHostPort(cfg.API.Addr)
 	if err != nil {
 		return []error{fmt.Errorf("service api: api.addr %q: %w", cfg.API.Addr, err)}
 	}
+	var errs []error
+	if loopbackHost(host) {
+		errs = append(errs, fmt.Errorf("service api: api.addr %q is the container's loopback, unreachable through a published port: set SCANQ_API_ADDR to \":%s\"", cfg.API.Addr, port))
+	}
+	open := cfg.API.Token == "" && cfg.API.AK == ""
+	if open && !loopbackHost(host) && !cfg.API.AllowUnauthenticated {
+		errs = append(errs, fmt.Errorf("service api: no credentials and api.addr %q is not loopback: `scanq api` refuses to start; set SCANQ_API_TOKEN or SCANQ_API_ALLOW_UNAUTHENTICATED", cfg.API.Addr))
+	}
+	published := false
 	for _, pc := range s.Ports {
-		if fmt.Sprint(pc.Target) == port {
-			return nil
+		if fmt.Sprint(pc.Target) != port {
+			continue
+		}
+		published = true
+		if open && !loopbackHost(pc.HostIP) {
+			errs = append(errs, fmt.Errorf("service api: without credentials its port %s is published beyond the host's loopback (host_ip %q): publish it on 127.0.0.1 or set SCANQ_API_TOKEN", port, pc.HostIP))
 		}
 	}
-	return []error{fmt.Errorf("service api: no published port targets %s, the port of api.addr %q", port, cfg.API.Addr)}
+	if !published {
+		errs = append(errs, fmt.Errorf("service api: no published port targets %s, the port of api.addr %q", port, cfg.API.Addr))
+	}
+	return errs
+}
+
+// loopbackHost reports whether a listen or publish host is this machine
+// only ("" and 0.0.0.0 are every interface).
+func loopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(h, "[]"))
+	return ip != nil && ip.IsLoopback()
 }
 
 // checkProfiles: the emulator is a demo and runs only with --profile demo;
@@ -523,6 +549,10 @@ func TestComposeChecksFail(t *testing.T) {
 		{"no restart policy", "restart: unless-stopped\n  depends_on", `restart: "no"` + "\n  depends_on", `restart policy "no"`},
 		{"Redis URL elsewhere", "redis://redis:6379/0", "redis://cache:6379/0", "redis.url points at"},
 		{"API port not published", `"127.0.0.1:8080:8080"`, `"127.0.0.1:8080:8081"`, "no published port targets 8080"},
+		{"open API not allowed", "${SCANQ_API_ALLOW_UNAUTHENTICATED:-true}", "${SCANQ_API_ALLOW_UNAUTHENTICATED:-false}", "refuses to start"},
+		{"API on the container's loopback", `SCANQ_API_ADDR: ":8080"`, `SCANQ_API_ADDR: "127.0.0.1:8080"`, "unreachable through a published port"},
+		{"API address left to the default", `      SCANQ_API_ADDR: ":8080"` + "\n", "", "unreachable through a published port"},
+		{"open API published everywhere", `"127.0.0.1:8080:8080"`, `"8080:8080"`, "beyond the host's loopback"},
 		{"emulator without its profile", `profiles: ["demo"]`, `profiles: ["emu"]`, `profiles ["emu"], want ["demo"]`},
 		{"emulator on loopback", `"--addr", "0.0.0.0:9000"`, `"--addr", "127.0.0.1:9000"`, "service emulator: --addr"},
 		{"demo endpoint elsewhere", "${SCANQ_HSS_ENDPOINT-http://emulator:9000}", "${SCANQ_HSS_ENDPOINT-http://emulator:9001}", "want emulator:9000"},

@@ -155,6 +155,28 @@ func checkDockerfile(text, goVersion, apiPort string) []error {
 	if !exposed {
 		fail("final stage: want EXPOSE %s, the port of api.addr", apiPort)
 	}
+	// api.addr defaults to loopback, which no published port reaches: the
+	// image listens on every interface of the container, and stays closed
+	// without credentials unless the operator allows an open API.
+	env := map[string]string{}
+	for _, in := range by(final, "ENV") {
+		f := strings.Fields(in.args)
+		if len(f) == 2 && !strings.Contains(f[0], "=") {
+			env[f[0]] = f[1]
+			continue
+		}
+		for _, kv := range f {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				env[k] = strings.Trim(v, `"`)
+			}
+		}
+	}
+	if host, port, err := net.SplitHostPort(env["SCANQ_API_ADDR"]); err != nil || port != apiPort || (host != "" && host != "0.0.0.0" && host != "::") {
+		fail("final stage: want ENV SCANQ_API_ADDR=:%s (the default api.addr is loopback, unreachable from outside the container), got %q", apiPort, env["SCANQ_API_ADDR"])
+	}
+	if v := env["SCANQ_API_ALLOW_UNAUTHENTICATED"]; v != "" && v != "false" {
+		fail("final stage: ENV SCANQ_API_ALLOW_UNAUTHENTICATED=%s opens every container of the image without credentials: leave it to `docker run -e`", v)
+	}
 
 	// The binary comes from a Go build stage.
 	var from, src string
@@ -326,6 +348,9 @@ func TestDockerfileChecksFail(t *testing.T) {
 		{"big final image", "FROM gcr.io/distroless/static-debian12:nonroot", "FROM debian:12", "want gcr.io/distroless/static"},
 		{"shell entrypoint", `ENTRYPOINT ["/scanq"]`, `ENTRYPOINT /scanq`, `want ENTRYPOINT ["/scanq"]`},
 		{"port not exposed", "EXPOSE 8080", "EXPOSE 9090", "want EXPOSE 8080"},
+		{"API on the container's loopback", "ENV SCANQ_API_ADDR=:8080", "ENV SCANQ_API_ADDR=127.0.0.1:8080", "want ENV SCANQ_API_ADDR=:8080"},
+		{"API address left to the default", "ENV SCANQ_API_ADDR=:8080\n", "", "want ENV SCANQ_API_ADDR=:8080"},
+		{"open by default", "ENV SCANQ_API_ADDR=:8080", "ENV SCANQ_API_ADDR=:8080 SCANQ_API_ALLOW_UNAUTHENTICATED=true", "opens every container"},
 		{"old toolchain", "golang:1.26 AS build", "golang:1.21 AS build", "older than go"},
 		{"no module cache", "--mount=type=cache,target=/go/pkg/mod", "--mount=type=cache,target=/tmp/mod", "want a module cache mount"},
 		{"binary elsewhere", "-o /out/scanq", "-o /out/scanqd", "does not write /out/scanq"},

@@ -1,0 +1,99 @@
+package app_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scanq/scanq/configs"
+	"github.com/scanq/scanq/internal/app"
+	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/testkit"
+)
+
+// signalWriter closes seen once something written contains want.
+type signalWriter struct {
+	testkit.Buffer
+	want string
+	once sync.Once
+	seen chan struct{}
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	n, err := w.Buffer.Write(p)
+	if strings.Contains(w.Buffer.String(), w.want) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return n, err
+}
+
+// serveLogs runs `scanq serve` with set over the embedded defaults until
+// its API is up and returns the log.
+func serveLogs(t *testing.T, set map[string]string) string {
+	t.Helper()
+	set["api.addr"] = "127.0.0.1:0"
+	cfg, err := configs.Load(configs.LoadOptions{Set: set})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testkit.Buffer{}
+	a, err := app.New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	out := &signalWriter{want: "API:", seen: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, out) }()
+	select {
+	case <-out.seen:
+	case err := <-done:
+		t.Fatalf("serve stopped: %v\n%s", err, logs.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not come up\n%s", logs.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	return logs.String()
+}
+
+// TestServeBannerStatesTheTruth: the start-up banner says whether the API
+// checks credentials and whether Redis is the embedded one, as they are.
+func TestServeBannerStatesTheTruth(t *testing.T) {
+	real := redistest.Mini(t).URL // any Redis that is not the embedded one
+	cases := []struct {
+		name      string
+		set       map[string]string
+		want, not []string
+	}{
+		{"embedded, no auth", map[string]string{},
+			[]string{"embedded Redis", "lost on restart", "API authentication is OFF"}, []string{"authentication is ON"}},
+		{"embedded, token", map[string]string{"api.token": "tok-banner"},
+			[]string{"embedded Redis", "API authentication is ON"}, []string{"authentication is OFF", "tok-banner"}},
+		{"real Redis, emulator, token", map[string]string{"redis.url": real, "api.token": "tok-banner"},
+			[]string{"built-in HSS emulator", "API authentication is ON"}, []string{"embedded Redis", "lost on restart", "authentication is OFF", "tok-banner"}},
+		{"real Redis, emulator, AK/SK", map[string]string{"redis.url": real, "api.ak": "AKBANNER", "api.sk": "SKBANNER"},
+			[]string{"API authentication is ON"}, []string{"embedded Redis", "authentication is OFF", "SKBANNER"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			logs := serveLogs(t, c.set)
+			for _, w := range c.want {
+				if !strings.Contains(logs, w) {
+					t.Errorf("log lacks %q:\n%s", w, logs)
+				}
+			}
+			for _, n := range c.not {
+				if strings.Contains(logs, n) {
+					t.Errorf("log says %q:\n%s", n, logs)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,111 @@
+package app_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scanq/scanq/configs"
+	"github.com/scanq/scanq/internal/app"
+	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/testkit"
+)
+
+// startAPI runs RunAPI with settings over the embedded defaults on a fresh
+// Redis and returns the bound address, or RunAPI's error when it stops
+// before binding, and the log.
+func startAPI(t *testing.T, set map[string]string) (string, error, string) {
+	t.Helper()
+	b := redistest.Mini(t)
+	set["redis.url"] = b.URL
+	cfg, err := configs.Load(configs.LoadOptions{Set: set})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testkit.Buffer{}
+	a, err := app.New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- a.RunAPI(ctx, ready) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case addr := <-ready:
+		return addr, nil, logs.String()
+	case err := <-done:
+		done <- err
+		return "", err, logs.String()
+	case <-time.After(30 * time.Second):
+		t.Fatal("RunAPI neither bound nor failed")
+	}
+	return "", nil, ""
+}
+
+// TestUnauthenticatedAPIRefusesNonLoopback: with no credentials the API
+// binds only to loopback unless api.allow_unauthenticated says otherwise,
+// and says loudly (WARN) whenever it runs open.
+func TestUnauthenticatedAPIRefusesNonLoopback(t *testing.T) {
+	cases := []struct {
+		name    string
+		set     map[string]string
+		refused bool
+		warn    string // in a WARN line; "" = no WARN about authentication
+	}{
+		{"no credentials, every interface", map[string]string{"api.addr": ":0"}, true, ""},
+		{"no credentials, 0.0.0.0", map[string]string{"api.addr": "0.0.0.0:0"}, true, ""},
+		{"no credentials, allowed", map[string]string{"api.addr": ":0", "api.allow_unauthenticated": "true"}, false, "api.allow_unauthenticated"},
+		{"no credentials, loopback", map[string]string{"api.addr": "127.0.0.1:0"}, false, "authentication is OFF"},
+		{"token, every interface", map[string]string{"api.addr": ":0", "api.token": "tok-exposure"}, false, ""},
+		{"ak/sk, every interface", map[string]string{"api.addr": ":0", "api.ak": "AK1", "api.sk": "SK1"}, false, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			addr, err, logs := startAPI(t, c.set)
+			if c.refused {
+				if err == nil || !strings.Contains(err.Error(), "api.allow_unauthenticated") {
+					t.Fatalf("listening on %s without credentials; err = %v", addr, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			warned := false
+			for _, l := range strings.Split(logs, "\n") {
+				if strings.Contains(l, "level=WARN") && strings.Contains(l, "authentication") {
+					warned = warned || c.warn == "" || strings.Contains(l, c.warn)
+					if c.warn == "" {
+						t.Errorf("WARN with authentication on: %s", l)
+					}
+				}
+			}
+			if c.warn != "" && !warned {
+				t.Errorf("no WARN mentioning %q:\n%s", c.warn, logs)
+			}
+		})
+	}
+}
+
+// TestDefaultAPIAddrIsLoopback: `scanq serve` and `scanq api` on the
+// embedded defaults listen on 127.0.0.1 only (the port is left to the
+// defaults' own 8080 in real use; here any free one).
+func TestDefaultAPIAddrIsLoopback(t *testing.T) {
+	host, port, err := net.SplitHostPort(configs.Default().API.Addr)
+	if err != nil || port != "8080" {
+		t.Fatalf("default api.addr %q: %v", configs.Default().API.Addr, err)
+	}
+	addr, err, _ := startAPI(t, map[string]string{"api.addr": net.JoinHostPort(host, "0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, _, _ := net.SplitHostPort(addr); !net.ParseIP(h).IsLoopback() {
+		t.Fatalf("the default api.addr host %q listens on %s", host, addr)
+	}
+}
