@@ -451,7 +451,8 @@ func decodeYAML(file string, data []byte, c *Config, origins map[string]string) 
 		return fmt.Errorf("parsing %s: line %d: a second YAML document; a configuration is one document", file, extra.Line)
 	}
 	if n := tooDeep(&doc, hss.MaxDepth+1); n != nil {
-		return fmt.Errorf("parsing %s: line %d: nested deeper than %d levels", file, n.Line, hss.MaxDepth)
+		d.fail(n, "", "nested deeper than %d levels", hss.MaxDepth)
+		return errors.Join(d.errs...)
 	}
 	root := deref(&doc)
 	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {

@@ -3,9 +3,11 @@ package resilience
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+	"github.com/scanq/scanq/internal/hss/signer"
 	"github.com/scanq/scanq/internal/redistest"
 )
 
