@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -44,9 +45,15 @@ type target struct {
 // it answers /readyz.
 func startTarget(t *testing.T, role string, settings map[string]string) *target {
 	t.Helper()
+	return startTargetConfig(t, role, "schedules: []\n", settings)
+}
+
+// startTargetConfig is startTarget with a config file of content.
+func startTargetConfig(t *testing.T, role, content string, settings map[string]string) *target {
+	t.Helper()
 	needSuite(t)
 	cfg := filepath.Join(t.TempDir(), "scanq.yaml")
-	if err := os.WriteFile(cfg, []byte("schedules: []\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
@@ -407,4 +414,197 @@ func TestHostileReplay(t *testing.T) {
 		t.Fatalf("text/plain body: status %d, want 415: %s", st, raw)
 	}
 	tg.healthy()
+}
+
+// startRole starts `scanq ROLE` with exactly these settings (no defaults of
+// startTarget's) and a config file of cfg.
+func startRole(t *testing.T, role, cfg string, settings map[string]string) *proc {
+	t.Helper()
+	needSuite(t)
+	file := filepath.Join(t.TempDir(), "scanq.yaml")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := baseEnv()
+	for _, k := range slices.Sorted(maps.Keys(settings)) {
+		env = append(env, k+"="+settings[k])
+	}
+	return startProc(t, role, env, bin, role, "--config", file)
+}
+
+// TestHostileOpenByDefault: everything, asynqmon's pause/delete/retry
+// included, was open on every interface by default, with an INFO line as
+// the only word; the banner said authentication was off with a token
+// enforced, and "embedded Redis" on a real one.
+func TestHostileOpenByDefault(t *testing.T) {
+	t.Run("serve on embedded defaults listens on loopback", func(t *testing.T) {
+		p := startRole(t, "serve", "schedules: []\n", nil)
+		p.waitOutput(t, "api listening", 30*time.Second)
+		line := ""
+		for _, l := range strings.Split(p.out.String(), "\n") {
+			if strings.Contains(l, "api listening") {
+				line = l
+			}
+		}
+		if !strings.Contains(line, "addr=127.0.0.1:8080") {
+			t.Fatalf("serve on its defaults: %s", line)
+		}
+	})
+	t.Run("an open API beyond loopback is refused", func(t *testing.T) {
+		p := startRole(t, "api", "schedules: []\n", map[string]string{
+			"SCANQ_REDIS_URL": redistest.Real(t).URL, "SCANQ_API_ADDR": "0.0.0.0:" + strconv.Itoa(freePort(t)),
+		})
+		code, _ := p.waitExit(t, 30*time.Second)
+		if code == 0 || !strings.Contains(p.out.String(), "api.allow_unauthenticated") {
+			t.Fatalf("api without credentials on 0.0.0.0: exit %d\n%s", code, p.tail(10))
+		}
+	})
+	t.Run("open on purpose: a WARN, and asynqmon is read-only", func(t *testing.T) {
+		tg := startTarget(t, "api", map[string]string{"SCANQ_API_ALLOW_UNAUTHENTICATED": "true"})
+		if !strings.Contains(tg.p.out.String(), "level=WARN") || !strings.Contains(tg.p.out.String(), "authentication is OFF") {
+			t.Fatalf("no WARN that authentication is off:\n%s", tg.p.tail(20))
+		}
+		st, raw, err := tg.send("POST", "/monitoring/api/queues/critical:pause", nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st < 400 {
+			t.Fatalf("pausing a queue through an open asynqmon: %d %s", st, raw)
+		}
+		tg.healthy()
+	})
+	t.Run("the banner tells the truth", func(t *testing.T) {
+		p := startRole(t, "serve", "schedules: []\n", map[string]string{
+			"SCANQ_REDIS_URL": redistest.Real(t).URL, "SCANQ_API_ADDR": "127.0.0.1:" + strconv.Itoa(freePort(t)),
+			"SCANQ_API_TOKEN": hostileToken,
+		})
+		p.waitOutput(t, "api listening", 30*time.Second)
+		out := p.out.String()
+		for _, lie := range []string{"authentication is OFF", "embedded Redis", hostileToken} {
+			if strings.Contains(out, lie) {
+				t.Errorf("serve with a token on a real Redis says %q:\n%s", lie, p.tail(20))
+			}
+		}
+		if !strings.Contains(out, "authentication is ON") {
+			t.Errorf("serve with a token does not say authentication is on:\n%s", p.tail(20))
+		}
+	})
+}
+
+// TestHostileGrowth: 2,000 runs were created in 8.7 s by one client;
+// pending runs never expired; three triggers of a schedule with overlap:
+// skip started three concurrent full-registry runs.
+func TestHostileGrowth(t *testing.T) {
+	t.Run("creation is limited per client", func(t *testing.T) {
+		tg := startTarget(t, "api", map[string]string{"SCANQ_API_CREATE_RATE": "60", "SCANQ_API_CREATE_BURST": "5"})
+		accepted, limited := 0, 0
+		for range 20 {
+			req, _ := http.NewRequest("POST", tg.url+"/api/v1/runs", strings.NewReader(`{"image_info":[{"id":1}]}`))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := tg.http.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusAccepted:
+				accepted++
+			case http.StatusTooManyRequests:
+				limited++
+				if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 {
+					t.Fatalf("429 with Retry-After %q", resp.Header.Get("Retry-After"))
+				}
+			default:
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+		// A burst of 5 and one more per second: 20 quick creates cannot
+		// all pass, and the burst always does.
+		if limited == 0 || accepted < 5 {
+			t.Fatalf("20 creates: %d accepted, %d limited", accepted, limited)
+		}
+		var list struct {
+			Runs []json.RawMessage `json:"runs"`
+		}
+		if err := json.Unmarshal(tg.must(http.StatusOK, "GET", "/api/v1/runs?limit=100", nil, nil), &list); err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Runs) != accepted {
+			t.Fatalf("%d runs stored, %d creates accepted", len(list.Runs), accepted)
+		}
+	})
+	t.Run("a run that never starts expires", func(t *testing.T) {
+		tg := startTarget(t, "api", map[string]string{"SCANQ_SCAN_PENDING_TTL": "2s"})
+		var created struct {
+			RunID string `json:"run_id"`
+		}
+		if err := json.Unmarshal(tg.must(http.StatusAccepted, "POST", "/api/v1/runs", []byte(`{"is_all":true}`), jsonHeader), &created); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			st, _, err := tg.send("GET", "/api/v1/runs/"+created.RunID, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st == http.StatusNotFound {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("pending run %s still there (%d) 30 s after a 2 s pending_ttl", created.RunID, st)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	t.Run("a trigger honours overlap: skip", func(t *testing.T) {
+		cfg := "schedules:\n  - name: full\n    cron: '0 2 * * *'\n    overlap: skip\n    request: {is_all: true}\n"
+		tg := startTargetConfig(t, "api", cfg, nil)
+		tg.must(http.StatusAccepted, "POST", "/api/v1/schedules/full/trigger", nil, nil)
+		raw := tg.must(http.StatusConflict, "POST", "/api/v1/schedules/full/trigger", nil, nil)
+		if !bytes.Contains(raw, []byte("run")) {
+			t.Errorf("409 does not name the running run: %s", raw)
+		}
+		tg.must(http.StatusAccepted, "POST", "/api/v1/schedules/full/trigger?force=true", nil, nil)
+	})
+}
+
+// TestHostileRedisSecrets: parts of a Redis password with '/' or '?'
+// appeared in URL errors, and `scanq api` with a wrong password said
+// "listening" while the worker flooded WRONGPASS. Now a role refuses to
+// start, naming the URL without its password.
+func TestHostileRedisSecrets(t *testing.T) {
+	needSuite(t)
+	srv := startRedis(t, "right-password-0001")
+	port := strings.TrimPrefix(strings.TrimSuffix(srv.URL(), "/0"), "redis://127.0.0.1:")
+	for _, c := range []struct{ name, url, says string }{
+		// A URL that cannot be split safely is refused as configuration.
+		{"slash and question mark", "redis://user:PWHEAD/PWTAIL?x@127.0.0.1:" + port + "/0", "percent-encode"},
+		// A password Redis refuses: the role says which Redis.
+		{"refused password", "redis://:PWREFUSED0001@127.0.0.1:" + port + "/0", "127.0.0.1:" + port},
+	} {
+		name, url := c.name, c.url
+		t.Run(name, func(t *testing.T) {
+			for _, role := range []string{"api", "worker", "scheduler"} {
+				p := startRole(t, role, "schedules: []\n", map[string]string{
+					"SCANQ_REDIS_URL": url, "SCANQ_API_ADDR": "127.0.0.1:" + strconv.Itoa(freePort(t)),
+				})
+				code, _ := p.waitExit(t, 30*time.Second)
+				out := p.out.String()
+				if code == 0 {
+					t.Errorf("%s started on %s:\n%s", role, name, p.tail(10))
+				}
+				for _, secret := range []string{"PWHEAD", "PWTAIL", "PWREFUSED0001"} {
+					if strings.Contains(out, secret) {
+						t.Errorf("%s printed part of the password (%s):\n%s", role, secret, p.tail(10))
+					}
+				}
+				if !strings.Contains(out, c.says) {
+					t.Errorf("%s does not say %q:\n%s", role, c.says, p.tail(10))
+				}
+				if strings.Contains(out, "api listening") {
+					t.Errorf("%s said it was listening:\n%s", role, p.tail(10))
+				}
+			}
+		})
+	}
 }

@@ -23,17 +23,23 @@ type redisServer struct {
 	dir  string
 	cur  *proc
 	gen  int
+	// requirepass, when set, is the password the server demands.
+	requirepass string
 }
 
 // startRedis starts redis-server from PATH. .ci/run installs it, so its
-// absence is a failure, not a reason to skip.
-func startRedis(t *testing.T) *redisServer {
+// absence is a failure, not a reason to skip. A requirepass makes the
+// server demand that password.
+func startRedis(t *testing.T, requirepass ...string) *redisServer {
 	t.Helper()
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redis-server is not on PATH: the Redis-restart scenario needs its own server (.ci/run installs redis-server): %v", err)
 	}
 	s := &redisServer{t: t, path: path, port: freePort(t), dir: t.TempDir()}
+	if len(requirepass) > 0 {
+		s.requirepass = requirepass[0]
+	}
 	// Registered before the fleet's cleanup, so it runs after it: the
 	// fleet shuts down gracefully with its Redis still there.
 	t.Cleanup(func() {
@@ -51,10 +57,13 @@ func (s *redisServer) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0"
 func (s *redisServer) start() {
 	s.t.Helper()
 	s.gen++
-	s.cur = spawn(s.t, "redis-server#"+strconv.Itoa(s.gen), os.Environ(), s.path,
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
-		"--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no")
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(s.port), MaxRetries: -1})
+	args := []string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
+		"--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no"}
+	if s.requirepass != "" {
+		args = append(args, "--requirepass", s.requirepass)
+	}
+	s.cur = spawn(s.t, "redis-server#"+strconv.Itoa(s.gen), os.Environ(), s.path, args...)
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(s.port), Password: s.requirepass, MaxRetries: -1})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
