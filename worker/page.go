@@ -590,16 +590,17 @@ func (h *Handlers) list(ctx context.Context, r *jobs.Run, p int) ([]hss.Image, i
 	size := h.cfg.PageSize
 	offset := p * size
 	if r.Source == jobs.SourceImages {
-		all := r.Request.ImageInfo
-		end := min(offset+size, len(all))
-		if offset > end {
-			offset = end
+		// The request's images are a list in Redis: read this page's slice.
+		end := min(offset+size, r.ImageCount)
+		infos, err := h.runs.Images(ctx, r.ID, offset, end-offset)
+		if err != nil {
+			return nil, 0, false, err
 		}
-		out := make([]hss.Image, 0, end-offset)
-		for _, info := range all[offset:end] {
-			out = append(out, hss.Image{Info: info})
+		out := make([]hss.Image, len(infos))
+		for i, info := range infos {
+			out[i] = hss.Image{Info: info}
 		}
-		return out, int64(len(all)), end >= len(all), nil
+		return out, int64(r.ImageCount), end >= r.ImageCount, nil
 	}
 	if offset > maxListOffset {
 		return nil, 0, true, fmt.Errorf("the list API pages only up to offset %d; images beyond it are not reached", maxListOffset)

@@ -1,0 +1,116 @@
+package runs_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/runs"
+	"github.com/scanq/scanq/jobs"
+)
+
+func imagesRun(id string, n int) *jobs.Run {
+	r := newRun(id)
+	r.Request.IsAll, r.Source = nil, jobs.SourceImages
+	for i := range n {
+		r.Request.ImageInfo = append(r.Request.ImageInfo, hss.ImageInfo{ImageName: fmt.Sprintf("img-%05d", i), ImageVersion: "v1"})
+	}
+	return r
+}
+
+// A run's record holds no image list: the request's image_info is kept in
+// a list of its own, which only the page loop reads, a page at a time.
+func TestImageListIsKeptApart(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		s := runs.New(b.Client, runs.Options{Retention: time.Hour, PendingTTL: time.Hour})
+		if err := s.Create(ctx, imagesRun("big", 3000)); err != nil {
+			t.Fatal(err)
+		}
+		rec, err := b.Client.HGet(ctx, "scanq:run:{big}", "rec").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rec) > 2000 || strings.Contains(rec, "img-00001") {
+			t.Fatalf("the record holds the image list: %d bytes", len(rec))
+		}
+		if n, err := b.Client.LLen(ctx, "scanq:run:{big}:images").Result(); err != nil || n != 3000 {
+			t.Fatalf("image list of %d items, %v; want 3000", n, err)
+		}
+		r, err := s.Get(ctx, "big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Request.ImageInfo != nil || r.ImageCount != 3000 || r.Source != jobs.SourceImages {
+			t.Fatalf("Get: %d images, count %d, source %s; want none, 3000, image_info", len(r.Request.ImageInfo), r.ImageCount, r.Source)
+		}
+		br, _, err := s.GetForBatch(ctx, "big", 0, nil)
+		if err != nil || br.Request.ImageInfo != nil {
+			t.Fatalf("GetForBatch: %v, %d images", err, len(br.Request.ImageInfo))
+		}
+		page, err := s.Images(ctx, "big", 200, 200)
+		if err != nil || len(page) != 200 || page[0].ImageName != "img-00200" || page[199].ImageName != "img-00399" {
+			t.Fatalf("Images(200, 200): %d images, %v", len(page), err)
+		}
+		if page, err := s.Images(ctx, "big", 2900, 200); err != nil || len(page) != 100 {
+			t.Fatalf("Images(2900, 200): %d images, %v; want the last 100", len(page), err)
+		}
+		// The list expires with the run.
+		if ttl := b.Client.PTTL(ctx, "scanq:run:{big}:images").Val(); ttl <= 0 || ttl > time.Hour {
+			t.Fatalf("image list TTL %v while pending, want within the pending TTL", ttl)
+		}
+		if _, err := s.Start(ctx, "big"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Stop(ctx, "big", jobs.StateCancelled, "cancelled"); err != nil {
+			t.Fatal(err)
+		}
+		if ttl := b.Client.PTTL(ctx, "scanq:run:{big}:images").Val(); ttl <= 0 || ttl > time.Hour {
+			t.Fatalf("image list TTL %v once final, want the retention", ttl)
+		}
+	})
+}
+
+// A run that stays pending expires after the pending TTL; one that started
+// does not until it is final.
+func TestPendingRunsExpire(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		s := runs.New(b.Client, runs.Options{Retention: 2 * time.Hour, PendingTTL: time.Hour})
+		for _, id := range []string{"p1", "p2"} {
+			if err := s.Create(ctx, newRun(id)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if ttl := b.Client.PTTL(ctx, "scanq:run:{p1}").Val(); ttl <= 0 || ttl > time.Hour {
+			t.Fatalf("pending run TTL %v, want within the pending TTL (1h)", ttl)
+		}
+		if _, err := s.Start(ctx, "p2"); err != nil {
+			t.Fatal(err)
+		}
+		if ttl := b.Client.PTTL(ctx, "scanq:run:{p2}").Val(); ttl != -1 {
+			t.Fatalf("resolving run TTL %v, want none", ttl)
+		}
+		counts, err := s.CountByState(ctx)
+		if err != nil || counts[jobs.StatePending] != 1 || counts[jobs.StateResolving] != 1 {
+			t.Fatalf("counts %v, %v; want 1 pending, 1 resolving", counts, err)
+		}
+		if b.Mini != nil {
+			// The pending run expires; the count follows without a write.
+			b.Mini.FastForward(time.Hour + time.Second)
+			s2 := runs.New(b.Client, runs.Options{Retention: 2 * time.Hour, PendingTTL: time.Hour,
+				Now: func() time.Time { return time.Now().Add(time.Hour + time.Second) }})
+			if _, err := s2.Get(ctx, "p1"); err == nil {
+				t.Fatal("pending run still there after its TTL")
+			}
+			counts, err := s2.CountByState(ctx)
+			if err != nil || counts[jobs.StatePending] != 0 || counts[jobs.StateResolving] != 1 {
+				t.Fatalf("counts after expiry %v, %v; want 0 pending, 1 resolving", counts, err)
+			}
+		}
+	})
+}
