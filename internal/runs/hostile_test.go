@@ -2,6 +2,7 @@ package runs_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -111,6 +112,106 @@ func TestPendingRunsExpire(t *testing.T) {
 			if err != nil || counts[jobs.StatePending] != 0 || counts[jobs.StateResolving] != 1 {
 				t.Fatalf("counts after expiry %v, %v; want 0 pending, 1 resolving", counts, err)
 			}
+		}
+	})
+}
+
+// The state index follows every move (start, the first page, the last
+// batch, stop) and forgets final runs when their keys expire.
+func TestCountByStateFollowsRuns(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		s := runs.New(b.Client, runs.Options{Retention: time.Hour, PendingTTL: 2 * time.Hour})
+		want := func(w map[jobs.State]int64) {
+			t.Helper()
+			got, err := s.CountByState(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, st := range []jobs.State{jobs.StatePending, jobs.StateResolving, jobs.StateRunning, jobs.StateSucceeded,
+				jobs.StatePartiallyFailed, jobs.StateFailed, jobs.StateCancelled} {
+				if got[st] != w[st] {
+					t.Fatalf("counts %v, want %v", got, w)
+				}
+			}
+		}
+		for _, id := range []string{"a", "b", "c"} {
+			if err := s.Create(ctx, newRun(id)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Create(ctx, newRun("a")); err == nil {
+			t.Fatal("a second create of a was accepted")
+		}
+		want(map[jobs.State]int64{jobs.StatePending: 3})
+		for _, id := range []string{"a", "b"} {
+			if _, err := s.Start(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.Start(ctx, "a") // a second start moves nothing
+		want(map[jobs.State]int64{jobs.StatePending: 1, jobs.StateResolving: 2})
+		if _, err := s.PageDone(ctx, "a", 0, runs.PageResult{Listed: 5, Batches: 1, Last: true}); err != nil {
+			t.Fatal(err)
+		}
+		want(map[jobs.State]int64{jobs.StatePending: 1, jobs.StateResolving: 1, jobs.StateRunning: 1})
+		if _, fin, err := s.BatchDone(ctx, "a", 0, runs.Outcome{Kind: runs.Submitted, Images: 5}); err != nil || !fin {
+			t.Fatalf("last batch: finished %v, %v", fin, err)
+		}
+		if err := s.Stop(ctx, "b", jobs.StateFailed, "auth"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Stop(ctx, "c", jobs.StateCancelled, "cancelled"); err != nil {
+			t.Fatal(err)
+		}
+		want(map[jobs.State]int64{jobs.StateSucceeded: 1, jobs.StateFailed: 1, jobs.StateCancelled: 1})
+		// A late batch of a final run re-arms its expiry, and its count.
+		if _, _, err := s.BatchDone(ctx, "b", 3, runs.Outcome{Kind: runs.Failed, Images: 1}); err != nil {
+			t.Fatal(err)
+		}
+		want(map[jobs.State]int64{jobs.StateSucceeded: 1, jobs.StateFailed: 1, jobs.StateCancelled: 1})
+		if b.Mini == nil {
+			return
+		}
+		// Past the retention the final runs are gone, and so are their counts.
+		b.Mini.FastForward(time.Hour + time.Second)
+		s = runs.New(b.Client, runs.Options{Retention: time.Hour, PendingTTL: 2 * time.Hour,
+			Now: func() time.Time { return time.Now().Add(time.Hour + time.Second) }})
+		want(map[jobs.State]int64{})
+		if n := b.Client.ZCard(ctx, "scanq:runs:states").Val(); n != 0 {
+			t.Fatalf("the state index keeps %d entries of expired runs", n)
+		}
+	})
+}
+
+// A page looks at a bounded number of runs: a filter that matches few
+// ends the page short, with a cursor that goes on.
+func TestListPageBoundsItsWork(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		s := runs.New(b.Client, runs.Options{Retention: time.Hour})
+		base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		const n = 1500
+		for i := range n {
+			r := newRun(fmt.Sprintf("r%04d", i))
+			r.CreatedAt = base.Add(time.Duration(i) * time.Second)
+			if err := s.Create(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Stop(ctx, "r0000", jobs.StateCancelled, "cancelled"); err != nil {
+			t.Fatal(err)
+		}
+		p, err := s.ListPage(ctx, runs.ListQuery{Limit: 10, State: jobs.StateCancelled})
+		if err != nil || len(p.Runs) != 0 || p.Next == "" {
+			t.Fatalf("first page: %d runs, next %q, %v; want none and a cursor (the match is 1,500 runs down)", len(p.Runs), p.Next, err)
+		}
+		p, err = s.ListPage(ctx, runs.ListQuery{Limit: 10, State: jobs.StateCancelled, Cursor: p.Next})
+		if err != nil || len(p.Runs) != 1 || p.Runs[0].ID != "r0000" || p.Next != "" {
+			t.Fatalf("second page: %d runs, next %q, %v; want r0000 and no cursor", len(p.Runs), p.Next, err)
+		}
+		if _, err := s.ListPage(ctx, runs.ListQuery{Cursor: "!"}); !errors.Is(err, runs.ErrBadCursor) {
+			t.Fatalf("bad cursor: %v", err)
 		}
 	})
 }

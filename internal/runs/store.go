@@ -10,6 +10,7 @@ package runs
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -327,37 +328,207 @@ func decodeRecord(id, raw string) (*jobs.Run, error) {
 	}, nil
 }
 
-// List returns up to limit runs, newest first, optionally only in one state.
-// Index entries of expired runs are removed on the way.
+// ListQuery selects a page of runs.
+type ListQuery struct {
+	// Limit is the most runs the page holds; default 50.
+	Limit int
+	// State keeps only runs in this state; "" keeps all.
+	State jobs.State
+	// Cursor continues after the page that returned it; "" starts at the
+	// newest run.
+	Cursor string
+}
+
+// Page is a page of runs, newest first.
+type Page struct {
+	Runs []*jobs.Run
+	// Next is the cursor of the next page, "" when there is none. A page
+	// can be short (even empty) and still have a next one: see ListPage.
+	Next string
+}
+
+// ErrBadCursor is a cursor ListPage did not hand out.
+var ErrBadCursor = errors.New("invalid cursor")
+
+// listScanMax bounds the runs of the index one page looks at, so that a
+// state filter that matches few runs costs bounded work per page: the page
+// then ends short, with a cursor that goes on from where it stopped.
+const listScanMax = 1000
+
+// ListPage returns a page of runs, newest first. Runs carry no image list
+// (their records hold none). Index entries of expired runs are removed on
+// the way.
+//
+// The cursor is the creation time and id of the last run looked at,
+// encoded: opaque to clients, and stable while runs are created (new runs
+// sort before it) or expire.
+func (s *Store) ListPage(ctx context.Context, q ListQuery) (Page, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	maxScore, afterID := "+inf", ""
+	if q.Cursor != "" {
+		score, id, err := decodeCursor(q.Cursor)
+		if err != nil {
+			return Page{}, err
+		}
+		maxScore, afterID = strconv.FormatInt(score, 10), id
+	}
+	var page Page
+	scanned := 0
+	// Each read goes on from the last entry looked at, so that runs created
+	// meanwhile (they sort first) shift nothing. Entries of the position's
+	// own millisecond sort by id, descending: those up to its id were seen.
+	// skip steps over them when a millisecond holds more than a read.
+	var skip int64
+	for {
+		zs, err := s.rdb.ZRevRangeByScoreWithScores(ctx, s.indexKey(), &redis.ZRangeBy{
+			Max: maxScore, Min: "-inf", Offset: skip, Count: listChunk}).Result()
+		if err != nil {
+			return Page{}, fmt.Errorf("listing runs: %w", err)
+		}
+		var fresh []redis.Z
+		ids := make([]string, 0, len(zs))
+		for _, z := range zs {
+			id, _ := z.Member.(string)
+			if afterID != "" && strconv.FormatInt(int64(z.Score), 10) == maxScore && id >= afterID {
+				continue
+			}
+			fresh, ids = append(fresh, z), append(ids, id)
+		}
+		if len(fresh) == 0 && len(zs) == listChunk {
+			skip += listChunk
+			continue
+		}
+		runs, err := s.getMany(ctx, ids, q.State, limit-len(page.Runs))
+		if err != nil {
+			return Page{}, err
+		}
+		for _, z := range fresh {
+			id, _ := z.Member.(string)
+			maxScore, afterID, skip = strconv.FormatInt(int64(z.Score), 10), id, 0
+			scanned++
+			if r, ok := runs[id]; ok {
+				page.Runs = append(page.Runs, r)
+			}
+			if len(page.Runs) == limit || scanned == listScanMax {
+				page.Next = encodeCursor(int64(z.Score), id)
+				return page, nil
+			}
+		}
+		if len(zs) < listChunk {
+			return page, nil
+		}
+	}
+}
+
+// listChunk is how many index entries ListPage reads at a time.
+const listChunk = 100
+
+// getMany reads the runs ids that are in state (any when ""), at most
+// limit of them in the order of ids, in two round trips: their states,
+// then the records of those that match. Runs that are gone are dropped
+// from the index.
+func (s *Store) getMany(ctx context.Context, ids []string, state jobs.State, limit int) (map[string]*jobs.Run, error) {
+	if len(ids) == 0 || limit <= 0 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	states := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		states[i] = pipe.HGet(ctx, s.key(id), "state")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("listing runs: %w", err)
+	}
+	var want, gone []string
+	for i, id := range ids {
+		st, err := states[i].Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			gone = append(gone, id)
+		case state == "" || jobs.State(st) == state:
+			if len(want) < limit {
+				want = append(want, id)
+			}
+		}
+	}
+	if len(gone) > 0 {
+		s.rdb.ZRem(ctx, s.indexKey(), toAny(gone)...)
+	}
+	pipe = s.rdb.Pipeline()
+	hs := make([]*redis.MapStringStringCmd, len(want))
+	es := make([]*redis.StringSliceCmd, len(want))
+	for i, id := range want {
+		hs[i], es[i] = pipe.HGetAll(ctx, s.key(id)), pipe.LRange(ctx, s.errorsKey(id), 0, -1)
+	}
+	if len(want) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("listing runs: %w", err)
+		}
+	}
+	out := make(map[string]*jobs.Run, len(want))
+	for i, id := range want {
+		h := hs[i].Val()
+		if len(h) == 0 {
+			continue // expired between the two reads
+		}
+		r, err := decode(id, h, es[i].Val())
+		if err != nil {
+			return nil, err
+		}
+		if state == "" || r.State == state {
+			out[id] = r
+		}
+	}
+	return out, nil
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+func encodeCursor(score int64, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(score, 10) + ":" + id))
+}
+
+func decodeCursor(c string) (int64, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, "", ErrBadCursor
+	}
+	ms, id, ok := strings.Cut(string(b), ":")
+	score, err := strconv.ParseInt(ms, 10, 64)
+	if !ok || err != nil || id == "" {
+		return 0, "", ErrBadCursor
+	}
+	return score, id, nil
+}
+
+// List returns up to limit runs, newest first, optionally only in one
+// state: ListPage's pages, read until limit runs are in or none is left.
 func (s *Store) List(ctx context.Context, limit int, state jobs.State) ([]*jobs.Run, error) {
 	if limit <= 0 {
 		limit = 50
 	}
 	var out []*jobs.Run
-	for start := int64(0); len(out) < limit; start += 100 {
-		ids, err := s.rdb.ZRevRange(ctx, s.indexKey(), start, start+99).Result()
+	q := ListQuery{Limit: min(limit, 500), State: state}
+	for len(out) < limit {
+		q.Limit = min(q.Limit, limit-len(out))
+		p, err := s.ListPage(ctx, q)
 		if err != nil {
-			return nil, fmt.Errorf("listing runs: %w", err)
+			return nil, err
 		}
-		if len(ids) == 0 {
+		out = append(out, p.Runs...)
+		if p.Next == "" {
 			break
 		}
-		for _, id := range ids {
-			r, err := s.Get(ctx, id)
-			if errors.Is(err, ErrNotFound) {
-				s.rdb.ZRem(ctx, s.indexKey(), id)
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			if state != "" && r.State != state {
-				continue
-			}
-			if out = append(out, r); len(out) == limit {
-				break
-			}
-		}
+		q.Cursor = p.Next
 	}
 	return out, nil
 }
