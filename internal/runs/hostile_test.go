@@ -215,3 +215,39 @@ func TestListPageBoundsItsWork(t *testing.T) {
 		}
 	})
 }
+
+// Without the state index (Redis Cluster) runs move and expire as with it,
+// the index is never written, and CountByState says it cannot count.
+func TestNoStateIndex(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		s := runs.New(b.Client, runs.Options{Retention: time.Hour, PendingTTL: time.Hour, NoStateIndex: true})
+		if err := s.Create(ctx, imagesRun("a", 3)); err != nil {
+			t.Fatal(err)
+		}
+		if ttl := b.Client.PTTL(ctx, "scanq:run:{a}").Val(); ttl <= 0 {
+			t.Fatalf("pending TTL %v", ttl)
+		}
+		if st, err := s.Start(ctx, "a"); err != nil || st != jobs.StateResolving {
+			t.Fatalf("start: %v %v", st, err)
+		}
+		if _, err := s.PageDone(ctx, "a", 0, runs.PageResult{Listed: 3, Batches: 1, Last: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, fin, err := s.BatchDone(ctx, "a", 0, runs.Outcome{Kind: runs.Submitted, Images: 3}); err != nil || !fin {
+			t.Fatalf("batch: %v %v", fin, err)
+		}
+		if r, err := s.Get(ctx, "a"); err != nil || r.State != jobs.StateSucceeded {
+			t.Fatalf("get: %+v %v", r, err)
+		}
+		if ttl := b.Client.PTTL(ctx, "scanq:run:{a}:images").Val(); ttl <= 0 {
+			t.Fatalf("final TTL of the image list %v", ttl)
+		}
+		if b.Client.Exists(ctx, "scanq:runs:states").Val() != 0 {
+			t.Fatal("the state index was written")
+		}
+		if _, err := s.CountByState(ctx); !errors.Is(err, runs.ErrNoStateIndex) {
+			t.Fatalf("CountByState: %v", err)
+		}
+	})
+}

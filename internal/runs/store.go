@@ -43,6 +43,11 @@ type Options struct {
 	// never picked up) is kept; default PendingTTLDefault. A run that has
 	// started is kept until it is final, and then for Retention.
 	PendingTTL time.Duration
+	// NoStateIndex leaves out the index of runs by state, which a Redis
+	// Cluster cannot keep: the index is one key, on a slot of its own, and
+	// the scripts that move a run's state touch only the run's slot. New
+	// sets it for a *redis.ClusterClient. CountByState then fails.
+	NoStateIndex bool
 	// MaxErrors is how many of the last errors a run keeps; default 10.
 	MaxErrors int
 	// Now is the clock; default time.Now.
@@ -55,6 +60,7 @@ type Store struct {
 	prefix     string
 	retention  time.Duration
 	pendingTTL time.Duration
+	indexed    bool
 	maxErrors  int
 	now        func() time.Time
 	records    recordCache
@@ -69,6 +75,8 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if s.retention <= 0 {
 		s.retention = 7 * 24 * time.Hour
 	}
+	_, cluster := rdb.(*redis.ClusterClient)
+	s.indexed = !opts.NoStateIndex && !cluster
 	if s.pendingTTL <= 0 {
 		s.pendingTTL = PendingTTLDefault
 	}
@@ -99,10 +107,14 @@ func (s *Store) statesKey() string { return s.prefix + "runs:states" }
 const PendingTTLDefault = 24 * time.Hour
 
 // allKeys are the keys a run owns, apart from its page-numbered sets, and
-// then the state index: the first six keys of every script that moves a
-// run's state (finalLua).
+// then the state index (the run's own key again when there is none): the
+// first six keys of every script that moves a run's state (finalLua).
 func (s *Store) allKeys(id string) []string {
-	return []string{s.key(id), s.pagesKey(id), s.batchesKey(id), s.errorsKey(id), s.imagesKey(id), s.statesKey()}
+	states := s.statesKey()
+	if !s.indexed {
+		states = s.key(id)
+	}
+	return []string{s.key(id), s.pagesKey(id), s.batchesKey(id), s.errorsKey(id), s.imagesKey(id), states}
 }
 
 // record is the immutable part of a run, stored as JSON in field "rec". It
@@ -235,6 +247,9 @@ func (s *Store) Images(ctx context.Context, id string, offset, n int) ([]hss.Ima
 // of runs by state (finalLua), scored by when the run's keys expire, and
 // the entries of expired runs are dropped before counting.
 func (s *Store) CountByState(ctx context.Context) (map[jobs.State]int64, error) {
+	if !s.indexed {
+		return nil, ErrNoStateIndex
+	}
 	vals, err := countScript.Run(ctx, s.rdb, []string{s.statesKey()}, s.now().UnixMilli()).Int64Slice()
 	if err != nil {
 		return nil, fmt.Errorf("counting runs by state: %w", err)
@@ -247,6 +262,10 @@ func (s *Store) CountByState(ctx context.Context) (map[jobs.State]int64, error) 
 	}
 	return out, nil
 }
+
+// ErrNoStateIndex is CountByState's answer when the store keeps no index
+// of runs by state (Redis Cluster).
+var ErrNoStateIndex = errors.New("runs are not indexed by state on a Redis Cluster")
 
 // indexedStates are the states of the state index, in the order of its
 // bands (stateLua's band_of).
@@ -601,18 +620,23 @@ end
 `
 
 // finalLua is shared by the scripts that move a run's state. Their first
-// six keys are allKeys: the run's five own keys and the state index. Once a
-// run is final, each of its keys expires after the retention.
+// six keys are allKeys: the run's five own keys and the state index, or
+// the run's key again when there is none (Options.NoStateIndex). Once a run
+// is final, each of its keys expires after the retention.
 const finalLua = stateLua + `
+local INDEXED = KEYS[6] ~= KEYS[1]
 local function is_final(st)
   return st == "succeeded" or st == "partially_failed" or st == "failed" or st == "cancelled"
 end
 -- Indexes the run (KEYS[1]) in state st, expiring at expires_at (ms), or
 -- never when expires_at is nil.
 local function index_state(st, expires_at)
+  if not INDEXED then return end
   redis.call("ZADD", KEYS[6], num(band_of[st] * BAND + (expires_at or BAND - 1)), KEYS[1])
 end
-local function trim_states(now) trim(KEYS[6], tonumber(now)) end
+local function trim_states(now)
+  if INDEXED then trim(KEYS[6], tonumber(now)) end
+end
 -- A script may pass page keys after the first six, which keep their own
 -- expiry.
 local function expire_all(st, now, ttl)
