@@ -86,7 +86,7 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 	case r.ImageCount > 0:
 		// The run's record does not carry its image_info; the one call of
 		// a forwarded run reads it whole.
-		if req.Body.ImageInfo, err = h.runs.Images(ctx, r.ID, 0, r.ImageCount); err != nil {
+		if req.Body.ImageInfo, err = h.requestImages(ctx, r, 0, r.ImageCount); err != nil {
 			return err
 		}
 	}

@@ -590,9 +590,8 @@ func (h *Handlers) list(ctx context.Context, r *jobs.Run, p int) ([]hss.Image, i
 	size := h.cfg.PageSize
 	offset := p * size
 	if r.Source == jobs.SourceImages {
-		// The request's images are a list in Redis: read this page's slice.
 		end := min(offset+size, r.ImageCount)
-		infos, err := h.runs.Images(ctx, r.ID, offset, end-offset)
+		infos, err := h.requestImages(ctx, r, offset, end-offset)
 		if err != nil {
 			return nil, 0, false, err
 		}
@@ -623,6 +622,17 @@ func (h *Handlers) list(ctx context.Context, r *jobs.Run, p int) ([]hss.Image, i
 	}
 	last := len(page.Images) < size || int64(offset+len(page.Images)) >= page.Total
 	return page.Images, page.Total, last, nil
+}
+
+// requestImages returns n of the run's request images (its image_info) from
+// the offset-th on. They are a list in Redis, of which only the slice asked
+// for is read; a record stored before the lists existed still holds them.
+func (h *Handlers) requestImages(ctx context.Context, r *jobs.Run, offset, n int) ([]hss.ImageInfo, error) {
+	if all := r.Request.ImageInfo; all != nil {
+		offset = min(offset, len(all))
+		return all[offset:min(offset+max(n, 0), len(all))], nil
+	}
+	return h.runs.Images(ctx, r.ID, offset, n)
 }
 
 // waitRequest takes one token of the target's request rate, waiting in

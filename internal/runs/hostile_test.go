@@ -251,3 +251,19 @@ func TestNoStateIndex(t *testing.T) {
 		}
 	})
 }
+
+// A record stored with its images (before they were kept apart) still
+// says how many it has, and keeps them.
+func TestLegacyRecordWithImages(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		rec := `{"run_id":"old","request":{"image_info":[{"image_name":"a"},{"image_name":"b"}]},"source":"image_info","batch_size":1}`
+		if err := b.Client.HSet(ctx, "scanq:run:{old}", "rec", rec, "state", "running").Err(); err != nil {
+			t.Fatal(err)
+		}
+		r, err := runs.New(b.Client, runs.Options{}).Get(ctx, "old")
+		if err != nil || r.ImageCount != 2 || len(r.Request.ImageInfo) != 2 {
+			t.Fatalf("legacy record: %+v, %v", r, err)
+		}
+	})
+}

@@ -341,6 +341,11 @@ func decodeRecord(id, raw string) (*jobs.Run, error) {
 	if err := fastjson.Unmarshal([]byte(raw), &rec); err != nil {
 		return nil, fmt.Errorf("run %s: corrupt record: %w", id, err)
 	}
+	if n := len(rec.Request.ImageInfo); n > 0 {
+		// A record written before image lists were kept apart: its images
+		// stay where they are (Images does not find them), and count.
+		rec.ImageCount = n
+	}
 	return &jobs.Run{
 		ID: rec.ID, Trigger: rec.Trigger, Target: rec.Target, Request: rec.Request, ImageCount: rec.ImageCount, Options: rec.Options,
 		Queue: rec.Queue, Source: rec.Source, BatchSize: rec.BatchSize, CreatedAt: rec.CreatedAt,
