@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/runs"
@@ -266,4 +267,68 @@ func TestLegacyRecordWithImages(t *testing.T) {
 			t.Fatalf("legacy record: %+v, %v", r, err)
 		}
 	})
+}
+
+// Starting a run with a large image_info stores the list once, in the
+// run's image list: neither the record nor the scan:run task nor any other
+// key carries it.
+func TestStartStoresTheImageListOnce(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		store := runs.New(b.Client, runs.Options{})
+		client := asynq.NewClientFromRedisClient(b.Client)
+		t.Cleanup(func() { _ = client.Close() })
+		st := &runs.Starter{Store: store, Client: client, Target: "default", BatchSize: 100, MaxBatchSize: 100}
+		req := imagesRun("x", 3000).Request
+		r, err := st.Start(ctx, req, jobs.Options{}, jobs.Trigger{Kind: "api"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, err := b.Client.Keys(ctx, "*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			n := valueBytes(t, b, k)
+			if k == "scanq:run:{"+r.ID+"}:images" {
+				if n < 3000*10 {
+					t.Errorf("the image list holds %d bytes", n)
+				}
+				continue
+			}
+			if n > 2000 {
+				t.Errorf("key %s holds %d bytes: the image list is stored twice", k, n)
+			}
+		}
+	})
+}
+
+// valueBytes is the size of key's value, whatever its type.
+func valueBytes(t *testing.T, b *redistest.Backend, key string) int {
+	t.Helper()
+	ctx := context.Background()
+	n := 0
+	switch typ := b.Client.Type(ctx, key).Val(); typ {
+	case "string":
+		n = len(b.Client.Get(ctx, key).Val())
+	case "hash":
+		for f, v := range b.Client.HGetAll(ctx, key).Val() {
+			n += len(f) + len(v)
+		}
+	case "list":
+		for _, v := range b.Client.LRange(ctx, key, 0, -1).Val() {
+			n += len(v)
+		}
+	case "set":
+		for _, v := range b.Client.SMembers(ctx, key).Val() {
+			n += len(v)
+		}
+	case "zset":
+		for _, v := range b.Client.ZRange(ctx, key, 0, -1).Val() {
+			n += len(v)
+		}
+	default:
+		t.Fatalf("key %s of type %s", key, typ)
+	}
+	return n
 }
