@@ -89,6 +89,7 @@ type HSSConfig struct {
 type APIConfig struct {
 	Addr                string        `yaml:"addr"`
 	Token               string        `yaml:"token" secret:"value"`
+	MetricsToken        string        `yaml:"metrics_token" secret:"value"`
 	AK                  string        `yaml:"ak" secret:"value"`
 	SK                  string        `yaml:"sk" secret:"value"`
 	MaxBodyBytes        int64         `yaml:"max_body_bytes"`
@@ -125,6 +126,7 @@ type ScanConfig struct {
 	DedupeWindowPages int           `yaml:"dedupe_window_pages"`
 	SkipScannedWithin time.Duration `yaml:"skip_scanned_within"`
 	Retention         time.Duration `yaml:"retention"`
+	PendingTTL        time.Duration `yaml:"pending_ttl"`
 	RatePeriod        time.Duration `yaml:"rate_period"`
 	GroupGracePeriod  time.Duration `yaml:"group_grace_period"`
 	GroupMaxDelay     time.Duration `yaml:"group_max_delay"`

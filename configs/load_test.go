@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scanq/scanq/internal/runs"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -51,7 +52,8 @@ func TestDefault(t *testing.T) {
 	if c.Redis.URL != Embedded || c.HSS.Endpoint != Embedded {
 		t.Errorf("demo mode by default: redis.url=%q hss.endpoint=%q", c.Redis.URL, c.HSS.Endpoint)
 	}
-	if c.Worker.Concurrency != 10 || c.Scan.BatchSize != 100 || c.HSS.Timeout != 30*time.Second || c.HSS.RequestRate != 10 {
+	if c.Worker.Concurrency != 10 || c.Scan.BatchSize != 100 || c.HSS.Timeout != 30*time.Second || c.HSS.RequestRate != 10 ||
+		c.Scan.PendingTTL != runs.PendingTTLDefault || c.API.MetricsToken != "" {
 		t.Errorf("unexpected defaults: %+v %+v", c.Worker, c.Scan)
 	}
 	if len(c.Schedules) != 1 {
@@ -513,7 +515,7 @@ func TestEnvKeys(t *testing.T) {
 	}
 	// The variables DESIGN.md promises.
 	for _, k := range []string{"SCANQ_REDIS_URL", "SCANQ_HSS_ENDPOINT", "SCANQ_HSS_REGION", "SCANQ_HSS_PROJECT_ID",
-		"SCANQ_HSS_AUTH_TOKEN", "SCANQ_API_ADDR", "SCANQ_API_TOKEN", "SCANQ_API_AK", "SCANQ_API_SK",
+		"SCANQ_HSS_AUTH_TOKEN", "SCANQ_API_ADDR", "SCANQ_API_TOKEN", "SCANQ_API_METRICS_TOKEN", "SCANQ_API_AK", "SCANQ_API_SK",
 		"SCANQ_WORKER_CONCURRENCY", "SCANQ_SCAN_BATCH_SIZE", "SCANQ_CONFIG"} {
 		if !slices.Contains(keys, k) {
 			t.Errorf("EnvKeys lacks %s", k)

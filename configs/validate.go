@@ -126,6 +126,7 @@ func (c *Config) Validate() error {
 	v.atLeast("scan.dedupe_window_pages", s.DedupeWindowPages, 0)
 	v.notNegative("scan.skip_scanned_within", s.SkipScannedWithin)
 	v.positive("scan.retention", s.Retention)
+	v.positive("scan.pending_ttl", s.PendingTTL)
 	v.positive("scan.rate_period", s.RatePeriod)
 	if s.GroupGracePeriod < minGroupGrace {
 		v.add("scan.group_grace_period", "must be >= 1s (asynq's minimum), got %v", s.GroupGracePeriod)

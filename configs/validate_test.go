@@ -125,6 +125,8 @@ func TestValidateRules(t *testing.T) {
 		{"scan.skip_scanned_within", "negative", func(c *Config) { c.Scan.SkipScannedWithin = -1 }},
 		{"", "skip_scanned_within", func(c *Config) { c.Scan.SkipScannedWithin = time.Hour }},
 		{"scan.retention", "zero", func(c *Config) { c.Scan.Retention = 0 }},
+		{"scan.pending_ttl", "zero", func(c *Config) { c.Scan.PendingTTL = 0 }},
+		{"", "pending_ttl 1m", func(c *Config) { c.Scan.PendingTTL = time.Minute }},
 		{"", "retention", func(c *Config) { c.Scan.Retention = time.Minute }},
 		{"scan.rate_period", "zero", func(c *Config) { c.Scan.RatePeriod = 0 }},
 		{"", "rate_period", func(c *Config) { c.Scan.RatePeriod = time.Second }},
@@ -424,6 +426,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	secrets := map[string]string{
 		"SCANQ_HSS_AUTH_TOKEN":     "s3cret-hss-token",
 		"SCANQ_API_TOKEN":          "s3cret-api-token",
+		"SCANQ_API_METRICS_TOKEN":  "s3cret-metrics-token",
 		"SCANQ_API_AK":             "s3cret-api-ak",
 		"SCANQ_API_SK":             "s3cret-api-sk",
 		"SCANQ_WEBHOOK_SECRET":     "s3cret-webhook-key",
@@ -438,7 +441,7 @@ func TestSecretsNeverShown(t *testing.T) {
 		env = append(env, k+"="+v)
 	}
 	c := mustLoad(t, LoadOptions{Env: env})
-	if c.API.Token != "s3cret-api-token" || c.HSS.SK != "s3cret-cloud-sk" {
+	if c.API.Token != "s3cret-api-token" || c.API.MetricsToken != "s3cret-metrics-token" || c.HSS.SK != "s3cret-cloud-sk" {
 		t.Fatal("secrets not loaded")
 	}
 

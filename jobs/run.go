@@ -185,8 +185,12 @@ type Run struct {
 	Trigger Trigger     `json:"trigger"`
 	Target  string      `json:"target"`
 	Request ScanRequest `json:"request"`
-	Options Options     `json:"options"`
-	Queue   string      `json:"queue"`
+	// ImageCount is the length of the request's image_info. A stored run's
+	// Request carries no image_info: the list can run to megabytes, so the
+	// run store keeps it apart and the page loop reads it a page at a time.
+	ImageCount int     `json:"image_count,omitempty"`
+	Options    Options `json:"options"`
+	Queue      string  `json:"queue"`
 	// Source and BatchSize are fixed when the run is created.
 	Source    Source `json:"source"`
 	BatchSize int    `json:"batch_size"`

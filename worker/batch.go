@@ -80,8 +80,15 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 		Region:              firstNonEmpty(r.Request.Region, h.target.Region),
 		Body:                r.Request.ScanTaskBody,
 	}
-	if !b.Forward {
+	switch {
+	case !b.Forward:
 		req.Body.IsAll, req.Body.QueryInfo, req.Body.ImageInfo = nil, nil, b.Images
+	case r.ImageCount > 0:
+		// The run's record does not carry its image_info; the one call of
+		// a forwarded run reads it whole.
+		if req.Body.ImageInfo, err = h.requestImages(ctx, r, 0, r.ImageCount); err != nil {
+			return err
+		}
 	}
 	err = h.hss.CreateScanTask(ctx, req)
 	if err == nil {

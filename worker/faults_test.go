@@ -2,13 +2,16 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
 	"github.com/scanq/scanq/worker"
 )
@@ -178,6 +181,22 @@ func TestRequestRateHoldsForEveryCall(t *testing.T) {
 		t.Logf("%d creates and %d list calls; creates spread over %s (at least %s at %d/s)", len(subs), e.emu.Stats().Routes["list_registry"], span, least, perSecond)
 		if span < least {
 			t.Fatalf("%d creates within %s: faster than %d requests/s", len(subs), span, perSecond)
+		}
+	})
+}
+
+// A run task whose run is gone (it expired while pending) is dropped
+// without retries, and says why.
+func TestRunTaskOfMissingRunIsDropped(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		e := newEnv(t, b, envOpts{})
+		task, err := jobs.NewRunTask("gone", jobs.QueueCritical)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = e.h.Mux().ProcessTask(context.Background(), task)
+		if !errors.Is(err, asynq.SkipRetry) || !errors.Is(err, runs.ErrNotFound) {
+			t.Fatalf("run task of a missing run: %v, want SkipRetry and ErrNotFound", err)
 		}
 	})
 }

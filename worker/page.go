@@ -590,16 +590,16 @@ func (h *Handlers) list(ctx context.Context, r *jobs.Run, p int) ([]hss.Image, i
 	size := h.cfg.PageSize
 	offset := p * size
 	if r.Source == jobs.SourceImages {
-		all := r.Request.ImageInfo
-		end := min(offset+size, len(all))
-		if offset > end {
-			offset = end
+		end := min(offset+size, r.ImageCount)
+		infos, err := h.requestImages(ctx, r, offset, end-offset)
+		if err != nil {
+			return nil, 0, false, err
 		}
-		out := make([]hss.Image, 0, end-offset)
-		for _, info := range all[offset:end] {
-			out = append(out, hss.Image{Info: info})
+		out := make([]hss.Image, len(infos))
+		for i, info := range infos {
+			out[i] = hss.Image{Info: info}
 		}
-		return out, int64(len(all)), end >= len(all), nil
+		return out, int64(r.ImageCount), end >= r.ImageCount, nil
 	}
 	if offset > maxListOffset {
 		return nil, 0, true, fmt.Errorf("the list API pages only up to offset %d; images beyond it are not reached", maxListOffset)
@@ -622,6 +622,17 @@ func (h *Handlers) list(ctx context.Context, r *jobs.Run, p int) ([]hss.Image, i
 	}
 	last := len(page.Images) < size || int64(offset+len(page.Images)) >= page.Total
 	return page.Images, page.Total, last, nil
+}
+
+// requestImages returns n of the run's request images (its image_info) from
+// the offset-th on. They are a list in Redis, of which only the slice asked
+// for is read; a record stored before the lists existed still holds them.
+func (h *Handlers) requestImages(ctx context.Context, r *jobs.Run, offset, n int) ([]hss.ImageInfo, error) {
+	if all := r.Request.ImageInfo; all != nil {
+		offset = min(offset, len(all))
+		return all[offset:min(offset+max(n, 0), len(all))], nil
+	}
+	return h.runs.Images(ctx, r.ID, offset, n)
 }
 
 // waitRequest takes one token of the target's request rate, waiting in

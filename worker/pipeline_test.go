@@ -2,6 +2,8 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -240,4 +242,34 @@ func TestForwardSendsTheRequestUnexpanded(t *testing.T) {
 	if r.State != jobs.StateSucceeded || r.Counters.BatchesSubmitted != 1 {
 		t.Fatalf("%s %+v", r.State, r.Counters)
 	}
+}
+
+// An image_info run over several pages reads each page's slice of the run's
+// image list, and a forwarded one sends the whole list in its one call.
+func TestImageInfoListIsReadByPage(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 10}})
+		var imgs []hss.ImageInfo
+		for i := range 450 {
+			imgs = append(imgs, hss.ImageInfo{Namespace: "team", ImageName: "app", ImageVersion: fmt.Sprintf("v%03d", i)})
+		}
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{ImageInfo: imgs}}, jobs.Options{BatchSize: 100})
+		r = e.wait(r.ID, 30*time.Second)
+		seen, _ := e.submitted()
+		if r.State != jobs.StateSucceeded || len(seen) != 450 || r.Counters.PagesDone != 3 || r.ImageCount != 450 {
+			t.Fatalf("%s, %d images submitted, %d pages, image_count %d; want succeeded, 450, 3, 450", r.State, len(seen), r.Counters.PagesDone, r.ImageCount)
+		}
+		for _, img := range imgs {
+			if seen[jobs.ImageKey(img)] != 1 {
+				t.Fatalf("image %s submitted %d times", jobs.ImageKey(img), seen[jobs.ImageKey(img)])
+			}
+		}
+		before := len(e.emu.Submissions())
+		f := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{ImageInfo: imgs[:5]}}, jobs.Options{Forward: true})
+		f = e.wait(f.ID, 10*time.Second)
+		subs := e.emu.Submissions()[before:]
+		if f.State != jobs.StateSucceeded || len(subs) != 1 || !reflect.DeepEqual(subs[0].Body.ImageInfo, imgs[:5]) {
+			t.Fatalf("forwarded: %s, %d calls %+v", f.State, len(subs), subs)
+		}
+	})
 }

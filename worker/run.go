@@ -3,7 +3,9 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 
+	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
 )
@@ -16,8 +18,10 @@ import (
 func (h *Handlers) handleRun(ctx context.Context, p jobs.RunPayload) error {
 	r, err := h.runs.Get(ctx, p.RunID)
 	if errors.Is(err, runs.ErrNotFound) {
-		h.log.WarnContext(ctx, "run task for an unknown run: dropped", "run_id", p.RunID)
-		return nil
+		// The run expired while pending (scan.pending_ttl), or was never
+		// stored: there is nothing to start, now or on a retry.
+		h.log.WarnContext(ctx, "run task for a missing run (expired while pending?): dropped", "run_id", p.RunID)
+		return fmt.Errorf("run %s: %w: %w", p.RunID, err, asynq.SkipRetry)
 	}
 	if err != nil {
 		return err

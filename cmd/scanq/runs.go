@@ -13,10 +13,14 @@ import (
 	"github.com/scanq/scanq/jobs"
 )
 
+// maxListLimit is the most runs one `scanq runs list` prints, as for
+// GET /api/v1/runs: a page, with a cursor to the next.
+const maxListLimit = 500
+
 // cmdRuns is `scanq runs list|show ID|cancel ID`.
 func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "Usage: scanq runs list [--state S] [--limit N] | show ID | cancel ID  [--json]")
+		fmt.Fprintln(stderr, "Usage: scanq runs list [--state S] [--limit N] [--cursor C] | show ID | cancel ID  [--json]")
 		return exitError{2}
 	}
 	sub := args[0]
@@ -24,8 +28,9 @@ func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("runs "+sub, stderr, "runs "+sub+" [flags]")
 	cf.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	limit := fs.Int("limit", 20, "list at most this many runs")
+	limit := fs.Int("limit", 20, "list at most this many runs, 1..500")
 	state := fs.String("state", "", "list only runs in this state")
+	cursor := fs.String("cursor", "", "list the page after the one that printed this cursor")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
@@ -41,10 +46,24 @@ func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	switch sub {
 	case "list":
-		list, err := a.Runs.List(ctx, *limit, jobs.State(*state))
+		if *limit < 1 || *limit > maxListLimit {
+			fmt.Fprintf(stderr, "scanq runs list: --limit must be in 1..%d, got %d\n", maxListLimit, *limit)
+			return exitError{2}
+		}
+		page, err := a.Runs.ListPage(ctx, runs.ListQuery{Limit: *limit, State: jobs.State(*state), Cursor: *cursor})
+		if errors.Is(err, runs.ErrBadCursor) {
+			fmt.Fprintf(stderr, "scanq runs list: --cursor: %v: pass the cursor a previous list printed\n", err)
+			return exitError{2}
+		}
 		if err != nil {
 			return err
 		}
+		// The next page is announced on stderr, so that stdout stays the
+		// table or the JSON array.
+		if page.Next != "" {
+			defer fmt.Fprintf(stderr, "more runs: add --cursor %s\n", page.Next)
+		}
+		list := page.Runs
 		if *asJSON {
 			return out(list)
 		}

@@ -27,9 +27,11 @@
 //   - the HSS-compatible endpoint accepts what HSS accepts: X-Auth-Token
 //     or an AK/SK signature (15 minutes of clock skew), with the gateway's
 //     401 APIGW.0301 answers.
-//   - /metrics is open unless ProtectMetrics is set: it carries counts
-//     and latencies, no request contents or secrets, and scrapers are
-//     simplest without credentials. /healthz and /readyz are always open.
+//   - /metrics is open unless ProtectMetrics or MetricsToken is set: it
+//     carries counts and latencies, no request contents or secrets, and
+//     scrapers are simplest without credentials. MetricsToken is a
+//     scraper's own token (Bearer or X-Auth-Token), which opens /metrics
+//     only. /healthz and /readyz are always open.
 //   - without credentials everything is open, and asynqmon is read-only.
 //
 // Every route that creates a run is under a per-client creation limit
@@ -128,6 +130,11 @@ type Options struct {
 	// ProtectMetrics puts /metrics behind the same authentication as
 	// /api/v1.
 	ProtectMetrics bool
+	// MetricsToken, when set, is a token that opens /metrics (and nothing
+	// else), sent as "Authorization: Bearer T" or "X-Auth-Token: T": a
+	// scraper's credential that is not the API's. /metrics then needs it,
+	// or with ProtectMetrics either it or the API's credentials.
+	MetricsToken string
 	// IdempotencyTTL is how long an Idempotency-Key maps to its run;
 	// default DefaultIdempotencyTTL.
 	IdempotencyTTL time.Duration
@@ -270,11 +277,7 @@ func (h *Handler) routes() {
 		m.Handle(MonitoringPath+"/", h.requireAuth(h.readOnlyGuard(h.monitor), true))
 	}
 
-	if h.opts.ProtectMetrics {
-		m.Handle("GET /metrics", h.requireAuth(h.metrics.Handler(), false))
-	} else {
-		m.Handle("GET /metrics", h.metrics.Handler())
-	}
+	m.Handle("GET /metrics", h.metricsHandler())
 	m.HandleFunc("GET /healthz", h.healthz)
 	m.HandleFunc("GET /readyz", h.readyz)
 

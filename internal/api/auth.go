@@ -178,3 +178,41 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *req
 	}
 	return b, nil
 }
+
+// metricsHandler guards /metrics: open, behind the API's authentication
+// (ProtectMetrics), behind the metrics token, or behind either of the two.
+// Scrapes cost Redis work, so an open /metrics is for private networks.
+func (h *Handler) metricsHandler() http.Handler {
+	next := h.metrics.Handler()
+	var viaAPI http.Handler
+	if h.opts.ProtectMetrics && h.authEnabled() {
+		viaAPI = h.requireAuth(next, false)
+	}
+	if h.opts.MetricsToken == "" {
+		if viaAPI != nil {
+			return viaAPI
+		}
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok := r.Header.Get("X-Auth-Token")
+		if scheme, cred, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " "); ok && strings.EqualFold(scheme, "Bearer") {
+			tok = strings.TrimSpace(cred)
+		}
+		if tok != "" && secretEqual(tok, h.opts.MetricsToken) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if viaAPI != nil {
+			viaAPI.ServeHTTP(w, r)
+			return
+		}
+		res := authMissing
+		if tok != "" {
+			res = authBadToken
+		}
+		h.log.Info("api: authentication failed", "request_id", requestID(r), "path", r.URL.Path, "reason", res.String())
+		w.Header().Set("WWW-Authenticate", `Bearer realm="scanq-metrics"`)
+		writeError(w, http.StatusUnauthorized, codeUnauthorized, "/metrics needs the metrics token: send Authorization: Bearer <token> or X-Auth-Token")
+	})
+}

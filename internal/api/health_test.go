@@ -159,3 +159,39 @@ func TestPanicIsA500(t *testing.T) {
 		t.Errorf("%d %v %s", rec.Code, rec.Header(), rec.Body)
 	}
 }
+
+// /metrics with a metrics token: only that token (or, with ProtectMetrics,
+// the API's credentials) opens it, and the metrics token opens nothing else.
+func TestMetricsToken(t *testing.T) {
+	t.Parallel()
+	const metricsToken = "metrics-token-do-not-log"
+	for _, tc := range []struct {
+		name    string
+		opts    Options
+		apiOpen bool // the API's token opens /metrics too
+	}{
+		{"no API auth", Options{MetricsToken: metricsToken}, false},
+		{"API auth, metrics open to the metrics token only", withAuth(Options{MetricsToken: metricsToken}), false},
+		{"API auth and ProtectMetrics", withAuth(Options{MetricsToken: metricsToken, ProtectMetrics: true}), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, redistest.Mini(t), tc.opts)
+			for _, h := range []map[string]string{nil, {"Authorization": "Bearer wrong"}, {"X-Auth-Token": "wrong"}} {
+				r := e.do(t, call{path: "/metrics", header: h})
+				if ae := r.apiErr(t); r.status != 401 || ae.Code != codeUnauthorized || strings.Contains(string(r.body), metricsToken) {
+					t.Errorf("scrape with %v: %d %+v", h, r.status, ae)
+				}
+			}
+			scrape(t, e, map[string]string{"Authorization": "Bearer " + metricsToken})
+			scrape(t, e, map[string]string{"X-Auth-Token": metricsToken})
+			if r := e.do(t, call{path: "/metrics", header: map[string]string{"Authorization": "Bearer " + testToken}}); (r.status == 200) != tc.apiOpen {
+				t.Errorf("scrape with the API token: %d", r.status)
+			}
+			if tc.opts.Token != "" {
+				if r := e.do(t, call{path: "/api/v1/runs", header: map[string]string{"Authorization": "Bearer " + metricsToken}}); r.status != 401 {
+					t.Errorf("the metrics token opened /api/v1/runs: %d", r.status)
+				}
+			}
+		})
+	}
+}

@@ -51,6 +51,12 @@ func TestHSSCreateStartsRun(t *testing.T) {
 				},
 			},
 		}
+		// The record keeps the images apart (runs.Store.Images).
+		images, err := e.store.Images(t.Context(), id, 0, run.ImageCount)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run.Request.ImageInfo = images
 		if !reflect.DeepEqual(run.Request, want) {
 			g, _ := json.Marshal(run.Request)
 			w, _ := json.Marshal(want)

@@ -44,7 +44,7 @@ type runCreated struct {
 }
 
 const (
-	maxRunsLimit     = 1000
+	maxRunsLimit     = 500
 	defaultRunsLimit = 50
 	maxIdemKeyLen    = 255
 )
@@ -179,9 +179,14 @@ func checkIdempotencyKey(k string) *requestError {
 	return nil
 }
 
-// ListRunsResponse is the body of GET /api/v1/runs.
+// ListRunsResponse is the body of GET /api/v1/runs: a page of runs, newest
+// first, without their image lists (a run shows image_count instead), and
+// the cursor of the next page ("" or absent when there is none). A page can
+// be shorter than limit and still have a next one: a page looks at a
+// bounded number of runs, whatever the state filter matches.
 type ListRunsResponse struct {
-	Runs []RunView `json:"runs"`
+	Runs       []RunView `json:"runs"`
+	NextCursor string    `json:"next_cursor,omitempty"`
 }
 
 func (h *Handler) listRuns(w http.ResponseWriter, r *http.Request) {
@@ -205,14 +210,19 @@ func (h *Handler) listRuns(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	rs, err := h.opts.Runs.List(r.Context(), limit, state)
+	page, err := h.opts.Runs.ListPage(r.Context(), runs.ListQuery{Limit: limit, State: state, Cursor: q.Get("cursor")})
+	if errors.Is(err, runs.ErrBadCursor) {
+		writeFieldError(w, http.StatusBadRequest, codeInvalidQuery, "cursor",
+			"cursor is not one this API handed out: pass next_cursor of the previous page as it is")
+		return
+	}
 	if err != nil {
 		h.log.Error("api: listing runs", "request_id", requestID(r), "err", err)
 		h.writeInternal(w, r)
 		return
 	}
-	out := ListRunsResponse{Runs: make([]RunView, 0, len(rs))}
-	for _, run := range rs {
+	out := ListRunsResponse{Runs: make([]RunView, 0, len(page.Runs)), NextCursor: page.Next}
+	for _, run := range page.Runs {
 		out.Runs = append(out.Runs, h.view(run))
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -48,11 +48,15 @@ func TestRunsLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantReq := jobs.ScanRequest{GlobalImageType: "registry", EnterpriseProjectID: "0", Region: "cn-north-4",
-			ScanTaskBody: hss.ScanTaskBody{ScanScope: ptr(hss.ScanScopeAll), RateLimit: ptr[int32](100),
-				ImageInfo: []hss.ImageInfo{{Namespace: "web", ImageName: "nginx", ImageVersion: "1"}}}}
+			ScanTaskBody: hss.ScanTaskBody{ScanScope: ptr(hss.ScanScopeAll), RateLimit: ptr[int32](100)}}
 		wantOpts := jobs.Options{BatchSize: 10, Priority: "bulk", SkipScannedWithin: jobs.Duration(24 * time.Hour)}
-		if !reflect.DeepEqual(rec.Request, wantReq) || rec.Options != wantOpts || rec.Trigger.Kind != TriggerAPI || rec.Queue != jobs.QueueBulk {
+		if !reflect.DeepEqual(rec.Request, wantReq) || rec.ImageCount != 1 || rec.Options != wantOpts || rec.Trigger.Kind != TriggerAPI || rec.Queue != jobs.QueueBulk {
 			t.Errorf("record %+v", rec)
+		}
+		// The images are kept apart from the record.
+		wantImages := []hss.ImageInfo{{Namespace: "web", ImageName: "nginx", ImageVersion: "1"}}
+		if imgs, err := e.store.Images(t.Context(), id, 0, 10); err != nil || !reflect.DeepEqual(imgs, wantImages) {
+			t.Errorf("images %+v, %v; want %+v", imgs, err, wantImages)
 		}
 
 		// Progress: 100 images listed, none done, 100/h: one hour left.
@@ -411,10 +415,12 @@ func TestV1RequestErrors(t *testing.T) {
 
 		// list query
 		{"list bad state", call{path: "/api/v1/runs?state=done", header: auth}, 400, codeInvalidQuery, "not one of"},
-		{"list limit 0", call{path: "/api/v1/runs?limit=0", header: auth}, 400, codeInvalidQuery, "1..1000"},
-		{"list limit 1001", call{path: "/api/v1/runs?limit=1001", header: auth}, 400, codeInvalidQuery, "1..1000"},
-		{"list limit x", call{path: "/api/v1/runs?limit=x", header: auth}, 400, codeInvalidQuery, "1..1000"},
-		{"list limit 1000", call{path: "/api/v1/runs?limit=1000&state=failed", header: auth}, 200, "", ""},
+		{"list limit 0", call{path: "/api/v1/runs?limit=0", header: auth}, 400, codeInvalidQuery, "limit must be an integer in 1..500"},
+		{"list limit 501", call{path: "/api/v1/runs?limit=501", header: auth}, 400, codeInvalidQuery, "limit must be an integer in 1..500"},
+		{"list limit x", call{path: "/api/v1/runs?limit=x", header: auth}, 400, codeInvalidQuery, "1..500"},
+		{"list limit 500", call{path: "/api/v1/runs?limit=500&state=failed", header: auth}, 200, "", ""},
+		{"list bad cursor", call{path: "/api/v1/runs?cursor=nope", header: auth}, 400, codeInvalidQuery, "cursor"},
+		{"list forged cursor", call{path: "/api/v1/runs?cursor=MTIzOg", header: auth}, 400, codeInvalidQuery, "cursor"},
 
 		// browsers from another origin cannot drive the API
 		{"cross-origin POST", call{method: "POST", path: "/api/v1/runs", body: good, header: map[string]string{"Authorization": "Bearer " + testToken, "Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"}}, 403, codeForbidden, "cross-origin"},

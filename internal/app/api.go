@@ -32,7 +32,7 @@ func (a *App) NewAPI() (*api.Handler, error) {
 	}
 	return api.New(api.Options{
 		Starter: a.Starter, Runs: a.Runs, Redis: a.Redis.Client, RedisOpt: a.Redis.Opt,
-		Token: c.API.Token, AK: c.API.AK, SK: c.API.SK, ProjectID: c.HSS.ProjectID,
+		Token: c.API.Token, AK: c.API.AK, SK: c.API.SK, MetricsToken: c.API.MetricsToken, ProjectID: c.HSS.ProjectID,
 		MaxBodyBytes: c.API.MaxBodyBytes, MaxImagesPerRequest: c.API.MaxImagesPerRequest, Monitoring: c.API.Monitoring, MonitoringReadOnly: c.API.MonitoringReadOnly,
 		IdempotencyTTL: c.API.IdempotencyTTL, RatePeriod: c.Scan.RatePeriod,
 		CreateRate: c.API.CreateRate, CreateBurst: c.API.CreateBurst,

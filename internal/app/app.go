@@ -73,7 +73,7 @@ func New(cfg *configs.Config, log *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, fmt.Errorf("hss: %w", err)
 	}
-	a.Runs = runs.New(a.Redis.Client, runs.Options{Retention: cfg.Scan.Retention})
+	a.Runs = runs.New(a.Redis.Client, runs.Options{Retention: cfg.Scan.Retention, PendingTTL: cfg.Scan.PendingTTL})
 	a.Client = asynq.NewClientFromRedisClient(a.Redis.Client)
 	a.Limiter = limit.New(a.Redis.Client, limit.Options{})
 	a.Starter = &runs.Starter{Store: a.Runs, Client: a.Client, Target: "default",

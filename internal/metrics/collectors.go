@@ -12,13 +12,6 @@ import (
 	"github.com/scanq/scanq/jobs"
 )
 
-// RunsWindow is how many of the most recent runs the runs collector reads
-// per scrape. The run index holds every run within retention, possibly
-// thousands; reading them all on every scrape would cost a Redis round trip
-// each, so the gauge describes the recent window, which is where pending
-// and running runs are.
-const RunsWindow = 1000
-
 // scrapeTimeout bounds a collector's Redis work, below Prometheus' default
 // 10s scrape timeout.
 const scrapeTimeout = 5 * time.Second
@@ -46,8 +39,9 @@ var (
 	queuesSuccess = successDesc("queues")
 )
 
-// RegisterRuns adds a collector of runs by state, read from store at scrape
-// time over the RunsWindow most recent runs. It fails when called twice.
+// RegisterRuns adds a collector of runs by state, read from store's state
+// index at scrape time: one Redis command, whatever the number of runs. It
+// fails when called twice.
 func (m *Metrics) RegisterRuns(store *runs.Store) error {
 	if m == nil {
 		return nil
@@ -55,19 +49,18 @@ func (m *Metrics) RegisterRuns(store *runs.Store) error {
 	if store == nil {
 		return fmt.Errorf("registering runs collector: nil store")
 	}
-	if err := m.reg.Register(&runsCollector{store: store, window: RunsWindow}); err != nil {
+	if err := m.reg.Register(&runsCollector{store: store}); err != nil {
 		return fmt.Errorf("registering runs collector: %w", err)
 	}
 	return nil
 }
 
 type runsCollector struct {
-	store  *runs.Store
-	window int
+	store *runs.Store
 }
 
 var runsDesc = prometheus.NewDesc(namespace+"_runs",
-	fmt.Sprintf("Runs by state among the %d most recent runs.", RunsWindow), []string{"state"}, nil)
+	"Runs by state, among the runs kept (final runs for scan.retention, pending ones for scan.pending_ttl).", []string{"state"}, nil)
 
 func (c *runsCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- runsDesc
@@ -77,14 +70,10 @@ func (c *runsCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *runsCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
-	rs, err := c.store.List(ctx, c.window, "")
+	counts, err := c.store.CountByState(ctx)
 	if err != nil {
 		ch <- prometheus.MustNewConstMetric(runsSuccess, prometheus.GaugeValue, 0)
 		return
-	}
-	counts := make(map[jobs.State]int, len(allStates))
-	for _, r := range rs {
-		counts[r.State]++
 	}
 	for _, st := range allStates {
 		ch <- prometheus.MustNewConstMetric(runsDesc, prometheus.GaugeValue, float64(counts[st]), string(st))

@@ -10,14 +10,17 @@ package runs
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/jobs"
 
 	fastjson "github.com/segmentio/encoding/json"
@@ -36,6 +39,15 @@ type Options struct {
 	Prefix string
 	// Retention is how long a finished run's record is kept.
 	Retention time.Duration
+	// PendingTTL is how long a run that never starts (its scan:run task is
+	// never picked up) is kept; default PendingTTLDefault. A run that has
+	// started is kept until it is final, and then for Retention.
+	PendingTTL time.Duration
+	// NoStateIndex leaves out the index of runs by state, which a Redis
+	// Cluster cannot keep: the index is one key, on a slot of its own, and
+	// the scripts that move a run's state touch only the run's slot. New
+	// sets it for a *redis.ClusterClient. CountByState then fails.
+	NoStateIndex bool
 	// MaxErrors is how many of the last errors a run keeps; default 10.
 	MaxErrors int
 	// Now is the clock; default time.Now.
@@ -44,22 +56,29 @@ type Options struct {
 
 // Store is the Redis-backed run store. It is safe for concurrent use.
 type Store struct {
-	rdb       redis.UniversalClient
-	prefix    string
-	retention time.Duration
-	maxErrors int
-	now       func() time.Time
-	records   recordCache
+	rdb        redis.UniversalClient
+	prefix     string
+	retention  time.Duration
+	pendingTTL time.Duration
+	indexed    bool
+	maxErrors  int
+	now        func() time.Time
+	records    recordCache
 }
 
 // New returns a Store on rdb.
 func New(rdb redis.UniversalClient, opts Options) *Store {
-	s := &Store{rdb: rdb, prefix: opts.Prefix, retention: opts.Retention, maxErrors: opts.MaxErrors, now: opts.Now}
+	s := &Store{rdb: rdb, prefix: opts.Prefix, retention: opts.Retention, pendingTTL: opts.PendingTTL, maxErrors: opts.MaxErrors, now: opts.Now}
 	if s.prefix == "" {
 		s.prefix = "scanq:"
 	}
 	if s.retention <= 0 {
 		s.retention = 7 * 24 * time.Hour
+	}
+	_, cluster := rdb.(*redis.ClusterClient)
+	s.indexed = !opts.NoStateIndex && !cluster
+	if s.pendingTTL <= 0 {
+		s.pendingTTL = PendingTTLDefault
 	}
 	if s.maxErrors <= 0 {
 		s.maxErrors = 10
@@ -74,34 +93,51 @@ func (s *Store) key(id string) string        { return s.prefix + "run:{" + id + 
 func (s *Store) pagesKey(id string) string   { return s.key(id) + ":pages" }
 func (s *Store) batchesKey(id string) string { return s.key(id) + ":batches" }
 func (s *Store) errorsKey(id string) string  { return s.key(id) + ":errors" }
+func (s *Store) imagesKey(id string) string  { return s.key(id) + ":images" }
 func (s *Store) seenKey(id string, page int) string {
 	return s.key(id) + ":seen:" + strconv.Itoa(page)
 }
 func (s *Store) snapKey(id string, page int) string {
 	return s.key(id) + ":snap:" + strconv.Itoa(page)
 }
-func (s *Store) indexKey() string { return s.prefix + "runs" }
+func (s *Store) indexKey() string  { return s.prefix + "runs" }
+func (s *Store) statesKey() string { return s.prefix + "runs:states" }
 
-// allKeys are the keys a run owns, apart from its page-numbered sets.
+// PendingTTLDefault is how long a run that never starts is kept.
+const PendingTTLDefault = 24 * time.Hour
+
+// allKeys are the keys a run owns, apart from its page-numbered sets, and
+// then the state index (the run's own key again when there is none): the
+// first six keys of every script that moves a run's state (finalLua).
 func (s *Store) allKeys(id string) []string {
-	return []string{s.key(id), s.pagesKey(id), s.batchesKey(id), s.errorsKey(id)}
+	states := s.statesKey()
+	if !s.indexed {
+		states = s.key(id)
+	}
+	return []string{s.key(id), s.pagesKey(id), s.batchesKey(id), s.errorsKey(id), s.imagesKey(id), states}
 }
 
-// record is the immutable part of a run, stored as JSON in field "rec".
+// record is the immutable part of a run, stored as JSON in field "rec". It
+// holds the request without its image_info, which can run to megabytes and
+// is kept in a list of its own (Images), read a page at a time; ImageCount
+// says how long that list is.
 type record struct {
-	ID        string           `json:"run_id"`
-	Trigger   jobs.Trigger     `json:"trigger"`
-	Target    string           `json:"target"`
-	Request   jobs.ScanRequest `json:"request"`
-	Options   jobs.Options     `json:"options"`
-	Queue     string           `json:"queue"`
-	Source    jobs.Source      `json:"source"`
-	BatchSize int              `json:"batch_size"`
-	CreatedAt time.Time        `json:"created_at"`
+	ID         string           `json:"run_id"`
+	Trigger    jobs.Trigger     `json:"trigger"`
+	Target     string           `json:"target"`
+	Request    jobs.ScanRequest `json:"request"`
+	ImageCount int              `json:"image_count,omitempty"`
+	Options    jobs.Options     `json:"options"`
+	Queue      string           `json:"queue"`
+	Source     jobs.Source      `json:"source"`
+	BatchSize  int              `json:"batch_size"`
+	CreatedAt  time.Time        `json:"created_at"`
 }
 
-// Create stores a new run in state pending. It fails with ErrExists when the
-// id is taken.
+// Create stores a new run in state pending, which expires after the
+// pending TTL unless the run starts. It fails with ErrExists when the id is
+// taken. The request's image_info goes to the run's image list, not to its
+// record: r.Request.ImageInfo is cleared and r.ImageCount set.
 func (s *Store) Create(ctx context.Context, r *jobs.Run) error {
 	if r.ID == "" {
 		return errors.New("creating run: empty id")
@@ -110,30 +146,145 @@ func (s *Store) Create(ctx context.Context, r *jobs.Run) error {
 		r.CreatedAt = s.now().UTC()
 	}
 	r.State = jobs.StatePending
+	images := r.Request.ImageInfo
+	r.Request.ImageInfo, r.ImageCount = nil, len(images)
 	rec, err := json.Marshal(record{
-		ID: r.ID, Trigger: r.Trigger, Target: r.Target, Request: r.Request, Options: r.Options,
+		ID: r.ID, Trigger: r.Trigger, Target: r.Target, Request: r.Request, ImageCount: r.ImageCount, Options: r.Options,
 		Queue: r.Queue, Source: r.Source, BatchSize: r.BatchSize, CreatedAt: r.CreatedAt,
 	})
 	if err != nil {
 		return fmt.Errorf("encoding run %s: %w", r.ID, err)
 	}
-	ok, err := createScript.Run(ctx, s.rdb, []string{s.key(r.ID)}, rec, string(jobs.StatePending)).Int()
+	items := make([]any, len(images))
+	for i := range images {
+		b, err := json.Marshal(images[i])
+		if err != nil {
+			return fmt.Errorf("encoding run %s: image_info[%d]: %w", r.ID, i, err)
+		}
+		items[i] = b
+	}
+	// The list does not pass through Lua (large arguments cost Lua a copy
+	// each, and unpack has a limit): it is written under a new name in the
+	// same round trip, and the script renames it into place or drops it.
+	keys := append(s.allKeys(r.ID), s.imagesKey(r.ID)+":new:"+strconv.FormatUint(mrand.Uint64(), 36))
+	now := s.now().UnixMilli()
+	create := func() (*redis.Cmd, error) {
+		pipe := s.rdb.Pipeline()
+		if len(items) > 0 {
+			pipe.Del(ctx, keys[6]) // a retry after NOSCRIPT writes the list again
+		}
+		for chunk := items; len(chunk) > 0; {
+			n := min(len(chunk), 1000)
+			pipe.RPush(ctx, keys[6], chunk[:n]...)
+			chunk = chunk[n:]
+		}
+		if len(items) > 0 {
+			pipe.PExpire(ctx, keys[6], newKeyTTL)
+		}
+		cmd := createScript.EvalSha(ctx, pipe, keys, rec, s.pendingTTL.Milliseconds(), now)
+		pipe.ZAddNX(ctx, s.indexKey(), redis.Z{Score: float64(r.CreatedAt.UnixMilli()), Member: r.ID})
+		_, err := pipe.Exec(ctx)
+		return cmd, err
+	}
+	cmd, err := create()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err = createScript.Load(ctx, s.rdb).Err(); err == nil {
+			cmd, err = create()
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("creating run %s: %w", r.ID, err)
 	}
-	if ok == 0 {
+	if ok, _ := cmd.Int(); ok == 0 {
 		return fmt.Errorf("creating run %s: %w", r.ID, ErrExists)
-	}
-	if err := s.rdb.ZAdd(ctx, s.indexKey(), redis.Z{Score: float64(r.CreatedAt.UnixMilli()), Member: r.ID}).Err(); err != nil {
-		return fmt.Errorf("indexing run %s: %w", r.ID, err)
 	}
 	return nil
 }
 
-var createScript = redis.NewScript(`
-if redis.call("EXISTS", KEYS[1]) == 1 then return 0 end
-redis.call("HSET", KEYS[1], "rec", ARGV[1], "state", ARGV[2])
+// createScript: KEYS are the run's (allKeys) and its image list as just
+// written under a new name (KEYS[7], absent when the request names no
+// images).
+// ARGV[1] -> the record (JSON), ARGV[2] -> the pending TTL (ms),
+// ARGV[3] -> now (ms).
+// Output: 1 created, 0 the id is taken (the new list is dropped).
+var createScript = redis.NewScript(finalLua + `
+if redis.call("EXISTS", KEYS[1]) == 1 then
+  redis.call("DEL", KEYS[7])
+  return 0
+end
+local ttl, now = tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call("HSET", KEYS[1], "rec", ARGV[1], "state", "pending")
+redis.call("PEXPIRE", KEYS[1], ttl)
+if redis.call("EXISTS", KEYS[7]) == 1 then
+  redis.call("RENAME", KEYS[7], KEYS[5])
+  redis.call("PEXPIRE", KEYS[5], ttl)
+end
+trim_states(now)
+index_state("pending", now + ttl)
 return 1`)
+
+// Images returns up to n of run id's request images (its image_info) from
+// the offset-th on: the page loop's source for an image_info run.
+func (s *Store) Images(ctx context.Context, id string, offset, n int) ([]hss.ImageInfo, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	raw, err := s.rdb.LRange(ctx, s.imagesKey(id), int64(offset), int64(offset+n-1)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reading images %d..%d of run %s: %w", offset, offset+n-1, id, err)
+	}
+	out := make([]hss.ImageInfo, len(raw))
+	for i, item := range raw {
+		if err := fastjson.Unmarshal([]byte(item), &out[i]); err != nil {
+			return nil, fmt.Errorf("run %s: corrupt image %d: %w", id, offset+i, err)
+		}
+	}
+	return out, nil
+}
+
+// CountByState returns how many runs are in each state, in one command
+// whatever their number: the scripts that move a run's state keep an index
+// of runs by state (finalLua), scored by when the run's keys expire, and
+// the entries of expired runs are dropped before counting.
+func (s *Store) CountByState(ctx context.Context) (map[jobs.State]int64, error) {
+	if !s.indexed {
+		return nil, ErrNoStateIndex
+	}
+	vals, err := countScript.Run(ctx, s.rdb, []string{s.statesKey()}, s.now().UnixMilli()).Int64Slice()
+	if err != nil {
+		return nil, fmt.Errorf("counting runs by state: %w", err)
+	}
+	out := make(map[jobs.State]int64, len(indexedStates))
+	for i, st := range indexedStates {
+		if i < len(vals) {
+			out[st] = vals[i]
+		}
+	}
+	return out, nil
+}
+
+// ErrNoStateIndex is CountByState's answer when the store keeps no index
+// of runs by state (Redis Cluster).
+var ErrNoStateIndex = errors.New("runs are not indexed by state on a Redis Cluster")
+
+// indexedStates are the states of the state index, in the order of its
+// bands (stateLua's band_of).
+var indexedStates = []jobs.State{
+	jobs.StatePending, jobs.StateResolving, jobs.StateRunning, jobs.StateSucceeded,
+	jobs.StatePartiallyFailed, jobs.StateFailed, jobs.StateCancelled,
+}
+
+// countScript: KEYS[1] -> the state index. ARGV[1] -> now (ms).
+// Output: the number of runs in each state, in the order of indexedStates.
+var countScript = redis.NewScript(stateLua + `
+local now = tonumber(ARGV[1])
+trim(KEYS[1], now)
+local out = {}
+for i, st in ipairs(STATES) do
+  local lo = band_of[st] * BAND
+  out[i] = redis.call("ZCOUNT", KEYS[1], lo, lo + BAND - 1)
+end
+return out`)
 
 // Get reads run id.
 func (s *Store) Get(ctx context.Context, id string) (*jobs.Run, error) {
@@ -190,43 +341,218 @@ func decodeRecord(id, raw string) (*jobs.Run, error) {
 	if err := fastjson.Unmarshal([]byte(raw), &rec); err != nil {
 		return nil, fmt.Errorf("run %s: corrupt record: %w", id, err)
 	}
+	if n := len(rec.Request.ImageInfo); n > 0 {
+		// A record written before image lists were kept apart: its images
+		// stay where they are (Images does not find them), and count.
+		rec.ImageCount = n
+	}
 	return &jobs.Run{
-		ID: rec.ID, Trigger: rec.Trigger, Target: rec.Target, Request: rec.Request, Options: rec.Options,
+		ID: rec.ID, Trigger: rec.Trigger, Target: rec.Target, Request: rec.Request, ImageCount: rec.ImageCount, Options: rec.Options,
 		Queue: rec.Queue, Source: rec.Source, BatchSize: rec.BatchSize, CreatedAt: rec.CreatedAt,
 	}, nil
 }
 
-// List returns up to limit runs, newest first, optionally only in one state.
-// Index entries of expired runs are removed on the way.
+// ListQuery selects a page of runs.
+type ListQuery struct {
+	// Limit is the most runs the page holds; default 50.
+	Limit int
+	// State keeps only runs in this state; "" keeps all.
+	State jobs.State
+	// Cursor continues after the page that returned it; "" starts at the
+	// newest run.
+	Cursor string
+}
+
+// Page is a page of runs, newest first.
+type Page struct {
+	Runs []*jobs.Run
+	// Next is the cursor of the next page, "" when there is none. A page
+	// can be short (even empty) and still have a next one: see ListPage.
+	Next string
+}
+
+// ErrBadCursor is a cursor ListPage did not hand out.
+var ErrBadCursor = errors.New("invalid cursor")
+
+// listScanMax bounds the runs of the index one page looks at, so that a
+// state filter that matches few runs costs bounded work per page: the page
+// then ends short, with a cursor that goes on from where it stopped.
+const listScanMax = 1000
+
+// ListPage returns a page of runs, newest first. Runs carry no image list
+// (their records hold none). Index entries of expired runs are removed on
+// the way.
+//
+// The cursor is the creation time and id of the last run looked at,
+// encoded: opaque to clients, and stable while runs are created (new runs
+// sort before it) or expire.
+func (s *Store) ListPage(ctx context.Context, q ListQuery) (Page, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	maxScore, afterID := "+inf", ""
+	if q.Cursor != "" {
+		score, id, err := decodeCursor(q.Cursor)
+		if err != nil {
+			return Page{}, err
+		}
+		maxScore, afterID = strconv.FormatInt(score, 10), id
+	}
+	var page Page
+	scanned := 0
+	// Each read goes on from the last entry looked at, so that runs created
+	// meanwhile (they sort first) shift nothing. Entries of the position's
+	// own millisecond sort by id, descending: those up to its id were seen.
+	// skip steps over them when a millisecond holds more than a read.
+	var skip int64
+	for {
+		zs, err := s.rdb.ZRevRangeByScoreWithScores(ctx, s.indexKey(), &redis.ZRangeBy{
+			Max: maxScore, Min: "-inf", Offset: skip, Count: listChunk}).Result()
+		if err != nil {
+			return Page{}, fmt.Errorf("listing runs: %w", err)
+		}
+		var fresh []redis.Z
+		ids := make([]string, 0, len(zs))
+		for _, z := range zs {
+			id, _ := z.Member.(string)
+			if afterID != "" && strconv.FormatInt(int64(z.Score), 10) == maxScore && id >= afterID {
+				continue
+			}
+			fresh, ids = append(fresh, z), append(ids, id)
+		}
+		if len(fresh) == 0 && len(zs) == listChunk {
+			skip += listChunk
+			continue
+		}
+		runs, err := s.getMany(ctx, ids, q.State, limit-len(page.Runs))
+		if err != nil {
+			return Page{}, err
+		}
+		for _, z := range fresh {
+			id, _ := z.Member.(string)
+			maxScore, afterID, skip = strconv.FormatInt(int64(z.Score), 10), id, 0
+			scanned++
+			if r, ok := runs[id]; ok {
+				page.Runs = append(page.Runs, r)
+			}
+			if len(page.Runs) == limit || scanned == listScanMax {
+				page.Next = encodeCursor(int64(z.Score), id)
+				return page, nil
+			}
+		}
+		if len(zs) < listChunk {
+			return page, nil
+		}
+	}
+}
+
+// listChunk is how many index entries ListPage reads at a time.
+const listChunk = 100
+
+// getMany reads the runs ids that are in state (any when ""), at most
+// limit of them in the order of ids, in two round trips: their states,
+// then the records of those that match. Runs that are gone are dropped
+// from the index.
+func (s *Store) getMany(ctx context.Context, ids []string, state jobs.State, limit int) (map[string]*jobs.Run, error) {
+	if len(ids) == 0 || limit <= 0 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	states := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		states[i] = pipe.HGet(ctx, s.key(id), "state")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("listing runs: %w", err)
+	}
+	var want, gone []string
+	for i, id := range ids {
+		st, err := states[i].Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			gone = append(gone, id)
+		case state == "" || jobs.State(st) == state:
+			if len(want) < limit {
+				want = append(want, id)
+			}
+		}
+	}
+	if len(gone) > 0 {
+		s.rdb.ZRem(ctx, s.indexKey(), toAny(gone)...)
+	}
+	pipe = s.rdb.Pipeline()
+	hs := make([]*redis.MapStringStringCmd, len(want))
+	es := make([]*redis.StringSliceCmd, len(want))
+	for i, id := range want {
+		hs[i], es[i] = pipe.HGetAll(ctx, s.key(id)), pipe.LRange(ctx, s.errorsKey(id), 0, -1)
+	}
+	if len(want) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("listing runs: %w", err)
+		}
+	}
+	out := make(map[string]*jobs.Run, len(want))
+	for i, id := range want {
+		h := hs[i].Val()
+		if len(h) == 0 {
+			continue // expired between the two reads
+		}
+		r, err := decode(id, h, es[i].Val())
+		if err != nil {
+			return nil, err
+		}
+		if state == "" || r.State == state {
+			out[id] = r
+		}
+	}
+	return out, nil
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+func encodeCursor(score int64, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(score, 10) + ":" + id))
+}
+
+func decodeCursor(c string) (int64, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, "", ErrBadCursor
+	}
+	ms, id, ok := strings.Cut(string(b), ":")
+	score, err := strconv.ParseInt(ms, 10, 64)
+	if !ok || err != nil || id == "" {
+		return 0, "", ErrBadCursor
+	}
+	return score, id, nil
+}
+
+// List returns up to limit runs, newest first, optionally only in one
+// state: ListPage's pages, read until limit runs are in or none is left.
 func (s *Store) List(ctx context.Context, limit int, state jobs.State) ([]*jobs.Run, error) {
 	if limit <= 0 {
 		limit = 50
 	}
 	var out []*jobs.Run
-	for start := int64(0); len(out) < limit; start += 100 {
-		ids, err := s.rdb.ZRevRange(ctx, s.indexKey(), start, start+99).Result()
+	q := ListQuery{Limit: min(limit, 500), State: state}
+	for len(out) < limit {
+		q.Limit = min(q.Limit, limit-len(out))
+		p, err := s.ListPage(ctx, q)
 		if err != nil {
-			return nil, fmt.Errorf("listing runs: %w", err)
+			return nil, err
 		}
-		if len(ids) == 0 {
+		out = append(out, p.Runs...)
+		if p.Next == "" {
 			break
 		}
-		for _, id := range ids {
-			r, err := s.Get(ctx, id)
-			if errors.Is(err, ErrNotFound) {
-				s.rdb.ZRem(ctx, s.indexKey(), id)
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			if state != "" && r.State != state {
-				continue
-			}
-			if out = append(out, r); len(out) == limit {
-				break
-			}
-		}
+		q.Cursor = p.Next
 	}
 	return out, nil
 }
@@ -234,7 +560,7 @@ func (s *Store) List(ctx context.Context, limit int, state jobs.State) ([]*jobs.
 // Start moves a pending run to resolving and stamps started_at. It returns
 // the run's state afterwards; a run already past pending is left alone.
 func (s *Store) Start(ctx context.Context, id string) (jobs.State, error) {
-	st, err := startScript.Run(ctx, s.rdb, []string{s.key(id)}, s.now().UnixMilli()).Text()
+	st, err := startScript.Run(ctx, s.rdb, s.allKeys(id), s.now().UnixMilli()).Text()
 	if errors.Is(err, redis.Nil) {
 		return "", fmt.Errorf("run %s: %w", id, ErrNotFound)
 	}
@@ -244,11 +570,19 @@ func (s *Store) Start(ctx context.Context, id string) (jobs.State, error) {
 	return jobs.State(st), nil
 }
 
-var startScript = redis.NewScript(`
+// startScript: KEYS -> allKeys. ARGV[1] -> now (ms).
+// Output: the run's state afterwards, nil when there is no such run.
+//
+// A started run no longer expires: the pending TTL is for runs that never
+// start, and a run in progress is kept until it is final.
+var startScript = redis.NewScript(finalLua + `
 local st = redis.call("HGET", KEYS[1], "state")
 if not st then return nil end
 if st == "pending" then
   redis.call("HSET", KEYS[1], "state", "resolving", "started_at", ARGV[1])
+  redis.call("PERSIST", KEYS[1])
+  redis.call("PERSIST", KEYS[5])
+  index_state("resolving", nil)
   return "resolving"
 end
 return st`)
@@ -270,25 +604,62 @@ func (s *Store) Stop(ctx context.Context, id string, state jobs.State, reason st
 	return nil
 }
 
-// finalLua is shared by the scripts that may end a run: once it is final,
-// every key of the run expires after the retention.
-const finalLua = `
-local function is_final(st)
-  return st == "succeeded" or st == "partially_failed" or st == "failed" or st == "cancelled"
-end
--- The first four keys are the run's own (allKeys); a script may pass page
--- keys after them, which keep their own expiry.
-local function expire_all(ttl)
-  for i = 1, math.min(#KEYS, 4) do redis.call("PEXPIRE", KEYS[i], ttl) end
+// stateLua keeps the state index: one sorted set of run keys, whose
+// score is the band of the run's state (band_of × BAND) plus the time (ms)
+// the run's keys expire, or BAND-1 while they do not. A state's runs are
+// one score range, and within it the runs already expired score below now,
+// so trimming them takes one ZREMRANGEBYSCORE per state and counting one
+// ZCOUNT, whatever the number of runs. Scores stay below 2^53 (7·BAND), and
+// are written with %.0f, as Lua would print them with 14 digits.
+const stateLua = `
+local BAND = 1e14
+local STATES = {"pending", "resolving", "running", "succeeded", "partially_failed", "failed", "cancelled"}
+local band_of = {}
+for i, st in ipairs(STATES) do band_of[st] = i - 1 end
+local function num(x) return string.format("%.0f", x) end
+local function trim(key, now)
+  for i = 0, #STATES - 1 do
+    redis.call("ZREMRANGEBYSCORE", key, num(i * BAND), "(" .. num(i * BAND + now))
+  end
 end
 `
 
+// finalLua is shared by the scripts that move a run's state. Their first
+// six keys are allKeys: the run's five own keys and the state index, or
+// the run's key again when there is none (Options.NoStateIndex). Once a run
+// is final, each of its keys expires after the retention.
+const finalLua = stateLua + `
+local INDEXED = KEYS[6] ~= KEYS[1]
+local function is_final(st)
+  return st == "succeeded" or st == "partially_failed" or st == "failed" or st == "cancelled"
+end
+-- Indexes the run (KEYS[1]) in state st, expiring at expires_at (ms), or
+-- never when expires_at is nil.
+local function index_state(st, expires_at)
+  if not INDEXED then return end
+  redis.call("ZADD", KEYS[6], num(band_of[st] * BAND + (expires_at or BAND - 1)), KEYS[1])
+end
+local function trim_states(now)
+  if INDEXED then trim(KEYS[6], tonumber(now)) end
+end
+-- A script may pass page keys after the first six, which keep their own
+-- expiry.
+local function expire_all(st, now, ttl)
+  for i = 1, 5 do redis.call("PEXPIRE", KEYS[i], ttl) end
+  index_state(st, tonumber(now) + ttl)
+end
+`
+
+// stopScript: KEYS -> allKeys.
+// ARGV[1] -> the final state, ARGV[2] -> the stop reason, ARGV[3] -> now
+// (ms), ARGV[4] -> the retention (ms).
+// Output: 1 stopped, 0 already final, -1 no such run.
 var stopScript = redis.NewScript(finalLua + `
 local st = redis.call("HGET", KEYS[1], "state")
 if not st then return -1 end
 if is_final(st) then return 0 end
 redis.call("HSET", KEYS[1], "state", ARGV[1], "stop_reason", ARGV[2], "finished_at", ARGV[3])
-expire_all(tonumber(ARGV[4]))
+expire_all(ARGV[1], ARGV[3], tonumber(ARGV[4]))
 return 1`)
 
 // PageResult is what resolving one page produced.
@@ -353,19 +724,24 @@ local function try_complete(now, ttl)
     if n[6] > 0 then final = "partially_failed" else final = "failed" end
   end
   redis.call("HSET", h, "state", final, "finished_at", now)
-  expire_all(ttl)
+  expire_all(final, now, ttl)
   return 1
 end
 `
 
-// pageDoneScript: KEYS are the run's own four, the snapshot of page p and
-// optionally the keys of the page that leaves the window (both dropped). It
-// returns -1 when the run is gone, 0 when the page was recorded already, 1
-// when this call recorded it and 2 when that ended the run.
+// pageDoneScript: KEYS -> allKeys, then the snapshot of page p and
+// optionally the keys of the page that leaves the window (both dropped).
+// ARGV[1] -> p, ARGV[2] -> images listed, ARGV[3] -> batches enqueued,
+// ARGV[4] -> "1" on the last page, ARGV[5] -> the list's total_num,
+// ARGV[6] -> now (ms), ARGV[7] -> the retention (ms), ARGV[8] -> batches
+// counted and never enqueued, ARGV[9] -> "1" when the listing broke off,
+// ARGV[10..] -> skip counter, images, in pairs.
+// Output: -1 the run is gone, 0 the page was recorded already, 1 this call
+// recorded it, 2 that ended the run.
 var pageDoneScript = redis.NewScript(finalLua + completeLua + `
 local page, listed, batches, last, expected, now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
 local bskipped, failed = tonumber(ARGV[8]), ARGV[9]
-redis.call("DEL", unpack(KEYS, 5))
+redis.call("DEL", unpack(KEYS, 7))
 if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
 if redis.call("SETBIT", KEYS[2], page, 1) == 1 then return 0 end
 local h = KEYS[1]
@@ -377,7 +753,10 @@ if failed == "1" then redis.call("HSET", h, "listing_failed", 1) end
 for i = 10, #ARGV, 2 do redis.call("HINCRBY", h, ARGV[i], tonumber(ARGV[i+1])) end
 if expected > 0 then redis.call("HSET", h, "images_expected", expected) end
 if last == "1" then redis.call("HSET", h, "pages_total", page + 1) end
-if redis.call("HGET", h, "state") == "resolving" then redis.call("HSET", h, "state", "running") end
+if redis.call("HGET", h, "state") == "resolving" then
+  redis.call("HSET", h, "state", "running")
+  index_state("running", nil)
+end
 if try_complete(now, ttl) == 1 then return 2 end
 return 1`)
 
@@ -427,6 +806,12 @@ func (s *Store) BatchDone(ctx context.Context, id string, seq int64, o Outcome) 
 	return out > 0, out == 2, nil
 }
 
+// batchDoneScript: KEYS -> allKeys.
+// ARGV[1] -> the batch's bit, ARGV[2] -> the images counter, ARGV[3] -> its
+// images, ARGV[4] -> the batches counter, ARGV[5] -> the error (JSON) or "",
+// ARGV[6] -> errors kept, ARGV[7] -> now (ms), ARGV[8] -> the retention (ms).
+// Output: -1 the run is gone, 0 the batch was recorded already, 1 this call
+// recorded it, 2 that ended the run.
 var batchDoneScript = redis.NewScript(finalLua + completeLua + `
 if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
 if redis.call("SETBIT", KEYS[3], tonumber(ARGV[1]), 1) == 1 then return 0 end
@@ -437,7 +822,8 @@ if ARGV[5] ~= "" then
   redis.call("LPUSH", KEYS[4], ARGV[5])
   redis.call("LTRIM", KEYS[4], 0, tonumber(ARGV[6]) - 1)
 end
-if is_final(redis.call("HGET", h, "state")) then expire_all(tonumber(ARGV[8])) end
+local st = redis.call("HGET", h, "state")
+if is_final(st) then expire_all(st, ARGV[7], tonumber(ARGV[8])) end
 if try_complete(ARGV[7], tonumber(ARGV[8])) == 1 then return 2 end
 return 1`)
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -309,16 +310,25 @@ func (f *fleet) run(id string) (*jobs.Run, error) {
 	return &r, nil
 }
 
-// listRuns lists the newest runs through the API.
+// listRuns lists every run through the API, page by page.
 func (f *fleet) listRuns() []*jobs.Run {
 	f.t.Helper()
-	var out struct {
-		Runs []*jobs.Run `json:"runs"`
+	var runs []*jobs.Run
+	cursor := ""
+	for {
+		var out struct {
+			Runs       []*jobs.Run `json:"runs"`
+			NextCursor string      `json:"next_cursor"`
+		}
+		if err := f.do("GET", f.apiURL+"/api/v1/runs?limit=500&cursor="+url.QueryEscape(cursor), nil, &out); err != nil {
+			f.t.Fatalf("listing runs: %v", err)
+		}
+		runs = append(runs, out.Runs...)
+		if out.NextCursor == "" {
+			return runs
+		}
+		cursor = out.NextCursor
 	}
-	if err := f.do("GET", f.apiURL+"/api/v1/runs?limit=1000", nil, &out); err != nil {
-		f.t.Fatalf("listing runs: %v", err)
-	}
-	return out.Runs
 }
 
 // waitRun polls run id until it is final. Errors from the API are

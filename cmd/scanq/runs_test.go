@@ -1,0 +1,41 @@
+package main
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/runs"
+	"github.com/scanq/scanq/jobs"
+)
+
+// `scanq runs list` prints a page and the cursor of the next on stderr.
+func TestRunsListPages(t *testing.T) {
+	b := redistest.Mini(t)
+	store := runs.New(b.Client, runs.Options{})
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		r := &jobs.Run{ID: fmt.Sprintf("run-%d", i), CreatedAt: base.Add(time.Duration(i) * time.Second), Trigger: jobs.Trigger{Kind: "cli"}}
+		if err := store.Create(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set := []string{"--set", "redis.url=" + b.URL}
+	code, out, errOut := runCmd(t, append([]string{"runs", "list", "--limit", "2"}, set...)...)
+	m := regexp.MustCompile(`more runs: add --cursor (\S+)`).FindStringSubmatch(errOut)
+	if code != 0 || !strings.Contains(out, "run-2") || !strings.Contains(out, "run-1") || strings.Contains(out, "run-0") || m == nil {
+		t.Fatalf("first page: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = runCmd(t, append([]string{"runs", "list", "--limit", "2", "--cursor", m[1]}, set...)...)
+	if code != 0 || !strings.Contains(out, "run-0") || strings.Contains(out, "run-1") || strings.Contains(errOut, "more runs") {
+		t.Fatalf("second page: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, args := range [][]string{{"--limit", "501"}, {"--limit", "0"}, {"--cursor", "nope"}} {
+		if code, _, errOut := runCmd(t, append(append([]string{"runs", "list"}, args...), set...)...); code != 2 {
+			t.Errorf("runs list %v: exit %d, want 2\n%s", args, code, errOut)
+		}
+	}
+}
