@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/api"
@@ -54,7 +53,7 @@ func (a *App) RunAPI(ctx context.Context, ready chan<- string) error {
 	if err != nil {
 		return fmt.Errorf("api: listening on %s: %w", a.Cfg.API.Addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := api.NewServer(h, api.ServerOptions{})
 	addr := ln.Addr().String()
 	a.Log.Info("api listening", "addr", addr, "monitoring", "/monitoring/", "metrics", "/metrics",
 		"auth", a.Cfg.API.Token != "" || a.Cfg.API.AK != "")

@@ -1,0 +1,158 @@
+package api
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scanq/scanq/internal/hss/signer"
+	"github.com/scanq/scanq/internal/redistest"
+)
+
+// stalledRequest writes r's head with a Content-Length of declared bytes
+// and then only the first part of the body, and leaves the connection open:
+// a client on a stalled link.
+func stalledRequest(t testing.TB, addr string, r *http.Request, declared int, part []byte) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n", r.Method, r.URL.RequestURI(), addr, declared)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			fmt.Fprintf(&b, "%s: %s\r\n", k, v)
+		}
+	}
+	b.WriteString("\r\n")
+	if _, err := io.WriteString(conn, b.String()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(part); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// signedHead is a request signed with the test keys over a body the client
+// will never finish sending: its signature is right for the whole body.
+func signedHead(t testing.TB, method, path string, keys *keys, body []byte, hdr map[string]string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://scanq"+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	if keys != nil {
+		if err := signer.Sign(req, body, keys.ak, keys.sk, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return req
+}
+
+// A request whose credentials can be judged from its headers is answered
+// 401 without its body being read: the client below declares 12 MiB, sends
+// 1 KiB and stalls, and still gets its answer.
+func TestCredentialsDecidedBeforeBody(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, redistest.Mini(t), withAuth(Options{ProjectID: testProject}))
+	addr := strings.TrimPrefix(e.url, "http://")
+	const declared = 12 << 20
+	part := []byte(`{"is_all":true,"image_info":[` + strings.Repeat(" ", 1000))
+	full := append(part, make([]byte, declared-len(part))...)
+	fake := map[string]string{"Content-Type": "application/json",
+		"Authorization": "SDK-HMAC-SHA256 Access=NOTAKEY, SignedHeaders=x-sdk-date, Signature=" + strings.Repeat("0", 64),
+		"X-Sdk-Date":    time.Now().UTC().Format(signer.DateLayout)}
+	for _, tc := range []struct {
+		name string
+		req  *http.Request
+	}{
+		{"hss: no credentials", signedHead(t, "POST", createPath, nil, nil, jsonCT)},
+		{"hss: wrong X-Auth-Token", signedHead(t, "POST", createPath, nil, nil, map[string]string{"Content-Type": "application/json", "X-Auth-Token": "wrong"})},
+		{"hss: unknown access key", signedHead(t, "POST", createPath, &keys{"OTHERAK", testSK}, full, jsonCT)},
+		{"hss: fake signature", signedHead(t, "POST", createPath, nil, nil, fake)},
+		{"v1 POST: wrong bearer token", signedHead(t, "POST", "/api/v1/runs", nil, nil, bearer("wrong"))},
+		{"v1 GET: fake signature", signedHead(t, "GET", "/api/v1/runs", nil, nil, fake)},
+		{"v1 GET: unknown access key", signedHead(t, "GET", "/api/v1/runs", &keys{"OTHERAK", testSK}, full, jsonCT)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			conn := stalledRequest(t, addr, tc.req, declared, part)
+			// A failure here would otherwise hang until the server gives up.
+			_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+			res, err := http.ReadResponse(bufio.NewReader(conn), tc.req)
+			if err != nil {
+				t.Fatalf("no answer while the body is incomplete: %v", err)
+			}
+			defer res.Body.Close()
+			if res.StatusCode != http.StatusUnauthorized {
+				t.Errorf("status %d, want 401", res.StatusCode)
+			}
+		})
+	}
+}
+
+// Slow and stalled clients are cut off after the read timeout, however
+// many there are. Each of them signs a 12 MiB body with the right keys (so
+// the server must read it to check the signature), sends part of it and
+// stalls. Every connection must be closed by the server.
+func TestSlowClientsAreCutOff(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, redistest.Mini(t), withAuth(Options{ProjectID: testProject}))
+	srv := NewServer(e.h, ServerOptions{
+		ReadHeaderTimeout: 2 * time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: time.Second,
+		IdleTimeout: time.Second,
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	addr := ln.Addr().String()
+
+	const clients, declared = 200, 12 << 20
+	body := make([]byte, declared)
+	copy(body, `{"is_all":true}`)
+	req := signedHead(t, "POST", createPath, goodKeys, body, jsonCT)
+	part := body[:64<<10]
+
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := range clients {
+		wg.Go(func() {
+			conn := stalledRequest(t, addr, req, declared, part)
+			// The deadline only ends the test should the server never
+			// close the connection.
+			_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+			// Whatever the server answers (a 503 when busy, a 408 or
+			// nothing at the timeout), it must then close: read to EOF.
+			_, err := io.Copy(io.Discard, conn)
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				errs <- fmt.Errorf("client %d: connection still open", i)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	n := 0
+	for err := range errs {
+		if n++; n <= 3 {
+			t.Error(err)
+		}
+	}
+	if n > 0 {
+		t.Errorf("%d of %d stalled connections were still open", n, clients)
+	}
+}
