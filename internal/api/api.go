@@ -106,6 +106,12 @@ type Options struct {
 	ProjectID string
 	// MaxBodyBytes limits request bodies; default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// MaxBodyMemory bounds the bytes of request bodies held at once, all
+	// requests together; a request that would exceed it is refused with
+	// 503 (429 on the HSS endpoint) and Retry-After. Default
+	// DefaultMaxBodyMemory; at least 2×MaxBodyBytes, so that the largest
+	// body can be read.
+	MaxBodyMemory int64
 	// Monitoring mounts asynqmon at /monitoring/, read-only with
 	// MonitoringReadOnly.
 	Monitoring, MonitoringReadOnly bool
@@ -144,6 +150,7 @@ type Handler struct {
 	root    http.Handler
 	monitor *asynqmon.HTTPHandler
 	idem    *idempotency
+	bodies  *bodyBudget
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -162,6 +169,9 @@ func New(opts Options) (*Handler, error) {
 	if opts.MaxBodyBytes < 0 {
 		return nil, fmt.Errorf("api: Options.MaxBodyBytes %d is negative", opts.MaxBodyBytes)
 	}
+	if opts.MaxBodyMemory < 0 {
+		return nil, fmt.Errorf("api: Options.MaxBodyMemory %d is negative", opts.MaxBodyMemory)
+	}
 	if opts.IdempotencyTTL < 0 {
 		return nil, fmt.Errorf("api: Options.IdempotencyTTL %s is negative", opts.IdempotencyTTL)
 	}
@@ -174,6 +184,13 @@ func New(opts Options) (*Handler, error) {
 	if opts.MaxBodyBytes == 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if opts.MaxBodyMemory == 0 {
+		opts.MaxBodyMemory = max(DefaultMaxBodyMemory, MinBodyMemory(opts.MaxBodyBytes))
+	}
+	if opts.MaxBodyMemory < MinBodyMemory(opts.MaxBodyBytes) {
+		return nil, fmt.Errorf("api: Options.MaxBodyMemory %d is below %d (2×MaxBodyBytes + 2): the largest body could not be read",
+			opts.MaxBodyMemory, MinBodyMemory(opts.MaxBodyBytes))
+	}
 	if opts.IdempotencyTTL == 0 {
 		opts.IdempotencyTTL = DefaultIdempotencyTTL
 	}
@@ -183,7 +200,7 @@ func New(opts Options) (*Handler, error) {
 	if opts.KeyPrefix == "" {
 		opts.KeyPrefix = "scanq:"
 	}
-	h := &Handler{opts: opts, log: opts.Logger, now: opts.Now, metrics: opts.Metrics}
+	h := &Handler{opts: opts, log: opts.Logger, now: opts.Now, metrics: opts.Metrics, bodies: &bodyBudget{max: opts.MaxBodyMemory}}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -212,25 +229,27 @@ func (h *Handler) routes() {
 
 	m.HandleFunc("POST /v5/{project_id}/image/image-scan/tasks", h.hssCreate)
 
-	v1 := func(pattern string, f http.HandlerFunc) { m.Handle(pattern, h.requireAuth(f, false)) }
-	v1("POST /api/v1/runs", h.createRun)
-	v1("GET /api/v1/runs", h.listRuns)
-	v1("GET /api/v1/runs/{id}", h.getRun)
-	v1("POST /api/v1/runs/{id}/cancel", h.cancelRun)
-	v1("POST /api/v1/images", h.addImage)
-	v1("GET /api/v1/images/{ticket}", h.getImage)
-	v1("GET /api/v1/schedules", h.listSchedules)
-	v1("POST /api/v1/schedules/{name}/trigger", h.triggerSchedule)
+	v1 := func(pattern string, f http.HandlerFunc, replay replayPolicy) {
+		m.Handle(pattern, h.requireAuth(f, false, replay))
+	}
+	v1("POST /api/v1/runs", h.createRun, replayHandled)
+	v1("GET /api/v1/runs", h.listRuns, replaySafe)
+	v1("GET /api/v1/runs/{id}", h.getRun, replaySafe)
+	v1("POST /api/v1/runs/{id}/cancel", h.cancelRun, replayOnce)
+	v1("POST /api/v1/images", h.addImage, replayOnce)
+	v1("GET /api/v1/images/{ticket}", h.getImage, replaySafe)
+	v1("GET /api/v1/schedules", h.listSchedules, replaySafe)
+	v1("POST /api/v1/schedules/{name}/trigger", h.triggerSchedule, replayOnce)
 
 	if h.opts.Monitoring {
 		h.monitor = asynqmon.New(asynqmon.Options{
 			RootPath: MonitoringPath, RedisConnOpt: h.opts.RedisOpt, ReadOnly: h.opts.MonitoringReadOnly,
 		})
-		m.Handle(MonitoringPath+"/", h.requireAuth(h.readOnlyGuard(h.monitor), true))
+		m.Handle(MonitoringPath+"/", h.requireAuth(h.readOnlyGuard(h.monitor), true, replayOnceUnsafe))
 	}
 
 	if h.opts.ProtectMetrics {
-		m.Handle("GET /metrics", h.requireAuth(h.metrics.Handler(), false))
+		m.Handle("GET /metrics", h.requireAuth(h.metrics.Handler(), false, replaySafe))
 	} else {
 		m.Handle("GET /metrics", h.metrics.Handler())
 	}
@@ -250,7 +269,10 @@ func (h *Handler) routes() {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rid := newRequestID()
 	w.Header().Set("X-Request-Id", rid)
-	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, rid))
+	lease := &bodyLease{budget: h.bodies}
+	defer lease.release()
+	ctx := context.WithValue(r.Context(), requestIDKey{}, rid)
+	r = r.WithContext(context.WithValue(ctx, bodyLeaseKey{}, lease))
 	sw := &statusWriter{ResponseWriter: w}
 	start := time.Now()
 	_, pattern := h.mux.Handler(r)

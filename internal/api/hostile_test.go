@@ -2,6 +2,8 @@ package api
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -25,18 +27,7 @@ func stalledRequest(t testing.TB, addr string, r *http.Request, declared int, pa
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n", r.Method, r.URL.RequestURI(), addr, declared)
-	for k, vs := range r.Header {
-		for _, v := range vs {
-			fmt.Fprintf(&b, "%s: %s\r\n", k, v)
-		}
-	}
-	b.WriteString("\r\n")
-	if _, err := io.WriteString(conn, b.String()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Write(part); err != nil {
+	if err := writeStalled(conn, addr, r, declared, part); err != nil {
 		t.Fatal(err)
 	}
 	return conn
@@ -104,12 +95,17 @@ func TestCredentialsDecidedBeforeBody(t *testing.T) {
 }
 
 // Slow and stalled clients are cut off after the read timeout, however
-// many there are. Each of them signs a 12 MiB body with the right keys (so
-// the server must read it to check the signature), sends part of it and
-// stalls. Every connection must be closed by the server.
+// many there are, and the bodies being read for them stay within the body
+// budget. Each client signs a 12 MiB body with the right keys (so the
+// server must read it to check the signature), sends 256 KiB of it and
+// stalls: 200 of them would hold 100 MiB of buffers. Every connection must
+// be closed by the server, some clients must have been refused for the
+// budget (429, at once), and the budget's high-water mark must stay within
+// it.
 func TestSlowClientsAreCutOff(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, redistest.Mini(t), withAuth(Options{ProjectID: testProject}))
+	const budget = 2*DefaultMaxBodyBytes + 2
+	e := newEnv(t, redistest.Mini(t), withAuth(Options{ProjectID: testProject, MaxBodyMemory: budget}))
 	srv := NewServer(e.h, ServerOptions{
 		ReadHeaderTimeout: 2 * time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: time.Second,
 		IdleTimeout: time.Second,
@@ -126,33 +122,75 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 	body := make([]byte, declared)
 	copy(body, `{"is_all":true}`)
 	req := signedHead(t, "POST", createPath, goodKeys, body, jsonCT)
-	part := body[:64<<10]
+	part := body[:256<<10]
 
 	var wg sync.WaitGroup
-	errs := make(chan error, clients)
-	for i := range clients {
+	var mu sync.Mutex
+	open, busy := 0, 0
+	for range clients {
 		wg.Go(func() {
-			conn := stalledRequest(t, addr, req, declared, part)
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer conn.Close()
 			// The deadline only ends the test should the server never
 			// close the connection.
-			_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-			// Whatever the server answers (a 503 when busy, a 408 or
-			// nothing at the timeout), it must then close: read to EOF.
-			_, err := io.Copy(io.Discard, conn)
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				errs <- fmt.Errorf("client %d: connection still open", i)
+			_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+			if err := writeStalled(conn, addr, req, declared, part); err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					mu.Lock()
+					open++
+					mu.Unlock()
+				}
+				return // the server closed the connection: what we want
+			}
+			// Whatever the server answers (429 when the budget is spent,
+			// an error or nothing at the timeout), it must then close:
+			// read to EOF.
+			got, err := io.ReadAll(conn)
+			mu.Lock()
+			defer mu.Unlock()
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				open++
+			}
+			if bytes.HasPrefix(got, []byte("HTTP/1.1 429 ")) {
+				busy++
 			}
 		})
 	}
 	wg.Wait()
-	close(errs)
-	n := 0
-	for err := range errs {
-		if n++; n <= 3 {
-			t.Error(err)
+	if open > 0 {
+		t.Errorf("%d of %d stalled connections were still open", open, clients)
+	}
+	if busy == 0 {
+		t.Error("no client was refused for the body budget")
+	}
+	if hw := e.h.bodies.highWater(); hw > budget {
+		t.Errorf("bodies held %d bytes at once, budget %d", hw, budget)
+	}
+	if n := e.h.bodies.inUse(); n != 0 {
+		t.Errorf("%d body bytes still reserved after every connection closed", n)
+	}
+	t.Logf("%d clients: %d refused at once (429), body high-water %d of %d bytes", clients, busy, e.h.bodies.highWater(), budget)
+}
+
+// writeStalled writes r's head declaring a body of declared bytes, then part.
+func writeStalled(conn net.Conn, addr string, r *http.Request, declared int, part []byte) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n", r.Method, r.URL.RequestURI(), addr, declared)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			fmt.Fprintf(&b, "%s: %s\r\n", k, v)
 		}
 	}
-	if n > 0 {
-		t.Errorf("%d of %d stalled connections were still open", n, clients)
+	b.WriteString("\r\n")
+	if _, err := io.WriteString(conn, b.String()); err != nil {
+		return err
 	}
+	_, err := conn.Write(part)
+	return err
 }

@@ -112,7 +112,7 @@ func TestVerifyFailures(t *testing.T) {
 			if tt.mutate != nil {
 				tt.mutate(req, &body)
 			}
-			expected, _ := signature(req, body, signedHeaders(req.Header), req.Header.Get(HeaderDate), testSK)
+			expected, _ := signature(req, payloadHash(req.Header, bodyHash(body)), signedHeaders(req.Header), req.Header.Get(HeaderDate), testSK)
 			ak, err := Verify(req, body, lookup, tt.now, tt.skew)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Verify = %q, %v; want %v", ak, err, tt.want)
