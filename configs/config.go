@@ -95,6 +95,11 @@ type APIConfig struct {
 	Monitoring         bool          `yaml:"monitoring"`
 	MonitoringReadOnly bool          `yaml:"monitoring_read_only"`
 	IdempotencyTTL     time.Duration `yaml:"idempotency_ttl"`
+	ReadTimeout        time.Duration `yaml:"read_timeout"`
+	WriteTimeout       time.Duration `yaml:"write_timeout"`
+	IdleTimeout        time.Duration `yaml:"idle_timeout"`
+	MaxHeaderBytes     int           `yaml:"max_header_bytes"`
+	MaxBodyMemory      int64         `yaml:"max_body_memory"`
 }
 
 // WorkerConfig sizes a worker process and its queue priorities.

@@ -32,7 +32,7 @@ func (a *App) NewAPI() (*api.Handler, error) {
 	return api.New(api.Options{
 		Starter: a.Starter, Runs: a.Runs, Redis: a.Redis.Client, RedisOpt: a.Redis.Opt,
 		Token: c.API.Token, AK: c.API.AK, SK: c.API.SK, ProjectID: c.HSS.ProjectID,
-		MaxBodyBytes: c.API.MaxBodyBytes, Monitoring: c.API.Monitoring, MonitoringReadOnly: c.API.MonitoringReadOnly,
+		MaxBodyBytes: c.API.MaxBodyBytes, MaxBodyMemory: c.API.MaxBodyMemory, Monitoring: c.API.Monitoring, MonitoringReadOnly: c.API.MonitoringReadOnly,
 		IdempotencyTTL: c.API.IdempotencyTTL, RatePeriod: c.Scan.RatePeriod,
 		Schedules: api.SchedulesFunc(s.Status, s.Trigger, scheduler.ErrUnknownSchedule),
 		Images:    api.StarterImages(a.Starter),
@@ -53,7 +53,10 @@ func (a *App) RunAPI(ctx context.Context, ready chan<- string) error {
 	if err != nil {
 		return fmt.Errorf("api: listening on %s: %w", a.Cfg.API.Addr, err)
 	}
-	srv := api.NewServer(h, api.ServerOptions{})
+	c := a.Cfg.API
+	srv := api.NewServer(h, api.ServerOptions{
+		ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout, IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes,
+	})
 	addr := ln.Addr().String()
 	a.Log.Info("api listening", "addr", addr, "monitoring", "/monitoring/", "metrics", "/metrics",
 		"auth", a.Cfg.API.Token != "" || a.Cfg.API.AK != "")
