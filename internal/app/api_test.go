@@ -1,6 +1,8 @@
 package app
 
 import (
+	"math"
+	"runtime/debug"
 	"testing"
 
 	"github.com/scanq/scanq/configs"
@@ -27,5 +29,25 @@ func TestAPIDefaultsMatchConfig(t *testing.T) {
 		if tc.yaml != tc.def {
 			t.Errorf("%s: scanq.yaml %v, api default %v", tc.key, tc.yaml, tc.def)
 		}
+	}
+}
+
+// The API sets a soft heap limit of its body budget plus headroom, unless
+// GOMEMLIMIT (or an earlier limit) chose one.
+func TestLimitHeapForBodies(t *testing.T) {
+	old := debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() { debug.SetMemoryLimit(old) })
+
+	set := func(string) (string, bool) { return "1GiB", true }
+	if _, ok := limitHeapForBodies(48<<20, set); ok || debug.SetMemoryLimit(-1) != math.MaxInt64 {
+		t.Error("GOMEMLIMIT set: a limit was applied anyway")
+	}
+	unset := func(string) (string, bool) { return "", false }
+	limit, ok := limitHeapForBodies(48<<20, unset)
+	if !ok || limit != 48<<20+apiHeapHeadroom || debug.SetMemoryLimit(-1) != limit {
+		t.Errorf("GOMEMLIMIT unset: limit %d, %v; runtime %d", limit, ok, debug.SetMemoryLimit(-1))
+	}
+	if _, ok := limitHeapForBodies(96<<20, unset); ok {
+		t.Error("a second call replaced the limit already set")
 	}
 }
