@@ -26,12 +26,44 @@
 //     site from driving asynqmon's or /api/v1's POSTs.
 //   - the HSS-compatible endpoint accepts what HSS accepts: X-Auth-Token
 //     or an AK/SK signature (15 minutes of clock skew), with the gateway's
-//     401 APIGW.0301 answers.
+//     401 APIGW.0301 answers. It takes JSON bodies only (415 otherwise),
+//     so a signature always covers the body: UNSIGNED-PAYLOAD, which the
+//     SDK sends only for non-JSON bodies, is refused everywhere. Region
+//     and X-Project-Id, the headers it acts on, must be signed when sent;
+//     the official SDK signs every header it sends but Content-Type
+//     (region;user-agent;x-project-id;x-sdk-date), so this asks nothing it
+//     does not do. Host is not required: the SDK does not sign it.
 //   - /metrics is open unless ProtectMetrics is set: it carries counts
 //     and latencies, no request contents or secrets, and scrapers are
 //     simplest without credentials. /healthz and /readyz are always open.
 //
 // Nothing sent as a credential is ever logged or echoed back.
+//
+// Replays. A signature covers the method, target, X-Sdk-Date, the signed
+// headers and the body, so two requests with one signature are one
+// request. Each accepted signature of an unsafe request is remembered in
+// Redis (SET NX, TTL ReplayWindow: X-Sdk-Date may be 15 minutes either
+// side of the clock, so a signature is acceptable for 30). On the HSS
+// endpoint and POST /api/v1/runs a repeat returns the first run (200,
+// Idempotent-Replayed: true), as an Idempotency-Key would: a captured
+// request replayed starts nothing, and the SDK's retry after a lost answer
+// (which re-signs, so repeats the signature when it falls in the same
+// second) still gets its answer. Refusing every repeat was the other
+// choice; it would turn such a retry into a 401. The other signed POSTs
+// (cancel, images, schedule trigger, asynqmon's actions) accept a
+// signature once; a repeat is 409. Token and basic auth carry no per-
+// request secret and so cannot be told from a replay; use Idempotency-Key.
+//
+// Hostile clients. Credentials in headers (a token, the header part of a
+// signature: its form, date, policy and access key) are judged before a
+// body is read, so a refused request costs no body. A body's buffer grows
+// with what arrives, never with what Content-Length declares, and a signed
+// body is hashed as it streams. All bodies held at once share a budget
+// (Options.MaxBodyMemory, api.max_body_memory): a request that would exceed
+// it is refused at once with 503 (429 APIGW.0308 on the HSS endpoint) and
+// Retry-After rather than queued. NewServer sets finite timeouts for every
+// stage of a connection, so a slow or stalled client is cut off after
+// ReadTimeout (2 minutes: a 12 MiB body at ~0.9 Mbit/s).
 package api
 
 import (

@@ -161,3 +161,28 @@ func TestV1SignedReplayReturnsFirstRun(t *testing.T) {
 		}
 	})
 }
+
+// The other signed POSTs accept a signature once: a repeat is 409 and does
+// nothing.
+func TestV1SignedPostAcceptedOnce(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		e := newEnv(t, b, withAuth(Options{}))
+		id := createdRun(t, e.do(t, call{method: http.MethodPost, path: "/api/v1/runs", body: `{"is_all":true}`, header: bearer(testToken)}), http.StatusAccepted)
+		c := call{method: http.MethodPost, path: "/api/v1/runs/" + id + "/cancel", sign: goodKeys, signAt: time.Now()}
+		if r := e.do(t, c); r.status != http.StatusOK {
+			t.Fatalf("cancel: %d %s", r.status, r.body)
+		}
+		r := e.do(t, c)
+		if ae := r.apiErr(t); r.status != http.StatusConflict || ae.Code != codeSignatureReused {
+			t.Errorf("repeated cancel: %d %+v, want 409 %s", r.status, ae, codeSignatureReused)
+		}
+		// A GET may be repeated.
+		g := call{path: "/api/v1/runs/" + id, sign: goodKeys, signAt: time.Now()}
+		for range 2 {
+			if r := e.do(t, g); r.status != http.StatusOK {
+				t.Fatalf("repeated GET: %d %s", r.status, r.body)
+			}
+		}
+	})
+}

@@ -97,11 +97,11 @@ const apiHeapHeadroom = 64 << 20
 // body budget bounds the bodies held at once, but not their garbage: a
 // buffer that grows leaves the old one behind, and a refused request its
 // partial buffer, and under DefaultGCPercent (400) the heap may grow to
-// five times what is live before a collection. Measured with 200 clients
-// that each send all but 2 bytes of a signed 12 MiB body and stall: 269 MB
-// RSS without the limit, 132 MB with it. The limit is soft: the collector
-// works harder near it, and never fails an allocation. In `scanq serve` the
-// worker shares it.
+// five times what is live before a collection: stalled clients sending
+// 12 MiB bodies took the process to about twice the 150 MB the API is to
+// stay under without it. The limit is soft: the collector works harder
+// near it, and never fails an allocation. In `scanq serve` the worker
+// shares it.
 func limitHeapForBodies(bodyMemory int64, lookupEnv func(string) (string, bool)) (int64, bool) {
 	if _, set := lookupEnv("GOMEMLIMIT"); set {
 		return 0, false
