@@ -2,10 +2,12 @@ package api
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/hss/signer"
 	"github.com/scanq/scanq/internal/redistest"
 )
 
@@ -185,4 +187,35 @@ func TestV1SignedPostAcceptedOnce(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A repeat that arrives while the first request is still starting its run
+// is told to retry (the gateway's 429 with Retry-After), not given a run id
+// that does not exist yet.
+func TestHSSRepeatWhileFirstInFlight(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, redistest.Mini(t), withAuth(Options{ProjectID: testProject}))
+	at := time.Now()
+	req, err := http.NewRequest(http.MethodPost, e.url+createPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	body := `{"is_all":true}`
+	if err := signer.Sign(req, []byte(body), testAK, testSK, at); err != nil {
+		t.Fatal(err)
+	}
+	_, sig, _ := strings.Cut(req.Header.Get("Authorization"), "Signature=")
+	// The first request has claimed the signature for a run it has not
+	// created yet.
+	if prev, err := e.h.idem.claimFor(t.Context(), "hss-sig", sig, "-", "run-being-started", ReplayWindow); err != nil || prev != nil {
+		t.Fatalf("claim: %+v %v", prev, err)
+	}
+	r := e.do(t, call{method: http.MethodPost, path: createPath, body: body, sign: goodKeys, signAt: at, header: jsonCT})
+	if he := r.hssErr(t); r.status != http.StatusTooManyRequests || he.ErrorCode != "APIGW.0308" || r.header.Get("Retry-After") == "" {
+		t.Errorf("%d %+v Retry-After %q, want 429 APIGW.0308 with Retry-After", r.status, he, r.header.Get("Retry-After"))
+	}
+	if n := e.runCount(t); n != 0 {
+		t.Errorf("%d runs started by the repeat", n)
+	}
 }
