@@ -100,6 +100,7 @@ type APIConfig struct {
 	IdleTimeout        time.Duration `yaml:"idle_timeout"`
 	MaxHeaderBytes     int           `yaml:"max_header_bytes"`
 	MaxBodyMemory      int64         `yaml:"max_body_memory"`
+	BodyStallTimeout   time.Duration `yaml:"body_stall_timeout"`
 }
 
 // WorkerConfig sizes a worker process and its queue priorities.

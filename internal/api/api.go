@@ -61,9 +61,11 @@
 // body is hashed as it streams. All bodies held at once share a budget
 // (Options.MaxBodyMemory, api.max_body_memory): a request that would exceed
 // it is refused at once with 503 (429 APIGW.0308 on the HSS endpoint) and
-// Retry-After rather than queued. NewServer sets finite timeouts for every
-// stage of a connection, so a slow or stalled client is cut off after
-// ReadTimeout (2 minutes: a 12 MiB body at ~0.9 Mbit/s).
+// Retry-After rather than queued. A body that makes no progress for
+// Options.BodyStallTimeout (15s) is cut off with 408, so a client that
+// sends most of a body and stalls holds its share only briefly. NewServer
+// sets finite timeouts for every stage of a connection, so a slow client is
+// cut off after ReadTimeout (2 minutes: a 12 MiB body at ~0.9 Mbit/s).
 package api
 
 import (
@@ -144,6 +146,11 @@ type Options struct {
 	// DefaultMaxBodyMemory; at least 2×MaxBodyBytes, so that the largest
 	// body can be read.
 	MaxBodyMemory int64
+	// BodyStallTimeout cuts off a body that makes no progress for this
+	// long (408), well before the server's read timeout, so that a client
+	// that sends most of a body and stalls holds its share of
+	// MaxBodyMemory only briefly. Default DefaultBodyStallTimeout.
+	BodyStallTimeout time.Duration
 	// Monitoring mounts asynqmon at /monitoring/, read-only with
 	// MonitoringReadOnly.
 	Monitoring, MonitoringReadOnly bool
@@ -201,6 +208,9 @@ func New(opts Options) (*Handler, error) {
 	if opts.MaxBodyBytes < 0 {
 		return nil, fmt.Errorf("api: Options.MaxBodyBytes %d is negative", opts.MaxBodyBytes)
 	}
+	if opts.BodyStallTimeout < 0 {
+		return nil, fmt.Errorf("api: Options.BodyStallTimeout %s is negative", opts.BodyStallTimeout)
+	}
 	if opts.MaxBodyMemory < 0 {
 		return nil, fmt.Errorf("api: Options.MaxBodyMemory %d is negative", opts.MaxBodyMemory)
 	}
@@ -215,6 +225,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	if opts.MaxBodyBytes == 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.BodyStallTimeout == 0 {
+		opts.BodyStallTimeout = DefaultBodyStallTimeout
 	}
 	if opts.MaxBodyMemory == 0 {
 		opts.MaxBodyMemory = max(DefaultMaxBodyMemory, MinBodyMemory(opts.MaxBodyBytes))
@@ -301,7 +314,7 @@ func (h *Handler) routes() {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rid := newRequestID()
 	w.Header().Set("X-Request-Id", rid)
-	lease := &bodyLease{budget: h.bodies}
+	lease := &bodyLease{budget: h.bodies, stall: h.opts.BodyStallTimeout}
 	defer lease.release()
 	ctx := context.WithValue(r.Context(), requestIDKey{}, rid)
 	r = r.WithContext(context.WithValue(ctx, bodyLeaseKey{}, lease))

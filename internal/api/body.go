@@ -7,8 +7,11 @@ import (
 	"hash"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // DefaultMaxBodyMemory is Options.MaxBodyMemory when it is 0: the bytes of
@@ -22,6 +25,11 @@ const DefaultMaxBodyMemory = 48 << 20
 // maxBodyBytes: while its buffer grows, the old buffer (less than the new
 // one) and the new one (at most maxBodyBytes+1) are both held.
 func MinBodyMemory(maxBodyBytes int64) int64 { return 2*maxBodyBytes + 2 }
+
+// DefaultBodyStallTimeout is Options.BodyStallTimeout when it is 0: a body
+// that makes no progress for this long is cut off. A working link, however
+// slow, delivers something every few seconds.
+const DefaultBodyStallTimeout = 15 * time.Second
 
 // initialBodyBuffer is the first buffer of a body: most bodies fit.
 const initialBodyBuffer = 16 << 10
@@ -79,6 +87,8 @@ func (b *bodyBudget) highWater() int64 {
 type bodyLease struct {
 	budget *bodyBudget
 	n      int64
+	// stall cuts off a body that makes no progress for this long; 0: never.
+	stall time.Duration
 }
 
 type bodyLeaseKey struct{}
@@ -97,6 +107,9 @@ func leaseOf(ctx context.Context) *bodyLease {
 
 // errBusy: the body budget is spent.
 var errBusy = errors.New("too many request bodies being read at once")
+
+// errStalled: the body made no progress for the stall timeout.
+var errStalled = errors.New("request body stalled")
 
 type readBodyKey struct{}
 
@@ -127,7 +140,25 @@ func readBodyHashing(w http.ResponseWriter, r *http.Request, limit int64, sum ha
 		closeAfter(w)
 		return nil, tooLarge(limit)
 	}
-	b, err := readBounded(http.MaxBytesReader(w, r.Body, limit), r.ContentLength, limit, leaseOf(r.Context()), sum)
+	lease := leaseOf(r.Context())
+	progress := func() {}
+	var stalled atomic.Bool
+	if lease != nil && lease.stall > 0 {
+		// Interrupt the read in progress when nothing has arrived for the
+		// stall timeout; the server's own read deadline stays as it is
+		// otherwise.
+		rc := http.NewResponseController(w)
+		t := time.AfterFunc(lease.stall, func() {
+			stalled.Store(true)
+			_ = rc.SetReadDeadline(time.Now())
+		})
+		defer t.Stop()
+		progress = func() { t.Reset(lease.stall) }
+	}
+	b, err := readBounded(http.MaxBytesReader(w, r.Body, limit), r.ContentLength, limit, lease, sum, progress)
+	if err != nil && stalled.Load() {
+		err = errStalled
+	}
 	switch {
 	case err == nil:
 		return b, nil
@@ -135,6 +166,9 @@ func readBodyHashing(w http.ResponseWriter, r *http.Request, limit int64, sum ha
 		closeAfter(w)
 		retryAfterBusy(w)
 		return nil, &requestError{status: http.StatusServiceUnavailable, code: codeBusy, msg: "server busy reading other requests; retry later"}
+	case errors.Is(err, errStalled), errors.Is(err, os.ErrDeadlineExceeded):
+		closeAfter(w)
+		return nil, &requestError{status: http.StatusRequestTimeout, code: codeRequestTimeout, msg: "request body stalled or arrived too slowly"}
 	}
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return nil, tooLarge(limit)
@@ -151,7 +185,7 @@ func tooLarge(limit int64) *requestError {
 // unknown): it only caps the buffer (a body that declares n bytes never
 // needs more than n+1 of room), it never sizes it. lease may be nil (no
 // budget).
-func readBounded(src io.Reader, declared, limit int64, lease *bodyLease, sum hash.Hash) ([]byte, error) {
+func readBounded(src io.Reader, declared, limit int64, lease *bodyLease, sum hash.Hash, progress func()) ([]byte, error) {
 	upper := limit + 1 // room to see the end of a body of exactly limit bytes
 	if declared >= 0 && declared < limit {
 		upper = declared + 1
@@ -178,8 +212,13 @@ func readBounded(src io.Reader, declared, limit int64, lease *bodyLease, sum has
 			buf = grown
 		}
 		n, err := src.Read(buf[len(buf):cap(buf)])
-		if n > 0 && sum != nil {
-			sum.Write(buf[len(buf) : len(buf)+n])
+		if n > 0 {
+			if sum != nil {
+				sum.Write(buf[len(buf) : len(buf)+n])
+			}
+			if progress != nil {
+				progress()
+			}
 		}
 		buf = buf[:len(buf)+n]
 		if errors.Is(err, io.EOF) {

@@ -35,7 +35,7 @@ func FuzzReadBounded(f *testing.F) {
 		b := &bodyBudget{max: budget}
 		lease := &bodyLease{budget: b}
 		sum := sha256.New()
-		got, err := readBounded(src, declared, limit, lease, sum)
+		got, err := readBounded(src, declared, limit, lease, sum, nil)
 		switch {
 		case errors.Is(err, errBusy):
 		case err != nil:

@@ -31,6 +31,7 @@ const (
 	codeUnsupportedMediaType = "unsupported_media_type"
 	codeNotImplemented       = "not_implemented"
 	codeBusy                 = "busy"             // too many bodies being read; see Retry-After
+	codeRequestTimeout       = "request_timeout"  // the body stalled or came too slowly
 	codeSignatureReused      = "signature_reused" // a signed request sent again
 	codeInternal             = "internal"
 )

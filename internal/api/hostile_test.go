@@ -194,3 +194,66 @@ func writeStalled(conn net.Conn, addr string, r *http.Request, declared int, par
 	_, err := conn.Write(part)
 	return err
 }
+
+// A body that stops arriving is cut off after the stall timeout (408),
+// long before the server's read timeout, and its share of the body budget
+// comes back; a body that keeps arriving, however slowly, is not.
+func TestStalledBodyIsCutOff(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, redistest.Mini(t), withAuth(Options{ProjectID: testProject, BodyStallTimeout: 300 * time.Millisecond}))
+	srv := NewServer(e.h, ServerOptions{ReadTimeout: time.Minute, WriteTimeout: time.Minute})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	addr := ln.Addr().String()
+
+	body := []byte(`{"is_all":true,"image_info":[]}` + strings.Repeat(" ", 4000))
+	for _, path := range []string{createPath, "/api/v1/runs"} {
+		t.Run("stalled "+path, func(t *testing.T) {
+			req := signedHead(t, "POST", path, goodKeys, body, jsonCT)
+			conn := stalledRequest(t, addr, req, len(body), body[:1000])
+			// Only ends the test should the server wait for its read timeout.
+			_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+			res, err := http.ReadResponse(bufio.NewReader(conn), req)
+			if err != nil {
+				t.Fatalf("no answer to a stalled body: %v", err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusRequestTimeout {
+				t.Errorf("status %d, want 408", res.StatusCode)
+			}
+			if _, err := io.Copy(io.Discard, conn); err != nil {
+				t.Errorf("connection not closed after the 408: %v", err)
+			}
+			if n := e.h.bodies.inUse(); n != 0 {
+				t.Errorf("%d body bytes still reserved", n)
+			}
+		})
+	}
+
+	t.Run("slow but steady", func(t *testing.T) {
+		req := signedHead(t, "POST", createPath, goodKeys, body, jsonCT)
+		conn := stalledRequest(t, addr, req, len(body), body[:100])
+		// 40 pieces, each well within the stall timeout of the last.
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for off := 100; off < len(body); off += 100 {
+			<-tick.C
+			if _, err := conn.Write(body[off:min(off+100, len(body))]); err != nil {
+				t.Fatalf("writing at %d: %v", off, err)
+			}
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		res, err := http.ReadResponse(bufio.NewReader(conn), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("status %d, want 200", res.StatusCode)
+		}
+	})
+}

@@ -58,6 +58,8 @@ func (h *Handler) hssCreate(w http.ResponseWriter, r *http.Request) {
 		case http.StatusServiceUnavailable:
 			// The gateway's throttling answer, which HSS clients retry.
 			writeHSSError(w, r, http.StatusTooManyRequests, "APIGW.0308", msgBusy)
+		case http.StatusRequestTimeout:
+			writeHSSError(w, r, http.StatusRequestTimeout, "APIGW.0201", "API request error: the request body stalled.")
 		default:
 			writeHSSError(w, r, http.StatusBadRequest, "APIGW.0201", "API request error.")
 		}

@@ -35,7 +35,7 @@ func (a *App) NewAPI() (*api.Handler, error) {
 	return api.New(api.Options{
 		Starter: a.Starter, Runs: a.Runs, Redis: a.Redis.Client, RedisOpt: a.Redis.Opt,
 		Token: c.API.Token, AK: c.API.AK, SK: c.API.SK, ProjectID: c.HSS.ProjectID,
-		MaxBodyBytes: c.API.MaxBodyBytes, MaxBodyMemory: c.API.MaxBodyMemory, Monitoring: c.API.Monitoring, MonitoringReadOnly: c.API.MonitoringReadOnly,
+		MaxBodyBytes: c.API.MaxBodyBytes, MaxBodyMemory: c.API.MaxBodyMemory, BodyStallTimeout: c.API.BodyStallTimeout, Monitoring: c.API.Monitoring, MonitoringReadOnly: c.API.MonitoringReadOnly,
 		IdempotencyTTL: c.API.IdempotencyTTL, RatePeriod: c.Scan.RatePeriod,
 		Schedules: api.SchedulesFunc(s.Status, s.Trigger, scheduler.ErrUnknownSchedule),
 		Images:    api.StarterImages(a.Starter),

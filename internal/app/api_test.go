@@ -23,6 +23,7 @@ func TestAPIDefaultsMatchConfig(t *testing.T) {
 		{"api.read_timeout", c.ReadTimeout, api.DefaultReadTimeout},
 		{"api.write_timeout", c.WriteTimeout, api.DefaultWriteTimeout},
 		{"api.idle_timeout", c.IdleTimeout, api.DefaultIdleTimeout},
+		{"api.body_stall_timeout", c.BodyStallTimeout, api.DefaultBodyStallTimeout},
 		{"api.max_header_bytes", c.MaxHeaderBytes, api.DefaultMaxHeaderBytes},
 		{"api.idempotency_ttl", c.IdempotencyTTL, api.DefaultIdempotencyTTL},
 	} {
