@@ -56,7 +56,8 @@
 //
 // Hostile clients. Credentials in headers (a token, the header part of a
 // signature: its form, date, policy and access key) are judged before a
-// body is read, so a refused request costs no body. A body's buffer grows
+// body is read, so a refused request costs no body; a signed GET or HEAD
+// with a body is refused (413) unread. A body's buffer grows
 // with what arrives, never with what Content-Length declares, and a signed
 // body is hashed as it streams. All bodies held at once share a budget
 // (Options.MaxBodyMemory, api.max_body_memory): a request that would exceed

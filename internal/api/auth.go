@@ -202,6 +202,13 @@ func (h *Handler) requireAuth(next http.Handler, browser bool, replay replayPoli
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		res, pending := h.authenticate(r, false)
+		if res == authOK && pending != nil && safe(r.Method) && r.ContentLength != 0 {
+			// A GET's body means nothing here: it is not read to check a
+			// signature over it.
+			closeAfter(w)
+			writeError(w, http.StatusRequestEntityTooLarge, codeBodyTooLarge, r.Method+" requests take no body")
+			return
+		}
 		if res == authOK && pending != nil {
 			sum := sha256.New()
 			body, rerr := readBodyHashing(w, r, h.opts.MaxBodyBytes, sum)
@@ -212,8 +219,7 @@ func (h *Handler) requireAuth(next http.Handler, browser bool, replay replayPoli
 			if res = h.checkSignature(pending, sum.Sum(nil)); res == authOK {
 				r = withBody(r, body)
 				r = r.WithContext(context.WithValue(r.Context(), signatureKey{}, pending.Signature()))
-				unsafe := r.Method != http.MethodGet && r.Method != http.MethodHead
-				if (replay == replayOnce || replay == replayOnceUnsafe && unsafe) && !h.firstUse(w, r, pending.Signature()) {
+				if (replay == replayOnce || replay == replayOnceUnsafe && !safe(r.Method)) && !h.firstUse(w, r, pending.Signature()) {
 					return
 				}
 			}
@@ -232,6 +238,8 @@ func (h *Handler) requireAuth(next http.Handler, browser bool, replay replayPoli
 		writeError(w, http.StatusUnauthorized, codeUnauthorized, v1AuthMessage(res))
 	})
 }
+
+func safe(method string) bool { return method == http.MethodGet || method == http.MethodHead }
 
 // firstUse records a signature of an unsafe request for ReplayWindow and
 // answers 409 when it was used before.
