@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -218,4 +219,37 @@ func TestHSSRepeatWhileFirstInFlight(t *testing.T) {
 	if n := e.runCount(t); n != 0 {
 		t.Errorf("%d runs started by the repeat", n)
 	}
+}
+
+// One signed request sent 16 times at once starts one run: every answer is
+// that run or a 429 to retry.
+func TestHSSReplayConcurrent(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		e := newEnv(t, b, withAuth(Options{ProjectID: testProject}))
+		c := call{method: http.MethodPost, path: createPath, body: `{"is_all":true}`, sign: goodKeys, signAt: time.Now(), header: jsonCT}
+		const n = 16
+		var wg sync.WaitGroup
+		results := make([]resp, n)
+		for i := range n {
+			wg.Go(func() { results[i] = e.do(t, c) })
+		}
+		wg.Wait()
+		ids := map[string]bool{}
+		for _, r := range results {
+			switch r.status {
+			case http.StatusOK:
+				ids[createdRunHSS(t, r)] = true
+			case http.StatusTooManyRequests:
+				if he := r.hssErr(t); he.ErrorCode != "APIGW.0308" || r.header.Get("Retry-After") == "" {
+					t.Errorf("429 %+v without Retry-After", he)
+				}
+			default:
+				t.Errorf("status %d: %s", r.status, r.body)
+			}
+		}
+		if n := e.runCount(t); len(ids) != 1 || n != 1 {
+			t.Errorf("run ids %v, %d runs stored; want exactly one", ids, n)
+		}
+	})
 }
