@@ -102,8 +102,14 @@ type APIConfig struct {
 	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
 	// CreateRate (runs per minute) and CreateBurst limit run creation per
 	// client, fleet-wide.
-	CreateRate  float64 `yaml:"create_rate"`
-	CreateBurst int     `yaml:"create_burst"`
+	CreateRate       float64       `yaml:"create_rate"`
+	CreateBurst      int           `yaml:"create_burst"`
+	ReadTimeout      time.Duration `yaml:"read_timeout"`
+	WriteTimeout     time.Duration `yaml:"write_timeout"`
+	IdleTimeout      time.Duration `yaml:"idle_timeout"`
+	MaxHeaderBytes   int           `yaml:"max_header_bytes"`
+	MaxBodyMemory    int64         `yaml:"max_body_memory"`
+	BodyStallTimeout time.Duration `yaml:"body_stall_timeout"`
 }
 
 // WorkerConfig sizes a worker process and its queue priorities.

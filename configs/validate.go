@@ -106,6 +106,17 @@ func (c *Config) Validate() error {
 	} else if r > 0 {
 		v.atLeast("api.create_burst", c.API.CreateBurst, 1)
 	}
+	v.positive("api.read_timeout", c.API.ReadTimeout)
+	v.positive("api.write_timeout", c.API.WriteTimeout)
+	if c.API.WriteTimeout > 0 && c.API.WriteTimeout < c.API.ReadTimeout {
+		v.add("api.write_timeout", "must be >= api.read_timeout (%v): it runs from the end of the headers, across the body, got %v", c.API.ReadTimeout, c.API.WriteTimeout)
+	}
+	v.positive("api.idle_timeout", c.API.IdleTimeout)
+	v.positive("api.body_stall_timeout", c.API.BodyStallTimeout)
+	v.atLeast("api.max_header_bytes", c.API.MaxHeaderBytes, 4096)
+	if least := 2*c.API.MaxBodyBytes + 2; c.API.MaxBodyMemory < least {
+		v.add("api.max_body_memory", "must be >= 2 x api.max_body_bytes + 2 = %d (room for the largest body while its buffer grows), got %d", least, c.API.MaxBodyMemory)
+	}
 
 	// worker
 	w := c.Worker

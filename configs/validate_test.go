@@ -94,6 +94,16 @@ func TestValidateRules(t *testing.T) {
 		{"", "no creation limit", func(c *Config) { c.API.CreateRate, c.API.CreateBurst = 0, 0 }},
 		{"", "half a run a minute", func(c *Config) { c.API.CreateRate = 0.5 }},
 		{"", "idempotency_ttl", func(c *Config) { c.API.IdempotencyTTL = time.Second }},
+		{"api.read_timeout", "zero", func(c *Config) { c.API.ReadTimeout = 0 }},
+		{"api.write_timeout", "zero", func(c *Config) { c.API.WriteTimeout = 0 }},
+		{"api.write_timeout", "below read_timeout", func(c *Config) { c.API.ReadTimeout, c.API.WriteTimeout = time.Minute, time.Second }},
+		{"", "write_timeout = read_timeout", func(c *Config) { c.API.ReadTimeout, c.API.WriteTimeout = time.Second, time.Second }},
+		{"api.idle_timeout", "zero", func(c *Config) { c.API.IdleTimeout = 0 }},
+		{"api.body_stall_timeout", "zero", func(c *Config) { c.API.BodyStallTimeout = 0 }},
+		{"api.max_header_bytes", "below 4096", func(c *Config) { c.API.MaxHeaderBytes = 4095 }},
+		{"", "max_header_bytes 4096", func(c *Config) { c.API.MaxHeaderBytes = 4096 }},
+		{"api.max_body_memory", "below two bodies", func(c *Config) { c.API.MaxBodyBytes, c.API.MaxBodyMemory = 100, 201 }},
+		{"", "max_body_memory two bodies", func(c *Config) { c.API.MaxBodyBytes, c.API.MaxBodyMemory = 100, 202 }},
 
 		// worker
 		{"worker.concurrency", "zero", func(c *Config) { c.Worker.Concurrency = 0 }},

@@ -26,7 +26,13 @@
 //     site from driving asynqmon's or /api/v1's POSTs.
 //   - the HSS-compatible endpoint accepts what HSS accepts: X-Auth-Token
 //     or an AK/SK signature (15 minutes of clock skew), with the gateway's
-//     401 APIGW.0301 answers.
+//     401 APIGW.0301 answers. It takes JSON bodies only (415 otherwise),
+//     so a signature always covers the body: UNSIGNED-PAYLOAD, which the
+//     SDK sends only for non-JSON bodies, is refused everywhere. Region
+//     and X-Project-Id, the headers it acts on, must be signed when sent;
+//     the official SDK signs every header it sends but Content-Type
+//     (region;user-agent;x-project-id;x-sdk-date), so this asks nothing it
+//     does not do. Host is not required: the SDK does not sign it.
 //   - /metrics is open unless ProtectMetrics or MetricsToken is set: it
 //     carries counts and latencies, no request contents or secrets, and
 //     scrapers are simplest without credentials. MetricsToken is a
@@ -38,6 +44,35 @@
 // (ratelimit.go): 429 with Retry-After beyond Options.CreateRate.
 //
 // Nothing sent as a credential is ever logged or echoed back.
+//
+// Replays. A signature covers the method, target, X-Sdk-Date, the signed
+// headers and the body, so two requests with one signature are one
+// request. Each accepted signature of an unsafe request is remembered in
+// Redis (SET NX, TTL ReplayWindow: X-Sdk-Date may be 15 minutes either
+// side of the clock, so a signature is acceptable for 30). On the HSS
+// endpoint and POST /api/v1/runs a repeat returns the first run (200,
+// Idempotent-Replayed: true), as an Idempotency-Key would: a captured
+// request replayed starts nothing, and the SDK's retry after a lost answer
+// (which re-signs, so repeats the signature when it falls in the same
+// second) still gets its answer. Refusing every repeat was the other
+// choice; it would turn such a retry into a 401. The other signed POSTs
+// (cancel, images, schedule trigger, asynqmon's actions) accept a
+// signature once; a repeat is 409. Token and basic auth carry no per-
+// request secret and so cannot be told from a replay; use Idempotency-Key.
+//
+// Hostile clients. Credentials in headers (a token, the header part of a
+// signature: its form, date, policy and access key) are judged before a
+// body is read, so a refused request costs no body; a signed GET or HEAD
+// with a body is refused (413) unread. A body's buffer grows
+// with what arrives, never with what Content-Length declares, and a signed
+// body is hashed as it streams. All bodies held at once share a budget
+// (Options.MaxBodyMemory, api.max_body_memory): a request that would exceed
+// it is refused at once with 503 (429 APIGW.0308 on the HSS endpoint) and
+// Retry-After rather than queued. A body that makes no progress for
+// Options.BodyStallTimeout (15s) is cut off with 408, so a client that
+// sends most of a body and stalls holds its share only briefly. NewServer
+// sets finite timeouts for every stage of a connection, so a slow client is
+// cut off after ReadTimeout (2 minutes: a 12 MiB body at ~0.9 Mbit/s).
 package api
 
 import (
@@ -124,6 +159,17 @@ type Options struct {
 	// MaxImagesPerRequest limits a request's image_info; default
 	// DefaultMaxImagesPerRequest.
 	MaxImagesPerRequest int
+	// MaxBodyMemory bounds the bytes of request bodies held at once, all
+	// requests together; a request that would exceed it is refused with
+	// 503 (429 on the HSS endpoint) and Retry-After. Default
+	// DefaultMaxBodyMemory; at least 2×MaxBodyBytes, so that the largest
+	// body can be read.
+	MaxBodyMemory int64
+	// BodyStallTimeout cuts off a body that makes no progress for this
+	// long (408), well before the server's read timeout, so that a client
+	// that sends most of a body and stalls holds its share of
+	// MaxBodyMemory only briefly. Default DefaultBodyStallTimeout.
+	BodyStallTimeout time.Duration
 	// Monitoring mounts asynqmon at /monitoring/, read-only with
 	// MonitoringReadOnly, and always read-only without authentication.
 	Monitoring, MonitoringReadOnly bool
@@ -173,6 +219,7 @@ type Handler struct {
 	monitor *asynqmon.HTTPHandler
 	idem    *idempotency
 	limiter *limit.Limiter // the creation limits
+	bodies  *bodyBudget
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -190,6 +237,12 @@ func New(opts Options) (*Handler, error) {
 	}
 	if opts.MaxBodyBytes < 0 {
 		return nil, fmt.Errorf("api: Options.MaxBodyBytes %d is negative", opts.MaxBodyBytes)
+	}
+	if opts.BodyStallTimeout < 0 {
+		return nil, fmt.Errorf("api: Options.BodyStallTimeout %s is negative", opts.BodyStallTimeout)
+	}
+	if opts.MaxBodyMemory < 0 {
+		return nil, fmt.Errorf("api: Options.MaxBodyMemory %d is negative", opts.MaxBodyMemory)
 	}
 	if opts.IdempotencyTTL < 0 {
 		return nil, fmt.Errorf("api: Options.IdempotencyTTL %s is negative", opts.IdempotencyTTL)
@@ -211,6 +264,16 @@ func New(opts Options) (*Handler, error) {
 	if opts.MaxImagesPerRequest <= 0 {
 		opts.MaxImagesPerRequest = DefaultMaxImagesPerRequest
 	}
+	if opts.BodyStallTimeout == 0 {
+		opts.BodyStallTimeout = DefaultBodyStallTimeout
+	}
+	if opts.MaxBodyMemory == 0 {
+		opts.MaxBodyMemory = max(DefaultMaxBodyMemory, MinBodyMemory(opts.MaxBodyBytes))
+	}
+	if opts.MaxBodyMemory < MinBodyMemory(opts.MaxBodyBytes) {
+		return nil, fmt.Errorf("api: Options.MaxBodyMemory %d is below %d (2×MaxBodyBytes + 2): the largest body could not be read",
+			opts.MaxBodyMemory, MinBodyMemory(opts.MaxBodyBytes))
+	}
 	if opts.IdempotencyTTL == 0 {
 		opts.IdempotencyTTL = DefaultIdempotencyTTL
 	}
@@ -226,7 +289,7 @@ func New(opts Options) (*Handler, error) {
 	if opts.CreateRate > 0 && opts.CreateBurst < 1 {
 		return nil, fmt.Errorf("api: Options.CreateBurst %d must be >= 1 with a CreateRate", opts.CreateBurst)
 	}
-	h := &Handler{opts: opts, log: opts.Logger, now: opts.Now, metrics: opts.Metrics}
+	h := &Handler{opts: opts, log: opts.Logger, now: opts.Now, metrics: opts.Metrics, bodies: &bodyBudget{max: opts.MaxBodyMemory}}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -256,25 +319,27 @@ func (h *Handler) routes() {
 
 	m.Handle("POST /v5/{project_id}/image/image-scan/tasks", h.limitCreates(http.HandlerFunc(h.hssCreate), false, true))
 
-	v1 := func(pattern string, f http.HandlerFunc) { m.Handle(pattern, h.requireAuth(f, false)) }
-	// creates: routes that start runs, under the per-client creation limit.
-	creates := func(pattern string, f http.HandlerFunc) {
-		m.Handle(pattern, h.requireAuth(h.limitCreates(f, true, false), false))
+	v1 := func(pattern string, f http.HandlerFunc, replay replayPolicy) {
+		m.Handle(pattern, h.requireAuth(f, false, replay))
 	}
-	creates("POST /api/v1/runs", h.createRun)
-	v1("GET /api/v1/runs", h.listRuns)
-	v1("GET /api/v1/runs/{id}", h.getRun)
-	v1("POST /api/v1/runs/{id}/cancel", h.cancelRun)
-	creates("POST /api/v1/images", h.addImage)
-	v1("GET /api/v1/images/{ticket}", h.getImage)
-	v1("GET /api/v1/schedules", h.listSchedules)
-	creates("POST /api/v1/schedules/{name}/trigger", h.triggerSchedule)
+	// creates: routes that start runs, under the per-client creation limit.
+	creates := func(pattern string, f http.HandlerFunc, replay replayPolicy) {
+		m.Handle(pattern, h.requireAuth(h.limitCreates(f, true, false), false, replay))
+	}
+	creates("POST /api/v1/runs", h.createRun, replayHandled)
+	v1("GET /api/v1/runs", h.listRuns, replaySafe)
+	v1("GET /api/v1/runs/{id}", h.getRun, replaySafe)
+	v1("POST /api/v1/runs/{id}/cancel", h.cancelRun, replayOnce)
+	creates("POST /api/v1/images", h.addImage, replayOnce)
+	v1("GET /api/v1/images/{ticket}", h.getImage, replaySafe)
+	v1("GET /api/v1/schedules", h.listSchedules, replaySafe)
+	creates("POST /api/v1/schedules/{name}/trigger", h.triggerSchedule, replayOnce)
 
 	if h.opts.Monitoring {
 		h.monitor = asynqmon.New(asynqmon.Options{
 			RootPath: MonitoringPath, RedisConnOpt: h.opts.RedisOpt, ReadOnly: h.opts.MonitoringReadOnly,
 		})
-		m.Handle(MonitoringPath+"/", h.requireAuth(h.readOnlyGuard(h.monitor), true))
+		m.Handle(MonitoringPath+"/", h.requireAuth(h.readOnlyGuard(h.monitor), true, replayOnceUnsafe))
 	}
 
 	m.Handle("GET /metrics", h.metricsHandler())
@@ -294,7 +359,10 @@ func (h *Handler) routes() {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rid := newRequestID()
 	w.Header().Set("X-Request-Id", rid)
-	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, rid))
+	lease := &bodyLease{budget: h.bodies, stall: h.opts.BodyStallTimeout}
+	defer lease.release()
+	ctx := context.WithValue(r.Context(), requestIDKey{}, rid)
+	r = r.WithContext(context.WithValue(ctx, bodyLeaseKey{}, lease))
 	sw := &statusWriter{ResponseWriter: w}
 	start := time.Now()
 	_, pattern := h.mux.Handler(r)

@@ -1,16 +1,14 @@
 package api
 
 import (
-	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
-	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/hss/signer"
 )
 
@@ -48,44 +46,60 @@ func isSigned(r *http.Request) bool {
 	return strings.HasPrefix(r.Header.Get(signer.HeaderAuthorization), signer.Algorithm+" ")
 }
 
-// authenticate judges r's credentials. body is the request body, needed
-// for AK/SK signatures only. hssOnly restricts the accepted forms to HSS's
-// own: X-Auth-Token and AK/SK signatures.
-func (h *Handler) authenticate(r *http.Request, body []byte, hssOnly bool) authResult {
+// hssSignedIfPresent are the headers the HSS-compatible endpoint acts on
+// besides the path, query and body: a signature must cover them when they
+// are sent. The SDK signs every header it sends but Content-Type (see
+// signer.Policy), so it always covers these; Content-Type needs no
+// signature, because only JSON is taken and the JSON body is always hashed.
+var hssSignedIfPresent = []string{"region", "x-project-id"}
+
+// ReplayWindow is how long a signature is remembered to recognise a
+// repeat: X-Sdk-Date may be up to signer.DefaultMaxSkew either side of the
+// server's clock, so a signature stays acceptable for twice that.
+const ReplayWindow = 2 * signer.DefaultMaxSkew
+
+// authenticate judges r's credentials from its headers alone: a token
+// (X-Auth-Token, Bearer, Basic) is decided here, before any body is read.
+// For an AK/SK signature it checks everything but the body and returns the
+// pending signature, which checkSignature completes once the body has been
+// read and hashed. hssOnly restricts the accepted forms to HSS's own:
+// X-Auth-Token and AK/SK signatures, the latter bound to the headers the
+// endpoint uses.
+func (h *Handler) authenticate(r *http.Request, hssOnly bool) (authResult, *signer.Pending) {
 	if !h.authEnabled() {
-		return authOK
+		return authOK, nil
 	}
 	if isSigned(r) {
-		return h.verifySignature(r, body)
+		return h.parseSignature(r, hssOnly)
 	}
 	if !hssOnly {
 		if auth := strings.TrimSpace(r.Header.Get("Authorization")); auth != "" {
 			scheme, cred, _ := strings.Cut(auth, " ")
 			switch {
 			case strings.EqualFold(scheme, "Bearer"):
-				return h.checkToken(strings.TrimSpace(cred))
+				return h.checkToken(strings.TrimSpace(cred)), nil
 			case strings.EqualFold(scheme, "Basic"):
 				user, pass, ok := r.BasicAuth()
 				if !ok {
-					return authBadToken
+					return authBadToken, nil
 				}
 				if h.opts.Token != "" && secretEqual(pass, h.opts.Token) {
-					return authOK
+					return authOK, nil
 				}
 				// Basic with the key pair: a browser cannot sign requests.
 				if h.opts.AK != "" && secretEqual(user, h.opts.AK) && secretEqual(pass, h.opts.SK) {
-					return authOK
+					return authOK, nil
 				}
-				return authBadToken
+				return authBadToken, nil
 			default:
-				return authUnsupported
+				return authUnsupported, nil
 			}
 		}
 	}
 	if tok := r.Header.Get("X-Auth-Token"); tok != "" {
-		return h.checkToken(tok)
+		return h.checkToken(tok), nil
 	}
-	return authMissing
+	return authMissing, nil
 }
 
 func (h *Handler) checkToken(tok string) authResult {
@@ -95,14 +109,33 @@ func (h *Handler) checkToken(tok string) authResult {
 	return authBadToken
 }
 
-func (h *Handler) verifySignature(r *http.Request, body []byte) authResult {
+// parseSignature checks a signature's header part. The body must always be
+// signed (UNSIGNED-PAYLOAD is refused): the routes that take bodies take
+// JSON, which the SDK hashes anyway.
+func (h *Handler) parseSignature(r *http.Request, hssOnly bool) (authResult, *signer.Pending) {
 	lookup := func(ak string) (string, bool) {
 		if h.opts.AK == "" || !secretEqual(ak, h.opts.AK) {
 			return "", false
 		}
 		return h.opts.SK, true
 	}
-	_, err := signer.Verify(r, body, lookup, h.now(), signer.DefaultMaxSkew)
+	policy := signer.Policy{MaxSkew: signer.DefaultMaxSkew, SignedPayload: true}
+	if hssOnly {
+		policy.SignedIfPresent = hssSignedIfPresent
+	}
+	p, err := signer.Parse(r, lookup, policy)
+	if err != nil {
+		return signatureResult(err), nil
+	}
+	return authOK, p
+}
+
+// checkSignature completes a pending signature with the body's SHA-256.
+func (h *Handler) checkSignature(p *signer.Pending, bodySHA256 []byte) authResult {
+	return signatureResult(p.Check(bodySHA256, h.now()))
+}
+
+func signatureResult(err error) authResult {
 	switch {
 	case err == nil:
 		return authOK
@@ -131,30 +164,71 @@ func v1AuthMessage(a authResult) string {
 	return "invalid credentials"
 }
 
-// requireAuth guards a native route. An AK/SK-signed request's body is
-// read (within the size limit) so the signature can cover it, then handed
-// on. browser routes offer basic auth in their 401, so that a browser asks
-// for it.
-func (h *Handler) requireAuth(next http.Handler, browser bool) http.Handler {
+// replayPolicy says what a native route does with a signed request sent
+// again.
+type replayPolicy int
+
+const (
+	// replaySafe: GET and HEAD routes; a repeat does no harm.
+	replaySafe replayPolicy = iota
+	// replayOnce: a signature is accepted once within ReplayWindow; a
+	// repeat is 409.
+	replayOnce
+	// replayHandled: the handler answers a repeat itself (POST
+	// /api/v1/runs returns the first run, as for an Idempotency-Key).
+	replayHandled
+	// replayOnceUnsafe: replayOnce for methods other than GET and HEAD
+	// (asynqmon, whose routes are of every method).
+	replayOnceUnsafe
+)
+
+type signatureKey struct{}
+
+// signatureOf is the signature r was accepted with, "" when it was not
+// signed.
+func signatureOf(r *http.Request) string {
+	s, _ := r.Context().Value(signatureKey{}).(string)
+	return s
+}
+
+// requireAuth guards a native route. Credentials in headers are judged
+// before the body is read; an AK/SK-signed request's body is then read
+// (within the size limit and the body budget) and hashed as it arrives, so
+// that the signature can cover it, and handed on. browser routes offer
+// basic auth in their 401, so that a browser asks for it.
+func (h *Handler) requireAuth(next http.Handler, browser bool, replay replayPolicy) http.Handler {
 	if !h.authEnabled() {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body []byte
-		if isSigned(r) && h.opts.AK != "" {
-			b, rerr := readBody(w, r, h.opts.MaxBodyBytes)
+		res, pending := h.authenticate(r, false)
+		if res == authOK && pending != nil && safe(r.Method) && r.ContentLength != 0 {
+			// A GET's body means nothing here: it is not read to check a
+			// signature over it.
+			closeAfter(w)
+			writeError(w, http.StatusRequestEntityTooLarge, codeBodyTooLarge, r.Method+" requests take no body")
+			return
+		}
+		if res == authOK && pending != nil {
+			sum := sha256.New()
+			body, rerr := readBodyHashing(w, r, h.opts.MaxBodyBytes, sum)
 			if rerr != nil {
 				writeRequestError(w, rerr)
 				return
 			}
-			body = b
-			r.Body = io.NopCloser(bytes.NewReader(b))
+			if res = h.checkSignature(pending, sum.Sum(nil)); res == authOK {
+				r = withBody(r, body)
+				r = r.WithContext(context.WithValue(r.Context(), signatureKey{}, pending.Signature()))
+				if (replay == replayOnce || replay == replayOnceUnsafe && !safe(r.Method)) && !h.firstUse(w, r, pending.Signature()) {
+					return
+				}
+			}
 		}
-		res := h.authenticate(r, body, false)
 		if res == authOK {
 			next.ServeHTTP(w, r)
 			return
 		}
+		closeAfter(w)
 		h.log.Info("api: authentication failed", "request_id", requestID(r), "path", r.URL.Path, "reason", res.String())
 		if browser {
 			w.Header().Set("WWW-Authenticate", `Basic realm="scanq", charset="UTF-8"`)
@@ -165,18 +239,23 @@ func (h *Handler) requireAuth(next http.Handler, browser bool) http.Handler {
 	})
 }
 
-// readBody reads the whole body within limit: 413 beyond it. The reader
-// stops one byte past the limit, which is where MaxBytesReader reports it.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *requestError) {
-	b, err := hss.ReadBody(http.MaxBytesReader(w, r.Body, limit), r.ContentLength, limit+1)
+func safe(method string) bool { return method == http.MethodGet || method == http.MethodHead }
+
+// firstUse records a signature of an unsafe request for ReplayWindow and
+// answers 409 when it was used before.
+func (h *Handler) firstUse(w http.ResponseWriter, r *http.Request, sig string) bool {
+	prev, err := h.idem.claimFor(r.Context(), "sig-once", sig, "-", requestID(r), ReplayWindow)
 	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, &requestError{status: http.StatusRequestEntityTooLarge, code: codeBodyTooLarge,
-				msg: fmt.Sprintf("request body exceeds %d bytes", limit)}
-		}
-		return nil, &requestError{status: http.StatusBadRequest, code: codeInvalidJSON, msg: "reading request body: " + err.Error()}
+		h.log.Error("api: recording signature", "request_id", requestID(r), "err", err)
+		h.writeInternal(w, r)
+		return false
 	}
-	return b, nil
+	if prev != nil {
+		writeError(w, http.StatusConflict, codeSignatureReused,
+			"this signed request was received before; sign a new request to repeat it")
+		return false
+	}
+	return true
 }
 
 // metricsHandler guards /metrics: open, behind the API's authentication
@@ -186,7 +265,7 @@ func (h *Handler) metricsHandler() http.Handler {
 	next := h.metrics.Handler()
 	var viaAPI http.Handler
 	if h.opts.ProtectMetrics && h.authEnabled() {
-		viaAPI = h.requireAuth(next, false)
+		viaAPI = h.requireAuth(next, false, replaySafe)
 	}
 	if h.opts.MetricsToken == "" {
 		if viaAPI != nil {

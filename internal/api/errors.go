@@ -32,6 +32,9 @@ const (
 	codeBodyTooLarge         = "body_too_large"
 	codeUnsupportedMediaType = "unsupported_media_type"
 	codeNotImplemented       = "not_implemented"
+	codeBusy                 = "busy"             // too many bodies being read; see Retry-After
+	codeRequestTimeout       = "request_timeout"  // the body stalled or came too slowly
+	codeSignatureReused      = "signature_reused" // a signed request sent again
 	codeInternal             = "internal"
 )
 
@@ -110,7 +113,9 @@ func validationError(err error) *requestError {
 
 // Wire messages of Huawei's API gateway (APIGW), as the emulator sends them.
 const (
-	msgSystemError = "System error."
+	msgSystemError          = "System error."
+	msgUnsupportedMediaType = "Unsupported Media Type: Content-Type must be application/json"
+	msgBusy                 = "The throttling threshold has been reached: too many request bodies being read, retry later"
 )
 
 func writeHSSError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {

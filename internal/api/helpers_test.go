@@ -87,6 +87,8 @@ type call struct {
 	signAt time.Time
 	// after signing, replace the body (to break the signature).
 	tamper string
+	// after signing, set these headers (left out of the signature).
+	unsigned map[string]string
 }
 
 type keys struct{ ak, sk string }
@@ -128,6 +130,9 @@ func (e *env) do(t testing.TB, c call) resp {
 		if err := signer.Sign(req, []byte(c.body), c.sign.ak, c.sign.sk, at); err != nil {
 			t.Fatal(err)
 		}
+	}
+	for k, v := range c.unsigned {
+		req.Header.Set(k, v)
 	}
 	if c.tamper != "" {
 		req.Body = io.NopCloser(strings.NewReader(c.tamper))

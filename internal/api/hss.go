@@ -1,10 +1,14 @@
 package api
 
 import (
+	"crypto/sha256"
+	"errors"
+	"hash"
 	"net/http"
 
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/hss/signer"
+	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
 )
 
@@ -13,24 +17,59 @@ import (
 const TriggerHSSAPI = "hss-api"
 
 // hssCreate is POST /v5/{project_id}/image/image-scan/tasks: HSS's
-// CreateManualImageScanTask, checked in HSS's order (body size, credentials,
-// project, query and headers, body) with internal/hss's validation, the
+// CreateManualImageScanTask, checked in HSS's order (body size, media type,
+// credentials, project, query and headers, body) with internal/hss's validation, the
 // same code the emulator runs. The only difference a client sees is the
 // answer: a run id, where HSS returns nothing.
+//
+// Everything that can be judged from the headers is judged before the body
+// is read: the declared size, the Content-Type (JSON only: 415 otherwise),
+// a token, the header part of a signature. A signed body is hashed as it
+// arrives and the signature checked once it is in.
+//
+// A signed request is remembered by its signature for ReplayWindow: the
+// same request again (a replay, or the SDK's retry after a lost answer)
+// returns the first run instead of starting another.
 func (h *Handler) hssCreate(w http.ResponseWriter, r *http.Request) {
-	body, rerr := readBody(w, r, h.opts.MaxBodyBytes)
+	if r.ContentLength > h.opts.MaxBodyBytes {
+		closeAfter(w)
+		writeHSSError(w, r, http.StatusRequestEntityTooLarge, "APIGW.0201", hss.MsgTooLarge)
+		return
+	}
+	if checkJSONContentType(r) != nil {
+		closeAfter(w)
+		writeHSSError(w, r, http.StatusUnsupportedMediaType, "APIGW.0201", msgUnsupportedMediaType)
+		return
+	}
+	res, pending := h.authenticate(r, true)
+	if res != authOK {
+		h.hssAuthFailed(w, r, res)
+		return
+	}
+	var sum hash.Hash
+	if pending != nil {
+		sum = sha256.New()
+	}
+	body, rerr := readBodyHashing(w, r, h.opts.MaxBodyBytes, sum)
 	if rerr != nil {
-		if rerr.status == http.StatusRequestEntityTooLarge {
+		switch rerr.status {
+		case http.StatusRequestEntityTooLarge:
 			writeHSSError(w, r, http.StatusRequestEntityTooLarge, "APIGW.0201", hss.MsgTooLarge)
-		} else {
+		case http.StatusServiceUnavailable:
+			// The gateway's throttling answer, which HSS clients retry.
+			writeHSSError(w, r, http.StatusTooManyRequests, "APIGW.0308", msgBusy)
+		case http.StatusRequestTimeout:
+			writeHSSError(w, r, http.StatusRequestTimeout, "APIGW.0201", "API request error: the request body stalled.")
+		default:
 			writeHSSError(w, r, http.StatusBadRequest, "APIGW.0201", "API request error.")
 		}
 		return
 	}
-	if res := h.authenticate(r, body, true); res != authOK {
-		h.log.Info("api: hss endpoint: authentication failed", "request_id", requestID(r), "reason", res.String())
-		writeHSSError(w, r, http.StatusUnauthorized, "APIGW.0301", h.hssAuthMessage(r, res))
-		return
+	if pending != nil {
+		if res := h.checkSignature(pending, sum.Sum(nil)); res != authOK {
+			h.hssAuthFailed(w, r, res)
+			return
+		}
 	}
 	project := r.PathValue("project_id")
 	if h.opts.ProjectID != "" && project != h.opts.ProjectID {
@@ -67,8 +106,27 @@ func (h *Handler) hssCreate(w http.ResponseWriter, r *http.Request) {
 		Region:              req.Region,
 		ScanTaskBody:        *b,
 	}
-	run, err := h.opts.Starter.Start(r.Context(), sr, jobs.Options{}, jobs.Trigger{Kind: TriggerHSSAPI})
+	id := runs.NewID(h.now())
+	if pending != nil {
+		prev, err := h.idem.claimFor(r.Context(), "hss-sig", pending.Signature(), "-", id, ReplayWindow)
+		if err != nil {
+			h.log.Error("api: hss endpoint: recording signature", "request_id", requestID(r), "err", err)
+			writeHSSError(w, r, http.StatusInternalServerError, "HSS.1000", msgSystemError)
+			return
+		}
+		if prev != nil {
+			h.hssRepeat(w, r, prev.RunID)
+			return
+		}
+	}
+	run, err := h.opts.Starter.StartWithID(r.Context(), id, sr, jobs.Options{}, jobs.Trigger{Kind: TriggerHSSAPI})
 	if err != nil {
+		if pending != nil {
+			// Nothing started under the signature: a retry may start it.
+			if rerr := h.idem.release(r.Context(), "hss-sig", pending.Signature(), "-", id); rerr != nil {
+				h.log.Warn("api: hss endpoint: releasing signature", "request_id", requestID(r), "err", rerr)
+			}
+		}
 		h.writeHSSValidation(w, r, err)
 		return
 	}
@@ -77,6 +135,36 @@ func (h *Handler) hssCreate(w http.ResponseWriter, r *http.Request) {
 	writeJSONAs(w, http.StatusOK, hssContentType, struct {
 		RunID string `json:"run_id"`
 	}{run.ID})
+}
+
+// hssRepeat answers a signed request seen before with the run it started.
+// While the first is still starting its run, the repeat is told to retry
+// (the gateway's 429, which HSS clients retry).
+func (h *Handler) hssRepeat(w http.ResponseWriter, r *http.Request, runID string) {
+	if _, err := h.opts.Runs.Get(r.Context(), runID); err != nil {
+		if !errors.Is(err, runs.ErrNotFound) {
+			h.log.Error("api: hss endpoint: reading repeated run", "request_id", requestID(r), "run_id", runID, "err", err)
+			writeHSSError(w, r, http.StatusInternalServerError, "HSS.1000", msgSystemError)
+			return
+		}
+		w.Header().Set("Retry-After", "1")
+		writeHSSError(w, r, http.StatusTooManyRequests, "APIGW.0308", msgBusy)
+		return
+	}
+	h.log.Info("api: hss endpoint: repeated request", "request_id", requestID(r), "run_id", runID)
+	w.Header().Set("Idempotent-Replayed", "true")
+	w.Header().Set("Location", "/api/v1/runs/"+runID)
+	writeJSONAs(w, http.StatusOK, hssContentType, struct {
+		RunID string `json:"run_id"`
+	}{runID})
+}
+
+// hssAuthFailed answers a refused credential as the gateway does. The body
+// may be unread: the connection is closed after the answer.
+func (h *Handler) hssAuthFailed(w http.ResponseWriter, r *http.Request, res authResult) {
+	closeAfter(w)
+	h.log.Info("api: hss endpoint: authentication failed", "request_id", requestID(r), "reason", res.String())
+	writeHSSError(w, r, http.StatusUnauthorized, "APIGW.0301", h.hssAuthMessage(r, res))
 }
 
 // writeHSSValidation answers a validation or parse error as HSS does (400

@@ -38,10 +38,15 @@ func (s *idempotency) redisKey(scope, key string) string {
 // claim stores key -> (hash, runID) unless key is taken, and returns the
 // record that holds it when it is.
 func (s *idempotency) claim(ctx context.Context, scope, key, hash, runID string) (*idemRecord, error) {
+	return s.claimFor(ctx, scope, key, hash, runID, s.ttl)
+}
+
+// claimFor is claim with its own TTL.
+func (s *idempotency) claimFor(ctx context.Context, scope, key, hash, runID string, ttl time.Duration) (*idemRecord, error) {
 	k := s.redisKey(scope, key)
 	// The loop only repeats when the holder expired between SET NX and GET.
 	for range 3 {
-		ok, err := s.rdb.SetNX(ctx, k, hash+" "+runID, s.ttl).Result()
+		ok, err := s.rdb.SetNX(ctx, k, hash+" "+runID, ttl).Result()
 		if err != nil {
 			return nil, fmt.Errorf("claiming idempotency key: %w", err)
 		}

@@ -90,6 +90,13 @@ func (h *Handler) createRun(w http.ResponseWriter, r *http.Request) {
 	}
 
 	key := r.Header.Get("Idempotency-Key")
+	scope, ttl := "runs", h.opts.IdempotencyTTL
+	if sig := signatureOf(r); key == "" && sig != "" {
+		// A signed request without a key is keyed by its signature, so a
+		// replay of it (within the signature's validity) returns the first
+		// run.
+		key, scope, ttl = sig, "runs-sig", ReplayWindow
+	}
 	id := runs.NewID(h.now())
 	var hash string
 	if key != "" {
@@ -107,7 +114,7 @@ func (h *Handler) createRun(w http.ResponseWriter, r *http.Request) {
 		}
 		sum := sha256.Sum256(canon)
 		hash = hex.EncodeToString(sum[:])
-		prev, err := h.idem.claim(r.Context(), "runs", key, hash, id)
+		prev, err := h.idem.claimFor(r.Context(), scope, key, hash, id, ttl)
 		if err != nil {
 			h.log.Error("api: idempotency key", "request_id", requestID(r), "err", err)
 			h.writeInternal(w, r)
@@ -123,7 +130,7 @@ func (h *Handler) createRun(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if key != "" {
 			// Nothing was started under the key: free it for a retry.
-			if rerr := h.idem.release(r.Context(), "runs", key, hash, id); rerr != nil {
+			if rerr := h.idem.release(r.Context(), scope, key, hash, id); rerr != nil {
 				h.log.Warn("api: releasing idempotency key", "request_id", requestID(r), "err", rerr)
 			}
 		}

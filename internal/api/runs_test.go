@@ -488,9 +488,15 @@ func TestStartFailure(t *testing.T) {
 	if ae := r.apiErr(t); r.status != 500 || ae.Code != codeInternal || strings.Contains(ae.Message, addr) {
 		t.Errorf("%d %+v", r.status, ae)
 	}
-	r = e.do(t, call{method: "POST", path: createPath, body: `{"is_all":true}`, header: map[string]string{"X-Auth-Token": testToken}})
+	r = e.do(t, call{method: "POST", path: createPath, body: `{"is_all":true}`, header: map[string]string{"X-Auth-Token": testToken, "Content-Type": "application/json"}})
 	if he := r.hssErr(t); r.status != 500 || he.ErrorCode != "HSS.1000" || he.ErrorMsg != msgSystemError {
 		t.Errorf("hss endpoint: %d %+v", r.status, he)
+	}
+	// A signed request's signature is not left claimed by a run that did
+	// not start.
+	r = e.do(t, call{method: "POST", path: createPath, body: `{"is_all":true}`, sign: goodKeys, header: jsonCT})
+	if he := r.hssErr(t); r.status != 500 || he.ErrorCode != "HSS.1000" {
+		t.Errorf("hss endpoint, signed: %d %+v", r.status, he)
 	}
 	if keys := e.b.Client.Keys(t.Context(), "scanq:idem:*").Val(); len(keys) != 0 {
 		t.Errorf("idempotency keys %v left behind by a failed start", keys)

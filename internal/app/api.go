@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
-	"time"
+	"os"
+	"runtime/debug"
 
 	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/api"
@@ -33,7 +35,8 @@ func (a *App) NewAPI() (*api.Handler, error) {
 	return api.New(api.Options{
 		Starter: a.Starter, Runs: a.Runs, Redis: a.Redis.Client, RedisOpt: a.Redis.Opt,
 		Token: c.API.Token, AK: c.API.AK, SK: c.API.SK, MetricsToken: c.API.MetricsToken, ProjectID: c.HSS.ProjectID,
-		MaxBodyBytes: c.API.MaxBodyBytes, MaxImagesPerRequest: c.API.MaxImagesPerRequest, Monitoring: c.API.Monitoring, MonitoringReadOnly: c.API.MonitoringReadOnly,
+		MaxBodyBytes: c.API.MaxBodyBytes, MaxImagesPerRequest: c.API.MaxImagesPerRequest, MaxBodyMemory: c.API.MaxBodyMemory, BodyStallTimeout: c.API.BodyStallTimeout,
+		Monitoring: c.API.Monitoring, MonitoringReadOnly: c.API.MonitoringReadOnly,
 		IdempotencyTTL: c.API.IdempotencyTTL, RatePeriod: c.Scan.RatePeriod,
 		CreateRate: c.API.CreateRate, CreateBurst: c.API.CreateBurst,
 		Schedules: api.SchedulesFunc(s.Status, s.Trigger, scheduler.ErrUnknownSchedule),
@@ -51,6 +54,9 @@ func (a *App) RunAPI(ctx context.Context, ready chan<- string) error {
 		return err
 	}
 	defer h.Close()
+	if limit, ok := limitHeapForBodies(a.Cfg.API.MaxBodyMemory, os.LookupEnv); ok {
+		a.Log.Info("api: soft heap limit set (GOMEMLIMIT unset)", "limit_bytes", limit, "max_body_memory", a.Cfg.API.MaxBodyMemory)
+	}
 	ln, err := net.Listen("tcp", a.Cfg.API.Addr)
 	if err != nil {
 		return fmt.Errorf("api: listening on %s: %w", a.Cfg.API.Addr, err)
@@ -59,7 +65,10 @@ func (a *App) RunAPI(ctx context.Context, ready chan<- string) error {
 		_ = ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	c := a.Cfg.API
+	srv := api.NewServer(h, api.ServerOptions{
+		ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout, IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes,
+	})
 	addr := ln.Addr().String()
 	a.Log.Info("api listening", "addr", addr, "monitoring", "/monitoring/", "metrics", "/metrics",
 		"auth", a.apiAuthenticated())
@@ -82,6 +91,33 @@ func (a *App) RunAPI(ctx context.Context, ready chan<- string) error {
 		return err
 	}
 	return nil
+}
+
+// apiHeapHeadroom is what the API's heap needs besides request bodies
+// (asynqmon, the metrics registry, connections, decoded requests), with
+// room to spare.
+const apiHeapHeadroom = 64 << 20
+
+// limitHeapForBodies sets a soft heap limit of the body budget plus
+// apiHeapHeadroom, unless GOMEMLIMIT is set (or a limit already is). The
+// body budget bounds the bodies held at once, but not their garbage: a
+// buffer that grows leaves the old one behind, and a refused request its
+// partial buffer, and under DefaultGCPercent (400) the heap may grow to
+// five times what is live before a collection: stalled clients sending
+// 12 MiB bodies took the process to about twice the 150 MB the API is to
+// stay under without it. The limit is soft: the collector works harder
+// near it, and never fails an allocation. In `scanq serve` the worker
+// shares it.
+func limitHeapForBodies(bodyMemory int64, lookupEnv func(string) (string, bool)) (int64, bool) {
+	if _, set := lookupEnv("GOMEMLIMIT"); set {
+		return 0, false
+	}
+	if debug.SetMemoryLimit(-1) != math.MaxInt64 {
+		return 0, false
+	}
+	limit := bodyMemory + apiHeapHeadroom
+	debug.SetMemoryLimit(limit)
+	return limit, true
 }
 
 // printURLs tells a demo user where to look.

@@ -15,21 +15,34 @@ import (
 )
 
 // cmdCount counts the Redis commands a client sends, those of pipelines
-// one by one.
+// one by one, leaving out the handshake of a new connection (HELLO,
+// CLIENT SETINFO, SELECT, AUTH): whether a scrape's collectors, which run
+// concurrently, find a second idle connection in the pool or dial one is
+// the pool's business, not the scrape's cost.
 type cmdCount struct{ n atomic.Int64 }
+
+func (c *cmdCount) add(cmds ...redis.Cmder) {
+	for _, cmd := range cmds {
+		switch cmd.Name() {
+		case "hello", "client", "select", "auth":
+		default:
+			c.n.Add(1)
+		}
+	}
+}
 
 func (c *cmdCount) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (c *cmdCount) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		c.n.Add(1)
+		c.add(cmd)
 		return next(ctx, cmd)
 	}
 }
 
 func (c *cmdCount) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		c.n.Add(int64(len(cmds)))
+		c.add(cmds...)
 		return next(ctx, cmds)
 	}
 }

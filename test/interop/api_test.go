@@ -3,14 +3,21 @@ package interop
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/invoker/retry"
 	hssv5 "github.com/huaweicloud/huaweicloud-sdk-go-v3/services/hss/v5"
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/hss/v5/model"
 
@@ -168,8 +175,30 @@ func TestAPICreateWithSDK(t *testing.T) {
 				t.Errorf("run task %s not enqueued on %s: %v", jobs.RunTaskID(r.ID), r.Queue, err)
 			}
 
-			// The same call read with a response type that knows run_id: the
-			// id comes back and names a new run.
+			// The same call read with a response type that knows run_id. Sent
+			// with the first call's X-Sdk-Date (the SDK signs with a date
+			// already on the request), it is the same signed request, a repeat:
+			// the first run's id comes back and nothing new starts.
+			date := rec.Last(t).Header.Get("X-Sdk-Date")
+			c.HcClient.PreInvoke(map[string]string{"X-Sdk-Date": date})
+			repeat, err := createReadingRunID(c, &tt.req)
+			if err != nil {
+				t.Fatalf("repeated create: %v", err)
+			}
+			if repeat.HttpStatusCode != http.StatusOK || repeat.RunID == nil || *repeat.RunID != r.ID {
+				t.Fatalf("repeated create: status %d run_id %v, want 200 and the first run %s", repeat.HttpStatusCode, repeat.RunID, r.ID)
+			}
+			if rs := a.runs(t); len(rs) != 1 {
+				t.Fatalf("%d runs after a repeated create, want 1", len(rs))
+			}
+
+			// Signed a second later it is a new request: the id comes back
+			// and names a new run.
+			signedAt, err := time.Parse("20060102T150405Z", date)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.HcClient.PreInvoke(map[string]string{"X-Sdk-Date": signedAt.Add(time.Second).Format("20060102T150405Z")})
 			withID, err := createReadingRunID(c, &tt.req)
 			if err != nil {
 				t.Fatalf("second create: %v", err)
@@ -183,6 +212,69 @@ func TestAPICreateWithSDK(t *testing.T) {
 			}
 			if second.ID == r.ID || !reflect.DeepEqual(second.Request, r.Request) {
 				t.Errorf("second run %s (first %s) request %+v, want a new run of the same request", second.ID, r.ID, second.Request)
+			}
+		})
+	}
+}
+
+// The SDK's own retry (invoker WithRetry) when an answer is lost: the
+// first attempt reaches scanq and starts a run, and the client sees a 502
+// from a proxy in between. The retry succeeds; signed with the first
+// attempt's date (as a retry within the same second is) it is answered
+// with the first run and starts nothing; signed anew a second later it is
+// a new request, and starts a second run.
+func TestAPIRetryAfterLostAnswer(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name     string
+		pinDate  bool
+		wantRuns int
+	}{{"same signature", true, 1}, {"signed anew", false, 0}} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			a := newAPI(t, nil)
+			target, err := url.Parse(a.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var lost atomic.Bool
+			proxy := httputil.NewSingleHostReverseProxy(target)
+			proxy.ModifyResponse = func(*http.Response) error {
+				if lost.CompareAndSwap(false, true) {
+					return errors.New("answer lost")
+				}
+				return nil
+			}
+			proxy.ErrorLog = log.New(io.Discard, "", 0)
+			ps := httptest.NewServer(proxy)
+			t.Cleanup(ps.Close)
+
+			c, rec := newSDK(t, ps.URL, testAK, testSK)
+			inv := c.CreateManualImageScanTaskInvoker(&model.CreateManualImageScanTaskRequest{
+				Body: &model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true)},
+			})
+			inv.WithRetry(2, func(_ interface{}, err error) bool { return err != nil }, &retry.None{})
+			if tt.pinDate {
+				inv.AddHeader(map[string]string{"X-Sdk-Date": time.Now().UTC().Format("20060102T150405Z")})
+			}
+			resp, err := inv.Invoke()
+			if err != nil {
+				t.Fatalf("CreateManualImageScanTask with retry: %v", err)
+			}
+			if resp.HttpStatusCode != http.StatusOK || len(rec.Sent()) != 2 {
+				t.Fatalf("status %d after %d attempts, want 200 after 2", resp.HttpStatusCode, len(rec.Sent()))
+			}
+			sent := rec.Sent()
+			same := sent[0].Header.Get("Authorization") == sent[1].Header.Get("Authorization")
+			want := tt.wantRuns
+			if want == 0 { // signed anew: one run per distinct signature
+				want = 2
+				if same {
+					want = 1 // both attempts fell in one second
+				}
+			}
+			if rs := a.runs(t); len(rs) != want {
+				t.Errorf("%d runs, want %d (attempts signed alike: %v)", len(rs), want, same)
 			}
 		})
 	}

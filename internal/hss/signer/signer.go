@@ -53,7 +53,7 @@ func Sign(req *http.Request, body []byte, ak, sk string, now time.Time) error {
 		req.Header.Set(HeaderContentSHA256, UnsignedPayload)
 	}
 	signed := signedHeaders(req.Header)
-	sig, err := signature(req, body, signed, date, sk)
+	sig, err := signature(req, payloadHash(req.Header, bodyHash(body)), signed, date, sk)
 	if err != nil {
 		return fmt.Errorf("sign request: %w", err)
 	}
@@ -62,9 +62,10 @@ func Sign(req *http.Request, body []byte, ak, sk string, now time.Time) error {
 	return nil
 }
 
-// signature returns hex(HMAC-SHA256(sk, string to sign)).
-func signature(req *http.Request, body []byte, signed []string, date, sk string) (string, error) {
-	cr, err := canonicalRequest(req, body, signed)
+// signature returns hex(HMAC-SHA256(sk, string to sign)). payload is the
+// canonical request's last line: the body's hex SHA-256 or UNSIGNED-PAYLOAD.
+func signature(req *http.Request, payload string, signed []string, date, sk string) (string, error) {
+	cr, err := canonicalRequest(req, payload, signed)
 	if err != nil {
 		return "", err
 	}
@@ -75,7 +76,7 @@ func signature(req *http.Request, body []byte, signed []string, date, sk string)
 	return hex.EncodeToString(mac.Sum(nil)), nil
 }
 
-func canonicalRequest(req *http.Request, body []byte, signed []string) (string, error) {
+func canonicalRequest(req *http.Request, payload string, signed []string) (string, error) {
 	query, err := canonicalQuery(req.URL.RawQuery)
 	if err != nil {
 		return "", err
@@ -86,7 +87,7 @@ func canonicalRequest(req *http.Request, body []byte, signed []string) (string, 
 		query,
 		canonicalHeaders(req, signed),
 		strings.Join(signed, ";"),
-		payloadHash(req.Header, body),
+		payload,
 	}, "\n"), nil
 }
 
@@ -173,11 +174,15 @@ func signedHeaders(h http.Header) []string {
 }
 
 // payloadHash is X-Sdk-Content-Sha256 when present (the SDK trusts it as
-// given), else hex(sha256(body)).
-func payloadHash(h http.Header, body []byte) string {
+// given), else the body's hex SHA-256.
+func payloadHash(h http.Header, bodySHA256 string) string {
 	if vs := headerValues(h, HeaderContentSHA256); len(vs) > 0 {
 		return vs[0]
 	}
+	return bodySHA256
+}
+
+func bodyHash(body []byte) string {
 	sum := sha256.Sum256(body)
 	return hex.EncodeToString(sum[:])
 }

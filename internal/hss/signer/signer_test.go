@@ -142,8 +142,8 @@ func TestSignatureMultiValueAndHostHeaders(t *testing.T) {
 	b.Header["X-Multi"] = []string{"a", "b"}
 	b.Host = "hss.example"
 	signed := []string{"host", "x-multi"}
-	ca, _ := canonicalRequest(a, nil, signed)
-	cb, _ := canonicalRequest(b, nil, signed)
+	ca, _ := canonicalRequest(a, bodyHash(nil), signed)
+	cb, _ := canonicalRequest(b, bodyHash(nil), signed)
 	if ca != cb {
 		t.Errorf("canonical requests differ:\n%s\n--\n%s", ca, cb)
 	}

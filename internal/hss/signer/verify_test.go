@@ -1,6 +1,7 @@
 package signer
 
 import (
+	"crypto/sha256"
 	"errors"
 	"net/http"
 	"strings"
@@ -112,7 +113,7 @@ func TestVerifyFailures(t *testing.T) {
 			if tt.mutate != nil {
 				tt.mutate(req, &body)
 			}
-			expected, _ := signature(req, body, signedHeaders(req.Header), req.Header.Get(HeaderDate), testSK)
+			expected, _ := signature(req, payloadHash(req.Header, bodyHash(body)), signedHeaders(req.Header), req.Header.Get(HeaderDate), testSK)
 			ak, err := Verify(req, body, lookup, tt.now, tt.skew)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Verify = %q, %v; want %v", ak, err, tt.want)
@@ -154,5 +155,81 @@ func TestVerifyUnsignedPayload(t *testing.T) {
 	// The body is not part of the signature, so any body verifies.
 	if _, err := Verify(req, []byte("other"), lookup, serverNow, 0); err != nil {
 		t.Errorf("unsigned payload: %v", err)
+	}
+}
+
+// Parse judges a request from its headers alone, under a server's policy;
+// Check then needs only the body's hash.
+func TestParsePolicy(t *testing.T) {
+	t.Parallel()
+	strict := Policy{SignedPayload: true, SignedIfPresent: []string{"region", "x-project-id"}}
+	sign := func(t *testing.T, ct string, before, after map[string]string) (*http.Request, []byte) {
+		t.Helper()
+		body := []byte(`{"is_all":true}`)
+		req, err := http.NewRequest(http.MethodPost, "https://hss.example/v5/p1/image/image-scan/tasks", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		for k, v := range before {
+			req.Header.Set(k, v)
+		}
+		if err := Sign(req, body, testAK, testSK, serverNow); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range after {
+			req.Header.Set(k, v)
+		}
+		return req, body
+	}
+	for _, tt := range []struct {
+		name          string
+		ct            string
+		before, after map[string]string
+		policy        Policy
+		want          error
+	}{
+		{"as the SDK signs", "application/json", map[string]string{"Region": "r", "X-Project-Id": "p1", "User-Agent": "sdk"}, nil, strict, nil},
+		{"x-sdk-date alone, nothing else sent", "application/json", nil, nil, strict, nil},
+		{"unsigned region", "application/json", nil, map[string]string{"Region": "r"}, strict, ErrMalformed},
+		{"unsigned x-project-id", "application/json", nil, map[string]string{"X-Project-Id": "p1"}, strict, ErrMalformed},
+		{"unsigned region, SDK rules", "application/json", nil, map[string]string{"Region": "r"}, Policy{}, nil},
+		{"unsigned user-agent", "application/json", nil, map[string]string{"User-Agent": "x"}, strict, nil},
+		{"UNSIGNED-PAYLOAD refused", "text/plain", nil, nil, strict, ErrMalformed},
+		{"UNSIGNED-PAYLOAD, SDK rules", "text/plain", nil, nil, Policy{}, nil},
+		{"UNSIGNED-PAYLOAD declared for JSON", "application/json", map[string]string{HeaderContentSHA256: UnsignedPayload}, nil, Policy{}, ErrMalformed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			req, body := sign(t, tt.ct, tt.before, tt.after)
+			p, err := Parse(req, lookup, tt.policy)
+			if err == nil {
+				sum := sha256.Sum256(body)
+				err = p.Check(sum[:], serverNow)
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Parse/Check = %v, want %v", err, tt.want)
+			}
+		})
+	}
+
+	// An unknown key is refused before the body.
+	req, _ := sign(t, "application/json", nil, nil)
+	if _, err := Parse(req, func(string) (string, bool) { return "", false }, strict); !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("unknown key: %v", err)
+	}
+	// The body's hash decides.
+	p, err := Parse(req, lookup, strict)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := sha256.Sum256([]byte(`{"is_all":false}`))
+	if err := p.Check(other[:], serverNow); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("another body: %v", err)
+	}
+	if p.AccessKey() != testAK || len(p.Signature()) != 64 || !p.SignedAt().Equal(serverNow) {
+		t.Errorf("pending: %s %s %s", p.AccessKey(), p.Signature(), p.SignedAt())
 	}
 }

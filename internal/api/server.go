@@ -1,0 +1,44 @@
+package api
+
+import (
+	"cmp"
+	"net/http"
+	"time"
+)
+
+// Connection limits of the API's http.Server. A client has
+// DefaultReadTimeout to send its whole request: a body of
+// DefaultMaxBodyBytes (12 MiB) then needs ~105 KiB/s (~0.9 Mbit/s), a slow
+// link, and a client that stalls is cut off after it, whatever it
+// declared. WriteTimeout runs from the end of the request's headers, so it
+// covers reading the body, the handler and the answer; it is the read
+// timeout plus time for the handler. Headers get 64 KiB: HSS's
+// X-Auth-Token may be 32,768 bytes.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 2 * time.Minute
+	DefaultWriteTimeout      = DefaultReadTimeout + 30*time.Second
+	DefaultIdleTimeout       = time.Minute
+	DefaultMaxHeaderBytes    = 64 << 10
+)
+
+// ServerOptions size the http.Server that carries the API; zero fields
+// take the Default… constants.
+type ServerOptions struct {
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	MaxHeaderBytes                                            int
+}
+
+// NewServer returns the http.Server for h, with finite timeouts for every
+// stage of a connection, so that slow or stalled clients cannot hold
+// connections (or the bodies being read for them) beyond ReadTimeout.
+func NewServer(h http.Handler, o ServerOptions) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cmp.Or(o.ReadHeaderTimeout, DefaultReadHeaderTimeout),
+		ReadTimeout:       cmp.Or(o.ReadTimeout, DefaultReadTimeout),
+		WriteTimeout:      cmp.Or(o.WriteTimeout, DefaultWriteTimeout),
+		IdleTimeout:       cmp.Or(o.IdleTimeout, DefaultIdleTimeout),
+		MaxHeaderBytes:    cmp.Or(o.MaxHeaderBytes, DefaultMaxHeaderBytes),
+	}
+}
