@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"github.com/scanq/scanq/internal/hss"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -227,4 +228,18 @@ func (e *env) runTaskQueued(t testing.TB, id, queue string) bool {
 	t.Helper()
 	ti, err := e.insp.GetTaskInfo(queue, jobs.RunTaskID(id))
 	return err == nil && ti.Type == jobs.TypeRun
+}
+
+// serve runs the handler in a server built by NewServer with opts on a
+// loopback port until the test ends, and returns its address.
+func serve(t testing.TB, h http.Handler, opts ServerOptions) string {
+	t.Helper()
+	srv := NewServer(h, opts)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
 }

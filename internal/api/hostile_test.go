@@ -112,17 +112,10 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 	t.Parallel()
 	const budget = 2*DefaultMaxBodyBytes + 2
 	e := newEnv(t, redistest.Mini(t), withAuth(Options{ProjectID: testProject, MaxBodyMemory: budget}))
-	srv := NewServer(e.h, ServerOptions{
+	addr := serve(t, e.h, ServerOptions{
 		ReadHeaderTimeout: 2 * time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: time.Second,
 		IdleTimeout: time.Second,
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	addr := ln.Addr().String()
 
 	const clients, declared = 200, 12 << 20
 	body := make([]byte, declared)
@@ -207,14 +200,7 @@ func writeStalled(conn net.Conn, addr string, r *http.Request, declared int, par
 func TestStalledBodyIsCutOff(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, redistest.Mini(t), withAuth(Options{ProjectID: testProject, BodyStallTimeout: 300 * time.Millisecond}))
-	srv := NewServer(e.h, ServerOptions{ReadTimeout: time.Minute, WriteTimeout: time.Minute})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	addr := ln.Addr().String()
+	addr := serve(t, e.h, ServerOptions{ReadTimeout: time.Minute, WriteTimeout: time.Minute})
 
 	body := []byte(`{"is_all":true,"image_info":[]}` + strings.Repeat(" ", 4000))
 	for _, path := range []string{createPath, "/api/v1/runs"} {

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -38,18 +37,12 @@ func TestNewServerLimits(t *testing.T) {
 func TestServerHeaderLimit(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, redistest.Mini(t), withAuth(Options{ProjectID: testProject}))
-	srv := NewServer(e.h, ServerOptions{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	addr := serve(t, e.h, ServerOptions{})
 	for _, tc := range []struct {
 		size int
 		want int
 	}{{32768, http.StatusUnauthorized}, {256 << 10, http.StatusRequestHeaderFieldsTooLarge}} {
-		req, err := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+createPath, strings.NewReader(`{"is_all":true}`))
+		req, err := http.NewRequest(http.MethodPost, "http://"+addr+createPath, strings.NewReader(`{"is_all":true}`))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -30,11 +30,10 @@ func (w *signalWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// serveLogs runs `scanq serve` with set over the embedded defaults until
-// its API is up and returns the log.
-func serveLogs(t *testing.T, set map[string]string) string {
+// newApp builds the app of set over the embedded defaults, logging to the
+// buffer it returns.
+func newApp(t *testing.T, set map[string]string) (*app.App, *testkit.Buffer) {
 	t.Helper()
-	set["api.addr"] = "127.0.0.1:0"
 	cfg, err := configs.Load(configs.LoadOptions{Set: set})
 	if err != nil {
 		t.Fatal(err)
@@ -44,6 +43,15 @@ func serveLogs(t *testing.T, set map[string]string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return a, logs
+}
+
+// serveLogs runs `scanq serve` with set over the embedded defaults until
+// its API is up and returns the log.
+func serveLogs(t *testing.T, set map[string]string) string {
+	t.Helper()
+	set["api.addr"] = "127.0.0.1:0"
+	a, logs := newApp(t, set)
 	defer a.Close()
 	out := &signalWriter{want: "API:", seen: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -2,16 +2,13 @@ package app_test
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/scanq/scanq/configs"
-	"github.com/scanq/scanq/internal/app"
 	"github.com/scanq/scanq/internal/redistest"
-	"github.com/scanq/scanq/internal/testkit"
 )
 
 // startAPI runs RunAPI with settings over the embedded defaults on a fresh
@@ -21,15 +18,7 @@ func startAPI(t *testing.T, set map[string]string) (string, error, string) {
 	t.Helper()
 	b := redistest.Mini(t)
 	set["redis.url"] = b.URL
-	cfg, err := configs.Load(configs.LoadOptions{Set: set})
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &testkit.Buffer{}
-	a, err := app.New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, logs := newApp(t, set)
 	t.Cleanup(a.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
