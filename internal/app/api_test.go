@@ -26,6 +26,7 @@ func TestAPIDefaultsMatchConfig(t *testing.T) {
 		{"api.body_stall_timeout", c.BodyStallTimeout, api.DefaultBodyStallTimeout},
 		{"api.max_header_bytes", c.MaxHeaderBytes, api.DefaultMaxHeaderBytes},
 		{"api.idempotency_ttl", c.IdempotencyTTL, api.DefaultIdempotencyTTL},
+		{"api.max_images_per_request", c.MaxImagesPerRequest, api.DefaultMaxImagesPerRequest},
 	} {
 		if tc.yaml != tc.def {
 			t.Errorf("%s: scanq.yaml %v, api default %v", tc.key, tc.yaml, tc.def)
