@@ -71,6 +71,12 @@ func (h *Handler) hssCreate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// The client is known now (its verified AK or token, or its address
+	// without authentication): one budget per AK, whatever address it
+	// comes from.
+	if !h.allowCreate(w, r, true) {
+		return
+	}
 	project := r.PathValue("project_id")
 	if h.opts.ProjectID != "" && project != h.opts.ProjectID {
 		writeHSSError(w, r, http.StatusBadRequest, "HSS.0010", "Access denied: the project_id in the path is not the project of these credentials")

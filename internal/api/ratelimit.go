@@ -17,7 +17,8 @@ import (
 // Creation limits: every route that creates a run (POST /api/v1/runs,
 // POST /api/v1/images, the HSS-compatible endpoint, schedule triggers)
 // spends one token of its client's budget, Options.CreateRate runs a
-// minute with bursts of Options.CreateBurst, before it reads the body.
+// minute with bursts of Options.CreateBurst: on /api/v1 before the handler
+// reads the body, on the HSS endpoint once its credentials are verified.
 // Over the budget the answer is 429 with Retry-After (whole seconds), as
 // APIGW.0308 on the HSS endpoint, and nothing is read, stored or enqueued.
 //
@@ -30,80 +31,81 @@ import (
 //     front makes every client one, which is the safe side);
 //   - on /api/v1, after requireAuth has accepted the request: the
 //     credential it used, the token or the AK;
-//   - on the HSS endpoint, which checks credentials itself after the
-//     limit: the token when it is the right one; for an AK/SK signature,
-//     the AK together with the address, because the signature (which covers
-//     the body) is not verified yet, and a stranger who knows an AK must not
-//     spend its owner's budget; anything else: the address.
+//   - on the HSS endpoint, which checks credentials itself (a signature
+//     covers the body, so it is verified once the body is in): the same,
+//     taken after that check, so that one AK has one budget from any
+//     address and a stranger who knows an AK cannot spend its owner's.
 //
 // Credentials never appear in the keys: they are HMACs keyed with the
 // configured secret.
 
-// limitCreates wraps a creating route. verified says that requireAuth
-// has already accepted the request; hssFormat answers as HSS's gateway.
-func (h *Handler) limitCreates(next http.Handler, verified, hssFormat bool) http.Handler {
+// limitCreates wraps a creating route that requireAuth has accepted;
+// hssFormat answers as HSS's gateway.
+func (h *Handler) limitCreates(next http.Handler, hssFormat bool) http.Handler {
 	if h.opts.CreateRate == 0 {
 		return next
 	}
-	perSecond := h.opts.CreateRate / 60
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		d, err := h.limiter.AllowRequest(r.Context(), "create:"+h.createClient(r, verified), perSecond, h.opts.CreateBurst)
-		if err != nil {
-			h.log.Error("api: creation limit", "request_id", requestID(r), "err", err)
-			if hssFormat {
-				writeHSSError(w, r, http.StatusInternalServerError, "HSS.1000", msgSystemError)
-			} else {
-				h.writeInternal(w, r)
-			}
-			return
-		}
-		if d.Allowed {
+		if h.allowCreate(w, r, hssFormat) {
 			next.ServeHTTP(w, r)
-			return
 		}
-		secs := max(1, int(math.Ceil(d.RetryAfter.Seconds())))
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		h.log.Info("api: creation over the client's limit", "request_id", requestID(r), "path", r.URL.Path, "retry_after", time.Duration(secs)*time.Second)
-		if hssFormat {
-			writeHSSError(w, r, http.StatusTooManyRequests, "APIGW.0308",
-				"The throttling threshold has been reached: policy user over ratelimit,limit:"+
-					strconv.FormatFloat(h.opts.CreateRate, 'f', -1, 64)+",time:1 minute")
-			return
-		}
-		writeError(w, http.StatusTooManyRequests, codeTooManyRequests,
-			"too many runs created: at most "+strconv.FormatFloat(h.opts.CreateRate, 'f', -1, 64)+
-				" a minute per client; retry after "+strconv.Itoa(secs)+"s")
 	})
 }
 
-// createClient names r's client for the creation limit (see above).
-func (h *Handler) createClient(r *http.Request, verified bool) string {
-	addr := r.RemoteAddr
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		addr = host
+// allowCreate takes one creation of r's client, whose credentials were
+// accepted, and reports whether it may go on; when not, it has answered
+// (429 with Retry-After, or 500).
+func (h *Handler) allowCreate(w http.ResponseWriter, r *http.Request, hssFormat bool) bool {
+	if h.opts.CreateRate == 0 {
+		return true
 	}
+	d, err := h.limiter.AllowRequest(r.Context(), "create:"+h.createClient(r), h.opts.CreateRate/60, h.opts.CreateBurst)
+	if err != nil {
+		h.log.Error("api: creation limit", "request_id", requestID(r), "err", err)
+		if hssFormat {
+			writeHSSError(w, r, http.StatusInternalServerError, "HSS.1000", msgSystemError)
+		} else {
+			h.writeInternal(w, r)
+		}
+		return false
+	}
+	if d.Allowed {
+		return true
+	}
+	secs := max(1, int(math.Ceil(d.RetryAfter.Seconds())))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	h.log.Info("api: creation over the client's limit", "request_id", requestID(r), "path", r.URL.Path, "retry_after", time.Duration(secs)*time.Second)
+	if hssFormat {
+		writeHSSError(w, r, http.StatusTooManyRequests, "APIGW.0308",
+			"The throttling threshold has been reached: policy user over ratelimit,limit:"+
+				strconv.FormatFloat(h.opts.CreateRate, 'f', -1, 64)+",time:1 minute")
+		return false
+	}
+	writeError(w, http.StatusTooManyRequests, codeTooManyRequests,
+		"too many runs created: at most "+strconv.FormatFloat(h.opts.CreateRate, 'f', -1, 64)+
+			" a minute per client; retry after "+strconv.Itoa(secs)+"s")
+	return false
+}
+
+// createClient names r's client for the creation limit (see above).
+func (h *Handler) createClient(r *http.Request) string {
 	if !h.authEnabled() {
+		addr := r.RemoteAddr
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			addr = host
+		}
 		return "addr:" + addr
 	}
+	// The request's credentials were accepted: a signature, a token
+	// (Bearer, X-Auth-Token or the password of basic auth) or the key pair
+	// as basic auth.
 	if isSigned(r) {
-		ak := accessKey(r.Header.Get(signer.HeaderAuthorization))
-		if verified {
-			return "ak:" + h.pseudonym(ak)
-		}
-		return "ak:" + h.pseudonym(ak) + "@" + addr
+		return "ak:" + h.pseudonym(accessKey(r.Header.Get(signer.HeaderAuthorization)))
 	}
-	if verified {
-		// requireAuth accepted a token (Bearer, X-Auth-Token or the
-		// password of basic auth) or the key pair as basic auth.
-		if user, pass, ok := r.BasicAuth(); ok && (h.opts.Token == "" || !secretEqual(pass, h.opts.Token)) {
-			return "ak:" + h.pseudonym(user)
-		}
-		return "token:" + h.pseudonym("")
+	if user, pass, ok := r.BasicAuth(); ok && (h.opts.Token == "" || !secretEqual(pass, h.opts.Token)) {
+		return "ak:" + h.pseudonym(user)
 	}
-	if tok := r.Header.Get("X-Auth-Token"); tok != "" && h.checkToken(tok) == authOK {
-		return "token:" + h.pseudonym("")
-	}
-	return "addr:" + addr
+	return "token:" + h.pseudonym("")
 }
 
 // pseudonym is a stable name for a credential that does not reveal it: an

@@ -1,11 +1,15 @@
 package api
 
 import (
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/scanq/scanq/internal/hss/signer"
 	"github.com/scanq/scanq/internal/redistest"
 )
 
@@ -122,4 +126,39 @@ func TestCreateRateLimitOff(t *testing.T) {
 	for range 30 {
 		createdRun(t, e.do(t, call{method: "POST", path: "/api/v1/runs", body: `{"is_all":true}`, header: jsonCT}), 202)
 	}
+}
+
+// TestCreateRateLimitOneAKManyAddresses: on the HSS endpoint the budget of
+// an AK was its AK together with the client's address, so one key pair
+// spread over ten addresses created 200 runs in 0.4 s. The signature is now
+// verified before the creation is counted, and an AK has one budget from
+// every address.
+func TestCreateRateLimitOneAKManyAddresses(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, redistest.Mini(t), slowCreates(withAuth(Options{})))
+	from := func(ip string) resp {
+		req, err := http.NewRequest(http.MethodPost, e.url+createPath, strings.NewReader(`{"is_all":true}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if err := signer.Sign(req, []byte(`{"is_all":true}`), testAK, testSK, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		cl := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
+		res, err := cl.Do(req)
+		if err != nil {
+			t.Fatalf("from %s: %v", ip, err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return resp{status: res.StatusCode, header: res.Header, body: body}
+	}
+	for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
+		if r := from(ip); r.status != http.StatusOK {
+			t.Fatalf("from %s: %d %s", ip, r.status, r.body)
+		}
+	}
+	checkThrottled(t, "the same AK from a fourth address", from("127.0.0.5"), true)
 }
