@@ -154,7 +154,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	case string:
 		p, err := time.ParseDuration(x)
 		if err != nil {
-			return fmt.Errorf("duration %q: %w", x, err)
+			// ParseDuration's error quotes the whole input.
+			return fmt.Errorf("duration %q is not like \"90s\" or \"24h\"", hss.Clip(x))
 		}
 		*d = Duration(p)
 	default:

@@ -94,7 +94,7 @@ func (o *Options) Validate() error {
 		errs = append(errs, fmt.Errorf("batch_size: must be >= 0, got %d", o.BatchSize))
 	}
 	if o.Priority != "" && !ValidQueue(o.Priority) {
-		errs = append(errs, fmt.Errorf("priority: must be one of critical, default, bulk, got %q", o.Priority))
+		errs = append(errs, fmt.Errorf("priority: must be one of critical, default, bulk, got %q", hss.Clip(o.Priority)))
 	}
 	if o.Forward && o.DryRun {
 		errs = append(errs, errors.New("dry_run: a forwarded request cannot be dry-run: scanq does not resolve it"))

@@ -43,7 +43,7 @@ func TestHostileBodies(t *testing.T) {
 		{"lone surrogate", `{"image_info":[{"image_name":"\ud800"}]}`, "HSS.0001", codeInvalidField, "lone surrogate"},
 		{"invalid UTF-8", "{\"image_info\":[{\"image_name\":\"\xff\"}]}", "HSS.0001", codeInvalidField, "not valid UTF-8"},
 		{"an 11 MB image name", `{"image_info":[{"image_name":"` + strings.Repeat("a", 11<<20) + `"}]}`, "HSS.0001", codeInvalidField, "image_info[0].image_name: length 11534336 exceeds 256"},
-		{"more images than allowed", images(11), "HSS.0001", codeInvalidField, "has 11 images; at most 10 are accepted in one request (api.max_images_per_request)"},
+		{"more images than allowed", images(11), "HSS.0001", codeInvalidField, "has more than 10 images; at most 10 are accepted in one request (api.max_images_per_request)"},
 	}
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		e := newEnv(t, b, Options{MaxImagesPerRequest: 10})
@@ -87,6 +87,34 @@ func (e *env) storedNothing(t *testing.T) {
 	for _, q := range []string{jobs.QueueCritical, jobs.QueueDefault, jobs.QueueBulk} {
 		if tasks, err := e.insp.ListPendingTasks(q); err == nil && len(tasks) > 0 {
 			t.Errorf("a refused request enqueued %s in %s", tasks[0].Type, q)
+		}
+	}
+}
+
+// TestAnswersRepeatLittle: a 5 MB value in target, priority,
+// skip_scanned_within, registry_type or a member name came back whole in
+// the 400 (twice for some). Every answer now repeats at most a clipped
+// piece of what was sent.
+func TestAnswersRepeatLittle(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, redistest.Mini(t), Options{})
+	huge := strings.Repeat("x", 5<<20)
+	for _, c := range []call{
+		{method: http.MethodPost, path: "/api/v1/runs", body: `{"is_all":true,"target":"` + huge + `"}`, header: jsonCT},
+		{method: http.MethodPost, path: "/api/v1/runs", body: `{"is_all":true,"priority":"` + huge + `"}`, header: jsonCT},
+		{method: http.MethodPost, path: "/api/v1/runs", body: `{"is_all":true,"skip_scanned_within":"` + huge + `"}`, header: jsonCT},
+		{method: http.MethodPost, path: "/api/v1/runs", body: `{"is_all":true,"` + huge + `":1}`, header: jsonCT},
+		{method: http.MethodPost, path: "/api/v1/runs", body: `{"` + huge + `":1,"` + huge + `":1}`, header: jsonCT},
+		{method: http.MethodPost, path: createPath, body: `{"image_info":[{"registry_type":"` + huge + `"}]}`, header: jsonCT},
+		{method: http.MethodPost, path: createPath, body: `{"` + huge + `":1,"` + huge + `":1}`, header: jsonCT},
+		{path: "/api/v1/runs/" + strings.Repeat("r", 32<<10)},
+	} {
+		r := e.do(t, c)
+		if r.status != http.StatusBadRequest && r.status != http.StatusNotFound {
+			t.Errorf("%s %.60s: status %d, want 400 or 404", c.method, c.body, r.status)
+		}
+		if len(r.body) > 2048 {
+			t.Errorf("%s %.60s: a %d-byte answer", c.method, c.body, len(r.body))
 		}
 	}
 }

@@ -12,9 +12,10 @@ import (
 
 // decodeStrict decodes a native route's JSON object into v with
 // hss.DecodeStrict (exact names, unknown fields refused, every error naming
-// its field's full path) and turns its errors into this API's.
-func decodeStrict(data []byte, v any) *requestError {
-	err := hss.DecodeStrict(data, v, true)
+// its field's full path, at most Options.MaxImagesPerRequest items in an
+// array) and turns its errors into this API's.
+func (h *Handler) decodeStrict(data []byte, v any) *requestError {
+	err := h.imageLimit(hss.DecodeStrictMax(data, v, true, h.opts.MaxImagesPerRequest))
 	var pe *hss.ParseError
 	var ue *hss.UnknownFieldsError
 	var ve *hss.ValidationError
@@ -36,21 +37,24 @@ func decodeStrict(data []byte, v any) *requestError {
 		}
 		return &requestError{status: http.StatusBadRequest, code: codeInvalidJSON, msg: msg}
 	case errors.As(err, &ue):
-		return &requestError{status: http.StatusBadRequest, code: codeUnknownField, field: ue.Fields[0], msg: ue.Error()}
+		return &requestError{status: http.StatusBadRequest, code: codeUnknownField, field: hss.Clip(ue.Fields[0]), msg: ue.Error()}
 	case errors.As(err, &ve):
 		return &requestError{status: http.StatusBadRequest, code: codeInvalidField, field: ve.Field, msg: ve.Error()}
 	}
 	return &requestError{status: http.StatusBadRequest, code: codeInvalidJSON, msg: err.Error()}
 }
 
-// checkImageCount refuses a request naming more images than
-// Options.MaxImagesPerRequest.
-func (h *Handler) checkImageCount(images []hss.ImageInfo) error {
-	if n, limit := len(images), h.opts.MaxImagesPerRequest; n > limit {
-		return &hss.ValidationError{Field: "image_info",
-			Reason: fmt.Sprintf("has %d images; at most %d are accepted in one request (api.max_images_per_request): split the list into several runs", n, limit)}
+// imageLimit turns the decoder's *hss.TooManyItemsError (image_info is the
+// only array a request has) into the validation error that names the
+// setting; other errors pass unchanged. The decoder counts the items
+// before it builds any: a body of two million nulls is refused, not
+// decoded.
+func (h *Handler) imageLimit(err error) error {
+	if te, ok := errors.AsType[*hss.TooManyItemsError](err); ok {
+		return &hss.ValidationError{Field: te.Field,
+			Reason: fmt.Sprintf("has more than %d images; at most %d are accepted in one request (api.max_images_per_request): split the list into several runs", te.Max, te.Max)}
 	}
-	return nil
+	return err
 }
 
 // checkJSONContentType refuses a body that is not declared JSON: 415.

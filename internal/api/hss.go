@@ -98,11 +98,9 @@ func (h *Handler) hssCreate(w http.ResponseWriter, r *http.Request) {
 		h.writeHSSValidation(w, r, err)
 		return
 	}
-	b, err := hss.DecodeScanTaskBody(body)
-	if err == nil {
-		err = h.checkImageCount(b.ImageInfo)
-	}
+	b, err := hss.DecodeScanTaskBodyMax(body, h.opts.MaxImagesPerRequest)
 	if err != nil {
+		err = h.imageLimit(err)
 		h.writeHSSValidation(w, r, err)
 		return
 	}

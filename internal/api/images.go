@@ -70,7 +70,7 @@ func (h *Handler) addImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req ImageRequest
-	if rerr := decodeStrict(body, &req); rerr != nil {
+	if rerr := h.decodeStrict(body, &req); rerr != nil {
 		writeRequestError(w, rerr)
 		return
 	}
@@ -120,7 +120,7 @@ func writeTicketNotFound(w http.ResponseWriter, id string) {
 	if len(id) > 64 {
 		id = id[:64] + "…"
 	}
-	writeError(w, http.StatusNotFound, codeTicketNotFound, fmt.Sprintf("image ticket %q not found", id))
+	writeError(w, http.StatusNotFound, codeTicketNotFound, fmt.Sprintf("image ticket %q not found", hss.Clip(id)))
 }
 
 // ---- schedules ----
@@ -226,5 +226,5 @@ func writeScheduleNotFound(w http.ResponseWriter, name string) {
 	if len(name) > 64 {
 		name = name[:64] + "…"
 	}
-	writeError(w, http.StatusNotFound, codeScheduleNotFound, fmt.Sprintf("schedule %q is not configured", name))
+	writeError(w, http.StatusNotFound, codeScheduleNotFound, fmt.Sprintf("schedule %q is not configured", hss.Clip(name)))
 }

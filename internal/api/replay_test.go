@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -159,8 +160,17 @@ func TestV1SignedReplayReturnsFirstRun(t *testing.T) {
 				t.Errorf("repeat started run %s, want the first run %s", id, first)
 			}
 		}
+		// The Idempotency-Key header is not signed: a captured request with
+		// a key of the attacker's is still the same request.
+		for i := range 3 {
+			c.unsigned = map[string]string{"Idempotency-Key": fmt.Sprintf("attacker-%d", i)}
+			r := e.do(t, c)
+			if id := createdRun(t, r, r.status); id != first {
+				t.Errorf("repeat with an added Idempotency-Key started run %s, want the first run %s", id, first)
+			}
+		}
 		if n := e.runCount(t); n != 1 {
-			t.Errorf("%d runs after one request sent three times, want 1", n)
+			t.Errorf("%d runs after one request sent six times, want 1", n)
 		}
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/runs"
@@ -58,7 +59,13 @@ func (h *Handler) checkTarget(t string) *requestError {
 	if t == "" || t == h.opts.Starter.Target {
 		return nil
 	}
-	return validationError(&hss.ValidationError{Field: "target", Reason: fmt.Sprintf("%q is not a configured target; this server runs %q", t, h.opts.Starter.Target)})
+	return validationError(&hss.ValidationError{Field: "target", Reason: fmt.Sprintf("%q is not a configured target; this server runs %q", hss.Clip(t), h.opts.Starter.Target)})
+}
+
+// idemClaim is one key under which a create is remembered.
+type idemClaim struct {
+	scope, key string
+	ttl        time.Duration
 }
 
 func (h *Handler) createRun(w http.ResponseWriter, r *http.Request) {
@@ -68,16 +75,12 @@ func (h *Handler) createRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req RunRequest
-	if rerr := decodeStrict(body, &req); rerr != nil {
+	if rerr := h.decodeStrict(body, &req); rerr != nil {
 		writeRequestError(w, rerr)
 		return
 	}
 	if rerr := h.checkTarget(req.Target); rerr != nil {
 		writeRequestError(w, rerr)
-		return
-	}
-	if err := h.checkImageCount(req.ImageInfo); err != nil {
-		writeRequestError(w, validationError(err))
 		return
 	}
 	if err := req.ScanRequest.Validate(); err != nil {
@@ -89,21 +92,24 @@ func (h *Handler) createRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	key := r.Header.Get("Idempotency-Key")
-	scope, ttl := "runs", h.opts.IdempotencyTTL
-	if sig := signatureOf(r); key == "" && sig != "" {
-		// A signed request without a key is keyed by its signature, so a
-		// replay of it (within the signature's validity) returns the first
-		// run.
-		key, scope, ttl = sig, "runs-sig", ReplayWindow
+	// The claims that make repeats return the first run: the client's
+	// Idempotency-Key, and for a signed request its signature (a replay of
+	// it within the signature's validity, with or without a key added,
+	// since the key header is not signed).
+	var claims []idemClaim
+	if sig := signatureOf(r); sig != "" {
+		claims = append(claims, idemClaim{scope: "runs-sig", key: sig, ttl: ReplayWindow})
 	}
-	id := runs.NewID(h.now())
-	var hash string
-	if key != "" {
+	if key := r.Header.Get("Idempotency-Key"); key != "" {
 		if rerr := checkIdempotencyKey(key); rerr != nil {
 			writeRequestError(w, rerr)
 			return
 		}
+		claims = append(claims, idemClaim{scope: "runs", key: key, ttl: h.opts.IdempotencyTTL})
+	}
+	id := runs.NewID(h.now())
+	var hash string
+	if len(claims) > 0 {
 		// The hash is over the decoded request, so that a retry that only
 		// re-orders fields or changes whitespace is the same request.
 		canon, err := json.Marshal(req)
@@ -114,13 +120,25 @@ func (h *Handler) createRun(w http.ResponseWriter, r *http.Request) {
 		}
 		sum := sha256.Sum256(canon)
 		hash = hex.EncodeToString(sum[:])
-		prev, err := h.idem.claimFor(r.Context(), scope, key, hash, id, ttl)
+	}
+	release := func(claimed []idemClaim) {
+		for _, c := range claimed {
+			if rerr := h.idem.release(r.Context(), c.scope, c.key, hash, id); rerr != nil {
+				h.log.Warn("api: releasing idempotency key", "request_id", requestID(r), "err", rerr)
+			}
+		}
+	}
+	for i, c := range claims {
+		prev, err := h.idem.claimFor(r.Context(), c.scope, c.key, hash, id, c.ttl)
 		if err != nil {
+			release(claims[:i])
 			h.log.Error("api: idempotency key", "request_id", requestID(r), "err", err)
 			h.writeInternal(w, r)
 			return
 		}
 		if prev != nil {
+			// Nothing starts under the claims taken before this one.
+			release(claims[:i])
 			h.replay(w, r, prev, hash)
 			return
 		}
@@ -128,12 +146,8 @@ func (h *Handler) createRun(w http.ResponseWriter, r *http.Request) {
 
 	run, err := h.opts.Starter.StartWithID(r.Context(), id, req.ScanRequest, req.Options, jobs.Trigger{Kind: TriggerAPI})
 	if err != nil {
-		if key != "" {
-			// Nothing was started under the key: free it for a retry.
-			if rerr := h.idem.release(r.Context(), scope, key, hash, id); rerr != nil {
-				h.log.Warn("api: releasing idempotency key", "request_id", requestID(r), "err", rerr)
-			}
-		}
+		// Nothing was started under the claims: free them for a retry.
+		release(claims)
 		if _, ok := isValidation(err); ok {
 			writeRequestError(w, validationError(err))
 			return
@@ -203,7 +217,7 @@ func (h *Handler) listRuns(w http.ResponseWriter, r *http.Request) {
 		state = jobs.State(s)
 		if !validState(state) {
 			writeFieldError(w, http.StatusBadRequest, codeInvalidQuery, "state",
-				fmt.Sprintf("state %q is not one of %s", s, strings.Join(stateNames(), ", ")))
+				fmt.Sprintf("state %q is not one of %s", hss.Clip(s), strings.Join(stateNames(), ", ")))
 			return
 		}
 	}
@@ -289,7 +303,7 @@ func writeRunNotFound(w http.ResponseWriter, id string) {
 	if len(id) > 64 {
 		id = id[:64] + "…"
 	}
-	writeError(w, http.StatusNotFound, codeRunNotFound, fmt.Sprintf("run %q not found", id))
+	writeError(w, http.StatusNotFound, codeRunNotFound, fmt.Sprintf("run %q not found", hss.Clip(id)))
 }
 
 // validRunID keeps ids that cannot be a run's out of Redis keys: braces

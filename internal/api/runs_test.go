@@ -210,8 +210,8 @@ func TestIdempotencyKey(t *testing.T) {
 func hashOf(t *testing.T, body string) string {
 	t.Helper()
 	var req RunRequest
-	if rerr := decodeStrict([]byte(body), &req); rerr != nil {
-		t.Fatal(rerr)
+	if err := hss.DecodeStrict([]byte(body), &req, true); err != nil {
+		t.Fatal(err)
 	}
 	b, _ := json.Marshal(req)
 	return fmt.Sprintf("%x", sha256.Sum256(b))

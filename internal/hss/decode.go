@@ -40,8 +40,15 @@ func (e *ParseError) Unwrap() error { return e.Err }
 //   - null means "not sent", and an empty image_info array is the same as
 //     none.
 func DecodeScanTaskBody(data []byte) (*ScanTaskBody, error) {
+	return DecodeScanTaskBodyMax(data, 0)
+}
+
+// DecodeScanTaskBodyMax is DecodeScanTaskBody with at most maxImages
+// image_info entries (0 = no limit): a longer list is a *TooManyItemsError
+// found before anything is decoded.
+func DecodeScanTaskBodyMax(data []byte, maxImages int) (*ScanTaskBody, error) {
 	var b ScanTaskBody
-	if err := DecodeStrict(data, &b, false); err != nil {
+	if err := DecodeStrictMax(data, &b, false, maxImages); err != nil {
 		return nil, err
 	}
 	if err := b.Validate(); err != nil {
@@ -55,16 +62,24 @@ func DecodeScanTaskBody(data []byte) (*ScanTaskBody, error) {
 type UnknownFieldsError struct{ Fields []string }
 
 func (e *UnknownFieldsError) Error() string {
-	quoted := make([]string, len(e.Fields))
-	for i, f := range e.Fields {
-		quoted[i] = strconv.Quote(f)
+	shown := e.Fields[:min(len(e.Fields), maxNamedFields)]
+	quoted := make([]string, len(shown))
+	for i, f := range shown {
+		quoted[i] = strconv.Quote(Clip(f))
 	}
 	word := "field"
 	if len(e.Fields) > 1 {
 		word = "fields"
 	}
-	return "unknown " + word + " " + strings.Join(quoted, ", ")
+	msg := "unknown " + word + " " + strings.Join(quoted, ", ")
+	if more := len(e.Fields) - len(shown); more > 0 {
+		msg += " and " + strconv.Itoa(more) + " more"
+	}
+	return msg
 }
+
+// maxNamedFields is how many unknown fields an error names.
+const maxNamedFields = 10
 
 // DecodeStrict decodes the single JSON object data into the struct v points
 // to, field by field, so that every error names its field by the full path
@@ -83,11 +98,18 @@ func (e *UnknownFieldsError) Error() string {
 //     is none; untagged embedded structs are flattened as encoding/json does,
 //     and types with their own UnmarshalJSON decode themselves.
 func DecodeStrict(data []byte, v any, rejectUnknown bool) error {
+	return DecodeStrictMax(data, v, rejectUnknown, 0)
+}
+
+// DecodeStrictMax is DecodeStrict with at most maxItems items in any array
+// (0 = no limit): a longer one is a *TooManyItemsError, found before
+// anything is decoded.
+func DecodeStrictMax(data []byte, v any, rejectUnknown bool, maxItems int) error {
 	obj, err := wellFormed(data)
 	if err != nil {
 		return err
 	}
-	if err := checkMembers(obj); err != nil {
+	if err := checkMembers(obj, maxItems); err != nil {
 		return err
 	}
 	d := strictDecoder{rejectUnknown: rejectUnknown}
@@ -153,6 +175,11 @@ func jsonFields(t reflect.Type) *structFields {
 	fieldCache.Store(t, out)
 	return out
 }
+
+// maxItemsPrealloc bounds the items an array's slice is first made room for:
+// a first item of two bytes ({}) in a 12 MiB body would otherwise ask for
+// four million.
+const maxItemsPrealloc = 4096
 
 // maxStackFields is how many fields a struct may have for its object's
 // values to be gathered without allocating.
@@ -304,7 +331,7 @@ func (d strictDecoder) array(path string, data []byte, v reflect.Value) error {
 			if n == 0 {
 				// Items of one array tend to be alike: room for as many as
 				// the first one's size says the array holds.
-				more := reflect.MakeSlice(v.Type(), 1, len(data)/(end+1)+1)
+				more := reflect.MakeSlice(v.Type(), 1, min(len(data)/(end+1)+1, maxItemsPrealloc))
 				reflect.Copy(more, v)
 				v.Set(more)
 			}
@@ -351,7 +378,9 @@ func (d strictDecoder) scanObject(path string, data []byte, fields *structFields
 			if !ok {
 				return nil, 0, false
 			}
-			if f, known = fields.byName[name]; !known && d.rejectUnknown && !slices.Contains(unknown, path+name) {
+			// No name is given twice (checkMembers), so each unknown one
+			// is new.
+			if f, known = fields.byName[name]; !known && d.rejectUnknown {
 				unknown = append(unknown, path+name)
 			}
 		}

@@ -48,7 +48,7 @@ func refDecodeStrict(data []byte, v any, rejectUnknown bool) error {
 	}
 	// The member checks are DecodeStrict's own (FuzzCheckMembers tests
 	// them); this oracle is for the decoding.
-	if err := checkMembers(raw); err != nil {
+	if err := checkMembers(raw, 0); err != nil {
 		return err
 	}
 	d := refDecoder{rejectUnknown: rejectUnknown}

@@ -82,7 +82,11 @@ func wellFormed(data []byte) ([]byte, error) {
 //     and shown to operators as it came.
 //
 // data is one valid JSON value (wellFormed's); the walk is iterative.
-func checkMembers(data []byte) error {
+//
+// With maxItems > 0, an array of more than maxItems items is a
+// *TooManyItemsError, found before anything is decoded: a 12 MiB body of
+// two million nulls would otherwise become a slice of two million structs.
+func checkMembers(data []byte, maxItems int) error {
 	var (
 		stack [MaxDepth]memberFrame // wellFormed bounds the depth
 		top   = -1
@@ -106,7 +110,9 @@ func checkMembers(data []byte) error {
 			top--
 		case ',':
 			if f := &stack[top]; f.array {
-				f.index++
+				if f.index++; maxItems > 0 && f.index >= maxItems {
+					return &TooManyItemsError{Field: memberPath(stack[:top]), Max: maxItems}
+				}
 			} else {
 				f.expectKey = true
 			}
@@ -200,12 +206,40 @@ func memberPath(frames []memberFrame) string {
 		if len(b) > 0 {
 			b = append(b, '.')
 		}
-		b = append(b, f.key...)
+		b = append(b, Clip(string(f.key))...)
 	}
 	if len(b) == 0 {
 		return "request body"
 	}
 	return string(b)
+}
+
+// TooManyItemsError is an array with more items than its decoder accepts:
+// HSS's 400 HSS.0001, like a *ValidationError.
+type TooManyItemsError struct {
+	Field string // the array's path
+	Max   int
+}
+
+func (e *TooManyItemsError) Error() string {
+	return fmt.Sprintf("invalid parameter %s: more than %d items", e.Field, e.Max)
+}
+
+// clipLen is how much of an outside value an error message repeats.
+const clipLen = 64
+
+// Clip shortens an outside value (a name, a field value) for an error
+// message: at most 64 bytes of it, cut at a character boundary, and how
+// long it was. A message never repeats a megabyte the client sent.
+func Clip(s string) string {
+	if len(s) <= clipLen {
+		return s
+	}
+	cut := clipLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 // badString says what is wrong with the body of a valid JSON string

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 	"unicode"
@@ -61,7 +62,7 @@ func FuzzCheckMembers(f *testing.F) {
 		if CheckDepth(data, MaxDepth) != nil || !json.Valid(data) {
 			return
 		}
-		err := checkMembers(bytes.TrimSpace(data))
+		err := checkMembers(bytes.TrimSpace(data), 0)
 		dup, badStr := tokenTruth(t, data)
 		switch {
 		case err == nil && (dup || badStr):
@@ -176,5 +177,76 @@ func BenchmarkListPageDecode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestDecodeStrictMaxBoundsMemory: a 12 MiB body of two million nulls (or
+// of empty objects) in image_info took a scanq process to 561 MB: the
+// decoder built the whole slice, growing it by doubling, before anyone
+// counted it. With a limit the items are counted first, and decoding the
+// body allocates a small multiple of its size.
+func TestDecodeStrictMaxBoundsMemory(t *testing.T) {
+	for _, item := range []string{"null", "{}"} {
+		n := (12<<20 - 40) / (len(item) + 1)
+		body := []byte(`{"image_info":[` + strings.TrimSuffix(strings.Repeat(item+",", n), ",") + `]}`)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		var b ScanTaskBody
+		err := DecodeStrictMax(body, &b, false, 10_000)
+		runtime.ReadMemStats(&after)
+		te, ok := errors.AsType[*TooManyItemsError](err)
+		if !ok || te.Field != "image_info" || te.Max != 10_000 {
+			t.Fatalf("%d × %s: error %v, want image_info over 10000 items", n, item, err)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4*uint64(len(body)) {
+			t.Errorf("%d × %s: decoding allocated %d MiB for a %d MiB body", n, item, alloc>>20, len(body)>>20)
+		}
+	}
+	// At the limit, a list is decoded.
+	body := []byte(`{"image_info":[` + strings.TrimSuffix(strings.Repeat(`{"id":1},`, 10_000), ",") + `]}`)
+	var b ScanTaskBody
+	if err := DecodeStrictMax(body, &b, false, 10_000); err != nil || len(b.ImageInfo) != 10_000 {
+		t.Fatalf("10000 images at a limit of 10000: %d, %v", len(b.ImageInfo), err)
+	}
+}
+
+// TestErrorsRepeatLittle: errors named every unknown field and repeated
+// values whole, so a 2 MB body of unknown names got a 2 MB answer (and
+// took quadratic time to gather them), and a 5 MB value came back twice.
+// Now at most ten names are listed, and a value or name is clipped.
+func TestErrorsRepeatLittle(t *testing.T) {
+	t.Parallel()
+	var names strings.Builder
+	names.WriteString("{")
+	for i := range 100_000 {
+		if i > 0 {
+			names.WriteByte(',')
+		}
+		fmt.Fprintf(&names, `"k%d":0`, i)
+	}
+	names.WriteString("}")
+	huge := strings.Repeat("x", 5<<20)
+	for _, tc := range []struct {
+		name string
+		body string
+		want string
+	}{
+		{"100,000 unknown names", names.String(), "and 99990 more"},
+		{"a huge unknown name", `{"` + huge + `":1}`, "…(5242880 bytes)"},
+		{"a huge duplicate name", `{"` + huge + `":1,"` + huge + `":2}`, "is given more than once"},
+		{"a huge enum value", `{"image_info":[{"registry_type":"` + huge + `"}]}`, "is not one of"},
+	} {
+		var b ScanTaskBody
+		err := DecodeStrict([]byte(tc.body), &b, true)
+		if err == nil {
+			err = b.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %.200v, want it to say %q", tc.name, err, tc.want)
+		}
+		if err != nil && len(err.Error()) > 2048 {
+			t.Errorf("%s: a %d-byte error message", tc.name, len(err.Error()))
+		}
 	}
 }

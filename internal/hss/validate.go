@@ -202,7 +202,7 @@ func checkLen(field, s string, minLen, maxLen int) error {
 }
 
 func notOneOf(v string, allowed []string) string {
-	return fmt.Sprintf("%q is not one of %s", v, strings.Join(allowed, ", "))
+	return fmt.Sprintf("%q is not one of %s", Clip(v), strings.Join(allowed, ", "))
 }
 
 // ErrorCodeFor maps an error to the HSS error_code a server answers with:
@@ -210,6 +210,9 @@ func notOneOf(v string, allowed []string) string {
 // an *APIError, and "" for anything else (the caller's 500).
 func ErrorCodeFor(err error) string {
 	if _, ok := errors.AsType[*ValidationError](err); ok {
+		return "HSS.0001"
+	}
+	if _, ok := errors.AsType[*TooManyItemsError](err); ok {
 		return "HSS.0001"
 	}
 	if _, ok := errors.AsType[*ParseError](err); ok {
