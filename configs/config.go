@@ -108,6 +108,7 @@ type APIConfig struct {
 	WriteTimeout     time.Duration `yaml:"write_timeout"`
 	IdleTimeout      time.Duration `yaml:"idle_timeout"`
 	MaxHeaderBytes   int           `yaml:"max_header_bytes"`
+	MaxConnections   int           `yaml:"max_connections"`
 	MaxBodyMemory    int64         `yaml:"max_body_memory"`
 	BodyStallTimeout time.Duration `yaml:"body_stall_timeout"`
 }

@@ -114,6 +114,7 @@ func (c *Config) Validate() error {
 	v.positive("api.idle_timeout", c.API.IdleTimeout)
 	v.positive("api.body_stall_timeout", c.API.BodyStallTimeout)
 	v.atLeast("api.max_header_bytes", c.API.MaxHeaderBytes, 4096)
+	v.atLeast("api.max_connections", c.API.MaxConnections, 1)
 	if least := 2*c.API.MaxBodyBytes + 2; c.API.MaxBodyMemory < least {
 		v.add("api.max_body_memory", "must be >= 2 x api.max_body_bytes + 2 = %d (room for the largest body while its buffer grows), got %d", least, c.API.MaxBodyMemory)
 	}

@@ -66,6 +66,7 @@ func (a *App) RunAPI(ctx context.Context, ready chan<- string) error {
 		return err
 	}
 	c := a.Cfg.API
+	ln = api.LimitConnections(ln, c.MaxConnections)
 	srv := api.NewServer(h, api.ServerOptions{
 		ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout, IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes,
 	})

@@ -25,6 +25,7 @@ func TestAPIDefaultsMatchConfig(t *testing.T) {
 		{"api.idle_timeout", c.IdleTimeout, api.DefaultIdleTimeout},
 		{"api.body_stall_timeout", c.BodyStallTimeout, api.DefaultBodyStallTimeout},
 		{"api.max_header_bytes", c.MaxHeaderBytes, api.DefaultMaxHeaderBytes},
+		{"api.max_connections", c.MaxConnections, api.DefaultMaxConnections},
 		{"api.idempotency_ttl", c.IdempotencyTTL, api.DefaultIdempotencyTTL},
 		{"api.max_images_per_request", c.MaxImagesPerRequest, api.DefaultMaxImagesPerRequest},
 	} {
