@@ -220,6 +220,8 @@ type Handler struct {
 	idem    *idempotency
 	limiter *limit.Limiter // the creation limits
 	bodies  *bodyBudget
+	// unverified bounds the bodies read to check their signature.
+	unverified *unverifiedBudget
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -289,7 +291,8 @@ func New(opts Options) (*Handler, error) {
 	if opts.CreateRate > 0 && opts.CreateBurst < 1 {
 		return nil, fmt.Errorf("api: Options.CreateBurst %d must be >= 1 with a CreateRate", opts.CreateBurst)
 	}
-	h := &Handler{opts: opts, log: opts.Logger, now: opts.Now, metrics: opts.Metrics, bodies: &bodyBudget{max: opts.MaxBodyMemory}}
+	h := &Handler{opts: opts, log: opts.Logger, now: opts.Now, metrics: opts.Metrics, bodies: &bodyBudget{max: opts.MaxBodyMemory},
+		unverified: newUnverifiedBudget(max(opts.MaxBodyMemory/2, MinBodyMemory(opts.MaxBodyBytes)), MinBodyMemory(opts.MaxBodyBytes))}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}

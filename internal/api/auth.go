@@ -211,12 +211,16 @@ func (h *Handler) requireAuth(next http.Handler, browser bool, replay replayPoli
 		}
 		if res == authOK && pending != nil {
 			sum := sha256.New()
+			lease := leaseOf(r.Context())
+			lease.unchecked(h.unverified, r.RemoteAddr)
 			body, rerr := readBodyHashing(w, r, h.opts.MaxBodyBytes, sum)
 			if rerr != nil {
 				writeRequestError(w, rerr)
 				return
 			}
-			if res = h.checkSignature(pending, sum.Sum(nil)); res == authOK {
+			res = h.checkSignature(pending, sum.Sum(nil))
+			lease.checked()
+			if res == authOK {
 				r = withBody(r, body)
 				r = r.WithContext(context.WithValue(r.Context(), signatureKey{}, pending.Signature()))
 				if (replay == replayOnce || replay == replayOnceUnsafe && !safe(r.Method)) && !h.firstUse(w, r, pending.Signature()) {

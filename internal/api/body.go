@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -81,6 +82,44 @@ func (b *bodyBudget) highWater() int64 {
 	return b.peak
 }
 
+// unverifiedBudget bounds the bodies read only to check their signature.
+// The access key travels in clear in every signed request, so whoever
+// knows it, without the secret key, can make the server read bodies it
+// will refuse: those may hold half the budget in all, and one client
+// address at most one largest body, so that they cannot spend the memory
+// of requests authenticated from their headers (a token) or of signed
+// requests from elsewhere.
+type unverifiedBudget struct {
+	total   bodyBudget
+	perAddr int64
+
+	mu     sync.Mutex
+	byAddr map[string]int64
+}
+
+func newUnverifiedBudget(all, perAddr int64) *unverifiedBudget {
+	return &unverifiedBudget{total: bodyBudget{max: all}, perAddr: perAddr, byAddr: map[string]int64{}}
+}
+
+func (u *unverifiedBudget) take(addr string, n int64) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.byAddr[addr]+n > u.perAddr || !u.total.take(n) {
+		return false
+	}
+	u.byAddr[addr] += n
+	return true
+}
+
+func (u *unverifiedBudget) give(addr string, n int64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.total.give(n)
+	if u.byAddr[addr] -= n; u.byAddr[addr] <= 0 {
+		delete(u.byAddr, addr)
+	}
+}
+
 // bodyLease is one request's share of the budget. ServeHTTP gives every
 // request one and returns it when the request ends, so a body's memory is
 // counted for as long as a handler may use it.
@@ -89,11 +128,72 @@ type bodyLease struct {
 	n      int64
 	// stall cuts off a body that makes no progress for this long; 0: never.
 	stall time.Duration
+	// While a signature is unchecked, its body is counted in unverified
+	// too, under addr (see unverifiedBudget).
+	unverified *unverifiedBudget
+	addr       string
+	un         int64
+}
+
+// unchecked counts the body read from now on as one whose signature is not
+// checked yet, under the client's address, until checked is called.
+func (l *bodyLease) unchecked(u *unverifiedBudget, remoteAddr string) {
+	if l == nil {
+		return
+	}
+	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
+		remoteAddr = host
+	}
+	l.unverified, l.addr = u, remoteAddr
+}
+
+// checked ends unchecked: the signature is verified (or refused, and the
+// request ends).
+func (l *bodyLease) checked() {
+	if l == nil || l.unverified == nil {
+		return
+	}
+	if l.un > 0 {
+		l.unverified.give(l.addr, l.un)
+		l.un = 0
+	}
+	l.unverified = nil
+}
+
+// take reserves n more bytes of the budget (and of the unverified one
+// while the signature is unchecked).
+func (l *bodyLease) take(n int64) bool {
+	if l.unverified != nil && !l.unverified.take(l.addr, n) {
+		return false
+	}
+	if !l.budget.take(n) {
+		if l.unverified != nil {
+			l.unverified.give(l.addr, n)
+		}
+		return false
+	}
+	l.n += n
+	if l.unverified != nil {
+		l.un += n
+	}
+	return true
+}
+
+// give returns n bytes of the reservation.
+func (l *bodyLease) give(n int64) {
+	l.budget.give(n)
+	l.n -= n
+	if l.unverified != nil {
+		g := min(n, l.un)
+		l.unverified.give(l.addr, g)
+		l.un -= g
+	}
 }
 
 type bodyLeaseKey struct{}
 
 func (l *bodyLease) release() {
+	l.checked()
 	if l.n > 0 {
 		l.budget.give(l.n)
 		l.n = 0
@@ -197,17 +297,13 @@ func readBounded(src io.Reader, declared, limit int64, lease *bodyLease, sum has
 			if n <= int64(cap(buf)) {
 				return nil, fmt.Errorf("body longer than declared")
 			}
-			if lease != nil {
-				if !lease.budget.take(n) {
-					return nil, errBusy
-				}
-				lease.n += n
+			if lease != nil && !lease.take(n) {
+				return nil, errBusy
 			}
 			grown := make([]byte, len(buf), n)
 			copy(grown, buf)
 			if lease != nil {
-				lease.budget.give(int64(cap(buf)))
-				lease.n -= int64(cap(buf))
+				lease.give(int64(cap(buf)))
 			}
 			buf = grown
 		}

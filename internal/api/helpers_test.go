@@ -90,6 +90,9 @@ type call struct {
 	tamper string
 	// after signing, set these headers (left out of the signature).
 	unsigned map[string]string
+	// from is the loopback address the client connects from (default
+	// 127.0.0.1).
+	from string
 }
 
 type keys struct{ ak, sk string }
@@ -141,6 +144,10 @@ func (e *env) do(t testing.TB, c call) resp {
 	}
 	// A client that follows no redirects shows the mux's own answers.
 	cl := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if c.from != "" {
+		dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(c.from)}}
+		cl.Transport = &http.Transport{DialContext: dialer.DialContext}
+	}
 	res, err := cl.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, c.path, err)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -248,4 +249,54 @@ func TestStalledBodyIsCutOff(t *testing.T) {
 			t.Errorf("status %d, want 200", res.StatusCode)
 		}
 	})
+}
+
+// TestForgedSignaturesCannotSpendTheBudget: the access key travels in
+// clear, and a body must be read before its signature can be refused. 1,760
+// stalled uploads with a known AK and a made-up signature held the whole
+// body budget, and every authenticated request with a body got 503 for as
+// long as they trickled. Bodies with an unchecked signature now hold at
+// most one largest body per client address (and half the budget in all):
+// a token's requests, and signed ones from elsewhere, still get through.
+func TestForgedSignaturesCannotSpendTheBudget(t *testing.T) {
+	t.Parallel()
+	const maxBody = 64 << 10
+	e := newEnv(t, redistest.Mini(t), withAuth(Options{MaxBodyBytes: maxBody, MaxBodyMemory: 8 * MinBodyMemory(maxBody)}))
+	addr := serve(t, e.h, ServerOptions{})
+	forged := &keys{testAK, "not-the-secret-key"}
+	body := make([]byte, maxBody)
+	copy(body, `{"is_all":true}`)
+	for i := range body[len(`{"is_all":true}`):] {
+		body[len(`{"is_all":true}`)+i] = ' '
+	}
+	for i := range 30 {
+		before := e.h.bodies.inUse()
+		req := signedHead(t, http.MethodPost, "/api/v1/runs/r"+strconv.Itoa(i)+"/cancel", forged, body, jsonCT)
+		conn := stalledRequest(t, addr, req, maxBody, body[:maxBody-4<<10])
+		// Wait until the server holds this body or has answered it.
+		deadline := time.Now().Add(10 * time.Second)
+		for e.h.bodies.inUse() <= before {
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+			if n, _ := conn.Read(make([]byte, 1)); n > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("forged upload %d: neither held nor answered", i)
+			}
+		}
+	}
+	held := e.h.bodies.inUse()
+	t.Logf("bodies held by 30 forged uploads from one address: %d bytes of %d", held, e.h.opts.MaxBodyMemory)
+	if held > MinBodyMemory(maxBody) {
+		t.Errorf("forged uploads from one address hold %d bytes, more than one largest body (%d)", held, MinBodyMemory(maxBody))
+	}
+	// A token holder's request with a body still gets through.
+	big := string(body[:maxBody-1])
+	if r := e.do(t, call{method: http.MethodPost, path: "/api/v1/runs", body: big, header: bearer(testToken)}); r.status != http.StatusAccepted {
+		t.Fatalf("token request while forged uploads stall: %d %s", r.status, r.body)
+	}
+	// And so does a signed one from another address.
+	if r := e.do(t, call{method: http.MethodPost, path: "/api/v1/runs", body: big, header: jsonCT, sign: goodKeys, from: "127.0.0.2"}); r.status != http.StatusAccepted {
+		t.Fatalf("signed request while forged uploads stall: %d %s", r.status, r.body)
+	}
 }

@@ -47,8 +47,10 @@ func (h *Handler) hssCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var sum hash.Hash
+	lease := leaseOf(r.Context())
 	if pending != nil {
 		sum = sha256.New()
+		lease.unchecked(h.unverified, r.RemoteAddr)
 	}
 	body, rerr := readBodyHashing(w, r, h.opts.MaxBodyBytes, sum)
 	if rerr != nil {
@@ -66,7 +68,9 @@ func (h *Handler) hssCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if pending != nil {
-		if res := h.checkSignature(pending, sum.Sum(nil)); res != authOK {
+		res := h.checkSignature(pending, sum.Sum(nil))
+		lease.checked()
+		if res != authOK {
 			h.hssAuthFailed(w, r, res)
 			return
 		}

@@ -1,15 +1,11 @@
 package api
 
 import (
-	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/scanq/scanq/internal/hss/signer"
 	"github.com/scanq/scanq/internal/redistest"
 )
 
@@ -137,23 +133,7 @@ func TestCreateRateLimitOneAKManyAddresses(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, redistest.Mini(t), slowCreates(withAuth(Options{})))
 	from := func(ip string) resp {
-		req, err := http.NewRequest(http.MethodPost, e.url+createPath, strings.NewReader(`{"is_all":true}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		if err := signer.Sign(req, []byte(`{"is_all":true}`), testAK, testSK, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-		dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
-		cl := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
-		res, err := cl.Do(req)
-		if err != nil {
-			t.Fatalf("from %s: %v", ip, err)
-		}
-		defer res.Body.Close()
-		body, _ := io.ReadAll(res.Body)
-		return resp{status: res.StatusCode, header: res.Header, body: body}
+		return e.do(t, call{method: http.MethodPost, path: createPath, body: `{"is_all":true}`, header: jsonCT, sign: goodKeys, from: ip})
 	}
 	for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
 		if r := from(ip); r.status != http.StatusOK {
