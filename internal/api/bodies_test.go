@@ -118,3 +118,22 @@ func TestAnswersRepeatLittle(t *testing.T) {
 		}
 	}
 }
+
+// TestNoFieldRoutesCheckTheirBody: cancel and trigger took any body
+// declared JSON unread (a 2 MB unterminated one started a triggered run).
+// A body there is now none, or {}.
+func TestNoFieldRoutesCheckTheirBody(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, redistest.Mini(t), Options{})
+	id := createdRun(t, e.do(t, call{method: http.MethodPost, path: "/api/v1/runs", body: `{"is_all":true}`, header: jsonCT}), http.StatusAccepted)
+	for _, body := range []string{`{"x":` + strings.Repeat("[", 100_000), `{"force":true}`, `[]`} {
+		for _, path := range []string{"/api/v1/runs/" + id + "/cancel", "/api/v1/schedules/nightly/trigger"} {
+			if r := e.do(t, call{method: http.MethodPost, path: path, body: body, header: jsonCT}); r.status != http.StatusBadRequest {
+				t.Errorf("%s with %.30s: %d %s, want 400", path, body, r.status, r.body)
+			}
+		}
+	}
+	if r := e.do(t, call{method: http.MethodPost, path: "/api/v1/runs/" + id + "/cancel", body: `{}`, header: jsonCT}); r.status != http.StatusOK {
+		t.Errorf("cancel with {}: %d %s", r.status, r.body)
+	}
+}

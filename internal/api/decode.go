@@ -69,6 +69,17 @@ func checkJSONContentType(r *http.Request) *requestError {
 		msg: "Content-Type must be application/json"}
 }
 
+// readNoFields reads the body of a route that takes no fields: none, or a
+// JSON object with no members ({}), checked like every other body.
+func (h *Handler) readNoFields(w http.ResponseWriter, r *http.Request) *requestError {
+	body, rerr := h.readJSON(w, r)
+	if rerr != nil || body == nil {
+		return rerr
+	}
+	var none struct{}
+	return h.decodeStrict(body, &none)
+}
+
 // readJSON reads a native route's body: within the size limit (413), and
 // when there is one, declared JSON (415). An empty body is returned as nil.
 func (h *Handler) readJSON(w http.ResponseWriter, r *http.Request) ([]byte, *requestError) {

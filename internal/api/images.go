@@ -170,7 +170,7 @@ func (h *Handler) listSchedules(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) triggerSchedule(w http.ResponseWriter, r *http.Request) {
-	if _, rerr := h.readJSON(w, r); rerr != nil { // no body is needed, but a body must still be JSON
+	if rerr := h.readNoFields(w, r); rerr != nil {
 		writeRequestError(w, rerr)
 		return
 	}

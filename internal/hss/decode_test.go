@@ -67,6 +67,10 @@ func TestDecodeScanTaskBody(t *testing.T) {
 		{"invalid UTF-8", "{\"image_info\":[{\"image_name\":\"a\xffb\"}]}", "HSS.0001", "image_info[0].image_name: is not valid UTF-8"},
 		{"control character in a member name", `{"a\u0000":1}`, "HSS.0001", "invalid parameter request body: has a member name that contains a control character (U+0000)"},
 		{"non-ASCII names are fine", `{"image_info":[{"image_name":"образ-镜像"}]}`, "", ""},
+		{"right-to-left override", `{"image_info":[{"image_name":"evil\u202egnp.exe"}]}`, "HSS.0001", "image_info[0].image_name: contains an invisible formatting character (U+202E)"},
+		{"zero-width space, raw", "{\"query_info\":{\"namespace\":\"team\u200b-a\"}}", "HSS.0001", "query_info.namespace: contains an invisible formatting character (U+200B)"},
+		{"byte order mark", `{"image_info":[{"namespace":"\ufeffteam"}]}`, "HSS.0001", "(U+FEFF)"},
+		{"line separator", `{"image_info":[{"image_name":"a\u2028b"}]}`, "HSS.0001", "(U+2028)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

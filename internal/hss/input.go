@@ -76,10 +76,11 @@ func wellFormed(data []byte) ([]byte, error) {
 //
 //   - a member name given twice in one object (encoding/json would keep the
 //     last, so two readers of one body could disagree on what it asks);
-//   - a string with a control character (C0, DEL or C1, escaped or not), a
-//     lone UTF-16 surrogate escape, or bytes that are not UTF-8: none
-//     belongs in an image name or an id, and each would be forwarded to HSS
-//     and shown to operators as it came.
+//   - a string with a control character (C0, DEL or C1, escaped or not),
+//     an invisible formatting character (invisible), a lone UTF-16
+//     surrogate escape, or bytes that are not UTF-8: none belongs in an
+//     image name or an id, and each would be forwarded to HSS and shown to
+//     operators as it came.
 //
 // data is one valid JSON value (wellFormed's); the walk is iterative.
 //
@@ -270,6 +271,8 @@ func badString(body []byte) string {
 				return fmt.Sprintf("contains a lone surrogate (\\u%04x)", r)
 			case unicode.IsControl(r):
 				return fmt.Sprintf("contains a control character (U+%04X)", r)
+			case invisible(r):
+				return fmt.Sprintf("contains an invisible formatting character (U+%04X)", r)
 			}
 		case c < utf8.RuneSelf:
 			if c < 0x20 || c == 0x7f {
@@ -284,10 +287,22 @@ func badString(body []byte) string {
 			if unicode.IsControl(r) {
 				return fmt.Sprintf("contains a control character (U+%04X)", r)
 			}
+			if invisible(r) {
+				return fmt.Sprintf("contains an invisible formatting character (U+%04X)", r)
+			}
 			i += size
 		}
 	}
 	return ""
+}
+
+// invisible reports the characters that change how a name reads without
+// being seen: format characters (bidi overrides such as U+202E, zero-width
+// spaces and joiners, the byte order mark) and the line and paragraph
+// separators. No image, registry or namespace name has one; in a name
+// shown to an operator each can disguise it.
+func invisible(r rune) bool {
+	return unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
 }
 
 func utf16IsHigh(r rune) bool { return r >= 0xd800 && r < 0xdc00 }

@@ -121,7 +121,7 @@ func tokenTruth(t *testing.T, data []byte) (dup, badStr bool) {
 			continue
 		case string:
 			for _, r := range v {
-				if unicode.IsControl(r) || (r == utf8.RuneError && !spelt) {
+				if unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) || (r == utf8.RuneError && !spelt) {
 					badStr = true
 				}
 			}
