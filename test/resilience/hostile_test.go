@@ -641,3 +641,70 @@ func TestHostileRedisSecrets(t *testing.T) {
 		})
 	}
 }
+
+// TestHostileHugeLists: a 12 MiB body of two million nulls in image_info
+// took `scanq api` to 561 MB per request (three at once: 1.4 GB) before its
+// length was checked. Now the items are counted first: three such bodies
+// at once, on both routes, leave the peak under the bound.
+func TestHostileHugeLists(t *testing.T) {
+	tg := startTarget(t, "api", map[string]string{"SCANQ_API_TOKEN": hostileToken})
+	n := (12<<20 - 40) / 5
+	nulls := []byte(`{"image_info":[` + strings.TrimSuffix(strings.Repeat("null,", n), ",") + `]}`)
+	empties := []byte(`{"image_info":[` + strings.TrimSuffix(strings.Repeat("{},", n*5/3), ",") + `]}`)
+	header := map[string]string{"Content-Type": "application/json", "X-Auth-Token": hostileToken, "Authorization": "Bearer " + hostileToken}
+	var wg sync.WaitGroup
+	for _, path := range []string{"/api/v1/runs", hssPath, "/api/v1/runs"} {
+		for _, body := range [][]byte{nulls, empties} {
+			wg.Go(func() {
+				st, raw, err := tg.send("POST", path, body, header)
+				// 400 naming the limit, or 503/429 when the body budget is
+				// spent by the others: never accepted, never a crash.
+				if err != nil || (st != http.StatusBadRequest && st != http.StatusServiceUnavailable && st != http.StatusTooManyRequests) {
+					t.Errorf("%s: %d %v %.200s", path, st, err, raw)
+				}
+				if st == http.StatusBadRequest && !bytes.Contains(raw, []byte("more than 10000")) {
+					t.Errorf("%s: 400 does not name the limit: %.300s", path, raw)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	tg.healthy()
+	tg.noRuns(map[string]string{"Authorization": "Bearer " + hostileToken})
+	t.Logf("peak RSS of api after six 12 MiB lists at once: %d MiB", tg.peakRSS()>>20)
+}
+
+// TestHostileManyConnections: 3,000 clients trickling 60 KB of headers
+// each took an authenticated `scanq api` to 251 MB. Connections beyond
+// api.max_connections (512) now wait to be accepted, and 2,000 of them
+// stay under the bound.
+func TestHostileManyConnections(t *testing.T) {
+	tg := startTarget(t, "api", map[string]string{"SCANQ_API_TOKEN": hostileToken})
+	addr := strings.TrimPrefix(tg.url, "http://")
+	const clients = 2000
+	line := "X-Pad: " + strings.Repeat("p", 1000) + "\r\n"
+	conns := make([]net.Conn, 0, clients)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for i := range clients {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		conns = append(conns, c)
+		// Writes to a connection not yet accepted land in the kernel's
+		// buffers; a write that would block is given up.
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = c.Write([]byte("GET /api/v1/runs HTTP/1.1\r\nHost: x\r\n" + strings.Repeat(line, 60)))
+	}
+	// healthy's client reuses the connection of its readiness probe; a new
+	// connection would wait for held ones to time out (10 s each round).
+	tg.healthy()
+	for _, c := range conns {
+		c.Close()
+	}
+	t.Logf("peak RSS of api with %d connections trickling headers: %d MiB", clients, tg.peakRSS()>>20)
+}
