@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -72,9 +73,43 @@ func open(cf *configFlags, stderr io.Writer) (*app.App, error) {
 	if err != nil {
 		return nil, err
 	}
+	return openWith(cfg, stderr)
+}
+
+func openWith(cfg *configs.Config, stderr io.Writer) (*app.App, error) {
 	a, err := app.New(cfg, newLogger(cfg, stderr))
 	if err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// openClient is open for the commands that act on a deployment's runs and
+// queues (runs, enqueue, schedules). With redis.url left at embedded they
+// reach the `scanq serve` running on this machine, never an empty Redis of
+// their own whose state would be lost when they exit; with none running
+// they say so and how to start one.
+func openClient(ctx context.Context, name string, cf *configFlags, stderr io.Writer) (*app.App, error) {
+	cfg, err := cf.load()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Redis.URL == configs.Embedded {
+		path, err := app.LocalServePath()
+		var l *app.LocalServe
+		if err == nil {
+			l, err = app.FindLocalServe(ctx, path)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "scanq %s: %v\n"+
+				"  Start one in another terminal: go run ./cmd/scanq serve (or: scanq serve)\n"+
+				"  or reach a fleet's Redis: SCANQ_REDIS_URL=redis://HOST:6379/0 or --set redis.url=URL\n", name, err)
+			return nil, exitError{1}
+		}
+		cfg.Redis.URL = l.RedisURL()
+		if l.DemoSchedule {
+			cfg.Schedules = append(cfg.Schedules, app.DemoSchedule())
+		}
+	}
+	return openWith(cfg, stderr)
 }

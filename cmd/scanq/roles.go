@@ -59,7 +59,7 @@ func cmdSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	a, err := open(&cf, stderr)
+	a, err := openClient(ctx, "schedules", &cf, stderr)
 	if err != nil {
 		return err
 	}

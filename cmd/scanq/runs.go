@@ -34,7 +34,7 @@ func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	a, err := open(&cf, stderr)
+	a, err := openClient(ctx, "runs "+sub, &cf, stderr)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/jobs"
 )
 
@@ -30,6 +31,22 @@ func (a *App) Follow(ctx context.Context, id string, interval time.Duration, fn 
 		case <-t.C:
 		}
 	}
+}
+
+// Workers counts the worker processes (asynq servers with a live
+// heartbeat) that fetch from queue.
+func (a *App) Workers(queue string) (int, error) {
+	servers, err := asynq.NewInspectorFromRedisClient(a.Redis.Client).Servers()
+	if err != nil {
+		return 0, fmt.Errorf("listing the workers: %w", err)
+	}
+	n := 0
+	for _, s := range servers {
+		if s.Queues[queue] > 0 && s.Status == "active" {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // Progress renders a run's progress: a bar redrawn in place on a terminal,
@@ -74,6 +91,15 @@ func (p *Progress) Update(r *jobs.Run) {
 	p.last = now
 	fmt.Fprintf(p.W, "run %s %s: %d/%d images done (%d submitted, %d skipped, %d failed), %.1f img/s, ETA %s\n",
 		r.ID, r.State, done, total, c.ImagesSubmitted, c.Skipped(), c.ImagesFailed, rate, eta)
+}
+
+// Break ends a bar drawn in place, so that what is printed next starts on
+// a line of its own.
+func (p *Progress) Break() {
+	if p.drawn {
+		fmt.Fprintln(p.W)
+		p.drawn = false
+	}
 }
 
 // Summary prints the end of a run.

@@ -5,16 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/scanq/scanq/configs"
 	"github.com/scanq/scanq/internal/hss"
 )
 
-// demoSchedule is added in demo mode so that the scheduler has something to
+// DemoSchedule is added in demo mode so that the scheduler has something to
 // show within minutes: the images not scanned yet, every ten minutes.
-func demoSchedule() configs.Schedule {
+func DemoSchedule() configs.Schedule {
 	unscanned := "unscan"
 	scope := hss.ScanScopeAll
 	return configs.Schedule{
@@ -28,7 +30,7 @@ func demoSchedule() configs.Schedule {
 // and API. On embedded defaults it says loudly that this is a demo.
 func (a *App) Serve(ctx context.Context, stdout io.Writer) error {
 	if a.Demo() {
-		a.Cfg.Schedules = append(a.Cfg.Schedules, demoSchedule())
+		a.Cfg.Schedules = append(a.Cfg.Schedules, DemoSchedule())
 		a.Log.Warn("DEMO MODE: " + a.banner())
 		if a.Emulator != nil {
 			fmt.Fprintf(stdout, "HSS emulator:  %s  (stats: %s/emulator/v1/stats)\n", a.Emulator.URL, a.Emulator.URL)
@@ -39,11 +41,24 @@ func (a *App) Serve(ctx context.Context, stdout io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ready := make(chan string, 1)
+	recorded := make(chan string, 1) // the record to remove on exit, if any
 	go func() {
+		defer close(recorded)
 		select {
 		case addr := <-ready:
+			// Recorded before the URLs are printed: whoever reads them
+			// can use the CLI at once.
+			if path, ok := a.recordLocalServe(stdout, addr); ok {
+				recorded <- path
+			}
 			printURLs(stdout, addr)
 		case <-ctx.Done():
+		}
+	}()
+	defer func() {
+		cancel()
+		if path, ok := <-recorded; ok {
+			removeLocalServe(path, a.Redis.Mini.Addr())
 		}
 	}()
 	roles := map[string]func(context.Context) error{
@@ -72,6 +87,30 @@ func (a *App) Serve(ctx context.Context, stdout io.Writer) error {
 		}
 		return out
 	}()...)
+}
+
+// recordLocalServe prints where Redis is and, for the embedded one,
+// records it where the CLI of this user looks (LocalServePath), so that
+// `scanq runs`, `enqueue` and `schedules` reach this process. A record that
+// cannot be written is a warning: the serve itself works without it.
+func (a *App) recordLocalServe(stdout io.Writer, apiAddr string) (string, bool) {
+	if a.Redis.Mini == nil {
+		fmt.Fprintf(stdout, "Redis:         %s\n", configs.RedactURL(a.Cfg.Redis.URL))
+		return "", false
+	}
+	addr := a.Redis.Mini.Addr()
+	path, err := LocalServePath()
+	if err == nil {
+		err = writeLocalServe(path, &LocalServe{PID: os.Getpid(), RedisAddr: addr, RedisPassword: a.Redis.MiniPassword,
+			APIAddr: apiAddr, DemoSchedule: a.Demo(), StartedAt: time.Now().UTC()})
+	}
+	if err != nil {
+		fmt.Fprintf(stdout, "Redis:         redis://%s/0 (embedded)\n", addr)
+		a.Log.Warn("the CLI will not find this serve", "err", err)
+		return "", false
+	}
+	fmt.Fprintf(stdout, "Redis:         redis://%s/0 (embedded; the scanq CLI finds it, with its password, in %s)\n", addr, path)
+	return path, true
 }
 
 // banner says what this process runs on, as it is: embedded or real Redis,
