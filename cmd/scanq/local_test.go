@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -157,4 +158,34 @@ func TestEnqueueWaitWithNoWorker(t *testing.T) {
 			t.Fatalf("exit %d\n%s%s", code, out, errOut)
 		}
 	})
+}
+
+// TestPortInUseNamesTheSetting: `scanq serve` and `scanq api` on a port in
+// use stop with an error whose first line names the setting to change,
+// before any log line of roles that started in vain.
+func TestPortInUseNamesTheSetting(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	for _, role := range []string{"serve", "api"} {
+		t.Run(role, func(t *testing.T) {
+			var out, errOut testkit.Buffer
+			err := run(t.Context(), []string{role, "--set", "api.addr=" + addr}, &out, &errOut)
+			if err == nil {
+				t.Fatal("started on a port in use")
+			}
+			if errOut.String() != "" {
+				t.Errorf("log lines before the error:\n%s", errOut.String())
+			}
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			for _, w := range []string{addr, "in use", "api.addr", "SCANQ_API_ADDR", "--set api.addr="} {
+				if !strings.Contains(first, w) {
+					t.Errorf("first line of the error lacks %q: %s", w, err)
+				}
+			}
+		})
+	}
 }

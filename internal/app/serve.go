@@ -29,14 +29,23 @@ func DemoSchedule() configs.Schedule {
 // Serve runs every role in one process until ctx is done: worker, scheduler
 // and API. On embedded defaults it says loudly that this is a demo.
 func (a *App) Serve(ctx context.Context, stdout io.Writer) error {
+	// The API's port first: when it is taken, its error is all a start
+	// that fails prints.
+	ln, err := a.ListenAPI()
+	if err != nil {
+		return err
+	}
 	if a.Demo() {
 		a.Cfg.Schedules = append(a.Cfg.Schedules, DemoSchedule())
-		a.Log.Warn("DEMO MODE: " + a.banner())
+	}
+	banner := a.banner(ctx)
+	if a.Demo() {
+		a.Log.Warn("DEMO MODE: " + banner)
 		if a.Emulator != nil {
 			fmt.Fprintf(stdout, "HSS emulator:  %s  (stats: %s/emulator/v1/stats)\n", a.Emulator.URL, a.Emulator.URL)
 		}
 	} else {
-		a.Log.Info("serve: " + a.banner())
+		a.Log.Info("serve: " + banner)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -64,7 +73,7 @@ func (a *App) Serve(ctx context.Context, stdout io.Writer) error {
 	roles := map[string]func(context.Context) error{
 		"worker":    a.RunWorker,
 		"scheduler": a.RunScheduler,
-		"api":       func(ctx context.Context) error { return a.RunAPI(ctx, ready) },
+		"api":       func(ctx context.Context) error { return a.ServeAPI(ctx, ln, ready) },
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(roles))
@@ -115,7 +124,7 @@ func (a *App) recordLocalServe(stdout io.Writer, apiAddr string) (string, bool) 
 
 // banner says what this process runs on, as it is: embedded or real Redis,
 // the emulator or real HSS, and whether the API checks credentials.
-func (a *App) banner() string {
+func (a *App) banner(ctx context.Context) string {
 	var parts []string
 	if a.Redis.Mini != nil {
 		parts = append(parts, "embedded Redis (miniredis): every run, queue and schedule lives in this process and is lost on restart.")
@@ -137,5 +146,33 @@ func (a *App) banner() string {
 	default:
 		parts = append(parts, "API authentication is OFF: anyone who reaches the API can start scans; /monitoring/ is read-only.")
 	}
-	return strings.Join(parts, " ")
+	return strings.Join(append(parts, a.scheduleBanner(ctx)), " ")
+}
+
+// scheduleBanner names the schedules this process fires, each with its
+// cron and next fire time.
+func (a *App) scheduleBanner(ctx context.Context) string {
+	s, err := a.NewScheduler()
+	if err != nil {
+		return "schedules: " + err.Error() + "."
+	}
+	st, err := s.Status(ctx)
+	if err != nil {
+		return "schedules: unknown (" + err.Error() + ")."
+	}
+	if len(st) == 0 {
+		return "schedules: none."
+	}
+	var list []string
+	for _, x := range st {
+		switch {
+		case !x.Enabled:
+			list = append(list, fmt.Sprintf("%s (%s, disabled)", x.Name, x.Cron))
+		case len(x.Next) > 0:
+			list = append(list, fmt.Sprintf("%s (%s, next %s)", x.Name, x.Cron, x.Next[0].UTC().Format(time.RFC3339)))
+		default:
+			list = append(list, fmt.Sprintf("%s (%s, never fires)", x.Name, x.Cron))
+		}
+	}
+	return "schedules: " + strings.Join(list, ", ") + "."
 }
