@@ -90,17 +90,21 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer, enque
 		return exitError{2}
 	}
 
+	// The process's logs (its worker's, for scan) go through the
+	// progress display, so that they never land on the bar's line.
+	p := newProgress(stderr, f.json)
 	// scan runs its own worker, so it works on an embedded Redis of its
 	// own; enqueue hands the run to a fleet, which it must reach.
 	var a *app.App
 	if enqueue {
-		a, err = openClient(ctx, name, &cf, stderr)
+		a, err = openClient(ctx, name, &cf, p.LogWriter())
 	} else {
-		a, err = open(&cf, stderr)
+		a, err = open(&cf, p.LogWriter())
 	}
 	if err != nil {
 		return err
 	}
+	p.RatePeriod = a.Cfg.Scan.RatePeriod
 	defer a.Close()
 	if !enqueue {
 		wctx, stopWorker := context.WithCancel(ctx)
@@ -124,7 +128,17 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer, enque
 		}
 		return err
 	}
-	return follow(ctx, a, r.ID, f.json, enqueue, stdout, stderr)
+	return follow(ctx, a, p, r.ID, f.json, enqueue, stdout, stderr)
+}
+
+// newProgress is the progress display of a run followed on stderr: a bar
+// on a terminal, lines otherwise, nothing but logs with --json.
+func newProgress(stderr io.Writer, asJSON bool) *app.Progress {
+	tty := false
+	if fd, ok := stderr.(*os.File); ok {
+		tty = term.IsTerminal(int(fd.Fd()))
+	}
+	return &app.Progress{W: stderr, TTY: tty && !asJSON, LineEvery: 5 * time.Second}
 }
 
 // noWorkerGrace is how long `enqueue --wait` waits for a worker to show up
@@ -136,14 +150,9 @@ const noWorkerGrace = 7 * time.Second
 // exit code is 0 only when no image failed. With fleet set (enqueue
 // --wait) the run is the fleet's: following stops, saying so, when no
 // worker serves its queue, as it would otherwise wait forever.
-func follow(ctx context.Context, a *app.App, id string, asJSON, fleet bool, stdout, stderr io.Writer) error {
-	tty := false
-	if fd, ok := stderr.(*os.File); ok {
-		tty = term.IsTerminal(int(fd.Fd()))
-	}
-	p := &app.Progress{W: stderr, TTY: tty && !asJSON, LineEvery: 5 * time.Second, RatePeriod: a.Cfg.Scan.RatePeriod}
+func follow(ctx context.Context, a *app.App, p *app.Progress, id string, asJSON, fleet bool, stdout, stderr io.Writer) error {
 	interval := time.Second
-	if tty {
+	if p.TTY {
 		interval = 200 * time.Millisecond
 	}
 	fctx, stopFollowing := context.WithCancelCause(ctx)
@@ -201,8 +210,8 @@ func follow(ctx context.Context, a *app.App, id string, asJSON, fleet bool, stdo
 			return err
 		}
 	} else {
-		p.W = stdout
-		p.Summary(r)
+		p.Break()
+		(&app.Progress{W: stdout, RatePeriod: p.RatePeriod}).Summary(r)
 	}
 	if r.State != jobs.StateSucceeded {
 		return exitError{1}
