@@ -51,7 +51,7 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer, enque
 	var cf configFlags
 	var f scanFlags
 	fs := newFlagSet(name, stderr, name+" [--all | --image NS/NAME:TAG ... | --query KEY=VALUE ...] [flags]")
-	cf.register(fs)
+	cf.register(fs.FlagSet)
 	fs.BoolVar(&f.all, "all", false, "scan every image (is_all)")
 	fs.Func("image", "scan this image, `NS/NAME:TAG` or NS/NAME@DIGEST (repeatable)", func(s string) error {
 		f.images = append(f.images, s)
