@@ -25,6 +25,10 @@ func balanced(t *testing.T, s *runs.Store, id, when string) *jobs.Run {
 		t.Fatalf("%s: images_total %d != submitted %d + skipped %d %v + failed %d", when,
 			c.ImagesTotal, c.ImagesSubmitted, c.Skipped(), c.ImagesSkipped, c.ImagesFailed)
 	}
+	if c.BatchesTotal != c.BatchesSubmitted+c.BatchesSkipped+c.BatchesFailed {
+		t.Fatalf("%s: batches_total %d != submitted %d + skipped %d + failed %d", when,
+			c.BatchesTotal, c.BatchesSubmitted, c.BatchesSkipped, c.BatchesFailed)
+	}
 	return r
 }
 
@@ -103,7 +107,8 @@ func TestCancelSettlesAtOnce(t *testing.T) {
 		s.PageDone(ctx, "c1", 1, runs.PageResult{Listed: 200, Batches: 2, Skipped: map[string]int{jobs.SkipDuplicate: 3}})
 		got = balanced(t, s, "c1", "after a page listed in flight")
 		c := got.Counters
-		if c.ImagesTotal != 1200 || c.ImagesSubmitted != 110 || c.ImagesFailed != 100 || c.ImagesSkipped[jobs.SkipDuplicate] != 3 {
+		if c.ImagesTotal != 1200 || c.ImagesSubmitted != 110 || c.ImagesFailed != 100 || c.ImagesSkipped[jobs.SkipDuplicate] != 3 ||
+		c.BatchesTotal != 12 || c.BatchesSubmitted != 2 || c.BatchesFailed != 1 {
 			t.Fatalf("counters %+v", c)
 		}
 	})

@@ -596,11 +596,12 @@ return st`)
 // submitted + skipped + failed holds from this moment on. What was in
 // flight and ends later moves its images out of that counter into its own.
 func (s *Store) Stop(ctx context.Context, id string, state jobs.State, reason string) error {
-	settle := "images_failed"
+	settle, settleBatches := "images_failed", "batches_failed"
 	if state == jobs.StateCancelled {
-		settle = "skip:" + jobs.SkipCancelled
+		settle, settleBatches = "skip:"+jobs.SkipCancelled, "batches_skipped"
 	}
-	res, err := stopScript.Run(ctx, s.rdb, s.allKeys(id), string(state), reason, s.now().UnixMilli(), s.retention.Milliseconds(), settle).Int()
+	res, err := stopScript.Run(ctx, s.rdb, s.allKeys(id), string(state), reason, s.now().UnixMilli(), s.retention.Milliseconds(),
+		settle, settleBatches).Int()
 	if err != nil {
 		return fmt.Errorf("stopping run %s: %w", id, err)
 	}
@@ -659,14 +660,16 @@ local function expire_all(st, now, ttl)
 end
 `
 
-// settleLua keeps images_total = submitted + skipped + failed for a run
-// stopped early: its field "settled" names the counter that took, at the
-// stop, the images listed and not yet accounted for.
+// settleLua keeps images_total = submitted + skipped + failed (and the
+// same of batches) for a run stopped early: its fields "settled" and
+// "settled_batches" name the counters that took, at the stop, the images
+// and batches not yet accounted for.
 const settleLua = `
--- Counts n images of run h in field f: in a settled run, images that
--- were counted in the settled field move from it to f.
-local function count_images(h, f, n)
-  local settled = redis.call("HGET", h, "settled")
+-- Counts n in field f of run h, where settled_field names the counter
+-- that took what was unaccounted for at the stop: what is counted after
+-- it in another counter moves from the settled one to f.
+local function count_settled(h, settled_field, f, n)
+  local settled = redis.call("HGET", h, settled_field)
   if settled == f then return end
   redis.call("HINCRBY", h, f, n)
   if settled then
@@ -679,7 +682,8 @@ end
 // stopScript: KEYS -> allKeys.
 // ARGV[1] -> the final state, ARGV[2] -> the stop reason, ARGV[3] -> now
 // (ms), ARGV[4] -> the retention (ms), ARGV[5] -> the counter that takes
-// the images not yet accounted for (skip:cancelled, images_failed).
+// the images not yet accounted for (skip:cancelled, images_failed),
+// ARGV[6] -> the one that takes the batches (batches_skipped, batches_failed).
 // Output: 1 stopped, 0 already final, -1 no such run.
 var stopScript = redis.NewScript(finalLua + `
 local h = KEYS[1]
@@ -693,7 +697,10 @@ for i = 1, #all, 2 do
   if string.sub(all[i], 1, 5) == "skip:" then left = left - tonumber(all[i + 1]) end
 end
 if left > 0 then redis.call("HINCRBY", h, ARGV[5], left) end
-redis.call("HSET", h, "state", ARGV[1], "stop_reason", ARGV[2], "finished_at", ARGV[3], "settled", ARGV[5])
+local b = redis.call("HMGET", h, "batches_total", "batches_submitted", "batches_failed", "batches_skipped")
+local bleft = tonumber(b[1] or "0") - tonumber(b[2] or "0") - tonumber(b[3] or "0") - tonumber(b[4] or "0")
+if bleft > 0 then redis.call("HINCRBY", h, ARGV[6], bleft) end
+redis.call("HSET", h, "state", ARGV[1], "stop_reason", ARGV[2], "finished_at", ARGV[3], "settled", ARGV[5], "settled_batches", ARGV[6])
 expire_all(ARGV[1], ARGV[3], tonumber(ARGV[4]))
 return 1`)
 
@@ -793,6 +800,8 @@ end
 -- A page listed while its run was stopped: its images will not be sent.
 local settled = redis.call("HGET", h, "settled")
 if settled and unsettled > 0 then redis.call("HINCRBY", h, settled, unsettled) end
+local settled_batches = redis.call("HGET", h, "settled_batches")
+if settled_batches and batches > 0 then redis.call("HINCRBY", h, settled_batches, batches) end
 if expected > 0 then redis.call("HSET", h, "images_expected", expected) end
 if last == "1" then redis.call("HSET", h, "pages_total", page + 1) end
 if redis.call("HGET", h, "state") == "resolving" then
@@ -858,8 +867,8 @@ var batchDoneScript = redis.NewScript(finalLua + completeLua + settleLua + `
 if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
 if redis.call("SETBIT", KEYS[3], tonumber(ARGV[1]), 1) == 1 then return 0 end
 local h = KEYS[1]
-count_images(h, ARGV[2], tonumber(ARGV[3]))
-redis.call("HINCRBY", h, ARGV[4], 1)
+count_settled(h, "settled", ARGV[2], tonumber(ARGV[3]))
+count_settled(h, "settled_batches", ARGV[4], 1)
 if ARGV[5] ~= "" then
   redis.call("LPUSH", KEYS[4], ARGV[5])
   redis.call("LTRIM", KEYS[4], 0, tonumber(ARGV[6]) - 1)
