@@ -108,7 +108,7 @@ func TestCancelSettlesAtOnce(t *testing.T) {
 		got = balanced(t, s, "c1", "after a page listed in flight")
 		c := got.Counters
 		if c.ImagesTotal != 1200 || c.ImagesSubmitted != 110 || c.ImagesFailed != 100 || c.ImagesSkipped[jobs.SkipDuplicate] != 3 ||
-		c.BatchesTotal != 12 || c.BatchesSubmitted != 2 || c.BatchesFailed != 1 {
+			c.BatchesTotal != 12 || c.BatchesSubmitted != 2 || c.BatchesFailed != 1 {
 			t.Fatalf("counters %+v", c)
 		}
 	})
