@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -188,4 +190,62 @@ func TestPortInUseNamesTheSetting(t *testing.T) {
 			}
 		})
 	}
+}
+
+// interrupt runs one command line until its stderr shows want, then
+// cancels its context as Ctrl-C does, and returns its exit code, stdout
+// and stderr.
+func interrupt(t *testing.T, want string, args ...string) (int, string, string) {
+	t.Helper()
+	var out testkit.Buffer
+	errOut := &watchWriter{want: want, seen: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, &out, errOut) }()
+	select {
+	case <-errOut.seen:
+	case err := <-done:
+		t.Fatalf("%v ended before %q: %v\n%s", args, want, err, errOut.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%v: no %q\n%s", args, want, errOut.String())
+	}
+	cancel()
+	err := <-done
+	var ee exitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("%v: %v", args, err)
+	}
+	return ee.code, out.String(), errOut.String()
+}
+
+// TestInterruptSaysWhatHappensToTheRun: Ctrl-C on `enqueue --wait` says
+// the run goes on with the workers that serve it, and it does; on `scan`
+// over its embedded Redis it says the run ends with the process.
+func TestInterruptSaysWhatHappensToTheRun(t *testing.T) {
+	startServe(t)
+	code, _, errOut := interrupt(t, "running", "enqueue", "--all", "--rate-limit", "1", "--wait")
+	m := regexp.MustCompile(`stopped following run (\S+); it goes on \(1 worker\(s\) serve queue critical\)`).FindStringSubmatch(errOut)
+	if code != 130 || m == nil {
+		t.Fatalf("enqueue --wait, interrupted: exit %d\n%s", code, errOut)
+	}
+	if code, show, errOut := runCmd(t, "runs", "show", m[1]); code != 0 || !strings.Contains(show, "state running") {
+		t.Fatalf("the run did not go on: exit %d\n%s%s", code, show, errOut)
+	}
+
+	code, _, errOut = interrupt(t, "running", "scan", "--all", "--rate-limit", "1")
+	if code != 130 || !strings.Contains(errOut, "ends with this process") || strings.Contains(errOut, "goes on") {
+		t.Fatalf("scan, interrupted: exit %d\n%s", code, errOut)
+	}
+}
+
+// TestEnqueueWarnsWithNoWorker: `enqueue` on a Redis no worker serves
+// prints the run's id (the run is kept there) and warns that it waits.
+func TestEnqueueWarnsWithNoWorker(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		code, out, errOut := runCmd(t, "enqueue", "--image", "library/nginx:1.25", "--set", "redis.url="+b.URL)
+		if code != 0 || strings.TrimSpace(out) == "" || !strings.Contains(errOut, "no worker serves queue critical") {
+			t.Fatalf("exit %d\n%s%s", code, out, errOut)
+		}
+	})
 }
