@@ -17,11 +17,18 @@ import (
 func (a *App) Follow(ctx context.Context, id string, interval time.Duration, fn func(*jobs.Run)) (*jobs.Run, error) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var last *jobs.Run
 	for {
 		r, err := a.Runs.Get(ctx, id)
+		if err != nil && ctx.Err() != nil && last != nil {
+			// Interrupted while reading: the last reading, as when
+			// interrupted between two.
+			return last, ctx.Err()
+		}
 		if err != nil {
 			return nil, err
 		}
+		last = r
 		fn(r)
 		if r.State.Final() {
 			return r, nil
