@@ -17,7 +17,7 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 	sub := args[0]
 	var cf configFlags
 	fs := newFlagSet("config "+sub, stderr, "config "+sub+" [FILE] [--set SECTION.KEY=VALUE ...]")
-	cf.register(fs)
+	cf.register(fs.FlagSet)
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}

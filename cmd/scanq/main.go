@@ -14,6 +14,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/scanq/scanq/internal/app"
@@ -33,19 +35,53 @@ Scans:
   scan                run one scan to completion in this process
   enqueue             hand a scan to the fleet (--wait to follow it)
   runs list|show ID|cancel ID
-  schedules           the schedules and their next fire times
+  schedules [trigger NAME]   the schedules and their next fire times; fire one now
 
 Tools:
   config validate [FILE]   check a configuration, naming the bad field
   config show [FILE]       print the effective configuration, secrets redacted
   emulator                 the HSS emulator as a server
+  version                  the version, VCS revision and Go release
 
 Flags common to every command that reads the configuration:
   --config FILE       configuration file (default: $SCANQ_CONFIG, else the embedded defaults)
   --set SECTION.KEY=VALUE   override one setting (repeatable)
 
-Run 'scanq COMMAND -h' for a command's flags.
+Flags may come before or after a command's arguments.
+Run 'scanq help COMMAND' (or 'scanq COMMAND -h') for a command's flags.
 `
+
+// commands are the commands `scanq help COMMAND` knows.
+var commands = map[string]bool{"serve": true, "worker": true, "scheduler": true, "api": true, "scan": true,
+	"enqueue": true, "runs": true, "schedules": true, "config": true, "emulator": true}
+
+// version is the module's version and VCS state as the Go toolchain
+// recorded them, and the Go release that built it.
+func version() string {
+	v, rev, at, dirty := "(devel)", "", "", ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.time":
+				at = s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					dirty = "+dirty"
+				}
+			}
+		}
+	}
+	out := "scanq " + v
+	if rev != "" {
+		out += fmt.Sprintf(" (%.12s%s %s)", rev, dirty, at)
+	}
+	return out + fmt.Sprintf(" %s %s/%s", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
 
 // exitError carries an exit code through the command functions.
 type exitError struct{ code int }
@@ -98,10 +134,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdConfig(rest, stdout, stderr)
 	case "emulator":
 		return cmdEmulator(ctx, rest, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, version())
+		return nil
 	case "help", "-h", "--help":
+		if len(rest) > 0 && commands[rest[0]] {
+			return run(ctx, []string{rest[0], "-h"}, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	fmt.Fprintf(stderr, "scanq: unknown command %q\n\n%s", cmd, usage)
+	fmt.Fprintf(stderr, "scanq: unknown command %q (see: scanq help)\n", cmd)
 	return exitError{2}
 }

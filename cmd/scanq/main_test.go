@@ -13,6 +13,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/scanq/scanq/internal/app"
+	"github.com/scanq/scanq/internal/redistest"
 )
 
 // runCmd runs one command line in process on the embedded defaults and
@@ -89,7 +90,7 @@ func TestBadInputNamesTheProblem(t *testing.T) {
 		{[]string{"scan", "--all", "--bogus"}, 2, "bogus"},
 		{[]string{"scan", "--all", "--set", "worker.concurrency=0"}, 1, "worker.concurrency"},
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
-		{[]string{"runs", "show", "nope"}, 1, "not found"},
+		{[]string{"runs", "show", "--set", "redis.url=" + redistest.Mini(t).URL, "nope"}, 1, "not found"},
 	}
 	for _, c := range cases {
 		code, out, errOut := runCmd(t, c.args...)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -10,13 +11,14 @@ import (
 	"time"
 
 	"github.com/scanq/scanq/internal/app"
+	"github.com/scanq/scanq/scheduler"
 )
 
 // role runs one long-lived role of `scanq NAME` until SIGTERM/SIGINT.
 func role(name string, args []string, stderr io.Writer, run func(*app.App) error) error {
 	var cf configFlags
 	fs := newFlagSet(name, stderr, name+" [--config FILE] [--set SECTION.KEY=VALUE ...]")
-	cf.register(fs)
+	cf.register(fs.FlagSet)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -50,16 +52,26 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // cmdSchedules is `scanq schedules`: each schedule with its next fire
-// times and its last run.
+// times and its last run; `scanq schedules trigger NAME` fires one now.
 func cmdSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cf configFlags
-	fs := newFlagSet("schedules", stderr, "schedules [--config FILE] [--json]")
-	cf.register(fs)
+	fs := newFlagSet("schedules", stderr, "schedules [trigger NAME [--force]] [--config FILE] [--json]")
+	cf.register(fs.FlagSet)
 	asJSON := fs.Bool("json", false, "print JSON")
+	force := fs.Bool("force", false, "trigger: start a run even while the schedule's last run goes on (overlap: skip)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	a, err := open(&cf, stderr)
+	trigger := ""
+	switch {
+	case fs.NArg() == 0:
+	case fs.NArg() == 2 && fs.Arg(0) == "trigger":
+		trigger = fs.Arg(1)
+	default:
+		fmt.Fprintf(stderr, "scanq schedules: unexpected arguments %q (see: scanq schedules -h)\n", fs.Args())
+		return exitError{2}
+	}
+	a, err := openClient(ctx, "schedules", &cf, stderr)
 	if err != nil {
 		return err
 	}
@@ -67,6 +79,25 @@ func cmdSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	s, err := a.NewScheduler()
 	if err != nil {
 		return err
+	}
+	if trigger != "" {
+		r, err := s.Trigger(ctx, trigger, *force)
+		var active *scheduler.RunActiveError
+		switch {
+		case errors.Is(err, scheduler.ErrUnknownSchedule):
+			fmt.Fprintf(stderr, "scanq schedules trigger: %v (see: scanq schedules)\n", err)
+			return exitError{1}
+		case errors.As(err, &active):
+			fmt.Fprintf(stderr, "scanq schedules trigger: %v (--force starts another)\n", err)
+			return exitError{1}
+		case err != nil:
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(map[string]string{"schedule": trigger, "run_id": r.ID, "state": string(r.State)})
+		}
+		fmt.Fprintf(stdout, "schedule %s: run %s %s\n", trigger, r.ID, r.State)
+		return nil
 	}
 	st, err := s.Status(ctx)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -17,16 +19,37 @@ import (
 // GET /api/v1/runs: a page, with a cursor to the next.
 const maxListLimit = 500
 
+const runsUsage = `Usage: scanq runs list [--state S] [--limit N] [--cursor C] [--json]
+       scanq runs show ID [--json]
+       scanq runs cancel ID [--json]
+
+  list     the runs, newest first, a page at a time (the next page's --cursor on stderr)
+  show     one run: state, counters, errors
+  cancel   stop a run: nothing more is submitted, the rest counts as skipped (cancelled)
+
+Each takes --config FILE and --set SECTION.KEY=VALUE; flags may follow the ID.
+Run 'scanq runs list -h' for a subcommand's flags.
+`
+
 // cmdRuns is `scanq runs list|show ID|cancel ID`.
 func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "Usage: scanq runs list [--state S] [--limit N] [--cursor C] | show ID | cancel ID  [--json]")
+		fmt.Fprint(stderr, runsUsage)
 		return exitError{2}
 	}
 	sub := args[0]
+	switch sub {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, runsUsage)
+		return nil
+	case "list", "show", "cancel":
+	default:
+		fmt.Fprintf(stderr, "scanq runs: unknown subcommand %q (see: scanq runs -h)\n", sub)
+		return exitError{2}
+	}
 	var cf configFlags
 	fs := newFlagSet("runs "+sub, stderr, "runs "+sub+" [flags]")
-	cf.register(fs)
+	cf.register(fs.FlagSet)
 	asJSON := fs.Bool("json", false, "print JSON")
 	limit := fs.Int("limit", 20, "list at most this many runs, 1..500")
 	state := fs.String("state", "", "list only runs in this state")
@@ -34,7 +57,7 @@ func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	a, err := open(&cf, stderr)
+	a, err := openClient(ctx, "runs "+sub, &cf, stderr)
 	if err != nil {
 		return err
 	}
@@ -99,8 +122,8 @@ func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		fmt.Fprintf(stdout, "run %s  trigger %s  state %s  queue %s  batch size %d\n", r.ID, r.Trigger.Kind, r.State, r.Queue, r.BatchSize)
 		c := r.Counters
-		fmt.Fprintf(stdout, "images: %d total (%d expected), %d submitted, %d skipped %v, %d failed\n",
-			c.ImagesTotal, c.ImagesExpected, c.ImagesSubmitted, c.Skipped(), c.ImagesSkipped, c.ImagesFailed)
+		fmt.Fprintf(stdout, "images: %d total (%d expected), %d submitted, %d skipped%s, %d failed\n",
+			c.ImagesTotal, c.ImagesExpected, c.ImagesSubmitted, c.Skipped(), skipReasons(c.ImagesSkipped), c.ImagesFailed)
 		fmt.Fprintf(stdout, "batches: %d total, %d submitted, %d failed, %d skipped\n", c.BatchesTotal, c.BatchesSubmitted, c.BatchesFailed, c.BatchesSkipped)
 		if eta := r.ETA(time.Now(), a.Cfg.Scan.RatePeriod); eta > 0 {
 			fmt.Fprintf(stdout, "eta: %s\n", eta.Round(time.Second))
@@ -113,6 +136,21 @@ func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return nil
 	}
-	fmt.Fprintf(stderr, "scanq runs: unknown subcommand %q\n", sub)
-	return exitError{2}
+	return nil
+}
+
+// skipReasons is " (cancelled 990, duplicate 3)", or "" when nothing was
+// skipped.
+func skipReasons(by map[string]int64) string {
+	var parts []string
+	for reason, n := range by {
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", reason, n))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	sort.Strings(parts)
+	return " (" + strings.Join(parts, ", ") + ")"
 }

@@ -51,7 +51,7 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer, enque
 	var cf configFlags
 	var f scanFlags
 	fs := newFlagSet(name, stderr, name+" [--all | --image NS/NAME:TAG ... | --query KEY=VALUE ...] [flags]")
-	cf.register(fs)
+	cf.register(fs.FlagSet)
 	fs.BoolVar(&f.all, "all", false, "scan every image (is_all)")
 	fs.Func("image", "scan this image, `NS/NAME:TAG` or NS/NAME@DIGEST (repeatable)", func(s string) error {
 		f.images = append(f.images, s)
@@ -90,10 +90,21 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer, enque
 		return exitError{2}
 	}
 
-	a, err := open(&cf, stderr)
+	// The process's logs (its worker's, for scan) go through the
+	// progress display, so that they never land on the bar's line.
+	p := newProgress(stderr, f.json)
+	// scan runs its own worker, so it works on an embedded Redis of its
+	// own; enqueue hands the run to a fleet, which it must reach.
+	var a *app.App
+	if enqueue {
+		a, err = openClient(ctx, name, &cf, p.LogWriter())
+	} else {
+		a, err = open(&cf, p.LogWriter())
+	}
 	if err != nil {
 		return err
 	}
+	p.RatePeriod = a.Cfg.Scan.RatePeriod
 	defer a.Close()
 	if !enqueue {
 		wctx, stopWorker := context.WithCancel(ctx)
@@ -108,34 +119,86 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer, enque
 	}
 	if enqueue && !f.wait {
 		if f.json {
-			return json.NewEncoder(stdout).Encode(map[string]string{"run_id": r.ID, "state": string(r.State)})
+			err = json.NewEncoder(stdout).Encode(map[string]string{"run_id": r.ID, "state": string(r.State)})
+		} else {
+			_, err = fmt.Fprintln(stdout, r.ID)
 		}
-		fmt.Fprintln(stdout, r.ID)
-		return nil
+		if n, werr := a.Workers(r.Queue); werr == nil && n == 0 {
+			fmt.Fprintf(stderr, "scanq enqueue: no worker serves queue %s on this Redis yet: run %s waits until one starts (scanq worker)\n", r.Queue, r.ID)
+		}
+		return err
 	}
-	return follow(ctx, a, r.ID, f.json, stdout, stderr)
+	return follow(ctx, a, p, r.ID, f.json, enqueue, stdout, stderr)
 }
 
-// follow shows a run's progress until it ends and prints the summary; the
-// exit code is 0 only when no image failed.
-func follow(ctx context.Context, a *app.App, id string, asJSON bool, stdout, stderr io.Writer) error {
+// newProgress is the progress display of a run followed on stderr: a bar
+// on a terminal, lines otherwise, nothing but logs with --json.
+func newProgress(stderr io.Writer, asJSON bool) *app.Progress {
 	tty := false
 	if fd, ok := stderr.(*os.File); ok {
 		tty = term.IsTerminal(int(fd.Fd()))
 	}
-	p := &app.Progress{W: stderr, TTY: tty && !asJSON, LineEvery: 5 * time.Second, RatePeriod: a.Cfg.Scan.RatePeriod}
+	return &app.Progress{W: stderr, TTY: tty && !asJSON, LineEvery: 5 * time.Second}
+}
+
+// noWorkerGrace is how long `enqueue --wait` waits for a worker to show up
+// before it stops following: one asynq heartbeat (5s) and a margin, so that
+// a worker that has just started is not missed.
+const noWorkerGrace = 7 * time.Second
+
+// follow shows a run's progress until it ends and prints the summary; the
+// exit code is 0 only when no image failed. With fleet set (enqueue
+// --wait) the run is the fleet's: following stops, saying so, when no
+// worker serves its queue, as it would otherwise wait forever.
+func follow(ctx context.Context, a *app.App, p *app.Progress, id string, asJSON, fleet bool, stdout, stderr io.Writer) error {
 	interval := time.Second
-	if tty {
+	if p.TTY {
 		interval = 200 * time.Millisecond
 	}
-	r, err := a.Follow(ctx, id, interval, func(r *jobs.Run) {
+	fctx, stopFollowing := context.WithCancelCause(ctx)
+	defer stopFollowing(nil)
+	var noWorkerSince time.Time
+	workers := 0
+	errNoWorker := errors.New("no worker")
+	r, err := a.Follow(fctx, id, interval, func(r *jobs.Run) {
 		if !asJSON {
 			p.Update(r)
 		}
+		if !fleet || r.State.Final() {
+			return
+		}
+		n, err := a.Workers(r.Queue)
+		if err != nil {
+			return // Follow's next read reports a Redis that is gone
+		}
+		workers = n
+		switch {
+		case n > 0:
+			noWorkerSince = time.Time{}
+		case noWorkerSince.IsZero():
+			noWorkerSince = time.Now()
+		case time.Since(noWorkerSince) >= noWorkerGrace:
+			stopFollowing(errNoWorker)
+		}
 	})
+	if err != nil && r != nil && errors.Is(context.Cause(fctx), errNoWorker) {
+		p.Break()
+		fmt.Fprintf(stderr, "scanq: no worker serves queue %s on this Redis: run %s stays %s until one starts (scanq worker, or scanq serve); then: scanq runs show %s\n",
+			r.Queue, id, r.State, id)
+		return exitError{1}
+	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) && r != nil {
-			fmt.Fprintf(stderr, "\nscanq: stopped following run %s (it goes on: scanq runs show %s)\n", id, id)
+			p.Break()
+			switch {
+			case !fleet && a.Redis.Mini != nil:
+				fmt.Fprintf(stderr, "scanq: stopped run %s: it ends with this process and its embedded Redis\n", id)
+			case !fleet:
+				fmt.Fprintf(stderr, "scanq: stopped following run %s; it stays in Redis, where a worker of the fleet, if one runs, carries it on: scanq runs show %s\n", id, id)
+			default:
+				fmt.Fprintf(stderr, "scanq: stopped following run %s; it goes on (%d worker(s) serve queue %s): scanq runs show %s, scanq runs cancel %s\n",
+					id, workers, r.Queue, id, id)
+			}
 			return exitError{130}
 		}
 		return err
@@ -147,8 +210,8 @@ func follow(ctx context.Context, a *app.App, id string, asJSON bool, stdout, std
 			return err
 		}
 	} else {
-		p.W = stdout
-		p.Summary(r)
+		p.Break()
+		(&app.Progress{W: stdout, RatePeriod: p.RatePeriod}).Summary(r)
 	}
 	if r.State != jobs.StateSucceeded {
 		return exitError{1}

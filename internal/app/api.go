@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"syscall"
 
 	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/api"
@@ -45,25 +46,47 @@ func (a *App) NewAPI() (*api.Handler, error) {
 	})
 }
 
+// ListenAPI binds api.addr and checks that the API may serve there
+// (checkExposure). Roles call it before they start anything else, so that
+// a port in use is the first and only thing a start that fails prints, and
+// its error names the setting to change.
+func (a *App) ListenAPI() (net.Listener, error) {
+	addr := a.Cfg.API.Addr
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("api.addr %s is in use (another scanq serve?): choose another with SCANQ_API_ADDR=HOST:PORT or --set api.addr=HOST:PORT, e.g. --set api.addr=127.0.0.1:0 for any free port\n(%w)", addr, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("api.addr %s: cannot listen there: choose another with SCANQ_API_ADDR=HOST:PORT or --set api.addr=HOST:PORT\n(%w)", addr, err)
+	}
+	if err := a.checkExposure(ln.Addr()); err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
 // RunAPI serves the API on api.addr until ctx is done, then drains: it
 // stops accepting and lets requests in flight finish (up to the worker
 // shutdown timeout). ready, when not nil, receives the bound address.
 func (a *App) RunAPI(ctx context.Context, ready chan<- string) error {
+	ln, err := a.ListenAPI()
+	if err != nil {
+		return err
+	}
+	return a.ServeAPI(ctx, ln, ready)
+}
+
+// ServeAPI is RunAPI on a listener ListenAPI bound; it closes ln.
+func (a *App) ServeAPI(ctx context.Context, ln net.Listener, ready chan<- string) error {
 	h, err := a.NewAPI()
 	if err != nil {
+		_ = ln.Close()
 		return err
 	}
 	defer h.Close()
 	if limit, ok := limitHeapForBodies(a.Cfg.API.MaxBodyMemory, os.LookupEnv); ok {
 		a.Log.Info("api: soft heap limit set (GOMEMLIMIT unset)", "limit_bytes", limit, "max_body_memory", a.Cfg.API.MaxBodyMemory)
-	}
-	ln, err := net.Listen("tcp", a.Cfg.API.Addr)
-	if err != nil {
-		return fmt.Errorf("api: listening on %s: %w", a.Cfg.API.Addr, err)
-	}
-	if err := a.checkExposure(ln.Addr()); err != nil {
-		_ = ln.Close()
-		return err
 	}
 	c := a.Cfg.API
 	ln = api.LimitConnections(ln, c.MaxConnections)

@@ -76,7 +76,7 @@ func New(cfg *configs.Config, log *slog.Logger) (*App, error) {
 	a.Runs = runs.New(a.Redis.Client, runs.Options{Retention: cfg.Scan.Retention, PendingTTL: cfg.Scan.PendingTTL})
 	a.Client = asynq.NewClientFromRedisClient(a.Redis.Client)
 	a.Limiter = limit.New(a.Redis.Client, limit.Options{})
-	a.Starter = &runs.Starter{Store: a.Runs, Client: a.Client, Target: "default",
+	a.Starter = &runs.Starter{Store: a.Runs, Client: a.Client, Inspector: asynq.NewInspectorFromRedisClient(a.Redis.Client), Target: "default",
 		BatchSize: cfg.Scan.BatchSize, MaxBatchSize: cfg.HSS.MaxBatchSize}
 	a.Starter.Notify, a.Starter.NotifyRetries = cfg.Webhook.URL != "", max(cfg.Webhook.MaxAttempts-1, 0)
 	return a, nil

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/jobs"
 )
 
@@ -15,11 +17,18 @@ import (
 func (a *App) Follow(ctx context.Context, id string, interval time.Duration, fn func(*jobs.Run)) (*jobs.Run, error) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var last *jobs.Run
 	for {
 		r, err := a.Runs.Get(ctx, id)
+		if err != nil && ctx.Err() != nil && last != nil {
+			// Interrupted while reading: the last reading, as when
+			// interrupted between two.
+			return last, ctx.Err()
+		}
 		if err != nil {
 			return nil, err
 		}
+		last = r
 		fn(r)
 		if r.State.Final() {
 			return r, nil
@@ -32,20 +41,70 @@ func (a *App) Follow(ctx context.Context, id string, interval time.Duration, fn 
 	}
 }
 
+// Workers counts the worker processes (asynq servers with a live
+// heartbeat) that fetch from queue.
+func (a *App) Workers(queue string) (int, error) {
+	servers, err := asynq.NewInspectorFromRedisClient(a.Redis.Client).Servers()
+	if err != nil {
+		return 0, fmt.Errorf("listing the workers: %w", err)
+	}
+	n := 0
+	for _, s := range servers {
+		if s.Queues[queue] > 0 && s.Status == "active" {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // Progress renders a run's progress: a bar redrawn in place on a terminal,
-// a plain line at most every LineEvery otherwise.
+// a plain line at most every LineEvery otherwise. Logs of the same process
+// go through LogWriter, so that they never land on the bar's line.
 type Progress struct {
 	W          io.Writer
 	TTY        bool
 	LineEvery  time.Duration
 	RatePeriod time.Duration
 	Now        func() time.Time
-	last       time.Time
-	drawn      bool
+
+	mu    sync.Mutex
+	last  time.Time
+	drawn bool
+	bar   string // the bar as last drawn
+}
+
+// LogWriter is where the process's logs go while the progress is shown:
+// on a terminal each log line clears the bar, takes its line, and the bar
+// is drawn again below it.
+func (p *Progress) LogWriter() io.Writer { return progressLog{p} }
+
+type progressLog struct{ p *Progress }
+
+func (l progressLog) Write(b []byte) (int, error) {
+	p := l.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.drawn {
+		return p.W.Write(b)
+	}
+	if _, err := io.WriteString(p.W, "\r\033[K"); err != nil {
+		return 0, err
+	}
+	n, err := p.W.Write(b)
+	if err != nil {
+		return n, err
+	}
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		_, _ = io.WriteString(p.W, "\n")
+	}
+	_, err = io.WriteString(p.W, p.bar)
+	return n, err
 }
 
 // Update shows one reading.
 func (p *Progress) Update(r *jobs.Run) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	now := p.now()
 	c := r.Counters
 	total := max(c.ImagesExpected, c.ImagesTotal)
@@ -56,15 +115,25 @@ func (p *Progress) Update(r *jobs.Run) {
 			rate = float64(done) / el
 		}
 	}
-	eta := r.ETA(now, p.RatePeriod).Round(time.Second)
+	// Until the run knows its images there is no count to show, nor an
+	// ETA: "0/0 images, ETA 0s" would say it is done.
+	eta := ""
+	if d := r.ETA(now, p.RatePeriod).Round(time.Second); d > 0 {
+		eta = "  ETA " + d.String()
+	}
 	if p.TTY {
-		const width = 30
-		fill := 0
-		if total > 0 {
-			fill = int(min(done, total) * width / total)
+		if total == 0 && !r.State.Final() {
+			p.bar = fmt.Sprintf("\r\033[K%s: finding the run's images...", r.State)
+		} else {
+			const width = 30
+			fill := 0
+			if total > 0 {
+				fill = int(min(done, total) * width / total)
+			}
+			p.bar = fmt.Sprintf("\r\033[K%s [%s%s] %d/%d images  %.1f img/s%s",
+				r.State, strings.Repeat("#", fill), strings.Repeat(".", width-fill), done, total, rate, eta)
 		}
-		fmt.Fprintf(p.W, "\r\033[K%s [%s%s] %d/%d images  %.1f img/s  ETA %s",
-			r.State, strings.Repeat("#", fill), strings.Repeat(".", width-fill), done, total, rate, eta)
+		fmt.Fprint(p.W, p.bar)
 		p.drawn = true
 		return
 	}
@@ -72,14 +141,32 @@ func (p *Progress) Update(r *jobs.Run) {
 		return
 	}
 	p.last = now
-	fmt.Fprintf(p.W, "run %s %s: %d/%d images done (%d submitted, %d skipped, %d failed), %.1f img/s, ETA %s\n",
-		r.ID, r.State, done, total, c.ImagesSubmitted, c.Skipped(), c.ImagesFailed, rate, eta)
+	if total == 0 && !r.State.Final() {
+		fmt.Fprintf(p.W, "run %s %s: finding its images\n", r.ID, r.State)
+		return
+	}
+	fmt.Fprintf(p.W, "run %s %s: %d/%d images done (%d submitted, %d skipped, %d failed), %.1f img/s%s\n",
+		r.ID, r.State, done, total, c.ImagesSubmitted, c.Skipped(), c.ImagesFailed, rate, strings.Replace(eta, "  ETA", ", ETA", 1))
+}
+
+// Break ends a bar drawn in place, so that what is printed next starts on
+// a line of its own.
+func (p *Progress) Break() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.drawn {
+		fmt.Fprintln(p.W)
+		p.drawn = false
+	}
 }
 
 // Summary prints the end of a run.
 func (p *Progress) Summary(r *jobs.Run) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.drawn {
 		fmt.Fprintln(p.W)
+		p.drawn = false
 	}
 	c := r.Counters
 	fmt.Fprintf(p.W, "run %s %s in %s\n", r.ID, r.State, Duration(r).Round(time.Millisecond))

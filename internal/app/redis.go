@@ -17,7 +17,11 @@ type Redis struct {
 	Opt    asynq.RedisConnOpt
 	Client redis.UniversalClient
 	// Mini is the in-process server of the embedded mode, nil otherwise.
-	Mini *miniredis.Miniredis
+	// It listens on a loopback port and requires MiniPassword, so that the
+	// CLI of the same user (who reads it from the serve record) can reach
+	// it, and nobody else.
+	Mini         *miniredis.Miniredis
+	MiniPassword string
 }
 
 // Close closes the client and stops an embedded server.
@@ -45,21 +49,24 @@ func OpenRedis(raw string, dialTimeout time.Duration) (*Redis, error) {
 		return nil, err
 	}
 	var mini *miniredis.Miniredis
+	var pw string
 	if t.Kind == configs.RedisEmbedded {
 		mini = miniredis.NewMiniRedis()
+		pw = randomPassword()
+		mini.RequireAuth(pw)
 		// Without ClockTTL miniredis never expires keys, and asynq's leases,
 		// the limiter and run retention all depend on expiry.
 		mini.ClockTTL(true)
 		if err := mini.Start(); err != nil {
 			return nil, fmt.Errorf("starting embedded Redis: %w", err)
 		}
-		opt = asynq.RedisClientOpt{Addr: mini.Addr()}
+		opt = asynq.RedisClientOpt{Addr: mini.Addr(), Password: pw}
 	}
 	c, ok := opt.MakeRedisClient().(redis.UniversalClient)
 	if !ok {
 		return nil, fmt.Errorf("redis.url: no go-redis client for %s", t)
 	}
-	return &Redis{Opt: opt, Client: c, Mini: mini}, nil
+	return &Redis{Opt: opt, Client: c, Mini: mini, MiniPassword: pw}, nil
 }
 
 // ConnOpt turns a parsed redis.url into asynq's connection option.

@@ -5,16 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/scanq/scanq/configs"
 	"github.com/scanq/scanq/internal/hss"
 )
 
-// demoSchedule is added in demo mode so that the scheduler has something to
+// DemoSchedule is added in demo mode so that the scheduler has something to
 // show within minutes: the images not scanned yet, every ten minutes.
-func demoSchedule() configs.Schedule {
+func DemoSchedule() configs.Schedule {
 	unscanned := "unscan"
 	scope := hss.ScanScopeAll
 	return configs.Schedule{
@@ -27,29 +29,51 @@ func demoSchedule() configs.Schedule {
 // Serve runs every role in one process until ctx is done: worker, scheduler
 // and API. On embedded defaults it says loudly that this is a demo.
 func (a *App) Serve(ctx context.Context, stdout io.Writer) error {
+	// The API's port first: when it is taken, its error is all a start
+	// that fails prints.
+	ln, err := a.ListenAPI()
+	if err != nil {
+		return err
+	}
 	if a.Demo() {
-		a.Cfg.Schedules = append(a.Cfg.Schedules, demoSchedule())
-		a.Log.Warn("DEMO MODE: " + a.banner())
+		a.Cfg.Schedules = append(a.Cfg.Schedules, DemoSchedule())
+	}
+	banner := a.banner(ctx)
+	if a.Demo() {
+		a.Log.Warn("DEMO MODE: " + banner)
 		if a.Emulator != nil {
 			fmt.Fprintf(stdout, "HSS emulator:  %s  (stats: %s/emulator/v1/stats)\n", a.Emulator.URL, a.Emulator.URL)
 		}
 	} else {
-		a.Log.Info("serve: " + a.banner())
+		a.Log.Info("serve: " + banner)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ready := make(chan string, 1)
+	recorded := make(chan string, 1) // the record to remove on exit, if any
 	go func() {
+		defer close(recorded)
 		select {
 		case addr := <-ready:
+			// Recorded before the URLs are printed: whoever reads them
+			// can use the CLI at once.
+			if path, ok := a.recordLocalServe(stdout, addr); ok {
+				recorded <- path
+			}
 			printURLs(stdout, addr)
 		case <-ctx.Done():
+		}
+	}()
+	defer func() {
+		cancel()
+		if path, ok := <-recorded; ok {
+			removeLocalServe(path, a.Redis.Mini.Addr())
 		}
 	}()
 	roles := map[string]func(context.Context) error{
 		"worker":    a.RunWorker,
 		"scheduler": a.RunScheduler,
-		"api":       func(ctx context.Context) error { return a.RunAPI(ctx, ready) },
+		"api":       func(ctx context.Context) error { return a.ServeAPI(ctx, ln, ready) },
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(roles))
@@ -74,9 +98,33 @@ func (a *App) Serve(ctx context.Context, stdout io.Writer) error {
 	}()...)
 }
 
+// recordLocalServe prints where Redis is and, for the embedded one,
+// records it where the CLI of this user looks (LocalServePath), so that
+// `scanq runs`, `enqueue` and `schedules` reach this process. A record that
+// cannot be written is a warning: the serve itself works without it.
+func (a *App) recordLocalServe(stdout io.Writer, apiAddr string) (string, bool) {
+	if a.Redis.Mini == nil {
+		fmt.Fprintf(stdout, "Redis:         %s\n", configs.RedactURL(a.Cfg.Redis.URL))
+		return "", false
+	}
+	addr := a.Redis.Mini.Addr()
+	path, err := LocalServePath()
+	if err == nil {
+		err = writeLocalServe(path, &LocalServe{PID: os.Getpid(), RedisAddr: addr, RedisPassword: a.Redis.MiniPassword,
+			APIAddr: apiAddr, DemoSchedule: a.Demo(), StartedAt: time.Now().UTC()})
+	}
+	if err != nil {
+		fmt.Fprintf(stdout, "Redis:         redis://%s/0 (embedded)\n", addr)
+		a.Log.Warn("the CLI will not find this serve", "err", err)
+		return "", false
+	}
+	fmt.Fprintf(stdout, "Redis:         redis://%s/0 (embedded; the scanq CLI finds it, with its password, in %s)\n", addr, path)
+	return path, true
+}
+
 // banner says what this process runs on, as it is: embedded or real Redis,
 // the emulator or real HSS, and whether the API checks credentials.
-func (a *App) banner() string {
+func (a *App) banner(ctx context.Context) string {
 	var parts []string
 	if a.Redis.Mini != nil {
 		parts = append(parts, "embedded Redis (miniredis): every run, queue and schedule lives in this process and is lost on restart.")
@@ -98,5 +146,33 @@ func (a *App) banner() string {
 	default:
 		parts = append(parts, "API authentication is OFF: anyone who reaches the API can start scans; /monitoring/ is read-only.")
 	}
-	return strings.Join(parts, " ")
+	return strings.Join(append(parts, a.scheduleBanner(ctx)), " ")
+}
+
+// scheduleBanner names the schedules this process fires, each with its
+// cron and next fire time.
+func (a *App) scheduleBanner(ctx context.Context) string {
+	s, err := a.NewScheduler()
+	if err != nil {
+		return "schedules: " + err.Error() + "."
+	}
+	st, err := s.Status(ctx)
+	if err != nil {
+		return "schedules: unknown (" + err.Error() + ")."
+	}
+	if len(st) == 0 {
+		return "schedules: none."
+	}
+	var list []string
+	for _, x := range st {
+		switch {
+		case !x.Enabled:
+			list = append(list, fmt.Sprintf("%s (%s, disabled)", x.Name, x.Cron))
+		case len(x.Next) > 0:
+			list = append(list, fmt.Sprintf("%s (%s, next %s)", x.Name, x.Cron, x.Next[0].UTC().Format(time.RFC3339)))
+		default:
+			list = append(list, fmt.Sprintf("%s (%s, never fires)", x.Name, x.Cron))
+		}
+	}
+	return "schedules: " + strings.Join(list, ", ") + "."
 }

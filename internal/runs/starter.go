@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -29,6 +30,46 @@ type Starter struct {
 	// runs that end by themselves), retried NotifyRetries times.
 	Notify        bool
 	NotifyRetries int
+	// Inspector, when set, lets Cancel delete a run's queued tasks.
+	Inspector *asynq.Inspector
+}
+
+// listPage is how many tasks deleteQueuedTasks reads per call.
+const listPage = 500
+
+// deleteQueuedTasks deletes the pending and scheduled tasks of run id
+// (its run, page and batch tasks and their deferred copies: ids
+// "run:<id>" and "run:<id>:...") from queue. The ids are collected first,
+// as deleting while paging would shift the pages.
+func deleteQueuedTasks(ins *asynq.Inspector, queue, id string) error {
+	own := func(tid string) bool {
+		return tid == jobs.RunTaskID(id) || strings.HasPrefix(tid, jobs.RunTaskID(id)+":")
+	}
+	var errs []error
+	for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){ins.ListPendingTasks, ins.ListScheduledTasks} {
+		var ids []string
+		for page := 1; ; page++ {
+			tasks, err := list(queue, asynq.PageSize(listPage), asynq.Page(page))
+			if err != nil {
+				errs = append(errs, err)
+				break
+			}
+			for _, t := range tasks {
+				if own(t.ID) {
+					ids = append(ids, t.ID)
+				}
+			}
+			if len(tasks) < listPage {
+				break
+			}
+		}
+		for _, tid := range ids {
+			if err := ins.DeleteTask(queue, tid); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Start validates a scan request and its options, stores a new run and
@@ -75,11 +116,21 @@ func (s *Starter) StartWithID(ctx context.Context, id string, req jobs.ScanReque
 	return r, nil
 }
 
-// Cancel stops run id: no batch is submitted after it, work still queued is
-// dropped, and the record keeps what was done before.
+// Cancel stops run id: no batch is submitted after it, the images not yet
+// submitted count as skipped (cancelled) at once, the run's pending and
+// scheduled tasks are deleted from its queue (with an Inspector), and the
+// record keeps what was done before. Tasks running at that moment, or
+// missed by the deletion, drain without reaching HSS.
 func (s *Starter) Cancel(ctx context.Context, id string) (*jobs.Run, error) {
 	if err := s.Store.Stop(ctx, id, jobs.StateCancelled, "cancelled"); err != nil {
 		return nil, err
+	}
+	if s.Inspector != nil {
+		if r, err := s.Store.Get(ctx, id); err == nil {
+			// Best effort: the cancel itself succeeded, and what is left
+			// in the queue drains.
+			_ = deleteQueuedTasks(s.Inspector, r.Queue, id)
+		}
 	}
 	if s.Notify {
 		if t, err := jobs.NewNotifyTask(id, s.NotifyRetries); err == nil {

@@ -590,8 +590,18 @@ return st`)
 // Stop ends a run early in state (cancelled, or failed when HSS refuses the
 // credentials), keeping what was done so far. Work still queued drains
 // without reaching HSS. It returns ErrFinal when the run had already ended.
+//
+// The images listed and not yet accounted for are settled at once: skipped
+// (cancelled) for a cancel, failed otherwise, so that images_total =
+// submitted + skipped + failed holds from this moment on. What was in
+// flight and ends later moves its images out of that counter into its own.
 func (s *Store) Stop(ctx context.Context, id string, state jobs.State, reason string) error {
-	res, err := stopScript.Run(ctx, s.rdb, s.allKeys(id), string(state), reason, s.now().UnixMilli(), s.retention.Milliseconds()).Int()
+	settle, settleBatches := "images_failed", "batches_failed"
+	if state == jobs.StateCancelled {
+		settle, settleBatches = "skip:"+jobs.SkipCancelled, "batches_skipped"
+	}
+	res, err := stopScript.Run(ctx, s.rdb, s.allKeys(id), string(state), reason, s.now().UnixMilli(), s.retention.Milliseconds(),
+		settle, settleBatches).Int()
 	if err != nil {
 		return fmt.Errorf("stopping run %s: %w", id, err)
 	}
@@ -650,15 +660,47 @@ local function expire_all(st, now, ttl)
 end
 `
 
+// settleLua keeps images_total = submitted + skipped + failed (and the
+// same of batches) for a run stopped early: its fields "settled" and
+// "settled_batches" name the counters that took, at the stop, the images
+// and batches not yet accounted for.
+const settleLua = `
+-- Counts n in field f of run h, where settled_field names the counter
+-- that took what was unaccounted for at the stop: what is counted after
+-- it in another counter moves from the settled one to f.
+local function count_settled(h, settled_field, f, n)
+  local settled = redis.call("HGET", h, settled_field)
+  if settled == f then return end
+  redis.call("HINCRBY", h, f, n)
+  if settled then
+    local have = tonumber(redis.call("HGET", h, settled) or "0")
+    redis.call("HINCRBY", h, settled, -math.min(n, have))
+  end
+end
+`
+
 // stopScript: KEYS -> allKeys.
 // ARGV[1] -> the final state, ARGV[2] -> the stop reason, ARGV[3] -> now
-// (ms), ARGV[4] -> the retention (ms).
+// (ms), ARGV[4] -> the retention (ms), ARGV[5] -> the counter that takes
+// the images not yet accounted for (skip:cancelled, images_failed),
+// ARGV[6] -> the one that takes the batches (batches_skipped, batches_failed).
 // Output: 1 stopped, 0 already final, -1 no such run.
 var stopScript = redis.NewScript(finalLua + `
-local st = redis.call("HGET", KEYS[1], "state")
+local h = KEYS[1]
+local st = redis.call("HGET", h, "state")
 if not st then return -1 end
 if is_final(st) then return 0 end
-redis.call("HSET", KEYS[1], "state", ARGV[1], "stop_reason", ARGV[2], "finished_at", ARGV[3])
+local v = redis.call("HMGET", h, "images_total", "images_submitted", "images_failed")
+local left = tonumber(v[1] or "0") - tonumber(v[2] or "0") - tonumber(v[3] or "0")
+local all = redis.call("HGETALL", h)
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 5) == "skip:" then left = left - tonumber(all[i + 1]) end
+end
+if left > 0 then redis.call("HINCRBY", h, ARGV[5], left) end
+local b = redis.call("HMGET", h, "batches_total", "batches_submitted", "batches_failed", "batches_skipped")
+local bleft = tonumber(b[1] or "0") - tonumber(b[2] or "0") - tonumber(b[3] or "0") - tonumber(b[4] or "0")
+if bleft > 0 then redis.call("HINCRBY", h, ARGV[6], bleft) end
+redis.call("HSET", h, "state", ARGV[1], "stop_reason", ARGV[2], "finished_at", ARGV[3], "settled", ARGV[5], "settled_batches", ARGV[6])
 expire_all(ARGV[1], ARGV[3], tonumber(ARGV[4]))
 return 1`)
 
@@ -738,7 +780,7 @@ end
 // ARGV[10..] -> skip counter, images, in pairs.
 // Output: -1 the run is gone, 0 the page was recorded already, 1 this call
 // recorded it, 2 that ended the run.
-var pageDoneScript = redis.NewScript(finalLua + completeLua + `
+var pageDoneScript = redis.NewScript(finalLua + completeLua + settleLua + `
 local page, listed, batches, last, expected, now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
 local bskipped, failed = tonumber(ARGV[8]), ARGV[9]
 redis.call("DEL", unpack(KEYS, 7))
@@ -750,7 +792,16 @@ redis.call("HINCRBY", h, "batches_total", batches)
 redis.call("HINCRBY", h, "pages_done", 1)
 redis.call("HINCRBY", h, "batches_skipped", bskipped)
 if failed == "1" then redis.call("HSET", h, "listing_failed", 1) end
-for i = 10, #ARGV, 2 do redis.call("HINCRBY", h, ARGV[i], tonumber(ARGV[i+1])) end
+local unsettled = listed
+for i = 10, #ARGV, 2 do
+  redis.call("HINCRBY", h, ARGV[i], tonumber(ARGV[i+1]))
+  unsettled = unsettled - tonumber(ARGV[i+1])
+end
+-- A page listed while its run was stopped: its images will not be sent.
+local settled = redis.call("HGET", h, "settled")
+if settled and unsettled > 0 then redis.call("HINCRBY", h, settled, unsettled) end
+local settled_batches = redis.call("HGET", h, "settled_batches")
+if settled_batches and batches > 0 then redis.call("HINCRBY", h, settled_batches, batches) end
 if expected > 0 then redis.call("HSET", h, "images_expected", expected) end
 if last == "1" then redis.call("HSET", h, "pages_total", page + 1) end
 if redis.call("HGET", h, "state") == "resolving" then
@@ -812,12 +863,12 @@ func (s *Store) BatchDone(ctx context.Context, id string, seq int64, o Outcome) 
 // ARGV[6] -> errors kept, ARGV[7] -> now (ms), ARGV[8] -> the retention (ms).
 // Output: -1 the run is gone, 0 the batch was recorded already, 1 this call
 // recorded it, 2 that ended the run.
-var batchDoneScript = redis.NewScript(finalLua + completeLua + `
+var batchDoneScript = redis.NewScript(finalLua + completeLua + settleLua + `
 if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
 if redis.call("SETBIT", KEYS[3], tonumber(ARGV[1]), 1) == 1 then return 0 end
 local h = KEYS[1]
-redis.call("HINCRBY", h, ARGV[2], tonumber(ARGV[3]))
-redis.call("HINCRBY", h, ARGV[4], 1)
+count_settled(h, "settled", ARGV[2], tonumber(ARGV[3]))
+count_settled(h, "settled_batches", ARGV[4], 1)
 if ARGV[5] ~= "" then
   redis.call("LPUSH", KEYS[4], ARGV[5])
   redis.call("LTRIM", KEYS[4], 0, tonumber(ARGV[6]) - 1)

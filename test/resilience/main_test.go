@@ -38,6 +38,10 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		bin, buildErr = build(filepath.Join(dir, "scanq"))
+		// A serve on the embedded Redis records it for the CLI in the
+		// user's runtime directory: the processes of the suite record
+		// theirs here, not beside a serve of the user's.
+		os.Setenv("XDG_RUNTIME_DIR", dir)
 	}
 	code := m.Run()
 	if table := resultsTable(); table != "" {

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scanq/scanq/internal/app"
+)
+
+// tryIt reads the commands of README's "Try it" section: each line of its
+// first sh block, split into the command and its comment.
+func tryIt(t *testing.T) [][2]string {
+	t.Helper()
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(data), "\n## Try it\n")
+	if !ok {
+		t.Fatal(`README has no "## Try it" section`)
+	}
+	_, block, ok := strings.Cut(sec, "```sh\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatal(`README's "Try it" section has no sh block`)
+	}
+	var out [][2]string
+	for _, line := range strings.Split(strings.TrimSpace(block), "\n") {
+		cmd, comment, _ := strings.Cut(line, "#")
+		out = append(out, [2]string{strings.TrimSpace(cmd), strings.TrimSpace(comment)})
+	}
+	return out
+}
+
+// summaryOf decodes the --json summary on stdout.
+func summaryOf(t *testing.T, out string) app.Summary {
+	t.Helper()
+	var s app.Summary
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("stdout is not one JSON summary: %v\n%s", err, out)
+	}
+	return s
+}
+
+// TestReadmeTryIt runs every command of README's "Try it" section on the
+// embedded defaults, in the order given, and checks that it does what its
+// comment says: images found where it promises images. A command without a
+// check here fails the test, so the section cannot drift from it.
+func TestReadmeTryIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs full demo scans")
+	}
+	nonEmpty := regexp.MustCompile(`\b([1-9]\d*) total, ([1-9]\d*) submitted, 0 skipped, 0 failed`)
+	checks := map[string]func(t *testing.T, code int, out, errOut string){
+		"serve": func(t *testing.T, _ int, out, _ string) {
+			for _, w := range []string{"Redis:", "API:", "asynqmon:"} {
+				if !strings.Contains(out, w) {
+					t.Errorf("serve's banner lacks %q:\n%s", w, out)
+				}
+			}
+		},
+		"scan --all": func(t *testing.T, code int, out, errOut string) {
+			if code != 0 || !strings.Contains(out, "5000 total, 5000 submitted") || !strings.Contains(out, "batches:") {
+				t.Errorf("exit %d, want a summary of 5000 images submitted\n%s%s", code, out, errOut)
+			}
+		},
+		"scan --all --rate-limit 600 --dry-run": func(t *testing.T, code int, out, errOut string) {
+			if code != 0 || !strings.Contains(out, "skipped dry_run: 5000") || !strings.Contains(out, "batches: 500 total") ||
+				!strings.Contains(out, "about 8h20m0s at rate_limit 600/h") {
+				t.Errorf("exit %d, want counts, batches and the expected duration\n%s%s", code, out, errOut)
+			}
+		},
+		"scan --image library/nginx:1.25 --image team/api:v2 --json": func(t *testing.T, code int, out, errOut string) {
+			if s := summaryOf(t, out); code != 0 || s.ImagesTotal != 2 || s.ImagesSubmitted != 2 {
+				t.Errorf("exit %d, summary %+v\n%s", code, s, errOut)
+			}
+		},
+		"scan --query namespace=payments --query scan_status=unscan": func(t *testing.T, code int, out, errOut string) {
+			if code != 0 || !nonEmpty.MatchString(out) {
+				t.Errorf("exit %d, want images found and submitted\n%s%s", code, out, errOut)
+			}
+		},
+		"enqueue --all --wait": func(t *testing.T, code int, out, errOut string) {
+			if code != 0 || !strings.Contains(out, "succeeded") || !strings.Contains(out, "5000 total, 5000 submitted") {
+				t.Errorf("exit %d, want the serve's run followed to its end\n%s%s", code, out, errOut)
+			}
+		},
+		"runs list": func(t *testing.T, code int, out, errOut string) {
+			if code != 0 || strings.Count(out, "succeeded") < 1 || !strings.Contains(out, "cli") {
+				t.Errorf("exit %d, want the serve's runs\n%s%s", code, out, errOut)
+			}
+		},
+		"schedules": func(t *testing.T, code int, out, errOut string) {
+			if code != 0 || !strings.Contains(out, "nightly-full-registry") || !strings.Contains(out, "demo-unscanned-every-10m") {
+				t.Errorf("exit %d, want the serve's schedules\n%s%s", code, out, errOut)
+			}
+		},
+	}
+	for _, c := range tryIt(t) {
+		cmd, comment := c[0], c[1]
+		if args, ok := strings.CutPrefix(cmd, "go run ./cmd/scanq serve"); ok {
+			// A serve in this process until the test ends, for the
+			// commands below it that reach it.
+			out, _ := startServe(t, strings.Fields(args)...)
+			t.Run(cmd, func(t *testing.T) { checks["serve"](t, 0, out.String(), "") })
+			continue
+		}
+		t.Run(cmd, func(t *testing.T) {
+			if cmd == "make help" {
+				if _, err := exec.LookPath("make"); err != nil {
+					t.Skip("no make on this machine")
+				}
+				out, err := exec.Command("make", "-C", "../..", "help").CombinedOutput()
+				if err != nil || !strings.Contains(string(out), "test") || !strings.Contains(string(out), "run") {
+					t.Errorf("make help: %v\n%s", err, out)
+				}
+				return
+			}
+			args, ok := strings.CutPrefix(cmd, "go run ./cmd/scanq ")
+			if !ok {
+				t.Fatalf("%q is neither `go run ./cmd/scanq ...` nor `make help`: add a check for it", cmd)
+			}
+			argv := strings.Fields(args)
+			switch argv[0] {
+			case "emulator":
+				// The emulator as a server: it must come up and answer
+				// (on a free port, not the README's fixed one).
+				for i, a := range argv {
+					if a == "--addr" && i+1 < len(argv) {
+						argv[i+1] = "127.0.0.1:0"
+					}
+				}
+				w := &watchWriter{want: "listening http://", seen: make(chan struct{})}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- run(ctx, argv, w, w) }()
+				select {
+				case <-w.seen:
+				case err := <-done:
+					cancel()
+					t.Fatalf("emulator stopped: %v\n%s", err, w.String())
+				case <-time.After(30 * time.Second):
+					cancel()
+					t.Fatalf("emulator did not come up\n%s", w.String())
+				}
+				url := strings.Fields(strings.SplitN(w.String(), "listening ", 2)[1])[0]
+				resp, err := http.Get(url + "/emulator/v1/stats")
+				if err == nil {
+					resp.Body.Close()
+				}
+				cancel()
+				<-done
+				if err != nil || resp.StatusCode != http.StatusOK {
+					t.Fatalf("emulator at %s: %v %v", url, err, resp)
+				}
+				return
+			}
+			check := checks[args]
+			if check == nil {
+				t.Fatalf("no check for README's %q (%s): add one", cmd, comment)
+			}
+			code, out, errOut := runCmd(t, argv...)
+			check(t, code, out, errOut)
+		})
+	}
+}
