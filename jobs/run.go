@@ -3,7 +3,7 @@ package jobs
 import (
 	"errors"
 	"fmt"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/scanq/scanq/internal/hss"
@@ -238,26 +238,26 @@ func (r *Run) ExpectedDuration(n int64, period time.Duration) time.Duration {
 	return time.Duration(float64(n) / float64(rl) * float64(period))
 }
 
-// ImageKey is an image's identity within a run, used to submit an image that
-// is listed twice only once.
+// ImageKey is an image_info entry's identity within a run, used to submit
+// an entry that is listed twice only once. Every field of an entry
+// identifies (id, image_id, digest, registry, instance, namespace, name,
+// version, registry type), and an absent field is a value of its own: two
+// entries are one image only when they agree on every field, because an
+// entry that leaves a field out, or names another value, may select
+// another image at HSS. Each field is length-prefixed, so no value can fake
+// a separator.
 func ImageKey(i hss.ImageInfo) string {
-	var b strings.Builder
-	b.WriteString(i.RegistryID)
-	b.WriteByte('|')
-	b.WriteString(i.InstanceID)
-	b.WriteByte('|')
-	b.WriteString(i.Namespace)
-	b.WriteByte('/')
-	b.WriteString(i.ImageName)
-	b.WriteByte(':')
-	b.WriteString(i.ImageVersion)
-	b.WriteByte('@')
-	if i.ImageDigest != "" {
-		b.WriteString(i.ImageDigest)
-	} else {
-		b.WriteString(i.ImageID)
+	b := make([]byte, 0, 64+len(i.ImageID)+len(i.ImageDigest)+len(i.RegistryID)+len(i.RegistryName)+
+		len(i.ImageName)+len(i.ImageVersion)+len(i.Namespace)+len(i.InstanceID)+len(i.InstanceURL)+len(i.RegistryType))
+	b = strconv.AppendInt(b, i.ID, 10)
+	for _, f := range [...]string{i.ImageID, i.ImageDigest, i.RegistryID, i.RegistryName, i.Namespace,
+		i.ImageName, i.ImageVersion, i.InstanceID, i.InstanceURL, i.RegistryType} {
+		b = append(b, '|')
+		b = strconv.AppendInt(b, int64(len(f)), 10)
+		b = append(b, ':')
+		b = append(b, f...)
 	}
-	return b.String()
+	return string(b)
 }
 
 // EffectiveBatchSize is the batch size a run uses: the requested size (or

@@ -73,8 +73,8 @@ func ExampleClient_ListImages() {
 	}
 	// Output:
 	// total 2
-	// r/reg1//team/nginx:1.27@sha256%3Aaa unscan
-	// r/reg1//team/redis:7@sha256%3Abb success
+	// r#1@sha256%3Aaa unscan
+	// r#2@sha256%3Abb success
 }
 
 func ExampleDecodeScanTaskBody() {

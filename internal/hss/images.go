@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 )
 
 // ListQuery selects images the way a scan request does: its
@@ -82,24 +83,26 @@ func (c *Client) ListImages(ctx context.Context, q ListQuery, offset, limit int)
 	return page, nil
 }
 
-// registryKey is "r/{registry_id}/{instance_id}/{namespace}/{name}:{version}@{digest}"
-// with every part query-escaped, so no part can fake a separator. The
-// digest is part of it: a tag pushed again is a new image to scan.
+// registryKey is a listed registry image's most specific identity:
+// "r#{id}@{digest}", HSS's record id and the digest (a tag pushed again is
+// a new image to scan). An item without an id (0) is keyed by every
+// identifying field, "r/{registry_id}/{instance_id}/{registry_name}/
+// {instance_url}/{namespace}/{name}:{version}@{digest}#{image_id}", each
+// query-escaped so that no part can fake a separator.
 func registryKey(r RegistryImage) string {
 	e := url.QueryEscape
-	return "r/" + e(r.RegistryID) + "/" + e(r.InstanceID) + "/" + e(r.Namespace) + "/" +
-		e(r.ImageName) + ":" + e(r.ImageVersion) + "@" + e(r.ImageDigest)
+	if r.ID != 0 {
+		return "r#" + strconv.FormatInt(r.ID, 10) + "@" + e(r.ImageDigest)
+	}
+	return "r/" + e(r.RegistryID) + "/" + e(r.InstanceID) + "/" + e(r.RegistryName) + "/" + e(r.InstanceURL) + "/" +
+		e(r.Namespace) + "/" + e(r.ImageName) + ":" + e(r.ImageVersion) + "@" + e(r.ImageDigest) + "#" + e(r.ImageID)
 }
 
-// localKey is "l/{name}:{version}@{digest or image_id}": the host is not
+// localKey is "l/{name}:{version}@{digest}#{image_id}": the host is not
 // part of it, because one scan covers the image on every host.
 func localKey(l LocalImage) string {
 	e := url.QueryEscape
-	id := l.ImageDigest
-	if id == "" {
-		id = l.ImageID
-	}
-	return "l/" + e(l.ImageName) + ":" + e(l.ImageVersion) + "@" + e(id)
+	return "l/" + e(l.ImageName) + ":" + e(l.ImageVersion) + "@" + e(l.ImageDigest) + "#" + e(l.ImageID)
 }
 
 // FiltersFor maps query_info onto the filters of the list API for

@@ -256,7 +256,7 @@ func TestListImages(t *testing.T) {
 	img := page.Images[0]
 	want := Image{
 		Info:       ImageInfo{ID: 20, ImageDigest: "sha256:20", RegistryID: "reg", ImageName: "img20", ImageVersion: "v1", Namespace: "ns", RegistryType: "SwrPrivate"},
-		ScanStatus: "unscan", LatestScanTime: 20, Key: "r/reg//ns/img20:v1@sha256%3A20",
+		ScanStatus: "unscan", LatestScanTime: 20, Key: "r#20@sha256%3A20",
 	}
 	if !reflect.DeepEqual(img, want) {
 		t.Errorf("image %+v\nwant  %+v", img, want)
@@ -271,7 +271,7 @@ func TestListImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(local.Images) != 10 || local.Images[3].Key != "l/local3:latest@id3" || local.Images[3].Info.ImageID != "id3" {
+	if len(local.Images) != 10 || local.Images[3].Key != "l/local3:latest@#id3" || local.Images[3].Info.ImageID != "id3" {
 		t.Errorf("local page %+v", local.Images[3])
 	}
 	if r := requests()[1]; !strings.HasSuffix(r.path, "/local-repositories") || !strings.Contains(r.rawQuery, "host_id=h1") {
@@ -305,8 +305,8 @@ func TestImageKeysAreUnambiguous(t *testing.T) {
 	if a == b || b == c || a == c {
 		t.Errorf("keys collide: %s %s %s", a, b, c)
 	}
-	if localKey(LocalImage{ImageName: "x", ImageDigest: "d", ImageID: "i"}) != "l/x:@d" {
-		t.Error("local key does not prefer the digest")
+	if k := localKey(LocalImage{ImageName: "x", ImageDigest: "d", ImageID: "i"}); k != "l/x:@d#i" {
+		t.Errorf("local key %q, want l/x:@d#i", k)
 	}
 }
 
@@ -407,5 +407,34 @@ func TestFiltersFor(t *testing.T) {
 				t.Errorf("ignored %v, want %v", ignored, tt.wantIgnored)
 			}
 		})
+	}
+}
+
+// A listed registry image is keyed by its most specific identity, its id
+// and digest: two records that share a name but not an id are two images,
+// and one record listed twice is one.
+func TestListedRegistryImagesAreKeyedByIDAndDigest(t *testing.T) {
+	t.Parallel()
+	a := RegistryImage{ID: 1, Namespace: "ns", ImageName: "n", ImageVersion: "v", ImageDigest: "sha256:d"}
+	b := a
+	b.ID = 2
+	if registryKey(a) == registryKey(b) {
+		t.Errorf("records 1 and 2 have one key %q", registryKey(a))
+	}
+	c := a
+	c.ImageDigest = "sha256:e" // the tag pushed again
+	if registryKey(a) == registryKey(c) {
+		t.Errorf("digests d and e have one key %q", registryKey(a))
+	}
+	moved := a
+	moved.RegistryName, moved.InstanceURL = "renamed", "https://x" // not identity once id is known
+	if registryKey(a) != registryKey(moved) {
+		t.Errorf("one record has two keys: %q, %q", registryKey(a), registryKey(moved))
+	}
+	la := LocalImage{ImageName: "x", ImageVersion: "1", ImageDigest: "d", ImageID: "i"}
+	lb := la
+	lb.ImageID = "j"
+	if localKey(la) == localKey(lb) {
+		t.Errorf("local images with image_id i and j have one key %q", localKey(la))
 	}
 }
