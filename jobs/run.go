@@ -85,6 +85,10 @@ type Options struct {
 	Priority string `json:"priority,omitempty"`
 	// Forward sends the request unexpanded as one API call.
 	Forward bool `json:"forward,omitempty"`
+	// IncludeUnscannable submits listed images that HSS reports it cannot
+	// scan (scannable false, or a non_scan_reason), which are skipped as
+	// not_scannable otherwise.
+	IncludeUnscannable bool `json:"include_unscannable,omitempty"`
 }
 
 // Validate checks the options, naming the bad field.
@@ -137,6 +141,7 @@ const (
 	SkipScannedWithin = "scanned_within" // scanned successfully within skip_scanned_within
 	SkipDryRun        = "dry_run"        // a dry run submits nothing
 	SkipCancelled     = "cancelled"      // the run was cancelled before its batch went
+	SkipNotScannable  = "not_scannable"  // HSS lists the image as one it cannot scan
 )
 
 // Counters of a run. At the end of every run

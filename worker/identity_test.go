@@ -115,3 +115,43 @@ func TestImageInfoSubmitsEachDistinctEntryOnce(t *testing.T) {
 		}
 	})
 }
+
+// Images HSS reports as not scannable are skipped with reason
+// not_scannable, unless the run includes them.
+func TestNotScannableImagesAreSkipped(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 700}})
+		unscannable := map[string]bool{}
+		for _, img := range e.emu.RegistryImages() {
+			if img.Scannable != nil && !*img.Scannable {
+				unscannable[jobs.ImageKey(img.ImageInfo())] = true
+			}
+		}
+		if len(unscannable) == 0 {
+			t.Fatal("the inventory has no image that cannot be scanned")
+		}
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{})
+		r = e.wait(r.ID, 30*time.Second)
+		seen, _ := e.submitted()
+		for k := range unscannable {
+			if seen[k] != 0 {
+				t.Fatalf("image %s, not scannable, was submitted", k)
+			}
+		}
+		if n := r.Counters.ImagesSkipped[jobs.SkipNotScannable]; n != int64(len(unscannable)) || r.Counters.ImagesSubmitted != int64(700-len(unscannable)) {
+			t.Fatalf("counters %+v, want %d skipped as %s", r.Counters, len(unscannable), jobs.SkipNotScannable)
+		}
+		checkCountersAddUp(t, r)
+
+		before := len(e.emu.Submissions())
+		r = e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{IncludeUnscannable: true})
+		r = e.wait(r.ID, 30*time.Second)
+		n := 0
+		for _, s := range e.emu.Submissions()[before:] {
+			n += len(s.Body.ImageInfo)
+		}
+		if n != 700 || r.Counters.ImagesSkipped[jobs.SkipNotScannable] != 0 {
+			t.Fatalf("with include_unscannable: %d submitted, counters %+v; want all 700", n, r.Counters)
+		}
+	})
+}

@@ -543,9 +543,9 @@ func (h *Handlers) waitBacklog(ctx context.Context, r *jobs.Run) (int64, error) 
 }
 
 // filter filters the listing of page p of the run: images already listed on
-// the pages just before (offsets shift while a registry changes), and images
-// scanned successfully within skip_scanned_within, are skipped with that
-// reason. A listing HSS refuses for good ends the listing: the run goes on
+// the pages just before (offsets shift while a registry changes), images
+// scanned successfully within skip_scanned_within, and images HSS says it
+// cannot scan (unless the run includes them), are skipped with that reason. A listing HSS refuses for good ends the listing: the run goes on
 // with what it has and cannot succeed.
 func (h *Handlers) filter(ctx context.Context, r *jobs.Run, page int, l listing) (snapshot, error) {
 	listed, keys, expected, last, err := l.images, l.keys, l.expected, l.last, l.err
@@ -573,6 +573,8 @@ func (h *Handlers) filter(ctx context.Context, r *jobs.Run, page int, l listing)
 			snap.Skipped[jobs.SkipDuplicate]++
 		case within > 0 && img.ScanStatus == "success" && img.LatestScanTime >= since:
 			snap.Skipped[jobs.SkipScannedWithin]++
+		case img.NotScannable && !r.Options.IncludeUnscannable:
+			snap.Skipped[jobs.SkipNotScannable]++
 		default:
 			snap.Images = append(snap.Images, img.Info)
 		}

@@ -34,6 +34,7 @@ type scanFlags struct {
 	region            string
 	dryRun            bool
 	forward           bool
+	includeUnscan     bool
 	skipScannedWithin time.Duration
 	priority          string
 	json              bool
@@ -69,6 +70,7 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer, enque
 	fs.StringVar(&f.region, "region", "", "region header (default: hss.region)")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "resolve and count, submit nothing")
 	fs.BoolVar(&f.forward, "forward", false, "send the request unexpanded as one API call (HSS fans out)")
+	fs.BoolVar(&f.includeUnscan, "include-unscannable", false, "submit listed images HSS reports it cannot scan (skipped as not_scannable otherwise)")
 	fs.DurationVar(&f.skipScannedWithin, "skip-scanned-within", 0, "skip images scanned successfully within this `DURATION`")
 	fs.StringVar(&f.priority, "priority", "", "queue: critical (default for scan/enqueue), default or bulk")
 	fs.BoolVar(&f.json, "json", false, "print one JSON summary object")
@@ -203,7 +205,7 @@ func (f *scanFlags) request() (jobs.ScanRequest, jobs.Options, error) {
 	req.EnterpriseProjectID = f.enterpriseProject
 	req.Region = f.region
 	opts := jobs.Options{BatchSize: f.batchSize, DryRun: f.dryRun, Forward: f.forward,
-		SkipScannedWithin: jobs.Duration(f.skipScannedWithin), Priority: f.priority}
+		SkipScannedWithin: jobs.Duration(f.skipScannedWithin), Priority: f.priority, IncludeUnscannable: f.includeUnscan}
 	if err := req.Validate(); err != nil {
 		return req, opts, err
 	}

@@ -29,6 +29,10 @@ type Image struct {
 	Info           ImageInfo // the image_info entry that names it
 	ScanStatus     string
 	LatestScanTime int64 // ms since epoch, 0 = never
+	// NotScannable: HSS reports it cannot scan the image (a registry item's
+	// scannable false, a local item's non_scan_reason); Reason says why.
+	NotScannable bool
+	Reason       string
 	// Key identifies the image across pages and runs, for de-duplication
 	// when listing drifts (an image inserted before the offset shows up on
 	// two pages). See registryKey and localKey.
@@ -64,6 +68,7 @@ func (c *Client) ListImages(ctx context.Context, q ListQuery, offset, limit int)
 		for _, r := range resp.DataList {
 			page.Images = append(page.Images, Image{
 				Info: r.ImageInfo(), ScanStatus: r.ScanStatus, LatestScanTime: r.LatestScanTime, Key: registryKey(r),
+				NotScannable: r.Scannable != nil && !*r.Scannable, Reason: r.NonScanReason,
 			})
 		}
 		return page, nil
@@ -78,6 +83,7 @@ func (c *Client) ListImages(ctx context.Context, q ListQuery, offset, limit int)
 	for _, l := range resp.DataList {
 		page.Images = append(page.Images, Image{
 			Info: l.ImageInfo(), ScanStatus: l.ScanStatus, LatestScanTime: l.LatestScanTime, Key: localKey(l),
+			NotScannable: l.NonScanReason != "", Reason: l.NonScanReason,
 		})
 	}
 	return page, nil
