@@ -54,17 +54,18 @@ const (
 	SourceForward Source = "forward"    // not expanded: one call, HSS fans out
 )
 
-// SourceOf decides how a request is resolved. A request that selects nothing
-// (no is_all, query_info or image_info) is forwarded as it is: what it means
-// is for HSS to say.
+// SourceOf decides how a request is resolved (Resolve decides the rest). A
+// request that selects nothing (no is_all, query_info or image_info) is
+// forwarded as it is: what it means is for HSS to say. is_all with
+// query_info is a query: the query narrows "all".
 func SourceOf(r *ScanRequest, forward bool) Source {
 	switch {
 	case forward:
 		return SourceForward
-	case r.IsAll != nil && *r.IsAll:
-		return SourceAll
 	case r.QueryInfo != nil:
 		return SourceQuery
+	case r.IsAll != nil && *r.IsAll:
+		return SourceAll
 	case len(r.ImageInfo) > 0:
 		return SourceImages
 	default:
@@ -89,6 +90,14 @@ type Options struct {
 	// scan (scannable false, or a non_scan_reason), which are skipped as
 	// not_scannable otherwise.
 	IncludeUnscannable bool `json:"include_unscannable,omitempty"`
+	// Expand asks for the query to be resolved by listing: a query field no
+	// list API can evaluate is then refused (naming it) instead of the
+	// request being forwarded to HSS unexpanded. A dry run asks the same.
+	Expand bool `json:"expand,omitempty"`
+	// Widen lists a query whose fields no list API can evaluate without
+	// those fields: the run covers more images than the query selects, and
+	// its resolution says which fields were dropped.
+	Widen bool `json:"widen,omitempty"`
 }
 
 // Validate checks the options, naming the bad field.
@@ -199,6 +208,11 @@ type Run struct {
 	// Source and BatchSize are fixed when the run is created.
 	Source    Source `json:"source"`
 	BatchSize int    `json:"batch_size"`
+	// Resolution says how the request's query is resolved (nil for
+	// image_info and a plain is_all): which fields the list API filters,
+	// which scanq applies to the listed items, which no list can evaluate
+	// and what became of them.
+	Resolution *Resolution `json:"resolution,omitempty"`
 
 	State      State      `json:"state"`
 	Counters   Counters   `json:"counters"`

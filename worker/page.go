@@ -633,7 +633,9 @@ func (h *Handlers) list(ctx context.Context, r *jobs.Run, p int) ([]hss.Image, i
 		h.noteThrottle(ctx, err)
 		return nil, 0, false, fmt.Errorf("listing images at offset %d: %w", offset, err)
 	}
-	last := len(page.Images) < size || int64(offset+len(page.Images)) >= page.Total
+	// Offsets move by what the list returned; scanq's own filters (the
+	// query fields the list cannot apply) only thin out the page.
+	last := page.Listed < size || int64(offset+page.Listed) >= page.Total
 	return page.Images, page.Total, last, nil
 }
 

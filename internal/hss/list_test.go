@@ -288,7 +288,7 @@ func TestListImages(t *testing.T) {
 		{ListQuery{GlobalImageType: "local"}, 0, 5, "limit"},
 		{ListQuery{}, 0, 1<<32 + 10, "limit"}, // must not wrap into range as int32
 		{ListQuery{}, -1, 10, "offset"},
-		{ListQuery{Query: &QueryInfo{ImageVersion: ptr(strings.Repeat("v", 65))}}, 0, 10, "image_version"},
+		{ListQuery{Query: &QueryInfo{ImageVersion: ptr(strings.Repeat("v", 65))}}, 0, 10, "query_info.image_version"},
 	} {
 		_, err := c.ListImages(context.Background(), tt.q, tt.offset, tt.limit)
 		if ve, ok := errors.AsType[*ValidationError](err); !ok || ve.Field != tt.field {
@@ -357,7 +357,7 @@ func TestRegistryImagesIteratorError(t *testing.T) {
 	}
 }
 
-func TestFiltersFor(t *testing.T) {
+func TestPlanQuery(t *testing.T) {
 	t.Parallel()
 	full := &QueryInfo{
 		LocalImageType: ptr("swr_image"), HostID: ptr("hid"), HostName: ptr("hn"), PublicIP: ptr("1.1.1.1"),
@@ -370,41 +370,56 @@ func TestFiltersFor(t *testing.T) {
 	times := func() (a, b, c, d *int64) { return ptr(int64(2)), ptr(int64(3)), ptr(int64(4)), ptr(int64(5)) }
 	su, eu, ss, es := times()
 	tests := []struct {
-		name        string
-		imageType   string
-		q           *QueryInfo
-		wantReg     *ListRegistryImagesRequest
-		wantLocal   *ListImageLocalRequest
-		wantIgnored []string
+		name         string
+		imageType    string
+		q            *QueryInfo
+		wantReg      *ListRegistryImagesRequest
+		wantLocal    *ListImageLocalRequest
+		wantScanq    []string
+		wantUnlisted []string
 	}{
-		{"nil query registry", "registry", nil, &ListRegistryImagesRequest{}, nil, nil},
-		{"nil query local", "local", nil, nil, &ListImageLocalRequest{}, nil},
+		{"nil query registry", "registry", nil, &ListRegistryImagesRequest{}, nil, nil, nil},
+		{"nil query local", "local", nil, nil, &ListImageLocalRequest{}, nil, nil},
 		{"full registry", "registry", full, &ListRegistryImagesRequest{
 			Namespace: "ns", ImageName: "img", ImageVersion: "v", ImageType: "harbor", ScanStatus: "failed", HasVul: ptr(true),
 			ImageSize: ptr(int64(1)), StartLatestUpdateTime: su, EndLatestUpdateTime: eu, StartLatestScanTime: ss, EndLatestScanTime: es,
-		}, nil, []string{"local_image_type", "host_id", "host_name", "public_ip", "private_ip", "cluster_id", "container_id", "container_name", "pod_id", "pod_name", "app_name"}},
+		}, nil, nil, []string{"local_image_type", "host_id", "host_name", "public_ip", "private_ip", "cluster_id", "container_id", "container_name", "pod_id", "pod_name", "app_name"}},
 		{"full local", "local", full, nil, &ListImageLocalRequest{
-			LocalImageType: "swr_image", HostID: "hid", HostName: "hn", HostIP: "10.0.0.1", ContainerID: "cid", ContainerName: "cn",
+			LocalImageType: "swr_image", HostID: "hid", HostName: "hn", HostIP: "1.1.1.1", ContainerID: "cid", ContainerName: "cn",
 			PodID: "pid", PodName: "pn", AppName: "app", HasVul: ptr(true), ImageName: "img", ImageVersion: "v", ScanStatus: "failed",
 			ImageSize: ptr(int64(1)), StartLatestUpdateTime: su, EndLatestUpdateTime: eu, StartLatestScanTime: ss, EndLatestScanTime: es,
-		}, []string{"public_ip", "cluster_id", "namespace", "image_type"}},
-		{"local_image alias", "local_image", &QueryInfo{PublicIP: ptr("1.1.1.1")}, nil, &ListImageLocalRequest{HostIP: "1.1.1.1"}, nil},
-		{"empty strings are no filter", "local", &QueryInfo{PrivateIP: ptr(""), PublicIP: ptr("2.2.2.2"), ClusterID: ptr("")}, nil, &ListImageLocalRequest{HostIP: "2.2.2.2"}, nil},
-		{"create-only scan status", "registry", &QueryInfo{ScanStatus: ptr("download_failed")}, &ListRegistryImagesRequest{}, nil, []string{"scan_status"}},
-		{"create-only scan status local", "local", &QueryInfo{ScanStatus: ptr("image_oversized")}, nil, &ListImageLocalRequest{}, []string{"scan_status"}},
+		}, nil, []string{"private_ip", "cluster_id", "namespace", "image_type"}},
+		{"local_image alias", "local_image", &QueryInfo{PublicIP: ptr("1.1.1.1")}, nil, &ListImageLocalRequest{HostIP: "1.1.1.1"}, nil, nil},
+		{"equal addresses are one filter", "local", &QueryInfo{PublicIP: ptr("1.1.1.1"), PrivateIP: ptr("1.1.1.1")}, nil, &ListImageLocalRequest{HostIP: "1.1.1.1"}, nil, nil},
+		{"empty strings are no filter", "local", &QueryInfo{PrivateIP: ptr(""), PublicIP: ptr("2.2.2.2"), ClusterID: ptr("")}, nil, &ListImageLocalRequest{HostIP: "2.2.2.2"}, nil, nil},
+		{"create-only scan status", "registry", &QueryInfo{ScanStatus: ptr("download_failed")}, &ListRegistryImagesRequest{}, nil, []string{"scan_status"}, nil},
+		{"create-only scan status local", "local", &QueryInfo{ScanStatus: ptr("image_oversized")}, nil, &ListImageLocalRequest{}, []string{"scan_status"}, nil},
+		{"version without name, local", "local", &QueryInfo{ImageVersion: ptr("1")}, nil, &ListImageLocalRequest{}, []string{"image_version"}, nil},
+		{"version without name, registry", "registry", &QueryInfo{ImageVersion: ptr("1")}, &ListRegistryImagesRequest{ImageVersion: "1"}, nil, nil, nil},
+		{"one-sided bounds, local", "local", &QueryInfo{StartLatestUpdateTime: su, EndLatestScanTime: es}, nil, &ListImageLocalRequest{},
+			[]string{"start_latest_update_time", "end_latest_scan_time"}, nil},
+		{"equal bounds, local", "local", &QueryInfo{StartLatestUpdateTime: su, EndLatestUpdateTime: su}, nil, &ListImageLocalRequest{},
+			[]string{"start_latest_update_time", "end_latest_update_time"}, nil},
+		{"one-sided bounds, registry", "registry", &QueryInfo{StartLatestUpdateTime: su, EndLatestScanTime: es}, &ListRegistryImagesRequest{StartLatestUpdateTime: su, EndLatestScanTime: es}, nil, nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			reg, local, ignored := FiltersFor(tt.imageType, tt.q)
-			if !reflect.DeepEqual(reg, tt.wantReg) {
-				t.Errorf("registry filters %+v\nwant %+v", reg, tt.wantReg)
+			p, err := PlanQuery(tt.imageType, tt.q)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(local, tt.wantLocal) {
-				t.Errorf("local filters %+v\nwant %+v", local, tt.wantLocal)
+			if !reflect.DeepEqual(p.Registry, tt.wantReg) {
+				t.Errorf("registry filters %+v\nwant %+v", p.Registry, tt.wantReg)
 			}
-			if !reflect.DeepEqual(ignored, tt.wantIgnored) {
-				t.Errorf("ignored %v, want %v", ignored, tt.wantIgnored)
+			if !reflect.DeepEqual(p.Local, tt.wantLocal) {
+				t.Errorf("local filters %+v\nwant %+v", p.Local, tt.wantLocal)
+			}
+			if got := p.Names(ByScanq); !reflect.DeepEqual(got, tt.wantScanq) {
+				t.Errorf("applied by scanq %v, want %v", got, tt.wantScanq)
+			}
+			if got := p.Names(Unlisted); !reflect.DeepEqual(got, tt.wantUnlisted) {
+				t.Errorf("unlisted %v, want %v", got, tt.wantUnlisted)
 			}
 		})
 	}

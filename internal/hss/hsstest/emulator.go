@@ -475,19 +475,21 @@ func (e *Emulator) create(w http.ResponseWriter, r *http.Request, rid, project s
 	e.writeJSON(w, http.StatusOK, struct{}{})
 }
 
-// taskImages counts the images a create covers.
+// taskImages counts the images a create covers. With is_all and
+// query_info together, the query narrows "all" (scanq's reading; HSS does
+// not document it).
 func (e *Emulator) taskImages(b *hss.ScanTaskBody, imageType string) int {
 	switch {
 	case len(b.ImageInfo) > 0:
 		return len(b.ImageInfo)
-	case imageType == hss.ImageTypeLocal && b.IsAll != nil && *b.IsAll:
-		return e.inv.countLocal(&localQuery{})
 	case imageType == hss.ImageTypeLocal && b.QueryInfo != nil:
 		return e.inv.countLocal(localQueryFromInfo(b.QueryInfo))
-	case b.IsAll != nil && *b.IsAll:
-		return e.inv.countRegistry(&regQuery{})
+	case imageType == hss.ImageTypeLocal && b.IsAll != nil && *b.IsAll:
+		return e.inv.countLocal(&localQuery{})
 	case b.QueryInfo != nil:
 		return e.inv.countRegistry(registryQueryFromInfo(b.QueryInfo))
+	case b.IsAll != nil && *b.IsAll:
+		return e.inv.countRegistry(&regQuery{})
 	}
 	return 0
 }
