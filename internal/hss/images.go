@@ -24,9 +24,6 @@ type Page struct {
 	// fields scanq applies itself (all of them when there are none).
 	Listed int
 	Images []Image
-	// Filtered: scanq applied fields of the query to the listed items, so
-	// Total counts more images than the query selects.
-	Filtered bool
 }
 
 // Image is one listed image, registry or local, in the form a scan batch
@@ -83,7 +80,7 @@ func (c *Client) ListImages(ctx context.Context, q ListQuery, offset, limit int)
 		if err != nil {
 			return Page{}, err
 		}
-		page := Page{Total: int64(resp.TotalNum), Listed: len(resp.DataList), Images: make([]Image, 0, len(resp.DataList)), Filtered: plan.Filters()}
+		page := Page{Total: int64(resp.TotalNum), Listed: len(resp.DataList), Images: make([]Image, 0, len(resp.DataList))}
 		for _, r := range resp.DataList {
 			keep(&page, Image{
 				Info: r.ImageInfo(), ScanStatus: r.ScanStatus, LatestScanTime: r.LatestScanTime, Key: registryKey(r),
@@ -99,7 +96,7 @@ func (c *Client) ListImages(ctx context.Context, q ListQuery, offset, limit int)
 	if err != nil {
 		return Page{}, err
 	}
-	page := Page{Total: int64(resp.TotalNum), Listed: len(resp.DataList), Images: make([]Image, 0, len(resp.DataList)), Filtered: plan.Filters()}
+	page := Page{Total: int64(resp.TotalNum), Listed: len(resp.DataList), Images: make([]Image, 0, len(resp.DataList))}
 	for _, l := range resp.DataList {
 		keep(&page, Image{
 			Info: l.ImageInfo(), ScanStatus: l.ScanStatus, LatestScanTime: l.LatestScanTime, Key: localKey(l),

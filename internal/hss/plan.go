@@ -85,9 +85,6 @@ func (p *QueryPlan) Match(img *Image) bool {
 	return true
 }
 
-// Filters reports whether scanq filters listed items at all.
-func (p *QueryPlan) Filters() bool { return len(p.checks) > 0 }
-
 // PlanQuery plans how query_info q (already valid for the create API) is
 // resolved through the list API of imageType. A value the list API would
 // refuse is a *ValidationError naming the query_info field: the request is
