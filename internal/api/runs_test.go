@@ -548,3 +548,28 @@ func TestReadBodyLimit(t *testing.T) {
 		}
 	}
 }
+
+// The API shows how a run's query was resolved: what the list filters,
+// what scanq applies, what no list evaluates, and whether it was widened.
+func TestRunShowsItsResolution(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, redistest.Mini(t), withAuth(Options{}))
+	body := `{"is_all":true,"query_info":{"host_name":"web","scan_status":"download_failed","namespace":"team"},"widen":true}`
+	id := createdRun(t, e.do(t, call{method: http.MethodPost, path: "/api/v1/runs", body: body, header: auth}), http.StatusAccepted)
+	r := e.do(t, call{method: http.MethodGet, path: "/api/v1/runs/" + id, header: auth})
+	var got struct {
+		Source     jobs.Source      `json:"source"`
+		Options    jobs.Options     `json:"options"`
+		Resolution *jobs.Resolution `json:"resolution"`
+	}
+	r.decode(t, &got)
+	want := &jobs.Resolution{ListAPI: "ListRegistryImages", ListFilters: []string{"namespace"}, ScanqFilters: []string{"scan_status"},
+		Unlisted: []string{"host_name"}, Widened: true}
+	if got.Resolution != nil {
+		want.Note = got.Resolution.Note
+	}
+	if got.Source != jobs.SourceQuery || !got.Options.Widen || !reflect.DeepEqual(got.Resolution, want) ||
+		!strings.Contains(want.Note, "narrows all") || !strings.Contains(want.Note, "widened") {
+		t.Fatalf("source %s, options %+v, resolution %+v", got.Source, got.Options, got.Resolution)
+	}
+}
