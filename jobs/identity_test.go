@@ -1,6 +1,7 @@
 package jobs_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/scanq/scanq/internal/hss"
@@ -46,4 +47,24 @@ func TestImageKeyDistinguishesEveryIdentifyingField(t *testing.T) {
 	if jobs.ImageKey(a) == jobs.ImageKey(b) || jobs.ImageKey(c) == jobs.ImageKey(d) {
 		t.Error("keys of different entries collide")
 	}
+}
+
+func ExampleResolve() {
+	status, host := "download_failed", "ecs-1"
+	req := jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true), QueryInfo: &hss.QueryInfo{ScanStatus: &status}}}
+	src, res, _ := jobs.Resolve(&req, jobs.Options{})
+	fmt.Println(src, "|", res)
+
+	req.QueryInfo.HostName = &host // no list evaluates it on registry images
+	src, res, _ = jobs.Resolve(&req, jobs.Options{})
+	fmt.Println(src, "|", res)
+	_, _, err := jobs.Resolve(&req, jobs.Options{Expand: true})
+	fmt.Println(err != nil)
+	src, res, _ = jobs.Resolve(&req, jobs.Options{Widen: true})
+	fmt.Println(src, "| widened:", res.Widened)
+	// Output:
+	// query_info | listed with ListRegistryImages; applied by scanq scan_status; is_all with query_info: the query narrows all images
+	// forward | no list evaluates host_name; forwarded unexpanded; is_all with query_info: the query narrows all images; forwarded unexpanded: host_name cannot be evaluated from ListRegistryImages, so HSS evaluates the query
+	// true
+	// query_info | widened: true
 }

@@ -709,3 +709,30 @@ func TestClientGoneDuringLatency(t *testing.T) {
 		t.Errorf("stats %+v, want one 499", st)
 	}
 }
+
+// is_all with query_info: the query narrows "all", as scanq reads the pair,
+// for registry and local images; and Select agrees with the task's size.
+func TestIsAllWithQueryIsNarrowedByTheQuery(t *testing.T) {
+	t.Parallel()
+	e := NewHandler(Options{Images: 300, LocalImages: 200, Seed: 5})
+	for _, tc := range []struct {
+		imageType string
+		q         *hss.QueryInfo
+	}{
+		{"registry", &hss.QueryInfo{ScanStatus: ptr("download_failed")}},
+		{"local", &hss.QueryInfo{ScanStatus: ptr("success"), StartLatestUpdateTime: ptr(InventoryEpoch.UnixMilli() - 30*dayMS)}},
+	} {
+		want, ok := e.Select(tc.imageType, tc.q)
+		if !ok || len(want) == 0 || len(want) == e.RegistryImageCount() || len(want) == len(e.LocalImages()) {
+			t.Fatalf("%s: Select %d images, ok %v: not a narrowing query", tc.imageType, len(want), ok)
+		}
+		body, _ := json.Marshal(hss.ScanTaskBody{IsAll: ptr(true), QueryInfo: tc.q})
+		before := len(e.Submissions())
+		if r := serve(t, e, req{target: createPath + "?global_image_type=" + tc.imageType, body: string(body)}); r.status != http.StatusOK {
+			t.Fatalf("%s: create %d %s", tc.imageType, r.status, r.body)
+		}
+		if s := e.Submissions()[before]; s.Images != len(want) {
+			t.Errorf("%s: is_all with query_info covers %d images, want the query's %d", tc.imageType, s.Images, len(want))
+		}
+	}
+}
