@@ -112,6 +112,9 @@ func (o *Options) Validate() error {
 	if o.Forward && o.DryRun {
 		errs = append(errs, errors.New("dry_run: a forwarded request cannot be dry-run: scanq does not resolve it"))
 	}
+	if o.Forward && o.Expand {
+		errs = append(errs, errors.New("expand: a forwarded request is not expanded; drop forward or expand"))
+	}
 	return errors.Join(errs...)
 }
 

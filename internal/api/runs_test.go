@@ -345,6 +345,7 @@ func TestCreateRunValidation(t *testing.T) {
 		{"host_name, expand", `{"query_info":{"host_name":"h"},"expand":true}`, 400, codeInvalidField, "query_info.host_name", "widen"},
 		{"cluster_id, dry run", `{"query_info":{"cluster_id":"c"},"dry_run":true}`, 400, codeInvalidField, "query_info.cluster_id", "cannot be evaluated"},
 		{"host_name, widen", `{"query_info":{"host_name":"h"},"widen":true}`, 202, "", "", ""},
+		{"expand with forward", `{"is_all":true,"expand":true,"forward":true}`, 400, codeInvalidField, "expand", "forward"},
 		{"widen with forward", `{"query_info":{"host_name":"h"},"widen":true,"forward":true}`, 400, codeInvalidField, "widen", "forward"},
 	}
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
