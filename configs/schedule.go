@@ -81,6 +81,10 @@ func cloneRequest(r ScanRequest) ScanRequest {
 // "field: reason" with the request's JSON field names.
 func validateRequest(r *ScanRequest) []string {
 	err := r.Validate()
+	if err == nil {
+		// A query resolved through a list API is held to its limits.
+		_, _, err = jobs.Resolve(r, jobs.Options{})
+	}
 	var ve *hss.ValidationError
 	switch {
 	case err == nil:

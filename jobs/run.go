@@ -3,7 +3,7 @@ package jobs
 import (
 	"errors"
 	"fmt"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/scanq/scanq/internal/hss"
@@ -54,17 +54,18 @@ const (
 	SourceForward Source = "forward"    // not expanded: one call, HSS fans out
 )
 
-// SourceOf decides how a request is resolved. A request that selects nothing
-// (no is_all, query_info or image_info) is forwarded as it is: what it means
-// is for HSS to say.
+// SourceOf decides how a request is resolved (Resolve decides the rest). A
+// request that selects nothing (no is_all, query_info or image_info) is
+// forwarded as it is: what it means is for HSS to say. is_all with
+// query_info is a query: the query narrows "all".
 func SourceOf(r *ScanRequest, forward bool) Source {
 	switch {
 	case forward:
 		return SourceForward
-	case r.IsAll != nil && *r.IsAll:
-		return SourceAll
 	case r.QueryInfo != nil:
 		return SourceQuery
+	case r.IsAll != nil && *r.IsAll:
+		return SourceAll
 	case len(r.ImageInfo) > 0:
 		return SourceImages
 	default:
@@ -85,6 +86,18 @@ type Options struct {
 	Priority string `json:"priority,omitempty"`
 	// Forward sends the request unexpanded as one API call.
 	Forward bool `json:"forward,omitempty"`
+	// IncludeUnscannable submits listed images that HSS reports it cannot
+	// scan (scannable false, or a non_scan_reason), which are skipped as
+	// not_scannable otherwise.
+	IncludeUnscannable bool `json:"include_unscannable,omitempty"`
+	// Expand asks for the query to be resolved by listing: a query field no
+	// list API can evaluate is then refused (naming it) instead of the
+	// request being forwarded to HSS unexpanded. A dry run asks the same.
+	Expand bool `json:"expand,omitempty"`
+	// Widen lists a query whose fields no list API can evaluate without
+	// those fields: the run covers more images than the query selects, and
+	// its resolution says which fields were dropped.
+	Widen bool `json:"widen,omitempty"`
 }
 
 // Validate checks the options, naming the bad field.
@@ -98,6 +111,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Forward && o.DryRun {
 		errs = append(errs, errors.New("dry_run: a forwarded request cannot be dry-run: scanq does not resolve it"))
+	}
+	if o.Forward && o.Expand {
+		errs = append(errs, errors.New("expand: a forwarded request is not expanded; drop forward or expand"))
 	}
 	return errors.Join(errs...)
 }
@@ -137,6 +153,7 @@ const (
 	SkipScannedWithin = "scanned_within" // scanned successfully within skip_scanned_within
 	SkipDryRun        = "dry_run"        // a dry run submits nothing
 	SkipCancelled     = "cancelled"      // the run was cancelled before its batch went
+	SkipNotScannable  = "not_scannable"  // HSS lists the image as one it cannot scan
 )
 
 // Counters of a run. At the end of every run
@@ -194,6 +211,11 @@ type Run struct {
 	// Source and BatchSize are fixed when the run is created.
 	Source    Source `json:"source"`
 	BatchSize int    `json:"batch_size"`
+	// Resolution says how the request's query is resolved (nil for
+	// image_info and a plain is_all): which fields the list API filters,
+	// which scanq applies to the listed items, which no list can evaluate
+	// and what became of them.
+	Resolution *Resolution `json:"resolution,omitempty"`
 
 	State      State      `json:"state"`
 	Counters   Counters   `json:"counters"`
@@ -238,26 +260,26 @@ func (r *Run) ExpectedDuration(n int64, period time.Duration) time.Duration {
 	return time.Duration(float64(n) / float64(rl) * float64(period))
 }
 
-// ImageKey is an image's identity within a run, used to submit an image that
-// is listed twice only once.
+// ImageKey is an image_info entry's identity within a run, used to submit
+// an entry that is listed twice only once. Every field of an entry
+// identifies (id, image_id, digest, registry, instance, namespace, name,
+// version, registry type), and an absent field is a value of its own: two
+// entries are one image only when they agree on every field, because an
+// entry that leaves a field out, or names another value, may select
+// another image at HSS. Each field is length-prefixed, so no value can fake
+// a separator.
 func ImageKey(i hss.ImageInfo) string {
-	var b strings.Builder
-	b.WriteString(i.RegistryID)
-	b.WriteByte('|')
-	b.WriteString(i.InstanceID)
-	b.WriteByte('|')
-	b.WriteString(i.Namespace)
-	b.WriteByte('/')
-	b.WriteString(i.ImageName)
-	b.WriteByte(':')
-	b.WriteString(i.ImageVersion)
-	b.WriteByte('@')
-	if i.ImageDigest != "" {
-		b.WriteString(i.ImageDigest)
-	} else {
-		b.WriteString(i.ImageID)
+	b := make([]byte, 0, 64+len(i.ImageID)+len(i.ImageDigest)+len(i.RegistryID)+len(i.RegistryName)+
+		len(i.ImageName)+len(i.ImageVersion)+len(i.Namespace)+len(i.InstanceID)+len(i.InstanceURL)+len(i.RegistryType))
+	b = strconv.AppendInt(b, i.ID, 10)
+	for _, f := range [...]string{i.ImageID, i.ImageDigest, i.RegistryID, i.RegistryName, i.Namespace,
+		i.ImageName, i.ImageVersion, i.InstanceID, i.InstanceURL, i.RegistryType} {
+		b = append(b, '|')
+		b = strconv.AppendInt(b, int64(len(f)), 10)
+		b = append(b, ':')
+		b = append(b, f...)
 	}
-	return b.String()
+	return string(b)
 }
 
 // EffectiveBatchSize is the batch size a run uses: the requested size (or

@@ -199,6 +199,10 @@ func TestValidate(t *testing.T) {
 		{"batch size negative", with(func(s *Schedule) { s.BatchSize = -1 }), "batch_size: must be >= 0"},
 		{"request bad", with(func(s *Schedule) { s.Request.GlobalImageType = "cloud" }), `schedule "nightly": request: `},
 		{"request bad rate limit", with(func(s *Schedule) { s.Request.ScanTaskBody.RateLimit = &neg }), "rate_limit"},
+		{"request beyond the list API", with(func(s *Schedule) {
+			v := strings.Repeat("v", 65)
+			s.Request.ScanTaskBody.QueryInfo = &hss.QueryInfo{ImageVersion: &v}
+		}), "query_info.image_version: length 65 exceeds 64 (ListRegistryImages)"},
 		{"disabled is still checked", with(func(s *Schedule) { s.Enabled, s.Spec = false, "bad" }), `cron "bad"`},
 	}
 	for _, tc := range tests {

@@ -141,6 +141,9 @@ func compileOne(s Schedule) (*compiled, error) {
 	req := s.Request
 	if err := req.Validate(); err != nil {
 		bad("request: %v", err)
+	} else if _, _, err := jobs.Resolve(&req, c.options()); err != nil {
+		// A query the list API would refuse fails at start-up, not nightly.
+		bad("request: %v", err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -829,7 +829,7 @@ func runPipeline(b testing.TB, n int) phase {
 	cpu := startCPU(ctx, be)
 	start := time.Now()
 	r, err := w.starter.Start(ctx, jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), RateLimit: ptr(int32(0))}},
-		jobs.Options{BatchSize: benchBatch}, jobs.Trigger{Kind: "cli"})
+		jobs.Options{BatchSize: benchBatch, IncludeUnscannable: true}, jobs.Trigger{Kind: "cli"})
 	if err != nil {
 		b.Fatalf("starting run: %v", err)
 	}
@@ -1101,7 +1101,7 @@ func backlog1M(b *testing.B) {
 	sampler := startSampler(ctx, be, true)
 	b.StartTimer()
 	r, err := w.starter.Start(ctx, jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), RateLimit: ptr(int32(backlogRate))}},
-		jobs.Options{BatchSize: benchBatch}, jobs.Trigger{Kind: "cli"})
+		jobs.Options{BatchSize: benchBatch, IncludeUnscannable: true}, jobs.Trigger{Kind: "cli"})
 	if err != nil {
 		b.Fatalf("starting run: %v", err)
 	}

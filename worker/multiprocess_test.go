@@ -161,7 +161,7 @@ func TestRateLimitAcrossProcesses(t *testing.T) {
 	startWorkers(t, 3, b, emu, childConfig{Concurrency: 4, Config: worker.Config{RatePeriod: period, MaxInlineWait: time.Second, PagesAhead: 2}})
 	starter, store := producer(t, b)
 	r, err := starter.Start(context.Background(), jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), RateLimit: ptr(int32(rate))}},
-		jobs.Options{BatchSize: 100}, jobs.Trigger{Kind: "cli"})
+		jobs.Options{BatchSize: 100, IncludeUnscannable: true}, jobs.Trigger{Kind: "cli"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestWorkerKilledMidRun(t *testing.T) {
 	cmds := startWorkers(t, 3, b, emu, childConfig{Concurrency: concurrency, Config: worker.Config{PagesAhead: 2}})
 	starter, store := producer(t, b)
 	r, err := starter.Start(context.Background(), jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}},
-		jobs.Options{BatchSize: batch}, jobs.Trigger{Kind: "cli"})
+		jobs.Options{BatchSize: batch, IncludeUnscannable: true}, jobs.Trigger{Kind: "cli"})
 	if err != nil {
 		t.Fatal(err)
 	}

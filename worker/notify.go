@@ -83,6 +83,8 @@ type RunSummary struct {
 	FinishedAt      *time.Time      `json:"finished_at,omitempty"`
 	DurationSeconds float64         `json:"duration_seconds"`
 	Errors          []jobs.RunError `json:"errors,omitempty"`
+	// Resolution says how the query was resolved (widened, forwarded).
+	Resolution *jobs.Resolution `json:"resolution,omitempty"`
 }
 
 // Notify enqueues the webhook delivery of run id, once per run. It never
@@ -115,7 +117,7 @@ func (h *Handlers) handleNotify(ctx context.Context, p jobs.NotifyPayload) error
 		return err
 	}
 	sum := RunSummary{Event: "run.finished", RunID: r.ID, Trigger: r.Trigger, State: r.State, StopReason: r.StopReason,
-		Counters: r.Counters, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Errors: r.Errors}
+		Counters: r.Counters, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Errors: r.Errors, Resolution: r.Resolution}
 	if r.StartedAt != nil && r.FinishedAt != nil {
 		sum.DurationSeconds = r.FinishedAt.Sub(*r.StartedAt).Seconds()
 	}

@@ -337,7 +337,7 @@ func (h *Handlers) startRecord(ctx context.Context, r *jobs.Run, p int, snap sna
 
 func (h *Handlers) record(ctx context.Context, r *jobs.Run, p int, snap snapshot, batches [][]hss.ImageInfo) error {
 	res := runs.PageResult{Listed: snap.Listed, Skipped: snap.Skipped, Last: snap.Last, Expected: snap.Expected, Failed: snap.Failed != nil,
-		Window: h.cfg.DedupeWindow}
+		Window: h.window(r)}
 	if r.Options.DryRun {
 		res.Batches, res.BatchesSkipped = len(batches), len(batches)
 		if res.Skipped == nil {
@@ -442,11 +442,22 @@ func (h *Handlers) startList(ctx context.Context, r *jobs.Run, p int, prev *pref
 	return f
 }
 
+// window is how many pages before a page are looked at for its duplicates:
+// DedupeWindow for a listing, and every page before it for a run's own
+// image_info (at most api.max_images_per_request entries: 16 bytes a key),
+// so that an entry is submitted once however far apart its repeats stand.
+func (h *Handlers) window(r *jobs.Run) int {
+	if r.Source == jobs.SourceImages && h.cfg.DedupeWindow > 0 {
+		return max(h.cfg.DedupeWindow, (r.ImageCount+h.cfg.PageSize-1)/h.cfg.PageSize)
+	}
+	return h.cfg.DedupeWindow
+}
+
 // seen reports, for each of page p's keys, whether one of the DedupeWindow
 // pages before p listed it: the saved keys of the pages before p-1, and
 // prevKeys, those of page p-1.
 func (h *Handlers) seen(ctx context.Context, r *jobs.Run, p int, keys, prevKeys []string) ([]bool, error) {
-	w := h.cfg.DedupeWindow
+	w := h.window(r)
 	if w <= 0 {
 		return make([]bool, len(keys)), nil
 	}
@@ -532,9 +543,9 @@ func (h *Handlers) waitBacklog(ctx context.Context, r *jobs.Run) (int64, error) 
 }
 
 // filter filters the listing of page p of the run: images already listed on
-// the pages just before (offsets shift while a registry changes), and images
-// scanned successfully within skip_scanned_within, are skipped with that
-// reason. A listing HSS refuses for good ends the listing: the run goes on
+// the pages just before (offsets shift while a registry changes), images
+// scanned successfully within skip_scanned_within, and images HSS says it
+// cannot scan (unless the run includes them), are skipped with that reason. A listing HSS refuses for good ends the listing: the run goes on
 // with what it has and cannot succeed.
 func (h *Handlers) filter(ctx context.Context, r *jobs.Run, page int, l listing) (snapshot, error) {
 	listed, keys, expected, last, err := l.images, l.keys, l.expected, l.last, l.err
@@ -548,7 +559,7 @@ func (h *Handlers) filter(ctx context.Context, r *jobs.Run, page int, l listing)
 	}
 	seen := l.seen
 	if seen == nil {
-		if seen, err = h.runs.Seen(ctx, r.ID, page-h.cfg.DedupeWindow, page, keys); err != nil {
+		if seen, err = h.runs.Seen(ctx, r.ID, page-h.window(r), page, keys); err != nil {
 			return snapshot{}, err
 		}
 	}
@@ -562,6 +573,8 @@ func (h *Handlers) filter(ctx context.Context, r *jobs.Run, page int, l listing)
 			snap.Skipped[jobs.SkipDuplicate]++
 		case within > 0 && img.ScanStatus == "success" && img.LatestScanTime >= since:
 			snap.Skipped[jobs.SkipScannedWithin]++
+		case img.NotScannable && !r.Options.IncludeUnscannable:
+			snap.Skipped[jobs.SkipNotScannable]++
 		default:
 			snap.Images = append(snap.Images, img.Info)
 		}
@@ -620,7 +633,9 @@ func (h *Handlers) list(ctx context.Context, r *jobs.Run, p int) ([]hss.Image, i
 		h.noteThrottle(ctx, err)
 		return nil, 0, false, fmt.Errorf("listing images at offset %d: %w", offset, err)
 	}
-	last := len(page.Images) < size || int64(offset+len(page.Images)) >= page.Total
+	// Offsets move by what the list returned; scanq's own filters (the
+	// query fields the list cannot apply) only thin out the page.
+	last := page.Listed < size || int64(offset+page.Listed) >= page.Total
 	return page.Images, page.Total, last, nil
 }
 

@@ -17,7 +17,7 @@ import (
 func TestIsAllSubmitsEveryImageOnceInBoundedBatches(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 1234}})
-		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), ScanScope: ptr(hss.ScanScopeAll)}}, jobs.Options{BatchSize: 50})
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), ScanScope: ptr(hss.ScanScopeAll)}}, jobs.Options{BatchSize: 50, IncludeUnscannable: true})
 		r = e.wait(r.ID, 30*time.Second)
 		if r.State != jobs.StateSucceeded {
 			t.Fatalf("state %s: %+v %+v", r.State, r.Counters, r.Errors)
@@ -64,7 +64,7 @@ func TestQueryInfoSubmitsExactlyTheMatchingImages(t *testing.T) {
 			want[jobs.ImageKey(img.ImageInfo())] = true
 		}
 	}
-	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{QueryInfo: &hss.QueryInfo{Namespace: &ns}}}, jobs.Options{BatchSize: 7})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{QueryInfo: &hss.QueryInfo{Namespace: &ns}}}, jobs.Options{BatchSize: 7, IncludeUnscannable: true})
 	r = e.wait(r.ID, 30*time.Second)
 	seen, sizes := e.submitted()
 	if len(seen) != len(want) || len(want) == 0 {
@@ -111,7 +111,7 @@ func TestImageInfoIsCutIntoBatches(t *testing.T) {
 
 func TestDryRunSubmitsNothing(t *testing.T) {
 	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 450}})
-	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), RateLimit: ptr(int32(600))}}, jobs.Options{DryRun: true})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), RateLimit: ptr(int32(600))}}, jobs.Options{DryRun: true, IncludeUnscannable: true})
 	r = e.wait(r.ID, 10*time.Second)
 	if n := len(e.emu.Submissions()); n != 0 {
 		t.Fatalf("dry run made %d submissions", n)
@@ -137,7 +137,7 @@ func TestSkipScannedWithin(t *testing.T) {
 		}
 		recent[jobs.ImageKey(img.ImageInfo())] = true
 	}
-	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{SkipScannedWithin: jobs.Duration(time.Hour)})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{SkipScannedWithin: jobs.Duration(time.Hour), IncludeUnscannable: true})
 	r = e.wait(r.ID, 10*time.Second)
 	seen, _ := e.submitted()
 	for k := range recent {
@@ -187,7 +187,7 @@ func runSubmitsEachOnce(t *testing.T, b *redistest.Backend, lister interface {
 		emu:  hsstest.Options{Images: 1000},
 		wrap: func(h worker.HSS) worker.HSS { lister.wrap(h); return lister },
 	})
-	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{IncludeUnscannable: true})
 	r = e.wait(r.ID, 10*time.Second)
 	seen, _ := e.submitted()
 	for k, n := range seen {
@@ -233,7 +233,7 @@ func TestImageListedTwoPagesLaterIsSubmittedOnce(t *testing.T) {
 
 func TestForwardSendsTheRequestUnexpanded(t *testing.T) {
 	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 50}})
-	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), RateLimit: ptr(int32(100))}}, jobs.Options{Forward: true})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), RateLimit: ptr(int32(100))}}, jobs.Options{Forward: true, IncludeUnscannable: true})
 	r = e.wait(r.ID, 10*time.Second)
 	subs := e.emu.Submissions()
 	if len(subs) != 1 || subs[0].Body.IsAll == nil || !*subs[0].Body.IsAll || len(subs[0].Body.ImageInfo) != 0 {

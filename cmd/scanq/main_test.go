@@ -40,7 +40,7 @@ func runCmd(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestScanJSONOnEmbeddedDefaults(t *testing.T) {
-	code, out, errOut := runCmd(t, "scan", "--all", "--set", "hss.emulator_images=450", "--set", "hss.request_rate=1000", "--json")
+	code, out, errOut := runCmd(t, "scan", "--all", "--include-unscannable", "--set", "hss.emulator_images=450", "--set", "hss.request_rate=1000", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, errOut)
 	}
@@ -54,7 +54,7 @@ func TestScanJSONOnEmbeddedDefaults(t *testing.T) {
 }
 
 func TestScanDryRunSummary(t *testing.T) {
-	code, out, errOut := runCmd(t, "scan", "--all", "--dry-run", "--rate-limit", "600", "--set", "hss.emulator_images=300")
+	code, out, errOut := runCmd(t, "scan", "--all", "--include-unscannable", "--dry-run", "--rate-limit", "600", "--set", "hss.emulator_images=300")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, errOut)
 	}
@@ -170,5 +170,31 @@ func TestOpenAPIBeyondLoopbackRefused(t *testing.T) {
 				t.Fatalf("scanq %s on 0.0.0.0 without credentials: %v\n%s", role, err, errOut.String())
 			}
 		})
+	}
+}
+
+// A query that will be resolved through a list API is checked against that
+// API's limits before anything runs; one that cannot be listed is refused
+// when expansion is asked for, and widened only with --widen, which the
+// summary shows.
+func TestScanRefusesAtTheDoorAndShowsWidening(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		field string
+	}{
+		{[]string{"--query", "image_version=" + strings.Repeat("v", 65)}, "query_info.image_version"},
+		{[]string{"--query", "image_size=2147483548"}, "query_info.image_size"},
+		{[]string{"--query", "host_name=web", "--dry-run"}, "query_info.host_name"},
+		{[]string{"--query", "pod_id=p", "--expand"}, "query_info.pod_id"},
+	} {
+		code, _, errOut := runCmd(t, append([]string{"scan"}, tc.args...)...)
+		if code != 2 || !strings.Contains(errOut, tc.field) {
+			t.Errorf("scan %v: exit %d, %q; want 2 naming %s", tc.args, code, errOut, tc.field)
+		}
+	}
+	code, out, errOut := runCmd(t, "scan", "--query", "host_name=web", "--query", "scan_status=download_failed", "--widen", "--dry-run",
+		"--set", "hss.emulator_images=300")
+	if code != 0 || !strings.Contains(out, "WIDENED") || !strings.Contains(out, "host_name") {
+		t.Fatalf("widened dry run: exit %d\n%s%s", code, out, errOut)
 	}
 }

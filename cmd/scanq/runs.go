@@ -121,6 +121,9 @@ func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return out(r)
 		}
 		fmt.Fprintf(stdout, "run %s  trigger %s  state %s  queue %s  batch size %d\n", r.ID, r.Trigger.Kind, r.State, r.Queue, r.BatchSize)
+		if r.Resolution != nil {
+			fmt.Fprintf(stdout, "resolution: %s\n", r.Resolution)
+		}
 		c := r.Counters
 		fmt.Fprintf(stdout, "images: %d total (%d expected), %d submitted, %d skipped%s, %d failed\n",
 			c.ImagesTotal, c.ImagesExpected, c.ImagesSubmitted, c.Skipped(), skipReasons(c.ImagesSkipped), c.ImagesFailed)

@@ -39,3 +39,18 @@ func TestRunsListPages(t *testing.T) {
 		}
 	}
 }
+
+// `scanq runs show` says how a run's query was resolved, widening first.
+func TestRunsShowResolution(t *testing.T) {
+	b := redistest.Mini(t)
+	store := runs.New(b.Client, runs.Options{})
+	r := &jobs.Run{ID: "wide", CreatedAt: time.Now().UTC(), Trigger: jobs.Trigger{Kind: "cli"}, Source: jobs.SourceQuery,
+		Resolution: &jobs.Resolution{ListAPI: "ListRegistryImages", ScanqFilters: []string{"scan_status"}, Unlisted: []string{"host_name"}, Widened: true}}
+	if err := store.Create(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCmd(t, "runs", "show", "--set", "redis.url="+b.URL, "wide")
+	if code != 0 || !strings.Contains(out, "resolution: listed with ListRegistryImages; applied by scanq scan_status; no list evaluates host_name; WIDENED") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+}

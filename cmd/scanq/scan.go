@@ -34,6 +34,8 @@ type scanFlags struct {
 	region            string
 	dryRun            bool
 	forward           bool
+	includeUnscan     bool
+	widen, expand     bool
 	skipScannedWithin time.Duration
 	priority          string
 	json              bool
@@ -69,6 +71,9 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer, enque
 	fs.StringVar(&f.region, "region", "", "region header (default: hss.region)")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "resolve and count, submit nothing")
 	fs.BoolVar(&f.forward, "forward", false, "send the request unexpanded as one API call (HSS fans out)")
+	fs.BoolVar(&f.widen, "widen", false, "list a query whose fields no list API can evaluate without those fields (the run covers more images than the query; it says so)")
+	fs.BoolVar(&f.expand, "expand", false, "refuse a query that cannot be resolved by listing, instead of forwarding it to HSS unexpanded")
+	fs.BoolVar(&f.includeUnscan, "include-unscannable", false, "submit listed images HSS reports it cannot scan (skipped as not_scannable otherwise)")
 	fs.DurationVar(&f.skipScannedWithin, "skip-scanned-within", 0, "skip images scanned successfully within this `DURATION`")
 	fs.StringVar(&f.priority, "priority", "", "queue: critical (default for scan/enqueue), default or bulk")
 	fs.BoolVar(&f.json, "json", false, "print one JSON summary object")
@@ -266,11 +271,16 @@ func (f *scanFlags) request() (jobs.ScanRequest, jobs.Options, error) {
 	req.EnterpriseProjectID = f.enterpriseProject
 	req.Region = f.region
 	opts := jobs.Options{BatchSize: f.batchSize, DryRun: f.dryRun, Forward: f.forward,
-		SkipScannedWithin: jobs.Duration(f.skipScannedWithin), Priority: f.priority}
+		SkipScannedWithin: jobs.Duration(f.skipScannedWithin), Priority: f.priority, IncludeUnscannable: f.includeUnscan,
+		Widen: f.widen, Expand: f.expand}
 	if err := req.Validate(); err != nil {
 		return req, opts, err
 	}
-	return req, opts, opts.Validate()
+	if err := opts.Validate(); err != nil {
+		return req, opts, err
+	}
+	_, _, err = jobs.Resolve(&req, opts)
+	return req, opts, err
 }
 
 func int32Flag(name string, v int64) (int32, error) {

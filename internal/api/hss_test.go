@@ -131,6 +131,10 @@ func TestHSSCreateErrors(t *testing.T) {
 		{"is_all number", call{body: `{"is_all":1}`, header: tok}, 400, "HSS.0001", bodyErr(`{"is_all":1}`)},
 		{"image_info object", call{body: `{"image_info":{}}`, header: tok}, 400, "HSS.0001", bodyErr(`{"image_info":{}}`)},
 		{"image_info id string", call{body: `{"image_info":[{"id":"7"}]}`, header: tok}, 400, "HSS.0001", bodyErr(`{"image_info":[{"id":"7"}]}`)},
+		// a query scanq resolves by listing is held to the list API's limits
+		{"image_size beyond the registry list", call{body: `{"query_info":{"image_size":2147483548}}`, header: tok}, 400, "HSS.0001", ""},
+		{"image_size at the registry list's max", call{body: `{"query_info":{"image_size":2147483547}}`, header: tok}, 200, "", ""},
+		{"host field on registry images: forwarded", call{body: `{"query_info":{"host_name":"h"}}`, header: tok}, 200, "", ""},
 		{"query_info array", call{body: `{"query_info":[]}`, header: tok}, 400, "HSS.0001", bodyErr(`{"query_info":[]}`)},
 
 		// out of range

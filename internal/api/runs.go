@@ -23,7 +23,7 @@ const TriggerAPI = "api"
 // as in jobs.ScanRequest (global_image_type, enterprise_project_id, region,
 // scan_scope, rate_limit, is_all, query_info, image_info), the target, and
 // scanq's run options (batch_size, dry_run, skip_scanned_within, priority,
-// forward).
+// forward, include_unscannable).
 type RunRequest struct {
 	jobs.ScanRequest
 	Target string `json:"target,omitempty"`

@@ -324,6 +324,29 @@ func TestCreateRunValidation(t *testing.T) {
 		{"forward with dry_run", `{"forward":true,"dry_run":true}`, 400, codeInvalidField, "dry_run", "cannot be dry-run"},
 		{"forward", `{"forward":true,"is_all":true}`, 202, "", "", ""},
 		{"nulls are not sent", `{"rate_limit":null,"query_info":null,"is_all":true}`, 202, "", "", ""},
+
+		// a query resolved through a list API is held to that API's limits
+		// when it is made, not when the run lists
+		{"image_version 65, registry list", `{"query_info":{"image_version":"` + long(65) + `"}}`, 400, codeInvalidField, "query_info.image_version", "ListRegistryImages"},
+		{"image_version 64, registry list", `{"query_info":{"image_version":"` + long(64) + `"}}`, 202, "", "", ""},
+		{"namespace 129, registry list", `{"query_info":{"namespace":"` + long(129) + `"}}`, 400, codeInvalidField, "query_info.namespace", "exceeds 128"},
+		{"image_name 129, registry list", `{"query_info":{"image_name":"` + long(129) + `"}}`, 400, codeInvalidField, "query_info.image_name", "exceeds 128"},
+		{"image_size beyond the registry list", `{"query_info":{"image_size":2147483548}}`, 400, codeInvalidField, "query_info.image_size", "2147483547"},
+		{"image_size at the registry list's max", `{"query_info":{"image_size":2147483547}}`, 202, "", "", ""},
+		{"pod_name 64, local list", `{"global_image_type":"local","query_info":{"pod_name":"` + long(64) + `"}}`, 400, codeInvalidField, "query_info.pod_name", "ListImageLocal"},
+		{"host_name 65, local list", `{"global_image_type":"local","query_info":{"host_name":"` + long(65) + `"}}`, 400, codeInvalidField, "query_info.host_name", "exceeds 64"},
+		{"image_version 129, local list", `{"global_image_type":"local","query_info":{"image_name":"a","image_version":"` + long(129) + `"}}`, 400, codeInvalidField, "query_info.image_version", "exceeds 128"},
+		{"private_ip not IPv4, local list", `{"global_image_type":"local","query_info":{"private_ip":"fe80::1"}}`, 400, codeInvalidField, "query_info.private_ip", "IPv4"},
+		{"scan time start after end", `{"query_info":{"start_latest_scan_time":5,"end_latest_scan_time":4}}`, 400, codeInvalidField, "query_info.start_latest_scan_time", "after"},
+		{"pod_name 64, forwarded", `{"forward":true,"global_image_type":"local","query_info":{"pod_name":"` + long(64) + `"}}`, 202, "", "", ""},
+		// fields no list can evaluate: forwarded, refused when expansion
+		// is asked for, dropped only with widen
+		{"host_name on registry images", `{"query_info":{"host_name":"h"}}`, 202, "", "", ""},
+		{"host_name, expand", `{"query_info":{"host_name":"h"},"expand":true}`, 400, codeInvalidField, "query_info.host_name", "widen"},
+		{"cluster_id, dry run", `{"query_info":{"cluster_id":"c"},"dry_run":true}`, 400, codeInvalidField, "query_info.cluster_id", "cannot be evaluated"},
+		{"host_name, widen", `{"query_info":{"host_name":"h"},"widen":true}`, 202, "", "", ""},
+		{"expand with forward", `{"is_all":true,"expand":true,"forward":true}`, 400, codeInvalidField, "expand", "forward"},
+		{"widen with forward", `{"query_info":{"host_name":"h"},"widen":true,"forward":true}`, 400, codeInvalidField, "widen", "forward"},
 	}
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		e := newEnv(t, b, withAuth(Options{}))
@@ -524,5 +547,30 @@ func TestReadBodyLimit(t *testing.T) {
 		case tc.wantStatus != 0 && (rerr == nil || rerr.status != tc.wantStatus):
 			t.Errorf("%d-byte body: %+v, want status %d", tc.size, rerr, tc.wantStatus)
 		}
+	}
+}
+
+// The API shows how a run's query was resolved: what the list filters,
+// what scanq applies, what no list evaluates, and whether it was widened.
+func TestRunShowsItsResolution(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, redistest.Mini(t), withAuth(Options{}))
+	body := `{"is_all":true,"query_info":{"host_name":"web","scan_status":"download_failed","namespace":"team"},"widen":true}`
+	id := createdRun(t, e.do(t, call{method: http.MethodPost, path: "/api/v1/runs", body: body, header: auth}), http.StatusAccepted)
+	r := e.do(t, call{method: http.MethodGet, path: "/api/v1/runs/" + id, header: auth})
+	var got struct {
+		Source     jobs.Source      `json:"source"`
+		Options    jobs.Options     `json:"options"`
+		Resolution *jobs.Resolution `json:"resolution"`
+	}
+	r.decode(t, &got)
+	want := &jobs.Resolution{ListAPI: "ListRegistryImages", ListFilters: []string{"namespace"}, ScanqFilters: []string{"scan_status"},
+		Unlisted: []string{"host_name"}, Widened: true}
+	if got.Resolution != nil {
+		want.Note = got.Resolution.Note
+	}
+	if got.Source != jobs.SourceQuery || !got.Options.Widen || !reflect.DeepEqual(got.Resolution, want) ||
+		!strings.Contains(want.Note, "narrows all") || !strings.Contains(want.Note, "widened") {
+		t.Fatalf("source %s, options %+v, resolution %+v", got.Source, got.Options, got.Resolution)
 	}
 }

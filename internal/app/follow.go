@@ -170,6 +170,9 @@ func (p *Progress) Summary(r *jobs.Run) {
 	}
 	c := r.Counters
 	fmt.Fprintf(p.W, "run %s %s in %s\n", r.ID, r.State, Duration(r).Round(time.Millisecond))
+	if r.Resolution != nil {
+		fmt.Fprintf(p.W, "  resolution: %s\n", r.Resolution)
+	}
 	fmt.Fprintf(p.W, "  images: %d total, %d submitted, %d skipped, %d failed\n", c.ImagesTotal, c.ImagesSubmitted, c.Skipped(), c.ImagesFailed)
 	for reason, n := range c.ImagesSkipped {
 		if n > 0 {
@@ -225,6 +228,8 @@ type Summary struct {
 	// Beyond the contract: the reasons, and the errors.
 	SkippedBy map[string]int64 `json:"images_skipped_by_reason,omitempty"`
 	Errors    []jobs.RunError  `json:"errors,omitempty"`
+	// Resolution says how the query was resolved (widened, forwarded).
+	Resolution *jobs.Resolution `json:"resolution,omitempty"`
 }
 
 // SummaryOf builds the --json summary of r.
@@ -232,5 +237,5 @@ func SummaryOf(r *jobs.Run) Summary {
 	c := r.Counters
 	return Summary{RunID: r.ID, State: string(r.State), ImagesTotal: c.ImagesTotal, ImagesSubmitted: c.ImagesSubmitted,
 		ImagesSkipped: c.Skipped(), ImagesFailed: c.ImagesFailed, Batches: c.BatchesTotal,
-		DurationSeconds: Duration(r).Seconds(), SkippedBy: c.ImagesSkipped, Errors: r.Errors}
+		DurationSeconds: Duration(r).Seconds(), SkippedBy: c.ImagesSkipped, Errors: r.Errors, Resolution: r.Resolution}
 }

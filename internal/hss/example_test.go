@@ -73,8 +73,8 @@ func ExampleClient_ListImages() {
 	}
 	// Output:
 	// total 2
-	// r/reg1//team/nginx:1.27@sha256%3Aaa unscan
-	// r/reg1//team/redis:7@sha256%3Abb success
+	// r#1@sha256%3Aaa unscan
+	// r#2@sha256%3Abb success
 }
 
 func ExampleDecodeScanTaskBody() {
@@ -98,12 +98,14 @@ func ExampleDecodeScanTaskBody() {
 	// HSS.0002 cannot parse request body: data after the JSON object
 }
 
-func ExampleFiltersFor() {
-	q := &hss.QueryInfo{ImageName: new("nginx"), ClusterID: new("c-1"), PrivateIP: new("10.0.0.7")}
-	_, local, ignored := hss.FiltersFor(hss.ImageTypeLocal, q)
-	fmt.Println("image_name:", local.ImageName, "host_ip:", local.HostIP, "ignored:", ignored)
+func ExamplePlanQuery() {
+	q := &hss.QueryInfo{ImageName: new("nginx"), ClusterID: new("c-1"), PrivateIP: new("10.0.0.7"), ScanStatus: new("download_failed")}
+	p, _ := hss.PlanQuery(hss.ImageTypeLocal, q)
+	fmt.Println("image_name:", p.Local.ImageName, "host_ip:", p.Local.HostIP)
+	fmt.Println("list:", p.Names(hss.ByList), "scanq:", p.Names(hss.ByScanq), "unlisted:", p.Names(hss.Unlisted))
 	// Output:
-	// image_name: nginx host_ip: 10.0.0.7 ignored: [cluster_id]
+	// image_name: nginx host_ip: 10.0.0.7
+	// list: [private_ip image_name] scanq: [scan_status] unlisted: [cluster_id]
 }
 
 func ExampleRetryable() {

@@ -256,7 +256,7 @@ func TestListImages(t *testing.T) {
 	img := page.Images[0]
 	want := Image{
 		Info:       ImageInfo{ID: 20, ImageDigest: "sha256:20", RegistryID: "reg", ImageName: "img20", ImageVersion: "v1", Namespace: "ns", RegistryType: "SwrPrivate"},
-		ScanStatus: "unscan", LatestScanTime: 20, Key: "r/reg//ns/img20:v1@sha256%3A20",
+		ScanStatus: "unscan", LatestScanTime: 20, Key: "r#20@sha256%3A20",
 	}
 	if !reflect.DeepEqual(img, want) {
 		t.Errorf("image %+v\nwant  %+v", img, want)
@@ -271,7 +271,7 @@ func TestListImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(local.Images) != 10 || local.Images[3].Key != "l/local3:latest@id3" || local.Images[3].Info.ImageID != "id3" {
+	if len(local.Images) != 10 || local.Images[3].Key != "l/local3:latest@#id3" || local.Images[3].Info.ImageID != "id3" {
 		t.Errorf("local page %+v", local.Images[3])
 	}
 	if r := requests()[1]; !strings.HasSuffix(r.path, "/local-repositories") || !strings.Contains(r.rawQuery, "host_id=h1") {
@@ -288,7 +288,7 @@ func TestListImages(t *testing.T) {
 		{ListQuery{GlobalImageType: "local"}, 0, 5, "limit"},
 		{ListQuery{}, 0, 1<<32 + 10, "limit"}, // must not wrap into range as int32
 		{ListQuery{}, -1, 10, "offset"},
-		{ListQuery{Query: &QueryInfo{ImageVersion: ptr(strings.Repeat("v", 65))}}, 0, 10, "image_version"},
+		{ListQuery{Query: &QueryInfo{ImageVersion: ptr(strings.Repeat("v", 65))}}, 0, 10, "query_info.image_version"},
 	} {
 		_, err := c.ListImages(context.Background(), tt.q, tt.offset, tt.limit)
 		if ve, ok := errors.AsType[*ValidationError](err); !ok || ve.Field != tt.field {
@@ -305,8 +305,8 @@ func TestImageKeysAreUnambiguous(t *testing.T) {
 	if a == b || b == c || a == c {
 		t.Errorf("keys collide: %s %s %s", a, b, c)
 	}
-	if localKey(LocalImage{ImageName: "x", ImageDigest: "d", ImageID: "i"}) != "l/x:@d" {
-		t.Error("local key does not prefer the digest")
+	if k := localKey(LocalImage{ImageName: "x", ImageDigest: "d", ImageID: "i"}); k != "l/x:@d#i" {
+		t.Errorf("local key %q, want l/x:@d#i", k)
 	}
 }
 
@@ -357,7 +357,7 @@ func TestRegistryImagesIteratorError(t *testing.T) {
 	}
 }
 
-func TestFiltersFor(t *testing.T) {
+func TestPlanQuery(t *testing.T) {
 	t.Parallel()
 	full := &QueryInfo{
 		LocalImageType: ptr("swr_image"), HostID: ptr("hid"), HostName: ptr("hn"), PublicIP: ptr("1.1.1.1"),
@@ -370,42 +370,86 @@ func TestFiltersFor(t *testing.T) {
 	times := func() (a, b, c, d *int64) { return ptr(int64(2)), ptr(int64(3)), ptr(int64(4)), ptr(int64(5)) }
 	su, eu, ss, es := times()
 	tests := []struct {
-		name        string
-		imageType   string
-		q           *QueryInfo
-		wantReg     *ListRegistryImagesRequest
-		wantLocal   *ListImageLocalRequest
-		wantIgnored []string
+		name         string
+		imageType    string
+		q            *QueryInfo
+		wantReg      *ListRegistryImagesRequest
+		wantLocal    *ListImageLocalRequest
+		wantScanq    []string
+		wantUnlisted []string
 	}{
-		{"nil query registry", "registry", nil, &ListRegistryImagesRequest{}, nil, nil},
-		{"nil query local", "local", nil, nil, &ListImageLocalRequest{}, nil},
+		{"nil query registry", "registry", nil, &ListRegistryImagesRequest{}, nil, nil, nil},
+		{"nil query local", "local", nil, nil, &ListImageLocalRequest{}, nil, nil},
 		{"full registry", "registry", full, &ListRegistryImagesRequest{
 			Namespace: "ns", ImageName: "img", ImageVersion: "v", ImageType: "harbor", ScanStatus: "failed", HasVul: ptr(true),
 			ImageSize: ptr(int64(1)), StartLatestUpdateTime: su, EndLatestUpdateTime: eu, StartLatestScanTime: ss, EndLatestScanTime: es,
-		}, nil, []string{"local_image_type", "host_id", "host_name", "public_ip", "private_ip", "cluster_id", "container_id", "container_name", "pod_id", "pod_name", "app_name"}},
+		}, nil, nil, []string{"local_image_type", "host_id", "host_name", "public_ip", "private_ip", "cluster_id", "container_id", "container_name", "pod_id", "pod_name", "app_name"}},
 		{"full local", "local", full, nil, &ListImageLocalRequest{
-			LocalImageType: "swr_image", HostID: "hid", HostName: "hn", HostIP: "10.0.0.1", ContainerID: "cid", ContainerName: "cn",
+			LocalImageType: "swr_image", HostID: "hid", HostName: "hn", HostIP: "1.1.1.1", ContainerID: "cid", ContainerName: "cn",
 			PodID: "pid", PodName: "pn", AppName: "app", HasVul: ptr(true), ImageName: "img", ImageVersion: "v", ScanStatus: "failed",
 			ImageSize: ptr(int64(1)), StartLatestUpdateTime: su, EndLatestUpdateTime: eu, StartLatestScanTime: ss, EndLatestScanTime: es,
-		}, []string{"public_ip", "cluster_id", "namespace", "image_type"}},
-		{"local_image alias", "local_image", &QueryInfo{PublicIP: ptr("1.1.1.1")}, nil, &ListImageLocalRequest{HostIP: "1.1.1.1"}, nil},
-		{"empty strings are no filter", "local", &QueryInfo{PrivateIP: ptr(""), PublicIP: ptr("2.2.2.2"), ClusterID: ptr("")}, nil, &ListImageLocalRequest{HostIP: "2.2.2.2"}, nil},
-		{"create-only scan status", "registry", &QueryInfo{ScanStatus: ptr("download_failed")}, &ListRegistryImagesRequest{}, nil, []string{"scan_status"}},
-		{"create-only scan status local", "local", &QueryInfo{ScanStatus: ptr("image_oversized")}, nil, &ListImageLocalRequest{}, []string{"scan_status"}},
+		}, nil, []string{"private_ip", "cluster_id", "namespace", "image_type"}},
+		{"local_image alias", "local_image", &QueryInfo{PublicIP: ptr("1.1.1.1")}, nil, &ListImageLocalRequest{HostIP: "1.1.1.1"}, nil, nil},
+		{"equal addresses are one filter", "local", &QueryInfo{PublicIP: ptr("1.1.1.1"), PrivateIP: ptr("1.1.1.1")}, nil, &ListImageLocalRequest{HostIP: "1.1.1.1"}, nil, nil},
+		{"empty strings are no filter", "local", &QueryInfo{PrivateIP: ptr(""), PublicIP: ptr("2.2.2.2"), ClusterID: ptr("")}, nil, &ListImageLocalRequest{HostIP: "2.2.2.2"}, nil, nil},
+		{"create-only scan status", "registry", &QueryInfo{ScanStatus: ptr("download_failed")}, &ListRegistryImagesRequest{}, nil, []string{"scan_status"}, nil},
+		{"create-only scan status local", "local", &QueryInfo{ScanStatus: ptr("image_oversized")}, nil, &ListImageLocalRequest{}, []string{"scan_status"}, nil},
+		{"version without name, local", "local", &QueryInfo{ImageVersion: ptr("1")}, nil, &ListImageLocalRequest{}, []string{"image_version"}, nil},
+		{"version without name, registry", "registry", &QueryInfo{ImageVersion: ptr("1")}, &ListRegistryImagesRequest{ImageVersion: "1"}, nil, nil, nil},
+		{"one-sided bounds, local", "local", &QueryInfo{StartLatestUpdateTime: su, EndLatestScanTime: es}, nil, &ListImageLocalRequest{},
+			[]string{"start_latest_update_time", "end_latest_scan_time"}, nil},
+		{"equal bounds, local", "local", &QueryInfo{StartLatestUpdateTime: su, EndLatestUpdateTime: su}, nil, &ListImageLocalRequest{},
+			[]string{"start_latest_update_time", "end_latest_update_time"}, nil},
+		{"one-sided bounds, registry", "registry", &QueryInfo{StartLatestUpdateTime: su, EndLatestScanTime: es}, &ListRegistryImagesRequest{StartLatestUpdateTime: su, EndLatestScanTime: es}, nil, nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			reg, local, ignored := FiltersFor(tt.imageType, tt.q)
-			if !reflect.DeepEqual(reg, tt.wantReg) {
-				t.Errorf("registry filters %+v\nwant %+v", reg, tt.wantReg)
+			p, err := PlanQuery(tt.imageType, tt.q)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(local, tt.wantLocal) {
-				t.Errorf("local filters %+v\nwant %+v", local, tt.wantLocal)
+			if !reflect.DeepEqual(p.Registry, tt.wantReg) {
+				t.Errorf("registry filters %+v\nwant %+v", p.Registry, tt.wantReg)
 			}
-			if !reflect.DeepEqual(ignored, tt.wantIgnored) {
-				t.Errorf("ignored %v, want %v", ignored, tt.wantIgnored)
+			if !reflect.DeepEqual(p.Local, tt.wantLocal) {
+				t.Errorf("local filters %+v\nwant %+v", p.Local, tt.wantLocal)
+			}
+			if got := p.Names(ByScanq); !reflect.DeepEqual(got, tt.wantScanq) {
+				t.Errorf("applied by scanq %v, want %v", got, tt.wantScanq)
+			}
+			if got := p.Names(Unlisted); !reflect.DeepEqual(got, tt.wantUnlisted) {
+				t.Errorf("unlisted %v, want %v", got, tt.wantUnlisted)
 			}
 		})
+	}
+}
+
+// A listed registry image is keyed by its most specific identity, its id
+// and digest: two records that share a name but not an id are two images,
+// and one record listed twice is one.
+func TestListedRegistryImagesAreKeyedByIDAndDigest(t *testing.T) {
+	t.Parallel()
+	a := RegistryImage{ID: 1, Namespace: "ns", ImageName: "n", ImageVersion: "v", ImageDigest: "sha256:d"}
+	b := a
+	b.ID = 2
+	if registryKey(a) == registryKey(b) {
+		t.Errorf("records 1 and 2 have one key %q", registryKey(a))
+	}
+	c := a
+	c.ImageDigest = "sha256:e" // the tag pushed again
+	if registryKey(a) == registryKey(c) {
+		t.Errorf("digests d and e have one key %q", registryKey(a))
+	}
+	moved := a
+	moved.RegistryName, moved.InstanceURL = "renamed", "https://x" // not identity once id is known
+	if registryKey(a) != registryKey(moved) {
+		t.Errorf("one record has two keys: %q, %q", registryKey(a), registryKey(moved))
+	}
+	la := LocalImage{ImageName: "x", ImageVersion: "1", ImageDigest: "d", ImageID: "i"}
+	lb := la
+	lb.ImageID = "j"
+	if localKey(la) == localKey(lb) {
+		t.Errorf("local images with image_id i and j have one key %q", localKey(la))
 	}
 }

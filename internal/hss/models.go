@@ -146,7 +146,8 @@ type RegistryImage struct {
 	VulNum           int32  `json:"vul_num"`
 	// Scannable is false for images HSS cannot scan (e.g. too large);
 	// nil when the API leaves it out.
-	Scannable *bool `json:"scannable,omitempty"`
+	Scannable     *bool  `json:"scannable,omitempty"`
+	NonScanReason string `json:"non_scan_reason,omitempty"`
 }
 
 // ImageInfo returns the image_info entry that names this image.

@@ -88,6 +88,10 @@ func (s *Starter) StartWithID(ctx context.Context, id string, req jobs.ScanReque
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	src, res, err := jobs.Resolve(&req, opts)
+	if err != nil {
+		return nil, err
+	}
 	queue := opts.Priority
 	if queue == "" {
 		queue = jobs.QueueCritical
@@ -97,7 +101,7 @@ func (s *Starter) StartWithID(ctx context.Context, id string, req jobs.ScanReque
 	}
 	r := &jobs.Run{
 		ID: id, Trigger: trig, Target: s.Target, Request: req, Options: opts, Queue: queue,
-		Source:    jobs.SourceOf(&req, opts.Forward),
+		Source: src, Resolution: res,
 		BatchSize: jobs.EffectiveBatchSize(opts.BatchSize, s.BatchSize, s.MaxBatchSize, req.ImagesPerHour()),
 		CreatedAt: s.now().UTC(),
 	}

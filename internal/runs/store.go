@@ -131,6 +131,7 @@ type record struct {
 	Queue      string           `json:"queue"`
 	Source     jobs.Source      `json:"source"`
 	BatchSize  int              `json:"batch_size"`
+	Resolution *jobs.Resolution `json:"resolution,omitempty"`
 	CreatedAt  time.Time        `json:"created_at"`
 }
 
@@ -150,7 +151,7 @@ func (s *Store) Create(ctx context.Context, r *jobs.Run) error {
 	r.Request.ImageInfo, r.ImageCount = nil, len(images)
 	rec, err := json.Marshal(record{
 		ID: r.ID, Trigger: r.Trigger, Target: r.Target, Request: r.Request, ImageCount: r.ImageCount, Options: r.Options,
-		Queue: r.Queue, Source: r.Source, BatchSize: r.BatchSize, CreatedAt: r.CreatedAt,
+		Queue: r.Queue, Source: r.Source, BatchSize: r.BatchSize, Resolution: r.Resolution, CreatedAt: r.CreatedAt,
 	})
 	if err != nil {
 		return fmt.Errorf("encoding run %s: %w", r.ID, err)
@@ -348,7 +349,7 @@ func decodeRecord(id, raw string) (*jobs.Run, error) {
 	}
 	return &jobs.Run{
 		ID: rec.ID, Trigger: rec.Trigger, Target: rec.Target, Request: rec.Request, ImageCount: rec.ImageCount, Options: rec.Options,
-		Queue: rec.Queue, Source: rec.Source, BatchSize: rec.BatchSize, CreatedAt: rec.CreatedAt,
+		Queue: rec.Queue, Source: rec.Source, BatchSize: rec.BatchSize, Resolution: rec.Resolution, CreatedAt: rec.CreatedAt,
 	}, nil
 }
 

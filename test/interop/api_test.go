@@ -119,6 +119,10 @@ func TestAPICreateWithSDK(t *testing.T) {
 		{"query_info on local images, spelled local_image", model.CreateManualImageScanTaskRequest{
 			GlobalImageType: ptr("local_image"),
 			Body:            &model.CreateManualImageScanTaskReqInfo{IsAll: ptr(false), QueryInfo: fullQueryInfo()},
+		}, jobs.SourceForward}, // cluster_id, namespace, image_type: no list evaluates them on local images
+		{"query_info that ListImageLocal can evaluate", model.CreateManualImageScanTaskRequest{
+			GlobalImageType: ptr("local"),
+			Body:            &model.CreateManualImageScanTaskReqInfo{QueryInfo: &model.CreateManualImageScanTaskReqInfoQueryInfo{ImageName: ptr("nginx"), ScanStatus: ptr("download_failed")}},
 		}, jobs.SourceQuery},
 	}
 	for _, tt := range tests {

@@ -294,7 +294,7 @@ func (f *fleet) startRun() string {
 	var created struct {
 		RunID string `json:"run_id"`
 	}
-	body := map[string]any{"is_all": true, "batch_size": batchSize}
+	body := map[string]any{"is_all": true, "batch_size": batchSize, "include_unscannable": true}
 	if err := f.do("POST", f.apiURL+"/api/v1/runs", body, &created); err != nil {
 		f.t.Fatalf("starting a run: %v", err)
 	}

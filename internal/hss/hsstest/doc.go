@@ -42,9 +42,21 @@
 //     No Retry-After header is sent (HSS documents none).
 //   - Registry listing order is by id; sort_key=latest_scan_time sorts
 //     stably (ties by id). namespace, image_version, registry_name,
-//     image_type and scan_status match exactly, image_name by substring.
-//     Local listing: names (image, host, container, pod, app) by substring,
-//     ids and enums exactly. Empty query values count as not sent.
+//     image_type and scan_status match exactly, image_name by substring;
+//     scan_status takes only the documented five (download_failed and
+//     image_oversized are 400), time bounds may be one-sided.
+//     Local listing, as the SDK documents it: names (image, host,
+//     container, pod, app) by case-sensitive substring, ids and enums
+//     exactly; image_version only together with image_name; time bounds
+//     only as a pair with start < end (otherwise ignored, no error);
+//     has_vul and the scan-time bounds only for images whose scan status
+//     is success; scan_status and local_image_type outside their
+//     enumerations give an empty list; host_ip must be IPv4. Every length
+//     of both lists is checked. Empty query values count as not sent.
+//   - A create's query_info (Select, and the size of the task it starts)
+//     has its documented meaning instead: one-sided bounds bound one side,
+//     image_version applies alone, every create scan status; with is_all,
+//     the query narrows "all".
 //   - Accepted scans become tasks (task_type manual) whose progress is the
 //     share of their duration that has passed on the emulator's clock: the
 //     task's images times Options.ScanTime, or one hour / rate_limit per

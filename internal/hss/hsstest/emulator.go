@@ -175,6 +175,51 @@ func (e *Emulator) RegistryImages() []hss.RegistryImage { return e.inv.allRegist
 // RegistryImageCount is the number of registry images.
 func (e *Emulator) RegistryImageCount() int { return e.inv.countRegistry(&regQuery{}) }
 
+// Select is the emulator's own evaluation of query_info for imageType
+// (registry or local) under Huawei's documented meaning, the create API's
+// rather than a list's: partial, case-sensitive name matches, one-sided
+// time bounds that bound one side, image_version with or without
+// image_name, every scan status, and on local images has_vul and the
+// scan-time bounds among success images only. It returns the image_info
+// entries of the images selected, in listing order. ok is false when the
+// query names a field this inventory does not model for the type
+// (cluster_id; host, container and pod fields on registry images;
+// namespace and image_type on local images): HSS alone evaluates those.
+func (e *Emulator) Select(imageType string, qi *hss.QueryInfo) (imgs []hss.ImageInfo, ok bool) {
+	if qi == nil {
+		qi = &hss.QueryInfo{}
+	}
+	set := func(vs ...*string) bool {
+		for _, v := range vs {
+			if v != nil && *v != "" {
+				return true
+			}
+		}
+		return false
+	}
+	if t, _ := hss.NormalizeImageType(imageType); t == hss.ImageTypeLocal {
+		if set(qi.ClusterID, qi.Namespace, qi.ImageType) {
+			return nil, false
+		}
+		q := localQueryFromInfo(qi)
+		for _, i := range e.inv.localView(q) {
+			imgs = append(imgs, e.inv.local(int(i)).Image().ImageInfo())
+		}
+		return imgs, true
+	}
+	if set(qi.LocalImageType, qi.HostID, qi.HostName, qi.PublicIP, qi.PrivateIP, qi.ClusterID,
+		qi.ContainerID, qi.ContainerName, qi.PodID, qi.PodName, qi.AppName) {
+		return nil, false
+	}
+	q := registryQueryFromInfo(qi)
+	q.limit = 1 << 31
+	_, page := e.inv.listRegistry(q)
+	for _, it := range page {
+		imgs = append(imgs, it.Image().ImageInfo())
+	}
+	return imgs, true
+}
+
 // LocalImages returns every local image, in listing order.
 func (e *Emulator) LocalImages() []hss.LocalImage {
 	out := make([]hss.LocalImage, e.inv.m)
@@ -475,19 +520,21 @@ func (e *Emulator) create(w http.ResponseWriter, r *http.Request, rid, project s
 	e.writeJSON(w, http.StatusOK, struct{}{})
 }
 
-// taskImages counts the images a create covers.
+// taskImages counts the images a create covers. With is_all and
+// query_info together, the query narrows "all" (scanq's reading; HSS does
+// not document it).
 func (e *Emulator) taskImages(b *hss.ScanTaskBody, imageType string) int {
 	switch {
 	case len(b.ImageInfo) > 0:
 		return len(b.ImageInfo)
-	case imageType == hss.ImageTypeLocal && b.IsAll != nil && *b.IsAll:
-		return e.inv.countLocal(&localQuery{})
 	case imageType == hss.ImageTypeLocal && b.QueryInfo != nil:
 		return e.inv.countLocal(localQueryFromInfo(b.QueryInfo))
-	case b.IsAll != nil && *b.IsAll:
-		return e.inv.countRegistry(&regQuery{})
+	case imageType == hss.ImageTypeLocal && b.IsAll != nil && *b.IsAll:
+		return e.inv.countLocal(&localQuery{})
 	case b.QueryInfo != nil:
 		return e.inv.countRegistry(registryQueryFromInfo(b.QueryInfo))
+	case b.IsAll != nil && *b.IsAll:
+		return e.inv.countRegistry(&regQuery{})
 	}
 	return 0
 }

@@ -170,8 +170,23 @@ func TestListValidation(t *testing.T) {
 		{localPath, "limit=201", "limit"},
 		{localPath, "offset=2000001", "offset"},
 		{localPath, "local_image_type=swr_image", ""},
-		{localPath, "local_image_type=docker", "local_image_type"},
-		{localPath, "scan_status=download_failed", "scan_status"},
+		// outside their enumerations: an empty list, not an error (SDK)
+		{localPath, "local_image_type=docker", ""},
+		{localPath, "scan_status=download_failed", ""},
+		{localPath, "start_latest_update_time=6&end_latest_update_time=5", ""}, // ignored, not refused
+		{localPath, "host_ip=10.0.0.1", ""},
+		{localPath, "host_ip=fe80::1", "host_ip"},
+		{localPath, "image_version=" + long[:129], "image_version"},
+		{localPath, "image_name=" + strings.Repeat("n", 257), "image_name"},
+		{localPath, "host_name=" + long[:65], "host_name"},
+		{localPath, "container_name=" + long[:65], "container_name"},
+		{localPath, "app_name=" + long[:65], "app_name"},
+		{localPath, "pod_id=" + long[:65], "pod_id"},
+		{registryPath, "scan_status=download_failed", "scan_status"},
+		{registryPath, "scan_status=image_oversized", "scan_status"},
+		{registryPath, "scan_status=waiting_for_scan", ""},
+		{registryPath, "image_name=" + long[:129], "image_name"},
+		{registryPath, "registry_name=" + long[:129], "registry_name"},
 		{localPath, "pod_name=" + long[:63], ""},
 		{localPath, "pod_name=" + long[:64], "pod_name"},
 		{localPath, "has_container=1", "has_container"},
@@ -692,5 +707,32 @@ func TestClientGoneDuringLatency(t *testing.T) {
 	e.ServeHTTP(w, r) // returns at once: the client has gone
 	if st := e.Stats(); st.Requests[499] != 1 || len(e.Submissions()) != 0 {
 		t.Errorf("stats %+v, want one 499", st)
+	}
+}
+
+// is_all with query_info: the query narrows "all", as scanq reads the pair,
+// for registry and local images; and Select agrees with the task's size.
+func TestIsAllWithQueryIsNarrowedByTheQuery(t *testing.T) {
+	t.Parallel()
+	e := NewHandler(Options{Images: 300, LocalImages: 200, Seed: 5})
+	for _, tc := range []struct {
+		imageType string
+		q         *hss.QueryInfo
+	}{
+		{"registry", &hss.QueryInfo{ScanStatus: ptr("download_failed")}},
+		{"local", &hss.QueryInfo{ScanStatus: ptr("success"), StartLatestUpdateTime: ptr(InventoryEpoch.UnixMilli() - 30*dayMS)}},
+	} {
+		want, ok := e.Select(tc.imageType, tc.q)
+		if !ok || len(want) == 0 || len(want) == e.RegistryImageCount() || len(want) == len(e.LocalImages()) {
+			t.Fatalf("%s: Select %d images, ok %v: not a narrowing query", tc.imageType, len(want), ok)
+		}
+		body, _ := json.Marshal(hss.ScanTaskBody{IsAll: ptr(true), QueryInfo: tc.q})
+		before := len(e.Submissions())
+		if r := serve(t, e, req{target: createPath + "?global_image_type=" + tc.imageType, body: string(body)}); r.status != http.StatusOK {
+			t.Fatalf("%s: create %d %s", tc.imageType, r.status, r.body)
+		}
+		if s := e.Submissions()[before]; s.Images != len(want) {
+			t.Errorf("%s: is_all with query_info covers %d images, want the query's %d", tc.imageType, s.Images, len(want))
+		}
 	}
 }

@@ -84,7 +84,7 @@ func TestInventoryShape(t *testing.T) {
 			t.Fatalf("image %d: digest %q, image_id %q", i, img.ImageDigest, img.ImageID)
 		case imageTypeOf[img.RegistryType] != img.ImageType:
 			t.Fatalf("image %d: registry type %s with image type %s", i, img.RegistryType, img.ImageType)
-		case !slices.Contains(registryListStatuses, img.ScanStatus):
+		case !slices.Contains(hss.ScanStatuses, img.ScanStatus) && img.ScanStatus != "waiting_for_scan":
 			t.Fatalf("image %d: scan status %q", i, img.ScanStatus)
 		case (img.ScanStatus == "unscan") != (img.LatestScanTime == 0):
 			t.Fatalf("image %d: status %s with scan time %d", i, img.ScanStatus, img.LatestScanTime)
@@ -102,7 +102,7 @@ func TestInventoryShape(t *testing.T) {
 			t.Fatalf("image %d: enterprise image without instance", i)
 		}
 	}
-	if len(types) != 5 || len(statuses) != len(registryListStatuses) || len(nss) < 10 {
+	if len(types) != 5 || len(statuses) != len(hss.ScanStatuses)+1 || len(nss) < 10 {
 		t.Errorf("variety: registry types %v, statuses %v, %d namespaces", types, statuses, len(nss))
 	}
 	hist := map[int]int{}
@@ -309,12 +309,29 @@ func TestLocalFilters(t *testing.T) {
 		keep  func(hss.LocalImage) bool
 	}{
 		{"image_name=redis", func(l hss.LocalImage) bool { return strings.Contains(l.ImageName, "redis") }},
-		{"image_version=" + url.QueryEscape(s.ImageVersion), func(l hss.LocalImage) bool { return l.ImageVersion == s.ImageVersion }},
+		// image_version takes effect only with image_name
+		{"image_version=" + url.QueryEscape(s.ImageVersion), func(l hss.LocalImage) bool { return true }},
+		{"image_name=" + url.QueryEscape(s.ImageName) + "&image_version=" + url.QueryEscape(s.ImageVersion), func(l hss.LocalImage) bool {
+			return strings.Contains(l.ImageName, s.ImageName) && l.ImageVersion == s.ImageVersion
+		}},
+		// partial and case-sensitive
+		{"image_name=REDIS", func(l hss.LocalImage) bool { return strings.Contains(l.ImageName, "REDIS") }},
 		{"scan_status=success", func(l hss.LocalImage) bool { return l.ScanStatus == "success" }},
 		{"local_image_type=other_image", func(l hss.LocalImage) bool { return l.LocalImageType == "other_image" }},
 		{"host_id=" + s.HostID, func(l hss.LocalImage) bool { return l.HostID == s.HostID }},
 		{"host_name=" + s.HostName, func(l hss.LocalImage) bool { return strings.Contains(l.HostName, s.HostName) }},
-		{"has_vul=true", func(l hss.LocalImage) bool { return l.VulNum > 0 }},
+		// has_vul and the scan-time bounds apply only to success images
+		{"has_vul=true", func(l hss.LocalImage) bool { return l.ScanStatus != "success" || l.VulNum > 0 }},
+		{"has_vul=false", func(l hss.LocalImage) bool { return l.ScanStatus != "success" || l.VulNum == 0 }},
+		{fmt.Sprintf("start_latest_scan_time=%d&end_latest_scan_time=%d", s.LatestScanTime-dayMS, s.LatestScanTime+dayMS), func(l hss.LocalImage) bool {
+			return l.ScanStatus != "success" || (l.LatestScanTime >= s.LatestScanTime-dayMS && l.LatestScanTime <= s.LatestScanTime+dayMS)
+		}},
+		// bounds filter only in pairs with start < end
+		{fmt.Sprintf("start_latest_update_time=%d", s.LatestUpdateTime), func(l hss.LocalImage) bool { return true }},
+		{fmt.Sprintf("start_latest_update_time=%d&end_latest_update_time=%d", s.LatestUpdateTime, s.LatestUpdateTime), func(l hss.LocalImage) bool { return true }},
+		{fmt.Sprintf("start_latest_update_time=%d&end_latest_update_time=%d", s.LatestUpdateTime, s.LatestUpdateTime+30*dayMS), func(l hss.LocalImage) bool {
+			return l.LatestUpdateTime >= s.LatestUpdateTime && l.LatestUpdateTime <= s.LatestUpdateTime+30*dayMS
+		}},
 		{"has_container=false", func(l hss.LocalImage) bool { return l.ContainerNum == 0 }},
 		{"image_name=redis&scan_status=success", func(l hss.LocalImage) bool {
 			return strings.Contains(l.ImageName, "redis") && l.ScanStatus == "success"
@@ -334,7 +351,7 @@ func TestLocalFilters(t *testing.T) {
 			for i, it := range items {
 				got[i] = it.Image()
 			}
-			if total != len(want) || !slices.Equal(got, want) || len(want) == 0 {
+			if total != len(want) || !slices.Equal(got, want) || (len(want) == 0) != (tt.query == "image_name=REDIS") {
 				t.Errorf("total %d, %d items, want %d", total, len(got), len(want))
 			}
 		})

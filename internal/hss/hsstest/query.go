@@ -2,6 +2,7 @@ package hsstest
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -126,10 +127,10 @@ type regQuery struct {
 	offset, limit    int
 }
 
-// registryListStatuses are the list API's scan_status filters: the
-// documented five plus the create API's failure states, which the listed
-// items carry and query_info may name.
-var registryListStatuses = []string{"unscan", "success", "scanning", "failed", "waiting_for_scan", "download_failed", "image_oversized"}
+// registryListStatuses are the list API's scan_status filters, the
+// documented five: the create API's download_failed and image_oversized
+// cannot be listed by status (the items carry them; a client filters).
+var registryListStatuses = hss.ListScanStatuses
 
 func parseRegistryQuery(v url.Values) (*regQuery, error) {
 	p := &params{v: v}
@@ -238,16 +239,29 @@ func (q *regQuery) match(f *regFields) bool {
 	return true
 }
 
-// localQuery is ListImageLocal's filter and page.
+// localQuery is ListImageLocal's filter and page, or (literal) a create
+// request's query_info over local images.
 //
 // Matching follows the SDK's descriptions: image_name, host_name,
-// container_name, pod_name and app_name match a substring; image_version,
-// host_id, host_ip, container_id, pod_id, local_image_type, scan_status and
-// image_size are exact; time bounds are inclusive.
+// container_name, pod_name and app_name match a substring, case-sensitive;
+// image_version, host_id, host_ip, container_id, pod_id, local_image_type,
+// scan_status and image_size are exact; time bounds are inclusive; has_vul
+// and the scan-time bounds apply only to images whose scan status is
+// success (others pass). The list, unlike query_info, ignores
+// image_version without image_name and a pair of time bounds that is not
+// both given with start < end, and answers a scan_status or
+// local_image_type outside its enumeration with an empty list.
 type localQuery struct {
 	imageName, imageVersion, scanStatus, localImageType         string
 	hostName, hostID, hostIP, containerID, containerName, podID string
 	podName, appName                                            string
+	// hostIP2: a second address the host must have (query_info's
+	// public_ip and private_ip both given).
+	hostIP2 string
+	// literal: query_info's meaning, not the list's.
+	literal bool
+	// none: the list matches nothing (an unknown enumeration value).
+	none bool
 
 	hasVul, hasContainer             *bool
 	imageSize                        *int64
@@ -264,15 +278,24 @@ func parseLocalQuery(v url.Values) (*localQuery, error) {
 	q.limit = p.intDefault("limit", 10, 200, 10)
 	q.imageName = p.str("image_name", 256)
 	q.imageVersion = p.str("image_version", 128)
-	q.scanStatus = p.enum("scan_status", hss.ListScanStatuses)
-	q.localImageType = p.enum("local_image_type", hss.LocalImageTypes)
+	// Outside their enumerations these return an empty list, not an error.
+	q.scanStatus = p.str("scan_status", 64)
+	q.localImageType = p.str("local_image_type", 64)
+	q.none = (q.scanStatus != "" && !slices.Contains(hss.ListScanStatuses, q.scanStatus)) ||
+		(q.localImageType != "" && !slices.Contains(hss.LocalImageTypes, q.localImageType))
 	q.imageSize = p.int64In("image_size", 0, 1<<63-1)
-	q.updFrom, q.updTo = p.bounds("start_latest_update_time", "end_latest_update_time")
-	q.scanFrom, q.scanTo = p.bounds("start_latest_scan_time", "end_latest_scan_time")
+	// A pair that is not start < end does not filter; it is no error.
+	q.updFrom, q.updTo = p.int64In("start_latest_update_time", 0, 1<<63-1), p.int64In("end_latest_update_time", 0, 1<<63-1)
+	q.scanFrom, q.scanTo = p.int64In("start_latest_scan_time", 0, 1<<63-1), p.int64In("end_latest_scan_time", 0, 1<<63-1)
 	q.hasVul = p.boolean("has_vul")
 	q.hostName = p.str("host_name", 64)
 	q.hostID = p.str("host_id", 64)
 	q.hostIP = p.str("host_ip", 128)
+	if q.hostIP != "" && p.err == nil {
+		if a, err := netip.ParseAddr(q.hostIP); err != nil || !a.Is4() {
+			p.fail("host_ip", "%s is not an IPv4 address", quote(q.hostIP))
+		}
+	}
 	q.containerID = p.str("container_id", 64)
 	q.containerName = p.str("container_name", 64)
 	q.podID = p.str("pod_id", 64)
@@ -285,8 +308,11 @@ func parseLocalQuery(v url.Values) (*localQuery, error) {
 	return q, nil
 }
 
+// localQueryFromInfo is query_info over local images, with its own
+// meaning (literal). cluster_id, namespace and image_type describe nothing
+// a local image here carries: the emulator ignores them.
 func localQueryFromInfo(qi *hss.QueryInfo) *localQuery {
-	q := &localQuery{}
+	q := &localQuery{literal: true}
 	if qi == nil {
 		return q
 	}
@@ -295,7 +321,10 @@ func localQueryFromInfo(qi *hss.QueryInfo) *localQuery {
 	q.scanStatus = deref(qi.ScanStatus)
 	q.localImageType = deref(qi.LocalImageType)
 	q.hostName, q.hostID = deref(qi.HostName), deref(qi.HostID)
-	q.hostIP = deref(qi.PrivateIP)
+	q.hostIP, q.hostIP2 = deref(qi.PrivateIP), deref(qi.PublicIP)
+	if q.hostIP == "" {
+		q.hostIP, q.hostIP2 = q.hostIP2, ""
+	}
 	q.containerID, q.containerName = deref(qi.ContainerID), deref(qi.ContainerName)
 	q.podID, q.podName, q.appName = deref(qi.PodID), deref(qi.PodName), deref(qi.AppName)
 	q.hasVul, q.imageSize = qi.HasVul, qi.ImageSize
@@ -309,26 +338,44 @@ func (q *localQuery) isPlain() bool {
 }
 
 func (q *localQuery) cacheKey() string {
-	return fmt.Sprintf("%q %q %q %q %q %q %q %q %q %q %q %q %s %s %s %s %s %s %s",
+	return fmt.Sprintf("%q %q %q %q %q %q %q %q %q %q %q %q %q %t %t %s %s %s %s %s %s %s",
 		q.imageName, q.imageVersion, q.scanStatus, q.localImageType, q.hostName, q.hostID, q.hostIP,
-		q.containerID, q.containerName, q.podID, q.podName, q.appName,
+		q.containerID, q.containerName, q.podID, q.podName, q.appName, q.hostIP2, q.literal, q.none,
 		fmtBool(q.hasVul), fmtBool(q.hasContainer), fmtInt(q.imageSize),
 		fmtInt(q.updFrom), fmtInt(q.updTo), fmtInt(q.scanFrom), fmtInt(q.scanTo))
 }
 
 func (q *localQuery) match(it *LocalItem) bool {
+	if q.none {
+		return false
+	}
 	sub := func(want, have string) bool { return want == "" || strings.Contains(have, want) }
 	eq := func(want, have string) bool { return want == "" || have == want }
-	return sub(q.imageName, it.ImageName) && eq(q.imageVersion, it.ImageVersion) &&
+	version := q.imageVersion
+	if !q.literal && q.imageName == "" {
+		version = "" // the list applies image_version only with image_name
+	}
+	success := it.ScanStatus == "success"
+	return sub(q.imageName, it.ImageName) && eq(version, it.ImageVersion) &&
 		eq(q.scanStatus, it.ScanStatus) && eq(q.localImageType, it.LocalImageType) &&
-		sub(q.hostName, it.HostName) && eq(q.hostID, it.HostID) && eq(q.hostIP, it.hostIP) &&
+		sub(q.hostName, it.HostName) && eq(q.hostID, it.HostID) && eq(q.hostIP, it.hostIP) && eq(q.hostIP2, it.hostIP) &&
 		eq(q.containerID, it.containerID) && sub(q.containerName, it.containerName) &&
 		eq(q.podID, it.podID) && sub(q.podName, it.podName) && sub(q.appName, it.appName) &&
-		(q.hasVul == nil || (it.VulNum > 0) == *q.hasVul) &&
+		(q.hasVul == nil || !success || (it.VulNum > 0) == *q.hasVul) &&
 		(q.hasContainer == nil || (it.ContainerNum > 0) == *q.hasContainer) &&
 		(q.imageSize == nil || it.ImageSize == *q.imageSize) &&
-		inRange(it.LatestUpdateTime, q.updFrom, q.updTo) &&
-		inRange(it.LatestScanTime, q.scanFrom, q.scanTo)
+		q.within(it.LatestUpdateTime, q.updFrom, q.updTo) &&
+		(!success || q.within(it.LatestScanTime, q.scanFrom, q.scanTo))
+}
+
+// within applies a pair of time bounds: query_info's one-sided bounds
+// bound one side; the list applies a pair only when both are given with
+// start < end, and ignores it otherwise.
+func (q *localQuery) within(v int64, lo, hi *int64) bool {
+	if !q.literal && (lo == nil || hi == nil || *lo >= *hi) {
+		return true
+	}
+	return inRange(v, lo, hi)
 }
 
 // taskQuery is ListImageScanTask's filter and page.
