@@ -19,16 +19,7 @@ import (
 // TestMain points the per-user state directory at a directory of its own,
 // so that no test finds (or records) a `scanq serve` of the user running
 // the tests.
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "scanq-cmd-test-")
-	if err != nil {
-		panic(err)
-	}
-	os.Setenv("XDG_RUNTIME_DIR", dir)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testkit.RunIsolated(m, "scanq-cmd-test-")) }
 
 // watchWriter closes seen once something written contains want.
 type watchWriter struct {
