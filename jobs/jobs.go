@@ -70,8 +70,9 @@ type PagePayload struct {
 	Deferred int `json:"deferred,omitempty"`
 }
 
-// BatchPayload is the payload of TypeBatch. Images travel in the payload so
-// that asynqmon shows what a batch carried. Forward marks the single call of
+// BatchPayload is the payload of TypeBatch. Images travel in the payload,
+// so a batch is whole on its own; asynqmon shows it as Summary's one line.
+// Forward marks the single call of
 // a run whose request is sent unexpanded.
 type BatchPayload struct {
 	RunID   string          `json:"run_id"`

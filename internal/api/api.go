@@ -343,6 +343,9 @@ func (h *Handler) routes() {
 	if h.opts.Monitoring {
 		h.monitor = asynqmon.New(asynqmon.Options{
 			RootPath: MonitoringPath, RedisConnOpt: h.opts.RedisOpt, ReadOnly: h.opts.MonitoringReadOnly,
+			// One line per task (run, page, batch, image count, first
+			// image) instead of the whole payload.
+			PayloadFormatter: asynqmon.PayloadFormatterFunc(jobs.Summary),
 		})
 		m.Handle(MonitoringPath+"/", h.requireAuth(h.readOnlyGuard(h.monitor), true, replayOnceUnsafe))
 	}

@@ -4,10 +4,14 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/hibiken/asynq"
+	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/jobs"
 )
 
 func basicAuth(user, pass string) map[string]string {
@@ -161,5 +165,37 @@ func TestMonitoringReadOnlyWithoutAuth(t *testing.T) {
 	}
 	if qi, err := e.insp.GetQueueInfo("critical"); err != nil || qi.Paused || qi.Pending != 1 {
 		t.Errorf("queue %+v %v: an unauthenticated console changed it", qi, err)
+	}
+}
+
+// TestMonitoringShowsOneLinePerTask: asynqmon showed each scan:batch task
+// with its whole payload, a row about 2,700 px tall for 17 images. Its task
+// lists now show jobs.Summary's one line.
+func TestMonitoringShowsOneLinePerTask(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, redistest.Mini(t), Options{Monitoring: true})
+	var images []hss.ImageInfo
+	for i := range 17 {
+		images = append(images, hss.ImageInfo{ID: int64(i + 1), Namespace: "team", ImageName: "svc-" + strconv.Itoa(i), ImageVersion: "v1"})
+	}
+	task, err := jobs.NewBatchTask(jobs.BatchPayload{RunID: "r1", Page: 0, Index: 4, Images: images}, jobs.QueueCritical, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := asynq.NewClientFromRedisClient(e.b.Client)
+	defer client.Close()
+	if _, err := client.Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do(t, call{path: "/monitoring/api/queues/critical/pending_tasks"})
+	var list struct {
+		Tasks []struct {
+			Type    string `json:"type"`
+			Payload string `json:"payload"`
+		} `json:"tasks"`
+	}
+	r.decode(t, &list)
+	if len(list.Tasks) != 1 || list.Tasks[0].Payload != "run r1 · page 0 · batch 4 · 17 images · first team/svc-0:v1" {
+		t.Fatalf("asynqmon's pending tasks: %+v", list.Tasks)
 	}
 }
