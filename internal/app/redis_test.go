@@ -101,13 +101,17 @@ func TestOpenRedisConnectsToEmbeddedAndReal(t *testing.T) {
 }
 
 // passwordRedis starts a redis-server of the test's own that requires
-// password pw, or skips when redis-server is not on PATH (miniredis's
-// RequireAuth covers the same ground then).
+// password pw. Without redis-server on PATH it skips on a machine with only
+// Go (miniredis's RequireAuth covers the same ground then) and fails where
+// the real-Redis tests run (SCANQ_TEST_REDIS_URL set): .ci/run installs it.
 func passwordRedis(t *testing.T, pw string) string {
 	t.Helper()
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Skip("redis-server is not on PATH")
+		if os.Getenv(redistest.EnvURL) != "" {
+			t.Fatalf("redis-server is not on PATH, and %s is set: the real-Redis tests need it (.ci/run installs it)", redistest.EnvURL)
+		}
+		t.Skip("redis-server is not on PATH (and no real-Redis tests run: " + redistest.EnvURL + " is not set)")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
