@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -41,7 +42,7 @@ func TestScanStatusTheListCannotFilterIsAppliedByScanq(t *testing.T) {
 					t.Fatalf("%s: image %s submitted %d times (in that status: %v)", status, k, n, want[k])
 				}
 			}
-			if r.Resolution == nil || !has(r.Resolution.ScanqFilters, "scan_status") {
+			if r.Resolution == nil || !slices.Contains(r.Resolution.ScanqFilters, "scan_status") {
 				t.Fatalf("%s: resolution %+v does not say scanq filters scan_status", status, r.Resolution)
 			}
 		}
@@ -62,13 +63,13 @@ func TestFieldsNoListCanEvaluateAreNotDropped(t *testing.T) {
 		if len(subs) != 1 || subs[0].Body.QueryInfo == nil || subs[0].Body.QueryInfo.HostName == nil || len(subs[0].Body.ImageInfo) != 0 {
 			t.Fatalf("%d submissions, want the query forwarded in one call", len(subs))
 		}
-		if r.Source != jobs.SourceForward || r.Resolution == nil || !has(r.Resolution.Unlisted, "host_name") || r.Resolution.Widened {
+		if r.Source != jobs.SourceForward || r.Resolution == nil || !slices.Contains(r.Resolution.Unlisted, "host_name") || r.Resolution.Widened {
 			t.Fatalf("source %s, resolution %+v", r.Source, r.Resolution)
 		}
 
 		w := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{QueryInfo: q}}, jobs.Options{Widen: true})
 		w = e.wait(w.ID, 30*time.Second)
-		if w.Source != jobs.SourceQuery || w.Resolution == nil || !w.Resolution.Widened || !has(w.Resolution.Unlisted, "host_name") {
+		if w.Source != jobs.SourceQuery || w.Resolution == nil || !w.Resolution.Widened || !slices.Contains(w.Resolution.Unlisted, "host_name") {
 			t.Fatalf("widened: source %s, resolution %+v", w.Source, w.Resolution)
 		}
 		n := 0
@@ -81,13 +82,4 @@ func TestFieldsNoListCanEvaluateAreNotDropped(t *testing.T) {
 			t.Fatalf("widened: %d submitted, want the %d success images", w.Counters.ImagesSubmitted, n)
 		}
 	})
-}
-
-func has(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

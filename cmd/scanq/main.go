@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -98,8 +97,6 @@ func main() {
 	case err == nil:
 	case errors.As(err, &ee):
 		os.Exit(ee.code)
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
 	default:
 		fmt.Fprintln(os.Stderr, "scanq:", err)
 		os.Exit(1)

@@ -102,6 +102,15 @@ func (h *Handler) authenticate(r *http.Request, hssOnly bool) (authResult, *sign
 	return authMissing, nil
 }
 
+// presentedToken is the token r carries as "Authorization: Bearer T" or,
+// failing that, as X-Auth-Token; "" for none.
+func presentedToken(r *http.Request) string {
+	if scheme, cred, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		return strings.TrimSpace(cred)
+	}
+	return r.Header.Get("X-Auth-Token")
+}
+
 func (h *Handler) checkToken(tok string) authResult {
 	if h.opts.Token != "" && secretEqual(tok, h.opts.Token) {
 		return authOK
@@ -278,10 +287,7 @@ func (h *Handler) metricsHandler() http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok := r.Header.Get("X-Auth-Token")
-		if scheme, cred, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " "); ok && strings.EqualFold(scheme, "Bearer") {
-			tok = strings.TrimSpace(cred)
-		}
+		tok := presentedToken(r)
 		if tok != "" && secretEqual(tok, h.opts.MetricsToken) {
 			next.ServeHTTP(w, r)
 			return

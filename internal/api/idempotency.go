@@ -35,13 +35,8 @@ func (s *idempotency) redisKey(scope, key string) string {
 	return s.prefix + scope + ":" + hex.EncodeToString(sum[:])
 }
 
-// claim stores key -> (hash, runID) unless key is taken, and returns the
-// record that holds it when it is.
-func (s *idempotency) claim(ctx context.Context, scope, key, hash, runID string) (*idemRecord, error) {
-	return s.claimFor(ctx, scope, key, hash, runID, s.ttl)
-}
-
-// claimFor is claim with its own TTL.
+// claimFor stores key -> (hash, runID) for ttl unless key is taken, and
+// returns the record that holds it when it is.
 func (s *idempotency) claimFor(ctx context.Context, scope, key, hash, runID string, ttl time.Duration) (*idemRecord, error) {
 	k := s.redisKey(scope, key)
 	// The loop only repeats when the holder expired between SET NX and GET.

@@ -117,9 +117,6 @@ func (h *Handler) getImage(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeTicketNotFound(w http.ResponseWriter, id string) {
-	if len(id) > 64 {
-		id = id[:64] + "…"
-	}
 	writeError(w, http.StatusNotFound, codeTicketNotFound, fmt.Sprintf("image ticket %q not found", hss.Clip(id)))
 }
 
@@ -223,8 +220,5 @@ type runActive interface {
 }
 
 func writeScheduleNotFound(w http.ResponseWriter, name string) {
-	if len(name) > 64 {
-		name = name[:64] + "…"
-	}
 	writeError(w, http.StatusNotFound, codeScheduleNotFound, fmt.Sprintf("schedule %q is not configured", hss.Clip(name)))
 }

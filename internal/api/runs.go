@@ -300,9 +300,6 @@ func (h *Handler) cancelRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeRunNotFound(w http.ResponseWriter, id string) {
-	if len(id) > 64 {
-		id = id[:64] + "…"
-	}
 	writeError(w, http.StatusNotFound, codeRunNotFound, fmt.Sprintf("run %q not found", hss.Clip(id)))
 }
 

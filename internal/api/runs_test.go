@@ -190,7 +190,7 @@ func TestIdempotencyKey(t *testing.T) {
 		createdRun(t, post("k-3", `{"is_all":true}`), http.StatusAccepted)
 
 		// A key whose run is not there yet: the first request is in flight.
-		if prev, err := e.h.idem.claim(t.Context(), "runs", "k-4", hashOf(t, `{"is_all":true}`), "no-such-run"); err != nil || prev != nil {
+		if prev, err := e.h.idem.claimFor(t.Context(), "runs", "k-4", hashOf(t, `{"is_all":true}`), "no-such-run", e.h.idem.ttl); err != nil || prev != nil {
 			t.Fatal(prev, err)
 		}
 		r = post("k-4", `{"is_all":true}`)

@@ -129,19 +129,21 @@ func (s *Starter) Cancel(ctx context.Context, id string) (*jobs.Run, error) {
 	if err := s.Store.Stop(ctx, id, jobs.StateCancelled, "cancelled"); err != nil {
 		return nil, err
 	}
+	r, err := s.Store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	if s.Inspector != nil {
-		if r, err := s.Store.Get(ctx, id); err == nil {
-			// Best effort: the cancel itself succeeded, and what is left
-			// in the queue drains.
-			_ = deleteQueuedTasks(s.Inspector, r.Queue, id)
-		}
+		// Best effort: the cancel itself succeeded, and what is left in the
+		// queue drains.
+		_ = deleteQueuedTasks(s.Inspector, r.Queue, id)
 	}
 	if s.Notify {
 		if t, err := jobs.NewNotifyTask(id, s.NotifyRetries); err == nil {
 			_, _ = s.Client.EnqueueContext(ctx, t) // best effort: the cancel itself succeeded
 		}
 	}
-	return s.Store.Get(ctx, id)
+	return r, nil
 }
 
 func (s *Starter) now() time.Time {
