@@ -49,9 +49,6 @@ type Resolution struct {
 // is_all with query_info: the query narrows "all". The run lists with the
 // query, and a forwarded request carries both, as HSS received it.
 func Resolve(r *ScanRequest, o Options) (Source, *Resolution, error) {
-	if o.Widen && o.Forward {
-		return "", nil, &hss.ValidationError{Field: "widen", Reason: "a forwarded request is not listed, so there is nothing to widen; drop forward or widen"}
-	}
 	src := SourceOf(r, o.Forward)
 	isAll := r.IsAll != nil && *r.IsAll
 	switch {

@@ -115,6 +115,9 @@ func (o *Options) Validate() error {
 	if o.Forward && o.Expand {
 		errs = append(errs, errors.New("expand: a forwarded request is not expanded; drop forward or expand"))
 	}
+	if o.Forward && o.Widen {
+		errs = append(errs, errors.New("widen: a forwarded request is not listed, so there is nothing to widen; drop forward or widen"))
+	}
 	return errors.Join(errs...)
 }
 

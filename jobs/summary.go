@@ -26,10 +26,10 @@ func Summary(taskType string, payload []byte) string {
 			field("deferred", strconv.Itoa(n))
 		}
 	}
-	images := func(imgs []hss.ImageInfo) {
-		field(strconv.Itoa(len(imgs)), plural(len(imgs), "image", "images"))
-		if len(imgs) > 0 {
-			field("first", imageName(imgs[0]))
+	images := func(n int, first func() hss.ImageInfo) {
+		field(strconv.Itoa(n), plural(n, "image", "images"))
+		if n > 0 {
+			field("first", imageName(first()))
 		}
 	}
 	var err error
@@ -58,7 +58,7 @@ func Summary(taskType string, payload []byte) string {
 			} else {
 				field("page", strconv.Itoa(p.Page))
 				field("batch", strconv.Itoa(p.Index))
-				images(p.Images)
+				images(len(p.Images), func() hss.ImageInfo { return p.Images[0] })
 			}
 			deferred(p.Deferred)
 			if p.Failures > 0 {
@@ -75,11 +75,7 @@ func Summary(taskType string, payload []byte) string {
 		var p ImageBatchPayload
 		if err = json.Unmarshal(payload, &p); err == nil {
 			field("batch", hss.Clip(p.BatchID))
-			imgs := make([]hss.ImageInfo, len(p.Items))
-			for i, it := range p.Items {
-				imgs[i] = it.Image
-			}
-			images(imgs)
+			images(len(p.Items), func() hss.ImageInfo { return p.Items[0].Image })
 			deferred(p.Deferred)
 		}
 	default:
