@@ -130,7 +130,8 @@ type ScanConfig struct {
 	BatchSize         int           `yaml:"batch_size"`
 	PagesAhead        int           `yaml:"pages_ahead"`
 	PageSize          int           `yaml:"page_size"`
-	DedupeWindowPages int           `yaml:"dedupe_window_pages"`
+	ListOverlap       int           `yaml:"list_overlap"`
+	MaxPasses         int           `yaml:"max_passes"`
 	SkipScannedWithin time.Duration `yaml:"skip_scanned_within"`
 	Retention         time.Duration `yaml:"retention"`
 	PendingTTL        time.Duration `yaml:"pending_ttl"`

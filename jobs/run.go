@@ -228,6 +228,29 @@ type Run struct {
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	// StopReason says why a run was stopped early (cancel, auth failure).
 	StopReason string `json:"stop_reason,omitempty"`
+	// Drift is what the run saw of its source changing while it listed
+	// it (nil for a run of image_info, whose images are fixed).
+	Drift *Drift `json:"drift,omitempty"`
+}
+
+// Drift is how a listed source changed under a run, as its passes saw it.
+// A run lists its source once, then again in reconciliation passes (at
+// most scan.max_passes in all), each submitting what no pass before it
+// listed, until a pass finds nothing and misses nothing.
+type Drift struct {
+	// Passes is how many passes listed the source (so far).
+	Passes int64 `json:"passes"`
+	// Found: images a reconciliation pass listed that no pass before it
+	// had (added to the source meanwhile, or missed as it shifted).
+	Found int64 `json:"found_by_reconciliation"`
+	// Disappeared: images the passes before the last listed and the last
+	// did not (deleted, or no longer matching); set when the run has
+	// listed its last pass.
+	Disappeared int64 `json:"disappeared"`
+	// Gaps: pages whose listing showed the source had shifted by more
+	// than the pages' overlap, so that images before them may have been
+	// missed (a reconciliation pass follows).
+	Gaps int64 `json:"gaps"`
 }
 
 // ETA estimates when the run will be done: at the rate limit when one is

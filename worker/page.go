@@ -28,7 +28,11 @@ type snapshot struct {
 	Expected int64           `json:"expected,omitempty"`
 	// Failed carries the error that ended the listing early.
 	Failed *jobs.RunError `json:"failed,omitempty"`
-	// keys of every image listed, remembered for de-duplication when the
+	// New, Relisted and Gap are as in runs.PageResult.
+	New      int  `json:"new,omitempty"`
+	Relisted int  `json:"relisted,omitempty"`
+	Gap      bool `json:"gap,omitempty"`
+	// keys of every image listed, marked in the run's seen-set when the
 	// snapshot is saved.
 	keys []string
 }
@@ -72,6 +76,7 @@ type pageLoop struct {
 
 	ahead []*prefetch // listings of the pages after the current one, in order
 	total int64       // images the last listing said there are; 0: unknown
+	pass  runs.Pass   // the pass the pages belong to, once known
 	rec   *recording  // the page being recorded, in the background
 	// backlog is the run's batches enqueued and unfinished, as far as the
 	// loop knows: the last count read, plus the batches of every page
@@ -176,6 +181,11 @@ func (l *pageLoop) resolve(ctx context.Context, p int, goOn bool) (snap snapshot
 			return snap, pageRecorded, nil
 		}
 		l.known, l.backlog = true, v.Backlog
+		if v.Pass != l.pass {
+			l.pass = v.Pass
+			pre.cancel() // listed for another pass
+			pre = nil
+		}
 		if v.Snapshot != nil {
 			if err := fastjson.Unmarshal(v.Snapshot, &snap); err != nil {
 				return snap, 0, fmt.Errorf("page %d of run %s: corrupt snapshot: %w", p, r.ID, err)
@@ -196,7 +206,7 @@ func (l *pageLoop) resolve(ctx context.Context, p int, goOn bool) (snap snapshot
 		}
 	}
 	if pre == nil {
-		pre = h.startList(ctx, r, p, nil, nil)
+		pre = h.startList(ctx, r, l.pass, p, nil, nil)
 	}
 	saved := make(chan struct{}) // closed once p's keys are saved
 	if goOn {
@@ -204,9 +214,9 @@ func (l *pageLoop) resolve(ctx context.Context, p int, goOn bool) (snap snapshot
 	}
 	lst := pre.wait()
 	if l.total = lst.expected; goOn && lst.err == nil && !lst.last {
-		l.listAhead(ctx, p, pre, saved, max(lst.expected, int64(p+2)*int64(h.cfg.PageSize)))
+		l.listAhead(ctx, p, pre, saved, max(lst.expected, int64(h.offset(r, l.pass, p+2))))
 	}
-	if snap, err = h.filter(ctx, r, p, lst); err != nil {
+	if snap, err = h.filter(ctx, r, l.pass, p, lst); err != nil {
 		return snap, 0, err
 	}
 	raw, err := fastjson.Marshal(snap)
@@ -214,7 +224,7 @@ func (l *pageLoop) resolve(ctx context.Context, p int, goOn bool) (snap snapshot
 		return snap, 0, err
 	}
 	unrecorded := l.recording() // batches the count read below may miss
-	res, err := h.runs.SaveSnapshot(ctx, r.ID, p, raw, snap.keys)
+	res, err := h.runs.SaveSnapshot(ctx, r.ID, l.pass.N, p, raw, snap.keys)
 	if err != nil {
 		return snap, 0, err
 	}
@@ -251,14 +261,14 @@ func (l *pageLoop) listAhead(ctx context.Context, p int, pre *prefetch, saved <-
 	perPage, maxBacklog := int64(h.batchesPerPage(r)), h.maxBacklog(r)
 	for k := len(l.ahead) + 1; k <= listDepth; k++ {
 		q := p + k
-		if l.backlog+int64(k)*perPage >= maxBacklog || int64(q)*int64(h.cfg.PageSize) >= total {
+		if l.backlog+int64(k)*perPage >= maxBacklog || int64(h.offset(r, l.pass, q)) >= total {
 			return
 		}
 		prev, before := pre, (<-chan struct{})(nil) // q-1 = p; q-2 = p-1 is saved
 		if k == 2 {
 			prev, before = l.ahead[0], saved // q-1 = p+1; q-2 = p, saved later
 		}
-		l.ahead = append(l.ahead, h.startList(ctx, r, q, prev, before))
+		l.ahead = append(l.ahead, h.startList(ctx, r, l.pass, q, prev, before))
 	}
 }
 
@@ -337,7 +347,7 @@ func (h *Handlers) startRecord(ctx context.Context, r *jobs.Run, p int, snap sna
 
 func (h *Handlers) record(ctx context.Context, r *jobs.Run, p int, snap snapshot, batches [][]hss.ImageInfo) error {
 	res := runs.PageResult{Listed: snap.Listed, Skipped: snap.Skipped, Last: snap.Last, Expected: snap.Expected, Failed: snap.Failed != nil,
-		Window: h.window(r)}
+		New: snap.New, Relisted: snap.Relisted, Gap: snap.Gap, MaxPasses: h.maxPasses(r)}
 	if r.Options.DryRun {
 		res.Batches, res.BatchesSkipped = len(batches), len(batches)
 		if res.Skipped == nil {
@@ -360,10 +370,39 @@ func (h *Handlers) record(ctx context.Context, r *jobs.Run, p int, snap snapshot
 		}
 	}
 	h.log.DebugContext(ctx, "page resolved", "run_id", r.ID, "page", p, "listed", snap.Listed, "batches", len(batches), "last", snap.Last)
-	if rec.Finished {
+	switch {
+	case rec.Finished:
 		h.finished(ctx, r.ID)
+	case rec.NextPass:
+		// The pass ended and another starts: a task of its own, which
+		// reads the new pass from the run.
+		h.log.InfoContext(ctx, "reconciliation pass", "run_id", r.ID, "first_page", p+1)
+		return h.enqueue(ctx, built(jobs.NewPageTask(r.ID, p+1, r.Queue)))
 	}
 	return nil
+}
+
+// maxPasses is how many passes run r lists its source in at most: one for
+// a run of image_info, whose images are fixed.
+func (h *Handlers) maxPasses(r *jobs.Run) int {
+	if r.Source == jobs.SourceImages {
+		return 1
+	}
+	return h.cfg.MaxPasses
+}
+
+// overlap is how many images consecutive pages of run r's listing share:
+// none for image_info, whose pages do not shift.
+func (h *Handlers) overlap(r *jobs.Run) int {
+	if r.Source == jobs.SourceImages {
+		return 0
+	}
+	return max(h.cfg.ListOverlap, 0)
+}
+
+// offset is where page p of run r, in pass, starts listing.
+func (h *Handlers) offset(r *jobs.Run, pass runs.Pass, p int) int {
+	return (p - pass.Base) * (h.cfg.PageSize - h.overlap(r))
 }
 
 // enqueueBatches enqueues the batches of page p, at the same time: each
@@ -382,15 +421,16 @@ func (h *Handlers) enqueueBatches(ctx context.Context, r *jobs.Run, p int, batch
 
 // listing is one page as listed: its images and their keys, the total the
 // source reports, whether it is the last page, or why it could not be
-// listed; and which images the pages before it listed already, when that
-// was looked up with the listing.
+// listed; and what the run's seen-set knows of its images, when that was
+// looked up with the listing.
 type listing struct {
+	pass     runs.Pass
 	images   []hss.Image
 	keys     []string
 	expected int64
 	last     bool
 	err      error
-	seen     []bool // nil: not looked up yet
+	seen     []runs.Sight // nil: not looked up yet
 }
 
 // prefetch is the listing of one page, under way in its own goroutine so
@@ -411,13 +451,13 @@ type prefetch struct {
 // for p-1 to be saved. Should p-1's saved result turn out not to be prev's
 // (another delivery of the task saved it first), the caller drops this
 // listing.
-func (h *Handlers) startList(ctx context.Context, r *jobs.Run, p int, prev *prefetch, before <-chan struct{}) *prefetch {
+func (h *Handlers) startList(ctx context.Context, r *jobs.Run, pass runs.Pass, p int, prev *prefetch, before <-chan struct{}) *prefetch {
 	ctx, stop := context.WithCancel(ctx)
 	f := &prefetch{stop: stop, ready: make(chan struct{})}
 	go func() {
 		defer close(f.ready)
-		var l listing
-		l.images, l.expected, l.last, l.err = h.list(ctx, r, p)
+		l := listing{pass: pass}
+		l.images, l.expected, l.last, l.err = h.list(ctx, r, pass, p)
 		l.keys = imageKeys(l.images)
 		if l.err == nil && prev != nil {
 			if before == nil {
@@ -432,7 +472,7 @@ func (h *Handlers) startList(ctx context.Context, r *jobs.Run, p int, prev *pref
 					l.err = ctx.Err()
 				case <-prev.ready:
 					if prev.result.err == nil {
-						l.seen, l.err = h.seen(ctx, r, p, l.keys, prev.result.keys)
+						l.seen, l.err = h.seen(ctx, r, pass, l.keys, prev.result.keys)
 					}
 				}
 			}
@@ -442,26 +482,11 @@ func (h *Handlers) startList(ctx context.Context, r *jobs.Run, p int, prev *pref
 	return f
 }
 
-// window is how many pages before a page are looked at for its duplicates:
-// DedupeWindow for a listing, and every page before it for a run's own
-// image_info (at most api.max_images_per_request entries: 16 bytes a key),
-// so that an entry is submitted once however far apart its repeats stand.
-func (h *Handlers) window(r *jobs.Run) int {
-	if r.Source == jobs.SourceImages && h.cfg.DedupeWindow > 0 {
-		return max(h.cfg.DedupeWindow, (r.ImageCount+h.cfg.PageSize-1)/h.cfg.PageSize)
-	}
-	return h.cfg.DedupeWindow
-}
-
-// seen reports, for each of page p's keys, whether one of the DedupeWindow
-// pages before p listed it: the saved keys of the pages before p-1, and
-// prevKeys, those of page p-1.
-func (h *Handlers) seen(ctx context.Context, r *jobs.Run, p int, keys, prevKeys []string) ([]bool, error) {
-	w := h.window(r)
-	if w <= 0 {
-		return make([]bool, len(keys)), nil
-	}
-	seen, err := h.runs.Seen(ctx, r.ID, p-w, p-1, keys)
+// seen looks up keys in the run's seen-set, in pass, where prevKeys, those
+// of the page before (listed by this pass, and maybe not saved yet),
+// count as listed by this pass.
+func (h *Handlers) seen(ctx context.Context, r *jobs.Run, pass runs.Pass, keys, prevKeys []string) ([]runs.Sight, error) {
+	seen, err := h.runs.Seen(ctx, r.ID, pass.N, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -471,7 +496,7 @@ func (h *Handlers) seen(ctx context.Context, r *jobs.Run, p int, keys, prevKeys 
 	}
 	for i, k := range keys {
 		if _, ok := prev[k]; ok {
-			seen[i] = true
+			seen[i] = runs.ThisPass
 		}
 	}
 	return seen, nil
@@ -542,12 +567,17 @@ func (h *Handlers) waitBacklog(ctx context.Context, r *jobs.Run) (int64, error) 
 	return n, err
 }
 
-// filter filters the listing of page p of the run: images already listed on
-// the pages just before (offsets shift while a registry changes), images
-// scanned successfully within skip_scanned_within, and images HSS says it
-// cannot scan (unless the run includes them), are skipped with that reason. A listing HSS refuses for good ends the listing: the run goes on
-// with what it has and cannot succeed.
-func (h *Handlers) filter(ctx context.Context, r *jobs.Run, page int, l listing) (snapshot, error) {
+// filter filters the listing of page p of the run, in pass. An image the
+// pass listed already (the overlap between pages, offsets that shift while
+// a registry changes) is not counted again, except as a duplicate of a
+// run's own image_info; one an earlier pass listed is counted as relisted
+// only. Of the images new to the run, those scanned successfully within
+// skip_scanned_within, and those HSS says it cannot scan (unless the run
+// includes them), are skipped with that reason. A page of a listing whose
+// first ListOverlap images the pass had not listed shows a gap. A listing
+// HSS refuses for good ends the listing: the run goes on with what it has
+// and cannot succeed.
+func (h *Handlers) filter(ctx context.Context, r *jobs.Run, pass runs.Pass, page int, l listing) (snapshot, error) {
 	listed, keys, expected, last, err := l.images, l.keys, l.expected, l.last, l.err
 	if err != nil {
 		var we *limit.WaitError
@@ -559,18 +589,43 @@ func (h *Handlers) filter(ctx context.Context, r *jobs.Run, page int, l listing)
 	}
 	seen := l.seen
 	if seen == nil {
-		if seen, err = h.runs.Seen(ctx, r.ID, page-h.window(r), page, keys); err != nil {
+		if seen, err = h.runs.Seen(ctx, r.ID, pass.N, keys); err != nil {
 			return snapshot{}, err
 		}
 	}
-	snap := snapshot{Listed: len(listed), Last: last, Expected: expected, Skipped: map[string]int{}, keys: keys}
+	snap := snapshot{Last: last, Expected: expected, Skipped: map[string]int{}, keys: keys}
+	if k := h.overlap(r); k > 0 && page > pass.Base {
+		snap.Gap = true // unless one of the first k images follows on
+		for _, s := range seen[:min(k, len(seen))] {
+			if s == runs.ThisPass {
+				snap.Gap = false
+				break
+			}
+		}
+	}
 	within := time.Duration(r.Options.SkipScannedWithin)
 	since := h.now().Add(-within).UnixMilli()
 	onPage := make(map[string]bool, len(listed))
 	for i, img := range listed {
+		sight := seen[i]
+		if onPage[keys[i]] {
+			sight = runs.ThisPass
+		}
+		onPage[keys[i]] = true
+		switch sight {
+		case runs.ThisPass:
+			if r.Source == jobs.SourceImages {
+				snap.Listed++
+				snap.Skipped[jobs.SkipDuplicate]++
+			}
+			continue
+		case runs.EarlierPass:
+			snap.Relisted++
+			continue
+		}
+		snap.New++
+		snap.Listed++
 		switch {
-		case seen[i] || onPage[keys[i]]:
-			snap.Skipped[jobs.SkipDuplicate]++
 		case within > 0 && img.ScanStatus == "success" && img.LatestScanTime >= since:
 			snap.Skipped[jobs.SkipScannedWithin]++
 		case img.NotScannable && !r.Options.IncludeUnscannable:
@@ -578,7 +633,9 @@ func (h *Handlers) filter(ctx context.Context, r *jobs.Run, page int, l listing)
 		default:
 			snap.Images = append(snap.Images, img.Info)
 		}
-		onPage[keys[i]] = true
+	}
+	if snap.Gap {
+		h.log.InfoContext(ctx, "listing shifted past the pages' overlap", "run_id", r.ID, "page", page, "pass", pass.N)
 	}
 	return snap, nil
 }
@@ -597,11 +654,11 @@ func imageKeys(images []hss.Image) []string {
 	return keys
 }
 
-// list returns page p of the run's images, the total the source reports,
-// and whether p is the last page.
-func (h *Handlers) list(ctx context.Context, r *jobs.Run, p int) ([]hss.Image, int64, bool, error) {
+// list returns page p of the run's images in pass, the total the source
+// reports, and whether p is the last page.
+func (h *Handlers) list(ctx context.Context, r *jobs.Run, pass runs.Pass, p int) ([]hss.Image, int64, bool, error) {
 	size := h.cfg.PageSize
-	offset := p * size
+	offset := h.offset(r, pass, p)
 	if r.Source == jobs.SourceImages {
 		end := min(offset+size, r.ImageCount)
 		infos, err := h.requestImages(ctx, r, offset, end-offset)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,9 +44,14 @@ func TestIsAllSubmitsEveryImageOnceInBoundedBatches(t *testing.T) {
 		}
 		checkCountersAddUp(t, r)
 		// Each page listed once: listing the next page while one is being
-		// recorded wastes no call.
-		if n := e.emu.Stats().Routes["list_registry"]; n != 7 {
-			t.Fatalf("%d list calls for 7 pages", n)
+		// recorded wastes no call. Pages of 200 overlap by 20 (offsets 0,
+		// 180, ..., 1080: 7 pages), in two passes: the reconciliation pass
+		// finds nothing, and the run's listing ends.
+		if n := e.emu.Stats().Routes["list_registry"]; n != 14 {
+			t.Fatalf("%d list calls for 7 pages in each of 2 passes", n)
+		}
+		if want := (jobs.Drift{Passes: 2}); r.Drift == nil || *r.Drift != want {
+			t.Fatalf("drift %+v, want %+v", r.Drift, want)
 		}
 		// The scan parameters reached HSS on every call.
 		for _, s := range e.emu.Submissions() {
@@ -170,21 +177,22 @@ func (s *shiftingLister) ListImages(ctx context.Context, q hss.ListQuery, offset
 }
 
 func TestImageListedTwiceIsSubmittedOnce(t *testing.T) {
-	// Page 1 begins with the last image of page 0 (listed twice: skipped
-	// once as a duplicate); page 5 holds the image pushed past the end.
-	runSubmitsEachOnce(t, redistest.Mini(t), &shiftingLister{}, 1000, 1001)
+	// Page 1 begins with the last image of page 0, listed twice and
+	// counted once; the last page holds the image pushed past the end.
+	runSubmitsEachOnce(t, redistest.Mini(t), &shiftingLister{}, worker.Config{ListOverlap: -1}, 1000)
 }
 
 // runSubmitsEachOnce runs an is_all run over 1000 images listed through
 // lister and checks that distinct images reached HSS once each, and that
-// of listed images one was skipped as a duplicate.
+// the run counted each once: no duplicates, however often one was listed.
 func runSubmitsEachOnce(t *testing.T, b *redistest.Backend, lister interface {
 	worker.HSS
 	wrap(worker.HSS)
-}, distinct, listed int) {
+}, cfg worker.Config, distinct int) *jobs.Run {
 	t.Helper()
 	e := newEnv(t, b, envOpts{
 		emu:  hsstest.Options{Images: 1000},
+		cfg:  cfg,
 		wrap: func(h worker.HSS) worker.HSS { lister.wrap(h); return lister },
 	})
 	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{IncludeUnscannable: true})
@@ -198,23 +206,28 @@ func runSubmitsEachOnce(t *testing.T, b *redistest.Backend, lister interface {
 	if len(seen) != distinct {
 		t.Fatalf("%d distinct images submitted, want %d", len(seen), distinct)
 	}
-	if got, total := r.Counters.ImagesSkipped[jobs.SkipDuplicate], r.Counters.ImagesTotal; got != 1 || total != int64(listed) {
-		t.Fatalf("duplicates skipped %d of %d listed, want 1 of %d (%+v)", got, total, listed, r.Counters)
+	if got, total := r.Counters.ImagesSkipped[jobs.SkipDuplicate], r.Counters.ImagesTotal; got != 0 || total != int64(distinct) {
+		t.Fatalf("%d duplicates of %d images counted, want none of %d (%+v)", got, total, distinct, r.Counters)
 	}
 	checkCountersAddUp(t, r)
+	return r
 }
 
 // echoLister lists page 2 as starting with the last image of page 0 (its
 // own last image drops off): a duplicate two pages apart, which only the
-// keys saved in Redis can catch, where one a page apart is caught in the
-// listing of the page before.
-type echoLister struct{ worker.HSS }
+// run's seen-set can catch, where one a page apart is caught in the
+// listing of the page before; and a miss, which only a reconciliation pass
+// can catch. It echoes in the first pass only.
+type echoLister struct {
+	worker.HSS
+	echoed atomic.Bool
+}
 
 func (s *echoLister) wrap(h worker.HSS) { s.HSS = h }
 
 func (s *echoLister) ListImages(ctx context.Context, q hss.ListQuery, offset, limit int) (hss.Page, error) {
 	p, err := s.HSS.ListImages(ctx, q, offset, limit)
-	if err != nil || offset != 2*limit {
+	if err != nil || offset != 2*limit || s.echoed.Swap(true) {
 		return p, err
 	}
 	echo, err := s.HSS.ListImages(ctx, q, limit-1, 1)
@@ -227,7 +240,95 @@ func (s *echoLister) ListImages(ctx context.Context, q hss.ListQuery, offset, li
 
 func TestImageListedTwoPagesLaterIsSubmittedOnce(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		runSubmitsEachOnce(t, b, &echoLister{}, 999, 1000) // one image dropped off page 2
+		// Pages that do not overlap: the image dropped off page 2 leaves
+		// no trace in the first pass, and the reconciliation pass finds it;
+		// a third pass finds nothing more.
+		r := runSubmitsEachOnce(t, b, &echoLister{}, worker.Config{ListOverlap: -1}, 1000)
+		if want := (jobs.Drift{Passes: 3, Found: 1}); r.Drift == nil || *r.Drift != want {
+			t.Fatalf("drift %+v, want %+v", r.Drift, want)
+		}
+	})
+}
+
+// deletingLister deletes the first n images of the registry (before the
+// cursor) just before the first pass lists its second page, as if another
+// team cleaned up its repository then.
+type deletingLister struct {
+	worker.HSS
+	n       int
+	remove  func(key string) error
+	deleted []string
+	once    sync.Once
+}
+
+func (s *deletingLister) wrap(h worker.HSS) { s.HSS = h }
+
+func (s *deletingLister) ListImages(ctx context.Context, q hss.ListQuery, offset, limit int) (hss.Page, error) {
+	var err error
+	if offset > 0 {
+		s.once.Do(func() {
+			var front hss.Page
+			if front, err = s.HSS.ListImages(ctx, q, 0, s.n); err != nil {
+				return
+			}
+			for _, img := range front.Images {
+				k := img.Info.Namespace + "/" + img.Info.ImageName + ":" + img.Info.ImageVersion
+				if err = s.remove(k); err != nil {
+					return
+				}
+				s.deleted = append(s.deleted, jobs.ImageKey(img.Info))
+			}
+		})
+	}
+	if err != nil {
+		return hss.Page{}, err
+	}
+	return s.HSS.ListImages(ctx, q, offset, limit)
+}
+
+// TestShiftPastTheOverlapIsReconciled: 30 images deleted before the cursor
+// shift the registry by more than the pages' overlap of 20, so that page
+// 1 of the first pass starts 10 images too late. The page shows the gap
+// (none of its first 20 images was on page 0), and the reconciliation
+// pass submits the 10 images the shift hid: every image in the registry
+// for the whole run is submitted, once.
+func TestShiftPastTheOverlapIsReconciled(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		lister := &deletingLister{n: 30}
+		e := newEnv(t, b, envOpts{
+			emu:  hsstest.Options{Images: 1000},
+			wrap: func(h worker.HSS) worker.HSS { lister.wrap(h); return lister },
+		})
+		lister.remove = e.emu.RemoveRegistryImage
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{IncludeUnscannable: true})
+		r = e.wait(r.ID, 30*time.Second)
+		if r.State != jobs.StateSucceeded {
+			t.Fatalf("state %s: %+v %+v", r.State, r.Counters, r.Errors)
+		}
+		seen, _ := e.submitted()
+		for _, img := range e.emu.RegistryImages() { // those present throughout
+			if n := seen[jobs.ImageKey(img.ImageInfo())]; n != 1 {
+				t.Fatalf("image %s, in the registry throughout, submitted %d times", jobs.ImageKey(img.ImageInfo()), n)
+			}
+		}
+		for k, n := range seen {
+			if n != 1 {
+				t.Fatalf("image %s submitted %d times", k, n)
+			}
+		}
+		if len(lister.deleted) != 30 {
+			t.Fatalf("%d images deleted", len(lister.deleted))
+		}
+		// Pass 1 lists 990 (page 0's 200, 30 of them deleted later, and
+		// 790 after the shift); pass 2 finds the 10; pass 3 finds nothing
+		// and does not list the 30 deleted.
+		if want := (jobs.Drift{Passes: 3, Found: 10, Disappeared: 30, Gaps: 1}); r.Drift == nil || *r.Drift != want {
+			t.Fatalf("drift %+v, want %+v", r.Drift, want)
+		}
+		if r.Counters.ImagesTotal != 1000 || r.Counters.ImagesSubmitted != 1000 {
+			t.Fatalf("counters %+v, want the 1000 images listed submitted", r.Counters)
+		}
+		checkCountersAddUp(t, r)
 	})
 }
 

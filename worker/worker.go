@@ -46,10 +46,17 @@ type Target struct {
 
 // Config tunes the handlers. Zero values take the defaults noted.
 type Config struct {
-	PageSize      int           // images per list call; 200
-	PagesAhead    int           // listing stays at most this many pages ahead of submission; 4
-	Slots         int           // batches one worker process runs at once (its concurrency); 10
-	DedupeWindow  int           // pages an image key is remembered for; 5
+	PageSize   int // images per list call; 200
+	PagesAhead int // listing stays at most this many pages ahead of submission; 4
+	Slots      int // batches one worker process runs at once (its concurrency); 10
+	// ListOverlap is how many images consecutive pages of a listing share,
+	// to tell a shift (ListOverlap or more images deleted before the
+	// cursor) from a page that follows on; 20, at most PageSize/2
+	// (negative: none, and no shift is told).
+	ListOverlap int
+	// MaxPasses is how many times at most a run lists its source: once,
+	// then reconciliation passes (see runs.PageResult.MaxPasses); 3.
+	MaxPasses     int
 	RatePeriod    time.Duration // rate_limit's window; 1h
 	MaxInlineWait time.Duration // longer limiter waits go back to the queue; 5s
 	MaxAttempts   int           // attempts of a batch (the first and its retries); 8
@@ -71,7 +78,12 @@ func (c *Config) defaults() {
 	def(&c.PageSize, 200)
 	def(&c.PagesAhead, 4)
 	def(&c.Slots, 10)
-	def(&c.DedupeWindow, 5)
+	if c.ListOverlap == 0 {
+		c.ListOverlap = 20
+	}
+	c.ListOverlap = min(c.ListOverlap, c.PageSize/2)
+	def(&c.MaxPasses, 3)
+	c.MaxPasses = min(c.MaxPasses, runs.MaxPasses)
 	def(&c.MaxAttempts, 8)
 	defD(&c.RatePeriod, time.Hour)
 	defD(&c.MaxInlineWait, 5*time.Second)

@@ -102,7 +102,7 @@ func (a *App) Demo() bool { return a.Redis.Mini != nil || a.Emulator != nil }
 func (a *App) Handlers() *worker.Handlers {
 	c := a.Cfg
 	return worker.New(worker.Config{
-		PageSize: c.Scan.PageSize, PagesAhead: c.Scan.PagesAhead, Slots: c.Worker.Concurrency, DedupeWindow: c.Scan.DedupeWindowPages,
+		PageSize: c.Scan.PageSize, PagesAhead: c.Scan.PagesAhead, Slots: c.Worker.Concurrency, ListOverlap: listOverlap(c.Scan.ListOverlap), MaxPasses: c.Scan.MaxPasses,
 		RatePeriod: c.Scan.RatePeriod, MaxInlineWait: c.Worker.MaxInlineWait,
 		MaxAttempts: c.Retry.MaxAttempts, RetryBase: c.Retry.Base, RetryCap: c.Retry.Cap,
 	}, worker.Target{
@@ -142,3 +142,12 @@ func (a *App) RunWorker(ctx context.Context) error {
 
 // ErrRunFailed is returned by commands whose run did not submit every image.
 var ErrRunFailed = errors.New("run did not submit every image")
+
+// listOverlap is scan.list_overlap as worker.Config takes it, where 0
+// means the default and a negative value none.
+func listOverlap(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}

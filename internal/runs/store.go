@@ -94,9 +94,6 @@ func (s *Store) pagesKey(id string) string   { return s.key(id) + ":pages" }
 func (s *Store) batchesKey(id string) string { return s.key(id) + ":batches" }
 func (s *Store) errorsKey(id string) string  { return s.key(id) + ":errors" }
 func (s *Store) imagesKey(id string) string  { return s.key(id) + ":images" }
-func (s *Store) seenKey(id string, page int) string {
-	return s.key(id) + ":seen:" + strconv.Itoa(page)
-}
 func (s *Store) snapKey(id string, page int) string {
 	return s.key(id) + ":snap:" + strconv.Itoa(page)
 }
@@ -317,6 +314,9 @@ func decode(id string, h map[string]string, errs []string) (*jobs.Run, error) {
 		if reason, ok := strings.CutPrefix(f, "skip:"); ok {
 			c.ImagesSkipped[reason], _ = strconv.ParseInt(v, 10, 64)
 		}
+	}
+	if r.Source == jobs.SourceAll || r.Source == jobs.SourceQuery {
+		r.Drift = &jobs.Drift{Passes: max(n("passes"), n("pass"), 1), Found: n("found"), Disappeared: n("disappeared"), Gaps: n("gaps")}
 	}
 	if ms := n("started_at"); ms > 0 {
 		t := time.UnixMilli(ms).UTC()
@@ -639,7 +639,7 @@ end
 // six keys are allKeys: the run's five own keys and the state index, or
 // the run's key again when there is none (Options.NoStateIndex). Once a run
 // is final, each of its keys expires after the retention.
-const finalLua = stateLua + `
+var finalLua = stateLua + "local SEEN_BUCKETS = " + strconv.Itoa(seenBuckets) + `
 local INDEXED = KEYS[6] ~= KEYS[1]
 local function is_final(st)
   return st == "succeeded" or st == "partially_failed" or st == "failed" or st == "cancelled"
@@ -658,6 +658,15 @@ end
 local function expire_all(st, now, ttl)
   for i = 1, 5 do redis.call("PEXPIRE", KEYS[i], ttl) end
   index_state(st, tonumber(now) + ttl)
+  -- A final run lists nothing more: its seen-set goes (runs/seen.go).
+  if redis.call("HDEL", KEYS[1], "seen") == 1 then
+    local batch = {}
+    for b = 0, SEEN_BUCKETS - 1 do
+      batch[#batch + 1] = KEYS[1] .. ":seen:" .. b
+      if #batch == 512 then redis.call("DEL", unpack(batch)) batch = {} end
+    end
+    if #batch > 0 then redis.call("DEL", unpack(batch)) end
+  end
 end
 `
 
@@ -717,36 +726,44 @@ type PageResult struct {
 	// Failed marks a listing that could not go on: the run ends with what
 	// was resolved, and cannot succeed.
 	Failed bool
-	// Window is the de-duplication window: recording page p forgets the
-	// keys of page p-Window, as well as p's own snapshot.
-	Window int
+
+	// New are the page's images no pass listed before; Relisted, those an
+	// earlier pass listed (and this one not yet). Gap says the page may
+	// have missed images before it (the listing shifted further than the
+	// pages' overlap).
+	New, Relisted int
+	Gap           bool
+	// MaxPasses is how many passes the run lists its source in at most:
+	// on the last page of a pass, another pass starts when this allows and
+	// the pass is the first, or it found images or gaps. 1: no
+	// reconciliation.
+	MaxPasses int
 }
 
 // PageRecord is what PageDone did.
 type PageRecord struct {
 	Newly    bool // this call recorded the page
 	Finished bool // this call ended the run
+	// NextPass: this call ended a pass and started another, at page p+1.
+	NextPass bool
 }
 
 // PageDone records page p of run id once; a second call for the same page
-// changes nothing. Either way p's snapshot is dropped, and the keys of the
-// page that leaves the de-duplication window.
+// changes nothing. Either way p's snapshot is dropped.
 func (s *Store) PageDone(ctx context.Context, id string, p int, res PageResult) (PageRecord, error) {
-	args := []any{p, res.Listed, res.Batches, boolInt(res.Last), res.Expected, s.now().UnixMilli(), s.retention.Milliseconds(), res.BatchesSkipped, boolInt(res.Failed)}
+	args := []any{p, res.Listed, res.Batches, boolInt(res.Last), res.Expected, s.now().UnixMilli(), s.retention.Milliseconds(), res.BatchesSkipped, boolInt(res.Failed),
+		res.New, res.Relisted, boolInt(res.Gap), max(res.MaxPasses, 1)}
 	for reason, n := range res.Skipped {
 		if n > 0 {
 			args = append(args, "skip:"+reason, n)
 		}
 	}
 	keys := append(s.allKeys(id), s.snapKey(id, p))
-	if old := p - res.Window; res.Window > 0 && old >= 0 {
-		keys = append(keys, s.seenKey(id, old))
-	}
 	out, err := pageDoneScript.Run(ctx, s.rdb, keys, args...).Int()
 	if err != nil {
 		return PageRecord{}, fmt.Errorf("recording page %d of run %s: %w", p, id, err)
 	}
-	return PageRecord{Newly: out > 0, Finished: out == 2}, nil
+	return PageRecord{Newly: out > 0, Finished: out == 2, NextPass: out == 3}, nil
 }
 
 // completeLua ends a running run whose pages and batches are all accounted for.
@@ -772,18 +789,26 @@ local function try_complete(now, ttl)
 end
 `
 
-// pageDoneScript: KEYS -> allKeys, then the snapshot of page p and
-// optionally the keys of the page that leaves the window (both dropped).
+// pageDoneScript: KEYS -> allKeys, then the snapshot of page p (dropped).
 // ARGV[1] -> p, ARGV[2] -> images listed, ARGV[3] -> batches enqueued,
 // ARGV[4] -> "1" on the last page, ARGV[5] -> the list's total_num,
 // ARGV[6] -> now (ms), ARGV[7] -> the retention (ms), ARGV[8] -> batches
 // counted and never enqueued, ARGV[9] -> "1" when the listing broke off,
-// ARGV[10..] -> skip counter, images, in pairs.
+// ARGV[10] -> images new to the run, ARGV[11] -> images relisted,
+// ARGV[12] -> "1" for a gap, ARGV[13] -> passes at most,
+// ARGV[14..] -> skip counter, images, in pairs.
 // Output: -1 the run is gone, 0 the page was recorded already, 1 this call
-// recorded it, 2 that ended the run.
+// recorded it, 2 that ended the run, 3 that ended a pass and started the
+// next at page p+1.
+//
+// Drift fields: "found" counts the images a reconciliation pass found
+// (listed by no pass before it), "gaps" the pages whose listing may have
+// missed images, and "disappeared", set when the last pass ends, the
+// images the passes before it listed and it did not list again.
 var pageDoneScript = redis.NewScript(finalLua + completeLua + settleLua + `
 local page, listed, batches, last, expected, now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
 local bskipped, failed = tonumber(ARGV[8]), ARGV[9]
+local new, relisted, gap, max_passes = tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12], tonumber(ARGV[13])
 redis.call("DEL", unpack(KEYS, 7))
 if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
 if redis.call("SETBIT", KEYS[2], page, 1) == 1 then return 0 end
@@ -794,7 +819,7 @@ redis.call("HINCRBY", h, "pages_done", 1)
 redis.call("HINCRBY", h, "batches_skipped", bskipped)
 if failed == "1" then redis.call("HSET", h, "listing_failed", 1) end
 local unsettled = listed
-for i = 10, #ARGV, 2 do
+for i = 14, #ARGV, 2 do
   redis.call("HINCRBY", h, ARGV[i], tonumber(ARGV[i+1]))
   unsettled = unsettled - tonumber(ARGV[i+1])
 end
@@ -804,12 +829,36 @@ if settled and unsettled > 0 then redis.call("HINCRBY", h, settled, unsettled) e
 local settled_batches = redis.call("HGET", h, "settled_batches")
 if settled_batches and batches > 0 then redis.call("HINCRBY", h, settled_batches, batches) end
 if expected > 0 then redis.call("HSET", h, "images_expected", expected) end
-if last == "1" then redis.call("HSET", h, "pages_total", page + 1) end
+local pass = tonumber(redis.call("HGET", h, "pass") or "1")
+redis.call("HINCRBY", h, "distinct", new)
+local pass_new = redis.call("HINCRBY", h, "pass_new", new)
+if pass > 1 then redis.call("HINCRBY", h, "found", new) end
+local pass_relisted = redis.call("HINCRBY", h, "pass_relisted", relisted)
+local pass_gaps = tonumber(redis.call("HGET", h, "pass_gaps") or "0")
+if gap == "1" then
+  pass_gaps = redis.call("HINCRBY", h, "pass_gaps", 1)
+  redis.call("HINCRBY", h, "gaps", 1)
+end
+local next_pass = false
+if last == "1" then
+  if failed ~= "1" and not settled and pass < max_passes and (pass == 1 or pass_new > 0 or pass_gaps > 0) then
+    redis.call("HSET", h, "pass", pass + 1, "pass_base", page + 1, "pass_new", 0, "pass_gaps", 0, "pass_relisted", 0,
+      "pass_from", redis.call("HGET", h, "distinct"))
+    next_pass = true
+  else
+    redis.call("HSET", h, "pages_total", page + 1, "passes", pass)
+    if pass > 1 then
+      local before = tonumber(redis.call("HGET", h, "pass_from") or "0")
+      redis.call("HSET", h, "disappeared", math.max(before - pass_relisted, 0))
+    end
+  end
+end
 if redis.call("HGET", h, "state") == "resolving" then
   redis.call("HSET", h, "state", "running")
   index_state("running", nil)
 end
 if try_complete(now, ttl) == 1 then return 2 end
+if next_pass then return 3 end
 return 1`)
 
 // Outcome of one batch.

@@ -36,7 +36,7 @@ func TestCountersAddUpAndAreIdempotent(t *testing.T) {
 		}
 		// Page 0: 25 listed, 5 duplicates, 2 batches (10 + 10), recorded
 		// twice; page 1 has a saved snapshot, which recording page 0 leaves.
-		if saved, err := s.SaveSnapshot(ctx, "r1", 1, []byte("page 1"), nil); err != nil || saved.Outcome != runs.Stored {
+		if saved, err := s.SaveSnapshot(ctx, "r1", 1, 1, []byte("page 1"), nil); err != nil || saved.Outcome != runs.Stored {
 			t.Fatalf("saving page 1: %+v, %v", saved, err)
 		}
 		for rep := range 2 {
@@ -44,7 +44,7 @@ func TestCountersAddUpAndAreIdempotent(t *testing.T) {
 			if err != nil || rec.Finished || rec.Newly != (rep == 0) {
 				t.Fatalf("page 0 rep %d: %+v, %v", rep, rec, err)
 			}
-			want := runs.PageView{State: jobs.StateRunning, Backlog: 2, Snapshot: []byte("page 1")}
+			want := runs.PageView{State: jobs.StateRunning, Backlog: 2, Snapshot: []byte("page 1"), Pass: runs.Pass{N: 1}}
 			if v, err := s.ViewPage(ctx, "r1", 1); err != nil || !reflect.DeepEqual(v, want) {
 				t.Fatalf("ViewPage(1) = %+v, %v; want %+v", v, err, want)
 			}
@@ -170,7 +170,7 @@ func TestSaveSnapshot(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		ctx := context.Background()
 		s := runs.New(b.Client, runs.Options{})
-		if saved, err := s.SaveSnapshot(ctx, "gone", 0, []byte("p0"), []string{"a"}); err != nil || saved.Outcome != runs.Ended || saved.View.State != "" {
+		if saved, err := s.SaveSnapshot(ctx, "gone", 1, 0, []byte("p0"), []string{"a"}); err != nil || saved.Outcome != runs.Ended || saved.View.State != "" {
 			t.Fatalf("save for a run with no record: %+v, %v; want ended", saved, err)
 		}
 		if n := b.Client.Exists(ctx, "scanq:run:{gone}:snap:0", "scanq:run:{gone}:seen:0").Val(); n != 0 {
@@ -195,8 +195,8 @@ func TestSaveSnapshot(t *testing.T) {
 		if err := b.Client.ScriptFlush(ctx).Err(); err != nil {
 			t.Fatal(err)
 		}
-		saved, err := s.SaveSnapshot(ctx, "s", 0, []byte("p0"), []string{"a", "b"})
-		if want := (runs.Saved{Outcome: runs.Stored, View: runs.PageView{State: jobs.StateResolving}}); err != nil || !reflect.DeepEqual(saved, want) {
+		saved, err := s.SaveSnapshot(ctx, "s", 1, 0, []byte("p0"), []string{"a", "b"})
+		if want := (runs.Saved{Outcome: runs.Stored, View: runs.PageView{State: jobs.StateResolving, Pass: runs.Pass{N: 1}}}); err != nil || !reflect.DeepEqual(saved, want) {
 			t.Fatalf("first save: %+v, %v; want %+v", saved, err, want)
 		}
 		// A second delivery's result for the same page does not replace
@@ -204,31 +204,40 @@ func TestSaveSnapshot(t *testing.T) {
 		if _, err := s.PageDone(ctx, "s", 5, runs.PageResult{Listed: 30, Batches: 3}); err != nil {
 			t.Fatal(err)
 		}
-		saved, err = s.SaveSnapshot(ctx, "s", 0, []byte("other"), []string{"z"})
-		if want := (runs.Saved{Outcome: runs.Existing, Snapshot: []byte("p0"), View: runs.PageView{State: jobs.StateRunning, Backlog: 3}}); err != nil || !reflect.DeepEqual(saved, want) {
+		saved, err = s.SaveSnapshot(ctx, "s", 1, 0, []byte("other"), []string{"z"})
+		if want := (runs.Saved{Outcome: runs.Existing, Snapshot: []byte("p0"), View: runs.PageView{State: jobs.StateRunning, Backlog: 3, Pass: runs.Pass{N: 1}}}); err != nil || !reflect.DeepEqual(saved, want) {
 			t.Fatalf("second save: %+v, %v; want %+v", saved, err, want)
 		}
-		if seen, err := s.Seen(ctx, "s", 0, 1, []string{"a", "z"}); err != nil || !equal(seen, []bool{true, false}) {
+		if seen, err := s.Seen(ctx, "s", 1, []string{"a", "z"}); err != nil || !reflect.DeepEqual(seen, []runs.Sight{runs.ThisPass, runs.Unseen}) {
 			t.Fatalf("keys after the second save: %v, %v; want only the first save's", seen, err)
 		}
-		if ttl := b.Client.PTTL(ctx, "scanq:run:{s}:seen:0").Val(); ttl <= time.Hour {
-			t.Fatalf("page 0's keys expire in %v, want the retention", ttl)
+		buckets := b.Client.Keys(ctx, "scanq:run:{s}:seen:*").Val()
+		if len(buckets) == 0 || len(buckets) > 2 {
+			t.Fatalf("seen-set buckets %v, want those of a and b", buckets)
+		}
+		for _, k := range buckets {
+			if ttl := b.Client.PTTL(ctx, k).Val(); ttl <= time.Hour {
+				t.Fatalf("%s expires in %v, want the retention", k, ttl)
+			}
 		}
 		noneLeft("stored, then existing")
 		// A recorded page stores nothing.
-		saved, err = s.SaveSnapshot(ctx, "s", 5, []byte("p5"), []string{"y"})
+		saved, err = s.SaveSnapshot(ctx, "s", 1, 5, []byte("p5"), []string{"y"})
 		if err != nil || saved.Outcome != runs.Recorded {
 			t.Fatalf("save of a recorded page: %+v, %v", saved, err)
 		}
-		if n := b.Client.Exists(ctx, "scanq:run:{s}:snap:5", "scanq:run:{s}:seen:5").Val(); n != 0 {
+		if n := b.Client.Exists(ctx, "scanq:run:{s}:snap:5").Val(); n != 0 {
 			t.Fatalf("%d keys stored for a recorded page", n)
+		}
+		if seen, _ := s.Seen(ctx, "s", 1, []string{"y"}); seen[0] != runs.Unseen {
+			t.Fatal("a recorded page's save marked its images")
 		}
 		noneLeft("recorded page")
 		// Nor does a page of a cancelled run.
 		if err := s.Stop(ctx, "s", jobs.StateCancelled, "test"); err != nil {
 			t.Fatal(err)
 		}
-		saved, err = s.SaveSnapshot(ctx, "s", 1, []byte("p1"), []string{"c"})
+		saved, err = s.SaveSnapshot(ctx, "s", 1, 1, []byte("p1"), []string{"c"})
 		if err != nil || saved.Outcome != runs.Ended || saved.View.State != jobs.StateCancelled {
 			t.Fatalf("save after cancel: %+v, %v", saved, err)
 		}
@@ -239,53 +248,125 @@ func TestSaveSnapshot(t *testing.T) {
 	})
 }
 
-func TestDedupeWindow(t *testing.T) {
+// TestSeenSet: the run's seen-set tells, in each pass, an image this pass
+// listed from one only an earlier pass listed and from a new one; a save
+// marks every image of the page, once for the run however many pages list
+// it; and the set goes when the run ends.
+func TestSeenSet(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		ctx := context.Background()
 		s := runs.New(b.Client, runs.Options{})
 		if err := s.Create(ctx, newRun("d")); err != nil {
 			t.Fatal(err)
 		}
-		for p, keys := range [][]string{{"a", "b"}, {"c"}, nil} {
-			if saved, err := s.SaveSnapshot(ctx, "d", p, []byte(fmt.Sprint("p", p)), keys); err != nil || saved.Outcome != runs.Stored {
+		look := func(pass int, keys ...string) []runs.Sight {
+			t.Helper()
+			seen, err := s.Seen(ctx, "d", pass, keys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return seen
+		}
+		U, E, T := runs.Unseen, runs.EarlierPass, runs.ThisPass
+		for p, keys := range [][]string{{"a", "b"}, {"b", "c"}, nil} {
+			if saved, err := s.SaveSnapshot(ctx, "d", 1, p, []byte(fmt.Sprint("p", p)), keys); err != nil || saved.Outcome != runs.Stored {
 				t.Fatalf("saving page %d: %+v, %v", p, saved, err)
 			}
 		}
-		seen, err := s.Seen(ctx, "d", 0, 2, []string{"a", "c", "z", "x"})
-		if err != nil {
+		if got, want := look(1, "a", "b", "c", "z"), []runs.Sight{T, T, T, U}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("pass 1: %v, want %v", got, want)
+		}
+		// Pass 2 sees pass 1's images as earlier, and moves those it lists.
+		if got, want := look(2, "a", "c", "z"), []runs.Sight{E, E, U}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("pass 2 before its pages: %v, want %v", got, want)
+		}
+		if _, err := s.SaveSnapshot(ctx, "d", 2, 3, []byte("p3"), []string{"c", "z"}); err != nil {
 			t.Fatal(err)
 		}
-		if want := []bool{true, true, false, false}; !equal(seen, want) {
-			t.Fatalf("seen %v, want %v", seen, want)
+		if got, want := look(2, "a", "b", "c", "z", "y"), []runs.Sight{E, E, T, T, U}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("pass 2 after page 3: %v, want %v", got, want)
 		}
-		if seen, _ := s.Seen(ctx, "d", 1, 2, []string{"a", "c"}); !equal(seen, []bool{false, true}) {
-			t.Fatalf("seen on page 1 alone: %v, want only c", seen)
+		// Pass 3 has pass 1's parity: what pass 2 moved is earlier to it,
+		// and so is what only pass 1 listed.
+		if got, want := look(3, "a", "c", "y"), []runs.Sight{E, E, U}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("pass 3: %v, want %v", got, want)
 		}
-		// Page 2 recorded with window 2: page 0's keys leave the window,
-		// and page 2's snapshot is dropped.
-		if _, err := s.PageDone(ctx, "d", 2, runs.PageResult{Window: 2}); err != nil {
+		members := 0
+		for _, k := range b.Client.Keys(ctx, "scanq:run:{d}:seen:*").Val() {
+			members += int(b.Client.SCard(ctx, k).Val())
+		}
+		if members != 4 {
+			t.Fatalf("%d marks for 4 images", members)
+		}
+		if err := s.Stop(ctx, "d", jobs.StateCancelled, "test"); err != nil {
 			t.Fatal(err)
 		}
-		seen, _ = s.Seen(ctx, "d", 0, 3, []string{"a", "c"})
-		if want := []bool{false, true}; !equal(seen, want) {
-			t.Fatalf("after drop: seen %v, want %v", seen, want)
-		}
-		if v, err := s.ViewPage(ctx, "d", 2); err != nil || !v.Done || v.Snapshot != nil {
-			t.Fatalf("page 2 after its record: %+v, %v; want done, snapshot dropped", v, err)
+		if left := b.Client.Keys(ctx, "scanq:run:{d}:seen:*").Val(); len(left) > 0 {
+			t.Fatalf("seen-set left after the run ended: %v", left)
 		}
 	})
 }
 
-func equal(a, b []bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
+// TestPasses: the last page of the first pass starts a reconciliation
+// pass at the next page; a reconciliation pass that found nothing and
+// missed nothing ends the run's listing, with its drift; one that found
+// images starts another, up to MaxPasses.
+func TestPasses(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		s := runs.New(b.Client, runs.Options{})
+		r := newRun("p")
+		r.Source = jobs.SourceAll
+		if err := s.Create(ctx, r); err != nil {
+			t.Fatal(err)
 		}
-	}
-	return true
+		done := func(p int, res runs.PageResult) runs.PageRecord {
+			t.Helper()
+			res.MaxPasses = 3
+			rec, err := s.PageDone(ctx, "p", p, res)
+			if err != nil || !rec.Newly {
+				t.Fatalf("page %d: %+v, %v", p, rec, err)
+			}
+			return rec
+		}
+		view := func(p int) runs.Pass {
+			t.Helper()
+			v, err := s.ViewPage(ctx, "p", p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v.Pass
+		}
+		if got := view(0); got != (runs.Pass{N: 1}) {
+			t.Fatalf("a new run's pass: %+v", got)
+		}
+		done(0, runs.PageResult{Listed: 3, New: 3})
+		if rec := done(1, runs.PageResult{Listed: 2, New: 2, Last: true}); !rec.NextPass || rec.Finished {
+			t.Fatalf("end of pass 1: %+v, want the next pass", rec)
+		}
+		if got := view(2); got != (runs.Pass{N: 2, Base: 2}) {
+			t.Fatalf("pass after pass 1: %+v", got)
+		}
+		// Pass 2 lists 4 of the 5 again and finds 1: pass 3 follows.
+		if rec := done(2, runs.PageResult{Listed: 1, New: 1, Relisted: 4, Last: true}); !rec.NextPass {
+			t.Fatalf("end of pass 2, which found an image: %+v, want the next pass", rec)
+		}
+		if got := view(3); got != (runs.Pass{N: 3, Base: 3}) {
+			t.Fatalf("pass after pass 2: %+v", got)
+		}
+		// Pass 3 lists 5 of the 6 again, finds nothing: the listing ends.
+		if rec := done(3, runs.PageResult{Relisted: 5, Last: true}); rec.NextPass || !rec.Finished {
+			t.Fatalf("end of pass 3: %+v, want the run finished", rec)
+		}
+		got, err := s.Get(ctx, "p")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := jobs.Drift{Passes: 3, Found: 1, Disappeared: 1}
+		if got.Drift == nil || *got.Drift != want || got.Counters.ImagesTotal != 6 {
+			t.Fatalf("drift %+v, total %d; want %+v, 6", got.Drift, got.Counters.ImagesTotal, want)
+		}
+	})
 }
 
 // TestGetForBatch: a batch reads the run's record and state and its own

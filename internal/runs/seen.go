@@ -1,0 +1,136 @@
+package runs
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The run's seen-set. Every image a run lists is marked in one run-wide
+// set, so that an image is counted and submitted once however far apart it
+// is listed again (offsets shift while a registry changes), and so that a
+// reconciliation pass can tell the images the passes before it missed.
+//
+// A 2M-image run must not cost Redis more than a few tens of MB, which a
+// plain set of the images' keys (about 60 bytes a member in a hash table)
+// cannot do. So an image is marked by an integer made of 51 bits of its
+// key's digest, in one of seenBuckets small sets chosen by 13 other bits:
+// Redis keeps a set of at most set-max-intset-entries (512 by default)
+// integers as an intset, a sorted array of 8-byte integers. 2M images make
+// about 244 a bucket, 16 MB in all. Two images of a bucket whose 51 bits
+// agree count as one: for a 2M-image run the odds are about 1 in 10^7.
+//
+// The mark's last two decimal digits are the pass that listed the image
+// last: a pass moves the marks of what it lists to its own number, so that
+// it can tell an image it listed already (the overlap between its pages, a
+// shift) from one only an earlier pass listed (found again), and from one
+// nobody listed (new). The number is written in decimal so that Lua, whose
+// numbers are doubles, builds a mark by appending digits, not by adding.
+
+// seenBuckets is the number of sets a run's marks are spread over: enough
+// for a run at the list APIs' reach (2M images, about 244 a bucket and
+// rarely above 330) to stay under Redis's default intset limit of 512.
+const seenBuckets = 1 << 13
+
+// MaxPasses bounds the passes a run's seen-set tells apart (two decimal
+// digits of the mark, and a lookup that tries each pass).
+const MaxPasses = 10
+
+// Sight is what a run's seen-set knows of an image.
+type Sight uint8
+
+const (
+	Unseen      Sight = iota // no pass listed it
+	EarlierPass              // an earlier pass listed it, this one not yet
+	ThisPass                 // this pass listed it already
+)
+
+func (s *Store) seenBucket(id string, b uint64) string {
+	return s.key(id) + ":seen:" + strconv.FormatUint(b, 10)
+}
+
+// marks returns, for each digest, its bucket's key and its mark's base,
+// to which Lua appends the pass in two digits.
+func (s *Store) marks(id string, digests []string) (keys []string, args []any) {
+	keys = make([]string, len(digests))
+	args = make([]any, len(digests))
+	for i, d := range digests {
+		var b [8]byte
+		copy(b[:], d)
+		u := binary.BigEndian.Uint64(b[:])
+		keys[i] = s.seenBucket(id, u>>(64-13))
+		// 51 bits of the digest, and bit 55 set so that every base has 17
+		// digits: no leading zero (Redis keeps "007" as a string, not as
+		// an integer), and base*100+99 fits in an int64.
+		base := u&(1<<51-1) | 1<<55
+		args[i] = strconv.FormatUint(base, 10)
+	}
+	return keys, args
+}
+
+// Seen reports what run id's seen-set knows of each image key digest, for
+// pass (1 is the first).
+func (s *Store) Seen(ctx context.Context, id string, pass int, digests []string) ([]Sight, error) {
+	out := make([]Sight, len(digests))
+	if len(digests) == 0 {
+		return out, nil
+	}
+	if pass < 1 || pass > MaxPasses {
+		return nil, fmt.Errorf("run %s: pass %d: passes are 1..%d", id, pass, MaxPasses)
+	}
+	keys, args := s.marks(id, digests)
+	vals, err := seenScript.Run(ctx, s.rdb, keys, append([]any{pass}, args...)...).Int64Slice()
+	if err != nil {
+		return nil, fmt.Errorf("looking up run %s's seen images: %w", id, err)
+	}
+	for i, v := range vals {
+		if i < len(out) {
+			out[i] = Sight(v)
+		}
+	}
+	return out, nil
+}
+
+// seenScript: KEYS[i] is the bucket of image i, ARGV[1] the pass and
+// ARGV[i+1] image i's mark base. It returns a Sight per image.
+var seenScript = redis.NewScript(markLua + `
+local pass = tonumber(ARGV[1])
+local out = {}
+for i = 1, #KEYS do
+  local got = last_pass(KEYS[i], ARGV[i+1], pass)
+  if got == pass then out[i] = 2 elseif got > 0 then out[i] = 1 else out[i] = 0 end
+end
+return out`)
+
+// markLua looks up and marks images in the seen-set. last_pass returns
+// the pass that listed the image of mark base last (0: none), trying the
+// passes from pass down; mark_seen marks images in pass, from KEYS[k0]
+// and ARGV[a0] on (laid out as for seenScript), moving the marks of
+// earlier passes, and keeps each bucket for ttl ms. A run's buckets are
+// dropped when it ends (finalLua's expire_all).
+const markLua = `
+local function mark_of(base, pass) return base .. string.format("%02d", pass) end
+local function last_pass(key, base, pass)
+  for j = pass, 1, -1 do
+    if redis.call("SISMEMBER", key, mark_of(base, j)) == 1 then return j end
+  end
+  return 0
+end
+local function mark_seen(k0, a0, pass, ttl)
+  local n = 0
+  for i = k0, #KEYS do
+    local base = ARGV[a0 + i - k0]
+    if redis.call("SADD", KEYS[i], mark_of(base, pass)) == 1 then
+      for j = pass - 1, 1, -1 do
+        if redis.call("SREM", KEYS[i], mark_of(base, j)) == 1 then break end
+      end
+    end
+    redis.call("PEXPIRE", KEYS[i], ttl)
+    n = n + 1
+  end
+  if n > 0 then redis.call("HSET", KEYS[1], "seen", 1) end
+end
+`
