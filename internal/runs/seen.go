@@ -120,7 +120,7 @@ local function last_pass(key, base, pass)
   return 0
 end
 local function mark_seen(k0, a0, pass, ttl)
-  local n = 0
+  local n, kept = 0, {}
   for i = k0, #KEYS do
     local base = ARGV[a0 + i - k0]
     if redis.call("SADD", KEYS[i], mark_of(base, pass)) == 1 then
@@ -128,7 +128,10 @@ local function mark_seen(k0, a0, pass, ttl)
         if redis.call("SREM", KEYS[i], mark_of(base, j)) == 1 then break end
       end
     end
-    redis.call("PEXPIRE", KEYS[i], ttl)
+    if not kept[KEYS[i]] then
+      redis.call("PEXPIRE", KEYS[i], ttl)
+      kept[KEYS[i]] = true
+    end
     n = n + 1
   end
   if n > 0 then redis.call("HSET", KEYS[1], "seen", 1) end
