@@ -135,6 +135,7 @@ type oaCheck struct {
 
 	mu   sync.Mutex
 	seen map[string]bool // "operationId status"
+	n    int             // exchanges checked
 }
 
 // hasCredentials is the AuthenticationFunc: a request satisfies a security
@@ -205,6 +206,7 @@ func (o *oaCheck) exchange(t *testing.T, e *env, c call, want int, docAccepts bo
 	}
 	o.mu.Lock()
 	o.seen[fmt.Sprintf("%s %d", route.Operation.OperationID, r.status)] = true
+	o.n++
 	o.mu.Unlock()
 	return r
 }
@@ -223,6 +225,7 @@ func TestOpenAPIConformance(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		o := &oaCheck{t: t, router: router, seen: map[string]bool{}}
 		testConformance(t, o, b)
+		t.Logf("%d exchanges validated against openapi.json", o.n)
 
 		// Every answer the document promises was seen, every route
 		// reached.
@@ -664,4 +667,64 @@ func jsonFieldsOf(typ reflect.Type) map[string]reflect.Type {
 		out[name] = ft
 	}
 	return out
+}
+
+// TestReadmeAPIExamples: the README's curl examples name documented
+// routes, and every documented route has one.
+func TestReadmeAPIExamples(t *testing.T) {
+	t.Parallel()
+	doc, router := openAPIOf(t)
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n### The API by example\n")
+	if !ok {
+		t.Fatal(`README.md has no "### The API by example" section`)
+	}
+	_, block, _ := strings.Cut(section, "```sh\n")
+	block, _, _ = strings.Cut(block, "```")
+	block = strings.ReplaceAll(block, "\\\n", " ")
+	placeholders := strings.NewReplacer("RUN_ID", "run-1", "TICKET", "img-1", "PROJECT_ID", "proj", "NEXT_CURSOR", "c")
+	url := regexp.MustCompile(`\$S(/[^\s"'?]*)`)
+	covered := map[string]bool{}
+	n := 0
+	for _, line := range strings.Split(block, "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		for _, cmd := range strings.FieldsFunc(line, func(r rune) bool { return r == ';' || r == '|' }) {
+			if !strings.Contains(cmd, "curl ") {
+				continue
+			}
+			m := url.FindStringSubmatch(cmd)
+			if m == nil {
+				t.Errorf("README example %q names no $S URL", cmd)
+				continue
+			}
+			method := http.MethodGet
+			if strings.Contains(cmd, "-X POST") || strings.Contains(cmd, " -d ") {
+				method = http.MethodPost
+			}
+			req, err := http.NewRequest(method, "http://127.0.0.1:8080"+placeholders.Replace(m[1]), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			route, _, err := router.FindRoute(req)
+			if err != nil {
+				t.Errorf("README example %s %s is no route of openapi.json: %v", method, m[1], err)
+				continue
+			}
+			covered[route.Operation.OperationID] = true
+			n++
+		}
+	}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if !covered[op.OperationID] {
+				t.Errorf("README has no curl example of %s %s", method, path)
+			}
+		}
+	}
+	if n < 13 {
+		t.Errorf("only %d examples found in README", n)
+	}
 }
