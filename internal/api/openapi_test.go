@@ -148,7 +148,7 @@ func hasCredentials(_ context.Context, in *openapi3filter.AuthenticationInput) e
 	switch in.SecuritySchemeName {
 	case "bearerAuth", "metricsToken":
 		ok = strings.HasPrefix(auth, "Bearer ")
-	case "authToken":
+	case "authToken", "metricsAuthToken":
 		ok = h.Get("X-Auth-Token") != ""
 	case "basicAuth":
 		ok = strings.HasPrefix(auth, "Basic ")
@@ -525,6 +525,7 @@ func testConformance(t *testing.T, o *oaCheck, b *redistest.Backend) {
 	ex(main, call{path: "/readyz"}, http.StatusOK, true)
 	ex(main, call{path: "/metrics"}, http.StatusOK, true)
 	ex(bare, call{path: "/metrics", header: map[string]string{"Authorization": "Bearer " + metricsToken}}, http.StatusOK, true)
+	ex(bare, call{path: "/metrics", header: map[string]string{"X-Auth-Token": metricsToken}}, http.StatusOK, true)
 	ex(bare, call{path: "/metrics"}, http.StatusUnauthorized, true)
 	down := newEnv(t, redistest.Mini(t), Options{})
 	down.b.Mini.Close()
