@@ -3,7 +3,8 @@
 // clients can point at scanq unchanged), the native /api/v1 (runs, ad-hoc
 // images, schedules), asynqmon under /monitoring/, Prometheus /metrics and
 // the /healthz and /readyz probes, together with their authentication,
-// request limits, idempotency keys and error formats.
+// request limits, idempotency keys and error formats. openapi.json
+// describes every route but asynqmon's and is served at OpenAPIPath.
 //
 // Two error formats live here on purpose. The HSS-compatible endpoint
 // answers exactly as HSS does ({"error_code","error_msg"} with
@@ -37,7 +38,7 @@
 //     carries counts and latencies, no request contents or secrets, and
 //     scrapers are simplest without credentials. MetricsToken is a
 //     scraper's own token (Bearer or X-Auth-Token), which opens /metrics
-//     only. /healthz and /readyz are always open.
+//     only. /healthz, /readyz and /api/v1/openapi.json are always open.
 //   - without credentials everything is open, and asynqmon is read-only.
 //
 // Every route that creates a run is under a per-client creation limit
@@ -215,11 +216,14 @@ type Handler struct {
 	now     func() time.Time
 	metrics *metrics.Metrics
 	mux     *http.ServeMux
-	root    http.Handler
-	monitor *asynqmon.HTTPHandler
-	idem    *idempotency
-	limiter *limit.Limiter // the creation limits
-	bodies  *bodyBudget
+	// patterns are the mux's patterns, in registration order: what
+	// openapi_test.go holds the OpenAPI document to.
+	patterns []string
+	root     http.Handler
+	monitor  *asynqmon.HTTPHandler
+	idem     *idempotency
+	limiter  *limit.Limiter // the creation limits
+	bodies   *bodyBudget
 	// unverified bounds the bodies read to check their signature.
 	unverified *unverifiedBudget
 }
@@ -317,20 +321,26 @@ func (h *Handler) Close() error {
 }
 
 func (h *Handler) routes() {
-	m := http.NewServeMux()
-	h.mux = m
+	h.mux = http.NewServeMux()
+	handle := func(pattern string, handler http.Handler) {
+		h.mux.Handle(pattern, handler)
+		h.patterns = append(h.patterns, pattern)
+	}
 
 	// The HSS endpoint judges its credentials itself, and takes its
 	// client's creation once they are verified (hssCreate).
-	m.HandleFunc("POST /v5/{project_id}/image/image-scan/tasks", h.hssCreate)
+	handle("POST /v5/{project_id}/image/image-scan/tasks", http.HandlerFunc(h.hssCreate))
 
 	v1 := func(pattern string, f http.HandlerFunc, replay replayPolicy) {
-		m.Handle(pattern, h.requireAuth(f, false, replay))
+		handle(pattern, h.requireAuth(f, false, replay))
 	}
 	// creates: routes that start runs, under the per-client creation limit.
 	creates := func(pattern string, f http.HandlerFunc, replay replayPolicy) {
-		m.Handle(pattern, h.requireAuth(h.limitCreates(f, false), false, replay))
+		handle(pattern, h.requireAuth(h.limitCreates(f, false), false, replay))
 	}
+	// The API's description is public: it says nothing the repository
+	// does not, and a client reads it before it has credentials.
+	handle("GET "+OpenAPIPath, http.HandlerFunc(serveOpenAPI))
 	creates("POST /api/v1/runs", h.createRun, replayHandled)
 	v1("GET /api/v1/runs", h.listRuns, replaySafe)
 	v1("GET /api/v1/runs/{id}", h.getRun, replaySafe)
@@ -347,12 +357,12 @@ func (h *Handler) routes() {
 			// image) instead of the whole payload.
 			PayloadFormatter: asynqmon.PayloadFormatterFunc(jobs.Summary),
 		})
-		m.Handle(MonitoringPath+"/", h.requireAuth(h.readOnlyGuard(h.monitor), true, replayOnceUnsafe))
+		handle(MonitoringPath+"/", h.requireAuth(h.readOnlyGuard(h.monitor), true, replayOnceUnsafe))
 	}
 
-	m.Handle("GET /metrics", h.metricsHandler())
-	m.HandleFunc("GET /healthz", h.healthz)
-	m.HandleFunc("GET /readyz", h.readyz)
+	handle("GET /metrics", h.metricsHandler())
+	handle("GET /healthz", http.HandlerFunc(h.healthz))
+	handle("GET /readyz", http.HandlerFunc(h.readyz))
 
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -115,6 +115,13 @@ type resp struct {
 
 func (e *env) do(t testing.TB, c call) resp {
 	t.Helper()
+	return e.send(t, c, e.request(t, c))
+}
+
+// request builds the request c describes, signed and tampered with as it
+// says.
+func (e *env) request(t testing.TB, c call) *http.Request {
+	t.Helper()
 	method := c.method
 	if method == "" {
 		method = http.MethodGet
@@ -142,6 +149,13 @@ func (e *env) do(t testing.TB, c call) resp {
 		req.Body = io.NopCloser(strings.NewReader(c.tamper))
 		req.ContentLength = int64(len(c.tamper))
 	}
+	return req
+}
+
+// send sends req, built by request(c), from c.from.
+func (e *env) send(t testing.TB, c call, req *http.Request) resp {
+	t.Helper()
+	method := req.Method
 	// A client that follows no redirects shows the mux's own answers.
 	cl := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	if c.from != "" {
