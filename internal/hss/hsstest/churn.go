@@ -67,13 +67,13 @@ type Change struct {
 // churnState is the inventory's churn. Guarded by inventory.mu but for
 // rateOn, which lets a call without churn due skip the lock.
 type churnState struct {
-	cfg     Churn
-	since   time.Time // start of Rate mode
-	done    int64     // Rate mutations accounted for since since
-	drawn   uint64    // mutations drawn: the position in the random stream
-	names   uint64    // inserted images named so far
-	log     []churnEvent
-	rateOn  atomic.Bool
+	cfg    Churn
+	since  time.Time // start of Rate mode
+	done   int64     // Rate mutations accounted for since since
+	drawn  uint64    // mutations drawn: the position in the random stream
+	names  uint64    // inserted images named so far
+	log    []churnEvent
+	rateOn atomic.Bool
 }
 
 type churnEvent struct {

@@ -284,8 +284,8 @@ type inventory struct {
 	mu        sync.RWMutex
 	version   uint64 // bumped on every change; cached views depend on it
 	added     []RegistryItem
-	addedKey  []uint64 // order key of added[j]
-	addedVul  []int32  // vulnerabilities of added[j] once scanned successfully
+	addedKey  []uint64       // order key of added[j]
+	addedVul  []int32        // vulnerabilities of added[j] once scanned successfully
 	addedKeys map[string]int // key -> logical index
 	addedIDs  map[int64]int  // id -> logical index
 	removed   map[int]struct{}
@@ -404,7 +404,7 @@ func (inv *inventory) fields(idx int, names bool) regFields {
 			namespace: it.Namespace, imageName: it.ImageName, imageVersion: it.ImageVersion,
 			registryName: it.RegistryName, imageType: it.ImageType, scanStatus: it.ScanStatus,
 			latest: it.LatestVersion,
-			size: it.ImageSize, update: it.LatestUpdateTime, scan: it.LatestScanTime,
+			size:   it.ImageSize, update: it.LatestUpdateTime, scan: it.LatestScanTime,
 		}
 		if o, ok := inv.scanned[idx]; ok {
 			f.scanStatus, f.scan = o.status, o.at
