@@ -721,6 +721,22 @@ func (e *Emulator) serveDebug(w http.ResponseWriter, r *http.Request, rid string
 			}
 		}
 		e.writeJSON(w, http.StatusOK, subs)
+	case r.URL.Path == "/emulator/v1/changes" && r.Method == http.MethodGet:
+		// ?since=SEQ returns only later changes, for pollers.
+		var since int64
+		if v := r.URL.Query().Get("since"); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				e.writeError(w, rid, http.StatusBadRequest, "HSS.0001", "invalid parameter since: must be a non-negative integer")
+				return
+			}
+			since = n
+		}
+		changes := e.Changes(since)
+		if changes == nil {
+			changes = []Change{}
+		}
+		e.writeJSON(w, http.StatusOK, changes)
 	case r.URL.Path == "/emulator/v1/faults" && r.Method == http.MethodGet:
 		e.writeJSON(w, http.StatusOK, e.faultsState())
 	case r.URL.Path == "/emulator/v1/faults" && r.Method == http.MethodPost:
