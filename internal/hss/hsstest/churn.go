@@ -30,6 +30,9 @@ type Churn struct {
 	// Delete) of them insert. Both 0 means half and half.
 	Insert int `json:"insert"`
 	Delete int `json:"delete"`
+	// Max ends the churn after that many changes since it was set
+	// (0 = no end): "20% of a 20,000-image registry" is Max 4000.
+	Max int `json:"max"`
 }
 
 // maxChurnCatchUp bounds the mutations one call applies in Rate mode,
@@ -45,6 +48,8 @@ func (c Churn) Validate() error {
 		return fmt.Errorf("churn: Rate %v is not a non-negative number", c.Rate)
 	case c.Insert < 0 || c.Delete < 0:
 		return fmt.Errorf("churn: Insert %d and Delete %d must not be negative", c.Insert, c.Delete)
+	case c.Max < 0:
+		return fmt.Errorf("churn: Max %d is negative", c.Max)
 	}
 	return nil
 }
@@ -65,15 +70,17 @@ type Change struct {
 }
 
 // churnState is the inventory's churn. Guarded by inventory.mu but for
-// rateOn, which lets a call without churn due skip the lock.
+// rateOn and listOn, which let a call without churn due skip the lock.
 type churnState struct {
 	cfg    Churn
 	since  time.Time // start of Rate mode
 	done   int64     // Rate mutations accounted for since since
 	drawn  uint64    // mutations drawn: the position in the random stream
+	made   int       // mutations since the settings were set, for Max
 	names  uint64    // inserted images named so far
 	log    []churnEvent
 	rateOn atomic.Bool
+	listOn atomic.Bool
 }
 
 type churnEvent struct {
@@ -86,8 +93,9 @@ type churnEvent struct {
 func (inv *inventory) setChurn(c Churn, now time.Time) {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
-	inv.churn.cfg, inv.churn.since, inv.churn.done = c, now, 0
+	inv.churn.cfg, inv.churn.since, inv.churn.done, inv.churn.made = c, now, 0, 0
 	inv.churn.rateOn.Store(c.Rate > 0)
+	inv.churn.listOn.Store(c.PerList > 0)
 }
 
 // churnRate applies the Rate mutations due by now. Callers hold mu.
@@ -109,6 +117,9 @@ func (inv *inventory) churnRate(now time.Time) {
 
 // churnList applies the PerList mutations before a list call.
 func (inv *inventory) churnList(now time.Time) {
+	if !inv.churn.listOn.Load() {
+		return
+	}
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	for range inv.churn.cfg.PerList {
@@ -116,9 +127,14 @@ func (inv *inventory) churnList(now time.Time) {
 	}
 }
 
-// mutate draws and applies the next mutation. Callers hold mu.
+// mutate draws and applies the next mutation, unless Max are made.
+// Callers hold mu.
 func (inv *inventory) mutate(now time.Time) {
 	ch := &inv.churn
+	if ch.cfg.Max > 0 && ch.made >= ch.cfg.Max {
+		return
+	}
+	ch.made++
 	ch.drawn++
 	h := hashOf(inv.seed, domChurn, ch.drawn)
 	ins, del := uint64(ch.cfg.Insert), uint64(ch.cfg.Delete)

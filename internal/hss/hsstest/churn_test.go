@@ -370,3 +370,20 @@ func TestChurnRateFollowsTheClock(t *testing.T) {
 		t.Error("SetChurn accepted a negative rate")
 	}
 }
+
+func TestChurnMaxEndsIt(t *testing.T) {
+	t.Parallel()
+	e := NewHandler(Options{Images: 300, Seed: 3, Churn: Churn{PerList: 7, Max: 30}})
+	pageThrough(t, e, "", 20)
+	if n := len(e.Changes(0)); n != 30 {
+		t.Fatalf("%d changes with Max 30", n)
+	}
+	// Setting churn again starts a new count.
+	if err := e.SetChurn(Churn{PerList: 7, Max: 10}); err != nil {
+		t.Fatal(err)
+	}
+	pageThrough(t, e, "", 20)
+	if n := len(e.Changes(0)); n != 40 {
+		t.Fatalf("%d changes after a second Max 10, want 40", n)
+	}
+}

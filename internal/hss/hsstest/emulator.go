@@ -51,7 +51,8 @@ type Options struct {
 	// through HSS's scan states on the emulator's clock:
 	// waiting_for_scan at once, scanning after half of ScanDelay, success
 	// or failed after ScanDelay, with latest_scan_time then. 0 leaves scan
-	// statuses as they are (tests set them with SetScanned).
+	// statuses as they are (tests set them with SetScanned). A scan in
+	// flight costs about 200 bytes until it ends.
 	ScanDelay time.Duration
 	// ScanFailRate is the fraction of those scans that end failed, drawn
 	// from Seed (0..1).

@@ -237,6 +237,7 @@ func TestLifecycleOptionsAreValidated(t *testing.T) {
 		{Options{Churn: Churn{PerList: -1}}, "PerList"},
 		{Options{Churn: Churn{Rate: -2}}, "Rate"},
 		{Options{Churn: Churn{Insert: -1}}, "Insert"},
+		{Options{Churn: Churn{Max: -1}}, "Max"},
 	} {
 		if err := tt.o.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Validate(%+v) = %v, want an error naming %s", tt.o, err, tt.want)
