@@ -1,6 +1,7 @@
 package hsstest
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/url"
@@ -312,7 +313,16 @@ func TestViewsFollowChanges(t *testing.T) {
 // matching slice of the whole list, with images inserted and removed.
 func TestPagesFollowTheOrder(t *testing.T) {
 	t.Parallel()
-	e := NewHandler(Options{Images: 700, Seed: 12})
+	for _, n := range []int{700, 1, 0} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			t.Parallel()
+			checkPagesFollowTheOrder(t, n)
+		})
+	}
+}
+
+func checkPagesFollowTheOrder(t *testing.T, n int) {
+	e := NewHandler(Options{Images: n, Seed: 12})
 	imgs := e.RegistryImages()
 	for i := 0; i < len(imgs); i += 3 {
 		if err := e.RemoveRegistryImage(Key(imgs[i])); err != nil {
@@ -330,6 +340,23 @@ func TestPagesFollowTheOrder(t *testing.T) {
 	all := keysOf(e.RegistryImages())
 	if len(all) != e.RegistryImageCount() {
 		t.Fatalf("%d images listed, count %d", len(all), e.RegistryImageCount())
+	}
+	// The default order is the live images sorted by order key.
+	e.inv.mu.RLock()
+	var live []int
+	for i := range e.inv.total() {
+		if e.inv.live(i) {
+			live = append(live, i)
+		}
+	}
+	slices.SortFunc(live, func(a, b int) int { return cmp.Compare(e.inv.orderKey(a), e.inv.orderKey(b)) })
+	var want []string
+	for _, i := range live {
+		want = append(want, e.inv.keyOf(i))
+	}
+	e.inv.mu.RUnlock()
+	if !slices.Equal(all, want) {
+		t.Fatal("RegistryImages is not the live images in order-key order")
 	}
 	for offset := 0; offset <= len(all); offset += 13 {
 		var p registryPage
