@@ -56,6 +56,32 @@ func BenchmarkListPage200(b *testing.B) {
 	}
 }
 
+// BenchmarkListPage200Churn is BenchmarkListPage200 on a 100,000-image
+// registry that churns 5 images before each list call (inserts at random
+// positions and deletes, half each): the default order and the cached
+// view follow the changes without a pass over the inventory.
+func BenchmarkListPage200Churn(b *testing.B) {
+	const n = 100_000
+	for _, query := range []string{"", "scan_status=unscan&namespace=web", "sort_key=latest_scan_time&sort_dir=desc"} {
+		b.Run(fmt.Sprintf("images=%d/query=%q", n, query), func(b *testing.B) {
+			e := NewHandler(Options{Images: n, Seed: 1, Churn: Churn{PerList: 5}})
+			serveDiscard(b, e, registryPath+"?limit=200&"+query)
+			pages := e.inv.countRegistry(mustQuery(b, query)) / 200
+			var times []time.Duration
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				target := fmt.Sprintf("%s?limit=200&offset=%d&%s", registryPath, (i*7919)%max(pages, 1)*200, query)
+				start := time.Now()
+				serveDiscard(b, e, target)
+				times = append(times, time.Since(start))
+			}
+			b.StopTimer()
+			reportMedian(b, times)
+		})
+	}
+}
+
 func mustQuery(b *testing.B, query string) *regQuery {
 	q, err := parseRegistryQuery(mustParseQuery(query))
 	if err != nil {

@@ -10,8 +10,17 @@
 // ListImageScanTask) with the API's validation, error JSON and AK/SK or
 // token authentication, and knobs to make it misbehave: 5xx and 429 faults,
 // a request-rate limit, latency. The /emulator/v1 routes (stats,
-// submissions, faults) expose what it received and change faults at run
-// time; they need no authentication and are never faulted.
+// submissions, changes, faults) expose what it received and did and change
+// faults at run time; they need no authentication and are never faulted.
+//
+// It can also change as a live HSS does. Churn inserts images at random
+// positions of the registry list and deletes random ones while clients
+// list it (Options.Churn, SetChurn: so many changes before each list call,
+// or so many per second; deterministic for a seed; Churned and Changes say
+// what changed). With Options.ScanDelay, the registry images a create
+// accepts go waiting_for_scan, scanning, then success or failed with
+// latest_scan_time updated, on the emulator's clock (CompleteScans ends
+// them at once).
 //
 // The official Go SDK (huaweicloud-sdk-go-v3, services/hss/v5) talks to it
 // unchanged (see test/interop, which drives it with the official SDK). Body validation and signature checks are
@@ -40,8 +49,9 @@
 //   - FailRate picks among 500 HSS.1000, 502 APIGW.0202 and 504 APIGW.0203.
 //     A ThrottleRate 429 reports limit:APIRate, or 50 when APIRate is 0.
 //     No Retry-After header is sent (HSS documents none).
-//   - Registry listing order is by id; sort_key=latest_scan_time sorts
-//     stably (ties by id). namespace, image_version, registry_name,
+//   - Registry listing order is by id, except that images churn inserts
+//     take random places in it; sort_key=latest_scan_time sorts stably
+//     (ties in that order). namespace, image_version, registry_name,
 //     image_type and scan_status match exactly, image_name by substring;
 //     scan_status takes only the documented five (download_failed and
 //     image_oversized are 400), time bounds may be one-sided.
@@ -60,6 +70,16 @@
 //   - Accepted scans become tasks (task_type manual) whose progress is the
 //     share of their duration that has passed on the emulator's clock: the
 //     task's images times Options.ScanTime, or one hour / rate_limit per
-//     image when that is slower. They do not change the inventory's scan
-//     status; tests do that with SetScanned.
+//     image when that is slower. Without Options.ScanDelay they do not
+//     change the inventory's scan status (tests do that with SetScanned);
+//     with it, each registry image accepted (image_info by id, or by
+//     namespace, name and version; or what is_all and query_info select)
+//     is waiting_for_scan at once, scanning after half the delay, and
+//     success, or failed for ScanFailRate of them, after the delay, with
+//     latest_scan_time then. An image accepted again while its scan is in
+//     flight keeps that scan. Local images do not go through it.
+//   - Churn's inserted images are new images (new id, digest and
+//     "namespace/word-nK:version" key, never one that existed), not yet
+//     scanned, updated at the time of the insert. A deleted image is gone
+//     from every list and count at once.
 package hsstest

@@ -47,6 +47,19 @@ type Options struct {
 	// ListImageScanTask shows (0 = 1s). A task's rate_limit slows it
 	// further: at most rate_limit images per hour.
 	ScanTime time.Duration
+	// ScanDelay, when set, makes the registry images a create accepts go
+	// through HSS's scan states on the emulator's clock:
+	// waiting_for_scan at once, scanning after half of ScanDelay, success
+	// or failed after ScanDelay, with latest_scan_time then. 0 leaves scan
+	// statuses as they are (tests set them with SetScanned). A scan in
+	// flight costs about 200 bytes until it ends.
+	ScanDelay time.Duration
+	// ScanFailRate is the fraction of those scans that end failed, drawn
+	// from Seed (0..1).
+	ScanFailRate float64
+	// Churn, when set, inserts and deletes registry images while they are
+	// listed; see Churn and SetChurn.
+	Churn Churn
 	// MaxSubmissions bounds how many accepted creates Submissions keeps,
 	// newest last (0 = all, -1 = none). Stats count every one regardless.
 	MaxSubmissions int
@@ -73,6 +86,13 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("hsstest options: ScanTime %s is negative", o.ScanTime)
 	case o.MaxSubmissions < -1:
 		return fmt.Errorf("hsstest options: MaxSubmissions %d is below -1", o.MaxSubmissions)
+	case o.ScanDelay < 0:
+		return fmt.Errorf("hsstest options: ScanDelay %s is negative", o.ScanDelay)
+	case !(o.ScanFailRate >= 0 && o.ScanFailRate <= 1):
+		return fmt.Errorf("hsstest options: ScanFailRate %v is outside 0..1", o.ScanFailRate)
+	}
+	if err := o.Churn.Validate(); err != nil {
+		return fmt.Errorf("hsstest options: %w", err)
 	}
 	for ak, sk := range o.Credentials {
 		if ak == "" || sk == "" {
@@ -128,6 +148,8 @@ func NewHandler(opts Options) *Emulator {
 	if e.opts.ScanTime == 0 {
 		e.opts.ScanTime = time.Second
 	}
+	e.inv.scans.delay, e.inv.scans.failRate = opts.ScanDelay, opts.ScanFailRate
+	e.inv.setChurn(opts.Churn, e.now())
 	e.faults = newFaultState(opts.Seed, Faults{opts.FailRate, opts.ThrottleRate, opts.Latency}, opts.APIRate)
 	return e
 }
@@ -168,12 +190,56 @@ func (e *Emulator) Submissions() []Submission { return e.rec.submissionList() }
 // Stats returns the counters.
 func (e *Emulator) Stats() Stats { return e.rec.snapshot() }
 
-// RegistryImages returns every registry image, by id. It materialises the
-// whole inventory: meant for tests with small inventories.
-func (e *Emulator) RegistryImages() []hss.RegistryImage { return e.inv.allRegistry() }
+// RegistryImages returns every registry image, in the default listing
+// order (by id, but for images churn inserted). It materialises the whole
+// inventory: meant for tests with small inventories.
+func (e *Emulator) RegistryImages() []hss.RegistryImage {
+	e.inv.tick(e.now())
+	return e.inv.allRegistry()
+}
 
 // RegistryImageCount is the number of registry images.
-func (e *Emulator) RegistryImageCount() int { return e.inv.countRegistry(&regQuery{}) }
+func (e *Emulator) RegistryImageCount() int {
+	e.inv.tick(e.now())
+	return e.inv.countRegistry(&regQuery{})
+}
+
+// SetChurn replaces the churn settings; a Rate counts from now. The
+// random stream goes on where it was, so a test that sets the same churn
+// at the same point of the same calls sees the same changes.
+func (e *Emulator) SetChurn(c Churn) error {
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("set churn: %w", err)
+	}
+	e.inv.setChurn(c, e.now())
+	return nil
+}
+
+// Churned returns the keys of the images churn inserted and of those it
+// deleted (inserted ones it deleted later are in both), each in the order
+// of the changes. The images present for the whole of a listing are those
+// present before it minus those deleted during it.
+func (e *Emulator) Churned() (added, removed []string) {
+	e.inv.tick(e.now())
+	return e.inv.churned()
+}
+
+// Changes returns churn's changes after the one numbered since (0 = all),
+// oldest first.
+func (e *Emulator) Changes(since int64) []Change {
+	e.inv.tick(e.now())
+	return e.inv.changesSince(since)
+}
+
+// CompleteScans ends every scan in flight now (Options.ScanDelay), as if
+// its delay had passed, and returns how many ended.
+func (e *Emulator) CompleteScans() int { return e.inv.completeScans(e.now()) }
+
+// ScansInFlight is the number of accepted scans not yet success or failed.
+func (e *Emulator) ScansInFlight() int {
+	e.inv.tick(e.now())
+	return e.inv.scansInFlight()
+}
 
 // Select is the emulator's own evaluation of query_info for imageType
 // (registry or local) under Huawei's documented meaning, the create API's
@@ -189,6 +255,7 @@ func (e *Emulator) Select(imageType string, qi *hss.QueryInfo) (imgs []hss.Image
 	if qi == nil {
 		qi = &hss.QueryInfo{}
 	}
+	e.inv.tick(e.now())
 	set := func(vs ...*string) bool {
 		for _, v := range vs {
 			if v != nil && *v != "" {
@@ -377,6 +444,7 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, rid, route, 
 		e.writeHSSError(w, rid, &hss.ValidationError{Field: "project_id", Reason: fmt.Sprintf("length %d exceeds 256", n)})
 		return
 	}
+	e.inv.tick(now)
 	switch route {
 	case routeCreate:
 		e.create(w, r, rid, project, body, now)
@@ -386,6 +454,7 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, rid, route, 
 			e.writeHSSError(w, rid, err)
 			return
 		}
+		e.inv.churnList(now)
 		total, page := e.inv.listRegistry(q)
 		e.writeJSON(w, http.StatusOK, struct {
 			TotalNum int            `json:"total_num"`
@@ -504,6 +573,9 @@ func (e *Emulator) create(w http.ResponseWriter, r *http.Request, rid, project s
 	if b.RateLimit != nil {
 		t.rateLimit = *b.RateLimit
 	}
+	if e.opts.ScanDelay > 0 && imageType == hss.ImageTypeRegistry {
+		e.startScans(b, now)
+	}
 	s := e.rec.accept(Submission{
 		Time:                now,
 		RequestID:           rid,
@@ -537,6 +609,23 @@ func (e *Emulator) taskImages(b *hss.ScanTaskBody, imageType string) int {
 		return e.inv.countRegistry(&regQuery{})
 	}
 	return 0
+}
+
+// startScans starts the lifecycle of the registry images b names (see
+// Options.ScanDelay). With is_all and query_info, the query narrows "all".
+func (e *Emulator) startScans(b *hss.ScanTaskBody, now time.Time) {
+	var q *regQuery
+	switch {
+	case len(b.ImageInfo) > 0:
+	case b.QueryInfo != nil:
+		q = registryQueryFromInfo(b.QueryInfo)
+		q.offset, q.limit = 0, 0
+	case b.IsAll != nil && *b.IsAll:
+		q = &regQuery{}
+	default:
+		return
+	}
+	e.inv.acceptScans(b.ImageInfo, q, now)
 }
 
 func (e *Emulator) taskDuration(images int, rateLimit *int32) time.Duration {
@@ -633,6 +722,22 @@ func (e *Emulator) serveDebug(w http.ResponseWriter, r *http.Request, rid string
 			}
 		}
 		e.writeJSON(w, http.StatusOK, subs)
+	case r.URL.Path == "/emulator/v1/changes" && r.Method == http.MethodGet:
+		// ?since=SEQ returns only later changes, for pollers.
+		var since int64
+		if v := r.URL.Query().Get("since"); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				e.writeError(w, rid, http.StatusBadRequest, "HSS.0001", "invalid parameter since: must be a non-negative integer")
+				return
+			}
+			since = n
+		}
+		changes := e.Changes(since)
+		if changes == nil {
+			changes = []Change{}
+		}
+		e.writeJSON(w, http.StatusOK, changes)
 	case r.URL.Path == "/emulator/v1/faults" && r.Method == http.MethodGet:
 		e.writeJSON(w, http.StatusOK, e.faultsState())
 	case r.URL.Path == "/emulator/v1/faults" && r.Method == http.MethodPost:

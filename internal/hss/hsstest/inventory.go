@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +41,8 @@ const (
 	domRegistry
 	domRequestID
 	domTask
+	domChurn
+	domScan
 )
 
 func hashOf(seed, domain, i uint64) uint64 {
@@ -272,7 +273,7 @@ type scanOverride struct {
 }
 
 // inventory holds the synthetic tenant: generated images (indices 0..n-1)
-// and images added by tests (n..), minus removed ones.
+// and images added by tests or churn (n..), minus removed ones.
 type inventory struct {
 	seed       uint64
 	n          int // generated registry images
@@ -283,10 +284,27 @@ type inventory struct {
 	mu        sync.RWMutex
 	version   uint64 // bumped on every change; cached views depend on it
 	added     []RegistryItem
+	addedKey  []uint64       // order key of added[j]
+	addedVul  []int32        // vulnerabilities of added[j] once scanned successfully
 	addedKeys map[string]int // key -> logical index
+	addedIDs  map[int64]int  // id -> logical index
 	removed   map[int]struct{}
 	scanned   map[int]scanOverride
 	nextID    int64
+
+	// The default order (order.go).
+	extras     []extraRef // live added images by order key
+	removedGen []int32    // removed generated images, ascending
+	usedKeys   map[uint64]struct{}
+	tailKey    uint64 // order key of the next image AddRegistryImage appends
+
+	// changes[j] is the logical index changed by version changesBase+j+1,
+	// so that a cached view can be brought up to date (view.go).
+	changes     []int32
+	changesBase uint64
+
+	churn churnState // churn.go
+	scans scanState  // lifecycle.go
 
 	cacheMu sync.Mutex
 	cache   []cachedView
@@ -306,11 +324,16 @@ func newInventory(seed int64, n, m int) *inventory {
 		n:         n,
 		m:         m,
 		addedKeys: map[string]int{},
+		addedIDs:  map[int64]int{},
 		removed:   map[int]struct{}{},
 		scanned:   map[int]scanOverride{},
+		usedKeys:  map[uint64]struct{}{},
 		nextID:    int64(n) + 1,
+		tailKey:   genKey(n),
 		hosts:     max(1, m/25),
 	}
+	inv.scans.inFlight = map[int32]struct{}{}
+	inv.scans.updateNext()
 	inv.registries = make([]registry, len(registryTemplates))
 	for k, r := range registryTemplates {
 		h := hashOf(inv.seed, domRegistry, uint64(k))
@@ -352,11 +375,16 @@ func (inv *inventory) genScalars(i int, hi uint64) (status string, hasVul bool, 
 		window := min(epoch-update, 30*dayMS)
 		scan = update + int64((hi>>24)%uint64(window+1))
 	}
-	hasVul = status == "success" && (hi>>32)%100 < 40
+	hasVul = status == "success" && vulnerable(hi)
 	size = 5_000_000 + int64((hi>>40)%2_000_000_000)
 	return
 }
 
+// vulnerable reports whether a generated image has vulnerabilities once
+// scanned successfully.
+func vulnerable(hi uint64) bool { return (hi>>32)%100 < 40 }
+
+// total is the size of the logical index space, removed images included.
 func (inv *inventory) total() int { return inv.n + len(inv.added) }
 
 // live reports whether logical index idx exists (not removed). Callers hold mu.
@@ -375,12 +403,13 @@ func (inv *inventory) fields(idx int, names bool) regFields {
 		f := regFields{
 			namespace: it.Namespace, imageName: it.ImageName, imageVersion: it.ImageVersion,
 			registryName: it.RegistryName, imageType: it.ImageType, scanStatus: it.ScanStatus,
-			hasVul: it.VulNum > 0, latest: it.LatestVersion,
-			size: it.ImageSize, update: it.LatestUpdateTime, scan: it.LatestScanTime,
+			latest: it.LatestVersion,
+			size:   it.ImageSize, update: it.LatestUpdateTime, scan: it.LatestScanTime,
 		}
 		if o, ok := inv.scanned[idx]; ok {
 			f.scanStatus, f.scan = o.status, o.at
 		}
+		f.hasVul = f.scanStatus == "success" && inv.addedVul[idx-inv.n] > 0
 		return f
 	}
 	pos := inv.position(idx)
@@ -396,6 +425,7 @@ func (inv *inventory) fields(idx int, names bool) regFields {
 	f.scanStatus, f.hasVul, f.size, f.update, f.scan = inv.genScalars(idx, hi)
 	if o, ok := inv.scanned[idx]; ok {
 		f.scanStatus, f.scan = o.status, o.at
+		f.hasVul = o.status == "success" && vulnerable(hi)
 	}
 	if names {
 		f.imageName = repoName(hr, pos.repo)
@@ -408,8 +438,13 @@ func (inv *inventory) fields(idx int, names bool) regFields {
 func (inv *inventory) item(idx int) RegistryItem {
 	if idx >= inv.n {
 		it := inv.added[idx-inv.n]
-		if o, ok := inv.scanned[idx]; ok {
+		if o, ok := inv.scanned[idx]; ok && (o.status != it.ScanStatus || o.at != it.LatestScanTime) {
 			it.ScanStatus, it.LatestScanTime = o.status, o.at
+			vul := inv.addedVul[idx-inv.n]
+			completeItem(&it, vul > 0, hashOf(inv.seed, domImage, uint64(it.ID)<<1|1))
+			if it.ScanStatus == "success" && vul > 0 {
+				it.VulNum = vul
+			}
 		}
 		return it
 	}
@@ -420,6 +455,7 @@ func (inv *inventory) item(idx int) RegistryItem {
 	status, hasVul, size, update, scan := inv.genScalars(idx, hi)
 	if o, ok := inv.scanned[idx]; ok {
 		status, scan = o.status, o.at
+		hasVul = status == "success" && vulnerable(hi)
 	}
 	it := RegistryItem{
 		ID:               int64(idx) + 1,
@@ -535,6 +571,14 @@ func (inv *inventory) add(img hss.RegistryImage) (RegistryItem, error) {
 	if _, ok := inv.keyIndex(key); ok {
 		return RegistryItem{}, fmt.Errorf("add registry image %s: %w", key, ErrImageExists)
 	}
+	it := inv.insert(img, inv.tailKey, img.VulNum)
+	inv.tailKey += 1 << orderShift
+	return it, nil
+}
+
+// insert adds img, whose key is new, at order key at; vul is the number
+// of vulnerabilities it shows once scanned successfully. Callers hold mu.
+func (inv *inventory) insert(img hss.RegistryImage, at uint64, vul int32) RegistryItem {
 	if img.ID == 0 {
 		img.ID = inv.nextID
 	}
@@ -568,9 +612,13 @@ func (inv *inventory) add(img hss.RegistryImage) (RegistryItem, error) {
 	}
 	idx := inv.total()
 	inv.added = append(inv.added, it)
-	inv.addedKeys[key] = idx
-	inv.version++
-	return it, nil
+	inv.addedKey = append(inv.addedKey, at)
+	inv.addedVul = append(inv.addedVul, vul)
+	inv.addedKeys[Key(img)] = idx
+	inv.addedIDs[it.ID] = idx
+	inv.insertExtra(at, idx)
+	inv.changed(idx)
+	return it
 }
 
 func (inv *inventory) remove(key string) error {
@@ -580,10 +628,21 @@ func (inv *inventory) remove(key string) error {
 	if !ok {
 		return fmt.Errorf("remove registry image %s: %w", key, ErrImageNotFound)
 	}
-	inv.removed[idx] = struct{}{}
-	delete(inv.addedKeys, key)
-	inv.version++
+	inv.removeIndex(idx)
 	return nil
+}
+
+// removeIndex removes live logical index idx. Callers hold mu.
+func (inv *inventory) removeIndex(idx int) {
+	inv.dropFromOrder(idx)
+	inv.removed[idx] = struct{}{}
+	if idx >= inv.n {
+		it := &inv.added[idx-inv.n]
+		delete(inv.addedKeys, it.Key())
+		delete(inv.addedIDs, it.ID)
+	}
+	delete(inv.scans.inFlight, int32(idx))
+	inv.changed(idx)
 }
 
 func (inv *inventory) setScanned(key string, at time.Time) error {
@@ -593,84 +652,15 @@ func (inv *inventory) setScanned(key string, at time.Time) error {
 	if !ok {
 		return fmt.Errorf("set scanned %s: %w", key, ErrImageNotFound)
 	}
-	inv.scanned[idx] = scanOverride{status: "success", at: at.UnixMilli()}
-	inv.version++
+	inv.setStatus(idx, "success", at.UnixMilli())
 	return nil
 }
 
-// view returns the logical indices matching q in q's order, computing and
-// caching them when the query filters, sorts or images were removed; the
-// plain listing is answered arithmetically. Callers hold mu (read).
-func (inv *inventory) view(q *regQuery) (idx []int32, plain bool) {
-	if q.isPlain() && len(inv.removed) == 0 {
-		return nil, true
-	}
-	key := q.cacheKey()
-	inv.cacheMu.Lock()
-	for _, c := range inv.cache {
-		if c.key == key && c.version == inv.version {
-			inv.cacheMu.Unlock()
-			return c.idx, false
-		}
-	}
-	inv.cacheMu.Unlock()
-
-	names := q.needsNames()
-	total := inv.total()
-	out := make([]int32, 0, min(total, 1024))
-	var times []int64
-	for i := 0; i < total; i++ {
-		if !inv.live(i) {
-			continue
-		}
-		f := inv.fields(i, names)
-		if !q.match(&f) {
-			continue
-		}
-		out = append(out, int32(i))
-		if q.sortKey != "" {
-			times = append(times, f.scan)
-		}
-	}
-	if q.sortKey != "" {
-		perm := make([]int, len(out))
-		for k := range perm {
-			perm[k] = k
-		}
-		desc := q.sortDir == "desc"
-		slices.SortStableFunc(perm, func(a, b int) int {
-			c := cmpInt64(times[a], times[b])
-			if desc {
-				c = -c
-			}
-			if c == 0 { // ties keep id order, whatever the direction
-				return cmpInt64(int64(out[a]), int64(out[b]))
-			}
-			return c
-		})
-		sorted := make([]int32, len(out))
-		for k, p := range perm {
-			sorted[k] = out[p]
-		}
-		out = sorted
-	}
-	inv.cacheMu.Lock()
-	if len(inv.cache) >= maxCachedViews {
-		inv.cache = inv.cache[1:]
-	}
-	inv.cache = append(inv.cache, cachedView{key: key, version: inv.version, idx: out})
-	inv.cacheMu.Unlock()
-	return out, false
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+// setStatus overrides the scan status and time of live index idx. Callers
+// hold mu.
+func (inv *inventory) setStatus(idx int, status string, at int64) {
+	inv.scanned[idx] = scanOverride{status: status, at: at}
+	inv.changed(idx)
 }
 
 // listRegistry answers one page of q.
@@ -679,19 +669,23 @@ func (inv *inventory) listRegistry(q *regQuery) (total int, page []RegistryItem)
 	defer inv.mu.RUnlock()
 	idx, plain := inv.view(q)
 	if plain {
-		total = inv.total()
+		total = inv.liveCount()
 	} else {
 		total = len(idx)
 	}
 	from := min(q.offset, total)
 	to := min(from+q.limit, total)
 	page = make([]RegistryItem, 0, to-from)
-	for k := from; k < to; k++ {
-		i := k
-		if !plain {
-			i = int(idx[k])
+	if plain {
+		c := inv.seek(from)
+		for range to - from {
+			i, _ := inv.next(&c)
+			page = append(page, inv.item(i))
 		}
-		page = append(page, inv.item(i))
+		return total, page
+	}
+	for _, i := range idx[from:to] {
+		page = append(page, inv.item(int(i)))
 	}
 	return total, page
 }
@@ -702,22 +696,23 @@ func (inv *inventory) countRegistry(q *regQuery) int {
 	defer inv.mu.RUnlock()
 	idx, plain := inv.view(q)
 	if plain {
-		return inv.total()
+		return inv.liveCount()
 	}
 	return len(idx)
 }
 
-// all returns every live registry image in id order.
+// allRegistry returns every live registry image in the default order.
 func (inv *inventory) allRegistry() []hss.RegistryImage {
 	inv.mu.RLock()
 	defer inv.mu.RUnlock()
-	out := make([]hss.RegistryImage, 0, inv.total())
-	for i := 0; i < inv.total(); i++ {
-		if inv.live(i) {
-			out = append(out, inv.item(i).Image())
+	out := make([]hss.RegistryImage, 0, inv.liveCount())
+	for c := (cursor{}); ; {
+		i, ok := inv.next(&c)
+		if !ok {
+			return out
 		}
+		out = append(out, inv.item(i).Image())
 	}
-	return out
 }
 
 // ---- local images ----

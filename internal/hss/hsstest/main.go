@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -37,6 +38,9 @@ func Main(ctx context.Context, args []string, stdout io.Writer) error {
 		thrRate  = fs.Float64("throttle-rate", 0, "fraction of API calls answered with 429")
 		latency  = fs.Duration("latency", 0, "delay added to every API call")
 		scanTime = fs.Duration("scan-time", time.Second, "time a scan task takes per image")
+		churn    = fs.Float64("churn", 0, "registry changes per second: images inserted at random positions of the list and deleted, half each (0 = none)")
+		delay    = fs.Duration("scan-delay", 0, "time from a scan request to each registry image's success or failed, through waiting_for_scan and scanning (0 = scans change no status)")
+		failScan = fs.Float64("scan-fail-rate", 0, "fraction of --scan-delay scans that end failed")
 		keep     = fs.Int("max-submissions", 10000, "accepted scan requests kept for /emulator/v1/submissions (-1 none, 0 all)")
 		logLevel = fs.String("log-level", "info", "log level: debug, info, warn, error")
 	)
@@ -52,6 +56,9 @@ func Main(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := checkFlags(*images, *local, *apiRate, *failRate, *thrRate, *latency, *scanTime, *keep, *ak, *sk); err != nil {
 		return fmt.Errorf("emulator: %w", err)
 	}
+	if err := checkChangeFlags(*churn, *delay, *failScan); err != nil {
+		return fmt.Errorf("emulator: %w", err)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("emulator: --log-level %q is not debug, info, warn or error", *logLevel)
@@ -60,6 +67,7 @@ func Main(ctx context.Context, args []string, stdout io.Writer) error {
 		Images: *images, LocalImages: *local, Seed: *seed, ProjectID: *project, Token: *token,
 		APIRate: *apiRate, FailRate: *failRate, ThrottleRate: *thrRate, Latency: *latency,
 		ScanTime: *scanTime, MaxSubmissions: *keep,
+		Churn: Churn{Rate: *churn}, ScanDelay: *delay, ScanFailRate: *failScan,
 	}
 	if *ak != "" {
 		opts.Credentials = map[string]string{*ak: *sk}
@@ -89,7 +97,8 @@ func Main(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	opts.Logger.Info("hss emulator serving", "addr", ln.Addr().String(), "images", *images,
 		"local_images", *local, "seed", *seed, "auth", auth, "api_rate", *apiRate,
-		"fail_rate", *failRate, "throttle_rate", *thrRate, "latency", *latency)
+		"fail_rate", *failRate, "throttle_rate", *thrRate, "latency", *latency,
+		"churn", *churn, "scan_delay", *delay, "scan_fail_rate", *failScan)
 
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
@@ -142,6 +151,24 @@ func checkFlags(images, local int, apiRate, failRate, thrRate float64, latency, 
 	}
 	if (ak == "") != (sk == "") {
 		bad = append(bad, "--ak and --sk must be given together")
+	}
+	if len(bad) > 0 {
+		return errors.New(strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+// checkChangeFlags checks the flags that make the inventory change.
+func checkChangeFlags(churn float64, delay time.Duration, failScan float64) error {
+	var bad []string
+	if !(churn >= 0) || math.IsInf(churn, 1) {
+		bad = append(bad, fmt.Sprintf("--churn %v is not a non-negative rate", churn))
+	}
+	if delay < 0 {
+		bad = append(bad, fmt.Sprintf("--scan-delay %s is negative", delay))
+	}
+	if !(failScan >= 0 && failScan <= 1) {
+		bad = append(bad, fmt.Sprintf("--scan-fail-rate %v is outside 0..1", failScan))
 	}
 	if len(bad) > 0 {
 		return errors.New(strings.Join(bad, "; "))

@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"github.com/scanq/scanq/internal/testkit"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scanq/scanq/internal/testkit"
 )
 
 func TestMainServes(t *testing.T) {
@@ -107,6 +109,10 @@ func TestMainFlags(t *testing.T) {
 		{[]string{"--ak", "x"}, "--ak and --sk"},
 		{[]string{"--sk", "secret-value"}, "--ak and --sk"},
 		{[]string{"--max-submissions", "-2"}, "--max-submissions"},
+		{[]string{"--churn", "-1"}, "--churn"},
+		{[]string{"--churn", "+Inf"}, "--churn"},
+		{[]string{"--scan-delay", "-1s"}, "--scan-delay"},
+		{[]string{"--scan-fail-rate", "2"}, "--scan-fail-rate"},
 		{[]string{"--log-level", "loud"}, "--log-level"},
 		{[]string{"--bogus"}, "bogus"},
 		{[]string{"extra"}, "unexpected argument"},
@@ -129,4 +135,76 @@ func TestMainFlags(t *testing.T) {
 	if err := Main(t.Context(), []string{"-h"}, &out); err != nil || !strings.Contains(out.String(), "-images") {
 		t.Errorf("-h: %v, usage %q", err, out.String())
 	}
+}
+
+// TestMainChurnsAndScans starts `scanq emulator --churn --scan-delay` and
+// waits for both to show: churn changes over /emulator/v1/changes, and a
+// scanned image's status in the list.
+func TestMainChurnsAndScans(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(t.Context())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- Main(ctx, []string{"--addr", "127.0.0.1:0", "--images", "200", "--churn", "500",
+			"--scan-delay", "20ms", "--log-level", "error"}, pw)
+		pw.Close()
+	}()
+	br := bufio.NewReader(pr)
+	first, err := br.ReadString('\n')
+	if err != nil {
+		t.Fatalf("read first line: %v", err)
+	}
+	go io.Copy(io.Discard, br)
+	t.Cleanup(func() { cancel(); <-done })
+	base := "http://" + strings.TrimPrefix(strings.TrimSpace(first), "listening http://")
+	get := func(path string, v any) {
+		t.Helper()
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("GET %s: %d", path, res.StatusCode)
+		}
+		if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var changes []Change
+	waitFor(t, "churn changes", func() bool {
+		get("/emulator/v1/changes", &changes)
+		return len(changes) > 0
+	})
+	if c := changes[0]; c.Seq != 1 || c.Key == "" {
+		t.Errorf("first change %+v", c)
+	}
+	var later []Change
+	get(fmt.Sprintf("/emulator/v1/changes?since=%d", len(changes)), &later)
+	if len(later) > 0 && later[0].Seq != int64(len(changes))+1 {
+		t.Errorf("changes since %d start at %d", len(changes), later[0].Seq)
+	}
+
+	var p registryPage
+	get(registryPath+"?limit=1", &p)
+	img := p.DataList[0]
+	res, err := http.Post(base+createPath, "application/json", strings.NewReader(fmt.Sprintf(`{"image_info":[{"id":%d}]}`, img.ID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("create: %d", res.StatusCode)
+	}
+	waitFor(t, "the scanned image listed as success", func() bool {
+		var p registryPage
+		get(fmt.Sprintf("%s?limit=200&scan_status=success&image_name=%s", registryPath, img.ImageName), &p)
+		for _, it := range p.DataList {
+			if it.ID == img.ID {
+				return true
+			}
+		}
+		return false
+	})
 }

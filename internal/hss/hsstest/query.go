@@ -115,7 +115,8 @@ func inRange(v int64, lo, hi *int64) bool {
 // Matching: namespace, image_version, registry_name, image_type and
 // scan_status are exact; image_name matches a substring (the console's
 // fuzzy search); time bounds are inclusive, and an open side is unbounded.
-// Without sort_key the order is by id; with it, ties keep id order.
+// Without sort_key the order is the default one (order.go: by id, images
+// churn inserted at their random places); with it, ties keep that order.
 type regQuery struct {
 	namespace, imageName, imageVersion, registryName, imageType, scanStatus string
 
