@@ -231,6 +231,9 @@ type Run struct {
 	// Drift is what the run saw of its source changing while it listed
 	// it (nil for a run of image_info, whose images are fixed).
 	Drift *Drift `json:"drift,omitempty"`
+	// SeenBuckets is how many sets the run's seen-set is spread over
+	// (internal/runs), fixed when the run is created.
+	SeenBuckets int `json:"-"`
 }
 
 // Drift is how a listed source changed under a run, as its passes saw it.

@@ -53,7 +53,11 @@ func newEnv(t *testing.T, b *redistest.Backend, o envOpts) *env {
 		t.Fatal(err)
 	}
 	ac := asynq.NewClientFromRedisClient(b.Client)
-	store := runs.New(b.Client, runs.Options{Retention: time.Hour})
+	ro := runs.Options{Retention: time.Hour}
+	if b.Mini != nil {
+		ro.SeenBuckets = 16 // as on the embedded Redis (internal/app)
+	}
+	store := runs.New(b.Client, ro)
 	var api worker.HSS = client
 	if o.wrap != nil {
 		api = o.wrap(client)

@@ -224,7 +224,7 @@ func (l *pageLoop) resolve(ctx context.Context, p int, goOn bool) (snap snapshot
 		return snap, 0, err
 	}
 	unrecorded := l.recording() // batches the count read below may miss
-	res, err := h.runs.SaveSnapshot(ctx, r.ID, l.pass.N, p, raw, snap.keys)
+	res, err := h.runs.SaveSnapshot(ctx, r.ID, r.SeenBuckets, l.pass.N, p, raw, snap.keys)
 	if err != nil {
 		return snap, 0, err
 	}
@@ -486,7 +486,7 @@ func (h *Handlers) startList(ctx context.Context, r *jobs.Run, pass runs.Pass, p
 // of the page before (listed by this pass, and maybe not saved yet),
 // count as listed by this pass.
 func (h *Handlers) seen(ctx context.Context, r *jobs.Run, pass runs.Pass, keys, prevKeys []string) ([]runs.Sight, error) {
-	seen, err := h.runs.Seen(ctx, r.ID, pass.N, keys)
+	seen, err := h.runs.Seen(ctx, r.ID, r.SeenBuckets, pass.N, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -589,7 +589,7 @@ func (h *Handlers) filter(ctx context.Context, r *jobs.Run, pass runs.Pass, page
 	}
 	seen := l.seen
 	if seen == nil {
-		if seen, err = h.runs.Seen(ctx, r.ID, pass.N, keys); err != nil {
+		if seen, err = h.runs.Seen(ctx, r.ID, r.SeenBuckets, pass.N, keys); err != nil {
 			return snapshot{}, err
 		}
 	}

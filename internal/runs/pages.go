@@ -55,7 +55,8 @@ type Saved struct {
 }
 
 // SaveSnapshot stores the result of page p of pass and marks the images it
-// lists (their key digests) in the run's seen-set, unless a result is
+// lists (their key digests) in the run's seen-set (of buckets sets, the
+// run's SeenBuckets), unless a result is
 // stored already, the page is recorded, or the run is over, in one step;
 // and it reads what the page loop needs next (the run's state and
 // backlog), so that a page costs one round trip before its batches are
@@ -65,15 +66,15 @@ type Saved struct {
 // arguments cost several times the commands themselves: the same round
 // trip writes it to a key of its own first, and the script renames that
 // into place if the page is the caller's to save, or drops it.
-func (s *Store) SaveSnapshot(ctx context.Context, id string, pass, p int, data []byte, digests []string) (Saved, error) {
+func (s *Store) SaveSnapshot(ctx context.Context, id string, buckets, pass, p int, data []byte, digests []string) (Saved, error) {
 	snapKey := s.snapKey(id, p)
 	nonce := ":new:" + strconv.FormatUint(rand.Uint64(), 36)
 	if pass < 1 || pass > MaxPasses {
 		return Saved{}, fmt.Errorf("saving page %d of run %s: pass %d: passes are 1..%d", p, id, pass, MaxPasses)
 	}
-	buckets, marks := s.marks(id, digests)
-	scriptKeys := append([]string{s.key(id), s.pagesKey(id), snapKey, snapKey + nonce}, buckets...)
-	args := append([]any{s.retention.Milliseconds(), p, pass}, marks...)
+	bucketKeys, marks := s.marks(id, buckets, digests)
+	scriptKeys := append([]string{s.key(id), s.pagesKey(id), snapKey, snapKey + nonce}, bucketKeys...)
+	args := append([]any{s.retention.Milliseconds(), p, pass, bucketsOr(buckets)}, marks...)
 	save := func() (*redis.Cmd, error) {
 		pipe := s.rdb.Pipeline()
 		pipe.Set(ctx, scriptKeys[3], data, newKeyTTL)
@@ -121,8 +122,8 @@ const newKeyTTL = 5 * time.Minute
 
 // saveSnapshotScript: KEYS are the run, its page bitmap, page p's snapshot,
 // the same as just written under a new name, and then the seen-set bucket
-// of each image. ARGV: the retention (ms), p, the pass, then each image's
-// mark base (markLua). It returns {outcome, the run's view fields[, stored
+// of each image. ARGV: the retention (ms), p, the pass, the run's bucket
+// count, then each image's mark base (markLua). It returns {outcome, the run's view fields[, stored
 // snapshot]}: 1 stored, 2 existing, 0 recorded, -1 run over or gone.
 var saveSnapshotScript = redis.NewScript(finalLua + markLua + `
 local view = redis.call("HMGET", KEYS[1], ` + luaStrings(viewFields) + `)
@@ -135,7 +136,7 @@ if redis.call("RENAMENX", KEYS[4], KEYS[3]) == 0 then
 end
 local ttl = tonumber(ARGV[1])
 redis.call("PEXPIRE", KEYS[3], ttl)
-mark_seen(5, 4, tonumber(ARGV[3]), ttl)
+mark_seen(5, 5, tonumber(ARGV[3]), ttl, ARGV[4])
 return {1, view}`)
 
 // PageView is what a page task needs to know before it resolves page p,

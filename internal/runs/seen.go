@@ -30,10 +30,11 @@ import (
 // nobody listed (new). The number is written in decimal so that Lua, whose
 // numbers are doubles, builds a mark by appending digits, not by adding.
 
-// seenBuckets is the number of sets a run's marks are spread over: enough
-// for a run at the list APIs' reach (2M images, about 244 a bucket and
-// rarely above 330) to stay under Redis's default intset limit of 512.
-const seenBuckets = 1 << 13
+// DefaultSeenBuckets is the number of sets a run's marks are spread over:
+// enough for a run at the list APIs' reach (2M images, about 244 a bucket
+// and rarely above 330) to stay under Redis's default intset limit of 512.
+// A run keeps the number it was created with (Options.SeenBuckets).
+const DefaultSeenBuckets = 1 << 13
 
 // MaxPasses bounds the passes a run's seen-set tells apart (two decimal
 // digits of the mark, and a lookup that tries each pass).
@@ -52,16 +53,26 @@ func (s *Store) seenBucket(id string, b uint64) string {
 	return s.key(id) + ":seen:" + strconv.FormatUint(b, 10)
 }
 
-// marks returns, for each digest, its bucket's key and its mark's base,
-// to which Lua appends the pass in two digits.
-func (s *Store) marks(id string, digests []string) (keys []string, args []any) {
+// bucketsOr is a run's bucket count: a record written before runs kept
+// theirs has the default.
+func bucketsOr(n int) int {
+	if n <= 0 || n > DefaultSeenBuckets {
+		return DefaultSeenBuckets
+	}
+	return n
+}
+
+// marks returns, for each digest, its bucket's key (of buckets) and its
+// mark's base, to which Lua appends the pass in two digits.
+func (s *Store) marks(id string, buckets int, digests []string) (keys []string, args []any) {
+	nb := uint64(bucketsOr(buckets))
 	keys = make([]string, len(digests))
 	args = make([]any, len(digests))
 	for i, d := range digests {
 		var b [8]byte
 		copy(b[:], d)
 		u := binary.BigEndian.Uint64(b[:])
-		keys[i] = s.seenBucket(id, u>>(64-13))
+		keys[i] = s.seenBucket(id, u>>51%nb)
 		// 51 bits of the digest, and bit 55 set so that every base has 17
 		// digits: no leading zero (Redis keeps "007" as a string, not as
 		// an integer), and base*100+99 fits in an int64.
@@ -71,9 +82,9 @@ func (s *Store) marks(id string, digests []string) (keys []string, args []any) {
 	return keys, args
 }
 
-// Seen reports what run id's seen-set knows of each image key digest, for
-// pass (1 is the first).
-func (s *Store) Seen(ctx context.Context, id string, pass int, digests []string) ([]Sight, error) {
+// Seen reports what run id's seen-set (of buckets, the run's SeenBuckets)
+// knows of each image key digest, for pass (1 is the first).
+func (s *Store) Seen(ctx context.Context, id string, buckets, pass int, digests []string) ([]Sight, error) {
 	out := make([]Sight, len(digests))
 	if len(digests) == 0 {
 		return out, nil
@@ -81,7 +92,7 @@ func (s *Store) Seen(ctx context.Context, id string, pass int, digests []string)
 	if pass < 1 || pass > MaxPasses {
 		return nil, fmt.Errorf("run %s: pass %d: passes are 1..%d", id, pass, MaxPasses)
 	}
-	keys, args := s.marks(id, digests)
+	keys, args := s.marks(id, buckets, digests)
 	vals, err := seenScript.Run(ctx, s.rdb, keys, append([]any{pass}, args...)...).Int64Slice()
 	if err != nil {
 		return nil, fmt.Errorf("looking up run %s's seen images: %w", id, err)
@@ -119,7 +130,7 @@ local function last_pass(key, base, pass)
   end
   return 0
 end
-local function mark_seen(k0, a0, pass, ttl)
+local function mark_seen(k0, a0, pass, ttl, buckets)
   local n, kept = 0, {}
   for i = k0, #KEYS do
     local base = ARGV[a0 + i - k0]
@@ -134,6 +145,6 @@ local function mark_seen(k0, a0, pass, ttl)
     end
     n = n + 1
   end
-  if n > 0 then redis.call("HSET", KEYS[1], "seen", 1) end
+  if n > 0 then redis.call("HSET", KEYS[1], "seen", buckets) end
 end
 `

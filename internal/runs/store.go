@@ -50,6 +50,11 @@ type Options struct {
 	NoStateIndex bool
 	// MaxErrors is how many of the last errors a run keeps; default 10.
 	MaxErrors int
+	// SeenBuckets is how many sets the seen-set of a run created by this
+	// store is spread over, 1..DefaultSeenBuckets (the default). Every
+	// process uses the number the run was created with. A small number
+	// suits an embedded miniredis, whose every command walks all its keys.
+	SeenBuckets int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -62,13 +67,15 @@ type Store struct {
 	pendingTTL time.Duration
 	indexed    bool
 	maxErrors  int
+	buckets    int
 	now        func() time.Time
 	records    recordCache
 }
 
 // New returns a Store on rdb.
 func New(rdb redis.UniversalClient, opts Options) *Store {
-	s := &Store{rdb: rdb, prefix: opts.Prefix, retention: opts.Retention, pendingTTL: opts.PendingTTL, maxErrors: opts.MaxErrors, now: opts.Now}
+	s := &Store{rdb: rdb, prefix: opts.Prefix, retention: opts.Retention, pendingTTL: opts.PendingTTL, maxErrors: opts.MaxErrors, now: opts.Now,
+		buckets: bucketsOr(opts.SeenBuckets)}
 	if s.prefix == "" {
 		s.prefix = "scanq:"
 	}
@@ -130,6 +137,9 @@ type record struct {
 	BatchSize  int              `json:"batch_size"`
 	Resolution *jobs.Resolution `json:"resolution,omitempty"`
 	CreatedAt  time.Time        `json:"created_at"`
+	// SeenBuckets is the run's seen-set's bucket count (0 in a record
+	// written before runs kept theirs: DefaultSeenBuckets).
+	SeenBuckets int `json:"seen_buckets,omitempty"`
 }
 
 // Create stores a new run in state pending, which expires after the
@@ -146,9 +156,15 @@ func (s *Store) Create(ctx context.Context, r *jobs.Run) error {
 	r.State = jobs.StatePending
 	images := r.Request.ImageInfo
 	r.Request.ImageInfo, r.ImageCount = nil, len(images)
+	r.SeenBuckets = s.buckets
+	if r.Source == jobs.SourceImages {
+		// A fixed list: a bucket for every 256 of its images is enough.
+		r.SeenBuckets = min(s.buckets, max(1, (r.ImageCount+255)/256))
+	}
 	rec, err := json.Marshal(record{
 		ID: r.ID, Trigger: r.Trigger, Target: r.Target, Request: r.Request, ImageCount: r.ImageCount, Options: r.Options,
 		Queue: r.Queue, Source: r.Source, BatchSize: r.BatchSize, Resolution: r.Resolution, CreatedAt: r.CreatedAt,
+		SeenBuckets: r.SeenBuckets,
 	})
 	if err != nil {
 		return fmt.Errorf("encoding run %s: %w", r.ID, err)
@@ -350,6 +366,7 @@ func decodeRecord(id, raw string) (*jobs.Run, error) {
 	return &jobs.Run{
 		ID: rec.ID, Trigger: rec.Trigger, Target: rec.Target, Request: rec.Request, ImageCount: rec.ImageCount, Options: rec.Options,
 		Queue: rec.Queue, Source: rec.Source, BatchSize: rec.BatchSize, Resolution: rec.Resolution, CreatedAt: rec.CreatedAt,
+		SeenBuckets: bucketsOr(rec.SeenBuckets),
 	}, nil
 }
 
@@ -639,7 +656,7 @@ end
 // six keys are allKeys: the run's five own keys and the state index, or
 // the run's key again when there is none (Options.NoStateIndex). Once a run
 // is final, each of its keys expires after the retention.
-var finalLua = stateLua + "local SEEN_BUCKETS = " + strconv.Itoa(seenBuckets) + `
+const finalLua = stateLua + `
 local INDEXED = KEYS[6] ~= KEYS[1]
 local function is_final(st)
   return st == "succeeded" or st == "partially_failed" or st == "failed" or st == "cancelled"
@@ -659,9 +676,11 @@ local function expire_all(st, now, ttl)
   for i = 1, 5 do redis.call("PEXPIRE", KEYS[i], ttl) end
   index_state(st, tonumber(now) + ttl)
   -- A final run lists nothing more: its seen-set goes (runs/seen.go).
-  if redis.call("HDEL", KEYS[1], "seen") == 1 then
+  local buckets = redis.call("HGET", KEYS[1], "seen")
+  if buckets then
+    redis.call("HDEL", KEYS[1], "seen")
     local batch = {}
-    for b = 0, SEEN_BUCKETS - 1 do
+    for b = 0, tonumber(buckets) - 1 do
       batch[#batch + 1] = KEYS[1] .. ":seen:" .. b
       if #batch == 512 then redis.call("DEL", unpack(batch)) batch = {} end
     end

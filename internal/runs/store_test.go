@@ -36,7 +36,7 @@ func TestCountersAddUpAndAreIdempotent(t *testing.T) {
 		}
 		// Page 0: 25 listed, 5 duplicates, 2 batches (10 + 10), recorded
 		// twice; page 1 has a saved snapshot, which recording page 0 leaves.
-		if saved, err := s.SaveSnapshot(ctx, "r1", 1, 1, []byte("page 1"), nil); err != nil || saved.Outcome != runs.Stored {
+		if saved, err := s.SaveSnapshot(ctx, "r1", 0, 1, 1, []byte("page 1"), nil); err != nil || saved.Outcome != runs.Stored {
 			t.Fatalf("saving page 1: %+v, %v", saved, err)
 		}
 		for rep := range 2 {
@@ -170,7 +170,7 @@ func TestSaveSnapshot(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		ctx := context.Background()
 		s := runs.New(b.Client, runs.Options{})
-		if saved, err := s.SaveSnapshot(ctx, "gone", 1, 0, []byte("p0"), []string{"a"}); err != nil || saved.Outcome != runs.Ended || saved.View.State != "" {
+		if saved, err := s.SaveSnapshot(ctx, "gone", 0, 1, 0, []byte("p0"), []string{"a"}); err != nil || saved.Outcome != runs.Ended || saved.View.State != "" {
 			t.Fatalf("save for a run with no record: %+v, %v; want ended", saved, err)
 		}
 		if n := b.Client.Exists(ctx, "scanq:run:{gone}:snap:0", "scanq:run:{gone}:seen:0").Val(); n != 0 {
@@ -195,7 +195,7 @@ func TestSaveSnapshot(t *testing.T) {
 		if err := b.Client.ScriptFlush(ctx).Err(); err != nil {
 			t.Fatal(err)
 		}
-		saved, err := s.SaveSnapshot(ctx, "s", 1, 0, []byte("p0"), []string{"a", "b"})
+		saved, err := s.SaveSnapshot(ctx, "s", 0, 1, 0, []byte("p0"), []string{"a", "b"})
 		if want := (runs.Saved{Outcome: runs.Stored, View: runs.PageView{State: jobs.StateResolving, Pass: runs.Pass{N: 1}}}); err != nil || !reflect.DeepEqual(saved, want) {
 			t.Fatalf("first save: %+v, %v; want %+v", saved, err, want)
 		}
@@ -204,11 +204,11 @@ func TestSaveSnapshot(t *testing.T) {
 		if _, err := s.PageDone(ctx, "s", 5, runs.PageResult{Listed: 30, Batches: 3}); err != nil {
 			t.Fatal(err)
 		}
-		saved, err = s.SaveSnapshot(ctx, "s", 1, 0, []byte("other"), []string{"z"})
+		saved, err = s.SaveSnapshot(ctx, "s", 0, 1, 0, []byte("other"), []string{"z"})
 		if want := (runs.Saved{Outcome: runs.Existing, Snapshot: []byte("p0"), View: runs.PageView{State: jobs.StateRunning, Backlog: 3, Pass: runs.Pass{N: 1}}}); err != nil || !reflect.DeepEqual(saved, want) {
 			t.Fatalf("second save: %+v, %v; want %+v", saved, err, want)
 		}
-		if seen, err := s.Seen(ctx, "s", 1, []string{"a", "z"}); err != nil || !reflect.DeepEqual(seen, []runs.Sight{runs.ThisPass, runs.Unseen}) {
+		if seen, err := s.Seen(ctx, "s", 0, 1, []string{"a", "z"}); err != nil || !reflect.DeepEqual(seen, []runs.Sight{runs.ThisPass, runs.Unseen}) {
 			t.Fatalf("keys after the second save: %v, %v; want only the first save's", seen, err)
 		}
 		buckets := b.Client.Keys(ctx, "scanq:run:{s}:seen:*").Val()
@@ -222,14 +222,14 @@ func TestSaveSnapshot(t *testing.T) {
 		}
 		noneLeft("stored, then existing")
 		// A recorded page stores nothing.
-		saved, err = s.SaveSnapshot(ctx, "s", 1, 5, []byte("p5"), []string{"y"})
+		saved, err = s.SaveSnapshot(ctx, "s", 0, 1, 5, []byte("p5"), []string{"y"})
 		if err != nil || saved.Outcome != runs.Recorded {
 			t.Fatalf("save of a recorded page: %+v, %v", saved, err)
 		}
 		if n := b.Client.Exists(ctx, "scanq:run:{s}:snap:5").Val(); n != 0 {
 			t.Fatalf("%d keys stored for a recorded page", n)
 		}
-		if seen, _ := s.Seen(ctx, "s", 1, []string{"y"}); seen[0] != runs.Unseen {
+		if seen, _ := s.Seen(ctx, "s", 0, 1, []string{"y"}); seen[0] != runs.Unseen {
 			t.Fatal("a recorded page's save marked its images")
 		}
 		noneLeft("recorded page")
@@ -237,7 +237,7 @@ func TestSaveSnapshot(t *testing.T) {
 		if err := s.Stop(ctx, "s", jobs.StateCancelled, "test"); err != nil {
 			t.Fatal(err)
 		}
-		saved, err = s.SaveSnapshot(ctx, "s", 1, 1, []byte("p1"), []string{"c"})
+		saved, err = s.SaveSnapshot(ctx, "s", 0, 1, 1, []byte("p1"), []string{"c"})
 		if err != nil || saved.Outcome != runs.Ended || saved.View.State != jobs.StateCancelled {
 			t.Fatalf("save after cancel: %+v, %v", saved, err)
 		}
@@ -261,7 +261,7 @@ func TestSeenSet(t *testing.T) {
 		}
 		look := func(pass int, keys ...string) []runs.Sight {
 			t.Helper()
-			seen, err := s.Seen(ctx, "d", pass, keys)
+			seen, err := s.Seen(ctx, "d", 0, pass, keys)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -269,7 +269,7 @@ func TestSeenSet(t *testing.T) {
 		}
 		U, E, T := runs.Unseen, runs.EarlierPass, runs.ThisPass
 		for p, keys := range [][]string{{"a", "b"}, {"b", "c"}, nil} {
-			if saved, err := s.SaveSnapshot(ctx, "d", 1, p, []byte(fmt.Sprint("p", p)), keys); err != nil || saved.Outcome != runs.Stored {
+			if saved, err := s.SaveSnapshot(ctx, "d", 0, 1, p, []byte(fmt.Sprint("p", p)), keys); err != nil || saved.Outcome != runs.Stored {
 				t.Fatalf("saving page %d: %+v, %v", p, saved, err)
 			}
 		}
@@ -280,7 +280,7 @@ func TestSeenSet(t *testing.T) {
 		if got, want := look(2, "a", "c", "z"), []runs.Sight{E, E, U}; !reflect.DeepEqual(got, want) {
 			t.Fatalf("pass 2 before its pages: %v, want %v", got, want)
 		}
-		if _, err := s.SaveSnapshot(ctx, "d", 2, 3, []byte("p3"), []string{"c", "z"}); err != nil {
+		if _, err := s.SaveSnapshot(ctx, "d", 0, 2, 3, []byte("p3"), []string{"c", "z"}); err != nil {
 			t.Fatal(err)
 		}
 		if got, want := look(2, "a", "b", "c", "z", "y"), []runs.Sight{E, E, T, T, U}; !reflect.DeepEqual(got, want) {
