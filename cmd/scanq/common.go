@@ -229,7 +229,7 @@ func openClient(ctx context.Context, name string, cf *configFlags, stderr io.Wri
 			fmt.Fprintf(stderr, "scanq %s: %v\n"+
 				"  Start one in another terminal: go run ./cmd/scanq serve (or: scanq serve)\n"+
 				"  or reach a fleet's Redis: SCANQ_REDIS_URL=redis://HOST:6379/0 or --set redis.url=URL\n", name, err)
-			return nil, exitError{1}
+			return nil, exitError{exitFailure}
 		}
 		cfg.Redis.URL = l.RedisURL()
 		if l.DemoSchedule {

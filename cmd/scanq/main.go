@@ -26,8 +26,9 @@ import (
 // an error), 2 a command line that does not parse or a request that is
 // refused before anything starts, 130 interrupted while following a run.
 const (
-	exitFailure = 1
-	exitUsage   = 2
+	exitFailure     = 1
+	exitUsage       = 2
+	exitInterrupted = 130
 )
 
 // exitError carries an exit code through the command functions, which
@@ -110,6 +111,7 @@ func newRoot() *cobra.Command {
 		&cobra.Group{ID: "scans", Title: "Scans:"},
 		&cobra.Group{ID: "tools", Title: "Tools:"},
 	)
+	root.SetHelpCommand(newHelpCmd())
 	root.SetHelpCommandGroupID("tools")
 	root.SetCompletionCommandGroupID("tools")
 	for _, c := range []*cobra.Command{
@@ -132,6 +134,40 @@ func newRoot() *cobra.Command {
 	return root
 }
 
+// newHelpCmd is `scanq help [COMMAND]`: cobra's, but a topic that is no
+// command is a usage error, not the top-level help.
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [COMMAND]",
+		Short: "help about any command",
+		ValidArgsFunction: func(c *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			cmd, _, err := c.Root().Find(args)
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var out []string
+			for _, sub := range cmd.Commands() {
+				if sub.IsAvailableCommand() {
+					out = append(out, sub.Name()+"\t"+sub.Short)
+				}
+			}
+			return out, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil {
+				return usageError{cmd: c, err: err}
+			}
+			if len(rest) > 0 {
+				return noArgs(cmd, rest)
+			}
+			cmd.InitDefaultHelpFlag()
+			cmd.InitDefaultVersionFlag()
+			return cmd.Help()
+		},
+	}
+}
+
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
@@ -145,14 +181,20 @@ func newVersionCmd() *cobra.Command {
 }
 
 // version is the module's version and VCS state as the Go toolchain
-// recorded them (runtime/debug.ReadBuildInfo), and the Go release that
-// built it: "scanq v1.2.3 (0123456789ab+dirty 2026-12-06T05:00:00Z)
-// go1.26.0 linux/amd64". A binary built without VCS stamping (go run,
-// -buildvcs=false) has no revision.
+// recorded them, and the Go release that built it.
 func version() string {
+	bi, _ := debug.ReadBuildInfo()
+	return versionOf(bi)
+}
+
+// versionOf is "scanq v1.2.3 (0123456789ab+dirty 2026-12-06T05:00:00Z)
+// go1.26.0 linux/amd64" for bi (nil when the binary has none). A binary
+// built without VCS stamping (go run, go test, -buildvcs=false) has no
+// revision.
+func versionOf(bi *debug.BuildInfo) string {
 	v, rev, at, dirty := "(devel)", "", "", ""
 	goVersion := runtime.Version()
-	if bi, ok := debug.ReadBuildInfo(); ok {
+	if bi != nil {
 		if bi.Main.Version != "" {
 			v = bi.Main.Version
 		}
@@ -174,7 +216,11 @@ func version() string {
 	}
 	out := "scanq " + v
 	if rev != "" {
-		out += fmt.Sprintf(" (%.12s%s %s)", rev, dirty, at)
+		out += fmt.Sprintf(" (%.12s%s", rev, dirty)
+		if at != "" {
+			out += " " + at
+		}
+		out += ")"
 	}
 	return out + fmt.Sprintf(" %s %s/%s", goVersion, runtime.GOOS, runtime.GOARCH)
 }

@@ -123,11 +123,8 @@ func TestEveryCommandHasHelpAndHints(t *testing.T) {
 				}
 				helps = append(helps, out)
 			}
-			if name != "help" && (helps[0] != helps[1] || helps[0] != helps[2]) {
+			if helps[0] != helps[1] || helps[0] != helps[2] {
 				t.Errorf("-h, --help and help %s differ:\n%s\n%s\n%s", name, helps[0], helps[1], helps[2])
-			}
-			if name == "help" {
-				return // help takes any argument as a topic
 			}
 			for _, args := range [][]string{append(p[:len(p):len(p)], "--bogus"), append([]string{p[0], "--bogus"}, p[1:]...)} {
 				code, out, errOut := runCmd(t, args...)
@@ -161,6 +158,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"config", "validate", "a.yaml", "b.yaml"}, "at most one FILE", "scanq config validate"},
 		{[]string{"emulator", "--bogus"}, "bogus", "scanq emulator"},
 		{[]string{"version", "x"}, `"x"`, "scanq version"},
+		{[]string{"help", "frobnicate"}, `unknown command "frobnicate"`, "scanq"},
+		{[]string{"help", "runs", "shwo"}, "did you mean show?", "scanq runs"},
 	} {
 		code, out, errOut := runCmd(t, c.args...)
 		if code != 2 || out != "" || !isUsageHint(errOut, c.want, c.path) {
@@ -176,19 +175,40 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+func TestVersionOf(t *testing.T) {
+	platform := runtime.GOOS + "/" + runtime.GOARCH
+	vcs := func(kv ...string) []debug.BuildSetting {
+		var out []debug.BuildSetting
+		for i := 0; i < len(kv); i += 2 {
+			out = append(out, debug.BuildSetting{Key: kv[i], Value: kv[i+1]})
+		}
+		return out
+	}
+	for _, c := range []struct {
+		bi   *debug.BuildInfo
+		want string
+	}{
+		{nil, "scanq (devel) " + runtime.Version() + " " + platform},
+		{&debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "(devel)"}}, "scanq (devel) go1.26.0 " + platform},
+		{&debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "v1.2.3"},
+			Settings: vcs("vcs", "git", "vcs.revision", "0123456789abcdef0123", "vcs.time", "2026-12-06T05:00:00Z", "vcs.modified", "false")},
+			"scanq v1.2.3 (0123456789ab 2026-12-06T05:00:00Z) go1.26.0 " + platform},
+		{&debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "v1.2.4-0.20261206050000-0123456789ab+dirty"},
+			Settings: vcs("vcs.revision", "0123456789abcdef0123", "vcs.modified", "true")},
+			"scanq v1.2.4-0.20261206050000-0123456789ab+dirty (0123456789ab+dirty) go1.26.0 " + platform},
+	} {
+		if got := versionOf(c.bi); got != c.want {
+			t.Errorf("versionOf: %q, want %q", got, c.want)
+		}
+	}
+}
+
 // TestVersionAndCompletion: the version names the module version, the
 // VCS state when the build recorded it and the Go release; cobra's
 // completion scripts are there for each shell; run ids and schedule names
 // complete from the deployment the command reaches.
 func TestVersionAndCompletion(t *testing.T) {
-	want := []string{"scanq ", runtime.Version(), runtime.GOOS + "/" + runtime.GOARCH}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				want = append(want, s.Value[:12])
-			}
-		}
-	}
+	want := []string{"scanq ", runtime.GOOS + "/" + runtime.GOARCH}
 	for _, args := range [][]string{{"version"}, {"--version"}} {
 		code, out, errOut := runCmd(t, args...)
 		if code != 0 || strings.Count(out, "\n") != 1 || errOut != "" {

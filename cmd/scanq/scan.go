@@ -196,7 +196,7 @@ func follow(ctx context.Context, a *app.App, p *app.Progress, id string, asJSON,
 		p.Break()
 		fmt.Fprintf(stderr, "scanq: no worker serves queue %s on this Redis: run %s stays %s until one starts (scanq worker, or scanq serve); then: scanq runs show %s\n",
 			r.Queue, id, r.State, id)
-		return exitError{1}
+		return exitError{exitFailure}
 	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) && r != nil {
@@ -210,7 +210,7 @@ func follow(ctx context.Context, a *app.App, p *app.Progress, id string, asJSON,
 				fmt.Fprintf(stderr, "scanq: stopped following run %s; it goes on (%d worker(s) serve queue %s): scanq runs show %s, scanq runs cancel %s\n",
 					id, workers, r.Queue, id, id)
 			}
-			return exitError{130}
+			return exitError{exitInterrupted}
 		}
 		return err
 	}
@@ -223,7 +223,7 @@ func follow(ctx context.Context, a *app.App, p *app.Progress, id string, asJSON,
 		(&app.Progress{W: stdout, RatePeriod: p.RatePeriod}).Summary(r)
 	}
 	if r.State != jobs.StateSucceeded {
-		return exitError{1}
+		return exitError{exitFailure}
 	}
 	return nil
 }
