@@ -105,8 +105,18 @@ func noArgs(cmd *cobra.Command, args []string) error {
 // flagError is the usage error of a flag that does not parse in the
 // command line args. On a command that only holds subcommands it is a
 // mistyped subcommand (`scanq sacn --all`) that the error names, not a flag
-// of the subcommand that was meant.
+// of the subcommand that was meant; a flag spelled with one dash (`-json`,
+// which pflag reads as -j -s -o -n) is named with its two.
 func flagError(cmd *cobra.Command, args []string, err error) error {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "=")
+		if len(name) > 1 && a[0] == '-' && a[1] != '-' && cmd.Flags().Lookup(name) != nil {
+			return usageErrorf(cmd, "unknown shorthand flag %s: flags take two dashes: -%s", a, a)
+		}
+	}
 	if cmd.Annotations[groupAnnotation] != "" {
 		if _, rest, ferr := cmd.Root().Find(args); ferr == nil {
 			fs := pflag.NewFlagSet(cmd.Name(), pflag.ContinueOnError)

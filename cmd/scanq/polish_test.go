@@ -158,6 +158,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"config", "validate", "a.yaml", "b.yaml"}, "at most one FILE", "scanq config validate"},
 		{[]string{"emulator", "--bogus"}, "bogus", "scanq emulator"},
 		{[]string{"version", "x"}, `"x"`, "scanq version"},
+		{[]string{"scan", "-all"}, "flags take two dashes: --all", "scanq scan"},
+		{[]string{"runs", "show", "x", "-json"}, "flags take two dashes: --json", "scanq runs show"},
 		{[]string{"help", "frobnicate"}, `unknown command "frobnicate"`, "scanq"},
 		{[]string{"help", "runs", "shwo"}, "did you mean show?", "scanq runs"},
 	} {
