@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -97,7 +98,7 @@ func noArgs(cmd *cobra.Command, args []string) error {
 		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
 			msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, " or "))
 		}
-		return usageError{cmd: cmd, err: fmt.Errorf("%s", msg)}
+		return usageError{cmd: cmd, err: errors.New(msg)}
 	}
 	return usageErrorf(cmd, "%s takes no arguments, got %q", commandName(cmd), args[0])
 }
