@@ -71,20 +71,12 @@ func VerifySignature(secret, header string, body []byte, now time.Time, toleranc
 	return nil
 }
 
-// RunSummary is the body of a webhook delivery.
-type RunSummary struct {
-	Event           string          `json:"event"` // "run.finished"
-	RunID           string          `json:"run_id"`
-	Trigger         jobs.Trigger    `json:"trigger"`
-	State           jobs.State      `json:"state"`
-	StopReason      string          `json:"stop_reason,omitempty"`
-	Counters        jobs.Counters   `json:"counters"`
-	StartedAt       *time.Time      `json:"started_at,omitempty"`
-	FinishedAt      *time.Time      `json:"finished_at,omitempty"`
-	DurationSeconds float64         `json:"duration_seconds"`
-	Errors          []jobs.RunError `json:"errors,omitempty"`
-	// Resolution says how the query was resolved (widened, forwarded).
-	Resolution *jobs.Resolution `json:"resolution,omitempty"`
+// RunEvent is the body of a webhook delivery: the finished run in the one
+// shape every output of scanq shows (jobs.RunView, as GET
+// /api/v1/runs/{id} answers), and the event's name beside its fields.
+type RunEvent struct {
+	Event string `json:"event"` // "run.finished"
+	jobs.RunView
 }
 
 // Notify enqueues the webhook delivery of run id, once per run. It never
@@ -103,7 +95,7 @@ func (h *Handlers) Notify(ctx context.Context, id string) {
 	}
 }
 
-// handleNotify posts one run summary to the webhook; any answer but 2xx is
+// handleNotify posts the finished run to the webhook; any answer but 2xx is
 // retried with backoff.
 func (h *Handlers) handleNotify(ctx context.Context, p jobs.NotifyPayload) error {
 	if h.webhook.URL == "" {
@@ -116,12 +108,7 @@ func (h *Handlers) handleNotify(ctx context.Context, p jobs.NotifyPayload) error
 	if err != nil {
 		return err
 	}
-	sum := RunSummary{Event: "run.finished", RunID: r.ID, Trigger: r.Trigger, State: r.State, StopReason: r.StopReason,
-		Counters: r.Counters, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Errors: r.Errors, Resolution: r.Resolution}
-	if r.StartedAt != nil && r.FinishedAt != nil {
-		sum.DurationSeconds = r.FinishedAt.Sub(*r.StartedAt).Seconds()
-	}
-	body, err := json.Marshal(sum)
+	body, err := json.Marshal(RunEvent{Event: "run.finished", RunView: jobs.NewRunView(r, h.now(), h.cfg.RatePeriod)})
 	if err != nil {
 		return err
 	}

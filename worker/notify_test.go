@@ -23,7 +23,7 @@ type receiver struct {
 	mu        sync.Mutex
 	failFirst int
 	calls     int
-	good      []worker.RunSummary
+	good      []worker.RunEvent
 	badSig    int
 	secret    string
 }
@@ -37,7 +37,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not now", http.StatusInternalServerError)
 		return
 	}
-	var sum worker.RunSummary
+	var sum worker.RunEvent
 	if err := json.Unmarshal(body, &sum); err != nil {
 		http.Error(w, "bad body", http.StatusBadRequest)
 		return
@@ -82,17 +82,19 @@ func TestWebhookGetsOneSignedSummaryPerRunEvenAfterA500(t *testing.T) {
 		if len(rc.good) != 2 || rc.badSig != 0 {
 			t.Fatalf("%d deliveries, %d bad signatures", len(rc.good), rc.badSig)
 		}
-		got := map[string]worker.RunSummary{}
+		got := map[string]worker.RunEvent{}
 		for _, s := range rc.good {
-			got[s.RunID] = s
+			got[s.ID] = s
 		}
 		for _, id := range ids {
 			s, ok := got[id]
 			if !ok {
 				t.Fatalf("no delivery for run %s", id)
 			}
-			if s.State != jobs.StateSucceeded || s.Counters.ImagesSubmitted != 30 || s.Trigger.Kind != "cli" || s.Event != "run.finished" {
-				t.Fatalf("summary %+v", s)
+			c := s.Counters
+			if s.State != jobs.StateSucceeded || c.ImagesSubmitted != 30 || s.Trigger.Kind != "cli" || s.Event != "run.finished" ||
+				c.ImagesTotal != c.ImagesSubmitted+c.Skipped()+c.ImagesFailed || s.FinishedAt == nil {
+				t.Fatalf("delivery %+v, counters %+v", s, c)
 			}
 		}
 		if rc.calls < 3 {

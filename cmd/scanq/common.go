@@ -2,103 +2,197 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"sort"
 	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/scanq/scanq/configs"
 	"github.com/scanq/scanq/internal/app"
+	"github.com/scanq/scanq/jobs"
 )
 
 // configFlags are the flags every configuration-reading command takes.
 type configFlags struct {
 	file string
-	set  map[string]string
+	set  setFlag
 }
 
-func (c *configFlags) register(fs *flag.FlagSet) {
-	c.set = map[string]string{}
+// register adds --config and --set to fs: a command's own flags, or the
+// persistent flags of a command whose subcommands all read the
+// configuration (runs, schedules).
+func (c *configFlags) register(fs *pflag.FlagSet) {
+	c.set = setFlag{}
 	fs.StringVar(&c.file, "config", "", "configuration `FILE` (default: $SCANQ_CONFIG, else the embedded defaults)")
-	fs.Func("set", "override one setting, `SECTION.KEY=VALUE` (repeatable)", func(s string) error {
-		k, v, ok := strings.Cut(s, "=")
-		if !ok || k == "" {
-			return fmt.Errorf("want SECTION.KEY=VALUE, got %q", s)
-		}
-		c.set[k] = v
-		return nil
-	})
+	fs.Var(c.set, "set", "override one setting (repeatable)")
 }
 
 func (c *configFlags) load() (*configs.Config, error) {
 	return configs.Load(configs.LoadOptions{File: c.file, Env: os.Environ(), Set: c.set})
 }
 
-// cmdFlags is one command's FlagSet, with what its help says.
-type cmdFlags struct {
-	*flag.FlagSet
-	stderr   io.Writer
-	synopsis string
-}
+// setFlag is --set SECTION.KEY=VALUE, repeatable. Each value is one pair,
+// never split at commas: a value may hold them (URLs, cron specs).
+type setFlag map[string]string
 
-// newFlagSet returns the flags of `scanq NAME`. The FlagSet prints
-// nothing itself: parse prints a one-line hint for a bad flag, and the
-// full help for -h.
-func newFlagSet(name string, stderr io.Writer, synopsis string) *cmdFlags {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	return &cmdFlags{FlagSet: fs, stderr: stderr, synopsis: synopsis}
-}
-
-// Usage prints the command's synopsis and its flags, with two dashes.
-func (c *cmdFlags) Usage() {
-	w := c.stderr
-	fmt.Fprintf(w, "Usage: scanq %s\n\nFlags:\n", c.synopsis)
-	c.VisitAll(func(f *flag.Flag) {
-		typ, usage := flag.UnquoteUsage(f)
-		line := "  --" + f.Name
-		if typ != "" {
-			line += " " + typ
-		}
-		fmt.Fprintf(w, "%s\n    \t%s", line, strings.ReplaceAll(usage, "\n", "\n    \t"))
-		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" {
-			fmt.Fprintf(w, " (default %s)", f.DefValue)
-		}
-		fmt.Fprintln(w)
-	})
-}
-
-// parse parses args with flags in any position (`runs show ID --json`):
-// the flag package stops at the first argument, so parsing resumes after
-// each one; "--" ends the flags. -h prints the help (exit 0); a bad flag
-// prints one line naming it and where the help is (exit 2).
-func parse(fs *cmdFlags, args []string) error {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fs.Usage()
-				return exitError{0}
-			}
-			fmt.Fprintf(fs.stderr, "scanq %s: %v (see: scanq %s -h)\n", fs.Name(), err, fs.Name())
-			return exitError{2}
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			pos = append(pos, rest...) // after "--": all arguments
-			break
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
+func (s setFlag) String() string {
+	if len(s) == 0 {
+		return ""
 	}
-	// Leave the arguments where fs.Args finds them.
-	return fs.Parse(append([]string{"--"}, pos...))
+	keys := make([]string, 0, len(s))
+	for k := range s {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for i, k := range keys {
+		keys[i] = k + "=" + s[k]
+	}
+	return "[" + strings.Join(keys, ",") + "]"
+}
+
+func (s setFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want SECTION.KEY=VALUE, got %q", v)
+	}
+	s[k] = val
+	return nil
+}
+
+func (s setFlag) Type() string { return "SECTION.KEY=VALUE" }
+
+// usageError is a command line that does not parse: an unknown command or
+// flag, a bad flag value, a wrong number of arguments. run prints it on one
+// line with where the command's help is, and exits 2.
+type usageError struct {
+	cmd *cobra.Command
+	err error
+}
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usageErrorf(cmd *cobra.Command, format string, args ...any) error {
+	return usageError{cmd: cmd, err: fmt.Errorf(format, args...)}
+}
+
+// noArgs refuses arguments; for a command with subcommands (runs,
+// schedules) an argument is an unknown subcommand.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	if cmd.HasAvailableSubCommands() {
+		if cmd.SuggestionsMinimumDistance <= 0 {
+			cmd.SuggestionsMinimumDistance = 2
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, " or "))
+		}
+		return usageError{cmd: cmd, err: errors.New(msg)}
+	}
+	return usageErrorf(cmd, "%s takes no arguments, got %q", commandName(cmd), args[0])
+}
+
+// flagError is the usage error of a flag that does not parse in the
+// command line args. On a command that only holds subcommands it is a
+// mistyped subcommand (`scanq sacn --all`) that the error names, not a flag
+// of the subcommand that was meant; a flag spelled with one dash (`-json`,
+// which pflag reads as -j -s -o -n) is named with its two.
+func flagError(cmd *cobra.Command, args []string, err error) error {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "=")
+		if len(name) > 1 && a[0] == '-' && a[1] != '-' && cmd.Flags().Lookup(name) != nil {
+			return usageErrorf(cmd, "unknown shorthand flag %s: flags take two dashes: -%s", a, a)
+		}
+	}
+	if cmd.Annotations[groupAnnotation] != "" {
+		if _, rest, ferr := cmd.Root().Find(args); ferr == nil {
+			fs := pflag.NewFlagSet(cmd.Name(), pflag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			fs.ParseErrorsAllowlist.UnknownFlags = true
+			fs.AddFlagSet(cmd.Flags())
+			if fs.Parse(rest) == nil && fs.NArg() > 0 {
+				return noArgs(cmd, fs.Args())
+			}
+		}
+	}
+	return usageError{cmd: cmd, err: err}
+}
+
+// exactArgs wants n arguments, named what in the error.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageErrorf(cmd, "%s takes %s, got %d arguments", commandName(cmd), what, len(args))
+		}
+		return nil
+	}
+}
+
+// maxArgs wants at most n arguments, named what in the error.
+func maxArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > n {
+			return usageErrorf(cmd, "%s takes at most %s, got %d arguments", commandName(cmd), what, len(args))
+		}
+		return nil
+	}
+}
+
+// commandName is "runs show" for `scanq runs show`.
+func commandName(cmd *cobra.Command) string {
+	return strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+}
+
+// groupAnnotation marks a command that only holds subcommands, so that its
+// help shows no usage line of its own (usageTemplate).
+const groupAnnotation = "scanq-group"
+
+// usageTemplate is cobra's, without the usage line "scanq runs [flags]" of
+// a command that only holds subcommands.
+var usageTemplate = strings.Replace((&cobra.Command{}).UsageTemplate(), "{{if .Runnable}}",
+	`{{if and .Runnable (not (index .Annotations "`+groupAnnotation+`"))}}`, 1)
+
+// group is a command that only holds subcommands (scanq, runs, config):
+// without one it prints its help on stderr and exits 2, as a usage error.
+func group(cmd *cobra.Command) *cobra.Command {
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[groupAnnotation] = "true"
+	cmd.Args = noArgs
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cmd.SetOut(cmd.ErrOrStderr())
+		_ = cmd.Help()
+		return exitError{exitUsage}
+	}
+	return cmd
+}
+
+// writeJSON prints v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// viewOf is r in the one JSON shape of a run (jobs.RunView), as the API
+// shows it.
+func viewOf(a *app.App, r *jobs.Run) jobs.RunView {
+	return jobs.NewRunView(r, time.Now(), a.Cfg.Scan.RatePeriod)
 }
 
 func newLogger(cfg *configs.Config, w io.Writer) *slog.Logger {
@@ -146,7 +240,7 @@ func openClient(ctx context.Context, name string, cf *configFlags, stderr io.Wri
 			fmt.Fprintf(stderr, "scanq %s: %v\n"+
 				"  Start one in another terminal: go run ./cmd/scanq serve (or: scanq serve)\n"+
 				"  or reach a fleet's Redis: SCANQ_REDIS_URL=redis://HOST:6379/0 or --set redis.url=URL\n", name, err)
-			return nil, exitError{1}
+			return nil, exitError{exitFailure}
 		}
 		cfg.Redis.URL = l.RedisURL()
 		if l.DemoSchedule {

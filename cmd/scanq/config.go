@@ -2,44 +2,52 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
+
+	"github.com/spf13/cobra"
 
 	"github.com/scanq/scanq/configs"
 )
 
-// cmdConfig is `scanq config validate [FILE]` and `scanq config show [FILE]`.
-func cmdConfig(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "validate" && args[0] != "show") {
-		fmt.Fprintln(stderr, "Usage: scanq config validate [FILE] | scanq config show [FILE]")
-		return exitError{2}
+// newConfigCmd is `scanq config validate [FILE]` and `scanq config show
+// [FILE]`.
+func newConfigCmd() *cobra.Command {
+	cmd := group(&cobra.Command{
+		Use:   "config",
+		Short: "check a configuration, or print the effective one (config validate|show [FILE])",
+	})
+	for _, sub := range []struct{ name, short string }{
+		{"validate", "check a configuration, naming every bad field"},
+		{"show", "print the effective configuration, secrets redacted"},
+	} {
+		var cf configFlags
+		c := &cobra.Command{
+			Use:   sub.name + " [FILE] [--set SECTION.KEY=VALUE ...]",
+			Short: sub.short,
+			Args:  maxArgs(1, "one FILE"),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				if len(args) == 1 {
+					cf.file = args[0]
+				}
+				stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+				cfg, err := configs.Load(configs.LoadOptions{File: cf.file, Env: os.Environ(), Set: cf.set})
+				if err != nil {
+					fmt.Fprintln(stderr, err)
+					return exitError{exitFailure}
+				}
+				if sub.name == "show" {
+					return cfg.WriteYAML(stdout)
+				}
+				name := cf.file
+				if name == "" {
+					name = "configuration"
+				}
+				fmt.Fprintf(stdout, "%s: ok\n", name)
+				return nil
+			},
+		}
+		cf.register(c.Flags())
+		cmd.AddCommand(c)
 	}
-	sub := args[0]
-	var cf configFlags
-	fs := newFlagSet("config "+sub, stderr, "config "+sub+" [FILE] [--set SECTION.KEY=VALUE ...]")
-	cf.register(fs.FlagSet)
-	if err := parse(fs, args[1:]); err != nil {
-		return err
-	}
-	if fs.NArg() > 1 {
-		fs.Usage()
-		return exitError{2}
-	}
-	if fs.NArg() == 1 {
-		cf.file = fs.Arg(0)
-	}
-	cfg, err := configs.Load(configs.LoadOptions{File: cf.file, Env: os.Environ(), Set: cf.set})
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitError{1}
-	}
-	if sub == "show" {
-		return cfg.WriteYAML(stdout)
-	}
-	name := cf.file
-	if name == "" {
-		name = "configuration"
-	}
-	fmt.Fprintf(stdout, "%s: ok\n", name)
-	return nil
+	return cmd
 }

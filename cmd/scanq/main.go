@@ -2,8 +2,8 @@
 // HSS: cron schedules and ad-hoc requests become runs on Redis, and a fleet
 // of workers submits them in rate-limited batches. Run `scanq help`.
 //
-// main parses flags, loads the configuration and starts roles; everything
-// else lives in packages.
+// main parses the command line (spf13/cobra), loads the configuration and
+// starts roles; everything else lives in packages.
 package main
 
 import (
@@ -17,72 +17,22 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/scanq/scanq/internal/app"
 )
 
-const usage = `scanq schedules container-image security scans on Huawei Cloud HSS.
+// Exit codes: 0 done, 1 a failure (a run that did not submit every image,
+// an error), 2 a command line that does not parse or a request that is
+// refused before anything starts, 130 interrupted while following a run.
+const (
+	exitFailure     = 1
+	exitUsage       = 2
+	exitInterrupted = 130
+)
 
-Usage: scanq COMMAND [flags]
-
-Roles:
-  serve               every role in one process (demo mode with no configuration)
-  worker              process scan tasks
-  scheduler           fire cron schedules (any number of replicas; one leader)
-  api                 the HTTP API, asynqmon and /metrics
-
-Scans:
-  scan                run one scan to completion in this process
-  enqueue             hand a scan to the fleet (--wait to follow it)
-  runs list|show ID|cancel ID
-  schedules [trigger NAME]   the schedules and their next fire times; fire one now
-
-Tools:
-  config validate [FILE]   check a configuration, naming the bad field
-  config show [FILE]       print the effective configuration, secrets redacted
-  emulator                 the HSS emulator as a server
-  version                  the version, VCS revision and Go release
-
-Flags common to every command that reads the configuration:
-  --config FILE       configuration file (default: $SCANQ_CONFIG, else the embedded defaults)
-  --set SECTION.KEY=VALUE   override one setting (repeatable)
-
-Flags may come before or after a command's arguments.
-Run 'scanq help COMMAND' (or 'scanq COMMAND -h') for a command's flags.
-`
-
-// commands are the commands `scanq help COMMAND` knows.
-var commands = map[string]bool{"serve": true, "worker": true, "scheduler": true, "api": true, "scan": true,
-	"enqueue": true, "runs": true, "schedules": true, "config": true, "emulator": true}
-
-// version is the module's version and VCS state as the Go toolchain
-// recorded them, and the Go release that built it.
-func version() string {
-	v, rev, at, dirty := "(devel)", "", "", ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			v = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.time":
-				at = s.Value
-			case "vcs.modified":
-				if s.Value == "true" {
-					dirty = "+dirty"
-				}
-			}
-		}
-	}
-	out := "scanq " + v
-	if rev != "" {
-		out += fmt.Sprintf(" (%.12s%s %s)", rev, dirty, at)
-	}
-	return out + fmt.Sprintf(" %s %s/%s", runtime.Version(), runtime.GOOS, runtime.GOARCH)
-}
-
-// exitError carries an exit code through the command functions.
+// exitError carries an exit code through the command functions, which
+// have printed what there is to say.
 type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
@@ -99,48 +49,178 @@ func main() {
 		os.Exit(ee.code)
 	default:
 		fmt.Fprintln(os.Stderr, "scanq:", err)
-		os.Exit(1)
+		os.Exit(exitFailure)
 	}
 }
 
-// run dispatches one command line.
+// run runs one command line. A usage error is printed here, on one line
+// with where the command's help is (exit 2); a command that has printed
+// its own outcome returns an exitError; any other error is main's to print
+// (exit 1).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return exitError{2}
+	root := newRoot()
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if args == nil {
+		args = []string{} // nil makes cobra read os.Args
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "serve":
-		return cmdServe(ctx, rest, stdout, stderr)
-	case "worker":
-		return cmdWorker(ctx, rest, stderr)
-	case "scheduler":
-		return cmdScheduler(ctx, rest, stderr)
-	case "api":
-		return cmdAPI(ctx, rest, stderr)
-	case "scan":
-		return cmdScan(ctx, rest, stdout, stderr, false)
-	case "enqueue":
-		return cmdScan(ctx, rest, stdout, stderr, true)
-	case "runs":
-		return cmdRuns(ctx, rest, stdout, stderr)
-	case "schedules":
-		return cmdSchedules(ctx, rest, stdout, stderr)
-	case "config":
-		return cmdConfig(rest, stdout, stderr)
-	case "emulator":
-		return cmdEmulator(ctx, rest, stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintln(stdout, version())
-		return nil
-	case "help", "-h", "--help":
-		if len(rest) > 0 && commands[rest[0]] {
-			return run(ctx, []string{rest[0], "-h"}, stdout, stderr)
+	root.SetArgs(args)
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return flagError(cmd, args, err) })
+	cmd, err := root.ExecuteContextC(ctx)
+	var ue usageError
+	if errors.As(err, &ue) {
+		if ue.cmd != nil {
+			cmd = ue.cmd
 		}
-		fmt.Fprint(stdout, usage)
-		return nil
+		if cmd == nil {
+			cmd = root
+		}
+		fmt.Fprintf(stderr, "scanq: %v\nRun '%s --help' for usage.\n", ue.err, cmd.CommandPath())
+		return exitError{exitUsage}
 	}
-	fmt.Fprintf(stderr, "scanq: unknown command %q (see: scanq help)\n", cmd)
-	return exitError{2}
+	return err
+}
+
+const rootLong = `scanq schedules container-image security scans on Huawei Cloud HSS.
+
+Every command that reads the configuration takes --config FILE (default:
+$SCANQ_CONFIG, else the embedded defaults) and --set SECTION.KEY=VALUE
+(repeatable). Flags may come before or after a command's arguments.`
+
+// newRoot is the command tree of scanq.
+func newRoot() *cobra.Command {
+	root := group(&cobra.Command{
+		Use:     "scanq",
+		Short:   "schedule container-image scans on Huawei Cloud HSS",
+		Long:    rootLong,
+		Version: version(),
+		// Usage errors are printed by run, on one line; errors of a
+		// command that ran are main's.
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		// cobra's own suggestions take several lines; noArgs puts them on
+		// the error's.
+		DisableSuggestions: true,
+	})
+	root.SetUsageTemplate(usageTemplate)
+	root.SetVersionTemplate("{{.Version}}\n")
+	// --version without cobra's -v shorthand, which is left free.
+	root.Flags().Bool("version", false, "print the version, VCS revision and Go release")
+	root.AddGroup(
+		&cobra.Group{ID: "roles", Title: "Roles:"},
+		&cobra.Group{ID: "scans", Title: "Scans:"},
+		&cobra.Group{ID: "tools", Title: "Tools:"},
+	)
+	root.SetHelpCommand(newHelpCmd())
+	root.SetHelpCommandGroupID("tools")
+	root.SetCompletionCommandGroupID("tools")
+	for _, c := range []*cobra.Command{
+		newRoleCmd("serve", "every role in one process (demo mode with no configuration)"),
+		newRoleCmd("worker", "process scan tasks"),
+		newRoleCmd("scheduler", "fire cron schedules (any number of replicas; one leader)"),
+		newRoleCmd("api", "the HTTP API, asynqmon and /metrics"),
+	} {
+		c.GroupID = "roles"
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{newScanCmd(false), newScanCmd(true), newRunsCmd(), newSchedulesCmd()} {
+		c.GroupID = "scans"
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{newConfigCmd(), newEmulatorCmd(), newVersionCmd()} {
+		c.GroupID = "tools"
+		root.AddCommand(c)
+	}
+	return root
+}
+
+// newHelpCmd is `scanq help [COMMAND]`: cobra's, but a topic that is no
+// command is a usage error, not the top-level help.
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [COMMAND]",
+		Short: "help about any command",
+		ValidArgsFunction: func(c *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			cmd, _, err := c.Root().Find(args)
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var out []string
+			for _, sub := range cmd.Commands() {
+				if sub.IsAvailableCommand() {
+					out = append(out, sub.Name()+"\t"+sub.Short)
+				}
+			}
+			return out, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil {
+				return usageError{cmd: c, err: err}
+			}
+			if len(rest) > 0 {
+				return noArgs(cmd, rest)
+			}
+			cmd.InitDefaultHelpFlag()
+			cmd.InitDefaultVersionFlag()
+			return cmd.Help()
+		},
+	}
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "the version, VCS revision and Go release",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), version())
+			return err
+		},
+	}
+}
+
+// version is the module's version and VCS state as the Go toolchain
+// recorded them, and the Go release that built it.
+func version() string {
+	bi, _ := debug.ReadBuildInfo()
+	return versionOf(bi)
+}
+
+// versionOf is "scanq v1.2.3 (0123456789ab+dirty 2026-12-06T05:00:00Z)
+// go1.26.0 linux/amd64" for bi (nil when the binary has none). A binary
+// built without VCS stamping (go run, go test, -buildvcs=false) has no
+// revision.
+func versionOf(bi *debug.BuildInfo) string {
+	v, rev, at, dirty := "(devel)", "", "", ""
+	goVersion := runtime.Version()
+	if bi != nil {
+		if bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+		if bi.GoVersion != "" {
+			goVersion = bi.GoVersion
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.time":
+				at = s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					dirty = "+dirty"
+				}
+			}
+		}
+	}
+	out := "scanq " + v
+	if rev != "" {
+		out += fmt.Sprintf(" (%.12s%s", rev, dirty)
+		if at != "" {
+			out += " " + at
+		}
+		out += ")"
+	}
+	return out + fmt.Sprintf(" %s %s/%s", goVersion, runtime.GOOS, runtime.GOARCH)
 }

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"github.com/scanq/scanq/internal/testkit"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,8 +10,10 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/scanq/scanq/internal/app"
+
 	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/testkit"
+	"github.com/scanq/scanq/jobs"
 )
 
 // runCmd runs one command line in process on the embedded defaults and
@@ -44,12 +44,10 @@ func TestScanJSONOnEmbeddedDefaults(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, errOut)
 	}
-	var s app.Summary
-	if err := json.Unmarshal([]byte(out), &s); err != nil {
-		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out)
-	}
-	if s.State != "succeeded" || s.ImagesTotal != 450 || s.ImagesSubmitted != 450 || s.Batches != 5 || s.RunID == "" {
-		t.Fatalf("summary %+v", s)
+	r := runOf(t, out)
+	if c := r.Counters; r.State != jobs.StateSucceeded || c.ImagesTotal != 450 || c.ImagesSubmitted != 450 || c.BatchesTotal != 5 ||
+		r.ID == "" || r.FinishedAt == nil || r.ETASeconds != 0 {
+		t.Fatalf("run %+v, counters %+v", r.Run, c)
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scanq/scanq/internal/app"
+	"github.com/scanq/scanq/jobs"
 )
 
 // tryIt reads the commands of README's "Try it" section: each line of its
@@ -39,14 +39,21 @@ func tryIt(t *testing.T) [][2]string {
 	return out
 }
 
-// summaryOf decodes the --json summary on stdout.
-func summaryOf(t *testing.T, out string) app.Summary {
+// runOf decodes the run a --json command prints: the API's run object
+// (jobs.RunView) and nothing else, images_total the sum of its outcomes.
+func runOf(t *testing.T, out string) jobs.RunView {
 	t.Helper()
-	var s app.Summary
-	if err := json.Unmarshal([]byte(out), &s); err != nil {
-		t.Fatalf("stdout is not one JSON summary: %v\n%s", err, out)
+	var v jobs.RunView
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil || v.Run == nil || dec.More() {
+		t.Fatalf("stdout is not one JSON run: %v\n%s", err, out)
 	}
-	return s
+	if c := v.Counters; v.State.Final() && c.ImagesTotal != c.ImagesSubmitted+c.Skipped()+c.ImagesFailed {
+		t.Errorf("run %s %s: images_total %d != submitted %d + skipped %d + failed %d", v.ID, v.State,
+			c.ImagesTotal, c.ImagesSubmitted, c.Skipped(), c.ImagesFailed)
+	}
+	return v
 }
 
 // TestReadmeTryIt runs every command of README's "Try it" section on the
@@ -85,8 +92,8 @@ func TestReadmeTryIt(t *testing.T) {
 			}
 		},
 		"scan --image library/nginx:1.25 --image team/api:v2 --json": func(t *testing.T, code int, out, errOut string) {
-			if s := summaryOf(t, out); code != 0 || s.ImagesTotal != 2 || s.ImagesSubmitted != 2 {
-				t.Errorf("exit %d, summary %+v\n%s", code, s, errOut)
+			if r := runOf(t, out); code != 0 || r.Counters.ImagesTotal != 2 || r.Counters.ImagesSubmitted != 2 {
+				t.Errorf("exit %d, run %+v\n%s", code, r.Counters, errOut)
 			}
 		},
 		"scan --query namespace=payments --query scan_status=unscan": func(t *testing.T, code int, out, errOut string) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,68 +9,80 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/scanq/scanq/internal/app"
+	"github.com/spf13/cobra"
+
 	"github.com/scanq/scanq/scheduler"
 )
 
-// role runs one long-lived role of `scanq NAME` until SIGTERM/SIGINT.
-func role(name string, args []string, stderr io.Writer, run func(*app.App) error) error {
+// newRoleCmd is `scanq NAME` for a long-lived role (serve, worker,
+// scheduler, api): it runs until SIGTERM/SIGINT.
+func newRoleCmd(name, short string) *cobra.Command {
 	var cf configFlags
-	fs := newFlagSet(name, stderr, name+" [--config FILE] [--set SECTION.KEY=VALUE ...]")
-	cf.register(fs.FlagSet)
-	if err := parse(fs, args); err != nil {
-		return err
+	cmd := &cobra.Command{
+		Use:   name + " [--config FILE] [--set SECTION.KEY=VALUE ...]",
+		Short: short,
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stdout, stderr := cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr()
+			a, err := open(&cf, stderr)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			switch name {
+			case "worker":
+				return a.RunWorker(ctx)
+			case "scheduler":
+				// Fires the cron schedules while this replica holds the
+				// leader lease (any number of replicas may run).
+				return a.RunScheduler(ctx)
+			case "api":
+				return a.RunAPI(ctx, nil)
+			default:
+				return a.Serve(ctx, stdout)
+			}
+		},
 	}
-	a, err := open(&cf, stderr)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	return run(a)
+	cf.register(cmd.Flags())
+	return cmd
 }
 
-// cmdWorker is `scanq worker`: process scan tasks.
-func cmdWorker(ctx context.Context, args []string, stderr io.Writer) error {
-	return role("worker", args, stderr, func(a *app.App) error { return a.RunWorker(ctx) })
-}
-
-// cmdScheduler is `scanq scheduler`: fire the cron schedules while this
-// replica holds the leader lease (any number of replicas may run).
-func cmdScheduler(ctx context.Context, args []string, stderr io.Writer) error {
-	return role("scheduler", args, stderr, func(a *app.App) error { return a.RunScheduler(ctx) })
-}
-
-// cmdAPI is `scanq api`: the HTTP API, asynqmon and /metrics.
-func cmdAPI(ctx context.Context, args []string, stderr io.Writer) error {
-	return role("api", args, stderr, func(a *app.App) error { return a.RunAPI(ctx, nil) })
-}
-
-// cmdServe is `scanq serve`: every role in one process.
-func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return role("serve", args, stderr, func(a *app.App) error { return a.Serve(ctx, stdout) })
-}
-
-// cmdSchedules is `scanq schedules`: each schedule with its next fire
+// newSchedulesCmd is `scanq schedules`: each schedule with its next fire
 // times and its last run; `scanq schedules trigger NAME` fires one now.
-func cmdSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func newSchedulesCmd() *cobra.Command {
 	var cf configFlags
-	fs := newFlagSet("schedules", stderr, "schedules [trigger NAME [--force]] [--config FILE] [--json]")
-	cf.register(fs.FlagSet)
-	asJSON := fs.Bool("json", false, "print JSON")
-	force := fs.Bool("force", false, "trigger: start a run even while the schedule's last run goes on (overlap: skip)")
-	if err := parse(fs, args); err != nil {
-		return err
+	var asJSON, force bool
+	cmd := &cobra.Command{
+		Use:   "schedules",
+		Short: "the schedules and their next fire times; fire one now",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return schedules(cmd.Context(), &cf, "", false, asJSON, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
-	trigger := ""
-	switch {
-	case fs.NArg() == 0:
-	case fs.NArg() == 2 && fs.Arg(0) == "trigger":
-		trigger = fs.Arg(1)
-	default:
-		fmt.Fprintf(stderr, "scanq schedules: unexpected arguments %q (see: scanq schedules -h)\n", fs.Args())
-		return exitError{2}
+	cf.register(cmd.PersistentFlags())
+	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON (trigger: the API's run object)")
+	trigger := &cobra.Command{
+		Use:               "trigger NAME [--force]",
+		Short:             "start a run of schedule NAME now, as its cron would",
+		Args:              exactArgs(1, "one schedule NAME"),
+		ValidArgsFunction: completeScheduleNames(&cf),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return schedules(cmd.Context(), &cf, args[0], force, asJSON, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
-	a, err := openClient(ctx, "schedules", &cf, stderr)
+	trigger.Flags().BoolVar(&force, "force", false, "start a run even while the schedule's last run goes on (overlap: skip)")
+	cmd.AddCommand(trigger)
+	return cmd
+}
+
+// schedules prints the schedules, or with trigger set fires that one.
+func schedules(ctx context.Context, cf *configFlags, trigger string, force, asJSON bool, stdout, stderr io.Writer) error {
+	name := "schedules"
+	if trigger != "" {
+		name = "schedules trigger"
+	}
+	a, err := openClient(ctx, name, cf, stderr)
 	if err != nil {
 		return err
 	}
@@ -81,20 +92,20 @@ func cmdSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	if trigger != "" {
-		r, err := s.Trigger(ctx, trigger, *force)
+		r, err := s.Trigger(ctx, trigger, force)
 		var active *scheduler.RunActiveError
 		switch {
 		case errors.Is(err, scheduler.ErrUnknownSchedule):
 			fmt.Fprintf(stderr, "scanq schedules trigger: %v (see: scanq schedules)\n", err)
-			return exitError{1}
+			return exitError{exitFailure}
 		case errors.As(err, &active):
 			fmt.Fprintf(stderr, "scanq schedules trigger: %v (--force starts another)\n", err)
-			return exitError{1}
+			return exitError{exitFailure}
 		case err != nil:
 			return err
 		}
-		if *asJSON {
-			return json.NewEncoder(stdout).Encode(map[string]string{"schedule": trigger, "run_id": r.ID, "state": string(r.State)})
+		if asJSON {
+			return writeJSON(stdout, viewOf(a, r)) // trigger.name is the schedule
 		}
 		fmt.Fprintf(stdout, "schedule %s: run %s %s\n", trigger, r.ID, r.State)
 		return nil
@@ -103,10 +114,8 @@ func cmdSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+	if asJSON {
+		return writeJSON(stdout, st)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SCHEDULE\tCRON\tENABLED\tQUEUE\tNEXT\tLAST RUN\tSTATE")

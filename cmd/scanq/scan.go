@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/scanq/scanq/internal/app"
@@ -43,26 +44,32 @@ type scanFlags struct {
 	setFlags          map[string]bool
 }
 
-// cmdScan is `scanq scan` (run to completion in this process, with its own
-// worker) and `scanq enqueue` (hand the run to the fleet; --wait follows it).
-func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer, enqueue bool) error {
-	name := "scan"
+// newScanCmd is `scanq scan` (run to completion in this process, with its
+// own worker) and `scanq enqueue` (hand the run to the fleet; --wait
+// follows it): the same flags, and the run in its one JSON shape with
+// --json.
+func newScanCmd(enqueue bool) *cobra.Command {
+	name, short := "scan", "run one scan to completion in this process"
 	if enqueue {
-		name = "enqueue"
+		name, short = "enqueue", "hand a scan to the fleet (--wait to follow it)"
 	}
 	var cf configFlags
 	var f scanFlags
-	fs := newFlagSet(name, stderr, name+" [--all | --image NS/NAME:TAG ... | --query KEY=VALUE ...] [flags]")
-	cf.register(fs.FlagSet)
+	cmd := &cobra.Command{
+		Use:   name + " (--all | --image NS/NAME:TAG ... | --query KEY=VALUE ...) [flags]",
+		Short: short,
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.setFlags = map[string]bool{}
+			cmd.Flags().Visit(func(fl *pflag.Flag) { f.setFlags[fl.Name] = true })
+			return runScan(cmd.Context(), name, &cf, &f, enqueue, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	fs := cmd.Flags()
+	cf.register(fs)
 	fs.BoolVar(&f.all, "all", false, "scan every image (is_all)")
-	fs.Func("image", "scan this image, `NS/NAME:TAG` or NS/NAME@DIGEST (repeatable)", func(s string) error {
-		f.images = append(f.images, s)
-		return nil
-	})
-	fs.Func("query", "scan the images matching `KEY=VALUE`, a query_info field (repeatable)", func(s string) error {
-		f.query = append(f.query, s)
-		return nil
-	})
+	fs.StringArrayVar(&f.images, "image", nil, "scan this image, `NS/NAME:TAG` or NS/NAME@DIGEST (repeatable)")
+	fs.StringArrayVar(&f.query, "query", nil, "scan the images matching `KEY=VALUE`, a query_info field (repeatable)")
 	fs.IntVar(&f.rateLimit, "rate-limit", 0, "images per hour, 0..1000 (0 = no limit)")
 	fs.Int64Var(&f.scanScope, "scan-scope", int64(hss.ScanScopeAll), "scan_scope bit field")
 	fs.IntVar(&f.batchSize, "batch-size", 0, "images per API call (0 = scan.batch_size)")
@@ -76,23 +83,22 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer, enque
 	fs.BoolVar(&f.includeUnscan, "include-unscannable", false, "submit listed images HSS reports it cannot scan (skipped as not_scannable otherwise)")
 	fs.DurationVar(&f.skipScannedWithin, "skip-scanned-within", 0, "skip images scanned successfully within this `DURATION`")
 	fs.StringVar(&f.priority, "priority", "", "queue: critical (default for scan/enqueue), default or bulk")
-	fs.BoolVar(&f.json, "json", false, "print one JSON summary object")
 	if enqueue {
+		fs.BoolVar(&f.json, "json", false, "print the run as JSON (the API's run object): as created, or with --wait as it ended")
 		fs.BoolVar(&f.wait, "wait", false, "follow the run to its end")
+	} else {
+		fs.BoolVar(&f.json, "json", false, "print the run as it ended, as JSON (the API's run object)")
 	}
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "scanq %s: unexpected argument %q\n", name, fs.Arg(0))
-		return exitError{2}
-	}
-	f.setFlags = map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { f.setFlags[fl.Name] = true })
+	completeScanFlags(cmd)
+	return cmd
+}
+
+// runScan is scan and enqueue once their flags are parsed.
+func runScan(ctx context.Context, name string, cf *configFlags, f *scanFlags, enqueue bool, stdout, stderr io.Writer) error {
 	req, opts, err := f.request()
 	if err != nil {
 		fmt.Fprintf(stderr, "scanq %s: %v\n", name, err)
-		return exitError{2}
+		return exitError{exitUsage}
 	}
 
 	// The process's logs (its worker's, for scan) go through the
@@ -102,9 +108,9 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer, enque
 	// own; enqueue hands the run to a fleet, which it must reach.
 	var a *app.App
 	if enqueue {
-		a, err = openClient(ctx, name, &cf, p.LogWriter())
+		a, err = openClient(ctx, name, cf, p.LogWriter())
 	} else {
-		a, err = open(&cf, p.LogWriter())
+		a, err = open(cf, p.LogWriter())
 	}
 	if err != nil {
 		return err
@@ -120,11 +126,11 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer, enque
 	r, err := a.Starter.Start(ctx, req, opts, jobs.Trigger{Kind: "cli"})
 	if err != nil {
 		fmt.Fprintf(stderr, "scanq %s: %v\n", name, err)
-		return exitError{2}
+		return exitError{exitUsage}
 	}
 	if enqueue && !f.wait {
 		if f.json {
-			err = json.NewEncoder(stdout).Encode(map[string]string{"run_id": r.ID, "state": string(r.State)})
+			err = writeJSON(stdout, viewOf(a, r))
 		} else {
 			_, err = fmt.Fprintln(stdout, r.ID)
 		}
@@ -190,7 +196,7 @@ func follow(ctx context.Context, a *app.App, p *app.Progress, id string, asJSON,
 		p.Break()
 		fmt.Fprintf(stderr, "scanq: no worker serves queue %s on this Redis: run %s stays %s until one starts (scanq worker, or scanq serve); then: scanq runs show %s\n",
 			r.Queue, id, r.State, id)
-		return exitError{1}
+		return exitError{exitFailure}
 	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) && r != nil {
@@ -204,14 +210,12 @@ func follow(ctx context.Context, a *app.App, p *app.Progress, id string, asJSON,
 				fmt.Fprintf(stderr, "scanq: stopped following run %s; it goes on (%d worker(s) serve queue %s): scanq runs show %s, scanq runs cancel %s\n",
 					id, workers, r.Queue, id, id)
 			}
-			return exitError{130}
+			return exitError{exitInterrupted}
 		}
 		return err
 	}
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(app.SummaryOf(r)); err != nil {
+		if err := writeJSON(stdout, viewOf(a, r)); err != nil {
 			return err
 		}
 	} else {
@@ -219,7 +223,7 @@ func follow(ctx context.Context, a *app.App, p *app.Progress, id string, asJSON,
 		(&app.Progress{W: stdout, RatePeriod: p.RatePeriod}).Summary(r)
 	}
 	if r.State != jobs.StateSucceeded {
-		return exitError{1}
+		return exitError{exitFailure}
 	}
 	return nil
 }

@@ -30,13 +30,9 @@ type RunRequest struct {
 	jobs.Options
 }
 
-// RunView is a run as /api/v1 shows it: the record with its counters,
-// errors and timestamps, and the estimated seconds left (0 when unknown or
-// finished).
-type RunView struct {
-	*jobs.Run
-	ETASeconds float64 `json:"eta_seconds"`
-}
+// RunView is a run as /api/v1 shows it: jobs.RunView, the one shape of a
+// run that the CLI's --json and the webhook share.
+type RunView = jobs.RunView
 
 // runCreated answers a create, a replay and a trigger.
 type runCreated struct {
@@ -51,7 +47,7 @@ const (
 )
 
 func (h *Handler) view(r *jobs.Run) RunView {
-	return RunView{Run: r, ETASeconds: r.ETA(h.now(), h.opts.RatePeriod).Seconds()}
+	return jobs.NewRunView(r, h.now(), h.opts.RatePeriod)
 }
 
 // checkTarget accepts the Starter's target, or none.
@@ -200,15 +196,13 @@ func checkIdempotencyKey(k string) *requestError {
 	return nil
 }
 
-// ListRunsResponse is the body of GET /api/v1/runs: a page of runs, newest
-// first, without their image lists (a run shows image_count instead), and
-// the cursor of the next page ("" or absent when there is none). A page can
-// be shorter than limit and still have a next one: a page looks at a
-// bounded number of runs, whatever the state filter matches.
-type ListRunsResponse struct {
-	Runs       []RunView `json:"runs"`
-	NextCursor string    `json:"next_cursor,omitempty"`
-}
+// ListRunsResponse is the body of GET /api/v1/runs (jobs.RunList, as
+// `scanq runs list --json` prints it): a page of runs, newest first,
+// without their image lists (a run shows image_count instead), and the
+// cursor of the next page ("" or absent when there is none). A page can be
+// shorter than limit and still have a next one: a page looks at a bounded
+// number of runs, whatever the state filter matches.
+type ListRunsResponse = jobs.RunList
 
 func (h *Handler) listRuns(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()

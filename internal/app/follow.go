@@ -214,28 +214,3 @@ func Duration(r *jobs.Run) time.Duration {
 	}
 	return end.Sub(*r.StartedAt)
 }
-
-// Summary is the --json shape of a finished run (DESIGN.md contract).
-type Summary struct {
-	RunID           string  `json:"run_id"`
-	State           string  `json:"state"`
-	ImagesTotal     int64   `json:"images_total"`
-	ImagesSubmitted int64   `json:"images_submitted"`
-	ImagesSkipped   int64   `json:"images_skipped"`
-	ImagesFailed    int64   `json:"images_failed"`
-	Batches         int64   `json:"batches"`
-	DurationSeconds float64 `json:"duration_seconds"`
-	// Beyond the contract: the reasons, and the errors.
-	SkippedBy map[string]int64 `json:"images_skipped_by_reason,omitempty"`
-	Errors    []jobs.RunError  `json:"errors,omitempty"`
-	// Resolution says how the query was resolved (widened, forwarded).
-	Resolution *jobs.Resolution `json:"resolution,omitempty"`
-}
-
-// SummaryOf builds the --json summary of r.
-func SummaryOf(r *jobs.Run) Summary {
-	c := r.Counters
-	return Summary{RunID: r.ID, State: string(r.State), ImagesTotal: c.ImagesTotal, ImagesSubmitted: c.ImagesSubmitted,
-		ImagesSkipped: c.Skipped(), ImagesFailed: c.ImagesFailed, Batches: c.BatchesTotal,
-		DurationSeconds: Duration(r).Seconds(), SkippedBy: c.ImagesSkipped, Errors: r.Errors, Resolution: r.Resolution}
-}
