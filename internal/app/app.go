@@ -125,6 +125,9 @@ func (a *App) Queues() map[string]int {
 // in-flight tasks finish within worker.shutdown_timeout and returns the rest
 // to their queues.
 func (a *App) RunWorker(ctx context.Context) error {
+	if err := a.RegisterQueues(ctx); err != nil {
+		return err
+	}
 	h := a.Handlers()
 	w := a.Cfg.Worker
 	s := a.Cfg.Scan

@@ -110,7 +110,7 @@ func TestServeBannerStatesTheTruth(t *testing.T) {
 // process fires, with its next fire time, the demo one included.
 func TestServeBannerListsSchedules(t *testing.T) {
 	logs := serveLogs(t, map[string]string{})
-	for _, w := range []string{"schedules:", "nightly-full-registry (0 2 * * *, next ", "demo-unscanned-every-10m (@every 10m, next "} {
+	for _, w := range []string{"schedules:", "nightly-full-registry (0 2 * * *, next ", "demo-unscanned (@every 1m, next "} {
 		if !strings.Contains(logs, w) {
 			t.Errorf("banner lacks %q:\n%s", w, logs)
 		}
