@@ -3,8 +3,8 @@ module github.com/scanq/scanq/test/browser
 go 1.26.0
 
 require (
-	github.com/chromedp/cdproto v0.0.0-20260321001828-e3e3800016bc
-	github.com/chromedp/chromedp v0.15.1
+	github.com/chromedp/cdproto v0.0.0-20260714215040-dc233986426f
+	github.com/chromedp/chromedp v0.16.0
 	github.com/hibiken/asynq v0.26.0
 	github.com/scanq/scanq v0.0.0
 )
