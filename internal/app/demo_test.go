@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/scanq/scanq/configs"
 	"github.com/scanq/scanq/internal/app"
-	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/scheduler"
 )
 
@@ -62,33 +60,10 @@ func TestServeAddsDemoScheduleOnlyToDefaultSchedules(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			cfg, err := configs.Load(opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			logs := &testkit.Buffer{}
-			a, err := app.New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.Close()
-			out := &signalWriter{want: "API:", seen: make(chan struct{})}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- a.Serve(ctx, out) }()
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Error(err)
-				}
-			}()
-			select {
-			case <-out.seen:
-			case err := <-done:
-				t.Fatalf("serve stopped: %v\n%s", err, logs)
-			case <-time.After(30 * time.Second):
-				t.Fatalf("serve did not come up\n%s", logs)
-			}
+			a, logs := newAppWith(t, opts)
+			t.Cleanup(a.Close)
+			startServe(t, a, logs)
+			ctx := context.Background()
 			banner := logs.String()
 			if !strings.Contains(banner, c.schedules) {
 				t.Errorf("banner lacks %q:\n%s", c.schedules, banner)

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/jobs"
 )
 
@@ -18,14 +17,8 @@ func TestFollowWakesWhenOwnWorkerEndsTheRun(t *testing.T) {
 	defer a.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	wctx, stopWorker := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.RunWorker(wctx) }()
-	defer func() { stopWorker(); <-done }()
-	scope := hss.ScanScopeAll
-	req := jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{ScanScope: &scope,
-		ImageInfo: []hss.ImageInfo{{Namespace: "library", ImageName: "nginx", ImageVersion: "1.25"}}}}
-	r, err := a.Starter.Start(ctx, req, jobs.Options{}, jobs.Trigger{Kind: "cli"})
+	defer startWorker(ctx, a)()
+	r, err := a.Starter.Start(ctx, oneImage(), jobs.Options{}, jobs.Trigger{Kind: "cli"})
 	if err != nil {
 		t.Fatal(err)
 	}

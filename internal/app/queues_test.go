@@ -1,13 +1,11 @@
 package app_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"regexp"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/hibiken/asynq"
 )
@@ -17,24 +15,8 @@ import (
 // bulk.
 func TestServeShowsEveryQueueFromTheStart(t *testing.T) {
 	a, logs := newApp(t, map[string]string{"api.addr": "127.0.0.1:0"})
-	defer a.Close()
-	out := &signalWriter{want: "metrics:", seen: make(chan struct{})}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, out) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	select {
-	case <-out.seen:
-	case err := <-done:
-		t.Fatalf("serve stopped: %v\n%s", err, logs)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not come up\n%s", logs)
-	}
+	t.Cleanup(a.Close)
+	out := startServe(t, a, logs)
 	want := []string{"bulk", "critical", "default"}
 	qs, err := asynq.NewInspectorFromRedisClient(a.Redis.Client).Queues()
 	if err != nil {

@@ -31,14 +31,8 @@ func scanOne(ctx context.Context, tb testing.TB, endpoint string) *jobs.Run {
 		tb.Fatal(err)
 	}
 	defer a.Close()
-	wctx, stopWorker := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.RunWorker(wctx) }()
-	defer func() { stopWorker(); <-done }()
-	scope := hss.ScanScopeAll
-	req := jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{ScanScope: &scope,
-		ImageInfo: []hss.ImageInfo{{Namespace: "library", ImageName: "nginx", ImageVersion: "1.25"}}}}
-	r, err := a.Starter.Start(ctx, req, jobs.Options{}, jobs.Trigger{Kind: "cli"})
+	defer startWorker(ctx, a)()
+	r, err := a.Starter.Start(ctx, oneImage(), jobs.Options{}, jobs.Trigger{Kind: "cli"})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -47,6 +41,22 @@ func scanOne(ctx context.Context, tb testing.TB, endpoint string) *jobs.Run {
 		tb.Fatal(err)
 	}
 	return r
+}
+
+// startWorker runs a's worker until the function it returns stops it
+// (and waits for it), as `scan` does.
+func startWorker(ctx context.Context, a *app.App) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.RunWorker(ctx) }()
+	return func() { cancel(); <-done }
+}
+
+// oneImage is the request of `scanq scan --image library/nginx:1.25`.
+func oneImage() jobs.ScanRequest {
+	scope := hss.ScanScopeAll
+	return jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{ScanScope: &scope,
+		ImageInfo: []hss.ImageInfo{{Namespace: "library", ImageName: "nginx", ImageVersion: "1.25"}}}}
 }
 
 // BenchmarkScanOneImage measures a one-image `scan` against a local HSS
@@ -66,9 +76,7 @@ func BenchmarkScanOneImage(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	scope := hss.ScanScopeAll
-	call := &hss.CreateScanTaskRequest{Body: hss.ScanTaskBody{ScanScope: &scope,
-		ImageInfo: []hss.ImageInfo{{Namespace: "library", ImageName: "nginx", ImageVersion: "1.25"}}}}
+	call := &hss.CreateScanTaskRequest{Body: oneImage().ScanTaskBody}
 	// One of each first, so that neither pays for a cold connection pool
 	// or first-use initialisation inside the figures.
 	if err := client.CreateScanTask(ctx, call); err != nil {

@@ -1,7 +1,6 @@
 package browser
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -25,6 +24,7 @@ import (
 	"github.com/scanq/scanq/configs"
 	"github.com/scanq/scanq/internal/app"
 	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/jobs"
 )
 
@@ -50,7 +50,7 @@ func TestMonitoring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	a, err := app.New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -168,9 +168,9 @@ func artifactDir(t *testing.T) string {
 }
 
 // serve runs a.Serve until the test ends and returns the API's base URL.
-func serve(t *testing.T, a *app.App, logs *syncBuffer) string {
+func serve(t *testing.T, a *app.App, logs *testkit.Buffer) string {
 	t.Helper()
-	stdout := &syncBuffer{}
+	stdout := &testkit.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx, stdout) }()
@@ -341,22 +341,3 @@ func waitScheduledBatch(t *testing.T, ctx context.Context, a *app.App, queue str
 }
 
 var lookPath = exec.LookPath
-
-// syncBuffer is a bytes.Buffer the serve's goroutines may write while the
-// test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
