@@ -31,7 +31,7 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
-	@for m in test/interop test/deploy; do (cd $$m && $(GO) vet ./...) || exit 1; done
+	@for m in test/interop test/deploy test/browser; do (cd $$m && $(GO) vet ./...) || exit 1; done
 
 .PHONY: bench
 # No -benchtime 1x: the pipeline benchmarks (worker) take one iteration anyway,
@@ -69,6 +69,11 @@ fuzz: ## run every fuzz target for FUZZTIME (default 30s) each
 .PHONY: interop
 interop: ## drive the emulator and scanq with the official Huawei Go SDK
 	cd test/interop && $(GO) test -count=1 ./...
+
+.PHONY: browser
+# SCANQ_TEST_BROWSER makes a missing Chromium a failure, not a skip.
+browser: ## drive headless Chromium through asynqmon on scanq serve (screenshots in test/browser/out, or in SCANQ_TEST_ARTIFACTS/browser when set)
+	cd test/browser && SCANQ_TEST_BROWSER=$${SCANQ_TEST_BROWSER:-1} $(GO) test -count=1 -v ./...
 
 .PHONY: deploy-test
 deploy-test: ## check Dockerfile and docker-compose.yml (compose-go, the loader Docker Compose uses)

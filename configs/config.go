@@ -41,6 +41,10 @@ type Config struct {
 	Webhook   WebhookConfig   `yaml:"webhook"`
 	Log       LogConfig       `yaml:"log"`
 	Schedules []Schedule      `yaml:"schedules"`
+
+	// DefaultSchedules is true when Schedules are the embedded defaults'
+	// (no file set `schedules`): only then may a demo add its own.
+	DefaultSchedules bool `yaml:"-"`
 }
 
 // Special values of RedisConfig.URL and HSSConfig.Endpoint.
@@ -189,6 +193,7 @@ func Default() *Config {
 	if err := decodeYAML(embeddedName, embeddedYAML, c, nil); err != nil {
 		panic("configs: embedded scanq.yaml is broken: " + err.Error())
 	}
+	c.DefaultSchedules = true
 	c.resolve()
 	return c
 }

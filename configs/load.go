@@ -111,6 +111,8 @@ func load(file string, data []byte, env map[string]string, set map[string]string
 			errs = append(errs, err)
 		}
 	}
+	_, fileSchedules := origins["schedules"]
+	c.DefaultSchedules = !fileSchedules
 	errs = append(errs, applyEnv(c, env, origins)...)
 	errs = append(errs, applySet(c, set, origins)...)
 	// Validate even after decoding errors: a key that did not decode kept

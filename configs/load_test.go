@@ -215,6 +215,40 @@ schedules:
 	}
 }
 
+// TestDefaultSchedules: the schedules are the embedded defaults' unless a
+// file sets `schedules`, an empty list included; only then may a demo add
+// its own.
+func TestDefaultSchedules(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, file string
+		want       bool
+		schedules  int
+	}{
+		{"no file", "", true, 1},
+		{"file without schedules", "worker:\n  concurrency: 3\n", true, 1},
+		{"schedules: []", "schedules: []\n", false, 0},
+		{"schedules: (null)", "schedules:\n", false, 0},
+		{"one schedule", "schedules:\n  - {name: a, cron: \"@daily\", request: {is_all: true}}\n", false, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			opts := LoadOptions{}
+			if c.file != "" {
+				opts.File = writeFile(t, c.file)
+			}
+			cfg := mustLoad(t, opts)
+			if cfg.DefaultSchedules != c.want || len(cfg.Schedules) != c.schedules {
+				t.Errorf("DefaultSchedules = %v with %d schedules, want %v with %d", cfg.DefaultSchedules, len(cfg.Schedules), c.want, c.schedules)
+			}
+		})
+	}
+	if !Default().DefaultSchedules {
+		t.Error("Default().DefaultSchedules = false")
+	}
+}
+
 func TestEnvOverridesEverySection(t *testing.T) {
 	t.Parallel()
 	p := writeFile(t, "worker: {concurrency: 3}\nredis: {url: redis://file:6379/0}\n")
@@ -572,6 +606,12 @@ schedules:
 		t.Errorf("the request must be written with its wire names:\n%s", out)
 	}
 	c2 := mustLoad(t, LoadOptions{File: writeFile(t, out)})
+	// Where the schedules came from is no setting: a file written out
+	// lists them, so they are its own.
+	if c2.DefaultSchedules {
+		t.Error("a written-out configuration's schedules count as the embedded defaults'")
+	}
+	c2.DefaultSchedules = c.DefaultSchedules
 	if !reflect.DeepEqual(c, c2) {
 		t.Errorf("round trip changed the configuration\nbefore: %+v\nafter:  %+v\nyaml:\n%s", c.Schedules, c2.Schedules, out)
 	}
@@ -630,6 +670,7 @@ func FuzzLoad(f *testing.F) {
 		if err != nil {
 			t.Fatalf("WriteYAML output does not load: %v\n%s", err, buf.String())
 		}
+		c2.DefaultSchedules = c.DefaultSchedules // where they came from, not a setting
 		if !reflect.DeepEqual(c.Redacted(), c2.Redacted()) {
 			t.Fatalf("round trip changed the configuration:\n%s", buf.String())
 		}

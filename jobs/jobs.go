@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -112,18 +113,29 @@ type NotifyPayload struct {
 // NewNotifyTask builds the task that reports run id's end to the webhook,
 // once per run (its id is the run's), retried up to maxRetry times.
 func NewNotifyTask(id string, maxRetry int) (*asynq.Task, error) {
-	return NewTask(TypeNotify, NotifyPayload{RunID: id}, asynq.Queue(QueueDefault), asynq.TaskID("notify:"+id),
+	return NewTask(TypeNotify, NotifyPayload{RunID: id}, asynq.Queue(QueueDefault), asynq.TaskID(NotifyTaskID(id)),
 		asynq.MaxRetry(maxRetry), asynq.Retention(24*time.Hour))
 }
 
 // Stable task ids: asynq delivers at least once, and a producer that crashed
 // half-way enqueues again; the same id makes the second enqueue a no-op while
 // the first task exists.
-func RunTaskID(id string) string         { return "run:" + id }
-func PageTaskID(id string, p int) string { return fmt.Sprintf("run:%s:p%d", id, p) }
+func RunTaskID(id string) string         { return "run:" + taskRef(id) }
+func PageTaskID(id string, p int) string { return fmt.Sprintf("run:%s:p%d", taskRef(id), p) }
 func BatchTaskID(id string, p, i int) string {
-	return fmt.Sprintf("run:%s:p%d:b%d", id, p, i)
+	return fmt.Sprintf("run:%s:p%d:b%d", taskRef(id), p, i)
 }
+
+// NotifyTaskID is the id of run id's webhook task.
+func NotifyTaskID(id string) string { return "notify:" + taskRef(id) }
+
+// taskRef is run id as task ids carry it: each '-' written '~'. asynqmon's
+// task lists show an id only up to its first '-' (they are made for
+// UUIDs), which cut every scanq task id down to "run:" and the second its
+// run was created ("run:sched" for every scheduled run). Run ids are made
+// of [A-Za-z0-9._-] (runs.NewID, the scheduler's RunID), so '~' stands for
+// '-' without making two ids one.
+func taskRef(id string) string { return strings.ReplaceAll(id, "-", "~") }
 
 // DeferredID is the id of the n-th deferred copy of the task with id.
 func DeferredID(id string, n int) string { return fmt.Sprintf("%s:d%d", id, n) }

@@ -111,6 +111,7 @@ type Handlers struct {
 	now     func() time.Time
 	metrics *metrics.Metrics
 	webhook Webhook
+	onEnd   func(runID string)
 }
 
 // Deps are the components the handlers work with.
@@ -125,6 +126,11 @@ type Deps struct {
 	Metrics *metrics.Metrics
 	// Webhook reports finished runs; zero = off.
 	Webhook Webhook
+	// Finished, when set, is called with the id of each run these handlers
+	// made final, once it is final in Redis: a process that follows its
+	// own run (`scanq scan`) learns of its end at once instead of at its
+	// next poll.
+	Finished func(runID string)
 }
 
 // New returns the handlers.
@@ -140,7 +146,7 @@ func New(cfg Config, target Target, d Deps) *Handlers {
 		target.Name = "default"
 	}
 	return &Handlers{cfg: cfg, target: target, runs: d.Runs, hss: d.HSS, limiter: d.Limiter, enq: d.Client,
-		log: d.Logger.With("component", "worker"), now: d.Now, metrics: d.Metrics, webhook: d.Webhook}
+		log: d.Logger.With("component", "worker"), now: d.Now, metrics: d.Metrics, webhook: d.Webhook, onEnd: d.Finished}
 }
 
 // Mux routes every task type in jobs.Types to its handler.
@@ -267,6 +273,9 @@ func (h *Handlers) enqueue(ctx context.Context, te taskOrErr) error {
 func (h *Handlers) finished(ctx context.Context, runID string) {
 	h.log.InfoContext(ctx, "run finished", "run_id", runID)
 	h.Notify(ctx, runID)
+	if h.onEnd != nil {
+		h.onEnd(runID)
+	}
 }
 
 // runErr turns an error from HSS into a run error record.

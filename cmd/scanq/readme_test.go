@@ -112,7 +112,7 @@ func TestReadmeTryIt(t *testing.T) {
 			}
 		},
 		"schedules": func(t *testing.T, code int, out, errOut string) {
-			if code != 0 || !strings.Contains(out, "nightly-full-registry") || !strings.Contains(out, "demo-unscanned-every-10m") {
+			if code != 0 || !strings.Contains(out, "nightly-full-registry") || !strings.Contains(out, "demo-unscanned") {
 				t.Errorf("exit %d, want the serve's schedules\n%s%s", code, out, errOut)
 			}
 		},

@@ -14,7 +14,6 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/api"
-	"github.com/scanq/scanq/jobs"
 	"github.com/scanq/scanq/scheduler"
 )
 
@@ -29,8 +28,7 @@ func (a *App) NewAPI() (*api.Handler, error) {
 	if err := a.Metrics.RegisterRuns(a.Runs); err != nil {
 		return nil, err
 	}
-	queues := []string{jobs.QueueCritical, jobs.QueueDefault, jobs.QueueBulk}
-	if err := a.Metrics.RegisterQueues(asynq.NewInspectorFromRedisClient(a.Redis.Client), queues); err != nil {
+	if err := a.Metrics.RegisterQueues(asynq.NewInspectorFromRedisClient(a.Redis.Client), queueNames()); err != nil {
 		return nil, err
 	}
 	return api.New(api.Options{
@@ -79,6 +77,11 @@ func (a *App) RunAPI(ctx context.Context, ready chan<- string) error {
 
 // ServeAPI is RunAPI on a listener ListenAPI bound; it closes ln.
 func (a *App) ServeAPI(ctx context.Context, ln net.Listener, ready chan<- string) error {
+	// asynqmon shows every queue from the start.
+	if err := a.RegisterQueues(ctx); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	h, err := a.NewAPI()
 	if err != nil {
 		_ = ln.Close()

@@ -37,6 +37,8 @@ type App struct {
 	// Emulator is the embedded HSS emulator (hss.endpoint: embedded), nil
 	// against a real HSS.
 	Emulator *hsstest.Server
+
+	ends runEnds // the runs this process follows, woken when its worker ends them
 }
 
 // New connects the components cfg describes. With redis.url or
@@ -115,7 +117,8 @@ func (a *App) Handlers() *worker.Handlers {
 		Name: "default", ProjectID: c.HSS.ProjectID, EnterpriseProjectID: c.HSS.EnterpriseProjectID, Region: c.HSS.Region,
 		RequestRate: c.HSS.RequestRate, RequestBurst: c.HSS.RequestBurst, ThrottleCooldown: c.HSS.ThrottleCooldown,
 	}, worker.Deps{Runs: a.Runs, HSS: a.HSS, Limiter: a.Limiter, Client: a.Client, Logger: a.Log, Metrics: a.Metrics,
-		Webhook: worker.Webhook{URL: c.Webhook.URL, Secret: c.Webhook.Secret, MaxRetry: max(c.Webhook.MaxAttempts-1, 0)}})
+		Webhook:  worker.Webhook{URL: c.Webhook.URL, Secret: c.Webhook.Secret, MaxRetry: max(c.Webhook.MaxAttempts-1, 0)},
+		Finished: a.ends.ended})
 }
 
 // Queues are the worker's queues and their weights.
@@ -128,6 +131,9 @@ func (a *App) Queues() map[string]int {
 // in-flight tasks finish within worker.shutdown_timeout and returns the rest
 // to their queues.
 func (a *App) RunWorker(ctx context.Context) error {
+	if err := a.RegisterQueues(ctx); err != nil {
+		return err
+	}
 	h := a.Handlers()
 	w := a.Cfg.Worker
 	s := a.Cfg.Scan

@@ -34,7 +34,13 @@ func (w *signalWriter) Write(p []byte) (int, error) {
 // buffer it returns.
 func newApp(t *testing.T, set map[string]string) (*app.App, *testkit.Buffer) {
 	t.Helper()
-	cfg, err := configs.Load(configs.LoadOptions{Set: set})
+	return newAppWith(t, configs.LoadOptions{Set: set})
+}
+
+// newAppWith is newApp for any configuration layers.
+func newAppWith(t *testing.T, opts configs.LoadOptions) (*app.App, *testkit.Buffer) {
+	t.Helper()
+	cfg, err := configs.Load(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +75,32 @@ func serveLogs(t *testing.T, set map[string]string) string {
 		t.Fatal(err)
 	}
 	return logs.String()
+}
+
+// startServe runs a.Serve until the test ends, and returns what it prints
+// once it has printed its URLs (metrics: is the last). a must be closed by
+// a cleanup registered before, so that it outlives the serve.
+func startServe(t *testing.T, a *app.App, logs *testkit.Buffer) *signalWriter {
+	t.Helper()
+	out := &signalWriter{want: "metrics:", seen: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, out) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	select {
+	case <-out.seen:
+	case err := <-done:
+		done <- err // for the cleanup
+		t.Fatalf("serve stopped: %v\n%s", err, logs)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not come up\n%s", logs)
+	}
+	return out
 }
 
 // TestServeBannerStatesTheTruth: the start-up banner says whether the API
@@ -110,7 +142,7 @@ func TestServeBannerStatesTheTruth(t *testing.T) {
 // process fires, with its next fire time, the demo one included.
 func TestServeBannerListsSchedules(t *testing.T) {
 	logs := serveLogs(t, map[string]string{})
-	for _, w := range []string{"schedules:", "nightly-full-registry (0 2 * * *, next ", "demo-unscanned-every-10m (@every 10m, next "} {
+	for _, w := range []string{"schedules:", "nightly-full-registry (0 2 * * *, next ", "demo-unscanned (@every 1m, next "} {
 		if !strings.Contains(logs, w) {
 			t.Errorf("banner lacks %q:\n%s", w, logs)
 		}

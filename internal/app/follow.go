@@ -12,9 +12,14 @@ import (
 	"github.com/scanq/scanq/jobs"
 )
 
-// Follow polls run id every interval, calling fn with each reading, until
-// the run is final or ctx is done.
+// Follow reads run id every interval, calling fn with each reading, until
+// the run is final or ctx is done. A run that this process's own worker
+// ends (`scanq scan`) is read again at once when it ends, so following adds
+// no polling interval to its wall time; a run another process ends is seen
+// at the next reading.
 func (a *App) Follow(ctx context.Context, id string, interval time.Duration, fn func(*jobs.Run)) (*jobs.Run, error) {
+	ended, stop := a.ends.wait(id)
+	defer stop()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var last *jobs.Run
@@ -37,8 +42,55 @@ func (a *App) Follow(ctx context.Context, id string, interval time.Duration, fn 
 		case <-ctx.Done():
 			return r, ctx.Err()
 		case <-t.C:
+		case <-ended:
+			ended = nil // read once more; a closed channel would spin
 		}
 	}
+}
+
+// runEnds tells the runs followed in this process that this process's
+// worker ended them (worker.Deps.Finished). The zero value is ready.
+type runEnds struct {
+	mu      sync.Mutex
+	waiters map[string][]chan struct{}
+}
+
+// wait returns a channel closed when run id ends in this process, and a
+// function that stops waiting.
+func (e *runEnds) wait(id string) (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.waiters == nil {
+		e.waiters = map[string][]chan struct{}{}
+	}
+	e.waiters[id] = append(e.waiters[id], ch)
+	return ch, func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		list := e.waiters[id]
+		for i, c := range list {
+			if c == ch {
+				list = append(list[:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(e.waiters, id)
+		} else {
+			e.waiters[id] = list
+		}
+	}
+}
+
+// ended wakes every follower of run id.
+func (e *runEnds) ended(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, c := range e.waiters[id] {
+		close(c)
+	}
+	delete(e.waiters, id)
 }
 
 // Workers counts the worker processes (asynq servers with a live

@@ -14,17 +14,30 @@ import (
 	"github.com/scanq/scanq/internal/hss"
 )
 
-// DemoSchedule is added in demo mode so that the scheduler has something to
-// show within minutes: the images not scanned yet, every ten minutes.
+// DemoSchedule is what `scanq serve` adds on the embedded defaults, so that
+// the scheduler shows its work within a minute of start: the images not
+// scanned yet (a quarter of the demo inventory), every minute, on the bulk
+// queue, a tick skipped while the last run goes on. `@every` ticks fall on
+// whole minutes of the Unix epoch, so the first comes at most a minute
+// after start.
 func DemoSchedule() configs.Schedule {
 	unscanned := "unscan"
 	scope := hss.ScanScopeAll
 	return configs.Schedule{
-		Name: "demo-unscanned-every-10m", Cron: "@every 10m", Enabled: true, Queue: configs.QueueBulk,
+		Name: DemoScheduleName, Cron: "@every 1m", Enabled: true, Queue: configs.QueueBulk,
 		Overlap: configs.OverlapSkip, MisfireGrace: 0,
 		Request: configs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{QueryInfo: &hss.QueryInfo{ScanStatus: &unscanned}, ScanScope: &scope}},
 	}
 }
+
+// DemoScheduleName names the DemoSchedule.
+const DemoScheduleName = "demo-unscanned"
+
+// addsDemoSchedule reports whether this serve adds DemoSchedule: when it
+// runs on an embedded stand-in and its schedules are the embedded
+// defaults'. A file that lists schedules, `schedules: []` included, gets
+// exactly those.
+func (a *App) addsDemoSchedule() bool { return a.Demo() && a.Cfg.DefaultSchedules }
 
 // Serve runs every role in one process until ctx is done: worker, scheduler
 // and API. On embedded defaults it says loudly that this is a demo.
@@ -35,7 +48,8 @@ func (a *App) Serve(ctx context.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if a.Demo() {
+	demoSchedule := a.addsDemoSchedule()
+	if demoSchedule {
 		a.Cfg.Schedules = append(a.Cfg.Schedules, DemoSchedule())
 	}
 	banner := a.banner(ctx)
@@ -57,7 +71,7 @@ func (a *App) Serve(ctx context.Context, stdout io.Writer) error {
 		case addr := <-ready:
 			// Recorded before the URLs are printed: whoever reads them
 			// can use the CLI at once.
-			if path, ok := a.recordLocalServe(stdout, addr); ok {
+			if path, ok := a.recordLocalServe(stdout, addr, demoSchedule); ok {
 				recorded <- path
 			}
 			printURLs(stdout, addr)
@@ -102,7 +116,7 @@ func (a *App) Serve(ctx context.Context, stdout io.Writer) error {
 // records it where the CLI of this user looks (LocalServePath), so that
 // `scanq runs`, `enqueue` and `schedules` reach this process. A record that
 // cannot be written is a warning: the serve itself works without it.
-func (a *App) recordLocalServe(stdout io.Writer, apiAddr string) (string, bool) {
+func (a *App) recordLocalServe(stdout io.Writer, apiAddr string, demoSchedule bool) (string, bool) {
 	if a.Redis.Mini == nil {
 		fmt.Fprintf(stdout, "Redis:         %s\n", configs.RedactURL(a.Cfg.Redis.URL))
 		return "", false
@@ -111,7 +125,7 @@ func (a *App) recordLocalServe(stdout io.Writer, apiAddr string) (string, bool) 
 	path, err := LocalServePath()
 	if err == nil {
 		err = writeLocalServe(path, &LocalServe{PID: os.Getpid(), RedisAddr: addr, RedisPassword: a.Redis.MiniPassword,
-			APIAddr: apiAddr, DemoSchedule: a.Demo(), StartedAt: time.Now().UTC()})
+			APIAddr: apiAddr, DemoSchedule: demoSchedule, StartedAt: time.Now().UTC()})
 	}
 	if err != nil {
 		fmt.Fprintf(stdout, "Redis:         redis://%s/0 (embedded)\n", addr)
