@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"slices"
 	"errors"
 	"fmt"
 	"strconv"
@@ -139,16 +140,27 @@ const (
 	StatePartiallyFailed State = "partially_failed"
 	StateFailed          State = "failed"
 	StateCancelled       State = "cancelled"
+	// StateResolved ends a dry run: its images were resolved and counted
+	// (skipped as dry_run), and none was submitted.
+	StateResolved State = "resolved"
 )
+
+// States are every state a run can be in, in a fixed order: the run
+// store's index of runs by state numbers its bands in this order, so a new
+// state goes at the end.
+var States = []State{StatePending, StateResolving, StateRunning, StateSucceeded, StatePartiallyFailed, StateFailed, StateCancelled, StateResolved}
 
 // Final reports whether no more work happens in this state.
 func (s State) Final() bool {
 	switch s {
-	case StateSucceeded, StatePartiallyFailed, StateFailed, StateCancelled:
+	case StateSucceeded, StatePartiallyFailed, StateFailed, StateCancelled, StateResolved:
 		return true
 	}
 	return false
 }
+
+// Valid reports whether s is one of States.
+func (s State) Valid() bool { return slices.Contains(States, s) }
 
 // Skip reasons.
 const (

@@ -123,6 +123,9 @@ func TestDryRunSubmitsNothing(t *testing.T) {
 	if n := len(e.emu.Submissions()); n != 0 {
 		t.Fatalf("dry run made %d submissions", n)
 	}
+	if r.State != jobs.StateResolved {
+		t.Fatalf("dry run ended %s, want %s (its own state, not succeeded)", r.State, jobs.StateResolved)
+	}
 	c := r.Counters
 	// rate 600/h caps the batch at 10: 450 images → 45 batches, 45 minutes.
 	if r.BatchSize != 10 || c.ImagesTotal != 450 || c.ImagesSkipped[jobs.SkipDryRun] != 450 || c.BatchesTotal != 45 {

@@ -56,7 +56,7 @@ func TestScanDryRunSummary(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, errOut)
 	}
-	for _, want := range []string{"succeeded", "300 total", "skipped dry_run: 300", "30 total", "about 30m0s at rate_limit 600/h"} {
+	for _, want := range []string{"resolved", "300 total", "skipped dry_run: 300", "30 total", "about 30m0s at rate_limit 600/h"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}

@@ -76,8 +76,7 @@ runs list --json prints the API's page ({"runs": [...], "next_cursor": ...}).`,
 // stateNames are the states a run can be in.
 func stateNames() []string {
 	var out []string
-	for _, s := range []jobs.State{jobs.StatePending, jobs.StateResolving, jobs.StateRunning, jobs.StateSucceeded,
-		jobs.StatePartiallyFailed, jobs.StateFailed, jobs.StateCancelled} {
+	for _, s := range jobs.States {
 		out = append(out, string(s))
 	}
 	return out

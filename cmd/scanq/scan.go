@@ -222,7 +222,7 @@ func follow(ctx context.Context, a *app.App, p *app.Progress, id string, asJSON,
 		p.Break()
 		(&app.Progress{W: stdout, RatePeriod: p.RatePeriod}).Summary(r)
 	}
-	if r.State != jobs.StateSucceeded {
+	if r.State != jobs.StateSucceeded && r.State != jobs.StateResolved {
 		return exitError{exitFailure}
 	}
 	return nil

@@ -311,19 +311,9 @@ func validRunID(id string) bool {
 	return true
 }
 
-var states = []jobs.State{
-	jobs.StatePending, jobs.StateResolving, jobs.StateRunning, jobs.StateSucceeded,
-	jobs.StatePartiallyFailed, jobs.StateFailed, jobs.StateCancelled,
-}
+var states = jobs.States
 
-func validState(s jobs.State) bool {
-	for _, st := range states {
-		if st == s {
-			return true
-		}
-	}
-	return false
-}
+func validState(s jobs.State) bool { return s.Valid() }
 
 func stateNames() []string {
 	out := make([]string, len(states))

@@ -17,10 +17,7 @@ import (
 const scrapeTimeout = 5 * time.Second
 
 // allStates are reported even at 0, so that a state's series never vanishes.
-var allStates = []jobs.State{
-	jobs.StatePending, jobs.StateResolving, jobs.StateRunning, jobs.StateSucceeded,
-	jobs.StatePartiallyFailed, jobs.StateFailed, jobs.StateCancelled,
-}
+var allStates = jobs.States
 
 // queueStates are the asynq task states reported per queue.
 var queueStates = []string{"pending", "active", "scheduled", "retry", "archived", "aggregating"}

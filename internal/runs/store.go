@@ -195,7 +195,7 @@ func (s *Store) Create(ctx context.Context, r *jobs.Run) error {
 		if len(items) > 0 {
 			pipe.PExpire(ctx, keys[6], newKeyTTL)
 		}
-		cmd := createScript.EvalSha(ctx, pipe, keys, rec, s.pendingTTL.Milliseconds(), now)
+		cmd := createScript.EvalSha(ctx, pipe, keys, rec, s.pendingTTL.Milliseconds(), now, boolInt(r.Options.DryRun))
 		pipe.ZAddNX(ctx, s.indexKey(), redis.Z{Score: float64(r.CreatedAt.UnixMilli()), Member: r.ID})
 		_, err := pipe.Exec(ctx)
 		return cmd, err
@@ -228,6 +228,7 @@ if redis.call("EXISTS", KEYS[1]) == 1 then
 end
 local ttl, now = tonumber(ARGV[2]), tonumber(ARGV[3])
 redis.call("HSET", KEYS[1], "rec", ARGV[1], "state", "pending")
+if ARGV[4] == "1" then redis.call("HSET", KEYS[1], "dry_run", 1) end
 redis.call("PEXPIRE", KEYS[1], ttl)
 if redis.call("EXISTS", KEYS[7]) == 1 then
   redis.call("RENAME", KEYS[7], KEYS[5])
@@ -283,10 +284,7 @@ var ErrNoStateIndex = errors.New("runs are not indexed by state on a Redis Clust
 
 // indexedStates are the states of the state index, in the order of its
 // bands (stateLua's band_of).
-var indexedStates = []jobs.State{
-	jobs.StatePending, jobs.StateResolving, jobs.StateRunning, jobs.StateSucceeded,
-	jobs.StatePartiallyFailed, jobs.StateFailed, jobs.StateCancelled,
-}
+var indexedStates = jobs.States
 
 // countScript: KEYS[1] -> the state index. ARGV[1] -> now (ms).
 // Output: the number of runs in each state, in the order of indexedStates.
@@ -639,9 +637,10 @@ func (s *Store) Stop(ctx context.Context, id string, state jobs.State, reason st
 // so trimming them takes one ZREMRANGEBYSCORE per state and counting one
 // ZCOUNT, whatever the number of runs. Scores stay below 2^53 (7·BAND), and
 // are written with %.0f, as Lua would print them with 14 digits.
+// STATES is jobs.States (TestLuaStatesAreJobsStates).
 const stateLua = `
 local BAND = 1e14
-local STATES = {"pending", "resolving", "running", "succeeded", "partially_failed", "failed", "cancelled"}
+local STATES = {"pending", "resolving", "running", "succeeded", "partially_failed", "failed", "cancelled", "resolved"}
 local band_of = {}
 for i, st in ipairs(STATES) do band_of[st] = i - 1 end
 local function num(x) return string.format("%.0f", x) end
@@ -659,7 +658,7 @@ end
 const finalLua = stateLua + `
 local INDEXED = KEYS[6] ~= KEYS[1]
 local function is_final(st)
-  return st == "succeeded" or st == "partially_failed" or st == "failed" or st == "cancelled"
+  return st == "succeeded" or st == "partially_failed" or st == "failed" or st == "cancelled" or st == "resolved"
 end
 -- Indexes the run (KEYS[1]) in state st, expiring at expires_at (ms), or
 -- never when expires_at is nil.
@@ -799,6 +798,7 @@ local function try_complete(now, ttl)
   if n[1] < tonumber(pt) then return 0 end
   if n[3] + n[4] + n[5] < n[2] then return 0 end
   local final = "succeeded"
+  if redis.call("HEXISTS", h, "dry_run") == 1 then final = "resolved" end
   if n[7] > 0 or n[4] > 0 or redis.call("HEXISTS", h, "listing_failed") == 1 then
     if n[6] > 0 then final = "partially_failed" else final = "failed" end
   end
@@ -994,3 +994,4 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+

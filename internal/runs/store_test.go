@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -424,4 +425,16 @@ func TestGetForBatch(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestLuaStatesAreJobsStates: the scripts' list of states, whose order
+// numbers the state index's bands, is jobs.States.
+func TestLuaStatesAreJobsStates(t *testing.T) {
+	var names []string
+	for _, st := range jobs.States {
+		names = append(names, fmt.Sprintf("%q", st))
+	}
+	if want := "local STATES = {" + strings.Join(names, ", ") + "}"; !strings.Contains(runs.StateLua, want) {
+		t.Fatalf("stateLua does not hold %s", want)
+	}
 }

@@ -1,0 +1,4 @@
+package runs
+
+// StateLua is the scripts' state list, for tests.
+const StateLua = stateLua
