@@ -1,9 +1,9 @@
 package jobs
 
 import (
-	"slices"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 

@@ -994,4 +994,3 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
-
