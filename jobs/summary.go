@@ -52,13 +52,16 @@ func Summary(taskType string, payload []byte) string {
 	case TypeBatch:
 		var p BatchPayload
 		if err = json.Unmarshal(payload, &p); err == nil {
-			field("run", hss.Clip(p.RunID))
+			// The images first: asynqmon clips the cell, and the task's
+			// id already names the run, page and batch.
 			if p.Forward {
 				field("the request, forwarded")
+				field("run", hss.Clip(p.RunID))
 			} else {
+				images(len(p.Images), func() hss.ImageInfo { return p.Images[0] })
+				field("run", hss.Clip(p.RunID))
 				field("page", strconv.Itoa(p.Page))
 				field("batch", strconv.Itoa(p.Index))
-				images(len(p.Images), func() hss.ImageInfo { return p.Images[0] })
 			}
 			deferred(p.Deferred)
 			if p.Failures > 0 {
