@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/scanq/scanq/internal/app"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/testkit"
 )
@@ -101,16 +105,69 @@ func TestCLIReachesLocalServe(t *testing.T) {
 		t.Fatalf("schedules: exit %d\n%s%s", code, sched, errOut)
 	}
 
+	// A worker of its own on the defaults joins the serve's Redis: the
+	// serve's and this one serve its queues.
+	joinsServe(t, "worker")
+
 	stop()
 	for _, args := range [][]string{
 		{"runs", "list"}, {"runs", "show", id}, {"runs", "cancel", id}, {"schedules"},
 		{"enqueue", "--all"}, {"enqueue", "--all", "--wait"},
+		{"worker"}, {"scheduler"}, {"api", "--set", "api.addr=127.0.0.1:0"},
 	} {
 		code, out, errOut := runCmd(t, args...)
 		if code == 0 || out != "" || !strings.Contains(errOut, "no scanq serve is running") || !strings.Contains(errOut, "scanq serve") ||
 			!strings.Contains(errOut, "redis.url") {
 			t.Errorf("%v with no serve running: exit %d\nstdout: %s\nstderr: %s", args, code, out, errOut)
 		}
+	}
+}
+
+// joinsServe runs `scanq role` on the defaults while a serve runs, until
+// the serve's Redis shows two asynq servers (the serve's worker and this
+// role's), then stops it.
+func joinsServe(t *testing.T, role string) {
+	t.Helper()
+	path, err := app.LocalServePath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := app.FindLocalServe(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, err := redis.ParseURL(l.RedisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut testkit.Buffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{role}, &out, &errOut) }()
+	deadline := time.After(30 * time.Second)
+	for n := 0; n < 2; {
+		select {
+		case err := <-done:
+			cancel()
+			t.Fatalf("scanq %s on the defaults with a serve running stopped: %v\n%s", role, err, errOut.String())
+		case <-deadline:
+			cancel()
+			<-done
+			t.Fatalf("scanq %s on the defaults did not join the serve's Redis (%d asynq servers there)\n%s", role, n, errOut.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		servers, err := insp.Servers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n = len(servers)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("scanq %s: %v\n%s", role, err, errOut.String())
 	}
 }
 
@@ -166,7 +223,11 @@ func TestPortInUseNamesTheSetting(t *testing.T) {
 	for _, role := range []string{"serve", "api"} {
 		t.Run(role, func(t *testing.T) {
 			var out, errOut testkit.Buffer
-			err := run(t.Context(), []string{role, "--set", "api.addr=" + addr}, &out, &errOut)
+			args := []string{role, "--set", "api.addr=" + addr}
+			if role == "api" { // a role of its own needs a Redis others reach
+				args = append(args, "--set", "redis.url="+redistest.Mini(t).URL)
+			}
+			err := run(t.Context(), args, &out, &errOut)
 			if err == nil {
 				t.Fatal("started on a port in use")
 			}

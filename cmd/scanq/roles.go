@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/scanq/scanq/internal/app"
 	"github.com/scanq/scanq/scheduler"
 )
 
@@ -24,7 +25,14 @@ func newRoleCmd(name, short string) *cobra.Command {
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stdout, stderr := cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr()
-			a, err := open(&cf, stderr)
+			// serve runs every role on its own embedded Redis; a role of
+			// its own on the embedded defaults joins that serve's Redis,
+			// never an empty one that no other process can reach.
+			opener := open
+			if name != "serve" {
+				opener = func(cf *configFlags, stderr io.Writer) (*app.App, error) { return openClient(ctx, name, cf, stderr) }
+			}
+			a, err := opener(&cf, stderr)
 			if err != nil {
 				return err
 			}
