@@ -33,8 +33,9 @@ type snapshot struct {
 	Relisted int  `json:"relisted,omitempty"`
 	Gap      bool `json:"gap,omitempty"`
 	// keys of every image listed, marked in the run's seen-set when the
-	// snapshot is saved.
-	keys []string
+	// snapshot is saved, and tail, those of the last items listed before
+	// scanq's own filters, which the next page shares.
+	keys, tail []string
 }
 
 // pageBudget is how long one page task resolves pages in a row before it
@@ -125,7 +126,7 @@ func (l *pageLoop) run(ctx context.Context, p jobs.PagePayload) (err error) {
 		if err := l.settle(); err != nil {
 			return err
 		}
-		l.rec = h.startRecord(ctx, r, page, snap)
+		l.rec = h.startRecord(ctx, r, l.pass, page, snap)
 		switch {
 		case snap.Last:
 			return nil
@@ -181,7 +182,7 @@ func (l *pageLoop) resolve(ctx context.Context, p int, goOn bool) (snap snapshot
 			return snap, pageRecorded, nil
 		}
 		l.known, l.backlog = true, v.Backlog
-		if v.Pass != l.pass {
+		if v.Pass = h.legacy(v.Pass); v.Pass != l.pass {
 			l.pass = v.Pass
 			pre.cancel() // listed for another pass
 			pre = nil
@@ -214,7 +215,7 @@ func (l *pageLoop) resolve(ctx context.Context, p int, goOn bool) (snap snapshot
 	}
 	lst := pre.wait()
 	if l.total = lst.expected; goOn && lst.err == nil && !lst.last {
-		l.listAhead(ctx, p, pre, saved, max(lst.expected, int64(h.offset(r, l.pass, p+2))))
+		l.listAhead(ctx, p, pre, saved, max(lst.expected, int64(offset(l.pass, p+2)+l.pass.Overlap)))
 	}
 	if snap, err = h.filter(ctx, r, l.pass, p, lst); err != nil {
 		return snap, 0, err
@@ -224,7 +225,7 @@ func (l *pageLoop) resolve(ctx context.Context, p int, goOn bool) (snap snapshot
 		return snap, 0, err
 	}
 	unrecorded := l.recording() // batches the count read below may miss
-	res, err := h.runs.SaveSnapshot(ctx, r.ID, r.SeenBuckets, l.pass.N, p, raw, snap.keys)
+	res, err := h.runs.SaveSnapshot(ctx, r.ID, r.SeenBuckets, l.pass.N, p, raw, snap.keys, snap.tail)
 	if err != nil {
 		return snap, 0, err
 	}
@@ -261,7 +262,9 @@ func (l *pageLoop) listAhead(ctx context.Context, p int, pre *prefetch, saved <-
 	perPage, maxBacklog := int64(h.batchesPerPage(r)), h.maxBacklog(r)
 	for k := len(l.ahead) + 1; k <= listDepth; k++ {
 		q := p + k
-		if l.backlog+int64(k)*perPage >= maxBacklog || int64(h.offset(r, l.pass, q)) >= total {
+		// Page q has an image of its own only past the overlap it shares
+		// with q-1.
+		if l.backlog+int64(k)*perPage >= maxBacklog || int64(offset(l.pass, q)+l.pass.Overlap) >= total {
 			return
 		}
 		prev, before := pre, (<-chan struct{})(nil) // q-1 = p; q-2 = p-1 is saved
@@ -332,7 +335,7 @@ func (l *pageLoop) settle() error {
 // startRecord records page p of the run in the background: enqueues its
 // batches, each under its stable id (what is queued already stays as it
 // is), then records the page's counts once.
-func (h *Handlers) startRecord(ctx context.Context, r *jobs.Run, p int, snap snapshot) *recording {
+func (h *Handlers) startRecord(ctx context.Context, r *jobs.Run, pass runs.Pass, p int, snap snapshot) *recording {
 	batches := chunk(snap.Images, r.BatchSize)
 	rec := &recording{done: make(chan struct{})}
 	if !r.Options.DryRun {
@@ -340,14 +343,14 @@ func (h *Handlers) startRecord(ctx context.Context, r *jobs.Run, p int, snap sna
 	}
 	go func() {
 		defer close(rec.done)
-		rec.err = h.record(ctx, r, p, snap, batches)
+		rec.err = h.record(ctx, r, pass, p, snap, batches)
 	}()
 	return rec
 }
 
-func (h *Handlers) record(ctx context.Context, r *jobs.Run, p int, snap snapshot, batches [][]hss.ImageInfo) error {
+func (h *Handlers) record(ctx context.Context, r *jobs.Run, pass runs.Pass, p int, snap snapshot, batches [][]hss.ImageInfo) error {
 	res := runs.PageResult{Listed: snap.Listed, Skipped: snap.Skipped, Last: snap.Last, Expected: snap.Expected, Failed: snap.Failed != nil,
-		New: snap.New, Relisted: snap.Relisted, Gap: snap.Gap, MaxPasses: h.maxPasses(r)}
+		New: snap.New, Relisted: snap.Relisted, Gap: snap.Gap, MaxPasses: pass.MaxPasses}
 	if r.Options.DryRun {
 		res.Batches, res.BatchesSkipped = len(batches), len(batches)
 		if res.Skipped == nil {
@@ -382,27 +385,28 @@ func (h *Handlers) record(ctx context.Context, r *jobs.Run, p int, snap snapshot
 	return nil
 }
 
-// maxPasses is how many passes run r lists its source in at most: one for
-// a run of image_info, whose images are fixed.
-func (h *Handlers) maxPasses(r *jobs.Run) int {
+// geometry is how run r is to list its source, as this worker's
+// configuration says, fixed when the run starts: a run of image_info,
+// whose images are fixed, has no overlap and one pass.
+func (h *Handlers) geometry(r *jobs.Run) runs.Geometry {
 	if r.Source == jobs.SourceImages {
-		return 1
+		return runs.Geometry{PageSize: h.cfg.PageSize, MaxPasses: 1}
 	}
-	return h.cfg.MaxPasses
+	return runs.Geometry{PageSize: h.cfg.PageSize, Overlap: max(h.cfg.ListOverlap, 0), MaxPasses: h.cfg.MaxPasses}
 }
 
-// overlap is how many images consecutive pages of run r's listing share:
-// none for image_info, whose pages do not shift.
-func (h *Handlers) overlap(r *jobs.Run) int {
-	if r.Source == jobs.SourceImages {
-		return 0
+// legacy gives a run started before runs kept their geometry the listing
+// it started with: pages of this worker's size, no overlap, one pass.
+func (h *Handlers) legacy(p runs.Pass) runs.Pass {
+	if p.PageSize == 0 {
+		p.Geometry = runs.Geometry{PageSize: h.cfg.PageSize, MaxPasses: 1}
 	}
-	return max(h.cfg.ListOverlap, 0)
+	return p
 }
 
-// offset is where page p of run r, in pass, starts listing.
-func (h *Handlers) offset(r *jobs.Run, pass runs.Pass, p int) int {
-	return (p - pass.Base) * (h.cfg.PageSize - h.overlap(r))
+// offset is where page p of pass starts listing.
+func offset(pass runs.Pass, p int) int {
+	return (p - pass.Base) * (pass.PageSize - pass.Overlap)
 }
 
 // enqueueBatches enqueues the batches of page p, at the same time: each
@@ -427,10 +431,12 @@ type listing struct {
 	pass     runs.Pass
 	images   []hss.Image
 	keys     []string
+	raw      []string // digests of every item listed, before scanq's own filters
 	expected int64
 	last     bool
 	err      error
 	seen     []runs.Sight // nil: not looked up yet
+	headSeen bool         // the pass listed one of the first Overlap raw items
 }
 
 // prefetch is the listing of one page, under way in its own goroutine so
@@ -457,7 +463,7 @@ func (h *Handlers) startList(ctx context.Context, r *jobs.Run, pass runs.Pass, p
 	go func() {
 		defer close(f.ready)
 		l := listing{pass: pass}
-		l.images, l.expected, l.last, l.err = h.list(ctx, r, pass, p)
+		l.images, l.raw, l.expected, l.last, l.err = h.list(ctx, r, pass, p)
 		l.keys = imageKeys(l.images)
 		if l.err == nil && prev != nil {
 			if before == nil {
@@ -472,7 +478,7 @@ func (h *Handlers) startList(ctx context.Context, r *jobs.Run, pass runs.Pass, p
 					l.err = ctx.Err()
 				case <-prev.ready:
 					if prev.result.err == nil {
-						l.seen, l.err = h.seen(ctx, r, pass, l.keys, prev.result.keys)
+						l.seen, l.headSeen, l.err = h.seen(ctx, r, pass, l.keys, head(l.raw, pass), &prev.result)
 					}
 				}
 			}
@@ -482,24 +488,48 @@ func (h *Handlers) startList(ctx context.Context, r *jobs.Run, pass runs.Pass, p
 	return f
 }
 
-// seen looks up keys in the run's seen-set, in pass, where prevKeys, those
-// of the page before (listed by this pass, and maybe not saved yet),
-// count as listed by this pass.
-func (h *Handlers) seen(ctx context.Context, r *jobs.Run, pass runs.Pass, keys, prevKeys []string) ([]runs.Sight, error) {
-	seen, err := h.runs.Seen(ctx, r.ID, r.SeenBuckets, pass.N, keys)
+// seen looks up keys in the run's seen-set, in pass, and whether the pass
+// listed one of head (the page's first raw items), where prev, the listing
+// of the page before (by this pass, and maybe not saved yet), counts as
+// listed by this pass.
+func (h *Handlers) seen(ctx context.Context, r *jobs.Run, pass runs.Pass, keys, head []string, prev *listing) ([]runs.Sight, bool, error) {
+	seen, headSeen, err := h.runs.Seen(ctx, r.ID, r.SeenBuckets, pass.N, keys, head)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	prev := make(map[string]struct{}, len(prevKeys))
-	for _, k := range prevKeys {
-		prev[k] = struct{}{}
+	if prev == nil {
+		return seen, headSeen, nil
 	}
+	in := func(list []string) map[string]struct{} {
+		m := make(map[string]struct{}, len(list))
+		for _, k := range list {
+			m[k] = struct{}{}
+		}
+		return m
+	}
+	prevKeys, prevRaw := in(prev.keys), in(prev.raw)
 	for i, k := range keys {
-		if _, ok := prev[k]; ok {
+		if _, ok := prevKeys[k]; ok {
 			seen[i] = runs.ThisPass
 		}
 	}
-	return seen, nil
+	for _, k := range head {
+		if _, ok := prevRaw[k]; ok {
+			headSeen = true
+		}
+	}
+	return seen, headSeen, nil
+}
+
+// head is what of a page's raw items the page before shares with it, when
+// it follows on: the first Overlap.
+func head(raw []string, pass runs.Pass) []string {
+	return raw[:min(pass.Overlap, len(raw))]
+}
+
+// tail is what of a page's raw items the next page shares with it.
+func tail(raw []string, pass runs.Pass) []string {
+	return raw[len(raw)-min(pass.Overlap, len(raw)):]
 }
 
 var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
@@ -573,8 +603,9 @@ func (h *Handlers) waitBacklog(ctx context.Context, r *jobs.Run) (int64, error) 
 // run's own image_info; one an earlier pass listed is counted as relisted
 // only. Of the images new to the run, those scanned successfully within
 // skip_scanned_within, and those HSS says it cannot scan (unless the run
-// includes them), are skipped with that reason. A page of a listing whose
-// first ListOverlap images the pass had not listed shows a gap. A listing
+// includes them), are skipped with that reason. A page none of whose first
+// Overlap items (before scanq's own filters) the pass had listed shows a
+// gap. A listing
 // HSS refuses for good ends the listing: the run goes on with what it has
 // and cannot succeed.
 func (h *Handlers) filter(ctx context.Context, r *jobs.Run, pass runs.Pass, page int, l listing) (snapshot, error) {
@@ -587,22 +618,14 @@ func (h *Handlers) filter(ctx context.Context, r *jobs.Run, pass runs.Pass, page
 		h.log.WarnContext(ctx, "listing failed, run ends with what was resolved", "run_id", r.ID, "page", page, "err", err)
 		return snapshot{Last: true, Failed: runErr(fmt.Sprintf("page %d", page), 0, err, h.now())}, nil
 	}
-	seen := l.seen
+	seen, headSeen := l.seen, l.headSeen
 	if seen == nil {
-		if seen, err = h.runs.Seen(ctx, r.ID, r.SeenBuckets, pass.N, keys); err != nil {
+		if seen, headSeen, err = h.seen(ctx, r, pass, keys, head(l.raw, pass), nil); err != nil {
 			return snapshot{}, err
 		}
 	}
-	snap := snapshot{Last: last, Expected: expected, Skipped: map[string]int{}, keys: keys}
-	if k := h.overlap(r); k > 0 && page > pass.Base {
-		snap.Gap = true // unless one of the first k images follows on
-		for _, s := range seen[:min(k, len(seen))] {
-			if s == runs.ThisPass {
-				snap.Gap = false
-				break
-			}
-		}
-	}
+	snap := snapshot{Last: last, Expected: expected, Skipped: map[string]int{}, keys: keys, tail: tail(l.raw, pass)}
+	snap.Gap = pass.Overlap > 0 && page > pass.Base && !headSeen
 	within := time.Duration(r.Options.SkipScannedWithin)
 	since := h.now().Add(-within).UnixMilli()
 	onPage := make(map[string]bool, len(listed))
@@ -654,28 +677,29 @@ func imageKeys(images []hss.Image) []string {
 	return keys
 }
 
-// list returns page p of the run's images in pass, the total the source
-// reports, and whether p is the last page.
-func (h *Handlers) list(ctx context.Context, r *jobs.Run, pass runs.Pass, p int) ([]hss.Image, int64, bool, error) {
-	size := h.cfg.PageSize
-	offset := h.offset(r, pass, p)
+// list returns page p of the run's images in pass, the digests of every
+// item listed before scanq's own filters, the total the source reports,
+// and whether p is the last page.
+func (h *Handlers) list(ctx context.Context, r *jobs.Run, pass runs.Pass, p int) (images []hss.Image, raw []string, total int64, last bool, err error) {
+	size := pass.PageSize
+	offset := offset(pass, p)
 	if r.Source == jobs.SourceImages {
 		end := min(offset+size, r.ImageCount)
 		infos, err := h.requestImages(ctx, r, offset, end-offset)
 		if err != nil {
-			return nil, 0, false, err
+			return nil, nil, 0, false, err
 		}
 		out := make([]hss.Image, len(infos))
 		for i, info := range infos {
 			out[i] = hss.Image{Info: info}
 		}
-		return out, int64(r.ImageCount), end >= r.ImageCount, nil
+		return out, imageKeys(out), int64(r.ImageCount), end >= r.ImageCount, nil
 	}
 	if offset > maxListOffset {
-		return nil, 0, true, fmt.Errorf("the list API pages only up to offset %d; images beyond it are not reached", maxListOffset)
+		return nil, nil, 0, true, fmt.Errorf("the list API pages only up to offset %d; images beyond it are not reached", maxListOffset)
 	}
 	if _, err := h.waitRequest(ctx); err != nil {
-		return nil, 0, false, err
+		return nil, nil, 0, false, err
 	}
 	q := hss.ListQuery{
 		GlobalImageType:     r.Request.ImageType(),
@@ -688,12 +712,19 @@ func (h *Handlers) list(ctx context.Context, r *jobs.Run, pass runs.Pass, p int)
 	page, err := h.hss.ListImages(ctx, q, offset, size)
 	if err != nil {
 		h.noteThrottle(ctx, err)
-		return nil, 0, false, fmt.Errorf("listing images at offset %d: %w", offset, err)
+		return nil, nil, 0, false, fmt.Errorf("listing images at offset %d: %w", offset, err)
+	}
+	raw = make([]string, len(page.Keys))
+	for i, k := range page.Keys {
+		raw[i] = runs.Digest(k)
+	}
+	if page.Keys == nil { // a source that does not report them filters nothing itself
+		raw = imageKeys(page.Images)
 	}
 	// Offsets move by what the list returned; scanq's own filters (the
 	// query fields the list cannot apply) only thin out the page.
-	last := page.Listed < size || int64(offset+page.Listed) >= page.Total
-	return page.Images, page.Total, last, nil
+	last = page.Listed < size || int64(offset+page.Listed) >= page.Total
+	return page.Images, raw, page.Total, last, nil
 }
 
 // requestImages returns n of the run's request images (its image_info) from

@@ -26,7 +26,7 @@ func (h *Handlers) handleRun(ctx context.Context, p jobs.RunPayload) error {
 	if err != nil {
 		return err
 	}
-	st, err := h.runs.Start(ctx, r.ID)
+	st, err := h.runs.Start(ctx, r.ID, h.geometry(r))
 	if err != nil {
 		return err
 	}

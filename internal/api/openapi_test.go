@@ -359,7 +359,7 @@ func testConformance(t *testing.T, o *oaCheck, b *redistest.Backend) {
 
 	// A run with every field: started, a page listed with skips, an error,
 	// then cancelled.
-	if _, err := main.store.Start(ctx, imagesRun); err != nil {
+	if _, err := main.store.Start(ctx, imagesRun, runs.Geometry{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := main.store.PageDone(ctx, imagesRun, 0, pageOf(3, 1)); err != nil {

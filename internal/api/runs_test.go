@@ -60,7 +60,7 @@ func TestRunsLifecycle(t *testing.T) {
 		}
 
 		// Progress: 100 images listed, none done, 100/h: one hour left.
-		if _, err := e.store.Start(t.Context(), id); err != nil {
+		if _, err := e.store.Start(t.Context(), id, runs.Geometry{}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := e.store.PageDone(t.Context(), id, 0, runs.PageResult{Listed: 100, Batches: 10, Last: true}); err != nil {

@@ -24,6 +24,9 @@ type Page struct {
 	// fields scanq applies itself (all of them when there are none).
 	Listed int
 	Images []Image
+	// Keys are the keys (Image.Key) of every item listed, in the list's
+	// order, before scanq's own filters: what consecutive pages share.
+	Keys []string
 }
 
 // Image is one listed image, registry or local, in the form a scan batch
@@ -69,6 +72,7 @@ func (c *Client) ListImages(ctx context.Context, q ListQuery, offset, limit int)
 	}
 	reg, local := plan.Registry, plan.Local
 	keep := func(page *Page, img Image) {
+		page.Keys = append(page.Keys, img.Key)
 		if plan.Match(&img) {
 			page.Images = append(page.Images, img)
 		}
@@ -80,7 +84,8 @@ func (c *Client) ListImages(ctx context.Context, q ListQuery, offset, limit int)
 		if err != nil {
 			return Page{}, err
 		}
-		page := Page{Total: int64(resp.TotalNum), Listed: len(resp.DataList), Images: make([]Image, 0, len(resp.DataList))}
+		page := Page{Total: int64(resp.TotalNum), Listed: len(resp.DataList), Images: make([]Image, 0, len(resp.DataList)),
+			Keys: make([]string, 0, len(resp.DataList))}
 		for _, r := range resp.DataList {
 			keep(&page, Image{
 				Info: r.ImageInfo(), ScanStatus: r.ScanStatus, LatestScanTime: r.LatestScanTime, Key: registryKey(r),
@@ -96,7 +101,8 @@ func (c *Client) ListImages(ctx context.Context, q ListQuery, offset, limit int)
 	if err != nil {
 		return Page{}, err
 	}
-	page := Page{Total: int64(resp.TotalNum), Listed: len(resp.DataList), Images: make([]Image, 0, len(resp.DataList))}
+	page := Page{Total: int64(resp.TotalNum), Listed: len(resp.DataList), Images: make([]Image, 0, len(resp.DataList)),
+		Keys: make([]string, 0, len(resp.DataList))}
 	for _, l := range resp.DataList {
 		keep(&page, Image{
 			Info: l.ImageInfo(), ScanStatus: l.ScanStatus, LatestScanTime: l.LatestScanTime, Key: localKey(l),

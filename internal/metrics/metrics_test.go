@@ -204,7 +204,7 @@ func TestRunsCollector(t *testing.T) {
 		if err := store.Stop(t.Context(), "r3", jobs.StateCancelled, "cancelled"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := store.Start(t.Context(), "r2"); err != nil {
+		if _, err := store.Start(t.Context(), "r2", runs.Geometry{}); err != nil {
 			t.Fatal(err)
 		}
 		m := metrics.New()

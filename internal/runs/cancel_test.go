@@ -50,7 +50,7 @@ func TestCancelSettlesAtOnce(t *testing.T) {
 		if err := s.Create(ctx, r); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Start(ctx, "c1"); err != nil {
+		if _, err := s.Start(ctx, "c1", runs.Geometry{}); err != nil {
 			t.Fatal(err)
 		}
 		// Resolved: 1000 images listed in 10 batches, 10 of them submitted.

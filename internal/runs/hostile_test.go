@@ -65,7 +65,7 @@ func TestImageListIsKeptApart(t *testing.T) {
 		if ttl := b.Client.PTTL(ctx, "scanq:run:{big}:images").Val(); ttl <= 0 || ttl > time.Hour {
 			t.Fatalf("image list TTL %v while pending, want within the pending TTL", ttl)
 		}
-		if _, err := s.Start(ctx, "big"); err != nil {
+		if _, err := s.Start(ctx, "big", runs.Geometry{}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Stop(ctx, "big", jobs.StateCancelled, "cancelled"); err != nil {
@@ -91,7 +91,7 @@ func TestPendingRunsExpire(t *testing.T) {
 		if ttl := b.Client.PTTL(ctx, "scanq:run:{p1}").Val(); ttl <= 0 || ttl > time.Hour {
 			t.Fatalf("pending run TTL %v, want within the pending TTL (1h)", ttl)
 		}
-		if _, err := s.Start(ctx, "p2"); err != nil {
+		if _, err := s.Start(ctx, "p2", runs.Geometry{}); err != nil {
 			t.Fatal(err)
 		}
 		if ttl := b.Client.PTTL(ctx, "scanq:run:{p2}").Val(); ttl != -1 {
@@ -146,11 +146,11 @@ func TestCountByStateFollowsRuns(t *testing.T) {
 		}
 		want(map[jobs.State]int64{jobs.StatePending: 3})
 		for _, id := range []string{"a", "b"} {
-			if _, err := s.Start(ctx, id); err != nil {
+			if _, err := s.Start(ctx, id, runs.Geometry{}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		s.Start(ctx, "a") // a second start moves nothing
+		s.Start(ctx, "a", runs.Geometry{}) // a second start moves nothing
 		want(map[jobs.State]int64{jobs.StatePending: 1, jobs.StateResolving: 2})
 		if _, err := s.PageDone(ctx, "a", 0, runs.PageResult{Listed: 5, Batches: 1, Last: true}); err != nil {
 			t.Fatal(err)
@@ -229,7 +229,7 @@ func TestNoStateIndex(t *testing.T) {
 		if ttl := b.Client.PTTL(ctx, "scanq:run:{a}").Val(); ttl <= 0 {
 			t.Fatalf("pending TTL %v", ttl)
 		}
-		if st, err := s.Start(ctx, "a"); err != nil || st != jobs.StateResolving {
+		if st, err := s.Start(ctx, "a", runs.Geometry{}); err != nil || st != jobs.StateResolving {
 			t.Fatalf("start: %v %v", st, err)
 		}
 		if _, err := s.PageDone(ctx, "a", 0, runs.PageResult{Listed: 3, Batches: 1, Last: true}); err != nil {

@@ -56,7 +56,8 @@ type Saved struct {
 
 // SaveSnapshot stores the result of page p of pass and marks the images it
 // lists (their key digests) in the run's seen-set (of buckets sets, the
-// run's SeenBuckets), unless a result is
+// run's SeenBuckets), and the page's tail, the digests of the last items it
+// lists before scanq's own filters (those the next page shares with it), unless a result is
 // stored already, the page is recorded, or the run is over, in one step;
 // and it reads what the page loop needs next (the run's state and
 // backlog), so that a page costs one round trip before its batches are
@@ -66,15 +67,15 @@ type Saved struct {
 // arguments cost several times the commands themselves: the same round
 // trip writes it to a key of its own first, and the script renames that
 // into place if the page is the caller's to save, or drops it.
-func (s *Store) SaveSnapshot(ctx context.Context, id string, buckets, pass, p int, data []byte, digests []string) (Saved, error) {
+func (s *Store) SaveSnapshot(ctx context.Context, id string, buckets, pass, p int, data []byte, digests, tail []string) (Saved, error) {
 	snapKey := s.snapKey(id, p)
 	nonce := ":new:" + strconv.FormatUint(rand.Uint64(), 36)
 	if pass < 1 || pass > MaxPasses {
 		return Saved{}, fmt.Errorf("saving page %d of run %s: pass %d: passes are 1..%d", p, id, pass, MaxPasses)
 	}
-	bucketKeys, marks := s.marks(id, buckets, digests)
+	bucketKeys, marks := s.marks(id, buckets, append(digests[:len(digests):len(digests)], tail...))
 	scriptKeys := append([]string{s.key(id), s.pagesKey(id), snapKey, snapKey + nonce}, bucketKeys...)
-	args := append([]any{s.retention.Milliseconds(), p, pass, bucketsOr(buckets)}, marks...)
+	args := append([]any{s.retention.Milliseconds(), p, pass, bucketsOr(buckets), len(tail)}, marks...)
 	save := func() (*redis.Cmd, error) {
 		pipe := s.rdb.Pipeline()
 		pipe.Set(ctx, scriptKeys[3], data, newKeyTTL)
@@ -122,8 +123,9 @@ const newKeyTTL = 5 * time.Minute
 
 // saveSnapshotScript: KEYS are the run, its page bitmap, page p's snapshot,
 // the same as just written under a new name, and then the seen-set bucket
-// of each image. ARGV: the retention (ms), p, the pass, the run's bucket
-// count, then each image's mark base (markLua). It returns {outcome, the run's view fields[, stored
+// of each image and then of each tail item. ARGV: the retention (ms), p,
+// the pass, the run's bucket count, the number of tail items, then each
+// image's and tail item's mark base (markLua). It returns {outcome, the run's view fields[, stored
 // snapshot]}: 1 stored, 2 existing, 0 recorded, -1 run over or gone.
 var saveSnapshotScript = redis.NewScript(finalLua + markLua + `
 local view = redis.call("HMGET", KEYS[1], ` + luaStrings(viewFields) + `)
@@ -136,7 +138,7 @@ if redis.call("RENAMENX", KEYS[4], KEYS[3]) == 0 then
 end
 local ttl = tonumber(ARGV[1])
 redis.call("PEXPIRE", KEYS[3], ttl)
-mark_seen(5, 5, tonumber(ARGV[3]), ttl, ARGV[4])
+mark_seen(5, 6, tonumber(ARGV[3]), math.max(ttl, SEEN_TTL), ARGV[4], tonumber(ARGV[5]))
 return {1, view}`)
 
 // PageView is what a page task needs to know before it resolves page p,
@@ -158,6 +160,16 @@ type PageView struct {
 type Pass struct {
 	N    int // 1 for the first pass
 	Base int // the pass's first page
+	Geometry
+}
+
+// Geometry is how a run lists its source, fixed when the run starts (Start)
+// so that every worker pages it alike whatever its own configuration. A
+// run started before runs kept it has none (PageSize 0).
+type Geometry struct {
+	PageSize  int // images a page
+	Overlap   int // images consecutive pages share
+	MaxPasses int // passes at most (1: no reconciliation)
 }
 
 // ViewPage reads the PageView of page p of run id.
@@ -178,7 +190,8 @@ func (s *Store) ViewPage(ctx context.Context, id string, p int) (PageView, error
 
 // viewFields are the run fields a PageView is made of (saveSnapshotScript reads
 // the same, in this order).
-var viewFields = []string{"state", "batches_total", "batches_submitted", "batches_failed", "batches_skipped", "pass", "pass_base"}
+var viewFields = []string{"state", "batches_total", "batches_submitted", "batches_failed", "batches_skipped", "pass", "pass_base",
+	"page_size", "overlap", "max_passes"}
 
 // luaStrings is a list of strings as Lua arguments: "a", "b".
 func luaStrings(ss []string) string {
@@ -200,14 +213,14 @@ func pageView(fields []any, done bool, snap string, hasSnap bool) PageView {
 	}
 	st, _ := fields[0].(string)
 	v := PageView{State: jobs.State(st), Done: done}
-	var n [6]int64
+	var n [9]int64
 	for i, x := range fields[1:] {
 		if str, ok := x.(string); ok {
 			n[i], _ = strconv.ParseInt(str, 10, 64)
 		}
 	}
 	v.Backlog = n[0] - n[1] - n[2] - n[3]
-	v.Pass = Pass{N: max(int(n[4]), 1), Base: int(n[5])}
+	v.Pass = Pass{N: max(int(n[4]), 1), Base: int(n[5]), Geometry: Geometry{PageSize: int(n[6]), Overlap: int(n[7]), MaxPasses: int(n[8])}}
 	if hasSnap {
 		v.Snapshot = []byte(snap)
 	}

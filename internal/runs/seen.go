@@ -36,6 +36,11 @@ import (
 // A run keeps the number it was created with (Options.SeenBuckets).
 const DefaultSeenBuckets = 1 << 13
 
+// seenTTLms is the least time a bucket of a run's seen-set is kept after
+// its last mark (7 days, in ms), whatever scan.retention: a bucket may go
+// unmarked for many pages of a slow run. The run's end drops its buckets.
+const seenTTLms = "604800000"
+
 // MaxPasses bounds the passes a run's seen-set tells apart (two decimal
 // digits of the mark, and a lookup that tries each pass).
 const MaxPasses = 10
@@ -50,7 +55,7 @@ const (
 )
 
 func (s *Store) seenBucket(id string, b uint64) string {
-	return s.key(id) + ":seen:" + strconv.FormatUint(b, 10)
+	return s.key(id) + ":marks:" + strconv.FormatUint(b, 10)
 }
 
 // bucketsOr is a run's bucket count: a record written before runs kept
@@ -83,36 +88,52 @@ func (s *Store) marks(id string, buckets int, digests []string) (keys []string, 
 }
 
 // Seen reports what run id's seen-set (of buckets, the run's SeenBuckets)
-// knows of each image key digest, for pass (1 is the first).
-func (s *Store) Seen(ctx context.Context, id string, buckets, pass int, digests []string) ([]Sight, error) {
+// knows of each image key digest, for pass (1 is the first); and whether
+// this pass listed one of head, the digests of the first items a page
+// lists before scanq's own filters (see SaveSnapshot's tail): a page that
+// follows on from the one before it shares images with it.
+func (s *Store) Seen(ctx context.Context, id string, buckets, pass int, digests, head []string) (sights []Sight, headSeen bool, err error) {
 	out := make([]Sight, len(digests))
-	if len(digests) == 0 {
-		return out, nil
+	if len(digests)+len(head) == 0 {
+		return out, false, nil
 	}
 	if pass < 1 || pass > MaxPasses {
-		return nil, fmt.Errorf("run %s: pass %d: passes are 1..%d", id, pass, MaxPasses)
+		return nil, false, fmt.Errorf("run %s: pass %d: passes are 1..%d", id, pass, MaxPasses)
 	}
-	keys, args := s.marks(id, buckets, digests)
-	vals, err := seenScript.Run(ctx, s.rdb, keys, append([]any{pass}, args...)...).Int64Slice()
+	keys, args := s.marks(id, buckets, append(digests[:len(digests):len(digests)], head...))
+	vals, err := seenScript.Run(ctx, s.rdb, keys, append([]any{pass, len(digests)}, args...)...).Int64Slice()
 	if err != nil {
-		return nil, fmt.Errorf("looking up run %s's seen images: %w", id, err)
+		return nil, false, fmt.Errorf("looking up run %s's seen images: %w", id, err)
 	}
 	for i, v := range vals {
-		if i < len(out) {
+		switch {
+		case i < len(out):
 			out[i] = Sight(v)
+		case v == 1:
+			headSeen = true
 		}
 	}
-	return out, nil
+	return out, headSeen, nil
 }
 
-// seenScript: KEYS[i] is the bucket of image i, ARGV[1] the pass and
-// ARGV[i+1] image i's mark base. It returns a Sight per image.
+// seenScript: KEYS[i] is the bucket of image i, ARGV[1] the pass, ARGV[2]
+// how many of the images are looked up for a Sight (the rest: whether the
+// pass listed them, as an image or a tail item), and ARGV[i+2] image i's
+// mark base. It returns a Sight, then 0 or 1, per image.
 var seenScript = redis.NewScript(markLua + `
-local pass = tonumber(ARGV[1])
+local pass, n = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out = {}
 for i = 1, #KEYS do
-  local got = last_pass(KEYS[i], ARGV[i+1], pass)
-  if got == pass then out[i] = 2 elseif got > 0 then out[i] = 1 else out[i] = 0 end
+  local base = ARGV[i+2]
+  if i <= n then
+    local got = last_pass(KEYS[i], base, pass)
+    if got == pass then out[i] = 2 elseif got > 0 then out[i] = 1 else out[i] = 0 end
+  elseif redis.call("SISMEMBER", KEYS[i], mark_of(base, pass)) == 1 or
+      redis.call("SISMEMBER", KEYS[i], mark_of(base, TAIL + pass)) == 1 then
+    out[i] = 1
+  else
+    out[i] = 0
+  end
 end
 return out`)
 
@@ -120,9 +141,14 @@ return out`)
 // the pass that listed the image of mark base last (0: none), trying the
 // passes from pass down; mark_seen marks images in pass, from KEYS[k0]
 // and ARGV[a0] on (laid out as for seenScript), moving the marks of
-// earlier passes, and keeps each bucket for ttl ms. A run's buckets are
-// dropped when it ends (finalLua's expire_all).
+// earlier passes, and keeps each bucket for ttl ms; mark_tail marks the
+// last items of a page as listed by the pass (TAIL + pass: a mark of its
+// own, which counts for telling a page that follows on, not as an image
+// listed). A run's buckets are dropped when it ends (finalLua's
+// expire_all).
 const markLua = `
+local SEEN_TTL = ` + seenTTLms + `
+local TAIL = 50
 local function mark_of(base, pass) return base .. string.format("%02d", pass) end
 local function last_pass(key, base, pass)
   for j = pass, 1, -1 do
@@ -130,11 +156,20 @@ local function last_pass(key, base, pass)
   end
   return 0
 end
-local function mark_seen(k0, a0, pass, ttl, buckets)
+local function mark_tail(key, base, pass)
+  if redis.call("SADD", key, mark_of(base, TAIL + pass)) == 1 then
+    for j = pass - 1, 1, -1 do
+      if redis.call("SREM", key, mark_of(base, TAIL + j)) == 1 then break end
+    end
+  end
+end
+local function mark_seen(k0, a0, pass, ttl, buckets, tails)
   local n, kept = 0, {}
   for i = k0, #KEYS do
     local base = ARGV[a0 + i - k0]
-    if redis.call("SADD", KEYS[i], mark_of(base, pass)) == 1 then
+    if i > #KEYS - tails then
+      mark_tail(KEYS[i], base, pass)
+    elseif redis.call("SADD", KEYS[i], mark_of(base, pass)) == 1 then
       for j = pass - 1, 1, -1 do
         if redis.call("SREM", KEYS[i], mark_of(base, j)) == 1 then break end
       end

@@ -22,7 +22,7 @@ func markImages(tb testing.TB, s *runs.Store, id string, n int) {
 		for i := p * 200; i < min((p+1)*200, n); i++ {
 			keys = append(keys, runs.Digest(fmt.Sprintf("registry/team-%d/app:%d", i%977, i)))
 		}
-		if saved, err := s.SaveSnapshot(ctx, id, 0, 1, p, []byte("x"), keys); err != nil || saved.Outcome != runs.Stored {
+		if saved, err := s.SaveSnapshot(ctx, id, 0, 1, p, []byte("x"), keys, nil); err != nil || saved.Outcome != runs.Stored {
 			tb.Fatalf("page %d: %+v, %v", p, saved, err)
 		}
 	}
@@ -33,7 +33,7 @@ func markImages(tb testing.TB, s *runs.Store, id string, n int) {
 func seenFootprint(tb testing.TB, c *redis.Client, id string) (bytes int64, notIntset []string) {
 	tb.Helper()
 	ctx := context.Background()
-	iter := c.Scan(ctx, 0, "scanq:run:{"+id+"}:seen:*", 1000).Iterator()
+	iter := c.Scan(ctx, 0, "scanq:run:{"+id+"}:marks:*", 1000).Iterator()
 	for iter.Next(ctx) {
 		k := iter.Val()
 		n, err := c.MemoryUsage(ctx, k, 0).Result()

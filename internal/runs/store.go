@@ -575,8 +575,10 @@ func (s *Store) List(ctx context.Context, limit int, state jobs.State) ([]*jobs.
 
 // Start moves a pending run to resolving and stamps started_at. It returns
 // the run's state afterwards; a run already past pending is left alone.
-func (s *Store) Start(ctx context.Context, id string) (jobs.State, error) {
-	st, err := startScript.Run(ctx, s.rdb, s.allKeys(id), s.now().UnixMilli()).Text()
+//
+// The first start fixes g, how the run lists its source (PageView.Pass).
+func (s *Store) Start(ctx context.Context, id string, g Geometry) (jobs.State, error) {
+	st, err := startScript.Run(ctx, s.rdb, s.allKeys(id), s.now().UnixMilli(), g.PageSize, g.Overlap, g.MaxPasses).Text()
 	if errors.Is(err, redis.Nil) {
 		return "", fmt.Errorf("run %s: %w", id, ErrNotFound)
 	}
@@ -586,7 +588,8 @@ func (s *Store) Start(ctx context.Context, id string) (jobs.State, error) {
 	return jobs.State(st), nil
 }
 
-// startScript: KEYS -> allKeys. ARGV[1] -> now (ms).
+// startScript: KEYS -> allKeys. ARGV[1] -> now (ms), ARGV[2..4] -> the
+// run's page size, overlap and passes at most.
 // Output: the run's state afterwards, nil when there is no such run.
 //
 // A started run no longer expires: the pending TTL is for runs that never
@@ -595,7 +598,8 @@ var startScript = redis.NewScript(finalLua + `
 local st = redis.call("HGET", KEYS[1], "state")
 if not st then return nil end
 if st == "pending" then
-  redis.call("HSET", KEYS[1], "state", "resolving", "started_at", ARGV[1])
+  redis.call("HSET", KEYS[1], "state", "resolving", "started_at", ARGV[1],
+    "page_size", ARGV[2], "overlap", ARGV[3], "max_passes", ARGV[4])
   redis.call("PERSIST", KEYS[1])
   redis.call("PERSIST", KEYS[5])
   index_state("resolving", nil)
@@ -680,7 +684,7 @@ local function expire_all(st, now, ttl)
     redis.call("HDEL", KEYS[1], "seen")
     local batch = {}
     for b = 0, tonumber(buckets) - 1 do
-      batch[#batch + 1] = KEYS[1] .. ":seen:" .. b
+      batch[#batch + 1] = KEYS[1] .. ":marks:" .. b
       if #batch == 512 then redis.call("DEL", unpack(batch)) batch = {} end
     end
     if #batch > 0 then redis.call("DEL", unpack(batch)) end
@@ -866,7 +870,8 @@ if last == "1" then
     next_pass = true
   else
     redis.call("HSET", h, "pages_total", page + 1, "passes", pass)
-    if pass > 1 then
+    -- A pass whose listing broke off cannot tell what disappeared.
+    if pass > 1 and failed ~= "1" then
       local before = tonumber(redis.call("HGET", h, "pass_from") or "0")
       redis.call("HSET", h, "disappeared", math.max(before - pass_relisted, 0))
     end

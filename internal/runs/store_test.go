@@ -32,12 +32,12 @@ func TestCountersAddUpAndAreIdempotent(t *testing.T) {
 		if err := s.Create(ctx, newRun("r1")); !errors.Is(err, runs.ErrExists) {
 			t.Fatalf("second create: %v, want ErrExists", err)
 		}
-		if st, err := s.Start(ctx, "r1"); err != nil || st != jobs.StateResolving {
+		if st, err := s.Start(ctx, "r1", runs.Geometry{}); err != nil || st != jobs.StateResolving {
 			t.Fatalf("start: %v %v", st, err)
 		}
 		// Page 0: 25 listed, 5 duplicates, 2 batches (10 + 10), recorded
 		// twice; page 1 has a saved snapshot, which recording page 0 leaves.
-		if saved, err := s.SaveSnapshot(ctx, "r1", 0, 1, 1, []byte("page 1"), nil); err != nil || saved.Outcome != runs.Stored {
+		if saved, err := s.SaveSnapshot(ctx, "r1", 0, 1, 1, []byte("page 1"), nil, nil); err != nil || saved.Outcome != runs.Stored {
 			t.Fatalf("saving page 1: %+v, %v", saved, err)
 		}
 		for rep := range 2 {
@@ -171,10 +171,10 @@ func TestSaveSnapshot(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		ctx := context.Background()
 		s := runs.New(b.Client, runs.Options{})
-		if saved, err := s.SaveSnapshot(ctx, "gone", 0, 1, 0, []byte("p0"), []string{"a"}); err != nil || saved.Outcome != runs.Ended || saved.View.State != "" {
+		if saved, err := s.SaveSnapshot(ctx, "gone", 0, 1, 0, []byte("p0"), []string{"a"}, nil); err != nil || saved.Outcome != runs.Ended || saved.View.State != "" {
 			t.Fatalf("save for a run with no record: %+v, %v; want ended", saved, err)
 		}
-		if n := b.Client.Exists(ctx, "scanq:run:{gone}:snap:0", "scanq:run:{gone}:seen:0").Val(); n != 0 {
+		if n := b.Client.Exists(ctx, "scanq:run:{gone}:snap:0", "scanq:run:{gone}:marks:0").Val(); n != 0 {
 			t.Fatalf("%d keys stored for a run with no record", n)
 		}
 		// Whatever the outcome, nothing is left of what the call wrote under
@@ -189,14 +189,14 @@ func TestSaveSnapshot(t *testing.T) {
 		if err := s.Create(ctx, newRun("s")); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Start(ctx, "s"); err != nil {
+		if _, err := s.Start(ctx, "s", runs.Geometry{}); err != nil {
 			t.Fatal(err)
 		}
 		// Redis may have lost its scripts (a restart): the save loads it.
 		if err := b.Client.ScriptFlush(ctx).Err(); err != nil {
 			t.Fatal(err)
 		}
-		saved, err := s.SaveSnapshot(ctx, "s", 0, 1, 0, []byte("p0"), []string{"a", "b"})
+		saved, err := s.SaveSnapshot(ctx, "s", 0, 1, 0, []byte("p0"), []string{"a", "b"}, nil)
 		if want := (runs.Saved{Outcome: runs.Stored, View: runs.PageView{State: jobs.StateResolving, Pass: runs.Pass{N: 1}}}); err != nil || !reflect.DeepEqual(saved, want) {
 			t.Fatalf("first save: %+v, %v; want %+v", saved, err, want)
 		}
@@ -205,14 +205,14 @@ func TestSaveSnapshot(t *testing.T) {
 		if _, err := s.PageDone(ctx, "s", 5, runs.PageResult{Listed: 30, Batches: 3}); err != nil {
 			t.Fatal(err)
 		}
-		saved, err = s.SaveSnapshot(ctx, "s", 0, 1, 0, []byte("other"), []string{"z"})
+		saved, err = s.SaveSnapshot(ctx, "s", 0, 1, 0, []byte("other"), []string{"z"}, nil)
 		if want := (runs.Saved{Outcome: runs.Existing, Snapshot: []byte("p0"), View: runs.PageView{State: jobs.StateRunning, Backlog: 3, Pass: runs.Pass{N: 1}}}); err != nil || !reflect.DeepEqual(saved, want) {
 			t.Fatalf("second save: %+v, %v; want %+v", saved, err, want)
 		}
-		if seen, err := s.Seen(ctx, "s", 0, 1, []string{"a", "z"}); err != nil || !reflect.DeepEqual(seen, []runs.Sight{runs.ThisPass, runs.Unseen}) {
+		if seen, _, err := s.Seen(ctx, "s", 0, 1, []string{"a", "z"}, nil); err != nil || !reflect.DeepEqual(seen, []runs.Sight{runs.ThisPass, runs.Unseen}) {
 			t.Fatalf("keys after the second save: %v, %v; want only the first save's", seen, err)
 		}
-		buckets := b.Client.Keys(ctx, "scanq:run:{s}:seen:*").Val()
+		buckets := b.Client.Keys(ctx, "scanq:run:{s}:marks:*").Val()
 		if len(buckets) == 0 || len(buckets) > 2 {
 			t.Fatalf("seen-set buckets %v, want those of a and b", buckets)
 		}
@@ -223,14 +223,14 @@ func TestSaveSnapshot(t *testing.T) {
 		}
 		noneLeft("stored, then existing")
 		// A recorded page stores nothing.
-		saved, err = s.SaveSnapshot(ctx, "s", 0, 1, 5, []byte("p5"), []string{"y"})
+		saved, err = s.SaveSnapshot(ctx, "s", 0, 1, 5, []byte("p5"), []string{"y"}, nil)
 		if err != nil || saved.Outcome != runs.Recorded {
 			t.Fatalf("save of a recorded page: %+v, %v", saved, err)
 		}
 		if n := b.Client.Exists(ctx, "scanq:run:{s}:snap:5").Val(); n != 0 {
 			t.Fatalf("%d keys stored for a recorded page", n)
 		}
-		if seen, _ := s.Seen(ctx, "s", 0, 1, []string{"y"}); seen[0] != runs.Unseen {
+		if seen, _, _ := s.Seen(ctx, "s", 0, 1, []string{"y"}, nil); seen[0] != runs.Unseen {
 			t.Fatal("a recorded page's save marked its images")
 		}
 		noneLeft("recorded page")
@@ -238,7 +238,7 @@ func TestSaveSnapshot(t *testing.T) {
 		if err := s.Stop(ctx, "s", jobs.StateCancelled, "test"); err != nil {
 			t.Fatal(err)
 		}
-		saved, err = s.SaveSnapshot(ctx, "s", 0, 1, 1, []byte("p1"), []string{"c"})
+		saved, err = s.SaveSnapshot(ctx, "s", 0, 1, 1, []byte("p1"), []string{"c"}, nil)
 		if err != nil || saved.Outcome != runs.Ended || saved.View.State != jobs.StateCancelled {
 			t.Fatalf("save after cancel: %+v, %v", saved, err)
 		}
@@ -262,7 +262,7 @@ func TestSeenSet(t *testing.T) {
 		}
 		look := func(pass int, keys ...string) []runs.Sight {
 			t.Helper()
-			seen, err := s.Seen(ctx, "d", 0, pass, keys)
+			seen, _, err := s.Seen(ctx, "d", 0, pass, keys, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -270,7 +270,7 @@ func TestSeenSet(t *testing.T) {
 		}
 		U, E, T := runs.Unseen, runs.EarlierPass, runs.ThisPass
 		for p, keys := range [][]string{{"a", "b"}, {"b", "c"}, nil} {
-			if saved, err := s.SaveSnapshot(ctx, "d", 0, 1, p, []byte(fmt.Sprint("p", p)), keys); err != nil || saved.Outcome != runs.Stored {
+			if saved, err := s.SaveSnapshot(ctx, "d", 0, 1, p, []byte(fmt.Sprint("p", p)), keys, nil); err != nil || saved.Outcome != runs.Stored {
 				t.Fatalf("saving page %d: %+v, %v", p, saved, err)
 			}
 		}
@@ -281,28 +281,43 @@ func TestSeenSet(t *testing.T) {
 		if got, want := look(2, "a", "c", "z"), []runs.Sight{E, E, U}; !reflect.DeepEqual(got, want) {
 			t.Fatalf("pass 2 before its pages: %v, want %v", got, want)
 		}
-		if _, err := s.SaveSnapshot(ctx, "d", 0, 2, 3, []byte("p3"), []string{"c", "z"}); err != nil {
+		if _, err := s.SaveSnapshot(ctx, "d", 0, 2, 3, []byte("p3"), []string{"c", "z"}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if got, want := look(2, "a", "b", "c", "z", "y"), []runs.Sight{E, E, T, T, U}; !reflect.DeepEqual(got, want) {
 			t.Fatalf("pass 2 after page 3: %v, want %v", got, want)
 		}
-		// Pass 3 has pass 1's parity: what pass 2 moved is earlier to it,
-		// and so is what only pass 1 listed.
+		// Pass 3: what pass 2 moved is earlier to it, and so is what only
+		// pass 1 listed.
 		if got, want := look(3, "a", "c", "y"), []runs.Sight{E, E, U}; !reflect.DeepEqual(got, want) {
 			t.Fatalf("pass 3: %v, want %v", got, want)
 		}
+		// A page's tail items count for telling that the next page
+		// follows on, in this pass only, and not as images listed.
+		if _, err := s.SaveSnapshot(ctx, "d", 0, 2, 4, []byte("p4"), nil, []string{"t"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			pass int
+			head []string
+			want bool
+		}{{2, []string{"t"}, true}, {2, []string{"c"}, true}, {2, []string{"a", "q"}, false}, {3, []string{"t"}, false}} {
+			seen, headSeen, err := s.Seen(ctx, "d", 0, tc.pass, []string{"t"}, tc.head)
+			if err != nil || headSeen != tc.want || seen[0] != runs.Unseen {
+				t.Fatalf("pass %d, head %v: head seen %v, t %v, %v; want %v and t unseen as an image", tc.pass, tc.head, headSeen, seen, err, tc.want)
+			}
+		}
 		members := 0
-		for _, k := range b.Client.Keys(ctx, "scanq:run:{d}:seen:*").Val() {
+		for _, k := range b.Client.Keys(ctx, "scanq:run:{d}:marks:*").Val() {
 			members += int(b.Client.SCard(ctx, k).Val())
 		}
-		if members != 4 {
-			t.Fatalf("%d marks for 4 images", members)
+		if members != 5 {
+			t.Fatalf("%d marks for 4 images and a tail item", members)
 		}
 		if err := s.Stop(ctx, "d", jobs.StateCancelled, "test"); err != nil {
 			t.Fatal(err)
 		}
-		if left := b.Client.Keys(ctx, "scanq:run:{d}:seen:*").Val(); len(left) > 0 {
+		if left := b.Client.Keys(ctx, "scanq:run:{d}:marks:*").Val(); len(left) > 0 {
 			t.Fatalf("seen-set left after the run ended: %v", left)
 		}
 	})
@@ -381,7 +396,7 @@ func TestGetForBatch(t *testing.T) {
 		if err := s.Create(ctx, newRun("g")); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Start(ctx, "g"); err != nil {
+		if _, err := s.Start(ctx, "g", runs.Geometry{}); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := s.BatchDone(ctx, "g", 7, runs.Outcome{Kind: runs.Submitted, Images: 1}); err != nil {
@@ -437,4 +452,38 @@ func TestLuaStatesAreJobsStates(t *testing.T) {
 	if want := "local STATES = {" + strings.Join(names, ", ") + "}"; !strings.Contains(runs.StateLua, want) {
 		t.Fatalf("stateLua does not hold %s", want)
 	}
+}
+
+// TestDisappearedNeedsAWholePass: a reconciliation pass whose listing
+// breaks off cannot tell what disappeared, and says none did (not every
+// image of the pass before).
+func TestDisappearedNeedsAWholePass(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		s := runs.New(b.Client, runs.Options{})
+		if err := s.Create(ctx, newRun("f")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Start(ctx, "f", runs.Geometry{PageSize: 200, Overlap: 20, MaxPasses: 3}); err != nil {
+			t.Fatal(err)
+		}
+		skipped := map[string]int{"x": 200}
+		if _, err := s.PageDone(ctx, "f", 0, runs.PageResult{Listed: 200, New: 200, Skipped: skipped, MaxPasses: 3}); err != nil {
+			t.Fatal(err)
+		}
+		if rec, err := s.PageDone(ctx, "f", 1, runs.PageResult{Listed: 200, New: 200, Skipped: skipped, Last: true, MaxPasses: 3}); err != nil || !rec.NextPass {
+			t.Fatalf("end of pass 1: %+v, %v", rec, err)
+		}
+		// Pass 2's first list call fails for good.
+		if _, err := s.PageDone(ctx, "f", 2, runs.PageResult{Last: true, Failed: true, MaxPasses: 3}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Get(ctx, "f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Drift == nil || got.Drift.Disappeared != 0 || got.Drift.Passes != 2 {
+			t.Fatalf("drift %+v after a pass whose listing failed, want 2 passes and none disappeared", got.Drift)
+		}
+	})
 }
