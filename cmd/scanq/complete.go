@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/scanq/scanq/internal/app"
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
@@ -52,32 +53,35 @@ func queryKeys() []string {
 // completeRunIDs completes the one argument of `runs show|cancel` with the
 // ids of the newest runs of the deployment that cf reaches.
 func completeRunIDs(cf *configFlags) cobra.CompletionFunc {
-	return func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-		if len(args) > 0 {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		ctx, cancel := context.WithTimeout(cmd.Context(), completeTimeout)
-		defer cancel()
-		a, err := openClient(ctx, "", cf, io.Discard)
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		defer a.Close()
+	return completeFromDeployment(cf, func(ctx context.Context, a *app.App) []string {
 		page, err := a.Runs.ListPage(ctx, runs.ListQuery{Limit: 50})
 		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
+			return nil
 		}
 		out := make([]string, 0, len(page.Runs))
 		for _, r := range page.Runs {
 			out = append(out, r.ID+"\t"+string(r.State)+" "+r.Trigger.Kind+" "+r.CreatedAt.Format(time.RFC3339))
 		}
-		return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveKeepOrder
-	}
+		return out
+	})
 }
 
 // completeScheduleNames completes `schedules trigger NAME` with the
 // schedules of the deployment that cf reaches.
 func completeScheduleNames(cf *configFlags) cobra.CompletionFunc {
+	return completeFromDeployment(cf, func(_ context.Context, a *app.App) []string {
+		var out []string
+		for _, s := range a.Cfg.Schedules {
+			out = append(out, s.Name+"\t"+s.Cron)
+		}
+		return out
+	})
+}
+
+// completeFromDeployment completes a command's one argument with what
+// values says of the deployment that cf reaches, within completeTimeout:
+// nothing when none answers.
+func completeFromDeployment(cf *configFlags, values func(context.Context, *app.App) []string) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 		if len(args) > 0 {
 			return nil, cobra.ShellCompDirectiveNoFileComp
@@ -89,10 +93,6 @@ func completeScheduleNames(cf *configFlags) cobra.CompletionFunc {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
 		defer a.Close()
-		var out []string
-		for _, s := range a.Cfg.Schedules {
-			out = append(out, s.Name+"\t"+s.Cron)
-		}
-		return out, cobra.ShellCompDirectiveNoFileComp
+		return values(ctx, a), cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveKeepOrder
 	}
 }

@@ -705,15 +705,9 @@ func (e *Emulator) serveDebug(w http.ResponseWriter, r *http.Request, rid string
 	case r.URL.Path == "/emulator/v1/stats" && r.Method == http.MethodGet:
 		e.writeJSON(w, http.StatusOK, e.Stats())
 	case r.URL.Path == "/emulator/v1/submissions" && r.Method == http.MethodGet:
-		// ?since=SEQ returns only later submissions, for pollers.
-		var since int64
-		if v := r.URL.Query().Get("since"); v != "" {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 0 {
-				e.writeError(w, rid, http.StatusBadRequest, "HSS.0001", "invalid parameter since: must be a non-negative integer")
-				return
-			}
-			since = n
+		since, ok := e.since(w, r, rid)
+		if !ok {
+			return
 		}
 		subs := []Submission{}
 		for _, s := range e.Submissions() {
@@ -723,15 +717,9 @@ func (e *Emulator) serveDebug(w http.ResponseWriter, r *http.Request, rid string
 		}
 		e.writeJSON(w, http.StatusOK, subs)
 	case r.URL.Path == "/emulator/v1/changes" && r.Method == http.MethodGet:
-		// ?since=SEQ returns only later changes, for pollers.
-		var since int64
-		if v := r.URL.Query().Get("since"); v != "" {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 0 {
-				e.writeError(w, rid, http.StatusBadRequest, "HSS.0001", "invalid parameter since: must be a non-negative integer")
-				return
-			}
-			since = n
+		since, ok := e.since(w, r, rid)
+		if !ok {
+			return
 		}
 		changes := e.Changes(since)
 		if changes == nil {
@@ -799,4 +787,20 @@ func (e *Emulator) applyFaults(r *http.Request) error {
 		e.FailNext(fn.Count, fn.Status, fn.Code)
 	}
 	return nil
+}
+
+// since reads a debug listing's ?since=SEQ (0 when absent), with which a
+// poller gets only what came after SEQ; a bad value is answered with a 400
+// and ok false.
+func (e *Emulator) since(w http.ResponseWriter, r *http.Request, rid string) (since int64, ok bool) {
+	v := r.URL.Query().Get("since")
+	if v == "" {
+		return 0, true
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		e.writeError(w, rid, http.StatusBadRequest, "HSS.0001", "invalid parameter since: must be a non-negative integer")
+		return 0, false
+	}
+	return n, true
 }
