@@ -192,3 +192,31 @@ func TestNewFailsWhenRedisRefuses(t *testing.T) {
 		a.Close()
 	})
 }
+
+// TestEmbeddedRedisExpiresKeys: the embedded Redis ages its keys on a
+// clock of its own (not on every command), so a key set to expire goes,
+// and one with no expiry stays.
+func TestEmbeddedRedisExpiresKeys(t *testing.T) {
+	r, err := app.OpenRedis("embedded", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := t.Context()
+	if err := r.Client.Set(ctx, "short", "x", 150*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Client.Set(ctx, "kept", "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Client.Exists(ctx, "short").Val() == 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("a key set to expire in 150ms is still there after 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r.Client.Exists(ctx, "kept").Val() != 1 {
+		t.Fatal("a key with no expiry went")
+	}
+}
