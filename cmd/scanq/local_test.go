@@ -109,6 +109,16 @@ func TestCLIReachesLocalServe(t *testing.T) {
 	// serve's and this one serve its queues.
 	joinsServe(t, "worker")
 
+	// A second serve (on a port of its own, as the port-in-use error
+	// suggests) is refused: it would take the record the CLI follows.
+	code, _, errOut = runCmd(t, "serve", "--set", "api.addr=127.0.0.1:0")
+	if code == 0 || !strings.Contains(errOut, "already running") || !strings.Contains(errOut, "XDG_RUNTIME_DIR") {
+		t.Fatalf("a second serve: exit %d\n%s", code, errOut)
+	}
+	if code, list, errOut := runCmd(t, "runs", "list"); code != 0 || !strings.Contains(list, id) {
+		t.Fatalf("runs list after a second serve was refused: exit %d\n%s%s", code, list, errOut)
+	}
+
 	stop()
 	for _, args := range [][]string{
 		{"runs", "list"}, {"runs", "show", id}, {"runs", "cancel", id}, {"schedules"},

@@ -48,6 +48,10 @@ func (a *App) Serve(ctx context.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := a.checkNoLocalServe(ctx); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	demoSchedule := a.addsDemoSchedule()
 	if demoSchedule {
 		a.Cfg.Schedules = append(a.Cfg.Schedules, DemoSchedule())
@@ -110,6 +114,26 @@ func (a *App) Serve(ctx context.Context, stdout io.Writer) error {
 		}
 		return out
 	}()...)
+}
+
+// checkNoLocalServe refuses a serve on the embedded Redis while another
+// runs on this machine: its record (which the CLI follows) would be
+// replaced, and once this one stopped the CLI would find neither.
+func (a *App) checkNoLocalServe(ctx context.Context) error {
+	if a.Redis.Mini == nil {
+		return nil
+	}
+	path, err := LocalServePath()
+	if err != nil {
+		return nil // nothing to replace: this serve will say it cannot record itself
+	}
+	l, err := FindLocalServe(ctx, path)
+	if err != nil {
+		return nil
+	}
+	return fmt.Errorf("a scanq serve is already running on this machine (pid %d, API %s, recorded in %s), and the CLI reaches it: "+
+		"use that one, stop it first, or give this one a record of its own (XDG_RUNTIME_DIR=DIR scanq serve, and the same for its CLI)",
+		l.PID, l.APIAddr, path)
 }
 
 // recordLocalServe prints where Redis is and, for the embedded one,
