@@ -3,6 +3,8 @@ package jobs_test
 import (
 	"encoding/json"
 	"os"
+	"strings"
+	"testing"
 	"time"
 
 	"github.com/scanq/scanq/internal/hss"
@@ -23,6 +25,7 @@ func ExampleNewRunView() {
 		Counters: jobs.Counters{ImagesTotal: 250, ImagesSubmitted: 245, ImagesSkipped: map[string]int64{jobs.SkipNotScannable: 5},
 			BatchesTotal: 3, BatchesSubmitted: 3, PagesDone: 2, ImagesExpected: 250},
 		CreatedAt: created, StartedAt: &started, FinishedAt: &finished,
+		Drift: &jobs.Drift{Passes: 2},
 	}
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
@@ -60,6 +63,31 @@ func ExampleNewRunView() {
 	//   "created_at": "2026-12-06T05:00:00Z",
 	//   "started_at": "2026-12-06T05:00:01Z",
 	//   "finished_at": "2026-12-06T05:00:03Z",
+	//   "drift": {
+	//     "passes": 2,
+	//     "found_by_reconciliation": 0,
+	//     "disappeared": 0,
+	//     "gaps": 0
+	//   },
 	//   "eta_seconds": 0
 	// }
+}
+
+// TestNewRunViewOfANewRun: a run as created (never read back from the run
+// store) shows the shape every other run does: images_skipped an object,
+// and a listed source its drift; the run itself is left as it was.
+func TestNewRunViewOfANewRun(t *testing.T) {
+	r := &jobs.Run{ID: "r", Source: jobs.SourceQuery, State: jobs.StatePending}
+	b, err := json.Marshal(jobs.NewRunView(r, time.Now(), time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"images_skipped":{}`, `"drift":{"passes":1,`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s lacks %s", b, want)
+		}
+	}
+	if r.Counters.ImagesSkipped != nil || r.Drift != nil {
+		t.Error("NewRunView changed the run")
+	}
 }

@@ -103,7 +103,7 @@ func (s *Starter) StartWithID(ctx context.Context, id string, req jobs.ScanReque
 		ID: id, Trigger: trig, Target: s.Target, Request: req, Options: opts, Queue: queue,
 		Source: src, Resolution: res,
 		BatchSize: jobs.EffectiveBatchSize(opts.BatchSize, s.BatchSize, s.MaxBatchSize, req.ImagesPerHour()),
-		CreatedAt: s.now().UTC(),
+		CreatedAt: s.now().UTC().Truncate(time.Millisecond), // as precise as the run's other times
 	}
 	if err := s.Store.Create(ctx, r); err != nil {
 		return nil, err
