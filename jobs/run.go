@@ -268,6 +268,22 @@ type Drift struct {
 	Gaps int64 `json:"gaps"`
 }
 
+// String is the drift as the CLI prints it: "2 passes, 0 found by
+// reconciliation, 0 disappeared, 0 gaps".
+func (d Drift) String() string {
+	return fmt.Sprintf("%d %s, %d found by reconciliation, %d disappeared, %d %s",
+		d.Passes, plural(int(d.Passes), "pass", "passes"), d.Found, d.Disappeared, d.Gaps, plural(int(d.Gaps), "gap", "gaps"))
+}
+
+// Listing says which pass a run in progress is listing in, for progress
+// output: "" in its first pass, else "reconciliation pass N".
+func (r *Run) Listing() string {
+	if r.Drift == nil || r.Drift.Passes < 2 || r.State.Final() {
+		return ""
+	}
+	return fmt.Sprintf("reconciliation pass %d", r.Drift.Passes)
+}
+
 // ETA estimates when the run will be done: at the rate limit when one is
 // set (period is the rate's window, 1h in production), else at the rate
 // observed so far. Zero when unknown or finished.

@@ -71,6 +71,12 @@ func TestCLIPolish(t *testing.T) {
 	if !isUsageHint(errOut, "--bogus", "scanq scan") || code != 2 || out != "" {
 		t.Errorf("unknown flag: exit %d, want 2 and a line naming it and one naming scanq scan --help:\n%s%s", code, out, errOut)
 	}
+	// A state no run can be in is a usage error, as the API's 400 is,
+	// not an empty list.
+	code, out, errOut = runCmd(t, "runs", "list", "--state", "bogus")
+	if !isUsageHint(errOut, "bogus", "scanq runs list") || code != 2 || out != "" {
+		t.Errorf("runs list --state bogus: exit %d\n%s%s", code, out, errOut)
+	}
 }
 
 // isUsageHint tells whether errOut is a usage error's two lines: the error,

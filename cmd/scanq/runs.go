@@ -42,6 +42,9 @@ runs list --json prints the API's page ({"runs": [...], "next_cursor": ...}).`,
 		Short: "the runs, newest first, a page at a time (the next page's --cursor on stderr)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if state != "" && !jobs.State(state).Valid() {
+				return usageErrorf(cmd, "--state %q: not one of %s", state, strings.Join(stateNames(), ", "))
+			}
 			return runsList(cmd.Context(), &cf, runs.ListQuery{Limit: limit, State: jobs.State(state), Cursor: cursor}, asJSON,
 				cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -155,6 +158,9 @@ func runsShow(ctx context.Context, cf *configFlags, sub, id string, asJSON bool,
 	fmt.Fprintf(stdout, "images: %d total (%d expected), %d submitted, %d skipped%s, %d failed\n",
 		c.ImagesTotal, c.ImagesExpected, c.ImagesSubmitted, c.Skipped(), skipReasons(c.ImagesSkipped), c.ImagesFailed)
 	fmt.Fprintf(stdout, "batches: %d total, %d submitted, %d failed, %d skipped\n", c.BatchesTotal, c.BatchesSubmitted, c.BatchesFailed, c.BatchesSkipped)
+	if r.Drift != nil {
+		fmt.Fprintf(stdout, "listing: %s\n", r.Drift)
+	}
 	if eta := r.ETA(time.Now(), a.Cfg.Scan.RatePeriod); eta > 0 {
 		fmt.Fprintf(stdout, "eta: %s\n", eta.Round(time.Second))
 	}

@@ -173,6 +173,9 @@ func (p *Progress) Update(r *jobs.Run) {
 	if d := r.ETA(now, p.RatePeriod).Round(time.Second); d > 0 {
 		eta = "  ETA " + d.String()
 	}
+	if l := r.Listing(); l != "" {
+		eta += "  (" + l + ")"
+	}
 	if p.TTY {
 		if total == 0 && !r.State.Final() {
 			p.bar = fmt.Sprintf("\r\033[K%s: finding the run's images...", r.State)
@@ -233,6 +236,9 @@ func (p *Progress) Summary(r *jobs.Run) {
 	}
 	fmt.Fprintf(p.W, "  batches: %d total, %d submitted, %d failed, %d skipped (batch size %d)\n",
 		c.BatchesTotal, c.BatchesSubmitted, c.BatchesFailed, c.BatchesSkipped, r.BatchSize)
+	if r.Drift != nil {
+		fmt.Fprintf(p.W, "  listing: %s\n", r.Drift)
+	}
 	if r.Options.DryRun {
 		if d := r.ExpectedDuration(c.ImagesSkipped[jobs.SkipDryRun], p.RatePeriod); d > 0 {
 			fmt.Fprintf(p.W, "  dry run: submitting would take about %s at rate_limit %d/h\n", d.Round(time.Second), r.Request.ImagesPerHour())

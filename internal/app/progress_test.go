@@ -50,3 +50,26 @@ func TestProgressBarAndLogsNeverShareALine(t *testing.T) {
 		t.Errorf("output lacks the log line or the bar:\n%q", s)
 	}
 }
+
+// TestProgressShowsReconciliation: while a run lists its source again the
+// progress line says so (its counts stand still at the total meanwhile),
+// and the summary prints what the passes saw.
+func TestProgressShowsReconciliation(t *testing.T) {
+	var out testkit.Buffer
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := &app.Progress{W: &out, RatePeriod: time.Hour, Now: func() time.Time { return now }}
+	started := now.Add(-time.Minute)
+	r := &jobs.Run{ID: "run-1", State: jobs.StateRunning, StartedAt: &started, Source: jobs.SourceAll,
+		Counters: jobs.Counters{ImagesExpected: 100, ImagesTotal: 100, ImagesSubmitted: 100},
+		Drift:    &jobs.Drift{Passes: 2}}
+	p.Update(r)
+	if !strings.Contains(out.String(), "(reconciliation pass 2)") {
+		t.Errorf("progress during pass 2:\n%s", out.String())
+	}
+	r.State = jobs.StateSucceeded
+	r.Drift = &jobs.Drift{Passes: 3, Found: 12, Disappeared: 4, Gaps: 1}
+	p.Summary(r)
+	if want := "listing: 3 passes, 12 found by reconciliation, 4 disappeared, 1 gap\n"; !strings.Contains(out.String(), want) {
+		t.Errorf("summary lacks %q:\n%s", want, out.String())
+	}
+}
