@@ -83,7 +83,8 @@ func (h *Handler) hssCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	project := r.PathValue("project_id")
 	if h.opts.ProjectID != "" && project != h.opts.ProjectID {
-		writeHSSError(w, r, http.StatusBadRequest, "HSS.0010", "Access denied: the project_id in the path is not the project of these credentials")
+		writeHSSError(w, r, http.StatusBadRequest, "HSS.0010", "Access denied: the project_id in the path is not the project of these credentials "+
+			"(this scanq serves the project of its setting hss.project_id; scanq config show prints it)")
 		return
 	}
 	// The SDK adds X-Project-Id to what it signs; it must agree with the path.

@@ -195,7 +195,7 @@ func TestMonitoringShowsOneLinePerTask(t *testing.T) {
 		} `json:"tasks"`
 	}
 	r.decode(t, &list)
-	if len(list.Tasks) != 1 || list.Tasks[0].Payload != "run r1 · page 0 · batch 4 · 17 images · first team/svc-0:v1" {
+	if len(list.Tasks) != 1 || list.Tasks[0].Payload != "17 images · first team/svc-0:v1 · run r1 · page 0 · batch 4" {
 		t.Fatalf("asynqmon's pending tasks: %+v", list.Tasks)
 	}
 }
