@@ -1,13 +1,12 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/limit"
 	"github.com/scanq/scanq/internal/runs"
@@ -28,11 +27,13 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 	// A batch of a run with no images/hour limit (as this process knows the
 	// run) takes its request token in the same round trip as it reads the
 	// run: nothing waits between the token and the call.
-	var token func() (limit.Decision, error)
-	r, done, err := h.runs.GetForBatch(ctx, b.RunID, seq, func(cached *jobs.Run, pipe redis.Pipeliner) {
-		if cached != nil && cached.Request.ImagesPerHour() == 0 {
-			token = h.limiter.AllowRequestIn(ctx, pipe, h.target.Name, h.target.RequestRate, h.target.RequestBurst)
+	var token *limit.RequestStep
+	r, done, err := h.runs.GetForBatch(ctx, b.RunID, seq, func(cached *jobs.Run) runs.Rider {
+		if cached == nil || cached.Request.ImagesPerHour() != 0 {
+			return nil
 		}
+		token = h.limiter.RequestStep(h.target.Name, h.target.RequestRate, h.target.RequestBurst)
+		return token
 	})
 	if errors.Is(err, runs.ErrNotFound) {
 		return nil
@@ -75,9 +76,9 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 
 	req := &hss.CreateScanTaskRequest{
 		ProjectID:           h.target.ProjectID,
-		EnterpriseProjectID: firstNonEmpty(r.Request.EnterpriseProjectID, h.target.EnterpriseProjectID),
+		EnterpriseProjectID: cmp.Or(r.Request.EnterpriseProjectID, h.target.EnterpriseProjectID),
 		GlobalImageType:     r.Request.ImageType(),
-		Region:              firstNonEmpty(r.Request.Region, h.target.Region),
+		Region:              cmp.Or(r.Request.Region, h.target.Region),
 		Body:                r.Request.ScanTaskBody,
 	}
 	switch {
@@ -121,57 +122,6 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 			return err
 		}
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
-	}
-}
-
-// waitLimits takes the run's image budget and one request of the target's
-// rate. Waits up to MaxInlineWait happen here; longer ones return a
-// *limit.WaitError. It returns how long it waited. token, when not nil, is
-// the decision on a request token asked for already: if it was granted,
-// that is the request's; otherwise (denied, or Redis had lost the script)
-// the request waits as any other.
-func (h *Handlers) waitLimits(ctx context.Context, r *jobs.Run, n int, token func() (limit.Decision, error)) (time.Duration, error) {
-	var waited time.Duration
-	if rl := r.Request.ImagesPerHour(); rl > 0 && n > 0 && !r.Options.DryRun {
-		w, err := h.takeImages(ctx, r.ID, rl, n)
-		if err != nil {
-			return w, err
-		}
-		waited = w
-	}
-	if token != nil {
-		if d, err := token(); err == nil && d.Allowed {
-			h.metrics.LimiterWait("requests", 0)
-			return waited, nil
-		}
-	}
-	w, err := h.waitRequest(ctx)
-	return waited + w, err
-}
-
-// takeImages reserves the next slot of n images in the budget under key
-// (rate images per RatePeriod) and sleeps until it opens. A slot further
-// away than MaxInlineWait is not reserved: the *limit.WaitError it returns
-// brings the task back a little before the slot opens, to reserve it then.
-func (h *Handlers) takeImages(ctx context.Context, key string, rate, n int) (time.Duration, error) {
-	d, err := h.limiter.ReserveImages(ctx, key, rate, h.cfg.RatePeriod, n, h.cfg.MaxInlineWait)
-	if err != nil {
-		return 0, err
-	}
-	if !d.Allowed {
-		return 0, &limit.WaitError{Delay: max(d.RetryAfter-h.cfg.MaxInlineWait/2, 10*time.Millisecond)}
-	}
-	h.metrics.LimiterWait("images", d.RetryAfter)
-	if d.RetryAfter <= 0 {
-		return 0, nil
-	}
-	t := time.NewTimer(d.RetryAfter)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return d.RetryAfter, ctx.Err() // the slot is lost: the fleet sends less, never more
-	case <-t.C:
-		return d.RetryAfter, nil
 	}
 }
 

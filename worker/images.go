@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -91,9 +92,9 @@ func (h *Handlers) handleImageBatch(ctx context.Context, b jobs.ImageBatchPayloa
 		req := b.Params.Request(infos)
 		err := h.hss.CreateScanTask(ctx, &hss.CreateScanTaskRequest{
 			ProjectID:           h.target.ProjectID,
-			EnterpriseProjectID: firstNonEmpty(req.EnterpriseProjectID, h.target.EnterpriseProjectID),
+			EnterpriseProjectID: cmp.Or(req.EnterpriseProjectID, h.target.EnterpriseProjectID),
 			GlobalImageType:     req.ImageType(),
-			Region:              firstNonEmpty(req.Region, h.target.Region),
+			Region:              cmp.Or(req.Region, h.target.Region),
 			Body:                req.ScanTaskBody,
 		})
 		if err == nil {
@@ -117,18 +118,6 @@ func (h *Handlers) handleImageBatch(ctx context.Context, b jobs.ImageBatchPayloa
 		}
 	}
 	return nil
-}
-
-// waitImageLimits is waitLimits for ad-hoc images: their rate_limit budget
-// is shared by their group.
-func (h *Handlers) waitImageLimits(ctx context.Context, b jobs.ImageBatchPayload, rate, n int) error {
-	if rate > 0 {
-		if _, err := h.takeImages(ctx, b.Params.Group(h.target.Name), rate, n); err != nil {
-			return err
-		}
-	}
-	_, err := h.waitRequest(ctx)
-	return err
 }
 
 // pendingFrom returns the items of all from the first of chunk on.

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -581,7 +582,7 @@ func (h *Handlers) waitBacklog(ctx context.Context, r *jobs.Run) (int64, error) 
 		var err error
 		n, err = h.runs.Backlog(ctx, r.ID)
 		if err != nil || n < maxBacklog {
-			return limit.Decision{Allowed: true}, err
+			return limit.Decision{Granted: true}, err
 		}
 		// Expect a batch to finish in one batch's share of the rate budget.
 		// A run with no rate limit asks again soon, then less and less
@@ -592,7 +593,7 @@ func (h *Handlers) waitBacklog(ctx context.Context, r *jobs.Run) (int64, error) 
 		if rl := r.Request.ImagesPerHour(); rl > 0 {
 			wait = time.Duration(float64(n-maxBacklog+1) * float64(r.BatchSize) / float64(rl) * float64(h.cfg.RatePeriod))
 		}
-		return limit.Decision{RetryAfter: wait}, nil
+		return limit.Decision{Wait: wait}, nil
 	})
 	return n, err
 }
@@ -703,8 +704,8 @@ func (h *Handlers) list(ctx context.Context, r *jobs.Run, pass runs.Pass, p int)
 	}
 	q := hss.ListQuery{
 		GlobalImageType:     r.Request.ImageType(),
-		EnterpriseProjectID: firstNonEmpty(r.Request.EnterpriseProjectID, h.target.EnterpriseProjectID),
-		Region:              firstNonEmpty(r.Request.Region, h.target.Region),
+		EnterpriseProjectID: cmp.Or(r.Request.EnterpriseProjectID, h.target.EnterpriseProjectID),
+		Region:              cmp.Or(r.Request.Region, h.target.Region),
 	}
 	if r.Source == jobs.SourceQuery {
 		q.Query = r.Request.QueryInfo
@@ -738,31 +739,6 @@ func (h *Handlers) requestImages(ctx context.Context, r *jobs.Run, offset, n int
 	return h.runs.Images(ctx, r.ID, offset, n)
 }
 
-// waitRequest takes one token of the target's request rate, waiting in
-// process for at most MaxInlineWait; a longer wait returns a *limit.WaitError.
-//
-// With no request rate configured the call still checks the target's 429
-// throttle, which the whole fleet honours.
-func (h *Handlers) waitRequest(ctx context.Context) (time.Duration, error) {
-	waited, err := h.limiter.Wait(ctx, h.cfg.MaxInlineWait, func(ctx context.Context) (limit.Decision, error) {
-		return h.limiter.AllowRequest(ctx, h.target.Name, h.target.RequestRate, h.target.RequestBurst)
-	})
-	h.metrics.LimiterWait("requests", waited)
-	return waited, err
-}
-
-// noteThrottle slows the whole fleet down after a 429.
-func (h *Handlers) noteThrottle(ctx context.Context, err error) {
-	var apiErr *hss.APIError
-	if !errors.As(err, &apiErr) || apiErr.StatusCode != 429 {
-		return
-	}
-	ra, _ := hss.RetryAfter(err)
-	if terr := h.limiter.Throttled(ctx, h.target.Name, ra, h.target.ThrottleCooldown); terr != nil {
-		h.log.WarnContext(ctx, "recording throttle", "err", terr)
-	}
-}
-
 // lastAttempt reports whether a failure of the running task would archive it.
 func lastAttempt(ctx context.Context) bool {
 	n, ok1 := asynq.GetRetryCount(ctx)
@@ -778,11 +754,4 @@ func chunk[T any](s []T, n int) [][]T {
 		s = s[k:]
 	}
 	return out
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

@@ -69,10 +69,10 @@ func (h *Handler) allowCreate(w http.ResponseWriter, r *http.Request, hssFormat 
 		}
 		return false
 	}
-	if d.Allowed {
+	if d.Granted {
 		return true
 	}
-	secs := max(1, int(math.Ceil(d.RetryAfter.Seconds())))
+	secs := max(1, int(math.Ceil(d.Wait.Seconds())))
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	h.log.Info("api: creation over the client's limit", "request_id", requestID(r), "path", r.URL.Path, "retry_after", time.Duration(secs)*time.Second)
 	if hssFormat {

@@ -2,6 +2,7 @@ package hss
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -125,8 +126,8 @@ func defaultHTTPClient() *http.Client {
 func (c *Client) CreateScanTask(ctx context.Context, req *CreateScanTaskRequest) error {
 	const op = "CreateManualImageScanTask"
 	r := *req
-	r.ProjectID = or(r.ProjectID, c.cfg.ProjectID)
-	r.EnterpriseProjectID = or(r.EnterpriseProjectID, c.cfg.EnterpriseProjectID)
+	r.ProjectID = cmp.Or(r.ProjectID, c.cfg.ProjectID)
+	r.EnterpriseProjectID = cmp.Or(r.EnterpriseProjectID, c.cfg.EnterpriseProjectID)
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("hss: %s: %w", op, err)
 	}
@@ -218,7 +219,7 @@ func (c *Client) newRequest(ctx context.Context, cl call) (*http.Request, error)
 	// The SDK sends its operation's content type on every call, GETs too.
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
-	if region := or(cl.region, c.cfg.Region); region != "" {
+	if region := cmp.Or(cl.region, c.cfg.Region); region != "" {
 		req.Header.Set("region", region)
 	}
 	creds := c.cfg.Credentials
@@ -262,11 +263,4 @@ func isTimeout(err error) bool {
 // be reused.
 func drain(r io.Reader) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(r, maxErrorBody))
-}
-
-func or(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

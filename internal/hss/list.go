@@ -1,6 +1,7 @@
 package hss
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"iter"
@@ -123,8 +124,8 @@ func checkPage(offset, limit, minLimit int) error {
 // Empty ProjectID and EnterpriseProjectID come from the Config.
 func (c *Client) ListRegistryImages(ctx context.Context, req *ListRegistryImagesRequest) (*ListRegistryImagesResponse, error) {
 	r := *req
-	r.ProjectID = or(r.ProjectID, c.cfg.ProjectID)
-	r.EnterpriseProjectID = or(r.EnterpriseProjectID, c.cfg.EnterpriseProjectID)
+	r.ProjectID = cmp.Or(r.ProjectID, c.cfg.ProjectID)
+	r.EnterpriseProjectID = cmp.Or(r.EnterpriseProjectID, c.cfg.EnterpriseProjectID)
 	if err := r.Validate(); err != nil {
 		return nil, fmt.Errorf("hss: %s: %w", opListRegistryImages, err)
 	}
@@ -161,8 +162,8 @@ func (c *Client) ListRegistryImages(ctx context.Context, req *ListRegistryImages
 // Empty ProjectID and EnterpriseProjectID come from the Config.
 func (c *Client) ListImageLocal(ctx context.Context, req *ListImageLocalRequest) (*ListImageLocalResponse, error) {
 	r := *req
-	r.ProjectID = or(r.ProjectID, c.cfg.ProjectID)
-	r.EnterpriseProjectID = or(r.EnterpriseProjectID, c.cfg.EnterpriseProjectID)
+	r.ProjectID = cmp.Or(r.ProjectID, c.cfg.ProjectID)
+	r.EnterpriseProjectID = cmp.Or(r.EnterpriseProjectID, c.cfg.EnterpriseProjectID)
 	if err := r.Validate(); err != nil {
 		return nil, fmt.Errorf("hss: %s: %w", opListImageLocal, err)
 	}
@@ -213,7 +214,7 @@ func (c *Client) ListImageScanTasks(ctx context.Context, projectID string, offse
 	q.Set("limit", strconv.Itoa(limit))
 	var resp ListImageScanTasksResponse
 	err := c.do(ctx, call{
-		op: op, method: http.MethodGet, projectID: or(projectID, c.cfg.ProjectID),
+		op: op, method: http.MethodGet, projectID: cmp.Or(projectID, c.cfg.ProjectID),
 		path: "/image/tasks", query: q,
 	}, &resp)
 	if err != nil {

@@ -28,7 +28,7 @@ const (
 	boundBatch  = 10
 )
 
-// attempt is one AllowImages call of a worker: the limiter's clock (server
+// attempt is one allowImages call of a worker: the limiter's clock (server
 // µs) and answer, the batch size, the client clock when the answer arrived
 // (ns, for information), and for grants how late the worker was through no
 // fault of the limiter (µs; see driveImages).
@@ -60,7 +60,7 @@ func parseAttempt(s string) (attempt, error) {
 // Each worker measures, on its own clock, how late its grants were answered
 // compared with an idle machine and an instant network: it would have asked
 // again at the instant its previous grant was sent, or, after a denial,
-// exactly RetryAfter after sending the denied try (sending is no later than
+// exactly the denial's Wait after sending the denied try (sending is no later than
 // the decision on the server, so this never blames the machine for more
 // than it did). The difference is round trips, timer slack,
 // a starved process or server, and the jitter and any oversleeping of Wait.
@@ -83,20 +83,20 @@ func driveImages(ctx context.Context, rdb redis.UniversalClient, runKey string, 
 					n := size(w*1_000_000 + i)
 					_, err := l.Wait(ctx, maxWait, func(ctx context.Context) (Decision, error) {
 						sent := time.Now()
-						d, err := l.AllowImages(ctx, runKey, boundRate, boundPeriod, n)
+						d, err := l.allowImages(ctx, runKey, boundRate, boundPeriod, n)
 						if err != nil {
 							return d, err
 						}
 						now := time.Now()
-						a := attempt{at: d.At.UnixMicro(), n: n, allowed: d.Allowed, retry: d.RetryAfter.Microseconds(), client: now.UnixNano()}
-						if d.Allowed {
+						a := attempt{at: d.At.UnixMicro(), n: n, allowed: d.Granted, retry: d.Wait.Microseconds(), client: now.UnixNano()}
+						if d.Granted {
 							// An idle worker asks again as soon as it has
 							// the answer, which is at once on an instant
 							// network: when this try was sent.
 							a.late = now.Sub(ideal).Microseconds()
 							ideal = sent
 						} else {
-							ideal = sent.Add(d.RetryAfter)
+							ideal = sent.Add(d.Wait)
 						}
 						mu.Lock()
 						attempts = append(attempts, a)
@@ -153,7 +153,7 @@ func (r boundReport) String() string {
 //
 //   - Every answer is exactly what GCRA gives at that instant, replayed in
 //     the order Redis ran them: no try was denied while budget was there,
-//     and no RetryAfter named a later slot than the real one. This is the
+//     and no denial's Wait named a later slot than the real one. This is the
 //     limiter's share of utilisation, checked without any timing slack.
 //   - For every window [s_i, s_j] the images granted in it are at most
 //     R·(s_j-s_i)/P + b, in exact integer arithmetic.

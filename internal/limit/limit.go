@@ -22,21 +22,26 @@
 // A run with rate_limit R images per period P promises: in any window of
 // length T the fleet submits at most R·T/P + b images, where b is the
 // effective batch size (at most one minute of budget, see jobs.EffectiveBatchSize).
-// AllowImages gives a batch of n images the tolerance n/R·P, that is: a batch
-// is allowed once the previous batches of the run have been paid for in
-// time. For grants i..j at server times s_i..s_j the TAT after grant j-1 is
-// at least s_i + (n_i+...+n_{j-1})·P/R and at most s_j, so
+// ReserveImages gives a batch of n images the increment and the tolerance
+// n/R·P, so a batch's slot opens once the earlier batches of the run are
+// paid for: the slot is the run's TAT (or now, if that has passed), and the
+// TAT moves on by n/R·P. For slots s_i..s_j the TAT after slot j-1 is at
+// least s_i + (n_i+...+n_{j-1})·P/R and at most s_j, so
 // n_i+...+n_j <= R·(s_j-s_i)/P + n_j <= R·T/P + b. This needs no knowledge of
-// b, only that every batch respects it, which AllowImages checks against the
-// one-minute cap. With enough work queued a new batch is granted as soon as
-// the previous one is paid for, so utilisation is lost only to the delay
-// between that instant and the next try (a round trip and the wake-up of
-// whoever waits), which is small against a batch interval.
+// b, only that every batch respects it, which ReserveImages checks against
+// the one-minute cap.
+//
+// A batch reserves its slot when the slot opens within the caller's maxWait,
+// and then sleeps until it: each waiter owns its slot, slots follow each
+// other exactly, and no waiters race for one slot, so with enough work
+// queued the run uses its whole budget. A reserved slot the caller does not
+// use (it crashed) is lost: the fleet then submits less, never more. A slot
+// further away is not reserved; the caller comes back for it later.
 //
 // The bound holds on the limiter's clock. Requests reach HSS later by a
 // varying latency d in [0, δ]; measured on arrival, two batches can then look
 // up to δ closer than they were granted. Options.Guard adds a fixed time g to
-// every image grant; with g >= δ the bound holds on arrival as well, at a cost
+// every image slot; with g >= δ the bound holds on arrival as well, at a cost
 // of g per batch interval in utilisation.
 //
 // # Requests and 429s
@@ -44,24 +49,15 @@
 // AllowRequest is a plain GCRA at perSecond with burst tokens per target.
 // Throttled records a 429 for the target: until retryAfter has passed no
 // request is allowed, and for cooldown after that a second GCRA key at half
-// the rate (and half the burst) must allow the request too. The script
+// the rate (and half the burst) must allow the request too. One script
 // consults all three keys and spends tokens only when every one allows, so a
 // denial never burns a token. The throttle record expires at the end of the
-// cooldown and the target recovers by itself.
+// cooldown and the target recovers by itself. RequestStep is the same
+// decision sent in the round trip of another store's reads (see
+// runs.Store.GetForBatch).
 //
-// # Why not redis_rate
-//
-// github.com/go-redis/redis_rate/v10 (v10.0.1) implements the same GCRA and
-// was the first choice; it would work with our go-redis v9.14.1, but reading
-// its source showed it does not fit: it checks one key per call, so the
-// throttle block, the full-rate and the half-rate keys would take three round
-// trips per HSS call, not atomically, and a denial by one key would still
-// have spent a token on another; its key prefix "rate:" is fixed, against
-// Options.Prefix; its burst is fixed per limit, where the images bound is
-// simplest with a tolerance per batch (above); and it keeps the TAT as float
-// seconds and does not return when, on the server clock, a decision was
-// taken, which the tests need to check the bound exactly. The scripts here
-// are its algorithm in integer microseconds with those points fixed.
+// Every reply carries the server time of the decision (Decision.At), which
+// is what the tests check the bound against, exactly.
 //
 // # Keys
 //
@@ -138,13 +134,17 @@ func New(rdb redis.UniversalClient, opts Options) *Limiter {
 	return l
 }
 
-// Decision is the answer to one Allow call.
+// Decision is the limiter's answer to one request for tokens.
 type Decision struct {
-	// Allowed says the tokens were taken and the call may go ahead.
-	Allowed bool
-	// RetryAfter is, when not allowed, how long until the same request
-	// would be allowed if nobody else took tokens first.
-	RetryAfter time.Duration
+	// Granted says the tokens are taken for the caller: it may go ahead
+	// once Wait has passed. Not granted, nothing was taken.
+	Granted bool
+	// Wait is how long the caller waits before going ahead. Granted, it is
+	// the time until the slot reserved for the caller opens: sleep it, then
+	// go (ReserveImages; AllowRequest grants only what is there now, with
+	// Wait 0). Not granted, it is how long until the same request would be
+	// granted if nobody else took tokens first.
+	Wait time.Duration
 	// At is the limiter's clock (Redis TIME) when the decision was taken; the
 	// client clock when no Redis call was needed.
 	At time.Time
@@ -159,21 +159,28 @@ func ceilDiv(a, b int) int {
 	return q
 }
 
-// AllowImages takes n images from the budget of the run runKey, which may
-// submit ratePerPeriod images per period. n must be at least 1 and at most
-// one minute of budget (jobs.EffectiveBatchSize). ratePerPeriod == 0 means no
-// limit: the answer is yes, without a Redis call.
-func (l *Limiter) AllowImages(ctx context.Context, runKey string, ratePerPeriod int, period time.Duration, n int) (Decision, error) {
+// ReserveImages takes n images from the budget of the run runKey, which may
+// submit ratePerPeriod images per period, for a caller that can wait up to
+// maxWait. If the run's next slot for n images opens within maxWait, it is
+// reserved for this caller: Granted, with Wait the time until the slot
+// opens (sleep that long, then submit). Otherwise nothing is reserved, and
+// Wait says when the slot opens. With maxWait 0 a batch is granted only if
+// it may go at once.
+//
+// n must be at least 1 and at most one minute of budget
+// (jobs.EffectiveBatchSize). ratePerPeriod == 0 means no limit: the answer
+// is granted at once, without a Redis call.
+func (l *Limiter) ReserveImages(ctx context.Context, runKey string, ratePerPeriod int, period time.Duration, n int, maxWait time.Duration) (Decision, error) {
 	if ratePerPeriod == 0 {
-		return Decision{Allowed: true, At: l.now()}, nil
+		return Decision{Granted: true, At: l.now()}, nil
 	}
 	inc, err := imageIncrement(ratePerPeriod, period, n)
 	if err != nil {
 		return Decision{}, fmt.Errorf("limit: images for run %q: %w", runKey, err)
 	}
 	inc += l.guard
-	// Tolerance == increment: the batch goes once earlier ones are paid for.
-	res, err := gcraScript.Run(ctx, l.rdb, []string{l.prefix + "images:" + runKey}, inc, inc).Int64Slice()
+	// Tolerance == increment: the slot opens once earlier batches are paid for.
+	res, err := reserveScript.Run(ctx, l.rdb, []string{l.prefix + "images:" + runKey}, inc, inc, max(0, maxWait.Microseconds())).Int64Slice()
 	if err != nil {
 		return Decision{}, fmt.Errorf("limit: images for run %q: redis: %w", runKey, err)
 	}
@@ -219,25 +226,50 @@ func (l *Limiter) AllowRequest(ctx context.Context, target string, perSecond flo
 	return decision(res)
 }
 
-// AllowRequestIn is AllowRequest as one more command of pipe, so that a
-// caller reading other keys takes its token in the same round trip. The
-// function it returns gives the decision once pipe has run. Should Redis
-// have lost the script (a restart), that is an error: AllowRequest, which
-// loads it, is the way on.
-func (l *Limiter) AllowRequestIn(ctx context.Context, pipe redis.Pipeliner, target string, perSecond float64, burst int) func() (Decision, error) {
+// RequestStep is AllowRequest as one command of a round trip that another
+// store sends (runs.Store.GetForBatch reads a run in it), so that taking a
+// request token costs no round trip of its own. Queue adds the command to
+// the pipeline; Decision reads the answer once the pipeline has run.
+type RequestStep struct {
+	l      *Limiter
+	target string
+	args   []any
+	err    error // invalid arguments: nothing is queued
+	cmd    *redis.Cmd
+}
+
+// RequestStep prepares the decision on one request token of target, as
+// AllowRequest takes it; nothing is sent until the step is queued.
+func (l *Limiter) RequestStep(target string, perSecond float64, burst int) *RequestStep {
 	args, err := requestArgs(target, perSecond, burst)
+	return &RequestStep{l: l, target: target, args: args, err: err}
+}
+
+// Queue adds the step to pipe. It sends the script by its hash only: should
+// Redis have lost the script (a restart), Decision reports an error, and
+// AllowRequest, which loads it, is the way on.
+func (s *RequestStep) Queue(ctx context.Context, pipe redis.Pipeliner) {
+	if s.err != nil {
+		return
+	}
+	keys := s.l.targetKeys(s.target)
+	s.cmd = requestScript.EvalSha(ctx, pipe, keys[:], s.args...)
+}
+
+// Decision is the answer to the step, once the pipeline it was queued on
+// has run.
+func (s *RequestStep) Decision() (Decision, error) {
+	switch {
+	case s.err != nil:
+		return Decision{}, s.err
+	case s.cmd == nil:
+		return Decision{}, fmt.Errorf("limit: requests for target %q: the step was never queued", s.target)
+	}
+	res, err := s.cmd.Int64Slice()
 	if err != nil {
-		return func() (Decision, error) { return Decision{}, err }
+		return Decision{}, fmt.Errorf("limit: requests for target %q: redis: %w", s.target, err)
 	}
-	keys := l.targetKeys(target)
-	cmd := requestScript.EvalSha(ctx, pipe, keys[:], args...)
-	return func() (Decision, error) {
-		res, err := cmd.Int64Slice()
-		if err != nil {
-			return Decision{}, fmt.Errorf("limit: requests for target %q: redis: %w", target, err)
-		}
-		return decision(res)
-	}
+	return decision(res)
 }
 
 // requestArgs are the request script's arguments for perSecond and burst.
@@ -284,15 +316,15 @@ func (l *Limiter) targetKeys(target string) [3]string {
 	return [3]string{base + "rate", base + "slow", base + "throttle"}
 }
 
-// decision reads a script reply {allowed, retry µs, now µs}.
+// decision reads a script reply {granted, wait µs, now µs}.
 func decision(res []int64) (Decision, error) {
 	if len(res) != 3 {
 		return Decision{}, errors.New("limit: unexpected script reply of " + strconv.Itoa(len(res)) + " values")
 	}
 	return Decision{
-		Allowed:    res[0] == 1,
-		RetryAfter: time.Duration(res[1]) * time.Microsecond,
-		At:         time.UnixMicro(res[2]),
+		Granted: res[0] == 1,
+		Wait:    time.Duration(res[1]) * time.Microsecond,
+		At:      time.UnixMicro(res[2]),
 	}, nil
 }
 
@@ -305,32 +337,4 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// ReserveImages is AllowImages for a batch that can wait up to maxWait: if
-// the run's next slot for n images opens within maxWait, it is reserved for
-// this caller and Decision.Allowed is true with RetryAfter the time to wait
-// until the slot (sleep that long, then submit); otherwise nothing is
-// reserved and RetryAfter says when the slot opens.
-//
-// A reservation removes the thundering herd of waiters that all wake when a
-// slot opens and all but one go back to sleep: each waiter owns its slot,
-// and slots follow each other exactly, so the run uses its whole budget.
-// A reserved slot the caller does not use (it crashed) is lost: the fleet
-// then submits less, never more. The bound of AllowImages holds for the
-// slots, since each is one grant of the same GCRA.
-func (l *Limiter) ReserveImages(ctx context.Context, runKey string, ratePerPeriod int, period time.Duration, n int, maxWait time.Duration) (Decision, error) {
-	if ratePerPeriod == 0 {
-		return Decision{Allowed: true, At: l.now()}, nil
-	}
-	inc, err := imageIncrement(ratePerPeriod, period, n)
-	if err != nil {
-		return Decision{}, fmt.Errorf("limit: images for run %q: %w", runKey, err)
-	}
-	inc += l.guard
-	res, err := reserveScript.Run(ctx, l.rdb, []string{l.prefix + "images:" + runKey}, inc, inc, max(0, maxWait.Microseconds())).Int64Slice()
-	if err != nil {
-		return Decision{}, fmt.Errorf("limit: images for run %q: redis: %w", runKey, err)
-	}
-	return decision(res)
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/scanq/scanq/internal/redistest"
 )
 
-func TestAllowImagesValidation(t *testing.T) {
+func TestImagesValidation(t *testing.T) {
 	t.Parallel()
 	b := redistest.Mini(t)
 	l := New(b.Client, Options{})
@@ -22,7 +22,7 @@ func TestAllowImagesValidation(t *testing.T) {
 		rate    int
 		period  time.Duration
 		n       int
-		wantErr string // empty: allowed
+		wantErr string // empty: granted
 	}{
 		{"valid", 600, time.Hour, 10, ""},
 		{"negative rate", -1, time.Hour, 1, "rate_limit must be >= 0"},
@@ -37,15 +37,15 @@ func TestAllowImagesValidation(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d, err := l.AllowImages(context.Background(), "run-"+string(rune('a'+i)), tt.rate, tt.period, tt.n)
+			d, err := l.allowImages(context.Background(), "run-"+string(rune('a'+i)), tt.rate, tt.period, tt.n)
 			if tt.wantErr == "" {
-				if err != nil || !d.Allowed {
-					t.Fatalf("AllowImages = %+v, %v; want allowed", d, err)
+				if err != nil || !d.Granted {
+					t.Fatalf("allowImages = %+v, %v; want granted", d, err)
 				}
 				return
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("AllowImages error = %v, want one containing %q", err, tt.wantErr)
+				t.Fatalf("allowImages error = %v, want one containing %q", err, tt.wantErr)
 			}
 			if !strings.Contains(err.Error(), "run-") {
 				t.Errorf("error %q does not name the run", err)
@@ -76,8 +76,8 @@ func TestAllowRequestValidation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d, err := l.AllowRequest(context.Background(), "target-"+tt.name, tt.perSecond, tt.burst)
 			if tt.wantErr == "" {
-				if err != nil || !d.Allowed {
-					t.Fatalf("AllowRequest = %+v, %v; want allowed", d, err)
+				if err != nil || !d.Granted {
+					t.Fatalf("AllowRequest = %+v, %v; want granted", d, err)
 				}
 				return
 			}
@@ -95,7 +95,7 @@ func TestAllowRequestValidation(t *testing.T) {
 }
 
 // TestUnlimitedImagesNeedNoRedis points the limiter at a Redis that is gone:
-// R == 0 must still be allowed, so it cannot have made a call.
+// R == 0 must still be granted, so it cannot have made a call.
 func TestUnlimitedImagesNeedNoRedis(t *testing.T) {
 	t.Parallel()
 	b := redistest.Mini(t)
@@ -104,13 +104,13 @@ func TestUnlimitedImagesNeedNoRedis(t *testing.T) {
 	b.Mini.Close()
 	now := time.Unix(1_700_000_000, 0)
 	l := New(c, Options{Now: func() time.Time { return now }})
-	d, err := l.AllowImages(context.Background(), "run", 0, time.Hour, 100)
-	if err != nil || !d.Allowed || !d.At.Equal(now) {
-		t.Fatalf("AllowImages(R=0) = %+v, %v; want allowed at %s without Redis", d, err, now)
+	d, err := l.allowImages(context.Background(), "run", 0, time.Hour, 100)
+	if err != nil || !d.Granted || !d.At.Equal(now) {
+		t.Fatalf("allowImages(R=0) = %+v, %v; want granted at %s without Redis", d, err, now)
 	}
 	// The same limiter with a limit does need Redis, and says so.
-	if _, err := l.AllowImages(context.Background(), "run", 600, time.Hour, 1); err == nil || !strings.Contains(err.Error(), "redis") {
-		t.Fatalf("AllowImages(R=600) on a closed Redis: error = %v, want a redis error", err)
+	if _, err := l.allowImages(context.Background(), "run", 600, time.Hour, 1); err == nil || !strings.Contains(err.Error(), "redis") {
+		t.Fatalf("allowImages(R=600) on a closed Redis: error = %v, want a redis error", err)
 	}
 }
 
@@ -133,14 +133,14 @@ func (c *clock) advance(d time.Duration) {
 	c.b.Mini.SetTime(c.now)
 }
 
-// expect checks one decision against the allowed flag and exact retry.
-func (c *clock) expect(what string, d Decision, err error, allowed bool, retry time.Duration) {
+// expect checks one decision against the granted flag and the exact wait.
+func (c *clock) expect(what string, d Decision, err error, granted bool, wait time.Duration) {
 	c.t.Helper()
 	if err != nil {
 		c.t.Fatalf("%s: %v", what, err)
 	}
-	if d.Allowed != allowed || d.RetryAfter != retry || !d.At.Equal(c.now) {
-		c.t.Fatalf("%s at +%s: got %+v, want allowed=%v retry=%s at=%s", what, c.now.Sub(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)), d, allowed, retry, c.now)
+	if d.Granted != granted || d.Wait != wait || !d.At.Equal(c.now) {
+		c.t.Fatalf("%s at +%s: got %+v, want granted=%v wait=%s at=%s", what, c.now.Sub(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)), d, granted, wait, c.now)
 	}
 }
 
@@ -150,7 +150,7 @@ func TestImagesOnAControlledClock(t *testing.T) {
 	ctx := context.Background()
 	l := New(c.b.Client, Options{})
 	const rate, period = 600, 6 * time.Second // one image every 10ms
-	allow := func(n int) (Decision, error) { return l.AllowImages(ctx, "run-1", rate, period, n) }
+	allow := func(n int) (Decision, error) { return l.allowImages(ctx, "run-1", rate, period, n) }
 
 	d, err := allow(10)
 	c.expect("first batch", d, err, true, 0)
@@ -175,7 +175,7 @@ func TestImagesOnAControlledClock(t *testing.T) {
 	d, err = allow(10)
 	c.expect("no banked budget", d, err, false, 100*time.Millisecond)
 	// Runs do not share budgets.
-	d, err = l.AllowImages(ctx, "run-2", rate, period, 10)
+	d, err = l.allowImages(ctx, "run-2", rate, period, 10)
 	c.expect("another run", d, err, true, 0)
 	// Keys expire once paid for.
 	c.advance(100 * time.Millisecond)
@@ -188,9 +188,9 @@ func TestImagesGuard(t *testing.T) {
 	t.Parallel()
 	c := newClock(t)
 	l := New(c.b.Client, Options{Guard: 5 * time.Millisecond, Prefix: "other:"})
-	d, err := l.AllowImages(context.Background(), "run", 600, 6*time.Second, 10)
+	d, err := l.allowImages(context.Background(), "run", 600, 6*time.Second, 10)
 	c.expect("first batch", d, err, true, 0)
-	d, err = l.AllowImages(context.Background(), "run", 600, 6*time.Second, 10)
+	d, err = l.allowImages(context.Background(), "run", 600, 6*time.Second, 10)
 	c.expect("second batch", d, err, false, 105*time.Millisecond)
 	if !c.b.Mini.Exists("other:images:run") {
 		t.Errorf("key other:images:run missing; keys: %v", c.b.Mini.Keys())
@@ -341,10 +341,10 @@ func TestRequestsAgainstModel(t *testing.T) {
 				phase = "blocked"
 			}
 			ok, wait := m.allow(now, perSecond, burst)
-			if d.Allowed != ok || d.RetryAfter != time.Duration(wait)*time.Microsecond {
+			if d.Granted != ok || d.Wait != time.Duration(wait)*time.Microsecond {
 				t.Fatalf("%s: limiter said %+v, model says allowed=%v retry=%dµs", phase, d, ok, wait)
 			}
-			if d.Allowed {
+			if d.Granted {
 				phases[phase]++
 			}
 			return phase
@@ -399,7 +399,7 @@ func TestKeysExpire(t *testing.T) {
 		ctx := context.Background()
 		l := New(b.Client, Options{})
 		for i := range 5 {
-			if _, err := l.AllowImages(ctx, "run", 3600, time.Hour, 60); err != nil {
+			if _, err := l.allowImages(ctx, "run", 3600, time.Hour, 60); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := l.AllowRequest(ctx, "target", 0.1, 2); err != nil {
@@ -445,13 +445,13 @@ func benchBackends(b *testing.B, f func(b *testing.B, l *Limiter)) {
 	b.Run("redis", func(b *testing.B) { f(b, New(redistest.Real(b).Client, Options{})) })
 }
 
-// BenchmarkAllowImages measures one decision: a Redis round trip and the
-// script. The rate is high enough that every call is allowed.
-func BenchmarkAllowImages(b *testing.B) {
+// BenchmarkReserveImages measures one decision: a Redis round trip and the
+// script. The rate is high enough that every call is granted at once.
+func BenchmarkReserveImages(b *testing.B) {
 	benchBackends(b, func(b *testing.B, l *Limiter) {
 		ctx := context.Background()
 		for b.Loop() {
-			if _, err := l.AllowImages(ctx, "bench", 1<<40, time.Hour, 1); err != nil {
+			if _, err := l.allowImages(ctx, "bench", 1<<40, time.Hour, 1); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -471,36 +471,40 @@ func BenchmarkAllowRequest(b *testing.B) {
 	})
 }
 
-// TestAllowRequestIn: the step queued on a pipeline decides as AllowRequest
-// does (one token, then a denial with a wait), shares its state, validates
-// the same way, and reports a script Redis lost, which AllowRequest then
-// loads.
-func TestAllowRequestIn(t *testing.T) {
+// TestRequestStep: the step queued on another store's pipeline decides as
+// AllowRequest does (one token, then a denial with a wait), shares its
+// state, validates the same way, says so when it was never queued, and
+// reports a script Redis lost, which AllowRequest then loads.
+func TestRequestStep(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		ctx := context.Background()
 		l := New(b.Client, Options{})
 		in := func(perSecond float64, burst int) (Decision, error) {
 			t.Helper()
+			step := l.RequestStep("t", perSecond, burst)
 			pipe := b.Client.Pipeline()
-			get := pipe.Get(ctx, "other") // the caller's own command
-			decide := l.AllowRequestIn(ctx, pipe, "t", perSecond, burst)
+			get := pipe.Get(ctx, "other") // the other store's own command
+			step.Queue(ctx, pipe)
 			_, _ = pipe.Exec(ctx)
 			if !errors.Is(get.Err(), redis.Nil) {
 				t.Fatalf("the pipeline's other command: %v", get.Err())
 			}
-			return decide()
+			return step.Decision()
 		}
 		if _, err := l.AllowRequest(ctx, "t", 1, 1); err != nil { // loads the script
 			t.Fatal(err)
 		}
-		if d, err := in(1, 1); err != nil || d.Allowed || d.RetryAfter <= 0 {
+		if d, err := in(1, 1); err != nil || d.Granted || d.Wait <= 0 {
 			t.Fatalf("second token at 1/s: %+v, %v; want denied with a wait", d, err)
 		}
-		if d, err := in(0, 0); err != nil || !d.Allowed {
-			t.Fatalf("no rate limit: %+v, %v; want allowed", d, err)
+		if d, err := in(0, 0); err != nil || !d.Granted || d.Wait != 0 {
+			t.Fatalf("no rate limit: %+v, %v; want granted at once", d, err)
 		}
 		if _, err := in(-1, 1); err == nil || !strings.Contains(err.Error(), "requests per second must be") {
 			t.Fatalf("negative rate: %v", err)
+		}
+		if _, err := l.RequestStep("t", 0, 0).Decision(); err == nil || !strings.Contains(err.Error(), "never queued") {
+			t.Fatalf("a step never queued: %v", err)
 		}
 		if err := b.Client.ScriptFlush(ctx).Err(); err != nil {
 			t.Fatal(err)
@@ -508,10 +512,10 @@ func TestAllowRequestIn(t *testing.T) {
 		if _, err := in(0, 0); err == nil || !strings.Contains(err.Error(), "NOSCRIPT") {
 			t.Fatalf("after SCRIPT FLUSH: %v, want NOSCRIPT", err)
 		}
-		if d, err := l.AllowRequest(ctx, "t", 0, 0); err != nil || !d.Allowed {
+		if d, err := l.AllowRequest(ctx, "t", 0, 0); err != nil || !d.Granted {
 			t.Fatalf("AllowRequest after SCRIPT FLUSH: %+v, %v", d, err)
 		}
-		if d, err := in(0, 0); err != nil || !d.Allowed {
+		if d, err := in(0, 0); err != nil || !d.Granted {
 			t.Fatalf("once loaded again: %+v, %v", d, err)
 		}
 	})

@@ -43,11 +43,13 @@ const (
 	jitterFraction = 50 // at most 1/50 of the wait
 )
 
-// Wait calls try until it is allowed, sleeping for the RetryAfter it reports
+// Wait calls try until it is granted, sleeping for the Wait of each denial
 // plus a little jitter, as long as the total stays within maxWait. When the
 // next slot is further away, it returns a *WaitError carrying the delay.
-// waited is the time spent sleeping. Errors of try and of ctx are returned as
-// they are (ctx errors wrapped, so errors.Is works).
+// waited is the time spent sleeping. try grants only what it can have at
+// once, as AllowRequest does: the Wait of a grant is not slept. Errors of try
+// and of ctx are returned as they are (ctx errors wrapped, so errors.Is
+// works).
 func (l *Limiter) Wait(ctx context.Context, maxWait time.Duration, try func(ctx context.Context) (Decision, error)) (waited time.Duration, err error) {
 	for {
 		if err := ctx.Err(); err != nil {
@@ -57,10 +59,10 @@ func (l *Limiter) Wait(ctx context.Context, maxWait time.Duration, try func(ctx 
 		if err != nil {
 			return waited, err
 		}
-		if d.Allowed {
+		if d.Granted {
 			return waited, nil
 		}
-		delay := d.RetryAfter
+		delay := d.Wait
 		if delay <= 0 {
 			// A denial always names a positive delay; be safe against a
 			// try that does not, instead of spinning.

@@ -21,9 +21,9 @@ func (s *script) try(context.Context) (Decision, error) {
 	return d, nil
 }
 
-func deny(d time.Duration) Decision { return Decision{RetryAfter: d} }
+func deny(d time.Duration) Decision { return Decision{Wait: d} }
 
-var allow = Decision{Allowed: true}
+var allow = Decision{Granted: true}
 
 // recorder is an injected Sleep that does not sleep.
 type recorder struct{ slept []time.Duration }
@@ -39,7 +39,7 @@ func TestWait(t *testing.T) {
 		name      string
 		maxWait   time.Duration
 		answers   []Decision
-		wantSleep []time.Duration // the RetryAfter behind each sleep
+		wantSleep []time.Duration // the denial's Wait behind each sleep
 		wantDelay time.Duration   // > 0: a WaitError with this delay
 	}{
 		{"allowed at once", time.Second, []Decision{allow}, nil, 0},
@@ -152,14 +152,14 @@ func TestWaitContext(t *testing.T) {
 		t.Parallel()
 		b := redistest.Mini(t)
 		l := New(b.Client, Options{})
-		if d, err := l.AllowImages(context.Background(), "run", 60, time.Hour, 1); err != nil || !d.Allowed {
+		if d, err := l.allowImages(context.Background(), "run", 60, time.Hour, 1); err != nil || !d.Granted {
 			t.Fatalf("first image: %+v, %v", d, err)
 		}
 		// The next image is a minute away; a 50ms deadline ends the wait.
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
 		_, err := l.Wait(ctx, 2*time.Minute, func(ctx context.Context) (Decision, error) {
-			return l.AllowImages(ctx, "run", 60, time.Hour, 1)
+			return l.allowImages(ctx, "run", 60, time.Hour, 1)
 		})
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Wait = %v, want context.DeadlineExceeded", err)
@@ -175,7 +175,7 @@ func TestWaitOnRedis(t *testing.T) {
 		r := &recorder{}
 		l := New(b.Client, Options{Sleep: r.sleep})
 		ctx := context.Background()
-		try := func(ctx context.Context) (Decision, error) { return l.AllowImages(ctx, "run", 3600, time.Hour, 60) }
+		try := func(ctx context.Context) (Decision, error) { return l.allowImages(ctx, "run", 3600, time.Hour, 60) }
 		if waited, err := l.Wait(ctx, time.Second, try); err != nil || waited != 0 {
 			t.Fatalf("first batch: waited %s, %v", waited, err)
 		}

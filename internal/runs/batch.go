@@ -11,20 +11,29 @@ import (
 	"github.com/scanq/scanq/jobs"
 )
 
+// A Rider is a command of another store on the same Redis that rides on
+// one of this store's round trips. Queue adds it to pipe; the rider reads
+// its own result once the round trip is over.
+type Rider interface {
+	Queue(ctx context.Context, pipe redis.Pipeliner)
+}
+
 // GetForBatch reads what a batch task needs, in one round trip: the run
 // (its record and state; not its counters or errors) and whether batch seq
 // is recorded. A run's record never changes once created, so each process
 // keeps the records it read for a minute, and then reads only the state.
 //
-// also adds the caller's own commands to the same round trip (a rate
-// limiter's step, say); it is given the run as cached, or nil, and reads
-// its own results once GetForBatch returns.
-func (s *Store) GetForBatch(ctx context.Context, id string, seq int64, also func(cached *jobs.Run, pipe redis.Pipeliner)) (r *jobs.Run, done bool, err error) {
+// along, when not nil, is given the run as cached (nil when it is not) and
+// may return a Rider whose command goes in the same round trip: the
+// limiter's request token (limit.RequestStep), say.
+func (s *Store) GetForBatch(ctx context.Context, id string, seq int64, along func(cached *jobs.Run) Rider) (r *jobs.Run, done bool, err error) {
 	now := s.now()
 	cached := s.records.get(id, now)
 	pipe := s.rdb.Pipeline()
-	if also != nil {
-		also(cached, pipe)
+	if along != nil {
+		if rider := along(cached); rider != nil {
+			rider.Queue(ctx, pipe)
+		}
 	}
 	fields := []string{"state"}
 	if cached == nil {

@@ -404,13 +404,13 @@ func TestGetForBatch(t *testing.T) {
 		}
 		var cachedSeen []*jobs.Run
 		read := func(seq int64) (*jobs.Run, bool, error) {
-			var own *redis.StringCmd
-			r, done, err := s.GetForBatch(ctx, "g", seq, func(cached *jobs.Run, pipe redis.Pipeliner) {
+			own := &echo{msg: "mine"}
+			r, done, err := s.GetForBatch(ctx, "g", seq, func(cached *jobs.Run) runs.Rider {
 				cachedSeen = append(cachedSeen, cached)
-				own = pipe.Echo(ctx, "mine")
+				return own
 			})
-			if own.Val() != "mine" {
-				t.Fatalf("the caller's command: %v", own.Err())
+			if own.cmd == nil || own.cmd.Val() != "mine" {
+				t.Fatalf("the caller's command: %v", own.cmd)
 			}
 			return r, done, err
 		}
@@ -431,6 +431,9 @@ func TestGetForBatch(t *testing.T) {
 		if r.State != jobs.StateResolving {
 			t.Fatalf("the first read's run changed to %s", r.State)
 		}
+		if r3, done, err := s.GetForBatch(ctx, "g", 7, func(*jobs.Run) runs.Rider { return nil }); err != nil || !done || r3.State != jobs.StateCancelled {
+			t.Fatalf("a read with no rider: %+v, done %v, %v", r3, done, err)
+		}
 		if err := b.Client.Del(ctx, "scanq:run:{g}").Err(); err != nil {
 			t.Fatal(err)
 		}
@@ -441,6 +444,16 @@ func TestGetForBatch(t *testing.T) {
 		}
 	})
 }
+
+// echo is a runs.Rider that sends ECHO msg.
+type echo struct {
+	msg string
+	cmd *redis.StringCmd
+}
+
+var _ runs.Rider = (*echo)(nil)
+
+func (e *echo) Queue(ctx context.Context, pipe redis.Pipeliner) { e.cmd = pipe.Echo(ctx, e.msg) }
 
 // TestLuaStatesAreJobsStates: the scripts' list of states, whose order
 // numbers the state index's bands, is jobs.States.

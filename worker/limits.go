@@ -1,0 +1,105 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/limit"
+	"github.com/scanq/scanq/jobs"
+)
+
+// How a task passes the fleet's limits (internal/limit) before an HSS call:
+// a run's images per period, the target's requests per second, and the
+// slow-down after a 429. A wait up to MaxInlineWait is slept in the
+// handler; a longer one returns a *limit.WaitError, and the task goes back
+// to its queue as a scheduled copy.
+
+// waitLimits takes the run's image budget and one request of the target's
+// rate. Waits up to MaxInlineWait happen here; longer ones return a
+// *limit.WaitError. It returns how long it waited. token, when not nil, is
+// a request token asked for already (handleBatch): if it was granted, that
+// is the request's; otherwise (denied, or Redis had lost the script) the
+// request waits as any other.
+func (h *Handlers) waitLimits(ctx context.Context, r *jobs.Run, n int, token *limit.RequestStep) (time.Duration, error) {
+	var waited time.Duration
+	if rl := r.Request.ImagesPerHour(); rl > 0 && n > 0 && !r.Options.DryRun {
+		w, err := h.takeImages(ctx, r.ID, rl, n)
+		if err != nil {
+			return w, err
+		}
+		waited = w
+	}
+	if token != nil {
+		if d, err := token.Decision(); err == nil && d.Granted {
+			h.metrics.LimiterWait("requests", 0)
+			return waited, nil
+		}
+	}
+	w, err := h.waitRequest(ctx)
+	return waited + w, err
+}
+
+// takeImages reserves the next slot of n images in the budget under key
+// (rate images per RatePeriod) and sleeps until it opens. A slot further
+// away than MaxInlineWait is not reserved: the *limit.WaitError it returns
+// brings the task back a little before the slot opens, to reserve it then.
+func (h *Handlers) takeImages(ctx context.Context, key string, rate, n int) (time.Duration, error) {
+	d, err := h.limiter.ReserveImages(ctx, key, rate, h.cfg.RatePeriod, n, h.cfg.MaxInlineWait)
+	if err != nil {
+		return 0, err
+	}
+	if !d.Granted {
+		return 0, &limit.WaitError{Delay: max(d.Wait-h.cfg.MaxInlineWait/2, 10*time.Millisecond)}
+	}
+	h.metrics.LimiterWait("images", d.Wait)
+	if d.Wait <= 0 {
+		return 0, nil
+	}
+	t := time.NewTimer(d.Wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return d.Wait, ctx.Err() // the slot is lost: the fleet sends less, never more
+	case <-t.C:
+		return d.Wait, nil
+	}
+}
+
+// waitImageLimits is waitLimits for ad-hoc images: their rate_limit budget
+// is shared by their group.
+func (h *Handlers) waitImageLimits(ctx context.Context, b jobs.ImageBatchPayload, rate, n int) error {
+	if rate > 0 {
+		if _, err := h.takeImages(ctx, b.Params.Group(h.target.Name), rate, n); err != nil {
+			return err
+		}
+	}
+	_, err := h.waitRequest(ctx)
+	return err
+}
+
+// waitRequest takes one token of the target's request rate, waiting in
+// process for at most MaxInlineWait; a longer wait returns a *limit.WaitError.
+//
+// With no request rate configured the call still checks the target's 429
+// throttle, which the whole fleet honours.
+func (h *Handlers) waitRequest(ctx context.Context) (time.Duration, error) {
+	waited, err := h.limiter.Wait(ctx, h.cfg.MaxInlineWait, func(ctx context.Context) (limit.Decision, error) {
+		return h.limiter.AllowRequest(ctx, h.target.Name, h.target.RequestRate, h.target.RequestBurst)
+	})
+	h.metrics.LimiterWait("requests", waited)
+	return waited, err
+}
+
+// noteThrottle slows the whole fleet down after a 429.
+func (h *Handlers) noteThrottle(ctx context.Context, err error) {
+	var apiErr *hss.APIError
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 429 {
+		return
+	}
+	ra, _ := hss.RetryAfter(err)
+	if terr := h.limiter.Throttled(ctx, h.target.Name, ra, h.target.ThrottleCooldown); terr != nil {
+		h.log.WarnContext(ctx, "recording throttle", "err", terr)
+	}
+}
