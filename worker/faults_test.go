@@ -22,7 +22,7 @@ func TestTransientFaultsLoseNothing(t *testing.T) {
 		if err := e.emu.SetFaults(hsstest.Faults{FailRate: 0.2, ThrottleRate: 0.1, Latency: 2 * time.Millisecond}); err != nil {
 			t.Fatal(err)
 		}
-		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{BatchSize: 40, IncludeUnscannable: true})
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{BatchSize: 40, IncludeUnscannable: true})
 		r = e.wait(r.ID, 90*time.Second)
 		if r.State != jobs.StateSucceeded {
 			t.Fatalf("state %s %+v %+v", r.State, r.Counters, r.Errors)
@@ -137,7 +137,7 @@ func TestAuthFailureStopsTheRun(t *testing.T) {
 func TestCancelStopsSubmission(t *testing.T) {
 	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 3000}, cfg: worker.Config{RatePeriod: 10 * time.Second}})
 	// 600 images per 10 s with batches of 10: one call every ~170 ms.
-	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), RateLimit: ptr(int32(600))}}, jobs.Options{IncludeUnscannable: true})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true), RateLimit: new(int32(600))}}, jobs.Options{IncludeUnscannable: true})
 	deadline := time.Now().Add(10 * time.Second)
 	for len(e.emu.Submissions()) < 3 {
 		if time.Now().After(deadline) {
@@ -169,7 +169,7 @@ func TestRequestRateHoldsForEveryCall(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		const perSecond = 40
 		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 1000}, target: worker.Target{Name: "rated", RequestRate: perSecond, RequestBurst: 1}})
-		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{BatchSize: 50, IncludeUnscannable: true})
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{BatchSize: 50, IncludeUnscannable: true})
 		if r = e.wait(r.ID, 30*time.Second); r.State != jobs.StateSucceeded || r.Counters.ImagesSubmitted != 1000 {
 			t.Fatalf("run %s: %+v", r.State, r.Counters)
 		}

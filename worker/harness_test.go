@@ -140,5 +140,3 @@ func (quietLogger) Info(...any)  {}
 func (quietLogger) Warn(...any)  {}
 func (quietLogger) Error(...any) {}
 func (quietLogger) Fatal(...any) {}
-
-func ptr[T any](v T) *T { return &v }

@@ -32,7 +32,7 @@ func TestAdHocImagesAreAggregatedAndTraceable(t *testing.T) {
 		ctx := context.Background()
 		scope := hss.ScanScopeVuln
 		params := jobs.ImageParams{ScanScope: &scope}
-		other := jobs.ImageParams{ScanScope: ptr(hss.ScanScopeAll)}
+		other := jobs.ImageParams{ScanScope: new(hss.ScanScopeAll)}
 		var tickets []string
 		for i := range 12 {
 			p := params

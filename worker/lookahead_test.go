@@ -46,7 +46,7 @@ func TestLookaheadIsBounded(t *testing.T) {
 		var once sync.Once
 		release := func() { once.Do(func() { close(held.release) }) }
 		t.Cleanup(release) // before the worker shuts down
-		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{BatchSize: batch, IncludeUnscannable: true})
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{BatchSize: batch, IncludeUnscannable: true})
 
 		backlog := func() int64 {
 			n, err := e.store.Backlog(t.Context(), r.ID)
@@ -102,7 +102,7 @@ func TestListingRunsAhead(t *testing.T) {
 	// One pass over pages that do not overlap: 12 pages of 200.
 	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 2400}, cfg: worker.Config{ListOverlap: -1, MaxPasses: 1},
 		wrap: func(h worker.HSS) worker.HSS { lister.HSS = h; return lister }})
-	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{IncludeUnscannable: true})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{IncludeUnscannable: true})
 	if r = e.wait(r.ID, 30*time.Second); r.State != jobs.StateSucceeded || r.Counters.ImagesSubmitted != 2400 {
 		t.Fatalf("run %s: %+v", r.State, r.Counters)
 	}

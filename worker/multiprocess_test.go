@@ -160,7 +160,7 @@ func TestRateLimitAcrossProcesses(t *testing.T) {
 	t.Cleanup(emu.Close)
 	startWorkers(t, 3, b, emu, childConfig{Concurrency: 4, Config: worker.Config{RatePeriod: period, MaxInlineWait: time.Second, PagesAhead: 2}})
 	starter, store := producer(t, b)
-	r, err := starter.Start(context.Background(), jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), RateLimit: ptr(int32(rate))}},
+	r, err := starter.Start(context.Background(), jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true), RateLimit: new(int32(rate))}},
 		jobs.Options{BatchSize: 100, IncludeUnscannable: true}, jobs.Trigger{Kind: "cli"})
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +226,7 @@ func TestWorkerKilledMidRun(t *testing.T) {
 	}
 	cmds := startWorkers(t, 3, b, emu, childConfig{Concurrency: concurrency, Config: worker.Config{PagesAhead: 2}})
 	starter, store := producer(t, b)
-	r, err := starter.Start(context.Background(), jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}},
+	r, err := starter.Start(context.Background(), jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}},
 		jobs.Options{BatchSize: batch, IncludeUnscannable: true}, jobs.Trigger{Kind: "cli"})
 	if err != nil {
 		t.Fatal(err)

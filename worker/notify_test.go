@@ -59,7 +59,7 @@ func TestWebhookGetsOneSignedSummaryPerRunEvenAfterA500(t *testing.T) {
 			webhook: worker.Webhook{URL: srv.URL + "/hooks/scanq", Secret: rc.secret, MaxRetry: 5}})
 		var ids []string
 		for range 2 {
-			r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{BatchSize: 10})
+			r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{BatchSize: 10})
 			e.wait(r.ID, 10*time.Second)
 			ids = append(ids, r.ID)
 		}
@@ -108,7 +108,7 @@ func TestWebhookDeliveryDoesNotBlockThePipeline(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }))
 	t.Cleanup(srv.Close)
 	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 20}, webhook: worker.Webhook{URL: srv.URL, Secret: "s", MaxRetry: 3}})
-	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{})
 	if r = e.wait(r.ID, 10*time.Second); r.State != jobs.StateSucceeded {
 		t.Fatal(r.State)
 	}
@@ -167,7 +167,7 @@ func (l *hookLog) snapshot() (int, []string) {
 // the test sees the delivery's outcome itself.
 func deliverNow(t *testing.T, e *env) error {
 	t.Helper()
-	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{})
 	e.wait(r.ID, 10*time.Second)
 	task, err := jobs.NewNotifyTask(r.ID, 0)
 	if err != nil {

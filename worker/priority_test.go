@@ -28,7 +28,7 @@ func (s slowCreates) CreateScanTask(ctx context.Context, req *hss.CreateScanTask
 func TestAdHocRunsAheadOfBulk(t *testing.T) {
 	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 8000},
 		wrap: func(h worker.HSS) worker.HSS { return slowCreates{h} }})
-	bulk := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{BatchSize: 10, Priority: jobs.QueueBulk})
+	bulk := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{BatchSize: 10, Priority: jobs.QueueBulk})
 	var queued int64
 	for deadline := time.Now().Add(20 * time.Second); queued < 30; {
 		var err error

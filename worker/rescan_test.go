@@ -56,7 +56,7 @@ func TestImagesScannedByARunAreSkippedByTheNext(t *testing.T) {
 			t.Fatalf("of %d images run 1 submitted, %d scanned, %d failed", len(first), len(scanned), len(failed))
 		}
 
-		r2 := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}},
+		r2 := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}},
 			jobs.Options{SkipScannedWithin: jobs.Duration(time.Hour), IncludeUnscannable: true})
 		if r2 = e.wait(r2.ID, 30*time.Second); r2.State != jobs.StateSucceeded {
 			t.Fatalf("run 2 %s: %+v", r2.State, r2.Counters)

@@ -74,13 +74,13 @@ func TestSecretsNeverLeak(t *testing.T) {
 		addr := <-ready
 
 		// One run that succeeds, one that HSS refuses (401 on every call).
-		r1, err := a.Starter.Start(ctx, jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptrTo(true)}}, jobs.Options{}, jobs.Trigger{Kind: "cli"})
+		r1, err := a.Starter.Start(ctx, jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{}, jobs.Trigger{Kind: "cli"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		waitFinal(t, a, r1.ID)
 		emu.FailNext(100, 401, "APIGW.0301")
-		r2, err := a.Starter.Start(ctx, jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptrTo(true)}}, jobs.Options{}, jobs.Trigger{Kind: "cli"})
+		r2, err := a.Starter.Start(ctx, jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{}, jobs.Trigger{Kind: "cli"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,5 +171,3 @@ func waitFinal(t *testing.T, a *app.App, id string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
-func ptrTo[T any](v T) *T { return &v }
