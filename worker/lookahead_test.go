@@ -9,6 +9,7 @@ import (
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/jobs"
 	"github.com/scanq/scanq/worker"
 )
@@ -55,14 +56,16 @@ func TestLookaheadIsBounded(t *testing.T) {
 			}
 			return n
 		}
-		var n int64
-		for deadline := time.Now().Add(10 * time.Second); n < want && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-			n = backlog()
+		testkit.Eventually(t, 10*time.Second, func() bool { return backlog() >= want }, "a backlog of %d batches", want)
+		// Then until the page loop has waited its MaxInlineWait for the
+		// backlog to drain and handed the next page back to the queue,
+		// unlisted: nothing lists on while no batch finishes.
+		var deferred *jobs.PagePayload
+		testkit.Eventually(t, 10*time.Second, func() bool { deferred = e.deferredPage(r); return deferred != nil }, "the page task to be deferred")
+		if deferred.Page != want/perPage {
+			t.Fatalf("page %d deferred, want page %d, the first after the bound", deferred.Page, want/perPage)
 		}
-		// Long enough for the page task to go past its inline wait and
-		// come back, had it not stopped.
-		time.Sleep(1500 * time.Millisecond)
-		if n = backlog(); n != want {
+		if n := backlog(); n != want {
 			t.Fatalf("backlog %d batches, want %d: the lookahead is %d pages of %d batches plus %d slots = %d, and a page adds its %d",
 				n, want, pagesAhead, perPage, slots, bound, perPage)
 		}
