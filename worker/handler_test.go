@@ -89,7 +89,7 @@ func (g *handlerRig) start(n int) *jobs.Run {
 // take removes the pending tasks of type typ from queue q and returns them.
 func (g *handlerRig) take(q, typ string) []*asynq.Task {
 	g.t.Helper()
-	infos, err := g.insp.ListPendingTasks(q)
+	infos, err := g.insp.ListPendingTasks(q, asynq.PageSize(100_000)) // one page: the default is 30 tasks
 	if err != nil {
 		g.t.Fatal(err)
 	}

@@ -147,7 +147,7 @@ func (e *env) deferredPage(r *jobs.Run) *jobs.PagePayload {
 	e.t.Helper()
 	var last *jobs.PagePayload
 	for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){e.insp.ListScheduledTasks, e.insp.ListPendingTasks, e.insp.ListActiveTasks} {
-		tasks, err := list(r.Queue)
+		tasks, err := list(r.Queue, asynq.PageSize(100_000)) // one page: the default is 30 tasks
 		if err != nil {
 			e.t.Fatal(err)
 		}
