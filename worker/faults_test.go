@@ -144,12 +144,12 @@ func TestCancelStopsSubmission(t *testing.T) {
 	if _, err := e.starter.Cancel(context.Background(), r.ID); err != nil {
 		t.Fatal(err)
 	}
-	atCancel, processed := len(e.emu.Submissions()), e.queue(r.Queue).Processed
+	atCancel, processed := len(e.emu.Submissions()), e.queue(r.Queue).ProcessedTotal
 	// Every batch left is processed, and finds the run cancelled; only
 	// those running and past their state check at the cancel (one per
 	// worker slot at most) may still land.
 	testkit.Eventually(t, 20*time.Second, func() bool { return e.drained(r.Queue) }, "the run's queue to drain")
-	n, after := len(e.emu.Submissions()), e.queue(r.Queue).Processed-processed
+	n, after := len(e.emu.Submissions()), e.queue(r.Queue).ProcessedTotal-processed
 	t.Logf("%d calls before the cancel, %d landed after it; %d tasks processed after it", atCancel, n-atCancel, after)
 	if n-atCancel > 4 {
 		t.Fatalf("%d submissions after cancel", n-atCancel)
