@@ -14,8 +14,6 @@ import (
 	"github.com/scanq/scanq/internal/hss"
 )
 
-func ptr[T any](v T) *T { return &v }
-
 // TestValidateRules: every rule, with a value it refuses and one it takes,
 // each applied to the valid defaults.
 func TestValidateRules(t *testing.T) {
@@ -211,12 +209,12 @@ func TestValidateRules(t *testing.T) {
 		{sp + ".batch_size", "above max_batch_size", func(c *Config) { sched(c).BatchSize = 101 }},
 		{"", "batch_size 0", func(c *Config) { sched(c).BatchSize = 0 }},
 		{"", "batch_size 100", func(c *Config) { sched(c).BatchSize = 100 }},
-		{sp + ".request.rate_limit", "rate_limit 1001", func(c *Config) { sched(c).Request.RateLimit = ptr[int32](1001) }},
-		{sp + ".request.rate_limit", "rate_limit -1", func(c *Config) { sched(c).Request.RateLimit = ptr[int32](-1) }},
-		{"", "rate_limit 0", func(c *Config) { sched(c).Request.RateLimit = ptr[int32](0) }},
-		{"", "rate_limit 1000", func(c *Config) { sched(c).Request.RateLimit = ptr[int32](hss.MaxRateLimit) }},
-		{sp + ".request.scan_scope", "scan_scope -1", func(c *Config) { sched(c).Request.ScanScope = ptr[int32](-1) }},
-		{"", "scan_scope 0", func(c *Config) { sched(c).Request.ScanScope = ptr[int32](0) }},
+		{sp + ".request.rate_limit", "rate_limit 1001", func(c *Config) { sched(c).Request.RateLimit = new(int32(1001)) }},
+		{sp + ".request.rate_limit", "rate_limit -1", func(c *Config) { sched(c).Request.RateLimit = new(int32(-1)) }},
+		{"", "rate_limit 0", func(c *Config) { sched(c).Request.RateLimit = new(int32(0)) }},
+		{"", "rate_limit 1000", func(c *Config) { sched(c).Request.RateLimit = new(int32(hss.MaxRateLimit)) }},
+		{sp + ".request.scan_scope", "scan_scope -1", func(c *Config) { sched(c).Request.ScanScope = new(int32(-1)) }},
+		{"", "scan_scope 0", func(c *Config) { sched(c).Request.ScanScope = new(int32(0)) }},
 		{sp + ".request.global_image_type", "image type", func(c *Config) { sched(c).Request.GlobalImageType = "cloud" }},
 		{"", "image type local_image", func(c *Config) { sched(c).Request.GlobalImageType = hss.ImageTypeLocalAlias }},
 		{sp + ".request.enterprise_project_id", "eps too long", func(c *Config) { sched(c).Request.EnterpriseProjectID = long(257) }},
@@ -228,9 +226,9 @@ func TestValidateRules(t *testing.T) {
 			sched(c).Request.ImageInfo = []hss.ImageInfo{{ImageName: "nginx", RegistryType: "SwrPrivate"}}
 		}},
 		{sp + ".request.query_info.image_type", "query image_type", func(c *Config) {
-			sched(c).Request.QueryInfo = &hss.QueryInfo{ImageType: ptr("public_image")}
+			sched(c).Request.QueryInfo = &hss.QueryInfo{ImageType: new("public_image")}
 		}},
-		{"", "query image_type", func(c *Config) { sched(c).Request.QueryInfo = &hss.QueryInfo{ImageType: ptr("harbor")} }},
+		{"", "query image_type", func(c *Config) { sched(c).Request.QueryInfo = &hss.QueryInfo{ImageType: new("harbor")} }},
 		{"", "request eps and region", func(c *Config) {
 			sched(c).Request.EnterpriseProjectID, sched(c).Request.Region = "all_granted_eps", "cn-north-4"
 		}},

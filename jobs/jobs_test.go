@@ -10,8 +10,6 @@ import (
 	"github.com/scanq/scanq/jobs"
 )
 
-func ptr[T any](v T) *T { return &v }
-
 func TestEffectiveBatchSize(t *testing.T) {
 	cases := []struct{ requested, def, maxBatch, rate, want int }{
 		{0, 100, 100, 0, 100},   // default, no limit
@@ -37,12 +35,12 @@ func TestSourceOf(t *testing.T) {
 		forward bool
 		want    jobs.Source
 	}{
-		{"is_all", jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, false, jobs.SourceAll},
-		{"is_all wins over image_info", jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), ImageInfo: []hss.ImageInfo{{ImageName: "a"}}}}, false, jobs.SourceAll},
-		{"is_all false with a query", jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(false), QueryInfo: &hss.QueryInfo{}}}, false, jobs.SourceQuery},
+		{"is_all", jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, false, jobs.SourceAll},
+		{"is_all wins over image_info", jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true), ImageInfo: []hss.ImageInfo{{ImageName: "a"}}}}, false, jobs.SourceAll},
+		{"is_all false with a query", jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(false), QueryInfo: &hss.QueryInfo{}}}, false, jobs.SourceQuery},
 		{"images", jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{ImageInfo: []hss.ImageInfo{{ImageName: "a"}}}}, false, jobs.SourceImages},
 		{"nothing selected", jobs.ScanRequest{}, false, jobs.SourceForward},
-		{"forward asked", jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, true, jobs.SourceForward},
+		{"forward asked", jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, true, jobs.SourceForward},
 	}
 	for _, c := range cases {
 		if got := jobs.SourceOf(&c.req, c.forward); got != c.want {
@@ -59,10 +57,10 @@ func TestValidate(t *testing.T) {
 		opts jobs.Options
 		want string // "" = valid
 	}{
-		{"valid", jobs.ScanRequest{GlobalImageType: "local_image", ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{Priority: "bulk"}, ""},
+		{"valid", jobs.ScanRequest{GlobalImageType: "local_image", ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{Priority: "bulk"}, ""},
 		{"bad image type", jobs.ScanRequest{GlobalImageType: "cloud"}, jobs.Options{}, "global_image_type"},
 		{"region too long", jobs.ScanRequest{Region: long}, jobs.Options{}, "region"},
-		{"rate_limit", jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{RateLimit: ptr(int32(1001))}}, jobs.Options{}, "rate_limit"},
+		{"rate_limit", jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{RateLimit: new(int32(1001))}}, jobs.Options{}, "rate_limit"},
 		{"priority", jobs.ScanRequest{}, jobs.Options{Priority: "urgent"}, "priority"},
 		{"batch size", jobs.ScanRequest{}, jobs.Options{BatchSize: -1}, "batch_size"},
 		{"dry forward", jobs.ScanRequest{}, jobs.Options{Forward: true, DryRun: true}, "dry_run"},
@@ -108,7 +106,7 @@ func TestDurationJSON(t *testing.T) {
 func TestETA(t *testing.T) {
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	r := jobs.Run{State: jobs.StateRunning, StartedAt: &start,
-		Request:  jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{RateLimit: ptr(int32(600))}},
+		Request:  jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{RateLimit: new(int32(600))}},
 		Counters: jobs.Counters{ImagesExpected: 1000, ImagesSubmitted: 400}}
 	if got := r.ETA(start.Add(time.Hour), time.Hour); got != time.Hour {
 		t.Fatalf("rate-limited ETA %s, want 1h (600 images at 600/h)", got)

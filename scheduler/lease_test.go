@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/testkit"
 )
 
 // running is a scheduler's Run in a goroutine.
@@ -51,7 +52,7 @@ func TestLeaderElection(t *testing.T) {
 		a := newRig(t, b, nil, lease)
 		c := newRig(t, b, nil, lease)
 		ra, rc := start(t, a.s), start(t, c.s)
-		waitFor(t, func() bool { return a.s.IsLeader() || c.s.IsLeader() }, "a leader")
+		testkit.Eventually(t, 20*time.Second, func() bool { return a.s.IsLeader() || c.s.IsLeader() }, "a leader")
 		leader, follower, rl := a, c, ra
 		if c.s.IsLeader() {
 			leader, follower, rl = c, a, rc
@@ -77,7 +78,7 @@ func TestLeaderElection(t *testing.T) {
 		if got := leaseHolder(t, leader); got == leader.s.Instance() {
 			t.Error("a stopped leader kept its lease")
 		}
-		waitFor(t, follower.s.IsLeader, "the follower to take over")
+		testkit.Eventually(t, 20*time.Second, follower.s.IsLeader, "the follower to take over")
 		if got := leaseHolder(t, follower); got != follower.s.Instance() {
 			t.Errorf("lease held by %q, want %q", got, follower.s.Instance())
 		}
@@ -97,14 +98,14 @@ func TestLeaderCrashFailover(t *testing.T) {
 		a := newRig(t, b, nil, lease)
 		a.s.noRelease = true // as if SIGKILLed
 		ra := start(t, a.s)
-		waitFor(t, a.s.IsLeader, "a to lead")
+		testkit.Eventually(t, 20*time.Second, a.s.IsLeader, "a to lead")
 		c := newRig(t, b, nil, lease)
 		start(t, c.s)
 		ra.stop(t)
 		if got := leaseHolder(t, a); got != a.s.Instance() {
 			t.Fatalf("lease held by %q right after the crash, want the dead leader's", got)
 		}
-		waitFor(t, c.s.IsLeader, "c to take over")
+		testkit.Eventually(t, 20*time.Second, c.s.IsLeader, "c to take over")
 		tm, _ := c.s.currentTerm(time.Now())
 		if tm.prev.IsZero() {
 			t.Error("the new leader does not know until when the dead one was responsible")
@@ -122,11 +123,11 @@ func TestLosingLeaseStopsFiring(t *testing.T) {
 		s.Spec, s.Overlap = "@every 1s", OverlapAllow
 		r := newRig(t, b, nil, time.Second, s)
 		start(t, r.s)
-		waitFor(t, func() bool { return r.m.counts()[0] >= 1 }, "a first tick")
+		testkit.Eventually(t, 20*time.Second, func() bool { return r.m.counts()[0] >= 1 }, "a first tick")
 		if err := b.Client.Set(ctx, r.s.leaseKey(), "intruder", 0).Err(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, func() bool { return !r.s.IsLeader() }, "the leader to notice")
+		testkit.Eventually(t, 20*time.Second, func() bool { return !r.s.IsLeader() }, "the leader to notice")
 		fired := r.m.counts()[0]
 		time.Sleep(2500 * time.Millisecond) // two and a half ticks
 		// One tick may have been past its leadership check when the lease

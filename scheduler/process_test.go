@@ -157,7 +157,7 @@ func TestSchedulerProcesses(t *testing.T) {
 
 	// Phase 1: three replicas; SIGKILL the leader half way.
 	ps := []*proc{startProc(t, b.URL), startProc(t, b.URL), startProc(t, b.URL)}
-	waitFor(t, func() bool { return leaderOf(ps) != nil }, "a leader among the processes")
+	testkit.Eventually(t, 20*time.Second, func() bool { return leaderOf(ps) != nil }, "a leader among the processes")
 	time.Sleep(10 * time.Second)
 	dead := leaderOf(ps)
 	if dead == nil {
@@ -173,7 +173,7 @@ func TestSchedulerProcesses(t *testing.T) {
 		}
 	}
 	var heir *proc
-	waitFor(t, func() bool { heir = leaderOf(alive); return heir != nil }, "another process to take over")
+	testkit.Eventually(t, 20*time.Second, func() bool { heir = leaderOf(alive); return heir != nil }, "another process to take over")
 	takeover := time.Now()
 	t.Logf("pid %d took over %s after the kill (lease %s)", heir.cmd.Process.Pid, takeover.Sub(killedAt).Round(time.Millisecond), procLease)
 	time.Sleep(10 * time.Second)
@@ -190,7 +190,7 @@ func TestSchedulerProcesses(t *testing.T) {
 	time.Sleep(7 * time.Second)
 	restartAt := time.Now()
 	again := startProc(t, b.URL)
-	waitFor(t, func() bool { return leaderOf([]*proc{again}) != nil }, "the restarted process to lead")
+	testkit.Eventually(t, 20*time.Second, func() bool { return leaderOf([]*proc{again}) != nil }, "the restarted process to lead")
 	time.Sleep(5 * time.Second)
 	again.signal(t, syscall.SIGTERM)
 

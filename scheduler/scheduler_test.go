@@ -16,6 +16,7 @@ import (
 
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/runs"
+	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/jobs"
 )
 
@@ -634,7 +635,7 @@ func TestRunWithControlledClock(t *testing.T) {
 	}()
 	for i := 1; i <= 3; i++ {
 		clock.Set(t0.Add(time.Duration(i) * 10 * time.Second))
-		waitFor(t, func() bool { return r.m.counts()[0] == int64(i) }, "tick %d to fire", i)
+		testkit.Eventually(t, 20*time.Second, func() bool { return r.m.counts()[0] == int64(i) }, "tick %d to fire", i)
 	}
 	ticks, _ := scheduleRuns(t, r.store, "e")
 	if len(ticks) != 3 {
@@ -642,18 +643,6 @@ func TestRunWithControlledClock(t *testing.T) {
 	}
 	if !r.s.IsLeader() {
 		t.Error("IsLeader = false for a forced leader")
-	}
-}
-
-// waitFor polls cond; the timeout is generous, a failure means never, not late.
-func waitFor(t testing.TB, cond func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for "+format, args...)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

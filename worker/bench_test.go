@@ -828,7 +828,7 @@ func runPipeline(b testing.TB, n int) phase {
 	sampler := startSampler(ctx, be, true)
 	cpu := startCPU(ctx, be)
 	start := time.Now()
-	r, err := w.starter.Start(ctx, jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), RateLimit: ptr(int32(0))}},
+	r, err := w.starter.Start(ctx, jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true), RateLimit: new(int32(0))}},
 		jobs.Options{BatchSize: benchBatch, IncludeUnscannable: true}, jobs.Trigger{Kind: "cli"})
 	if err != nil {
 		b.Fatalf("starting run: %v", err)
@@ -881,7 +881,7 @@ func runDirect(b testing.TB, n, workers int) phase {
 	var failed atomic.Pointer[error]
 	submit := func(imgs []hss.ImageInfo) {
 		err := client.CreateScanTask(ctx, &hss.CreateScanTaskRequest{ProjectID: project, GlobalImageType: hss.ImageTypeRegistry,
-			Body: hss.ScanTaskBody{RateLimit: ptr(int32(0)), ImageInfo: imgs}})
+			Body: hss.ScanTaskBody{RateLimit: new(int32(0)), ImageInfo: imgs}})
 		if err != nil {
 			failed.CompareAndSwap(nil, &err)
 		}
@@ -952,7 +952,7 @@ func runNaive(b testing.TB, n int) phase {
 				return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
 			}
 			err := client.CreateScanTask(ctx, &hss.CreateScanTaskRequest{ProjectID: project, GlobalImageType: hss.ImageTypeRegistry,
-				Body: hss.ScanTaskBody{RateLimit: ptr(int32(0)), ImageInfo: []hss.ImageInfo{img}}})
+				Body: hss.ScanTaskBody{RateLimit: new(int32(0)), ImageInfo: []hss.ImageInfo{img}}})
 			if err == nil {
 				done.Add(1)
 			}
@@ -1100,7 +1100,7 @@ func backlog1M(b *testing.B) {
 	resetPeakRSS()
 	sampler := startSampler(ctx, be, true)
 	b.StartTimer()
-	r, err := w.starter.Start(ctx, jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), RateLimit: ptr(int32(backlogRate))}},
+	r, err := w.starter.Start(ctx, jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true), RateLimit: new(int32(backlogRate))}},
 		jobs.Options{BatchSize: benchBatch, IncludeUnscannable: true}, jobs.Trigger{Kind: "cli"})
 	if err != nil {
 		b.Fatalf("starting run: %v", err)

@@ -34,7 +34,7 @@ func TestCompletenessUnderChurn(t *testing.T) {
 			e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: images, Seed: seed,
 				Churn: hsstest.Churn{PerList: 20, Max: changes}}})
 			before := e.emu.RegistryImages()
-			r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{IncludeUnscannable: true, BatchSize: 100})
+			r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{IncludeUnscannable: true, BatchSize: 100})
 			r = e.wait(r.ID, 2*time.Minute)
 			if r.State != jobs.StateSucceeded {
 				t.Fatalf("state %s: %+v %+v", r.State, r.Counters, r.Errors)
@@ -98,7 +98,7 @@ func TestCompletenessNeedsReconciliation(t *testing.T) {
 	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: images, Seed: 1,
 		Churn: hsstest.Churn{PerList: 20, Max: changes}}, cfg: worker.Config{MaxPasses: 1, ListOverlap: -1}})
 	before := e.emu.RegistryImages()
-	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{IncludeUnscannable: true, BatchSize: 100})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{IncludeUnscannable: true, BatchSize: 100})
 	e.wait(r.ID, 2*time.Minute)
 	_, removed := e.emu.Churned()
 	gone := map[string]bool{}

@@ -12,6 +12,7 @@ import (
 	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/runs"
+	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/jobs"
 	"github.com/scanq/scanq/worker"
 )
@@ -22,7 +23,7 @@ func TestTransientFaultsLoseNothing(t *testing.T) {
 		if err := e.emu.SetFaults(hsstest.Faults{FailRate: 0.2, ThrottleRate: 0.1, Latency: 2 * time.Millisecond}); err != nil {
 			t.Fatal(err)
 		}
-		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{BatchSize: 40, IncludeUnscannable: true})
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{BatchSize: 40, IncludeUnscannable: true})
 		r = e.wait(r.ID, 90*time.Second)
 		if r.State != jobs.StateSucceeded {
 			t.Fatalf("state %s %+v %+v", r.State, r.Counters, r.Errors)
@@ -121,8 +122,9 @@ func TestAuthFailureStopsTheRun(t *testing.T) {
 	if r.State != jobs.StateFailed || r.StopReason == "" {
 		t.Fatalf("state %s, stop reason %q", r.State, r.StopReason)
 	}
-	// Let queued batches drain, then count calls: far fewer than 50.
-	time.Sleep(500 * time.Millisecond)
+	// Once the batches queued behind the 401 have been processed (each
+	// finds the run failed), count calls: far fewer than 50.
+	testkit.Eventually(t, 10*time.Second, func() bool { return e.drained(r.Queue) }, "the run's queue to drain")
 	calls := e.emu.Stats().Requests[401]
 	if calls >= 50 || calls == 0 {
 		t.Fatalf("%d calls hit the 401 wall, want few", calls)
@@ -137,27 +139,27 @@ func TestAuthFailureStopsTheRun(t *testing.T) {
 func TestCancelStopsSubmission(t *testing.T) {
 	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 3000}, cfg: worker.Config{RatePeriod: 10 * time.Second}})
 	// 600 images per 10 s with batches of 10: one call every ~170 ms.
-	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), RateLimit: ptr(int32(600))}}, jobs.Options{IncludeUnscannable: true})
-	deadline := time.Now().Add(10 * time.Second)
-	for len(e.emu.Submissions()) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("no submissions")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true), RateLimit: new(int32(600))}}, jobs.Options{IncludeUnscannable: true})
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(e.emu.Submissions()) >= 3 }, "3 submissions")
 	if _, err := e.starter.Cancel(context.Background(), r.ID); err != nil {
 		t.Fatal(err)
 	}
-	// A batch that had passed the state check may still land.
-	time.Sleep(100 * time.Millisecond)
-	atCancel := len(e.emu.Submissions())
-	time.Sleep(time.Second)
-	if n := len(e.emu.Submissions()); n != atCancel {
+	atCancel, processed := len(e.emu.Submissions()), e.queue(r.Queue).ProcessedTotal
+	// Every batch left is processed, and finds the run cancelled; only
+	// those running and past their state check at the cancel (one per
+	// worker slot at most) may still land.
+	testkit.Eventually(t, 20*time.Second, func() bool { return e.drained(r.Queue) }, "the run's queue to drain")
+	n, after := len(e.emu.Submissions()), e.queue(r.Queue).ProcessedTotal-processed
+	t.Logf("%d calls before the cancel, %d landed after it; %d tasks processed after it", atCancel, n-atCancel, after)
+	if n-atCancel > 4 {
 		t.Fatalf("%d submissions after cancel", n-atCancel)
 	}
+	if after < 10 {
+		t.Fatalf("only %d tasks were processed after the cancel: nothing shows that later batches stay away from HSS", after)
+	}
 	r, _ = e.store.Get(context.Background(), r.ID)
-	if r.State != jobs.StateCancelled || r.Counters.ImagesSubmitted != int64(atCancel*10) {
-		t.Fatalf("%s %+v, %d calls", r.State, r.Counters, atCancel)
+	if r.State != jobs.StateCancelled || r.Counters.ImagesSubmitted != int64(n*10) {
+		t.Fatalf("%s %+v, %d calls", r.State, r.Counters, n)
 	}
 }
 
@@ -169,7 +171,7 @@ func TestRequestRateHoldsForEveryCall(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		const perSecond = 40
 		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 1000}, target: worker.Target{Name: "rated", RequestRate: perSecond, RequestBurst: 1}})
-		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{BatchSize: 50, IncludeUnscannable: true})
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{BatchSize: 50, IncludeUnscannable: true})
 		if r = e.wait(r.ID, 30*time.Second); r.State != jobs.StateSucceeded || r.Counters.ImagesSubmitted != 1000 {
 			t.Fatalf("run %s: %+v", r.State, r.Counters)
 		}

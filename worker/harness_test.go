@@ -2,6 +2,8 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"log/slog"
 	"os"
 	"testing"
@@ -30,6 +32,7 @@ type env struct {
 	starter *runs.Starter
 	h       *worker.Handlers
 	srv     *asynq.Server
+	insp    *asynq.Inspector
 }
 
 type envOpts struct {
@@ -74,7 +77,7 @@ func newEnv(t *testing.T, b *redistest.Backend, o envOpts) *env {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	h := worker.New(o.cfg, o.target, worker.Deps{Runs: store, HSS: api, Limiter: limit.New(b.Client, limit.Options{}), Client: ac, Logger: logger, Webhook: o.webhook})
-	e := &env{t: t, b: b, emu: emu, client: client, store: store, h: h,
+	e := &env{t: t, b: b, emu: emu, client: client, store: store, h: h, insp: asynq.NewInspectorFromRedisClient(b.Client),
 		starter: &runs.Starter{Store: store, Client: ac, Target: "default", BatchSize: 100, MaxBatchSize: 100}}
 	e.start(4)
 	t.Cleanup(func() { _ = ac.Close() })
@@ -105,6 +108,58 @@ func (e *env) startRun(req jobs.ScanRequest, opts jobs.Options) *jobs.Run {
 func (e *env) wait(id string, limit time.Duration) *jobs.Run {
 	e.t.Helper()
 	return waitRun(e.t, e.store, id, limit)
+}
+
+// queue returns the counts of queue q's tasks by state.
+func (e *env) queue(q string) *asynq.QueueInfo {
+	e.t.Helper()
+	info, err := e.insp.GetQueueInfo(q)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return info
+}
+
+// drained reports whether queue q has no task waiting, running or due
+// to run: every task it had has been processed (or archived).
+func (e *env) drained(q string) bool {
+	i := e.queue(q)
+	return i.Pending+i.Active+i.Scheduled+i.Retry == 0
+}
+
+// taskState is the state of task id in queue q; 0 if there is no such task.
+func (e *env) taskState(q, id string) asynq.TaskState {
+	e.t.Helper()
+	ti, err := e.insp.GetTaskInfo(q, id)
+	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		return 0
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ti.State
+}
+
+// deferredPage returns the payload of run r's page task deferred most
+// often (jobs.PagePayload.Deferred) that is queued, due or running, or nil
+// if none was ever deferred.
+func (e *env) deferredPage(r *jobs.Run) *jobs.PagePayload {
+	e.t.Helper()
+	var last *jobs.PagePayload
+	for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){e.insp.ListScheduledTasks, e.insp.ListPendingTasks, e.insp.ListActiveTasks} {
+		tasks, err := list(r.Queue, asynq.PageSize(100_000)) // one page: the default is 30 tasks
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		for _, ti := range tasks {
+			var p jobs.PagePayload
+			if ti.Type == jobs.TypePage && json.Unmarshal(ti.Payload, &p) == nil && p.RunID == r.ID && p.Deferred > 0 &&
+				(last == nil || p.Deferred > last.Deferred) {
+				last = &p
+			}
+		}
+	}
+	return last
 }
 
 // submitted returns how often each image key reached HSS, and the batch sizes.
@@ -140,5 +195,3 @@ func (quietLogger) Info(...any)  {}
 func (quietLogger) Warn(...any)  {}
 func (quietLogger) Error(...any) {}
 func (quietLogger) Fatal(...any) {}
-
-func ptr[T any](v T) *T { return &v }

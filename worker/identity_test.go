@@ -130,7 +130,7 @@ func TestNotScannableImagesAreSkipped(t *testing.T) {
 		if len(unscannable) == 0 {
 			t.Fatal("the inventory has no image that cannot be scanned")
 		}
-		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{})
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{})
 		r = e.wait(r.ID, 30*time.Second)
 		seen, _ := e.submitted()
 		for k := range unscannable {
@@ -144,7 +144,7 @@ func TestNotScannableImagesAreSkipped(t *testing.T) {
 		checkCountersAddUp(t, r)
 
 		before := len(e.emu.Submissions())
-		r = e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{IncludeUnscannable: true})
+		r = e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{IncludeUnscannable: true})
 		r = e.wait(r.ID, 30*time.Second)
 		n := 0
 		for _, s := range e.emu.Submissions()[before:] {

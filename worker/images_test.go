@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/jobs"
 	"github.com/scanq/scanq/worker"
 )
@@ -32,7 +34,7 @@ func TestAdHocImagesAreAggregatedAndTraceable(t *testing.T) {
 		ctx := context.Background()
 		scope := hss.ScanScopeVuln
 		params := jobs.ImageParams{ScanScope: &scope}
-		other := jobs.ImageParams{ScanScope: ptr(hss.ScanScopeAll)}
+		other := jobs.ImageParams{ScanScope: new(hss.ScanScopeAll)}
 		var tickets []string
 		for i := range 12 {
 			p := params
@@ -47,26 +49,14 @@ func TestAdHocImagesAreAggregatedAndTraceable(t *testing.T) {
 		}
 		// GroupMaxSize is 5 in the harness: 10 images of one group go in
 		// calls of 5, the 2 of the other group in one call after the grace.
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			states, err := e.store.TicketStates(ctx, tickets)
-			if err != nil {
+		var states []string
+		testkit.Eventually(t, 20*time.Second, func() bool {
+			var err error
+			if states, err = e.store.TicketStates(ctx, tickets); err != nil {
 				t.Fatal(err)
 			}
-			done := 0
-			for _, s := range states {
-				if s == jobs.TicketSubmitted {
-					done++
-				}
-			}
-			if done == len(tickets) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("tickets %v", states)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return !slices.ContainsFunc(states, func(s string) bool { return s != jobs.TicketSubmitted })
+		}, "every ticket to be submitted")
 		subs := e.emu.Submissions()
 		if len(subs) != 3 {
 			t.Fatalf("%d calls, want 3 (5 + 5 + 2)", len(subs))
@@ -112,22 +102,15 @@ func TestAdHocImageFailureIsRecordedOnItsTicket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got, err := e.store.Ticket(ctx, tk.Ticket)
-		if err != nil {
+	var got *jobs.ImageTicket
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		if got, err = e.store.Ticket(ctx, tk.Ticket); err != nil {
 			t.Fatal(err)
 		}
-		if got.State == jobs.TicketFailed {
-			if got.Error == nil || got.Error.Code != "HSS.0001" || got.BatchID == "" {
-				t.Fatalf("ticket %+v", got)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ticket still %s", got.State)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return got.State == jobs.TicketFailed
+	}, "the ticket to fail")
+	if got.Error == nil || got.Error.Code != "HSS.0001" || got.BatchID == "" {
+		t.Fatalf("ticket %+v", got)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/jobs"
 	"github.com/scanq/scanq/worker"
 )
@@ -46,7 +47,7 @@ func TestLookaheadIsBounded(t *testing.T) {
 		var once sync.Once
 		release := func() { once.Do(func() { close(held.release) }) }
 		t.Cleanup(release) // before the worker shuts down
-		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{BatchSize: batch, IncludeUnscannable: true})
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{BatchSize: batch, IncludeUnscannable: true})
 
 		backlog := func() int64 {
 			n, err := e.store.Backlog(t.Context(), r.ID)
@@ -55,14 +56,16 @@ func TestLookaheadIsBounded(t *testing.T) {
 			}
 			return n
 		}
-		var n int64
-		for deadline := time.Now().Add(10 * time.Second); n < want && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-			n = backlog()
+		testkit.Eventually(t, 10*time.Second, func() bool { return backlog() >= want }, "a backlog of %d batches", want)
+		// Then until the page loop has waited its MaxInlineWait for the
+		// backlog to drain and handed the next page back to the queue,
+		// unlisted: nothing lists on while no batch finishes.
+		var deferred *jobs.PagePayload
+		testkit.Eventually(t, 10*time.Second, func() bool { deferred = e.deferredPage(r); return deferred != nil }, "the page task to be deferred")
+		if deferred.Page != want/perPage {
+			t.Fatalf("page %d deferred, want page %d, the first after the bound", deferred.Page, want/perPage)
 		}
-		// Long enough for the page task to go past its inline wait and
-		// come back, had it not stopped.
-		time.Sleep(1500 * time.Millisecond)
-		if n = backlog(); n != want {
+		if n := backlog(); n != want {
 			t.Fatalf("backlog %d batches, want %d: the lookahead is %d pages of %d batches plus %d slots = %d, and a page adds its %d",
 				n, want, pagesAhead, perPage, slots, bound, perPage)
 		}
@@ -102,7 +105,7 @@ func TestListingRunsAhead(t *testing.T) {
 	// One pass over pages that do not overlap: 12 pages of 200.
 	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 2400}, cfg: worker.Config{ListOverlap: -1, MaxPasses: 1},
 		wrap: func(h worker.HSS) worker.HSS { lister.HSS = h; return lister }})
-	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{IncludeUnscannable: true})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{IncludeUnscannable: true})
 	if r = e.wait(r.ID, 30*time.Second); r.State != jobs.StateSucceeded || r.Counters.ImagesSubmitted != 2400 {
 		t.Fatalf("run %s: %+v", r.State, r.Counters)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/scanq/scanq/internal/limit"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/runs"
+	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/jobs"
 	"github.com/scanq/scanq/worker"
 )
@@ -123,20 +124,22 @@ func producer(t *testing.T, b *redistest.Backend) (*runs.Starter, *runs.Store) {
 // waitRun polls run id until it is final, failing the test after limit.
 func waitRun(t testing.TB, store *runs.Store, id string, limit time.Duration) *jobs.Run {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		r, err := store.Get(context.Background(), id)
-		if err != nil {
+	var r *jobs.Run
+	final := false
+	defer func() { // on a timeout
+		if !final && r != nil {
+			t.Logf("run %s last seen %s %+v", id, r.State, r.Counters)
+		}
+	}()
+	testkit.Eventually(t, limit, func() bool {
+		var err error
+		if r, err = store.Get(context.Background(), id); err != nil {
 			t.Fatal(err)
 		}
-		if r.State.Final() {
-			return r
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s not finished after %s: %s %+v", id, limit, r.State, r.Counters)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return r.State.Final()
+	}, "run %s to finish", id)
+	final = true
+	return r
 }
 
 // TestRateLimitAcrossProcesses: three worker processes share one run's
@@ -160,7 +163,7 @@ func TestRateLimitAcrossProcesses(t *testing.T) {
 	t.Cleanup(emu.Close)
 	startWorkers(t, 3, b, emu, childConfig{Concurrency: 4, Config: worker.Config{RatePeriod: period, MaxInlineWait: time.Second, PagesAhead: 2}})
 	starter, store := producer(t, b)
-	r, err := starter.Start(context.Background(), jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), RateLimit: ptr(int32(rate))}},
+	r, err := starter.Start(context.Background(), jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true), RateLimit: new(int32(rate))}},
 		jobs.Options{BatchSize: 100, IncludeUnscannable: true}, jobs.Trigger{Kind: "cli"})
 	if err != nil {
 		t.Fatal(err)
@@ -226,18 +229,12 @@ func TestWorkerKilledMidRun(t *testing.T) {
 	}
 	cmds := startWorkers(t, 3, b, emu, childConfig{Concurrency: concurrency, Config: worker.Config{PagesAhead: 2}})
 	starter, store := producer(t, b)
-	r, err := starter.Start(context.Background(), jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}},
+	r, err := starter.Start(context.Background(), jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}},
 		jobs.Options{BatchSize: batch, IncludeUnscannable: true}, jobs.Trigger{Kind: "cli"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for len(emu.Submissions()) < 30 {
-		if time.Now().After(deadline) {
-			t.Fatal("run did not get going")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, 30*time.Second, func() bool { return len(emu.Submissions()) >= 30 }, "the run to get going (30 calls)")
 	if err := cmds[0].Process.Kill(); err != nil {
 		t.Fatal(err)
 	}

@@ -11,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/jobs"
 	"github.com/scanq/scanq/worker"
 )
@@ -59,24 +61,16 @@ func TestWebhookGetsOneSignedSummaryPerRunEvenAfterA500(t *testing.T) {
 			webhook: worker.Webhook{URL: srv.URL + "/hooks/scanq", Secret: rc.secret, MaxRetry: 5}})
 		var ids []string
 		for range 2 {
-			r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{BatchSize: 10})
+			r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{BatchSize: 10})
 			e.wait(r.ID, 10*time.Second)
 			ids = append(ids, r.ID)
 		}
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			rc.mu.Lock()
-			n := len(rc.good)
-			rc.mu.Unlock()
-			if n >= 2 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("webhook got %d good deliveries of 2 (%d calls, %d bad signatures)", n, rc.calls, rc.badSig)
-			}
-			time.Sleep(50 * time.Millisecond)
+		// Once each run's webhook task is completed (kept, so a second
+		// enqueue of it is refused), no delivery of it can come.
+		for _, id := range ids {
+			testkit.Eventually(t, 20*time.Second, func() bool { return e.taskState(jobs.QueueDefault, jobs.NotifyTaskID(id)) == asynq.TaskStateCompleted },
+				"the webhook task of run %s to complete", id)
 		}
-		time.Sleep(300 * time.Millisecond) // a duplicate would show up by now
 		rc.mu.Lock()
 		defer rc.mu.Unlock()
 		if len(rc.good) != 2 || rc.badSig != 0 {
@@ -103,14 +97,70 @@ func TestWebhookGetsOneSignedSummaryPerRunEvenAfterA500(t *testing.T) {
 	})
 }
 
+// heldReceiver is a webhook endpoint that holds every delivery until
+// released, and says which run each is for as it arrives.
+type heldReceiver struct {
+	arrived chan string
+	release chan struct{}
+}
+
+func (h *heldReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var ev worker.RunEvent
+	_ = json.NewDecoder(r.Body).Decode(&ev)
+	h.arrived <- ev.ID
+	select {
+	case <-h.release:
+	case <-r.Context().Done():
+	}
+}
+
+// TestWebhookDeliveryDoesNotBlockThePipeline: while the receiver holds a
+// run's delivery, the task that finished the run is done (the delivery is
+// a task of its own), and the next run goes from start to end.
 func TestWebhookDeliveryDoesNotBlockThePipeline(t *testing.T) {
-	// A receiver that never answers 2xx: runs still finish.
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }))
+	h := &heldReceiver{arrived: make(chan string, 10), release: make(chan struct{})}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 20}, webhook: worker.Webhook{URL: srv.URL, Secret: "s", MaxRetry: 3}})
-	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{})
-	if r = e.wait(r.ID, 10*time.Second); r.State != jobs.StateSucceeded {
+	// No client timeout: a delivery is held for as long as the receiver
+	// holds it.
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 20},
+		webhook: worker.Webhook{URL: srv.URL, Secret: "s", MaxRetry: 3, Client: &http.Client{}}})
+	var once sync.Once
+	release := func() { once.Do(func() { close(h.release) }) }
+	t.Cleanup(release) // before the worker shuts down
+
+	held := func(want string) {
+		t.Helper()
+		select {
+		case id := <-h.arrived:
+			if id != want {
+				t.Fatalf("delivery for run %s, want %s", id, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no delivery for run %s", want)
+		}
+	}
+	opts := jobs.Options{Priority: jobs.QueueCritical} // the webhook's queue is another
+	r1 := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, opts)
+	if r := e.wait(r1.ID, 10*time.Second); r.State != jobs.StateSucceeded {
 		t.Fatal(r.State)
+	}
+	held(r1.ID)
+	// The receiver holds run 1's delivery now.
+	testkit.Eventually(t, 10*time.Second, func() bool { return e.drained(r1.Queue) },
+		"every task of run 1 to be done while its webhook is held")
+	if st := e.taskState(jobs.QueueDefault, jobs.NotifyTaskID(r1.ID)); st != asynq.TaskStateActive {
+		t.Fatalf("run 1's webhook task is %v while the receiver holds it, want active", st)
+	}
+	r2 := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, opts)
+	if r := e.wait(r2.ID, 10*time.Second); r.State != jobs.StateSucceeded {
+		t.Fatalf("run 2 while run 1's webhook is held: %s", r.State)
+	}
+	held(r2.ID)
+	release()
+	for _, id := range []string{r1.ID, r2.ID} {
+		testkit.Eventually(t, 10*time.Second, func() bool { return e.taskState(jobs.QueueDefault, jobs.NotifyTaskID(id)) == asynq.TaskStateCompleted },
+			"the webhook task of run %s to complete once released", id)
 	}
 }
 
@@ -167,7 +217,7 @@ func (l *hookLog) snapshot() (int, []string) {
 // the test sees the delivery's outcome itself.
 func deliverNow(t *testing.T, e *env) error {
 	t.Helper()
-	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{})
 	e.wait(r.ID, 10*time.Second)
 	task, err := jobs.NewNotifyTask(r.ID, 0)
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 func TestIsAllSubmitsEveryImageOnceInBoundedBatches(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 1234}})
-		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), ScanScope: ptr(hss.ScanScopeAll)}}, jobs.Options{BatchSize: 50, IncludeUnscannable: true})
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true), ScanScope: new(hss.ScanScopeAll)}}, jobs.Options{BatchSize: 50, IncludeUnscannable: true})
 		r = e.wait(r.ID, 30*time.Second)
 		if r.State != jobs.StateSucceeded {
 			t.Fatalf("state %s: %+v %+v", r.State, r.Counters, r.Errors)
@@ -99,7 +99,7 @@ func TestImageInfoIsCutIntoBatches(t *testing.T) {
 		imgs = append(imgs, hss.ImageInfo{Namespace: "team", ImageName: "app", ImageVersion: string(rune('a' + i))})
 	}
 	imgs = append(imgs, imgs[2]) // named twice: submitted once
-	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{ImageInfo: imgs, RateLimit: ptr(int32(0))}}, jobs.Options{BatchSize: 3})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{ImageInfo: imgs, RateLimit: new(int32(0))}}, jobs.Options{BatchSize: 3})
 	r = e.wait(r.ID, 10*time.Second)
 	seen, sizes := e.submitted()
 	if len(seen) != 7 || len(sizes) != 3 {
@@ -118,7 +118,7 @@ func TestImageInfoIsCutIntoBatches(t *testing.T) {
 
 func TestDryRunSubmitsNothing(t *testing.T) {
 	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 450}})
-	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), RateLimit: ptr(int32(600))}}, jobs.Options{DryRun: true, IncludeUnscannable: true})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true), RateLimit: new(int32(600))}}, jobs.Options{DryRun: true, IncludeUnscannable: true})
 	r = e.wait(r.ID, 10*time.Second)
 	if n := len(e.emu.Submissions()); n != 0 {
 		t.Fatalf("dry run made %d submissions", n)
@@ -147,7 +147,7 @@ func TestSkipScannedWithin(t *testing.T) {
 		}
 		recent[jobs.ImageKey(img.ImageInfo())] = true
 	}
-	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{SkipScannedWithin: jobs.Duration(time.Hour), IncludeUnscannable: true})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{SkipScannedWithin: jobs.Duration(time.Hour), IncludeUnscannable: true})
 	r = e.wait(r.ID, 10*time.Second)
 	seen, _ := e.submitted()
 	for k := range recent {
@@ -198,7 +198,7 @@ func runSubmitsEachOnce(t *testing.T, b *redistest.Backend, lister interface {
 		cfg:  cfg,
 		wrap: func(h worker.HSS) worker.HSS { lister.wrap(h); return lister },
 	})
-	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{IncludeUnscannable: true})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{IncludeUnscannable: true})
 	r = e.wait(r.ID, 10*time.Second)
 	seen, _ := e.submitted()
 	for k, n := range seen {
@@ -303,7 +303,7 @@ func TestShiftPastTheOverlapIsReconciled(t *testing.T) {
 			wrap: func(h worker.HSS) worker.HSS { lister.wrap(h); return lister },
 		})
 		lister.remove = e.emu.RemoveRegistryImage
-		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{IncludeUnscannable: true})
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{IncludeUnscannable: true})
 		r = e.wait(r.ID, 30*time.Second)
 		if r.State != jobs.StateSucceeded {
 			t.Fatalf("state %s: %+v %+v", r.State, r.Counters, r.Errors)
@@ -337,7 +337,7 @@ func TestShiftPastTheOverlapIsReconciled(t *testing.T) {
 
 func TestForwardSendsTheRequestUnexpanded(t *testing.T) {
 	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 50}})
-	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true), RateLimit: ptr(int32(100))}}, jobs.Options{Forward: true, IncludeUnscannable: true})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true), RateLimit: new(int32(100))}}, jobs.Options{Forward: true, IncludeUnscannable: true})
 	r = e.wait(r.ID, 10*time.Second)
 	subs := e.emu.Submissions()
 	if len(subs) != 1 || subs[0].Body.IsAll == nil || !*subs[0].Body.IsAll || len(subs[0].Body.ImageInfo) != 0 {

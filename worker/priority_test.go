@@ -8,6 +8,7 @@ import (
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/jobs"
 	"github.com/scanq/scanq/worker"
 )
@@ -28,18 +29,15 @@ func (s slowCreates) CreateScanTask(ctx context.Context, req *hss.CreateScanTask
 func TestAdHocRunsAheadOfBulk(t *testing.T) {
 	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 8000},
 		wrap: func(h worker.HSS) worker.HSS { return slowCreates{h} }})
-	bulk := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{BatchSize: 10, Priority: jobs.QueueBulk})
+	bulk := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{BatchSize: 10, Priority: jobs.QueueBulk})
 	var queued int64
-	for deadline := time.Now().Add(20 * time.Second); queued < 30; {
+	testkit.Eventually(t, 20*time.Second, func() bool {
 		var err error
 		if queued, err = e.store.Backlog(t.Context(), bulk.ID); err != nil {
 			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("bulk backlog only %d batches", queued)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		return queued >= 30
+	}, "a bulk backlog of 30 batches")
 	start := len(e.emu.Submissions())
 	var imgs []hss.ImageInfo
 	for i := range 50 {

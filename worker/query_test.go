@@ -25,7 +25,7 @@ func TestScanStatusTheListCannotFilterIsAppliedByScanq(t *testing.T) {
 				}
 			}
 			before := len(e.emu.Submissions())
-			r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{QueryInfo: &hss.QueryInfo{ScanStatus: ptr(status)}}},
+			r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{QueryInfo: &hss.QueryInfo{ScanStatus: new(status)}}},
 				jobs.Options{IncludeUnscannable: true})
 			r = e.wait(r.ID, 30*time.Second)
 			got := map[string]int{}
@@ -56,7 +56,7 @@ func TestScanStatusTheListCannotFilterIsAppliedByScanq(t *testing.T) {
 func TestFieldsNoListCanEvaluateAreNotDropped(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 300}})
-		q := &hss.QueryInfo{HostName: ptr("ecs-1"), ScanStatus: ptr("success")}
+		q := &hss.QueryInfo{HostName: new("ecs-1"), ScanStatus: new("success")}
 		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{QueryInfo: q}}, jobs.Options{})
 		r = e.wait(r.ID, 10*time.Second)
 		subs := e.emu.Submissions()

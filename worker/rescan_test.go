@@ -7,6 +7,7 @@ import (
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/jobs"
 )
 
@@ -29,11 +30,7 @@ func TestImagesScannedByARunAreSkippedByTheNext(t *testing.T) {
 		run1Subs := len(e.emu.Submissions())
 
 		// The emulator finishes the scans on its own clock.
-		for deadline := time.Now().Add(20 * time.Second); e.emu.ScansInFlight() > 0; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d scans still in flight", e.emu.ScansInFlight())
-			}
-		}
+		testkit.Eventually(t, 20*time.Second, func() bool { return e.emu.ScansInFlight() == 0 }, "the emulator to finish its scans")
 		scanned, failed := map[string]bool{}, map[string]bool{}
 		for _, img := range e.emu.RegistryImages() {
 			k := jobs.ImageKey(img.ImageInfo())
@@ -56,7 +53,7 @@ func TestImagesScannedByARunAreSkippedByTheNext(t *testing.T) {
 			t.Fatalf("of %d images run 1 submitted, %d scanned, %d failed", len(first), len(scanned), len(failed))
 		}
 
-		r2 := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}},
+		r2 := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}},
 			jobs.Options{SkipScannedWithin: jobs.Duration(time.Hour), IncludeUnscannable: true})
 		if r2 = e.wait(r2.ID, 30*time.Second); r2.State != jobs.StateSucceeded {
 			t.Fatalf("run 2 %s: %+v", r2.State, r2.Counters)

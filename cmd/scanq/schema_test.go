@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/jobs"
 )
 
@@ -37,16 +38,14 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (h *hookReceiver) wait(t *testing.T, id string) map[string]any {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	var m map[string]any
+	testkit.Eventually(t, 20*time.Second, func() bool {
 		h.mu.Lock()
-		m := h.bodies[id]
-		h.mu.Unlock()
-		if m != nil {
-			return m
-		}
-	}
-	t.Fatalf("no webhook delivery for run %s", id)
-	return nil
+		defer h.mu.Unlock()
+		m = h.bodies[id]
+		return m != nil
+	}, "a webhook delivery for run %s", id)
+	return m
 }
 
 // generic decodes a JSON object as maps, for comparing whole objects.
@@ -144,15 +143,11 @@ func TestOneRunSchema(t *testing.T) {
 	if code != 0 || slow == "" {
 		t.Fatalf("enqueue: exit %d\n%s", code, errOut)
 	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	testkit.Eventually(t, 20*time.Second, func() bool {
 		_, out, _ = runCmd(t, "runs", "show", slow, "--json")
-		if r := runOf(t, out); r.State == jobs.StateRunning && r.Counters.ImagesTotal == 300 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s did not list its images:\n%s", slow, out)
-		}
-	}
+		r := runOf(t, out)
+		return r.State == jobs.StateRunning && r.Counters.ImagesTotal == 300
+	}, "run %s to list its 300 images", slow)
 	// The canceller enqueues the webhook when its configuration has one,
 	// as the fleet's does.
 	code, out, errOut = runCmd(t, "runs", "cancel", slow, "--json", "--set", "webhook.url="+srv.URL+"/hook")

@@ -242,8 +242,6 @@ func createdRun(t testing.TB, r resp, status int) string {
 	return c.RunID
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // runTaskQueued reports whether run id's scan:run task is in queue.
 func (e *env) runTaskQueued(t testing.TB, id, queue string) bool {
 	t.Helper()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/scanq/scanq/internal/hss/signer"
 	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/testkit"
 )
 
 // stalledRequest writes r's head with a Content-Length of declared bytes
@@ -274,16 +275,14 @@ func TestForgedSignaturesCannotSpendTheBudget(t *testing.T) {
 		req := signedHead(t, http.MethodPost, "/api/v1/runs/r"+strconv.Itoa(i)+"/cancel", forged, body, jsonCT)
 		conn := stalledRequest(t, addr, req, maxBody, body[:maxBody-4<<10])
 		// Wait until the server holds this body or has answered it.
-		deadline := time.Now().Add(10 * time.Second)
-		for e.h.bodies.inUse() <= before {
+		testkit.Eventually(t, 10*time.Second, func() bool {
+			if e.h.bodies.inUse() > before {
+				return true
+			}
 			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
-			if n, _ := conn.Read(make([]byte, 1)); n > 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("forged upload %d: neither held nor answered", i)
-			}
-		}
+			n, _ := conn.Read(make([]byte, 1))
+			return n > 0
+		}, "forged upload %d to be held or answered", i)
 	}
 	held := e.h.bodies.inUse()
 	t.Logf("bodies held by 30 forged uploads from one address: %d bytes of %d", held, e.h.opts.MaxBodyMemory)

@@ -43,8 +43,8 @@ func TestHSSCreateStartsRun(t *testing.T) {
 		want := jobs.ScanRequest{
 			GlobalImageType: "local_image", EnterpriseProjectID: "ep-1", Region: "cn-north-4",
 			ScanTaskBody: hss.ScanTaskBody{
-				ScanScope: ptr[int32](983040), RateLimit: ptr[int32](600), IsAll: ptr(false),
-				QueryInfo: &hss.QueryInfo{Namespace: ptr("web"), HasVul: ptr(true), ImageSize: ptr[int64](0)},
+				ScanScope: new(int32(983040)), RateLimit: new(int32(600)), IsAll: new(false),
+				QueryInfo: &hss.QueryInfo{Namespace: new("web"), HasVul: new(true), ImageSize: new(int64(0))},
 				ImageInfo: []hss.ImageInfo{
 					{ID: 7, Namespace: "web", ImageName: "nginx", ImageVersion: "1.25", RegistryType: "SwrPrivate"},
 					{ImageDigest: "sha256:abc", InstanceID: "i-1"},

@@ -94,7 +94,7 @@ func TestAddImage(t *testing.T) {
 	want := ImageRequest{
 		ImageInfo: hss.ImageInfo{Namespace: "web", ImageName: "nginx", ImageVersion: "1.25", RegistryType: "SwrPrivate"},
 		ImageParams: jobs.ImageParams{GlobalImageType: "registry", EnterpriseProjectID: "0", Region: "cn-north-4",
-			ScanScope: ptr[int32](983040), RateLimit: ptr[int32](100)},
+			ScanScope: new(int32(983040)), RateLimit: new(int32(100))},
 		Target: "default",
 	}
 	if len(f.got) != 3 || !reflect.DeepEqual(f.got[0], want) {
@@ -174,7 +174,7 @@ func TestSchedules(t *testing.T) {
 				if name != "nightly" {
 					return nil, errNoSchedule
 				}
-				return e.starter.Start(ctx, jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}},
+				return e.starter.Start(ctx, jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}},
 					jobs.Options{}, jobs.Trigger{Kind: "schedule", Name: name})
 			},
 			errNoSchedule)

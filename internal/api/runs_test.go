@@ -48,7 +48,7 @@ func TestRunsLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantReq := jobs.ScanRequest{GlobalImageType: "registry", EnterpriseProjectID: "0", Region: "cn-north-4",
-			ScanTaskBody: hss.ScanTaskBody{ScanScope: ptr(hss.ScanScopeAll), RateLimit: ptr[int32](100)}}
+			ScanTaskBody: hss.ScanTaskBody{ScanScope: new(hss.ScanScopeAll), RateLimit: new(int32(100))}}
 		wantOpts := jobs.Options{BatchSize: 10, Priority: "bulk", SkipScannedWithin: jobs.Duration(24 * time.Hour)}
 		if !reflect.DeepEqual(rec.Request, wantReq) || rec.ImageCount != 1 || rec.Options != wantOpts || rec.Trigger.Kind != TriggerAPI || rec.Queue != jobs.QueueBulk {
 			t.Errorf("record %+v", rec)

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/scanq/scanq/configs"
 	"github.com/scanq/scanq/internal/app"
 	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/testkit"
 )
 
 func TestConnOptForEveryKindOfRedisURL(t *testing.T) {
@@ -91,10 +91,8 @@ func TestOpenRedisConnectsToEmbeddedAndReal(t *testing.T) {
 		if u == "embedded" {
 			// miniredis must expire keys on the wall clock.
 			r.Client.Set(context.Background(), "k", "v", 50*time.Millisecond)
-			time.Sleep(150 * time.Millisecond)
-			if n := r.Client.Exists(context.Background(), "k").Val(); n != 0 {
-				t.Fatal("embedded Redis does not expire keys: ClockTTL is off")
-			}
+			testkit.Eventually(t, 5*time.Second, func() bool { return r.Client.Exists(context.Background(), "k").Val() == 0 },
+				"embedded Redis to expire a key (is ClockTTL off?)")
 		}
 		r.Close()
 	}
@@ -128,13 +126,7 @@ func passwordRedis(t *testing.T, pw string) string {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	c := redis.NewClient(&redis.Options{Addr: addr, Password: pw, MaxRetries: -1})
 	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("redis-server did not come up")
-		}
-		runtime.Gosched()
-	}
+	testkit.Eventually(t, 10*time.Second, func() bool { return c.Ping(context.Background()).Err() == nil }, "redis-server to come up")
 	return addr
 }
 

@@ -3,7 +3,6 @@ package app_test
 import (
 	"context"
 	"fmt"
-	"github.com/scanq/scanq/internal/testkit"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,11 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/configs"
 	"github.com/scanq/scanq/internal/app"
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/jobs"
 )
 
@@ -74,13 +75,13 @@ func TestSecretsNeverLeak(t *testing.T) {
 		addr := <-ready
 
 		// One run that succeeds, one that HSS refuses (401 on every call).
-		r1, err := a.Starter.Start(ctx, jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptrTo(true)}}, jobs.Options{}, jobs.Trigger{Kind: "cli"})
+		r1, err := a.Starter.Start(ctx, jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{}, jobs.Trigger{Kind: "cli"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		waitFinal(t, a, r1.ID)
 		emu.FailNext(100, 401, "APIGW.0301")
-		r2, err := a.Starter.Start(ctx, jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptrTo(true)}}, jobs.Options{}, jobs.Trigger{Kind: "cli"})
+		r2, err := a.Starter.Start(ctx, jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{}, jobs.Trigger{Kind: "cli"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,7 +89,15 @@ func TestSecretsNeverLeak(t *testing.T) {
 		if _, err := a.Starter.AddImage(ctx, hss.ImageInfo{Namespace: "n", ImageName: "i", ImageVersion: "v"}, jobs.ImageParams{}); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Second) // webhook attempts and retries
+		// Until both webhook tasks have made their two attempts (the hook
+		// answers 500 to each) and are archived, their errors logged.
+		insp := asynq.NewInspectorFromRedisClient(b.Client)
+		for _, id := range []string{r1.ID, r2.ID} {
+			testkit.Eventually(t, 30*time.Second, func() bool {
+				ti, err := insp.GetTaskInfo(jobs.QueueDefault, jobs.NotifyTaskID(id))
+				return err == nil && ti.State == asynq.TaskStateArchived
+			}, "the webhook task of run %s to be archived", id)
+		}
 
 		var seen strings.Builder
 		seen.WriteString(logs.String())
@@ -156,20 +165,11 @@ func TestSecretsNeverLeak(t *testing.T) {
 
 func waitFinal(t *testing.T, a *app.App, id string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testkit.Eventually(t, 30*time.Second, func() bool {
 		r, err := a.Runs.Get(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.State.Final() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s still %s", id, r.State)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return r.State.Final()
+	}, "run %s to finish", id)
 }
-
-func ptrTo[T any](v T) *T { return &v }

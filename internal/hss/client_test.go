@@ -82,7 +82,7 @@ func TestCreateScanTaskWire(t *testing.T) {
 	err := c.CreateScanTask(context.Background(), &CreateScanTaskRequest{
 		GlobalImageType: "local_image",
 		Body: ScanTaskBody{
-			RateLimit: ptr(int32(0)),
+			RateLimit: new(int32(0)),
 			ImageInfo: []ImageInfo{{ImageName: "a<b>&c", ImageVersion: "1.0", RegistryType: "Harbor"}},
 		},
 	})
@@ -131,7 +131,7 @@ func TestCreateScanTaskTokenAuth(t *testing.T) {
 		cfg.Credentials = Credentials{AuthToken: "iam-token"}
 		cfg.UserAgent = "scanq/test"
 	})
-	req := &CreateScanTaskRequest{ProjectID: "other", EnterpriseProjectID: "all_granted_eps", Region: "cn-east-3", Body: ScanTaskBody{IsAll: ptr(true)}}
+	req := &CreateScanTaskRequest{ProjectID: "other", EnterpriseProjectID: "all_granted_eps", Region: "cn-east-3", Body: ScanTaskBody{IsAll: new(true)}}
 	if err := c.CreateScanTask(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestCreateScanTaskValidatesFirst(t *testing.T) {
 	t.Parallel()
 	srv, requests := recorder(t, ok)
 	c := newTestClient(t, srv.URL, nil)
-	err := c.CreateScanTask(context.Background(), &CreateScanTaskRequest{Body: ScanTaskBody{RateLimit: ptr(int32(1001))}})
+	err := c.CreateScanTask(context.Background(), &CreateScanTaskRequest{Body: ScanTaskBody{RateLimit: new(int32(1001))}})
 	if ErrorCodeFor(err) != "HSS.0001" || !strings.Contains(err.Error(), "CreateManualImageScanTask") {
 		t.Errorf("err = %v", err)
 	}
@@ -205,7 +205,7 @@ func TestAPIErrors(t *testing.T) {
 			t.Parallel()
 			srv, _ := recorder(t, tt.respond)
 			c := newTestClient(t, srv.URL, nil)
-			err := c.CreateScanTask(context.Background(), &CreateScanTaskRequest{Body: ScanTaskBody{IsAll: ptr(true)}})
+			err := c.CreateScanTask(context.Background(), &CreateScanTaskRequest{Body: ScanTaskBody{IsAll: new(true)}})
 			apiErr, isAPI := errors.AsType[*APIError](err)
 			if !isAPI {
 				t.Fatalf("err = %v, want *APIError", err)

@@ -200,7 +200,7 @@ func FuzzDecodeStrictMatchesReference(f *testing.F) {
 // images (the default batch), as the emulator and scanq's HSS-compatible
 // endpoint do for every call, against the reference decoder in the same run.
 func BenchmarkDecodeStrict(b *testing.B) {
-	body := ScanTaskBody{RateLimit: ptr(int32(0))}
+	body := ScanTaskBody{RateLimit: new(int32(0))}
 	for i := range 100 {
 		body.ImageInfo = append(body.ImageInfo, ImageInfo{
 			ID: int64(i + 1), ImageID: fmt.Sprintf("sha256:%064x", i), ImageName: fmt.Sprintf("team-a/service-%d", i),

@@ -100,10 +100,10 @@ func TestDecodeScanTaskBodyValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &ScanTaskBody{
-		ScanScope: ptr(ScanScopeVuln),
-		RateLimit: ptr(int32(0)),
-		IsAll:     ptr(false),
-		QueryInfo: &QueryInfo{ImageName: ptr("nginx"), HasVul: ptr(false), EndLatestScanTime: ptr(int64(1700000000000))},
+		ScanScope: new(ScanScopeVuln),
+		RateLimit: new(int32(0)),
+		IsAll:     new(false),
+		QueryInfo: &QueryInfo{ImageName: new("nginx"), HasVul: new(false), EndLatestScanTime: new(int64(1700000000000))},
 	}
 	if !reflect.DeepEqual(b, want) {
 		t.Errorf("decoded %+v\nwant    %+v", b, want)

@@ -50,9 +50,9 @@ func TestListRegistryImagesRequestValidate(t *testing.T) {
 		{"sort_key bad", base(func(r *ListRegistryImagesRequest) { r.SortKey = "name" }), "sort_key"},
 		{"sort_dir ok", base(func(r *ListRegistryImagesRequest) { r.SortDir = "desc" }), ""},
 		{"sort_dir bad", base(func(r *ListRegistryImagesRequest) { r.SortDir = "down" }), "sort_dir"},
-		{"image_size 0", base(func(r *ListRegistryImagesRequest) { r.ImageSize = ptr(int64(0)) }), ""},
-		{"image_size -1", base(func(r *ListRegistryImagesRequest) { r.ImageSize = ptr(int64(-1)) }), "image_size"},
-		{"end_latest_scan_time -1", base(func(r *ListRegistryImagesRequest) { r.EndLatestScanTime = ptr(int64(-1)) }), "end_latest_scan_time"},
+		{"image_size 0", base(func(r *ListRegistryImagesRequest) { r.ImageSize = new(int64(0)) }), ""},
+		{"image_size -1", base(func(r *ListRegistryImagesRequest) { r.ImageSize = new(int64(-1)) }), "image_size"},
+		{"end_latest_scan_time -1", base(func(r *ListRegistryImagesRequest) { r.EndLatestScanTime = new(int64(-1)) }), "end_latest_scan_time"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,8 +96,8 @@ func TestListImageLocalRequestValidate(t *testing.T) {
 		{"scan_status bad", base(func(r *ListImageLocalRequest) { r.ScanStatus = "download_failed" }), "scan_status"},
 		{"local_image_type ok", base(func(r *ListImageLocalRequest) { r.LocalImageType = "swr_image" }), ""},
 		{"local_image_type bad", base(func(r *ListImageLocalRequest) { r.LocalImageType = "swr" }), "local_image_type"},
-		{"image_size -1", base(func(r *ListImageLocalRequest) { r.ImageSize = ptr(int64(-1)) }), "image_size"},
-		{"start_latest_update_time -1", base(func(r *ListImageLocalRequest) { r.StartLatestUpdateTime = ptr(int64(-1)) }), "start_latest_update_time"},
+		{"image_size -1", base(func(r *ListImageLocalRequest) { r.ImageSize = new(int64(-1)) }), "image_size"},
+		{"start_latest_update_time -1", base(func(r *ListImageLocalRequest) { r.StartLatestUpdateTime = new(int64(-1)) }), "start_latest_update_time"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,8 +135,8 @@ func TestListRegistryImagesQuery(t *testing.T) {
 	t.Parallel()
 	c, requests := imageServer(t, 3)
 	resp, err := c.ListRegistryImages(context.Background(), &ListRegistryImagesRequest{
-		Namespace: "team a", ImageName: "nginx+x", ScanStatus: "waiting_for_scan", HasVul: ptr(false),
-		ImageSize: ptr(int64(0)), StartLatestScanTime: ptr(int64(1700000000000)), SortKey: "latest_scan_time", SortDir: "asc",
+		Namespace: "team a", ImageName: "nginx+x", ScanStatus: "waiting_for_scan", HasVul: new(false),
+		ImageSize: new(int64(0)), StartLatestScanTime: new(int64(1700000000000)), SortKey: "latest_scan_time", SortDir: "asc",
 		Offset: 1, Limit: 50,
 	})
 	if err != nil {
@@ -166,7 +166,7 @@ func TestListImageLocalQuery(t *testing.T) {
 	t.Parallel()
 	c, requests := imageServer(t, 12)
 	resp, err := c.ListImageLocal(context.Background(), &ListImageLocalRequest{
-		ImageName: "web", HostIP: "10.0.0.1", PodName: "p", HasContainer: ptr(true), Limit: 10,
+		ImageName: "web", HostIP: "10.0.0.1", PodName: "p", HasContainer: new(true), Limit: 10,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +245,7 @@ func TestListImages(t *testing.T) {
 	c, requests := imageServer(t, 25)
 	page, err := c.ListImages(context.Background(), ListQuery{
 		EnterpriseProjectID: "ep", Region: "cn-east-3",
-		Query: &QueryInfo{ImageName: ptr("img"), HostID: ptr("h1")},
+		Query: &QueryInfo{ImageName: new("img"), HostID: new("h1")},
 	}, 20, 10)
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +267,7 @@ func TestListImages(t *testing.T) {
 		t.Errorf("request %s with region %s", r.rawQuery, r.header.Get("Region"))
 	}
 
-	local, err := c.ListImages(context.Background(), ListQuery{GlobalImageType: "local_image", Query: &QueryInfo{HostID: ptr("h1")}}, 0, 10)
+	local, err := c.ListImages(context.Background(), ListQuery{GlobalImageType: "local_image", Query: &QueryInfo{HostID: new("h1")}}, 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +288,7 @@ func TestListImages(t *testing.T) {
 		{ListQuery{GlobalImageType: "local"}, 0, 5, "limit"},
 		{ListQuery{}, 0, 1<<32 + 10, "limit"}, // must not wrap into range as int32
 		{ListQuery{}, -1, 10, "offset"},
-		{ListQuery{Query: &QueryInfo{ImageVersion: ptr(strings.Repeat("v", 65))}}, 0, 10, "query_info.image_version"},
+		{ListQuery{Query: &QueryInfo{ImageVersion: new(strings.Repeat("v", 65))}}, 0, 10, "query_info.image_version"},
 	} {
 		_, err := c.ListImages(context.Background(), tt.q, tt.offset, tt.limit)
 		if ve, ok := errors.AsType[*ValidationError](err); !ok || ve.Field != tt.field {
@@ -360,14 +360,14 @@ func TestRegistryImagesIteratorError(t *testing.T) {
 func TestPlanQuery(t *testing.T) {
 	t.Parallel()
 	full := &QueryInfo{
-		LocalImageType: ptr("swr_image"), HostID: ptr("hid"), HostName: ptr("hn"), PublicIP: ptr("1.1.1.1"),
-		PrivateIP: ptr("10.0.0.1"), ClusterID: ptr("cl"), ContainerID: ptr("cid"), ContainerName: ptr("cn"),
-		PodID: ptr("pid"), PodName: ptr("pn"), AppName: ptr("app"), HasVul: ptr(true), Namespace: ptr("ns"),
-		ImageName: ptr("img"), ImageVersion: ptr("v"), ImageType: ptr("harbor"), ScanStatus: ptr("failed"),
-		ImageSize: ptr(int64(1)), StartLatestUpdateTime: ptr(int64(2)), EndLatestUpdateTime: ptr(int64(3)),
-		StartLatestScanTime: ptr(int64(4)), EndLatestScanTime: ptr(int64(5)),
+		LocalImageType: new("swr_image"), HostID: new("hid"), HostName: new("hn"), PublicIP: new("1.1.1.1"),
+		PrivateIP: new("10.0.0.1"), ClusterID: new("cl"), ContainerID: new("cid"), ContainerName: new("cn"),
+		PodID: new("pid"), PodName: new("pn"), AppName: new("app"), HasVul: new(true), Namespace: new("ns"),
+		ImageName: new("img"), ImageVersion: new("v"), ImageType: new("harbor"), ScanStatus: new("failed"),
+		ImageSize: new(int64(1)), StartLatestUpdateTime: new(int64(2)), EndLatestUpdateTime: new(int64(3)),
+		StartLatestScanTime: new(int64(4)), EndLatestScanTime: new(int64(5)),
 	}
-	times := func() (a, b, c, d *int64) { return ptr(int64(2)), ptr(int64(3)), ptr(int64(4)), ptr(int64(5)) }
+	times := func() (a, b, c, d *int64) { return new(int64(2)), new(int64(3)), new(int64(4)), new(int64(5)) }
 	su, eu, ss, es := times()
 	tests := []struct {
 		name         string
@@ -381,21 +381,21 @@ func TestPlanQuery(t *testing.T) {
 		{"nil query registry", "registry", nil, &ListRegistryImagesRequest{}, nil, nil, nil},
 		{"nil query local", "local", nil, nil, &ListImageLocalRequest{}, nil, nil},
 		{"full registry", "registry", full, &ListRegistryImagesRequest{
-			Namespace: "ns", ImageName: "img", ImageVersion: "v", ImageType: "harbor", ScanStatus: "failed", HasVul: ptr(true),
-			ImageSize: ptr(int64(1)), StartLatestUpdateTime: su, EndLatestUpdateTime: eu, StartLatestScanTime: ss, EndLatestScanTime: es,
+			Namespace: "ns", ImageName: "img", ImageVersion: "v", ImageType: "harbor", ScanStatus: "failed", HasVul: new(true),
+			ImageSize: new(int64(1)), StartLatestUpdateTime: su, EndLatestUpdateTime: eu, StartLatestScanTime: ss, EndLatestScanTime: es,
 		}, nil, nil, []string{"local_image_type", "host_id", "host_name", "public_ip", "private_ip", "cluster_id", "container_id", "container_name", "pod_id", "pod_name", "app_name"}},
 		{"full local", "local", full, nil, &ListImageLocalRequest{
 			LocalImageType: "swr_image", HostID: "hid", HostName: "hn", HostIP: "1.1.1.1", ContainerID: "cid", ContainerName: "cn",
-			PodID: "pid", PodName: "pn", AppName: "app", HasVul: ptr(true), ImageName: "img", ImageVersion: "v", ScanStatus: "failed",
-			ImageSize: ptr(int64(1)), StartLatestUpdateTime: su, EndLatestUpdateTime: eu, StartLatestScanTime: ss, EndLatestScanTime: es,
+			PodID: "pid", PodName: "pn", AppName: "app", HasVul: new(true), ImageName: "img", ImageVersion: "v", ScanStatus: "failed",
+			ImageSize: new(int64(1)), StartLatestUpdateTime: su, EndLatestUpdateTime: eu, StartLatestScanTime: ss, EndLatestScanTime: es,
 		}, nil, []string{"private_ip", "cluster_id", "namespace", "image_type"}},
-		{"local_image alias", "local_image", &QueryInfo{PublicIP: ptr("1.1.1.1")}, nil, &ListImageLocalRequest{HostIP: "1.1.1.1"}, nil, nil},
-		{"equal addresses are one filter", "local", &QueryInfo{PublicIP: ptr("1.1.1.1"), PrivateIP: ptr("1.1.1.1")}, nil, &ListImageLocalRequest{HostIP: "1.1.1.1"}, nil, nil},
-		{"empty strings are no filter", "local", &QueryInfo{PrivateIP: ptr(""), PublicIP: ptr("2.2.2.2"), ClusterID: ptr("")}, nil, &ListImageLocalRequest{HostIP: "2.2.2.2"}, nil, nil},
-		{"create-only scan status", "registry", &QueryInfo{ScanStatus: ptr("download_failed")}, &ListRegistryImagesRequest{}, nil, []string{"scan_status"}, nil},
-		{"create-only scan status local", "local", &QueryInfo{ScanStatus: ptr("image_oversized")}, nil, &ListImageLocalRequest{}, []string{"scan_status"}, nil},
-		{"version without name, local", "local", &QueryInfo{ImageVersion: ptr("1")}, nil, &ListImageLocalRequest{}, []string{"image_version"}, nil},
-		{"version without name, registry", "registry", &QueryInfo{ImageVersion: ptr("1")}, &ListRegistryImagesRequest{ImageVersion: "1"}, nil, nil, nil},
+		{"local_image alias", "local_image", &QueryInfo{PublicIP: new("1.1.1.1")}, nil, &ListImageLocalRequest{HostIP: "1.1.1.1"}, nil, nil},
+		{"equal addresses are one filter", "local", &QueryInfo{PublicIP: new("1.1.1.1"), PrivateIP: new("1.1.1.1")}, nil, &ListImageLocalRequest{HostIP: "1.1.1.1"}, nil, nil},
+		{"empty strings are no filter", "local", &QueryInfo{PrivateIP: new(""), PublicIP: new("2.2.2.2"), ClusterID: new("")}, nil, &ListImageLocalRequest{HostIP: "2.2.2.2"}, nil, nil},
+		{"create-only scan status", "registry", &QueryInfo{ScanStatus: new("download_failed")}, &ListRegistryImagesRequest{}, nil, []string{"scan_status"}, nil},
+		{"create-only scan status local", "local", &QueryInfo{ScanStatus: new("image_oversized")}, nil, &ListImageLocalRequest{}, []string{"scan_status"}, nil},
+		{"version without name, local", "local", &QueryInfo{ImageVersion: new("1")}, nil, &ListImageLocalRequest{}, []string{"image_version"}, nil},
+		{"version without name, registry", "registry", &QueryInfo{ImageVersion: new("1")}, &ListRegistryImagesRequest{ImageVersion: "1"}, nil, nil, nil},
 		{"one-sided bounds, local", "local", &QueryInfo{StartLatestUpdateTime: su, EndLatestScanTime: es}, nil, &ListImageLocalRequest{},
 			[]string{"start_latest_update_time", "end_latest_scan_time"}, nil},
 		{"equal bounds, local", "local", &QueryInfo{StartLatestUpdateTime: su, EndLatestUpdateTime: su}, nil, &ListImageLocalRequest{},

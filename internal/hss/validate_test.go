@@ -6,11 +6,9 @@ import (
 	"testing"
 )
 
-func ptr[T any](v T) *T { return &v }
-
 func TestScanTaskBodyValidate(t *testing.T) {
 	t.Parallel()
-	long := func(n int) *string { return ptr(strings.Repeat("é", n)) } // multi-byte: lengths count characters
+	long := func(n int) *string { return new(strings.Repeat("é", n)) } // multi-byte: lengths count characters
 	type tc struct {
 		name      string
 		body      ScanTaskBody
@@ -19,14 +17,14 @@ func TestScanTaskBodyValidate(t *testing.T) {
 	}
 	tests := []tc{
 		{"empty", ScanTaskBody{}, "", ""},
-		{"scan_scope all", ScanTaskBody{ScanScope: ptr(ScanScopeAll)}, "", ""},
-		{"scan_scope none", ScanTaskBody{ScanScope: ptr(ScanScopeNone)}, "", ""},
-		{"scan_scope or-ed groups", ScanTaskBody{ScanScope: ptr(ScanScopeVuln | ScanScopeMalicious)}, "", ""},
-		{"scan_scope negative", ScanTaskBody{ScanScope: ptr(int32(-1))}, "scan_scope", "-1 is negative"},
-		{"rate_limit 0", ScanTaskBody{RateLimit: ptr(int32(0))}, "", ""},
-		{"rate_limit 1000", ScanTaskBody{RateLimit: ptr(int32(1000))}, "", ""},
-		{"rate_limit 1001", ScanTaskBody{RateLimit: ptr(int32(1001))}, "rate_limit", "1001 is outside 0..1000"},
-		{"rate_limit -1", ScanTaskBody{RateLimit: ptr(int32(-1))}, "rate_limit", "-1 is outside 0..1000"},
+		{"scan_scope all", ScanTaskBody{ScanScope: new(ScanScopeAll)}, "", ""},
+		{"scan_scope none", ScanTaskBody{ScanScope: new(ScanScopeNone)}, "", ""},
+		{"scan_scope or-ed groups", ScanTaskBody{ScanScope: new(ScanScopeVuln | ScanScopeMalicious)}, "", ""},
+		{"scan_scope negative", ScanTaskBody{ScanScope: new(int32(-1))}, "scan_scope", "-1 is negative"},
+		{"rate_limit 0", ScanTaskBody{RateLimit: new(int32(0))}, "", ""},
+		{"rate_limit 1000", ScanTaskBody{RateLimit: new(int32(1000))}, "", ""},
+		{"rate_limit 1001", ScanTaskBody{RateLimit: new(int32(1001))}, "rate_limit", "1001 is outside 0..1000"},
+		{"rate_limit -1", ScanTaskBody{RateLimit: new(int32(-1))}, "rate_limit", "-1 is outside 0..1000"},
 		{"image_info registry_type ok", ScanTaskBody{ImageInfo: []ImageInfo{{RegistryType: "SwrPrivate"}, {RegistryType: "Other"}, {}}}, "", ""},
 		{"image_info registry_type bad", ScanTaskBody{ImageInfo: []ImageInfo{{}, {}, {}, {RegistryType: "swrprivate"}}}, "image_info[3].registry_type", `"swrprivate" is not one of`},
 		{"image_info image_name 256", ScanTaskBody{ImageInfo: []ImageInfo{{ImageName: *long(256)}}}, "", ""},
@@ -60,7 +58,7 @@ func TestScanTaskBodyValidate(t *testing.T) {
 		atMax, over, empty := &QueryInfo{}, &QueryInfo{}, &QueryInfo{}
 		f.set(atMax, long(f.max))
 		f.set(over, long(f.max+1))
-		f.set(empty, ptr(""))
+		f.set(empty, new(""))
 		tests = append(tests,
 			tc{f.name + " at max", ScanTaskBody{QueryInfo: atMax}, "", ""},
 			tc{f.name + " empty", ScanTaskBody{QueryInfo: empty}, "", ""},
@@ -79,12 +77,12 @@ func TestScanTaskBodyValidate(t *testing.T) {
 	for _, f := range enumFields {
 		for _, v := range f.allowed {
 			q := &QueryInfo{}
-			f.set(q, ptr(v))
+			f.set(q, new(v))
 			tests = append(tests, tc{f.name + "=" + v, ScanTaskBody{QueryInfo: q}, "", ""})
 		}
 		for _, v := range []string{"", "bogus", strings.ToUpper(f.allowed[0])} {
 			q := &QueryInfo{}
-			f.set(q, ptr(v))
+			f.set(q, new(v))
 			tests = append(tests, tc{f.name + " invalid " + v, ScanTaskBody{QueryInfo: q}, "query_info." + f.name, "is not one of"})
 		}
 	}
@@ -100,8 +98,8 @@ func TestScanTaskBodyValidate(t *testing.T) {
 	}
 	for _, f := range intFields {
 		ok, bad := &QueryInfo{}, &QueryInfo{}
-		f.set(ok, ptr(int64(0)))
-		f.set(bad, ptr(int64(-1)))
+		f.set(ok, new(int64(0)))
+		f.set(bad, new(int64(-1)))
 		tests = append(tests,
 			tc{f.name + " 0", ScanTaskBody{QueryInfo: ok}, "", ""},
 			tc{f.name + " -1", ScanTaskBody{QueryInfo: bad}, "query_info." + f.name, "-1 is negative"})
@@ -137,7 +135,7 @@ func checkValidation(t *testing.T, err error, wantField, wantMsg string) {
 
 func TestValidationErrorMessage(t *testing.T) {
 	t.Parallel()
-	err := (&ScanTaskBody{QueryInfo: &QueryInfo{PodID: ptr(strings.Repeat("p", 65))}}).Validate()
+	err := (&ScanTaskBody{QueryInfo: &QueryInfo{PodID: new(strings.Repeat("p", 65))}}).Validate()
 	if got, want := err.Error(), "invalid parameter query_info.pod_id: length 65 exceeds 64"; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
@@ -146,7 +144,7 @@ func TestValidationErrorMessage(t *testing.T) {
 func TestCreateScanTaskRequestValidate(t *testing.T) {
 	t.Parallel()
 	ok := func(mut func(*CreateScanTaskRequest)) CreateScanTaskRequest {
-		r := CreateScanTaskRequest{ProjectID: "p", Body: ScanTaskBody{IsAll: ptr(true)}}
+		r := CreateScanTaskRequest{ProjectID: "p", Body: ScanTaskBody{IsAll: new(true)}}
 		if mut != nil {
 			mut(&r)
 		}
@@ -170,7 +168,7 @@ func TestCreateScanTaskRequestValidate(t *testing.T) {
 		{"global_image_type bad", ok(func(r *CreateScanTaskRequest) { r.GlobalImageType = "Registry" }), "global_image_type", `"Registry" is not one of registry, local, local_image`},
 		{"region 128", ok(func(r *CreateScanTaskRequest) { r.Region = strings.Repeat("r", 128) }), "", ""},
 		{"region 129", ok(func(r *CreateScanTaskRequest) { r.Region = strings.Repeat("r", 129) }), "region", "exceeds 128"},
-		{"body checked", ok(func(r *CreateScanTaskRequest) { r.Body.RateLimit = ptr(int32(5000)) }), "rate_limit", "outside"},
+		{"body checked", ok(func(r *CreateScanTaskRequest) { r.Body.RateLimit = new(int32(5000)) }), "rate_limit", "outside"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -99,10 +99,10 @@ func createReadingRunID(c *hssv5.HssClient, req *model.CreateManualImageScanTask
 func TestAPICreateWithSDK(t *testing.T) {
 	t.Parallel()
 	infos := []model.CreateManualImageScanTaskReqInfoImageInfo{
-		{Id: ptr[int64](11), ImageId: ptr("sha256:aa"), ImageDigest: ptr("sha256:bb"), RegistryId: ptr("reg-1"),
-			RegistryName: ptr("SWR"), ImageName: ptr("nginx<&>"), ImageVersion: ptr("1.27"), Namespace: ptr("team-a"),
-			InstanceId: ptr("inst-1"), InstanceUrl: ptr("https://swr.example"), RegistryType: ptr("SwrEnterprise")},
-		{ImageName: ptr("redis"), ImageVersion: ptr("7"), Namespace: ptr("team-b"), RegistryType: ptr("SwrPrivate")},
+		{Id: new(int64(11)), ImageId: new("sha256:aa"), ImageDigest: new("sha256:bb"), RegistryId: new("reg-1"),
+			RegistryName: new("SWR"), ImageName: new("nginx<&>"), ImageVersion: new("1.27"), Namespace: new("team-a"),
+			InstanceId: new("inst-1"), InstanceUrl: new("https://swr.example"), RegistryType: new("SwrEnterprise")},
+		{ImageName: new("redis"), ImageVersion: new("7"), Namespace: new("team-b"), RegistryType: new("SwrPrivate")},
 	}
 	tests := []struct {
 		name   string
@@ -110,19 +110,19 @@ func TestAPICreateWithSDK(t *testing.T) {
 		source jobs.Source
 	}{
 		{"image_info, every parameter", model.CreateManualImageScanTaskRequest{
-			Region: ptr("cn-north-4"), EnterpriseProjectId: ptr("0"), GlobalImageType: ptr("registry"),
-			Body: &model.CreateManualImageScanTaskReqInfo{ScanScope: ptr[int32](0x000f0000), RateLimit: ptr[int32](0), ImageInfo: &infos},
+			Region: new("cn-north-4"), EnterpriseProjectId: new("0"), GlobalImageType: new("registry"),
+			Body: &model.CreateManualImageScanTaskReqInfo{ScanScope: new(int32(0x000f0000)), RateLimit: new(int32(0)), ImageInfo: &infos},
 		}, jobs.SourceImages},
 		{"is_all at rate_limit 1000", model.CreateManualImageScanTaskRequest{
-			Body: &model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true), RateLimit: ptr[int32](1000)},
+			Body: &model.CreateManualImageScanTaskReqInfo{IsAll: new(true), RateLimit: new(int32(1000))},
 		}, jobs.SourceAll},
 		{"query_info on local images, spelled local_image", model.CreateManualImageScanTaskRequest{
-			GlobalImageType: ptr("local_image"),
-			Body:            &model.CreateManualImageScanTaskReqInfo{IsAll: ptr(false), QueryInfo: fullQueryInfo()},
+			GlobalImageType: new("local_image"),
+			Body:            &model.CreateManualImageScanTaskReqInfo{IsAll: new(false), QueryInfo: fullQueryInfo()},
 		}, jobs.SourceForward}, // cluster_id, namespace, image_type: no list evaluates them on local images
 		{"query_info that ListImageLocal can evaluate", model.CreateManualImageScanTaskRequest{
-			GlobalImageType: ptr("local"),
-			Body:            &model.CreateManualImageScanTaskReqInfo{QueryInfo: &model.CreateManualImageScanTaskReqInfoQueryInfo{ImageName: ptr("nginx"), ScanStatus: ptr("download_failed")}},
+			GlobalImageType: new("local"),
+			Body:            &model.CreateManualImageScanTaskReqInfo{QueryInfo: &model.CreateManualImageScanTaskReqInfoQueryInfo{ImageName: new("nginx"), ScanStatus: new("download_failed")}},
 		}, jobs.SourceQuery},
 	}
 	for _, tt := range tests {
@@ -255,7 +255,7 @@ func TestAPIRetryAfterLostAnswer(t *testing.T) {
 
 			c, rec := newSDK(t, ps.URL, testAK, testSK)
 			inv := c.CreateManualImageScanTaskInvoker(&model.CreateManualImageScanTaskRequest{
-				Body: &model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true)},
+				Body: &model.CreateManualImageScanTaskReqInfo{IsAll: new(true)},
 			})
 			inv.WithRetry(2, func(_ interface{}, err error) bool { return err != nil }, &retry.None{})
 			if tt.pinDate {
@@ -307,25 +307,25 @@ func TestAPIRejectsLikeHSS(t *testing.T) {
 		code   string
 		field  string
 	}{
-		{name: "rate_limit 1001", call: body(model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true), RateLimit: ptr[int32](1001)}),
+		{name: "rate_limit 1001", call: body(model.CreateManualImageScanTaskReqInfo{IsAll: new(true), RateLimit: new(int32(1001))}),
 			status: 400, code: "HSS.0001", field: "rate_limit"},
-		{name: "rate_limit -1", call: body(model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true), RateLimit: ptr[int32](-1)}),
+		{name: "rate_limit -1", call: body(model.CreateManualImageScanTaskReqInfo{IsAll: new(true), RateLimit: new(int32(-1))}),
 			status: 400, code: "HSS.0001", field: "rate_limit"},
 		{name: "rate_limit a string", call: raw(`{"is_all":true,"rate_limit":"fast"}`), status: 400, code: "HSS.0001", field: "rate_limit"},
 		{name: "is_all a string", call: raw(`{"is_all":"true"}`), status: 400, code: "HSS.0001", field: "is_all"},
 		{name: "image_info an object", call: raw(`{"image_info":{"image_name":"nginx"}}`), status: 400, code: "HSS.0001", field: "image_info"},
 		{name: "scan_scope beyond int32", call: raw(`{"is_all":true,"scan_scope":2147483648}`), status: 400, code: "HSS.0001", field: "scan_scope"},
 		{name: "registry_type not in the enum", call: body(model.CreateManualImageScanTaskReqInfo{
-			ImageInfo: &[]model.CreateManualImageScanTaskReqInfoImageInfo{{ImageName: ptr("nginx"), RegistryType: ptr("Quay")}}}),
+			ImageInfo: &[]model.CreateManualImageScanTaskReqInfoImageInfo{{ImageName: new("nginx"), RegistryType: new("Quay")}}}),
 			status: 400, code: "HSS.0001", field: "registry_type"},
 		{name: "global_image_type not in the enum", call: func(c *hssv5.HssClient) error {
 			_, err := c.CreateManualImageScanTask(&model.CreateManualImageScanTaskRequest{
-				GlobalImageType: ptr("cloud"), Body: &model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true)}})
+				GlobalImageType: new("cloud"), Body: &model.CreateManualImageScanTaskReqInfo{IsAll: new(true)}})
 			return err
 		}, status: 400, code: "HSS.0001", field: "global_image_type"},
 		{name: "region longer than 128", call: func(c *hssv5.HssClient) error {
 			_, err := c.CreateManualImageScanTask(&model.CreateManualImageScanTaskRequest{
-				Region: ptr(strings.Repeat("r", 129)), Body: &model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true)}})
+				Region: new(strings.Repeat("r", 129)), Body: &model.CreateManualImageScanTaskReqInfo{IsAll: new(true)}})
 			return err
 		}, status: 400, code: "HSS.0001", field: "region"},
 		{name: "malformed JSON", call: raw(`{"is_all":`), status: 400, code: "HSS.0002"},
@@ -336,9 +336,9 @@ func TestAPIRejectsLikeHSS(t *testing.T) {
 		}, status: 400, code: "HSS.0002"},
 		{name: "body null", call: raw(`null`), status: 400, code: "HSS.0002"},
 		{name: "body over 12 MB", call: raw(`{"is_all":true,"pad":"` + strings.Repeat("a", 12<<20) + `"}`), status: 413, code: "APIGW.0201"},
-		{name: "wrong SK", sk: "not-the-secret", call: body(model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true)}),
+		{name: "wrong SK", sk: "not-the-secret", call: body(model.CreateManualImageScanTaskReqInfo{IsAll: new(true)}),
 			status: 401, code: "APIGW.0301"},
-		{name: "unknown AK", ak: "NOSUCHAK", call: body(model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true)}),
+		{name: "unknown AK", ak: "NOSUCHAK", call: body(model.CreateManualImageScanTaskReqInfo{IsAll: new(true)}),
 			status: 401, code: "APIGW.0301"},
 	}
 	for _, tt := range tests {
@@ -398,7 +398,7 @@ func TestAPIWrongKeyMessage(t *testing.T) {
 	a := newAPI(t, nil)
 	c, _ := newSDK(t, a.url, testAK, "not-the-secret")
 	_, err := c.CreateManualImageScanTask(&model.CreateManualImageScanTaskRequest{
-		Body: &model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true)},
+		Body: &model.CreateManualImageScanTaskReqInfo{IsAll: new(true)},
 	})
 	se := sdkError(t, err, http.StatusUnauthorized, "APIGW.0301")
 	if se.ErrorMessage != msgBadSignature {
@@ -419,7 +419,7 @@ func TestAPIClockSkew(t *testing.T) {
 			a := newAPI(t, func() time.Time { return time.Now().Add(tt.skew) })
 			c, _ := newSDK(t, a.url, testAK, testSK)
 			_, err := c.CreateManualImageScanTask(&model.CreateManualImageScanTaskRequest{
-				Body: &model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true)},
+				Body: &model.CreateManualImageScanTaskReqInfo{IsAll: new(true)},
 			})
 			if tt.ok {
 				if err != nil {
@@ -450,7 +450,7 @@ func TestAPIProjectAndScanqClient(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = c.CreateScanTask(context.Background(), &hss.CreateScanTaskRequest{Body: hss.ScanTaskBody{IsAll: ptr(true)}})
+		err = c.CreateScanTask(context.Background(), &hss.CreateScanTaskRequest{Body: hss.ScanTaskBody{IsAll: new(true)}})
 		if hss.ErrorCodeFor(err) != "HSS.0010" {
 			t.Errorf("%s: other project: %v, want HSS.0010", url, err)
 		}
@@ -460,7 +460,7 @@ func TestAPIProjectAndScanqClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.CreateScanTask(context.Background(), &hss.CreateScanTaskRequest{Body: hss.ScanTaskBody{IsAll: ptr(true)}}); err != nil {
+	if err := c.CreateScanTask(context.Background(), &hss.CreateScanTaskRequest{Body: hss.ScanTaskBody{IsAll: new(true)}}); err != nil {
 		t.Fatalf("scanq's client against scanq: %v", err)
 	}
 	if rs := a.runs(t); len(rs) != 1 || rs[0].Request.Region != "cn-north-4" {

@@ -61,14 +61,14 @@ func sdkImageInfo(it model.RegistryImagesInfo) model.CreateManualImageScanTaskRe
 // care (HTML characters the SDK does not escape, quotes, non-ASCII).
 func fullQueryInfo() *model.CreateManualImageScanTaskReqInfoQueryInfo {
 	return &model.CreateManualImageScanTaskReqInfoQueryInfo{
-		LocalImageType: ptr("swr_image"), HostId: ptr("host-<1>"), HostName: ptr("web & db"),
-		PublicIp: ptr("203.0.113.7"), PrivateIp: ptr("10.0.0.7"), ClusterId: ptr("cluster-1"),
-		ContainerId: ptr("c0ffee"), ContainerName: ptr(`say "hi"`), PodId: ptr("pod-1"),
-		PodName: ptr("pod/1"), AppName: ptr("应用"), HasVul: ptr(false), Namespace: ptr("team-a"),
-		ImageName: ptr("nginx"), ImageVersion: ptr("1.27"), ImageType: ptr("private_image"),
-		ScanStatus: ptr("success"), ImageSize: ptr[int64](0),
-		StartLatestUpdateTime: ptr[int64](1), EndLatestUpdateTime: ptr[int64](1 << 62),
-		StartLatestScanTime: ptr[int64](0), EndLatestScanTime: ptr[int64](9223372036854775807),
+		LocalImageType: new("swr_image"), HostId: new("host-<1>"), HostName: new("web & db"),
+		PublicIp: new("203.0.113.7"), PrivateIp: new("10.0.0.7"), ClusterId: new("cluster-1"),
+		ContainerId: new("c0ffee"), ContainerName: new(`say "hi"`), PodId: new("pod-1"),
+		PodName: new("pod/1"), AppName: new("应用"), HasVul: new(false), Namespace: new("team-a"),
+		ImageName: new("nginx"), ImageVersion: new("1.27"), ImageType: new("private_image"),
+		ScanStatus: new("success"), ImageSize: new(int64(0)),
+		StartLatestUpdateTime: new(int64(1)), EndLatestUpdateTime: new(int64(1 << 62)),
+		StartLatestScanTime: new(int64(0)), EndLatestScanTime: new(int64(9223372036854775807)),
 	}
 }
 
@@ -78,7 +78,7 @@ func TestEmulatorCreateScanTask(t *testing.T) {
 	// image_info entries straight from the emulator's inventory, through the SDK.
 	lister := newEmulator(t, hsstest.Options{Images: images, Seed: 7})
 	c, _ := newSDK(t, lister.URL, testAK, testSK)
-	listed, err := c.ListRegistryImages(&model.ListRegistryImagesRequest{Limit: ptr[int32](200)})
+	listed, err := c.ListRegistryImages(&model.ListRegistryImagesRequest{Limit: new(int32(200))})
 	if err != nil {
 		t.Fatalf("ListRegistryImages: %v", err)
 	}
@@ -94,23 +94,23 @@ func TestEmulatorCreateScanTask(t *testing.T) {
 		images    int    // images the task covers
 	}{
 		{"image_info with every field", model.CreateManualImageScanTaskRequest{
-			Region: ptr("cn-north-4"), EnterpriseProjectId: ptr("0"), GlobalImageType: ptr("registry"),
-			Body: &model.CreateManualImageScanTaskReqInfo{ScanScope: ptr[int32](0x7fffffff), RateLimit: ptr[int32](600), ImageInfo: &infos},
+			Region: new("cn-north-4"), EnterpriseProjectId: new("0"), GlobalImageType: new("registry"),
+			Body: &model.CreateManualImageScanTaskReqInfo{ScanScope: new(int32(0x7fffffff)), RateLimit: new(int32(600)), ImageInfo: &infos},
 		}, "registry", 150},
 		{"is_all with rate_limit 0 (sent, no limit)", model.CreateManualImageScanTaskRequest{
-			Body: &model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true), RateLimit: ptr[int32](0), ScanScope: ptr[int32](0x000f0000)},
+			Body: &model.CreateManualImageScanTaskReqInfo{IsAll: new(true), RateLimit: new(int32(0)), ScanScope: new(int32(0x000f0000))},
 		}, "registry", images},
 		{"rate_limit at its maximum 1000", model.CreateManualImageScanTaskRequest{
-			EnterpriseProjectId: ptr("all_granted_eps"),
-			Body:                &model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true), RateLimit: ptr[int32](1000), ScanScope: ptr[int32](0)},
+			EnterpriseProjectId: new("all_granted_eps"),
+			Body:                &model.CreateManualImageScanTaskReqInfo{IsAll: new(true), RateLimit: new(int32(1000)), ScanScope: new(int32(0))},
 		}, "registry", images},
 		{"query_info with every field, local", model.CreateManualImageScanTaskRequest{
-			GlobalImageType: ptr("local"),
-			Body:            &model.CreateManualImageScanTaskReqInfo{IsAll: ptr(false), QueryInfo: fullQueryInfo()},
+			GlobalImageType: new("local"),
+			Body:            &model.CreateManualImageScanTaskReqInfo{IsAll: new(false), QueryInfo: fullQueryInfo()},
 		}, "local", -1},
 		{"global_image_type local_image (the English page's spelling)", model.CreateManualImageScanTaskRequest{
-			GlobalImageType: ptr("local_image"),
-			Body:            &model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true)},
+			GlobalImageType: new("local_image"),
+			Body:            &model.CreateManualImageScanTaskReqInfo{IsAll: new(true)},
 		}, "local", -1},
 		{"empty body object", model.CreateManualImageScanTaskRequest{
 			Body: &model.CreateManualImageScanTaskReqInfo{},
@@ -179,7 +179,7 @@ func TestEmulatorCreateScanTask(t *testing.T) {
 			}
 
 			// ListImageScanTask shows the accepted scan as a manual task.
-			tasks, err := c.ListImageScanTask(&model.ListImageScanTaskRequest{Type: "image_scan", Limit: ptr[int32](10)})
+			tasks, err := c.ListImageScanTask(&model.ListImageScanTaskRequest{Type: "image_scan", Limit: new(int32(10))})
 			if err != nil {
 				t.Fatalf("ListImageScanTask: %v", err)
 			}
@@ -239,7 +239,7 @@ func TestEmulatorRejects(t *testing.T) {
 		msg    string // exact error_msg, or
 		field  string // a field error_msg must name
 	}{
-		{name: "wrong SK", sk: "not-the-secret", call: create(body(model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true)})),
+		{name: "wrong SK", sk: "not-the-secret", call: create(body(model.CreateManualImageScanTaskReqInfo{IsAll: new(true)})),
 			status: 401, code: "APIGW.0301", msg: msgBadSignature},
 		{name: "wrong SK on a list call", sk: "not-the-secret",
 			call: func(c *hssv5.HssClient) error {
@@ -247,25 +247,25 @@ func TestEmulatorRejects(t *testing.T) {
 				return err
 			},
 			status: 401, code: "APIGW.0301", msg: msgBadSignature},
-		{name: "unknown AK", ak: "NOSUCHAK", call: create(body(model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true)})),
+		{name: "unknown AK", ak: "NOSUCHAK", call: create(body(model.CreateManualImageScanTaskReqInfo{IsAll: new(true)})),
 			status: 401, code: "APIGW.0301", msg: "Incorrect IAM authentication information: Get secretKey failed,ak:******,err:ak not exist"},
-		{name: "rate_limit 1001", call: create(body(model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true), RateLimit: ptr[int32](1001)})),
+		{name: "rate_limit 1001", call: create(body(model.CreateManualImageScanTaskReqInfo{IsAll: new(true), RateLimit: new(int32(1001))})),
 			status: 400, code: "HSS.0001", field: "rate_limit"},
-		{name: "rate_limit -1", call: create(body(model.CreateManualImageScanTaskReqInfo{RateLimit: ptr[int32](-1)})),
+		{name: "rate_limit -1", call: create(body(model.CreateManualImageScanTaskReqInfo{RateLimit: new(int32(-1))})),
 			status: 400, code: "HSS.0001", field: "rate_limit"},
-		{name: "scan_scope negative", call: create(body(model.CreateManualImageScanTaskReqInfo{ScanScope: ptr[int32](-1)})),
+		{name: "scan_scope negative", call: create(body(model.CreateManualImageScanTaskReqInfo{ScanScope: new(int32(-1))})),
 			status: 400, code: "HSS.0001", field: "scan_scope"},
 		{name: "registry_type not in the enum", call: create(body(model.CreateManualImageScanTaskReqInfo{
-			ImageInfo: &[]model.CreateManualImageScanTaskReqInfoImageInfo{{ImageName: ptr("nginx"), RegistryType: ptr("Quay")}}})),
+			ImageInfo: &[]model.CreateManualImageScanTaskReqInfoImageInfo{{ImageName: new("nginx"), RegistryType: new("Quay")}}})),
 			status: 400, code: "HSS.0001", field: "registry_type"},
 		{name: "query_info.image_type not in the enum", call: create(body(model.CreateManualImageScanTaskReqInfo{
-			QueryInfo: &model.CreateManualImageScanTaskReqInfoQueryInfo{ImageType: ptr("public_image")}})),
+			QueryInfo: &model.CreateManualImageScanTaskReqInfoQueryInfo{ImageType: new("public_image")}})),
 			status: 400, code: "HSS.0001", field: "image_type"},
 		{name: "global_image_type not in the enum", call: create(&model.CreateManualImageScanTaskRequest{
-			GlobalImageType: ptr("cloud"), Body: &model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true)}}),
+			GlobalImageType: new("cloud"), Body: &model.CreateManualImageScanTaskReqInfo{IsAll: new(true)}}),
 			status: 400, code: "HSS.0001", field: "global_image_type"},
 		{name: "region longer than 128", call: create(&model.CreateManualImageScanTaskRequest{
-			Region: ptr(strings.Repeat("r", 129)), Body: &model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true)}}),
+			Region: new(strings.Repeat("r", 129)), Body: &model.CreateManualImageScanTaskReqInfo{IsAll: new(true)}}),
 			status: 400, code: "HSS.0001", field: "region"},
 		{name: "rate_limit of the wrong type", call: raw(`{"rate_limit":"fast"}`), status: 400, code: "HSS.0001", field: "rate_limit"},
 		{name: "is_all of the wrong type", call: raw(`{"is_all":"yes"}`), status: 400, code: "HSS.0001", field: "is_all"},
@@ -275,13 +275,13 @@ func TestEmulatorRejects(t *testing.T) {
 		{name: "malformed JSON", call: raw(`{"rate_limit":`), status: 400, code: "HSS.0002"},
 		{name: "list limit 201",
 			call: func(c *hssv5.HssClient) error {
-				_, err := c.ListRegistryImages(&model.ListRegistryImagesRequest{Limit: ptr[int32](201)})
+				_, err := c.ListRegistryImages(&model.ListRegistryImagesRequest{Limit: new(int32(201))})
 				return err
 			},
 			status: 400, code: "HSS.0001", field: "limit"},
 		{name: "local list limit 9",
 			call: func(c *hssv5.HssClient) error {
-				_, err := c.ListImageLocal(&model.ListImageLocalRequest{Limit: ptr[int32](9)})
+				_, err := c.ListImageLocal(&model.ListImageLocalRequest{Limit: new(int32(9))})
 				return err
 			},
 			status: 400, code: "HSS.0001", field: "limit"},
@@ -356,7 +356,7 @@ func TestEmulatorListRegistryImagesPaging(t *testing.T) {
 			var listed []model.RegistryImagesInfo
 			pages := 0
 			for offset := int32(0); ; offset += 200 {
-				resp, err := c.ListRegistryImages(&model.ListRegistryImagesRequest{Offset: ptr(offset), Limit: ptr[int32](200)})
+				resp, err := c.ListRegistryImages(&model.ListRegistryImagesRequest{Offset: new(offset), Limit: new(int32(200))})
 				if err != nil {
 					t.Fatalf("ListRegistryImages offset %d: %v", offset, err)
 				}
@@ -430,7 +430,7 @@ func TestEmulatorListImageLocalPaging(t *testing.T) {
 			c, _ := newSDK(t, srv.URL, testAK, testSK)
 			var listed []model.ImageLocalInfo
 			for offset := int32(0); ; offset += 200 {
-				resp, err := c.ListImageLocal(&model.ListImageLocalRequest{Offset: ptr(offset), Limit: ptr[int32](200)})
+				resp, err := c.ListImageLocal(&model.ListImageLocalRequest{Offset: new(offset), Limit: new(int32(200))})
 				if err != nil {
 					t.Fatalf("ListImageLocal offset %d: %v", offset, err)
 				}
@@ -481,7 +481,7 @@ func TestEmulatorListFilters(t *testing.T) {
 		}
 	}
 	resp, err := c.ListRegistryImages(&model.ListRegistryImagesRequest{
-		Namespace: &ns, HasVul: ptr(false), SortKey: ptr("latest_scan_time"), SortDir: ptr("desc"), Limit: ptr[int32](200),
+		Namespace: &ns, HasVul: new(false), SortKey: new("latest_scan_time"), SortDir: new("desc"), Limit: new(int32(200)),
 	})
 	if err != nil {
 		t.Fatalf("filtered ListRegistryImages: %v", err)
@@ -498,7 +498,7 @@ func TestEmulatorListFilters(t *testing.T) {
 		}
 	}
 
-	loc, err := c.ListImageLocal(&model.ListImageLocalRequest{ScanStatus: ptr("success"), Limit: ptr[int32](200)})
+	loc, err := c.ListImageLocal(&model.ListImageLocalRequest{ScanStatus: new("success"), Limit: new(int32(200))})
 	if err != nil {
 		t.Fatalf("ListImageLocal scan_status=success: %v", err)
 	}

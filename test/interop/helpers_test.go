@@ -33,8 +33,6 @@ const msgBadSignature = "Incorrect IAM authentication information: verify aksk s
 // requestIDRe is the gateway's X-Request-Id: 32 hex digits.
 var requestIDRe = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
-func ptr[T any](v T) *T { return &v }
-
 // sent is one request as it left an HTTP client: what the client put on it
 // (not what the transport adds on the wire) and the exact body bytes.
 type sent struct {

@@ -190,7 +190,7 @@ func TestScanqClientVerifiedBySDKSigner(t *testing.T) {
 			}
 			ctx := context.Background()
 			_, err = c.ListRegistryImages(ctx, &hss.ListRegistryImagesRequest{
-				ImageName: "a b+c/一 (&=?)", HasVul: ptr(true), SortKey: "latest_scan_time", SortDir: "desc", Limit: 200,
+				ImageName: "a b+c/一 (&=?)", HasVul: new(true), SortKey: "latest_scan_time", SortDir: "desc", Limit: 200,
 			})
 			if err != nil {
 				t.Fatalf("ListRegistryImages: %v", err)
@@ -202,7 +202,7 @@ func TestScanqClientVerifiedBySDKSigner(t *testing.T) {
 			if _, err := c.ListImageLocal(ctx, &hss.ListImageLocalRequest{HostName: "web & db", ScanStatus: "success", Limit: 10}); err != nil {
 				t.Fatalf("ListImageLocal: %v", err)
 			}
-			body := hss.ScanTaskBody{ScanScope: ptr(hss.ScanScopeAll), RateLimit: ptr[int32](0), ImageInfo: []hss.ImageInfo{all.DataList[0].ImageInfo()}}
+			body := hss.ScanTaskBody{ScanScope: new(hss.ScanScopeAll), RateLimit: new(int32(0)), ImageInfo: []hss.ImageInfo{all.DataList[0].ImageInfo()}}
 			err = c.CreateScanTask(ctx, &hss.CreateScanTaskRequest{
 				EnterpriseProjectID: "0", GlobalImageType: "registry", Region: "cn-north-4", Body: body,
 			})
@@ -210,7 +210,7 @@ func TestScanqClientVerifiedBySDKSigner(t *testing.T) {
 				t.Fatalf("CreateScanTask: %v", err)
 			}
 			err = c.CreateScanTask(ctx, &hss.CreateScanTaskRequest{
-				GlobalImageType: "local", Body: hss.ScanTaskBody{QueryInfo: &hss.QueryInfo{ImageName: ptr("<nginx>&"), HostName: ptr("主机 1")}},
+				GlobalImageType: "local", Body: hss.ScanTaskBody{QueryInfo: &hss.QueryInfo{ImageName: new("<nginx>&"), HostName: new("主机 1")}},
 			})
 			if err != nil {
 				t.Fatalf("CreateScanTask local: %v", err)
@@ -252,16 +252,16 @@ func TestSDKClientRequestsVerify(t *testing.T) {
 	srv := newEmulator(t, hsstest.Options{Images: 12, LocalImages: 12, Seed: 5})
 	c, rec := newSDK(t, srv.URL, testAK, testSK)
 	if _, err := c.ListRegistryImages(&model.ListRegistryImagesRequest{
-		ImageName: ptr("a b+c/一 (&=?)"), Namespace: ptr("ns~1"), HasVul: ptr(false), Limit: ptr[int32](50), Offset: ptr[int32](0),
+		ImageName: new("a b+c/一 (&=?)"), Namespace: new("ns~1"), HasVul: new(false), Limit: new(int32(50)), Offset: new(int32(0)),
 	}); err != nil {
 		t.Fatalf("ListRegistryImages: %v", err)
 	}
-	if _, err := c.ListImageLocal(&model.ListImageLocalRequest{HostIp: ptr("10.0.0.1"), Limit: ptr[int32](10)}); err != nil {
+	if _, err := c.ListImageLocal(&model.ListImageLocalRequest{HostIp: new("10.0.0.1"), Limit: new(int32(10))}); err != nil {
 		t.Fatalf("ListImageLocal: %v", err)
 	}
 	if _, err := c.CreateManualImageScanTask(&model.CreateManualImageScanTaskRequest{
-		Region: ptr("cn-north-4"), GlobalImageType: ptr("registry"),
-		Body: &model.CreateManualImageScanTaskReqInfo{IsAll: ptr(true), QueryInfo: &model.CreateManualImageScanTaskReqInfoQueryInfo{ImageName: ptr("<x>&y")}},
+		Region: new("cn-north-4"), GlobalImageType: new("registry"),
+		Body: &model.CreateManualImageScanTaskReqInfo{IsAll: new(true), QueryInfo: &model.CreateManualImageScanTaskReqInfoQueryInfo{ImageName: new("<x>&y")}},
 	}); err != nil {
 		t.Fatalf("CreateManualImageScanTask: %v", err)
 	}
@@ -291,7 +291,7 @@ func TestSDKClientRequestsVerify(t *testing.T) {
 	}
 	if err := sc.CreateScanTask(context.Background(), &hss.CreateScanTaskRequest{
 		Region: "cn-north-4", GlobalImageType: "registry",
-		Body: hss.ScanTaskBody{IsAll: ptr(true), QueryInfo: &hss.QueryInfo{ImageName: ptr("<x>&y")}},
+		Body: hss.ScanTaskBody{IsAll: new(true), QueryInfo: &hss.QueryInfo{ImageName: new("<x>&y")}},
 	}); err != nil {
 		t.Fatalf("scanq CreateScanTask: %v", err)
 	}

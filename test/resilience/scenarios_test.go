@@ -35,8 +35,6 @@ func TestResilience(t *testing.T) {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // scenarioWorkerKilled: SIGKILL one of three workers in the middle of a
 // 20,000-image run.
 //
@@ -64,7 +62,7 @@ func scenarioWorkerKilled(t *testing.T) {
 	report(t, r)
 	b := redistest.Real(t)
 	f := newFleet(t, fleetOptions{RedisURL: b.URL, Images: images, Rate: 20, Schedulers: 2, Workers: 3})
-	f.setFaults(hsstest.FaultsRequest{Latency: ptr("20ms")})
+	f.setFaults(hsstest.FaultsRequest{Latency: new("20ms")})
 	id := f.startRun()
 	f.waitCreates(images/batchSize/10, time.Minute)
 	var victim *proc
@@ -184,7 +182,7 @@ func scenarioHSSFaults(t *testing.T) {
 	r := &result{Scenario: "2 HSS 20% 5xx + 10% 429"}
 	report(t, r)
 	f := newFleet(t, fleetOptions{RedisURL: redistest.Real(t).URL, Images: images, Rate: 30, Schedulers: 2, Workers: 3})
-	f.setFaults(hsstest.FaultsRequest{FailRate: ptr(0.2), ThrottleRate: ptr(0.1), Latency: ptr("5ms")})
+	f.setFaults(hsstest.FaultsRequest{FailRate: new(0.2), ThrottleRate: new(0.1), Latency: new("5ms")})
 	id := f.startRun()
 	run := f.waitRun(id, 3*time.Minute)
 	f.checkComplete(r, run, images, 0)
@@ -467,7 +465,7 @@ func scenarioWorkersRestarted(t *testing.T) {
 	f := newFleet(t, fleetOptions{RedisURL: b.URL, Images: images, Rate: 25, Schedulers: 2, Workers: 3})
 	id := f.startRun()
 	f.waitCreates(images/batchSize/4, time.Minute)
-	f.setFaults(hsstest.FaultsRequest{Latency: ptr("7s")})
+	f.setFaults(hsstest.FaultsRequest{Latency: new("7s")})
 	time.Sleep(time.Second)
 	callsAtStop := f.stats().Creates
 	inFlight := len(activeTasks(t, b.Client, "critical"))
@@ -501,7 +499,7 @@ func scenarioWorkersRestarted(t *testing.T) {
 	if n := len(activeTasks(t, b.Client, "critical")); n != 0 {
 		t.Errorf("%d tasks still active after every worker exited: a stopped worker did not hand its tasks back", n)
 	}
-	f.setFaults(hsstest.FaultsRequest{Latency: ptr("0s")})
+	f.setFaults(hsstest.FaultsRequest{Latency: new("0s")})
 	for i := range f.workers {
 		f.startWorker(fmt.Sprintf("worker-%d-restarted", i+1))
 	}

@@ -126,7 +126,7 @@ func BenchmarkCreate100(b *testing.B) {
 	for _, img := range srv.RegistryImages()[:100] {
 		infos = append(infos, img.ImageInfo())
 	}
-	body, err := json.Marshal(hss.ScanTaskBody{ImageInfo: infos, RateLimit: ptr[int32](1000)})
+	body, err := json.Marshal(hss.ScanTaskBody{ImageInfo: infos, RateLimit: new(int32(1000))})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -26,7 +26,7 @@ func TestCreateAccepted(t *testing.T) {
 	for _, img := range imgs {
 		infos = append(infos, img.ImageInfo())
 	}
-	body, _ := json.Marshal(hss.ScanTaskBody{ImageInfo: infos, RateLimit: ptr[int32](100), ScanScope: ptr(hss.ScanScopeVuln)})
+	body, _ := json.Marshal(hss.ScanTaskBody{ImageInfo: infos, RateLimit: new(int32(100)), ScanScope: new(hss.ScanScopeVuln)})
 	r := serve(t, e, req{
 		target: createPath + "?enterprise_project_id=all_granted_eps&global_image_type=registry",
 		body:   string(body) + "\n",
@@ -63,8 +63,6 @@ func TestCreateAccepted(t *testing.T) {
 		t.Errorf("after a repeat: stats = %+v", st)
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 func TestCreateValidation(t *testing.T) {
 	t.Parallel()
@@ -719,14 +717,14 @@ func TestIsAllWithQueryIsNarrowedByTheQuery(t *testing.T) {
 		imageType string
 		q         *hss.QueryInfo
 	}{
-		{"registry", &hss.QueryInfo{ScanStatus: ptr("download_failed")}},
-		{"local", &hss.QueryInfo{ScanStatus: ptr("success"), StartLatestUpdateTime: ptr(InventoryEpoch.UnixMilli() - 30*dayMS)}},
+		{"registry", &hss.QueryInfo{ScanStatus: new("download_failed")}},
+		{"local", &hss.QueryInfo{ScanStatus: new("success"), StartLatestUpdateTime: new(InventoryEpoch.UnixMilli() - 30*dayMS)}},
 	} {
 		want, ok := e.Select(tc.imageType, tc.q)
 		if !ok || len(want) == 0 || len(want) == e.RegistryImageCount() || len(want) == len(e.LocalImages()) {
 			t.Fatalf("%s: Select %d images, ok %v: not a narrowing query", tc.imageType, len(want), ok)
 		}
-		body, _ := json.Marshal(hss.ScanTaskBody{IsAll: ptr(true), QueryInfo: tc.q})
+		body, _ := json.Marshal(hss.ScanTaskBody{IsAll: new(true), QueryInfo: tc.q})
 		before := len(e.Submissions())
 		if r := serve(t, e, req{target: createPath + "?global_image_type=" + tc.imageType, body: string(body)}); r.status != http.StatusOK {
 			t.Fatalf("%s: create %d %s", tc.imageType, r.status, r.body)

@@ -162,16 +162,3 @@ func readCloser(s string) io.ReadCloser { return io.NopCloser(strings.NewReader(
 func signerSign(r *http.Request, body []byte) error {
 	return signer.Sign(r, body, testAK, testSK, time.Now())
 }
-
-// waitFor polls cond until it holds; the timeout is generous, a failure
-// means never, not late.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}

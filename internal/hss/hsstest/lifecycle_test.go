@@ -133,7 +133,7 @@ func TestScanOutcomesAreDeterministic(t *testing.T) {
 	run := func() (failed []string) {
 		clk := newClock()
 		e := NewHandler(Options{Images: 500, Seed: 11, ScanDelay: time.Minute, ScanFailRate: 0.25, Now: clk.Now})
-		createScan(t, e, hss.ScanTaskBody{IsAll: ptr(true)})
+		createScan(t, e, hss.ScanTaskBody{IsAll: new(true)})
 		if n := e.ScansInFlight(); n != 500 {
 			t.Fatalf("is_all started %d scans, want 500", n)
 		}
@@ -169,7 +169,7 @@ func TestQueryScanStartsTheImagesItSelects(t *testing.T) {
 	clk := newClock()
 	e := NewHandler(Options{Images: 800, Seed: 6, ScanDelay: time.Hour, Now: clk.Now})
 	want := listedBy(t, e, "namespace=web&scan_status=unscan")
-	createScan(t, e, hss.ScanTaskBody{QueryInfo: &hss.QueryInfo{Namespace: ptr("web"), ScanStatus: ptr("unscan")}})
+	createScan(t, e, hss.ScanTaskBody{QueryInfo: &hss.QueryInfo{Namespace: new("web"), ScanStatus: new("unscan")}})
 	got := listedBy(t, e, "scan_status=waiting_for_scan&namespace=web")
 	for k := range want {
 		if got[k].ScanStatus != "waiting_for_scan" {
@@ -181,7 +181,7 @@ func TestQueryScanStartsTheImagesItSelects(t *testing.T) {
 	}
 	// Accepted again while in flight: the scan goes on, not restarted.
 	clk.Add(40 * time.Minute)
-	createScan(t, e, hss.ScanTaskBody{QueryInfo: &hss.QueryInfo{Namespace: ptr("web")}})
+	createScan(t, e, hss.ScanTaskBody{QueryInfo: &hss.QueryInfo{Namespace: new("web")}})
 	clk.Add(20 * time.Minute)
 	finished := listedBy(t, e, "namespace=web&scan_status=success")
 	for k := range want {
@@ -214,7 +214,7 @@ func TestScansWithoutDelayLeaveStatuses(t *testing.T) {
 	clk := newClock()
 	e := NewHandler(Options{Images: 300, Seed: 2, Now: clk.Now})
 	before := e.RegistryImages()
-	createScan(t, e, hss.ScanTaskBody{IsAll: ptr(true)})
+	createScan(t, e, hss.ScanTaskBody{IsAll: new(true)})
 	var infos []hss.ImageInfo
 	for _, img := range before[:50] {
 		infos = append(infos, img.ImageInfo())

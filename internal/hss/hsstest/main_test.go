@@ -173,10 +173,10 @@ func TestMainChurnsAndScans(t *testing.T) {
 		}
 	}
 	var changes []Change
-	waitFor(t, "churn changes", func() bool {
+	testkit.Eventually(t, 20*time.Second, func() bool {
 		get("/emulator/v1/changes", &changes)
 		return len(changes) > 0
-	})
+	}, "churn changes")
 	if c := changes[0]; c.Seq != 1 || c.Key == "" {
 		t.Errorf("first change %+v", c)
 	}
@@ -197,7 +197,7 @@ func TestMainChurnsAndScans(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("create: %d", res.StatusCode)
 	}
-	waitFor(t, "the scanned image listed as success", func() bool {
+	testkit.Eventually(t, 20*time.Second, func() bool {
 		var p registryPage
 		get(fmt.Sprintf("%s?limit=200&scan_status=success&image_name=%s", registryPath, img.ImageName), &p)
 		for _, it := range p.DataList {
@@ -206,5 +206,5 @@ func TestMainChurnsAndScans(t *testing.T) {
 			}
 		}
 		return false
-	})
+	}, "the scanned image listed as success")
 }
