@@ -94,7 +94,7 @@ func TestNoListingPastTheLastPage(t *testing.T) {
 	cl := &countingLister{}
 	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 1090},
 		wrap: func(h worker.HSS) worker.HSS { cl.HSS = h; return cl }})
-	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: ptr(true)}}, jobs.Options{IncludeUnscannable: true})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{IncludeUnscannable: true})
 	r = e.wait(r.ID, 30*time.Second)
 	t.Logf("offsets listed: %v, drift %+v", cl.offsets, r.Drift)
 	for _, o := range cl.offsets {
@@ -113,7 +113,7 @@ func TestNoGapsWhenScanqFiltersTheListing(t *testing.T) {
 	cl := &countingLister{}
 	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 5000},
 		wrap: func(h worker.HSS) worker.HSS { cl.HSS = h; return cl }})
-	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{QueryInfo: &hss.QueryInfo{ScanStatus: ptr("download_failed")}}},
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{QueryInfo: &hss.QueryInfo{ScanStatus: new("download_failed")}}},
 		jobs.Options{IncludeUnscannable: true})
 	r = e.wait(r.ID, 60*time.Second)
 	t.Logf("state %s, %d list calls, submitted %d, drift %+v", r.State, len(cl.offsets), r.Counters.ImagesSubmitted, r.Drift)
