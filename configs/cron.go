@@ -34,24 +34,26 @@ func (s Schedule) Location() (*time.Location, error) {
 }
 
 func (s Schedule) parse() (cron.Schedule, *time.Location, error) {
-	var loc *time.Location
-	if s.Timezone != "" {
-		l, err := time.LoadLocation(s.Timezone)
-		if err != nil {
-			return nil, nil, fmt.Errorf("schedule %q: %w", s.Name, errUnknownZone(s.Timezone))
-		}
-		loc = l
-	}
-	sched, loc, err := parseCron(s.Cron, loc)
+	sched, loc, _, err := s.parseSpec()
 	if err != nil {
 		return nil, nil, fmt.Errorf("schedule %q: %w", s.Name, err)
 	}
 	return sched, loc, nil
 }
 
-// errUnknownZone is the problem with a timezone that does not load.
-func errUnknownZone(tz string) error {
-	return fmt.Errorf("timezone %q: unknown time zone", tz)
+// parseSpec parses Cron in Timezone; on error, key is the one at fault:
+// "timezone" when Timezone names no zone, else "cron".
+func (s Schedule) parseSpec() (sched cron.Schedule, loc *time.Location, key string, err error) {
+	if s.Timezone != "" {
+		if loc, err = time.LoadLocation(s.Timezone); err != nil {
+			return nil, nil, "timezone", fmt.Errorf("timezone %q: unknown time zone", s.Timezone)
+		}
+	}
+	sched, loc, err = parseCron(s.Cron, loc)
+	if err != nil {
+		return nil, nil, "cron", err
+	}
+	return sched, loc, "", nil
 }
 
 // parseCron parses spec in loc (nil = UTC unless the spec names its zone)

@@ -116,15 +116,13 @@ func validateSchedules(v *validator, ss []Schedule, maxBatchSize int) {
 		} else {
 			seen[sc.Name] = i
 		}
-		switch _, _, err := sc.parse(); {
+		// A zone that does not load is reported before the spec: the
+		// spec cannot be read without it.
+		switch _, _, key, err := sc.parseSpec(); {
 		case strings.TrimSpace(sc.Cron) == "":
 			v.add(p+".cron", "required")
 		case err != nil:
-			key := "cron"
-			if _, lerr := time.LoadLocation(sc.Timezone); sc.Timezone != "" && lerr != nil {
-				key = "timezone"
-			}
-			v.add(p+"."+key, "%s", strings.TrimPrefix(err.Error(), fmt.Sprintf("schedule %q: ", sc.Name)))
+			v.add(p+"."+key, "%v", err)
 		}
 		switch sc.Queue {
 		case QueueCritical, QueueDefault, QueueBulk:

@@ -1,6 +1,8 @@
-// Package scheduler owns scanq's cron schedules: parsing their specs,
-// electing one leader among any number of scheduler replicas, and starting
-// exactly one run per schedule tick.
+// Package scheduler fires scanq's cron schedules: it elects one leader
+// among any number of scheduler replicas and starts exactly one run per
+// schedule tick. A schedule is a configs.Schedule, held to configs' rules
+// and parsed by configs (CronSchedule), so that what validated at start-up
+// is what fires.
 //
 // Exactly once rests on two independent guards. Leader election (a lease
 // in Redis, see lease.go) makes one replica fire at a time. And every tick
