@@ -4,21 +4,14 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-func mustZone(t testing.TB, name string) *time.Location {
-	t.Helper()
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return loc
-}
+	"github.com/scanq/scanq/internal/testkit"
+)
 
 func TestParseCron(t *testing.T) {
 	t.Parallel()
-	shanghai := mustZone(t, "Asia/Shanghai")
-	ny := mustZone(t, "America/New_York")
+	shanghai := testkit.Zone(t, "Asia/Shanghai")
+	ny := testkit.Zone(t, "America/New_York")
 	from := time.Date(2026, 11, 27, 1, 30, 0, 0, time.UTC)
 	tests := []struct {
 		name, spec, tz string

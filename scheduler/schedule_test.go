@@ -6,17 +6,9 @@ import (
 
 	"github.com/scanq/scanq/configs"
 	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/jobs"
 )
-
-func mustZone(t testing.TB, name string) *time.Location {
-	t.Helper()
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return loc
-}
 
 func TestCountTicks(t *testing.T) {
 	t.Parallel()
@@ -66,7 +58,7 @@ func validSchedule(name string) configs.Schedule {
 
 func TestRunID(t *testing.T) {
 	t.Parallel()
-	tick := time.Date(2026, 11, 27, 10, 0, 0, 0, mustZone(t, "Asia/Shanghai"))
+	tick := time.Date(2026, 11, 27, 10, 0, 0, 0, testkit.Zone(t, "Asia/Shanghai"))
 	if got, want := RunID("nightly", tick), "sched-nightly-20261127T020000Z"; got != want {
 		t.Errorf("RunID = %q, want %q", got, want)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/scanq/scanq/configs"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/runs"
+	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/jobs"
 )
 
@@ -516,7 +517,7 @@ func TestStatusAndTrigger(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		ctx := context.Background()
 		clock := newFakeClock(t0.Add(-time.Minute))
-		shanghai := mustZone(t, "Asia/Shanghai")
+		shanghai := testkit.Zone(t, "Asia/Shanghai")
 		nightly := validSchedule("nightly")
 		nightly.Timezone, nightly.Queue, nightly.BatchSize = "Asia/Shanghai", jobs.QueueDefault, 42
 		r := newRig(t, b, clock, 15*time.Second, nightly)
