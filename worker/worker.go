@@ -64,9 +64,9 @@ type Config struct {
 	RetryCap      time.Duration // backoff cap; 5m
 }
 
-// Defaults of the Config fields left zero (or negative; ListOverlap
-// negative means none). configs/scanq.yaml documents the same values, and
-// a test in configs keeps the two equal.
+// Defaults of the Config fields left zero or negative (ListOverlap: zero
+// only, as negative means none). configs/scanq.yaml documents the same
+// values, and a test in configs keeps the two equal.
 const (
 	DefaultPageSize      = 200
 	DefaultPagesAhead    = 4
@@ -80,7 +80,8 @@ const (
 	DefaultRetryCap      = 5 * time.Minute
 )
 
-// defaults fills in the fields left zero with the Default constants.
+// defaults fills in the fields left zero or negative from the Default
+// constants, and caps ListOverlap and MaxPasses.
 func (c *Config) defaults() {
 	def := func(v *int, d int) {
 		if *v <= 0 {
