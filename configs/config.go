@@ -2,7 +2,9 @@
 // scanq.yaml (embedded in the binary), the Config struct they decode into,
 // and the layering of a configuration file, SCANQ_* environment variables
 // and command-line overrides on top of them, followed by validation that
-// names the offending key.
+// names the offending key. It also owns the cron schedule (Schedule): its
+// YAML shape, its rules and the parsing of its spec, which the scheduler
+// takes as they are.
 //
 // Decoding is strict on purpose: an unknown key in the file or an unknown
 // SCANQ_* variable is an error, because a misspelt setting that is silently

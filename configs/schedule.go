@@ -2,35 +2,53 @@ package configs
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/jobs"
-	"github.com/scanq/scanq/scheduler"
 )
 
-// Schedule is one cron schedule: when to fire and what to scan.
+// Schedule is one cron schedule: when to fire and what to scan. It is
+// both the `schedules` entry of scanq.yaml and what the scheduler fires:
+// Config.Validate and ValidateSchedules hold it to its rules, and the
+// scheduler parses Cron with CronSchedule, as validation did.
 type Schedule struct {
-	Name     string `yaml:"name"`
-	Cron     string `yaml:"cron"`
+	// Name is unique among the schedules: letters, digits, '.', '_' and
+	// '-', starting with a letter or digit, at most 64 characters. It is
+	// part of every run id the schedule makes.
+	Name string `yaml:"name"`
+	// Cron is the robfig/cron spec: 5 fields, @daily-style descriptors,
+	// @every 10m, optionally prefixed by CRON_TZ=Zone.
+	Cron string `yaml:"cron"`
+	// Timezone is the IANA zone the cron fields are read in; "" = UTC, or
+	// the spec's CRON_TZ= prefix (setting both is an error).
 	Timezone string `yaml:"timezone"`
-	Enabled  bool   `yaml:"enabled"`
-	Queue    string `yaml:"queue"`
-	Overlap  string `yaml:"overlap"`
-	// MisfireGrace is scheduler.misfire_grace unless the schedule sets its
-	// own: Load and Default fill it in.
+	// Enabled false keeps the schedule listed (and triggerable by hand) but
+	// never fires it.
+	Enabled bool `yaml:"enabled"`
+	// Queue its runs go to: critical, default or bulk.
+	Queue string `yaml:"queue"`
+	// Overlap is OverlapSkip or OverlapAllow.
+	Overlap string `yaml:"overlap"`
+	// MisfireGrace: a tick missed while no scheduler held the lease is
+	// still fired if it is the latest missed one and at most this late.
+	// Load and Default fill in scheduler.misfire_grace when a file leaves
+	// it 0; WithDefaults fills in DefaultMisfireGrace.
 	MisfireGrace time.Duration `yaml:"misfire_grace"`
-	// BatchSize 0 leaves the choice to scan.batch_size at run time.
-	BatchSize int         `yaml:"batch_size"`
-	Request   ScanRequest `yaml:"request"`
+	// BatchSize of its runs; 0 leaves the choice to scan.batch_size at run
+	// time.
+	BatchSize int `yaml:"batch_size"`
+	// Request is what each run scans.
+	Request ScanRequest `yaml:"request"`
 }
 
 // Queue names, as in package jobs.
@@ -40,16 +58,94 @@ const (
 	QueueBulk     = jobs.QueueBulk
 )
 
-// Overlap policies.
+// Overlap policies: what a tick does while the previous run of its schedule
+// has not finished.
 const (
-	OverlapSkip  = "skip"
-	OverlapAllow = "allow"
+	OverlapSkip  = "skip"  // the tick is skipped, logged and counted (default)
+	OverlapAllow = "allow" // the tick starts a second run anyway
 )
+
+// DefaultMisfireGrace is scheduler.misfire_grace unless configured, and the
+// misfire grace of a schedule built in code that sets none.
+const DefaultMisfireGrace = time.Hour
 
 // newSchedule is a schedule before its keys are decoded: the defaults of
 // the keys a file may leave out.
 func newSchedule() Schedule {
 	return Schedule{Enabled: true, Queue: QueueBulk, Overlap: OverlapSkip}
+}
+
+// WithDefaults returns s with its zero Queue, Overlap and MisfireGrace
+// replaced by their defaults (bulk, skip, DefaultMisfireGrace), as the
+// scheduler takes a schedule built in code. A file cannot leave them
+// empty: a key it leaves out has its default already, and one it sets to
+// "" is refused.
+func (s Schedule) WithDefaults() Schedule {
+	s.Queue = cmp.Or(s.Queue, QueueBulk)
+	s.Overlap = cmp.Or(s.Overlap, OverlapSkip)
+	s.MisfireGrace = cmp.Or(s.MisfireGrace, DefaultMisfireGrace)
+	return s
+}
+
+var scheduleName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// ValidateSchedules checks every schedule and that names are unique, as
+// Config.Validate does except for the bound hss.max_batch_size puts on
+// batch sizes. It returns all problems at once, joined, each a *FieldError
+// naming the schedule and the key: `schedules["nightly"].queue: ...`.
+func ValidateSchedules(ss []Schedule) error {
+	v := &validator{}
+	validateSchedules(v, ss, 0)
+	return errors.Join(v.errs...)
+}
+
+// validateSchedules adds the problems of ss to v. maxBatchSize bounds the
+// schedules' batch sizes; 0 = no bound.
+func validateSchedules(v *validator, ss []Schedule, maxBatchSize int) {
+	seen := map[string]int{}
+	for i, sc := range ss {
+		p := schedulePath(i, sc.Name)
+		switch {
+		case sc.Name == "":
+			v.add(p+".name", "required")
+		case !scheduleName.MatchString(sc.Name):
+			v.add(p+".name", "use 1..64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+		}
+		if j, dup := seen[sc.Name]; dup && sc.Name != "" {
+			v.add(p+".name", "schedules[%d] has the same name; names must be unique", j)
+		} else {
+			seen[sc.Name] = i
+		}
+		// A zone that does not load is reported before the spec: the
+		// spec cannot be read without it.
+		switch _, _, key, err := sc.parseSpec(); {
+		case strings.TrimSpace(sc.Cron) == "":
+			v.add(p+".cron", "required")
+		case err != nil:
+			v.add(p+"."+key, "%v", err)
+		}
+		switch sc.Queue {
+		case QueueCritical, QueueDefault, QueueBulk:
+		default:
+			v.add(p+".queue", "must be critical, default or bulk, got %q", sc.Queue)
+		}
+		switch sc.Overlap {
+		case OverlapSkip, OverlapAllow:
+		default:
+			v.add(p+".overlap", "must be skip or allow, got %q", sc.Overlap)
+		}
+		v.notNegative(p+".misfire_grace", sc.MisfireGrace)
+		switch {
+		case maxBatchSize > 0 && sc.BatchSize != 0:
+			v.between(p+".batch_size", sc.BatchSize, 1, maxBatchSize, "hss.max_batch_size")
+		case sc.BatchSize < 0:
+			v.add(p+".batch_size", "must be >= 0 (0 = scan.batch_size), got %d", sc.BatchSize)
+		}
+		for _, bad := range validateRequest(&sc.Request) {
+			field, reason, _ := strings.Cut(bad, ": ")
+			v.add(p+".request."+field, "%s", reason)
+		}
+	}
 }
 
 // ScanRequest is the HSS scan request exactly as on the wire: the query
@@ -93,28 +189,6 @@ func validateRequest(r *ScanRequest) []string {
 		return []string{ve.Field + ": " + ve.Reason}
 	}
 	return []string{err.Error()}
-}
-
-// CronSchedule parses Cron in its time zone (the CRON_TZ=/TZ= prefix of
-// the spec, else Timezone, else UTC) exactly as the scheduler will: one
-// parser for validation and for firing.
-func (s Schedule) CronSchedule() (cron.Schedule, error) {
-	return scheduler.Parse(s.Name, s.Cron, s.Timezone)
-}
-
-// Location is the time zone the schedule's cron fields are read in.
-func (s Schedule) Location() (*time.Location, error) {
-	sched, err := s.CronSchedule()
-	if err != nil {
-		return nil, err
-	}
-	if ss, ok := sched.(*cron.SpecSchedule); ok && ss.Location != nil {
-		return ss.Location, nil
-	}
-	if s.Timezone != "" {
-		return time.LoadLocation(s.Timezone)
-	}
-	return time.UTC, nil
 }
 
 // decodeRequest decodes a YAML node into a ScanRequest by way of JSON, so
@@ -166,22 +240,9 @@ func jsonTypeName(t string) string {
 	return "a mapping"
 }
 
-// scheduleYAML is how a schedule is written out: the request as a YAML
-// mapping with its wire names in wire order.
-type scheduleYAML struct {
-	Name         string        `yaml:"name"`
-	Cron         string        `yaml:"cron"`
-	Timezone     string        `yaml:"timezone"`
-	Enabled      bool          `yaml:"enabled"`
-	Queue        string        `yaml:"queue"`
-	Overlap      string        `yaml:"overlap"`
-	MisfireGrace time.Duration `yaml:"misfire_grace"`
-	BatchSize    int           `yaml:"batch_size"`
-	Request      *yaml.Node    `yaml:"request"`
-}
-
-// MarshalYAML writes the request with its JSON (wire) names; yaml.v3 would
-// otherwise lower-case the Go field names of hss.ScanTaskBody.
+// MarshalYAML writes the request with its JSON (wire) names, in wire
+// order; yaml.v3 would otherwise lower-case the Go field names of
+// hss.ScanTaskBody.
 func (s Schedule) MarshalYAML() (any, error) {
 	b, err := json.Marshal(s.Request)
 	if err != nil {
@@ -193,11 +254,21 @@ func (s Schedule) MarshalYAML() (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding the request of schedule %q: %w", s.Name, err)
 	}
-	return scheduleYAML{
-		Name: s.Name, Cron: s.Cron, Timezone: s.Timezone, Enabled: s.Enabled,
-		Queue: s.Queue, Overlap: s.Overlap, MisfireGrace: s.MisfireGrace,
-		BatchSize: s.BatchSize, Request: req,
-	}, nil
+	// The other keys as yaml.v3 writes them, from the struct tags; plain
+	// has no MarshalYAML, so encoding it does not come back here.
+	type plain Schedule
+	p := plain(s)
+	p.Request = ScanRequest{}
+	var n yaml.Node
+	if err := n.Encode(p); err != nil {
+		return nil, fmt.Errorf("encoding schedule %q: %w", s.Name, err)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "request" {
+			n.Content[i+1] = req
+		}
+	}
+	return &n, nil
 }
 
 // jsonToNode turns the next JSON value into a YAML node, keeping key order.

@@ -6,7 +6,6 @@ import (
 	"math"
 	"net"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -19,8 +18,6 @@ const (
 	maxPageSize       = 200   // scan.page_size: both list APIs refuse more
 	minGroupGrace     = time.Second
 )
-
-var scheduleName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // Validate checks every setting and returns all problems at once, joined,
 // each a *FieldError naming the field as "section.key".
@@ -183,48 +180,7 @@ func (c *Config) Validate() error {
 	}
 
 	// schedules
-	seen := map[string]int{}
-	for i, sc := range c.Schedules {
-		p := schedulePath(i, sc.Name)
-		switch {
-		case sc.Name == "":
-			v.add(p+".name", "required")
-		case !scheduleName.MatchString(sc.Name):
-			v.add(p+".name", "use 1..64 letters, digits, '.', '_' or '-', starting with a letter or digit")
-		}
-		if j, dup := seen[sc.Name]; dup && sc.Name != "" {
-			v.add(p+".name", "schedules[%d] has the same name; names must be unique", j)
-		} else {
-			seen[sc.Name] = i
-		}
-		if strings.TrimSpace(sc.Cron) == "" {
-			v.add(p+".cron", "required")
-		} else if _, err := sc.CronSchedule(); err != nil {
-			key := "cron"
-			if _, lerr := time.LoadLocation(sc.Timezone); sc.Timezone != "" && lerr != nil {
-				key = "timezone"
-			}
-			v.add(p+"."+key, "%s", strings.TrimPrefix(err.Error(), fmt.Sprintf("schedule %q: ", sc.Name)))
-		}
-		switch sc.Queue {
-		case QueueCritical, QueueDefault, QueueBulk:
-		default:
-			v.add(p+".queue", "must be critical, default or bulk, got %q", sc.Queue)
-		}
-		switch sc.Overlap {
-		case OverlapSkip, OverlapAllow:
-		default:
-			v.add(p+".overlap", "must be skip or allow, got %q", sc.Overlap)
-		}
-		v.notNegative(p+".misfire_grace", sc.MisfireGrace)
-		if sc.BatchSize != 0 {
-			v.between(p+".batch_size", sc.BatchSize, 1, max(c.HSS.MaxBatchSize, 1), "hss.max_batch_size")
-		}
-		for _, bad := range validateRequest(&sc.Request) {
-			field, reason, _ := strings.Cut(bad, ": ")
-			v.add(p+".request."+field, "%s", reason)
-		}
-	}
+	validateSchedules(v, c.Schedules, max(c.HSS.MaxBatchSize, 1))
 	return errors.Join(v.errs...)
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scanq/scanq/configs"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/testkit"
 )
@@ -120,7 +121,7 @@ func TestLosingLeaseStopsFiring(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		ctx := context.Background()
 		s := validSchedule("e")
-		s.Spec, s.Overlap = "@every 1s", OverlapAllow
+		s.Cron, s.Overlap = "@every 1s", configs.OverlapAllow
 		r := newRig(t, b, nil, time.Second, s)
 		start(t, r.s)
 		testkit.Eventually(t, 20*time.Second, func() bool { return r.m.counts()[0] >= 1 }, "a first tick")

@@ -18,6 +18,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/scanq/scanq/configs"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/runs"
 )
@@ -50,9 +51,9 @@ func TestHelperSchedulerProcess(t *testing.T) {
 	sc := validSchedule(procSchedule)
 	// No worker runs here, so runs stay pending: overlap "skip" would skip
 	// every tick after the first.
-	sc.Spec, sc.Overlap, sc.MisfireGrace = "@every 2s", OverlapAllow, procGrace
+	sc.Cron, sc.Overlap, sc.MisfireGrace = "@every 2s", configs.OverlapAllow, procGrace
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("pid", os.Getpid())
-	s, err := New(rdb, starter, store, []Schedule{sc}, Options{Lease: procLease, Logger: logger})
+	s, err := New(rdb, starter, store, []configs.Schedule{sc}, Options{Lease: procLease, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,9 +141,9 @@ func TestSchedulerProcesses(t *testing.T) {
 	t.Parallel()
 	b := redistest.Real(t)
 	ctx := context.Background()
-	probe := newRig(t, b, nil, procLease, func() Schedule {
+	probe := newRig(t, b, nil, procLease, func() configs.Schedule {
 		s := validSchedule(procSchedule)
-		s.Spec, s.Overlap, s.MisfireGrace = "@every 2s", OverlapAllow, procGrace
+		s.Cron, s.Overlap, s.MisfireGrace = "@every 2s", configs.OverlapAllow, procGrace
 		return s
 	}())
 	leaderOf := func(ps []*proc) *proc {

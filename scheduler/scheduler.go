@@ -1,6 +1,8 @@
-// Package scheduler owns scanq's cron schedules: parsing their specs,
-// electing one leader among any number of scheduler replicas, and starting
-// exactly one run per schedule tick.
+// Package scheduler fires scanq's cron schedules: it elects one leader
+// among any number of scheduler replicas and starts exactly one run per
+// schedule tick. A schedule is a configs.Schedule, held to configs' rules
+// and parsed by configs (CronSchedule), so that what validated at start-up
+// is what fires.
 //
 // Exactly once rests on two independent guards. Leader election (a lease
 // in Redis, see lease.go) makes one replica fire at a time. And every tick
@@ -39,6 +41,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/scanq/scanq/configs"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
 )
@@ -93,10 +96,13 @@ type wallClock struct{ now func() time.Time }
 func (w wallClock) Now() time.Time                  { return w.now() }
 func (w wallClock) At(t time.Time) <-chan time.Time { return time.After(t.Sub(w.now())) }
 
+// DefaultLease is the leader lease when Options.Lease is 0.
+const DefaultLease = 15 * time.Second
+
 // Options configure a Scheduler.
 type Options struct {
 	// Lease is the leader lease: when the leader dies another replica takes
-	// over within about this long. Default 15s.
+	// over within about this long. Default DefaultLease.
 	Lease time.Duration
 	// Prefix of every Redis key; default "scanq:".
 	Prefix string
@@ -143,9 +149,12 @@ type Scheduler struct {
 	noRelease bool
 }
 
-// New validates schedules and returns a Scheduler. Nothing runs until Run;
-// an API process may use Status and Trigger without ever calling it.
-func New(rdb redis.UniversalClient, starter *runs.Starter, store *runs.Store, schedules []Schedule, opts Options) (*Scheduler, error) {
+// New validates schedules and returns a Scheduler. The schedules are held
+// to configs' rules (configs.ValidateSchedules), their zero Queue, Overlap
+// and MisfireGrace meaning the defaults (configs.Schedule.WithDefaults).
+// Nothing runs until Run; an API process may use Status and Trigger without
+// ever calling it.
+func New(rdb redis.UniversalClient, starter *runs.Starter, store *runs.Store, schedules []configs.Schedule, opts Options) (*Scheduler, error) {
 	if rdb == nil || starter == nil || store == nil {
 		return nil, errors.New("scheduler: redis client, starter and store are required")
 	}
@@ -154,7 +163,7 @@ func New(rdb redis.UniversalClient, starter *runs.Starter, store *runs.Store, sc
 		return nil, err
 	}
 	if opts.Lease == 0 {
-		opts.Lease = 15 * time.Second
+		opts.Lease = DefaultLease
 	}
 	if opts.Lease < 30*time.Millisecond {
 		return nil, fmt.Errorf("scheduler: lease: must be at least 30ms, got %s", opts.Lease)
@@ -429,7 +438,7 @@ func (s *Scheduler) skipMissed(ctx context.Context, c *compiled, first, upto tim
 func (s *Scheduler) fire(ctx context.Context, c *compiled, t time.Time) error {
 	id := RunID(c.Name, t)
 	tick := t.UTC().Format(time.RFC3339)
-	if c.Overlap == OverlapSkip {
+	if c.Overlap == configs.OverlapSkip {
 		prev, active, err := s.activeRun(ctx, c.Name)
 		if err != nil {
 			return err
@@ -522,7 +531,7 @@ func (s *Scheduler) Trigger(ctx context.Context, name string, force bool) (*jobs
 	if !ok {
 		return nil, fmt.Errorf("schedule %q: %w", name, ErrUnknownSchedule)
 	}
-	if c.Overlap == OverlapSkip && !force {
+	if c.Overlap == configs.OverlapSkip && !force {
 		release, held, err := s.lockTrigger(ctx, name)
 		if err != nil {
 			return nil, err
@@ -630,7 +639,7 @@ func (s *Scheduler) Status(ctx context.Context) ([]ScheduleStatus, error) {
 		h := hs[i].Val()
 		n := func(f string) int64 { v, _ := strconv.ParseInt(h[f], 10, 64); return v }
 		st := ScheduleStatus{
-			Name: c.Name, Cron: c.Spec, Timezone: c.loc.String(), Enabled: c.Enabled,
+			Name: c.Name, Cron: c.Cron, Timezone: c.loc.String(), Enabled: c.Enabled,
 			Queue: c.Queue, Overlap: c.Overlap, MisfireGrace: jobs.Duration(c.MisfireGrace),
 			Next: []time.Time{}, LastRunID: h["last_run"],
 			Fired: n(fieldFired), Missed: n(fieldMissed), Skipped: n(fieldSkipped),

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/scanq/scanq/configs"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/internal/testkit"
@@ -119,7 +120,7 @@ type rig struct {
 	m       *countingMetrics
 }
 
-func newRig(t *testing.T, b *redistest.Backend, clock Clock, lease time.Duration, ss ...Schedule) *rig {
+func newRig(t *testing.T, b *redistest.Backend, clock Clock, lease time.Duration, ss ...configs.Schedule) *rig {
 	t.Helper()
 	now := time.Now
 	if clock != nil {
@@ -186,9 +187,9 @@ func sortedKeys(m map[string]int) []string {
 	return out
 }
 
-func every10s(name string) Schedule {
+func every10s(name string) configs.Schedule {
 	s := validSchedule(name)
-	s.Spec, s.Overlap = "@every 10s", OverlapAllow
+	s.Cron, s.Overlap = "@every 10s", configs.OverlapAllow
 	return s
 }
 
@@ -414,7 +415,7 @@ func TestMisfire(t *testing.T) {
 
 func TestOverlap(t *testing.T) {
 	t.Parallel()
-	for _, policy := range []string{OverlapSkip, OverlapAllow} {
+	for _, policy := range []string{configs.OverlapSkip, configs.OverlapAllow} {
 		t.Run(policy, func(t *testing.T) {
 			t.Parallel()
 			redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
@@ -439,7 +440,7 @@ func TestOverlap(t *testing.T) {
 				ticks, _ := scheduleRuns(t, r.store, "e")
 				want := map[string]int{rfc(tick(1)): 1, rfc(tick(3)): 1}
 				wantSkipped := int64(1)
-				if policy == OverlapAllow {
+				if policy == configs.OverlapAllow {
 					want[rfc(tick(2))] = 1
 					wantSkipped = 0
 				}
@@ -469,7 +470,7 @@ func TestOverlapExpiredRun(t *testing.T) {
 	b := redistest.Mini(t)
 	clock := newFakeClock(t0.Add(time.Second))
 	s := every10s("e")
-	s.Overlap = OverlapSkip
+	s.Overlap = configs.OverlapSkip
 	r := newRig(t, b, clock, 15*time.Second, s)
 	r.lead(time.Time{}, clock.Now())
 	r.pass()
@@ -516,9 +517,9 @@ func TestStatusAndTrigger(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		ctx := context.Background()
 		clock := newFakeClock(t0.Add(-time.Minute))
-		shanghai := mustZone(t, "Asia/Shanghai")
+		shanghai := testkit.Zone(t, "Asia/Shanghai")
 		nightly := validSchedule("nightly")
-		nightly.Location, nightly.Queue, nightly.BatchSize = shanghai, jobs.QueueDefault, 42
+		nightly.Timezone, nightly.Queue, nightly.BatchSize = "Asia/Shanghai", jobs.QueueDefault, 42
 		r := newRig(t, b, clock, 15*time.Second, nightly)
 		r.lead(time.Time{}, clock.Now())
 
@@ -532,7 +533,7 @@ func TestStatusAndTrigger(t *testing.T) {
 		// t0-1m is 09:59 in Shanghai: the next 02:00 there is the next day.
 		first := time.Date(2026, 11, 28, 2, 0, 0, 0, shanghai)
 		for i, n := range st[0].Next {
-			if want := first.AddDate(0, 0, i); !n.Equal(want) || n.Location() != shanghai {
+			if want := first.AddDate(0, 0, i); !n.Equal(want) || n.Location().String() != shanghai.String() {
 				t.Errorf("next[%d] = %s, want %s", i, n, want)
 			}
 		}
@@ -591,9 +592,9 @@ func TestNewErrors(t *testing.T) {
 		err  string
 	}{
 		{"bad schedule", func() error {
-			_, err := New(b.Client, starter, store, []Schedule{{Name: "x", Spec: "nope"}}, Options{})
+			_, err := New(b.Client, starter, store, []configs.Schedule{{Name: "x", Cron: "nope"}}, Options{})
 			return err
-		}, `schedule "x": cron "nope"`},
+		}, `scheduler: schedules["x"].cron: cron "nope"`},
 		{"lease too short", func() error {
 			_, err := New(b.Client, starter, store, nil, Options{Lease: time.Millisecond})
 			return err
@@ -603,7 +604,7 @@ func TestNewErrors(t *testing.T) {
 			return err
 		}, "required"},
 		{"ok", func() error {
-			_, err := New(b.Client, starter, store, []Schedule{validSchedule("x")}, Options{Lease: 30 * time.Millisecond})
+			_, err := New(b.Client, starter, store, []configs.Schedule{validSchedule("x")}, Options{Lease: 30 * time.Millisecond})
 			return err
 		}, ""},
 	}
@@ -656,7 +657,7 @@ func TestTriggerHonoursOverlap(t *testing.T) {
 		ctx := context.Background()
 		skip := validSchedule("skipper")
 		allow := validSchedule("allower")
-		allow.Overlap = OverlapAllow
+		allow.Overlap = configs.OverlapAllow
 		r := newRig(t, b, nil, 15*time.Second, skip, allow)
 
 		first, err := r.s.Trigger(ctx, "skipper", false)

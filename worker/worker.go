@@ -64,6 +64,24 @@ type Config struct {
 	RetryCap      time.Duration // backoff cap; 5m
 }
 
+// Defaults of the Config fields left zero or negative (ListOverlap: zero
+// only, as negative means none). configs/scanq.yaml documents the same
+// values, and a test in configs keeps the two equal.
+const (
+	DefaultPageSize      = 200
+	DefaultPagesAhead    = 4
+	DefaultSlots         = 10
+	DefaultListOverlap   = 20
+	DefaultMaxPasses     = 3
+	DefaultMaxAttempts   = 8
+	DefaultRatePeriod    = time.Hour
+	DefaultMaxInlineWait = 5 * time.Second
+	DefaultRetryBase     = time.Second
+	DefaultRetryCap      = 5 * time.Minute
+)
+
+// defaults fills in the fields left zero or negative from the Default
+// constants, and caps ListOverlap and MaxPasses.
 func (c *Config) defaults() {
 	def := func(v *int, d int) {
 		if *v <= 0 {
@@ -75,20 +93,20 @@ func (c *Config) defaults() {
 			*v = d
 		}
 	}
-	def(&c.PageSize, 200)
-	def(&c.PagesAhead, 4)
-	def(&c.Slots, 10)
-	if c.ListOverlap == 0 {
-		c.ListOverlap = 20
+	def(&c.PageSize, DefaultPageSize)
+	def(&c.PagesAhead, DefaultPagesAhead)
+	def(&c.Slots, DefaultSlots)
+	if c.ListOverlap == 0 { // negative: none
+		c.ListOverlap = DefaultListOverlap
 	}
 	c.ListOverlap = min(c.ListOverlap, c.PageSize/2)
-	def(&c.MaxPasses, 3)
+	def(&c.MaxPasses, DefaultMaxPasses)
 	c.MaxPasses = min(c.MaxPasses, runs.MaxPasses)
-	def(&c.MaxAttempts, 8)
-	defD(&c.RatePeriod, time.Hour)
-	defD(&c.MaxInlineWait, 5*time.Second)
-	defD(&c.RetryBase, time.Second)
-	defD(&c.RetryCap, 5*time.Minute)
+	def(&c.MaxAttempts, DefaultMaxAttempts)
+	defD(&c.RatePeriod, DefaultRatePeriod)
+	defD(&c.MaxInlineWait, DefaultMaxInlineWait)
+	defD(&c.RetryBase, DefaultRetryBase)
+	defD(&c.RetryCap, DefaultRetryCap)
 }
 
 // maxRetry is the retries of a batch's transient failures.

@@ -21,6 +21,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/scanq/scanq/configs"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
@@ -251,7 +252,7 @@ func testConformance(t *testing.T, o *oaCheck, b *redistest.Backend) {
 	ctx := t.Context()
 	base := newEnv(t, b, Options{})
 	sched, err := scheduler.New(b.Client, base.starter, base.store,
-		[]scheduler.Schedule{{Name: "nightly", Spec: "0 2 * * *", Enabled: true, Queue: "bulk", Overlap: scheduler.OverlapSkip}}, scheduler.Options{})
+		[]configs.Schedule{{Name: "nightly", Cron: "0 2 * * *", Enabled: true, Queue: "bulk", Overlap: configs.OverlapSkip}}, scheduler.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -693,7 +694,7 @@ func TestReadmeAPIExamples(t *testing.T) {
 	b := redistest.Mini(t)
 	base := newEnv(t, b, Options{})
 	sched, err := scheduler.New(b.Client, base.starter, base.store,
-		[]scheduler.Schedule{{Name: "nightly-full-registry", Spec: "0 2 * * *", Enabled: true, Queue: "bulk"}}, scheduler.Options{})
+		[]configs.Schedule{{Name: "nightly-full-registry", Cron: "0 2 * * *", Enabled: true, Queue: "bulk"}}, scheduler.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

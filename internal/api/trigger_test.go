@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/scanq/scanq/configs"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/scheduler"
 )
@@ -16,8 +17,8 @@ func TestTriggerHonoursOverlap(t *testing.T) {
 	t.Parallel()
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		e := newEnv(t, b, Options{})
-		sched := scheduler.Schedule{Name: "full", Spec: "0 2 * * *", Enabled: true, Queue: "bulk", Overlap: scheduler.OverlapSkip}
-		s, err := scheduler.New(b.Client, e.starter, e.store, []scheduler.Schedule{sched}, scheduler.Options{})
+		sched := configs.Schedule{Name: "full", Cron: "0 2 * * *", Enabled: true, Queue: "bulk", Overlap: configs.OverlapSkip}
+		s, err := scheduler.New(b.Client, e.starter, e.store, []configs.Schedule{sched}, scheduler.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

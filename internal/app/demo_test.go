@@ -10,7 +10,6 @@ import (
 
 	"github.com/scanq/scanq/configs"
 	"github.com/scanq/scanq/internal/app"
-	"github.com/scanq/scanq/scheduler"
 )
 
 // TestDemoScheduleFiresWithinAMinute: whenever a serve starts, the demo
@@ -19,7 +18,7 @@ import (
 func TestDemoScheduleFiresWithinAMinute(t *testing.T) {
 	t.Parallel()
 	d := app.DemoSchedule()
-	spec, err := scheduler.Parse(d.Name, d.Cron, d.Timezone)
+	spec, err := d.CronSchedule()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,8 +29,7 @@ func TestDemoScheduleFiresWithinAMinute(t *testing.T) {
 			t.Fatalf("started at %s, the demo schedule first fires %v later", start.Format(time.RFC3339Nano), wait)
 		}
 	}
-	if err := scheduler.Validate([]scheduler.Schedule{{Name: d.Name, Spec: d.Cron, Enabled: d.Enabled, Queue: d.Queue,
-		Overlap: d.Overlap, Request: d.Request}}); err != nil {
+	if err := configs.ValidateSchedules([]configs.Schedule{d}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -37,7 +37,8 @@ var (
 type Options struct {
 	// Prefix of every key; default "scanq:".
 	Prefix string
-	// Retention is how long a finished run's record is kept.
+	// Retention is how long a finished run's record is kept; default
+	// DefaultRetention.
 	Retention time.Duration
 	// PendingTTL is how long a run that never starts (its scan:run task is
 	// never picked up) is kept; default PendingTTLDefault. A run that has
@@ -72,6 +73,10 @@ type Store struct {
 	records    recordCache
 }
 
+// DefaultRetention is how long a finished run's record is kept when
+// Options.Retention is 0 (7 days).
+const DefaultRetention = 7 * 24 * time.Hour
+
 // New returns a Store on rdb.
 func New(rdb redis.UniversalClient, opts Options) *Store {
 	s := &Store{rdb: rdb, prefix: opts.Prefix, retention: opts.Retention, pendingTTL: opts.PendingTTL, maxErrors: opts.MaxErrors, now: opts.Now,
@@ -80,7 +85,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 		s.prefix = "scanq:"
 	}
 	if s.retention <= 0 {
-		s.retention = 7 * 24 * time.Hour
+		s.retention = DefaultRetention
 	}
 	_, cluster := rdb.(*redis.ClusterClient)
 	s.indexed = !opts.NoStateIndex && !cluster
