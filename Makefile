@@ -47,7 +47,7 @@ FUZZ_TARGETS = ./internal/hss:FuzzDecodeScanTaskBody ./internal/hss:FuzzDecodeSt
 	./internal/hss:FuzzCheckMembers \
 	./internal/hss/signer:FuzzVerify \
 	./internal/api:FuzzHSSCompatibleDecode ./internal/api:FuzzReadBounded ./internal/hss/hsstest:FuzzEmulatorCreate \
-	./configs:FuzzLoad ./configs:FuzzParse
+	./configs:FuzzLoad ./configs:FuzzCronSchedule
 
 # Go 1.26's fuzz coordinator can fail a run with a bare "context deadline
 # exceeded" at the -fuzztime boundary when a worker is starved of CPU
