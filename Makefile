@@ -39,6 +39,8 @@ lint: ## gofmt and go vet
 # (emulator, signer, limiter) need their iterations to mean anything.
 bench: ## run the benchmarks (figures and their baselines, measured in the same run)
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	@# The official SDK's one call, beside internal/app's BenchmarkScanOneImage.
+	cd test/interop && $(GO) test -run '^$$' -bench SDKCreateOneImage .
 
 FUZZTIME ?= 30s
 # package:target for every parser of outside input, and the single-pass

@@ -62,7 +62,7 @@ type recorder struct {
 	reqs []sent
 }
 
-func newRecorder(t *testing.T) *recorder {
+func newRecorder(t testing.TB) *recorder {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(tr.CloseIdleConnections)
 	return &recorder{next: tr}
@@ -110,7 +110,7 @@ func (rc *recorder) Last(t *testing.T) sent {
 // basic credentials and an explicit endpoint. An http:// endpoint is kept
 // as it is (the builder only prefixes https:// to a bare host). Retries are
 // off so an error reaches the test unchanged; the recorder sees every request.
-func newSDK(t *testing.T, endpoint, ak, sk string) (*hssv5.HssClient, *recorder) {
+func newSDK(t testing.TB, endpoint, ak, sk string) (*hssv5.HssClient, *recorder) {
 	t.Helper()
 	cred, err := basic.NewCredentialsBuilder().WithAk(ak).WithSk(sk).WithProjectId(testProject).SafeBuild()
 	if err != nil {
