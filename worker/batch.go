@@ -49,18 +49,7 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 
 	waited, err := h.waitLimits(ctx, r, n, token)
 	if err != nil {
-		var we *limit.WaitError
-		if !errors.As(err, &we) {
-			return err
-		}
-		retried, _ := asynq.GetRetryCount(ctx)
-		b.Failures += retried
-		b.Deferred++
-		t, err := jobs.NewTask(jobs.TypeBatch, b)
-		if err != nil {
-			return err
-		}
-		return h.deferTask(ctx, t, r.Queue, jobs.DeferredID(id, b.Deferred), we.Delay, max(0, h.cfg.maxRetry()-b.Failures))
+		return later(err, b)
 	}
 
 	h.log.DebugContext(ctx, "batch passed the limiter", "run_id", r.ID, "batch", id, "images", n, "waited", waited)

@@ -2,13 +2,11 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/limit"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
 )
@@ -27,8 +25,7 @@ import (
 func (h *Handlers) filter(ctx context.Context, r *jobs.Run, pass runs.Pass, page int, l listing) (snapshot, error) {
 	listed, keys, expected, last, err := l.images, l.keys, l.expected, l.last, l.err
 	if err != nil {
-		var we *limit.WaitError
-		if errors.As(err, &we) || ctx.Err() != nil || (hss.Retryable(err) && !lastAttempt(ctx)) {
+		if isWait(err) || ctx.Err() != nil || (hss.Retryable(err) && !lastAttempt(ctx)) {
 			return snapshot{}, err
 		}
 		h.log.WarnContext(ctx, "listing failed, run ends with what was resolved", "run_id", r.ID, "page", page, "err", err)

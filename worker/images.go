@@ -6,12 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"fmt"
 
 	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/limit"
 	"github.com/scanq/scanq/jobs"
 )
 
@@ -69,20 +66,9 @@ func (h *Handlers) handleImageBatch(ctx context.Context, b jobs.ImageBatchPayloa
 	log := h.log.With("batch", b.BatchID)
 	for _, items := range chunk(pending, max(size, 1)) {
 		if err := h.waitImageLimits(ctx, b, rate, len(items)); err != nil {
-			var we *limit.WaitError
-			if !errors.As(err, &we) {
-				return err
-			}
-			retried, _ := asynq.GetRetryCount(ctx)
 			rest := b
 			rest.Items = pendingFrom(pending, items)
-			rest.Failures += retried
-			rest.Deferred++
-			t, err := jobs.NewTask(jobs.TypeImageBatch, rest)
-			if err != nil {
-				return err
-			}
-			return h.deferTask(ctx, t, jobs.QueueCritical, fmt.Sprintf("%s:d%d", b.BatchID, rest.Deferred), we.Delay, max(0, h.cfg.maxRetry()-rest.Failures))
+			return later(err, rest)
 		}
 		infos := make([]hss.ImageInfo, len(items))
 		tickets := make([]string, len(items))

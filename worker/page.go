@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/limit"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
 
@@ -95,21 +94,14 @@ func (l *pageLoop) run(ctx context.Context, p jobs.PagePayload) (err error) {
 	}()
 	for page := p.Page; ; page++ {
 		snap, st, err := l.resolve(ctx, page, h.now().Sub(l.start) < pageBudget)
-		var we *limit.WaitError
 		switch {
-		case errors.As(err, &we):
+		case isWait(err):
 			// Submission is far behind, or the target is throttled: hand the
 			// page back as a scheduled task, not a failure.
 			if err := l.settle(); err != nil {
 				return err
 			}
-			next := jobs.PagePayload{RunID: r.ID, Page: page, Deferred: p.Deferred + 1}
-			t, terr := jobs.NewTask(jobs.TypePage, next)
-			if terr != nil {
-				return terr
-			}
-			h.log.DebugContext(ctx, "page deferred", "run_id", r.ID, "page", page, "delay", we.Delay)
-			return h.deferTask(ctx, t, r.Queue, jobs.DeferredID(jobs.PageTaskID(r.ID, page), next.Deferred), we.Delay, 25)
+			return later(err, jobs.PagePayload{RunID: r.ID, Page: page, Deferred: p.Deferred})
 		case err != nil:
 			return err
 		case st == pageRecorded:
