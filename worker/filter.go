@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
@@ -25,7 +24,7 @@ import (
 func (h *Handlers) filter(ctx context.Context, r *jobs.Run, pass runs.Pass, page int, l listing) (snapshot, error) {
 	listed, keys, expected, last, err := l.images, l.keys, l.expected, l.last, l.err
 	if err != nil {
-		if isWait(err) || ctx.Err() != nil || (hss.Retryable(err) && !lastAttempt(ctx)) {
+		if isWait(err) || retryable(ctx, err, 0, jobs.RunMaxRetry) {
 			return snapshot{}, err
 		}
 		h.log.WarnContext(ctx, "listing failed, run ends with what was resolved", "run_id", r.ID, "page", page, "err", err)
@@ -88,11 +87,4 @@ func imageKeys(images []hss.Image) []string {
 		keys[i] = runs.Digest(k)
 	}
 	return keys
-}
-
-// lastAttempt reports whether a failure of the running task would archive it.
-func lastAttempt(ctx context.Context) bool {
-	n, ok1 := asynq.GetRetryCount(ctx)
-	m, ok2 := asynq.GetMaxRetry(ctx)
-	return ok1 && ok2 && n >= m
 }

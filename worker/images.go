@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -76,25 +75,14 @@ func (h *Handlers) handleImageBatch(ctx context.Context, b jobs.ImageBatchPayloa
 			infos[i], tickets[i] = it.Image, it.Ticket
 		}
 		req := b.Params.Request(infos)
-		err := h.hss.CreateScanTask(ctx, &hss.CreateScanTaskRequest{
-			ProjectID:           h.target.ProjectID,
-			EnterpriseProjectID: cmp.Or(req.EnterpriseProjectID, h.target.EnterpriseProjectID),
-			GlobalImageType:     req.ImageType(),
-			Region:              cmp.Or(req.Region, h.target.Region),
-			Body:                req.ScanTaskBody,
-		})
+		err := h.hss.CreateScanTask(ctx, h.scanTask(&req))
 		if err == nil {
 			if _, err := h.runs.SettleTickets(ctx, tickets, b.BatchID, jobs.TicketSubmitted, nil); err != nil {
 				return err
 			}
 			continue
 		}
-		if ctx.Err() != nil {
-			return err
-		}
-		h.noteThrottle(ctx, err)
-		if hss.Retryable(err) && !lastAttempt(ctx) && b.Failures < h.cfg.maxRetry() {
-			log.WarnContext(ctx, "image batch failed, will retry", "err", err)
+		if h.submitFailed(ctx, log, "image batch", err, b.Failures) {
 			return err
 		}
 		log.WarnContext(ctx, "image batch failed", "err", err)
