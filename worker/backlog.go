@@ -14,11 +14,12 @@ func (l *pageLoop) batchesOf(snap snapshot) int {
 	if l.r.Options.DryRun {
 		return 0
 	}
-	return (len(snap.Images) + l.r.BatchSize - 1) / l.r.BatchSize
+	return batchCount(len(snap.Images), l.r.BatchSize)
 }
 
+// batchesPerPage is how many batches a whole page of this worker's makes.
 func (h *Handlers) batchesPerPage(r *jobs.Run) int {
-	return (h.cfg.PageSize + r.BatchSize - 1) / r.BatchSize
+	return batchCount(h.cfg.PageSize, r.BatchSize)
 }
 
 // maxBacklog is how many of a run's batches may be enqueued and unfinished

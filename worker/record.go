@@ -46,7 +46,7 @@ func (l *pageLoop) settle() error {
 // batches, each under its stable id (what is queued already stays as it
 // is), then records the page's counts once.
 func (h *Handlers) startRecord(ctx context.Context, r *jobs.Run, pass runs.Pass, p int, snap snapshot) *recording {
-	batches := chunk(snap.Images, r.BatchSize)
+	batches := cutBatches(r, snap.Images)
 	rec := &recording{done: make(chan struct{})}
 	if !r.Options.DryRun {
 		rec.batches = int64(len(batches))
@@ -102,7 +102,7 @@ func (h *Handlers) enqueueBatches(ctx context.Context, r *jobs.Run, p int, batch
 	var wg sync.WaitGroup
 	for i, imgs := range batches {
 		wg.Go(func() {
-			errs[i] = h.enqueue(ctx, built(jobs.NewBatchTask(jobs.BatchPayload{RunID: r.ID, Page: p, Index: i, Images: imgs}, r.Queue, h.cfg.maxRetry())))
+			errs[i] = h.enqueue(ctx, built(h.batchTask(r, jobs.BatchPayload{RunID: r.ID, Page: p, Index: i, Images: imgs})))
 		})
 	}
 	wg.Wait()
