@@ -8,6 +8,10 @@ import (
 	"github.com/scanq/scanq/jobs"
 )
 
+// Backlog: how many of a run's batches may be enqueued and unfinished
+// before the page loop waits for submission to catch up (see maxBacklog),
+// and the wait.
+
 // batchesOf is how many batches snap adds to the run's backlog: none in a
 // dry run, whose batches are counted finished as they are counted.
 func (l *pageLoop) batchesOf(snap snapshot) int {

@@ -10,6 +10,9 @@ import (
 	"github.com/scanq/scanq/jobs"
 )
 
+// Filtering: a page's listing becomes the images it submits, each image once
+// in the run (its key looked up in the run's seen-set), less those skipped.
+
 // filter filters the listing of page p of the run, in pass. An image the
 // pass listed already (the overlap between pages, offsets that shift while
 // a registry changes) is not counted again, except as a duplicate of a

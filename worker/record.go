@@ -10,6 +10,10 @@ import (
 	"github.com/scanq/scanq/jobs"
 )
 
+// Recording, a page's second stage: its batches enqueued under their
+// stable ids, then its counts recorded once (runs.Store.PageDone). The page
+// loop records a page in the background while it resolves the next one.
+
 // recording is one page's record stage, under way in its own goroutine.
 type recording struct {
 	batches int64 // the page's batches, which the run's counts lack until done
