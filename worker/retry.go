@@ -31,8 +31,8 @@ func lastAttempt(ctx context.Context) bool {
 
 // submitFailed takes a failed CreateScanTask call of a task that carries
 // failures (see retryable): it slows the fleet down after a 429, and
-// reports whether the task runs again (logging that what will be retried).
-// When it does not, the caller records the failure.
+// reports whether the task runs again, logged as "<what> failed, will
+// retry". When it does not, the caller records the failure.
 func (h *Handlers) submitFailed(ctx context.Context, log *slog.Logger, what string, err error, failures int) (again bool) {
 	if ctx.Err() != nil {
 		return true // shutting down: the task goes back to the queue
