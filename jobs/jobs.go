@@ -88,14 +88,18 @@ type BatchPayload struct {
 	Failures int `json:"failures,omitempty"`
 }
 
+// RunMaxRetry is the retries of a run's scan:run and scan:page tasks, and
+// of every deferred copy of a page task.
+const RunMaxRetry = 25
+
 // NewRunTask builds the task that starts run id on queue.
 func NewRunTask(id, queue string) (*asynq.Task, error) {
-	return NewTask(TypeRun, RunPayload{RunID: id}, asynq.Queue(queue), asynq.TaskID(RunTaskID(id)), asynq.MaxRetry(25))
+	return NewTask(TypeRun, RunPayload{RunID: id}, asynq.Queue(queue), asynq.TaskID(RunTaskID(id)), asynq.MaxRetry(RunMaxRetry))
 }
 
 // NewPageTask builds the task that resolves page p of run id.
 func NewPageTask(id string, p int, queue string) (*asynq.Task, error) {
-	return NewTask(TypePage, PagePayload{RunID: id, Page: p}, asynq.Queue(queue), asynq.TaskID(PageTaskID(id, p)), asynq.MaxRetry(25))
+	return NewTask(TypePage, PagePayload{RunID: id, Page: p}, asynq.Queue(queue), asynq.TaskID(PageTaskID(id, p)), asynq.MaxRetry(RunMaxRetry))
 }
 
 // NewBatchTask builds the task that submits one batch; maxRetry is the
@@ -139,6 +143,50 @@ func taskRef(id string) string { return strings.ReplaceAll(id, "-", "~") }
 
 // DeferredID is the id of the n-th deferred copy of the task with id.
 func DeferredID(id string, n int) string { return fmt.Sprintf("%s:d%d", id, n) }
+
+// Deferrable is the payload of a task that can wait: one that must wait
+// longer than a worker sleeps in process goes back to its queue as a
+// scheduled copy, built by Later, instead of failing. The copy's payload
+// counts one deferral more, which makes its id (DeferredID) new and
+// stable: a handler that runs twice after a crash defers once.
+type Deferrable interface {
+	// Later builds the scheduled copy on queue. retried is the failed
+	// attempts of the task that defers (asynq's retry count) and maxRetry
+	// the retries a task of its kind has in all: a payload that carries
+	// its failures adds retried to them and gives the copy the retries
+	// left, so that waiting neither uses up nor resets them.
+	Later(queue string, retried, maxRetry int) (*asynq.Task, error)
+}
+
+var (
+	_ Deferrable = PagePayload{}
+	_ Deferrable = BatchPayload{}
+	_ Deferrable = ImageBatchPayload{}
+)
+
+// Later builds the deferred copy of the page task: it carries no failures,
+// so the copy has RunMaxRetry retries of its own, whatever retried and
+// maxRetry say.
+func (p PagePayload) Later(queue string, _, _ int) (*asynq.Task, error) {
+	p.Deferred++
+	return NewTask(TypePage, p, asynq.Queue(queue), asynq.TaskID(DeferredID(PageTaskID(p.RunID, p.Page), p.Deferred)), asynq.MaxRetry(RunMaxRetry))
+}
+
+// Later builds the deferred copy of the batch task.
+func (b BatchPayload) Later(queue string, retried, maxRetry int) (*asynq.Task, error) {
+	b.Failures += retried
+	b.Deferred++
+	return NewTask(TypeBatch, b, asynq.Queue(queue), asynq.TaskID(DeferredID(BatchTaskID(b.RunID, b.Page, b.Index), b.Deferred)),
+		asynq.MaxRetry(max(0, maxRetry-b.Failures)))
+}
+
+// Later builds the deferred copy of the image batch task, of the items b
+// holds (those still to submit).
+func (b ImageBatchPayload) Later(queue string, retried, maxRetry int) (*asynq.Task, error) {
+	b.Failures += retried
+	b.Deferred++
+	return NewTask(TypeImageBatch, b, asynq.Queue(queue), asynq.TaskID(DeferredID(b.BatchID, b.Deferred)), asynq.MaxRetry(max(0, maxRetry-b.Failures)))
+}
 
 // NewTask builds a task of type typ with payload as its JSON; every scanq
 // task is made here, so payloads are encoded one way.

@@ -49,18 +49,7 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 
 	waited, err := h.waitLimits(ctx, r, n, token)
 	if err != nil {
-		var we *limit.WaitError
-		if !errors.As(err, &we) {
-			return err
-		}
-		retried, _ := asynq.GetRetryCount(ctx)
-		b.Failures += retried
-		b.Deferred++
-		t, err := jobs.NewTask(jobs.TypeBatch, b)
-		if err != nil {
-			return err
-		}
-		return h.deferTask(ctx, t, r.Queue, jobs.DeferredID(id, b.Deferred), we.Delay, max(0, h.cfg.maxRetry()-b.Failures))
+		return later(err, b)
 	}
 
 	h.log.DebugContext(ctx, "batch passed the limiter", "run_id", r.ID, "batch", id, "images", n, "waited", waited)
@@ -74,13 +63,7 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 		}
 	}
 
-	req := &hss.CreateScanTaskRequest{
-		ProjectID:           h.target.ProjectID,
-		EnterpriseProjectID: cmp.Or(r.Request.EnterpriseProjectID, h.target.EnterpriseProjectID),
-		GlobalImageType:     r.Request.ImageType(),
-		Region:              cmp.Or(r.Request.Region, h.target.Region),
-		Body:                r.Request.ScanTaskBody,
-	}
+	req := h.scanTask(&r.Request)
 	switch {
 	case !b.Forward:
 		req.Body.IsAll, req.Body.QueryInfo, req.Body.ImageInfo = nil, nil, b.Images
@@ -95,14 +78,12 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 	if err == nil {
 		return h.batchDone(ctx, r.ID, seq, runs.Outcome{Kind: runs.Submitted, Images: n})
 	}
-	if ctx.Err() != nil {
-		return err // shutting down: the task goes back to the queue
-	}
-	h.noteThrottle(ctx, err)
 	log := h.log.With("run_id", r.ID, "batch", id)
+	if h.submitFailed(ctx, log, "batch", err, b.Failures) {
+		return err
+	}
 	rerr := runErr(id, n, err, h.now())
-	switch {
-	case hss.IsAuth(err):
+	if hss.IsAuth(err) {
 		log.ErrorContext(ctx, "HSS refused the credentials: stopping the run", "err", err)
 		if err := h.batchDone(ctx, r.ID, seq, runs.Outcome{Kind: runs.Failed, Images: n, Err: rerr}); err != nil {
 			return err
@@ -113,15 +94,24 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 			return err
 		}
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
-	case hss.Retryable(err) && !lastAttempt(ctx) && b.Failures < h.cfg.maxRetry():
-		log.WarnContext(ctx, "batch failed, will retry", "err", err)
+	}
+	log.WarnContext(ctx, "batch failed", "err", err)
+	if err := h.batchDone(ctx, r.ID, seq, runs.Outcome{Kind: runs.Failed, Images: n, Err: rerr}); err != nil {
 		return err
-	default:
-		log.WarnContext(ctx, "batch failed", "err", err)
-		if err := h.batchDone(ctx, r.ID, seq, runs.Outcome{Kind: runs.Failed, Images: n, Err: rerr}); err != nil {
-			return err
-		}
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+}
+
+// scanTask is the CreateScanTask request of req on this worker's target:
+// the target's project, and its enterprise project and region unless req
+// names its own.
+func (h *Handlers) scanTask(req *jobs.ScanRequest) *hss.CreateScanTaskRequest {
+	return &hss.CreateScanTaskRequest{
+		ProjectID:           h.target.ProjectID,
+		EnterpriseProjectID: cmp.Or(req.EnterpriseProjectID, h.target.EnterpriseProjectID),
+		GlobalImageType:     req.ImageType(),
+		Region:              cmp.Or(req.Region, h.target.Region),
+		Body:                req.ScanTaskBody,
 	}
 }
 

@@ -1,17 +1,13 @@
 package worker
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"fmt"
 
 	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/limit"
 	"github.com/scanq/scanq/jobs"
 )
 
@@ -69,20 +65,9 @@ func (h *Handlers) handleImageBatch(ctx context.Context, b jobs.ImageBatchPayloa
 	log := h.log.With("batch", b.BatchID)
 	for _, items := range chunk(pending, max(size, 1)) {
 		if err := h.waitImageLimits(ctx, b, rate, len(items)); err != nil {
-			var we *limit.WaitError
-			if !errors.As(err, &we) {
-				return err
-			}
-			retried, _ := asynq.GetRetryCount(ctx)
 			rest := b
 			rest.Items = pendingFrom(pending, items)
-			rest.Failures += retried
-			rest.Deferred++
-			t, err := jobs.NewTask(jobs.TypeImageBatch, rest)
-			if err != nil {
-				return err
-			}
-			return h.deferTask(ctx, t, jobs.QueueCritical, fmt.Sprintf("%s:d%d", b.BatchID, rest.Deferred), we.Delay, max(0, h.cfg.maxRetry()-rest.Failures))
+			return later(err, rest)
 		}
 		infos := make([]hss.ImageInfo, len(items))
 		tickets := make([]string, len(items))
@@ -90,25 +75,14 @@ func (h *Handlers) handleImageBatch(ctx context.Context, b jobs.ImageBatchPayloa
 			infos[i], tickets[i] = it.Image, it.Ticket
 		}
 		req := b.Params.Request(infos)
-		err := h.hss.CreateScanTask(ctx, &hss.CreateScanTaskRequest{
-			ProjectID:           h.target.ProjectID,
-			EnterpriseProjectID: cmp.Or(req.EnterpriseProjectID, h.target.EnterpriseProjectID),
-			GlobalImageType:     req.ImageType(),
-			Region:              cmp.Or(req.Region, h.target.Region),
-			Body:                req.ScanTaskBody,
-		})
+		err := h.hss.CreateScanTask(ctx, h.scanTask(&req))
 		if err == nil {
 			if _, err := h.runs.SettleTickets(ctx, tickets, b.BatchID, jobs.TicketSubmitted, nil); err != nil {
 				return err
 			}
 			continue
 		}
-		if ctx.Err() != nil {
-			return err
-		}
-		h.noteThrottle(ctx, err)
-		if hss.Retryable(err) && !lastAttempt(ctx) && b.Failures < h.cfg.maxRetry() {
-			log.WarnContext(ctx, "image batch failed, will retry", "err", err)
+		if h.submitFailed(ctx, log, "image batch", err, b.Failures) {
 			return err
 		}
 		log.WarnContext(ctx, "image batch failed", "err", err)

@@ -167,9 +167,12 @@ func New(cfg Config, target Target, d Deps) *Handlers {
 		log: d.Logger.With("component", "worker"), now: d.Now, metrics: d.Metrics, webhook: d.Webhook, onEnd: d.Finished}
 }
 
-// Mux routes every task type in jobs.Types to its handler.
+// Mux routes every task type in jobs.Types to its handler, through the
+// middleware that puts a task that has to wait back on its queue
+// (deferOnWait).
 func (h *Handlers) Mux() *asynq.ServeMux {
 	mux := asynq.NewServeMux()
+	mux.Use(h.deferOnWait)
 	mux.Handle(jobs.TypeRun, typed(h.handleRun))
 	mux.Handle(jobs.TypePage, typed(h.handlePage))
 	mux.Handle(jobs.TypeBatch, typed(h.handleBatch))
@@ -254,18 +257,6 @@ func (h *Handlers) ServerConfig(o ServerOptions) asynq.Config {
 		ShutdownTimeout:          o.ShutdownTimeout,
 		Logger:                   o.Logger,
 	}
-}
-
-// deferTask puts a task back on its queue to run after delay, as a scheduled
-// task rather than a failed one: waiting for the limiter is not a failure.
-// The copy's id counts the deferrals, so a handler that runs twice after a
-// crash defers once.
-func (h *Handlers) deferTask(ctx context.Context, task *asynq.Task, queue, id string, delay time.Duration, maxRetry int) error {
-	_, err := h.enq.EnqueueContext(ctx, task, asynq.Queue(queue), asynq.TaskID(id), asynq.ProcessIn(delay), asynq.MaxRetry(maxRetry))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("deferring %s: %w", id, err)
-	}
-	return nil
 }
 
 // taskOrErr carries a task constructor's two results into enqueue.
