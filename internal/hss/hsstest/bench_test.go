@@ -40,17 +40,7 @@ func BenchmarkListPage200(b *testing.B) {
 					serveDiscard(b, e, registryPath+"?limit=200&"+query)
 					pages = e.inv.countRegistry(mustQuery(b, query)) / 200
 				}
-				var times []time.Duration
-				b.ReportAllocs()
-				b.ResetTimer()
-				for i := range b.N {
-					target := fmt.Sprintf("%s?limit=200&offset=%d&%s", registryPath, (i*7919)%max(pages, 1)*200, query)
-					start := time.Now()
-					serveDiscard(b, e, target)
-					times = append(times, time.Since(start))
-				}
-				b.StopTimer()
-				reportMedian(b, times)
+				timeListPages(b, e, query, pages)
 			})
 		}
 	}
@@ -67,17 +57,7 @@ func BenchmarkListPage200Churn(b *testing.B) {
 			e := NewHandler(Options{Images: n, Seed: 1, Churn: Churn{PerList: 5}})
 			serveDiscard(b, e, registryPath+"?limit=200&"+query)
 			pages := e.inv.countRegistry(mustQuery(b, query)) / 200
-			var times []time.Duration
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				target := fmt.Sprintf("%s?limit=200&offset=%d&%s", registryPath, (i*7919)%max(pages, 1)*200, query)
-				start := time.Now()
-				serveDiscard(b, e, target)
-				times = append(times, time.Since(start))
-			}
-			b.StopTimer()
-			reportMedian(b, times)
+			timeListPages(b, e, query, pages)
 		})
 	}
 }
@@ -172,4 +152,20 @@ func BenchmarkInventory2M(b *testing.B) {
 	runtime.ReadMemStats(&after)
 	serveDiscard(b, e, registryPath+"?limit=200&offset=1999800")
 	b.ReportMetric(float64(after.HeapAlloc)-float64(before.HeapAlloc), "heap-B")
+}
+
+// timeListPages lists b.N pages of 200 of e's registry under query, spread
+// over its pages, and reports the median call.
+func timeListPages(b *testing.B, e *Emulator, query string, pages int) {
+	var times []time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		target := fmt.Sprintf("%s?limit=200&offset=%d&%s", registryPath, (i*7919)%max(pages, 1)*200, query)
+		start := time.Now()
+		serveDiscard(b, e, target)
+		times = append(times, time.Since(start))
+	}
+	b.StopTimer()
+	reportMedian(b, times)
 }
