@@ -216,9 +216,11 @@ func TestSaveSnapshot(t *testing.T) {
 		if len(buckets) == 0 || len(buckets) > 2 {
 			t.Fatalf("seen-set buckets %v, want those of a and b", buckets)
 		}
+		// A bucket's expiry is renewed by some of its marks: none yet
+		// (kept until the run ends, which drops it), or at least a week.
 		for _, k := range buckets {
-			if ttl := b.Client.PTTL(ctx, k).Val(); ttl <= time.Hour {
-				t.Fatalf("%s expires in %v, want the retention", k, ttl)
+			if ttl := b.Client.PTTL(ctx, k).Val(); ttl != -1 && ttl < 7*24*time.Hour-time.Minute {
+				t.Fatalf("%s expires in %v, want none or a week at least", k, ttl)
 			}
 		}
 		noneLeft("stored, then existing")
