@@ -12,7 +12,8 @@ import (
 )
 
 // markImages saves pages of 200 made-up images of run id in pass 1, n
-// images in all, as the page loop does; the pages' snapshots are one byte.
+// images in all, as the page loop does (each page's last 20 also marked as
+// its tail, the overlap with the next); the pages' snapshots are one byte.
 func markImages(tb testing.TB, s *runs.Store, id string, n int) {
 	tb.Helper()
 	ctx := context.Background()
@@ -22,7 +23,7 @@ func markImages(tb testing.TB, s *runs.Store, id string, n int) {
 		for i := p * 200; i < min((p+1)*200, n); i++ {
 			keys = append(keys, runs.Digest(fmt.Sprintf("registry/team-%d/app:%d", i%977, i)))
 		}
-		if saved, err := s.SaveSnapshot(ctx, id, 0, 1, p, []byte("x"), keys, nil); err != nil || saved.Outcome != runs.Stored {
+		if saved, err := s.SaveSnapshot(ctx, id, 0, 1, p, []byte("x"), keys, keys[max(len(keys)-20, 0):]); err != nil || saved.Outcome != runs.Stored {
 			tb.Fatalf("page %d: %+v, %v", p, saved, err)
 		}
 	}
