@@ -45,6 +45,14 @@ func runEmulator(cmd *cobra.Command, args []string) error {
 			break
 		}
 		if a == "-h" || a == "--help" || a == "-help" {
+			// The flags before it must parse, as cobra's commands' do: the
+			// emulator's parser stops at the help flag without running.
+			if err := hsstest.Main(cmd.Context(), args, io.Discard); err != nil {
+				if isFlagError(err) {
+					return usageError{cmd: cmd, err: err}
+				}
+				return err
+			}
 			return cmd.Help()
 		}
 	}

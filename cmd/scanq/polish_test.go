@@ -71,6 +71,13 @@ func TestCLIPolish(t *testing.T) {
 	if !isUsageHint(errOut, "--bogus", "scanq scan") || code != 2 || out != "" {
 		t.Errorf("unknown flag: exit %d, want 2 and a line naming it and one naming scanq scan --help:\n%s%s", code, out, errOut)
 	}
+	// The emulator's help after a flag it does not know is that flag's
+	// usage error, as for every other command (docker-compose's check of
+	// its command lines relies on it).
+	code, out, errOut = runCmd(t, "emulator", "--imagez", "20000", "-h")
+	if !isUsageHint(errOut, "imagez", "scanq emulator") || code != 2 || out != "" {
+		t.Errorf("emulator --imagez 20000 -h: exit %d\n%s%s", code, out, errOut)
+	}
 	// A state no run can be in is a usage error, as the API's 400 is,
 	// not an empty list.
 	code, out, errOut = runCmd(t, "runs", "list", "--state", "bogus")
