@@ -58,7 +58,7 @@ func newEnv(t *testing.T, b *redistest.Backend, o envOpts) *env {
 	ac := asynq.NewClientFromRedisClient(b.Client)
 	ro := runs.Options{Retention: time.Hour}
 	if b.Mini != nil {
-		ro.SeenBuckets = 16 // as on the embedded Redis (internal/app)
+		ro.SeenBuckets = 16 // redistest.Mini expires keys on every command, walking all of them (ClockTTL)
 	}
 	store := runs.New(b.Client, ro)
 	var api worker.HSS = client

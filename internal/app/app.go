@@ -75,13 +75,7 @@ func New(cfg *configs.Config, log *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, fmt.Errorf("hss: %w", err)
 	}
-	ro := runs.Options{Retention: cfg.Scan.Retention, PendingTTL: cfg.Scan.PendingTTL}
-	if a.Redis.Mini != nil {
-		// miniredis walks every key on every command (to expire them):
-		// few keys, not an intset's compact memory, is what it needs.
-		ro.SeenBuckets = embeddedSeenBuckets
-	}
-	a.Runs = runs.New(a.Redis.Client, ro)
+	a.Runs = runs.New(a.Redis.Client, runs.Options{Retention: cfg.Scan.Retention, PendingTTL: cfg.Scan.PendingTTL})
 	a.Client = asynq.NewClientFromRedisClient(a.Redis.Client)
 	a.Limiter = limit.New(a.Redis.Client, limit.Options{})
 	a.Starter = &runs.Starter{Store: a.Runs, Client: a.Client, Inspector: asynq.NewInspectorFromRedisClient(a.Redis.Client), Target: "default",
@@ -163,7 +157,3 @@ func listOverlap(n int) int {
 	}
 	return n
 }
-
-// embeddedSeenBuckets is the seen-set's bucket count of a run created on
-// the embedded Redis (runs.Options.SeenBuckets).
-const embeddedSeenBuckets = 16
