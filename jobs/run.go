@@ -55,6 +55,10 @@ const (
 	SourceForward Source = "forward"    // not expanded: one call, HSS fans out
 )
 
+// Listed reports whether a run of this source lists its images (is_all,
+// query_info): such a run has passes, and drift.
+func (s Source) Listed() bool { return s == SourceAll || s == SourceQuery }
+
 // SourceOf decides how a request is resolved (Resolve decides the rest). A
 // request that selects nothing (no is_all, query_info or image_info) is
 // forwarded as it is: what it means is for HSS to say. is_all with

@@ -17,21 +17,7 @@ type RunView struct {
 
 // NewRunView is r as shown at now; period is the rate limit's window
 // (scan.rate_period, 1h in production), which the estimate needs.
-//
-// The view has the shape of a run read back from the run store whatever r
-// is (a run just created, say): images_skipped is an object, and a listed
-// source has its drift.
 func NewRunView(r *Run, now time.Time, period time.Duration) RunView {
-	if r.Counters.ImagesSkipped == nil || (r.Drift == nil && (r.Source == SourceAll || r.Source == SourceQuery)) {
-		c := *r
-		if c.Counters.ImagesSkipped == nil {
-			c.Counters.ImagesSkipped = map[string]int64{}
-		}
-		if c.Drift == nil && (c.Source == SourceAll || c.Source == SourceQuery) {
-			c.Drift = &Drift{Passes: 1}
-		}
-		r = &c
-	}
 	return RunView{Run: r, ETASeconds: r.ETA(now, period).Seconds()}
 }
 

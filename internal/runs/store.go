@@ -159,6 +159,13 @@ func (s *Store) Create(ctx context.Context, r *jobs.Run) error {
 		r.CreatedAt = s.now().UTC()
 	}
 	r.State = jobs.StatePending
+	// The caller's run takes the shape a run read back has (decode).
+	if r.Counters.ImagesSkipped == nil {
+		r.Counters.ImagesSkipped = map[string]int64{}
+	}
+	if r.Source.Listed() && r.Drift == nil {
+		r.Drift = &jobs.Drift{Passes: 1}
+	}
 	images := r.Request.ImageInfo
 	r.Request.ImageInfo, r.ImageCount = nil, len(images)
 	r.SeenBuckets = s.buckets
@@ -334,7 +341,7 @@ func decode(id string, h map[string]string, errs []string) (*jobs.Run, error) {
 			c.ImagesSkipped[reason], _ = strconv.ParseInt(v, 10, 64)
 		}
 	}
-	if r.Source == jobs.SourceAll || r.Source == jobs.SourceQuery {
+	if r.Source.Listed() {
 		r.Drift = &jobs.Drift{Passes: max(n("passes"), n("pass"), 1), Found: n("found"), Disappeared: n("disappeared"), Gaps: n("gaps")}
 	}
 	if ms := n("started_at"); ms > 0 {

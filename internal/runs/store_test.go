@@ -2,6 +2,7 @@ package runs_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -501,4 +502,25 @@ func TestDisappearedNeedsAWholePass(t *testing.T) {
 			t.Fatalf("drift %+v after a pass whose listing failed, want 2 passes and none disappeared", got.Drift)
 		}
 	})
+}
+
+// TestCreatedRunHasTheStoredShape: a run as created (never read back from
+// the run store: enqueue --json, a trigger's answer) shows the shape every
+// other run does: images_skipped an object, and a listed source its drift.
+func TestCreatedRunHasTheStoredShape(t *testing.T) {
+	s := runs.New(redistest.Mini(t).Client, runs.Options{})
+	r := newRun("shape")
+	r.Source = jobs.SourceQuery
+	if err := s.Create(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(jobs.NewRunView(r, time.Now(), time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"images_skipped":{}`, `"drift":{"passes":1,`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s lacks %s", b, want)
+		}
+	}
 }
