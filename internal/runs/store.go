@@ -342,7 +342,7 @@ func decode(id string, h map[string]string, errs []string) (*jobs.Run, error) {
 		}
 	}
 	if r.Source.Listed() {
-		r.Drift = &jobs.Drift{Passes: max(n("passes"), n("pass"), 1), Found: n("found"), Disappeared: n("disappeared"), Gaps: n("gaps")}
+		r.Drift = &jobs.Drift{Passes: max(n("pass"), 1), Found: n("found"), Disappeared: n("disappeared"), Gaps: n("gaps")}
 	}
 	if ms := n("started_at"); ms > 0 {
 		t := time.UnixMilli(ms).UTC()
@@ -881,7 +881,7 @@ if last == "1" then
       "pass_from", redis.call("HGET", h, "distinct"))
     next_pass = true
   else
-    redis.call("HSET", h, "pages_total", page + 1, "passes", pass)
+    redis.call("HSET", h, "pages_total", page + 1)
     -- A pass whose listing broke off cannot tell what disappeared.
     if pass > 1 and failed ~= "1" then
       local before = tonumber(redis.call("HGET", h, "pass_from") or "0")
