@@ -48,7 +48,7 @@ FUZZTIME ?= 30s
 FUZZ_TARGETS = ./internal/hss:FuzzDecodeScanTaskBody ./internal/hss:FuzzDecodeStrictMatchesReference \
 	./internal/hss:FuzzCheckMembers \
 	./internal/hss/signer:FuzzVerify \
-	./internal/api:FuzzHSSCompatibleDecode ./internal/api:FuzzReadBounded ./internal/hss/hsstest:FuzzEmulatorCreate \
+	./internal/api:FuzzHSSCompatibleDecode ./internal/api:FuzzReadBounded ./internal/emulator:FuzzEmulatorCreate \
 	./configs:FuzzLoad ./configs:FuzzCronSchedule
 
 # Go 1.26's fuzz coordinator can fail a run with a bare "context deadline

@@ -44,8 +44,8 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/scanq/scanq/internal/app"
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/limit"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/runs"
@@ -255,7 +255,7 @@ type phase struct {
 	mini             bool
 	images           int64
 	wall             time.Duration
-	hss              hsstest.Stats
+	hss              emulator.Stats
 	queued           bool // went through Redis
 	pages            int64
 	batches          int64
@@ -730,9 +730,9 @@ func procStatus() (hwm, rss int64) {
 
 // benchEmulator starts an emulator of n registry images that keeps no
 // submission bodies (Stats still count every call).
-func benchEmulator(b testing.TB, n int) (*hsstest.Server, *hss.Client) {
+func benchEmulator(b testing.TB, n int) (*emulator.Server, *hss.Client) {
 	b.Helper()
-	emu := hsstest.NewServer(hsstest.Options{Images: n, Seed: 7, ProjectID: project, MaxSubmissions: -1})
+	emu := emulator.NewServer(emulator.Options{Images: n, Seed: 7, ProjectID: project, MaxSubmissions: -1})
 	b.Cleanup(emu.Close)
 	client, err := hss.NewClient(hss.Config{Endpoint: emu.URL, ProjectID: project, Region: "cn-north-4", Timeout: 30 * time.Second})
 	if err != nil {

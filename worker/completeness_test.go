@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/jobs"
 	"github.com/scanq/scanq/worker"
@@ -33,8 +33,8 @@ func TestCompletenessUnderChurn(t *testing.T) {
 			if seed%3 == 0 && os.Getenv(redistest.EnvURL) != "" { // some seeds on a real Redis when there is one
 				b = redistest.Real(t)
 			}
-			e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: images, Seed: seed,
-				Churn: hsstest.Churn{PerList: 20, Max: changes}}})
+			e := newEnv(t, b, envOpts{emu: emulator.Options{Images: images, Seed: seed,
+				Churn: emulator.Churn{PerList: 20, Max: changes}}})
 			before := e.emu.RegistryImages()
 			r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{IncludeUnscannable: true, BatchSize: 100})
 			r = e.wait(r.ID, 2*time.Minute)
@@ -49,7 +49,7 @@ func TestCompletenessUnderChurn(t *testing.T) {
 			for _, k := range removed {
 				gone[k] = true
 			}
-			submitted := map[string]int{} // by hsstest.Key
+			submitted := map[string]int{} // by emulator.Key
 			for _, s := range e.emu.Submissions() {
 				for _, img := range s.Body.ImageInfo {
 					submitted[img.Namespace+"/"+img.ImageName+":"+img.ImageVersion]++
@@ -57,7 +57,7 @@ func TestCompletenessUnderChurn(t *testing.T) {
 			}
 			throughout, missed := 0, 0
 			for _, img := range before {
-				k := hsstest.Key(img)
+				k := emulator.Key(img)
 				if gone[k] {
 					continue
 				}
@@ -97,8 +97,8 @@ func TestCompletenessUnderChurn(t *testing.T) {
 // completeness test is one the churn can fail.
 func TestCompletenessNeedsReconciliation(t *testing.T) {
 	const images, changes = 20_000, 4_000
-	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: images, Seed: 1,
-		Churn: hsstest.Churn{PerList: 20, Max: changes}}, cfg: worker.Config{MaxPasses: 1, ListOverlap: -1}})
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: emulator.Options{Images: images, Seed: 1,
+		Churn: emulator.Churn{PerList: 20, Max: changes}}, cfg: worker.Config{MaxPasses: 1, ListOverlap: -1}})
 	before := e.emu.RegistryImages()
 	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{IncludeUnscannable: true, BatchSize: 100})
 	e.wait(r.ID, 2*time.Minute)
@@ -115,7 +115,7 @@ func TestCompletenessNeedsReconciliation(t *testing.T) {
 	}
 	missed := 0
 	for _, img := range before {
-		if k := hsstest.Key(img); !gone[k] && !submitted[k] {
+		if k := emulator.Key(img); !gone[k] && !submitted[k] {
 			missed++
 		}
 	}

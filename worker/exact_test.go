@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/jobs"
 )
@@ -126,7 +126,7 @@ func randomQuery(rng *rand.Rand, local bool, reg hss.RegistryImage, loc hss.Loca
 // list can evaluate goes to HSS unexpanded, as it came.
 func TestQueryInfoSubmitsExactlyWhatHSSSelects(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 500, LocalImages: 450, Seed: 21}})
+		e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 500, LocalImages: 450, Seed: 21}})
 		regs, locs := e.emu.RegistryImages(), e.emu.LocalImages()
 		rng := rand.New(rand.NewPCG(42, 7))
 		nonEmpty, scanqFiltered := 0, 0

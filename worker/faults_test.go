@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/internal/testkit"
@@ -19,8 +19,8 @@ import (
 
 func TestTransientFaultsLoseNothing(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 2000}, cfg: worker.Config{MaxAttempts: 31}})
-		if err := e.emu.SetFaults(hsstest.Faults{FailRate: 0.2, ThrottleRate: 0.1, Latency: 2 * time.Millisecond}); err != nil {
+		e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 2000}, cfg: worker.Config{MaxAttempts: 31}})
+		if err := e.emu.SetFaults(emulator.Faults{FailRate: 0.2, ThrottleRate: 0.1, Latency: 2 * time.Millisecond}); err != nil {
 			t.Fatal(err)
 		}
 		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{BatchSize: 40, IncludeUnscannable: true})
@@ -49,7 +49,7 @@ func TestTransientFaultsLoseNothing(t *testing.T) {
 }
 
 func TestPermanentErrorFailsOnlyItsBatch(t *testing.T) {
-	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 10}})
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: emulator.Options{Images: 10}})
 	var imgs []hss.ImageInfo
 	for i := range 9 {
 		imgs = append(imgs, hss.ImageInfo{Namespace: "ns", ImageName: "img", ImageVersion: string(rune('0' + i))})
@@ -90,7 +90,7 @@ func (u *unavailableFor) CreateScanTask(ctx context.Context, req *hss.CreateScan
 
 func TestRetriesExhaustedFailTheBatchAndTheRunGoesOn(t *testing.T) {
 	bad := &unavailableFor{version: "2"}
-	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 10}, cfg: worker.Config{MaxAttempts: 4},
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: emulator.Options{Images: 10}, cfg: worker.Config{MaxAttempts: 4},
 		wrap: func(h worker.HSS) worker.HSS { bad.HSS = h; return bad }})
 	var imgs []hss.ImageInfo
 	for _, v := range []string{"1", "2", "3"} {
@@ -111,7 +111,7 @@ func TestRetriesExhaustedFailTheBatchAndTheRunGoesOn(t *testing.T) {
 }
 
 func TestAuthFailureStopsTheRun(t *testing.T) {
-	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 10}})
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: emulator.Options{Images: 10}})
 	var imgs []hss.ImageInfo
 	for i := range 50 {
 		imgs = append(imgs, hss.ImageInfo{Namespace: "ns", ImageName: "img", ImageVersion: string(rune('A' + i))})
@@ -137,7 +137,7 @@ func TestAuthFailureStopsTheRun(t *testing.T) {
 }
 
 func TestCancelStopsSubmission(t *testing.T) {
-	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 3000}, cfg: worker.Config{RatePeriod: 10 * time.Second}})
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: emulator.Options{Images: 3000}, cfg: worker.Config{RatePeriod: 10 * time.Second}})
 	// 600 images per 10 s with batches of 10: one call every ~170 ms.
 	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true), RateLimit: new(int32(600))}}, jobs.Options{IncludeUnscannable: true})
 	testkit.Eventually(t, 10*time.Second, func() bool { return len(e.emu.Submissions()) >= 3 }, "3 submissions")
@@ -170,7 +170,7 @@ func TestCancelStopsSubmission(t *testing.T) {
 func TestRequestRateHoldsForEveryCall(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		const perSecond = 40
-		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 1000}, target: worker.Target{Name: "rated", RequestRate: perSecond, RequestBurst: 1}})
+		e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 1000}, target: worker.Target{Name: "rated", RequestRate: perSecond, RequestBurst: 1}})
 		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{BatchSize: 50, IncludeUnscannable: true})
 		if r = e.wait(r.ID, 30*time.Second); r.State != jobs.StateSucceeded || r.Counters.ImagesSubmitted != 1000 {
 			t.Fatalf("run %s: %+v", r.State, r.Counters)

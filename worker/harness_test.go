@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/limit"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/runs"
@@ -26,7 +26,7 @@ const project = "0123456789abcdef0123456789abcdef"
 type env struct {
 	t       *testing.T
 	b       *redistest.Backend
-	emu     *hsstest.Server
+	emu     *emulator.Server
 	client  *hss.Client
 	store   *runs.Store
 	starter *runs.Starter
@@ -36,7 +36,7 @@ type env struct {
 }
 
 type envOpts struct {
-	emu     hsstest.Options
+	emu     emulator.Options
 	cfg     worker.Config
 	target  worker.Target
 	wrap    func(worker.HSS) worker.HSS
@@ -49,7 +49,7 @@ func newEnv(t *testing.T, b *redistest.Backend, o envOpts) *env {
 		o.emu.Seed = 7
 	}
 	o.emu.ProjectID = project
-	emu := hsstest.NewServer(o.emu)
+	emu := emulator.NewServer(o.emu)
 	t.Cleanup(emu.Close)
 	client, err := hss.NewClient(hss.Config{Endpoint: emu.URL, ProjectID: project, Region: "cn-north-4", Timeout: 5 * time.Second})
 	if err != nil {

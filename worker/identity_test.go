@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/jobs"
 )
@@ -15,7 +15,7 @@ import (
 // images.
 func TestEntriesThatDifferInIDAreThreeImages(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 10}})
+		e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 10}})
 		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{ImageInfo: []hss.ImageInfo{{ID: 1}, {ID: 2}, {ID: 3}}}}, jobs.Options{})
 		r = e.wait(r.ID, 10*time.Second)
 		if r.Counters.ImagesSubmitted != 3 || r.Counters.ImagesSkipped[jobs.SkipDuplicate] != 0 {
@@ -83,7 +83,7 @@ func randomEntries(rng *rand.Rand, n int) []hss.ImageInfo {
 // entries, each once, however far apart its duplicates stand.
 func TestImageInfoSubmitsEachDistinctEntryOnce(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 10}})
+		e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 10}})
 		for seed := range uint64(6) {
 			rng := rand.New(rand.NewPCG(seed, 11))
 			imgs := randomEntries(rng, 1+rng.IntN(1800))
@@ -120,7 +120,7 @@ func TestImageInfoSubmitsEachDistinctEntryOnce(t *testing.T) {
 // not_scannable, unless the run includes them.
 func TestNotScannableImagesAreSkipped(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 700}})
+		e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 700}})
 		unscannable := map[string]bool{}
 		for _, img := range e.emu.RegistryImages() {
 			if img.Scannable != nil && !*img.Scannable {

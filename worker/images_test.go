@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/jobs"
@@ -30,7 +30,7 @@ func TestEveryTaskTypeHasAHandler(t *testing.T) {
 
 func TestAdHocImagesAreAggregatedAndTraceable(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 10}})
+		e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 10}})
 		ctx := context.Background()
 		scope := hss.ScanScopeVuln
 		params := jobs.ImageParams{ScanScope: &scope}
@@ -95,7 +95,7 @@ func TestAdHocImagesAreAggregatedAndTraceable(t *testing.T) {
 }
 
 func TestAdHocImageFailureIsRecordedOnItsTicket(t *testing.T) {
-	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 10}})
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: emulator.Options{Images: 10}})
 	ctx := context.Background()
 	e.emu.FailNext(1, 400, "HSS.0001")
 	tk, err := e.starter.AddImage(ctx, hss.ImageInfo{Namespace: "a", ImageName: "b", ImageVersion: "c"}, jobs.ImageParams{})
@@ -115,7 +115,7 @@ func TestAdHocImageFailureIsRecordedOnItsTicket(t *testing.T) {
 }
 
 func TestAddImageValidatesLikeTheAPI(t *testing.T) {
-	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 10}})
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: emulator.Options{Images: 10}})
 	_, err := e.starter.AddImage(context.Background(), hss.ImageInfo{RegistryType: "Dockerhub"}, jobs.ImageParams{})
 	if err == nil {
 		t.Fatal("an image with a bad registry_type was accepted")

@@ -8,8 +8,8 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
@@ -23,7 +23,7 @@ import (
 // started: pages of 200 that do not overlap, one pass, so that none of the
 // 400 goes again.
 func TestRunInFlightAcrossTheUpgrade(t *testing.T) {
-	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 1000}})
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: emulator.Options{Images: 1000}})
 	ctx := context.Background()
 	all := true
 	r := &jobs.Run{ID: "old", Trigger: jobs.Trigger{Kind: "cli"}, Target: "default", Queue: jobs.QueueCritical,
@@ -92,7 +92,7 @@ func (s *countingLister) ListImages(ctx context.Context, q hss.ListQuery, offset
 // only images page 900 listed, is not listed ahead.
 func TestNoListingPastTheLastPage(t *testing.T) {
 	cl := &countingLister{}
-	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 1090},
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: emulator.Options{Images: 1090},
 		wrap: func(h worker.HSS) worker.HSS { cl.HSS = h; return cl }})
 	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{IncludeUnscannable: true})
 	r = e.wait(r.ID, 30*time.Second)
@@ -111,7 +111,7 @@ func TestNoListingPastTheLastPage(t *testing.T) {
 // nothing, ends the listing.
 func TestNoGapsWhenScanqFiltersTheListing(t *testing.T) {
 	cl := &countingLister{}
-	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 5000},
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: emulator.Options{Images: 5000},
 		wrap: func(h worker.HSS) worker.HSS { cl.HSS = h; return cl }})
 	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{QueryInfo: &hss.QueryInfo{ScanStatus: new("download_failed")}}},
 		jobs.Options{IncludeUnscannable: true})

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/jobs"
@@ -42,7 +42,7 @@ func TestLookaheadIsBounded(t *testing.T) {
 			want                     = (bound + perPage - 1) / perPage * perPage // 60: three pages
 		)
 		held := heldCreates{release: make(chan struct{})}
-		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 6000}, cfg: worker.Config{PagesAhead: pagesAhead, Slots: slots, ListOverlap: -1},
+		e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 6000}, cfg: worker.Config{PagesAhead: pagesAhead, Slots: slots, ListOverlap: -1},
 			wrap: func(h worker.HSS) worker.HSS { held.HSS = h; return held }})
 		var once sync.Once
 		release := func() { once.Do(func() { close(held.release) }) }
@@ -103,7 +103,7 @@ func (s *slowLister) ListImages(ctx context.Context, q hss.ListQuery, offset, li
 func TestListingRunsAhead(t *testing.T) {
 	lister := &slowLister{}
 	// One pass over pages that do not overlap: 12 pages of 200.
-	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 2400}, cfg: worker.Config{ListOverlap: -1, MaxPasses: 1},
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: emulator.Options{Images: 2400}, cfg: worker.Config{ListOverlap: -1, MaxPasses: 1},
 		wrap: func(h worker.HSS) worker.HSS { lister.HSS = h; return lister }})
 	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{IncludeUnscannable: true})
 	if r = e.wait(r.ID, 30*time.Second); r.State != jobs.StateSucceeded || r.Counters.ImagesSubmitted != 2400 {

@@ -15,8 +15,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/limit"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/runs"
@@ -86,7 +86,7 @@ func childLogLevel() slog.Level {
 }
 
 // startWorkers starts n worker processes on b against emu.
-func startWorkers(t *testing.T, n int, b *redistest.Backend, emu *hsstest.Server, cc childConfig) []*exec.Cmd {
+func startWorkers(t *testing.T, n int, b *redistest.Backend, emu *emulator.Server, cc childConfig) []*exec.Cmd {
 	t.Helper()
 	cc.RedisURL, cc.HSSURL = b.URL, emu.URL
 	raw, _ := json.Marshal(cc)
@@ -159,7 +159,7 @@ func TestRateLimitAcrossProcesses(t *testing.T) {
 		period = 60 * time.Second // so 10 images/s, a batch of 10 every second
 		images = 300
 	)
-	emu := hsstest.NewServer(hsstest.Options{Images: images, Seed: 3, ProjectID: project})
+	emu := emulator.NewServer(emulator.Options{Images: images, Seed: 3, ProjectID: project})
 	t.Cleanup(emu.Close)
 	startWorkers(t, 3, b, emu, childConfig{Concurrency: 4, Config: worker.Config{RatePeriod: period, MaxInlineWait: time.Second, PagesAhead: 2}})
 	starter, store := producer(t, b)
@@ -221,10 +221,10 @@ func TestWorkerKilledMidRun(t *testing.T) {
 	}
 	b := redistest.Real(t)
 	const images, batch, concurrency = 3000, 20, 4
-	emu := hsstest.NewServer(hsstest.Options{Images: images, Seed: 5, ProjectID: project})
+	emu := emulator.NewServer(emulator.Options{Images: images, Seed: 5, ProjectID: project})
 	t.Cleanup(emu.Close)
 	// Slow calls, so that the killed worker surely has batches in flight.
-	if err := emu.SetFaults(hsstest.Faults{Latency: 40 * time.Millisecond}); err != nil {
+	if err := emu.SetFaults(emulator.Faults{Latency: 40 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	cmds := startWorkers(t, 3, b, emu, childConfig{Concurrency: concurrency, Config: worker.Config{PagesAhead: 2}})

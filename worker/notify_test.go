@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/jobs"
@@ -57,7 +57,7 @@ func TestWebhookGetsOneSignedSummaryPerRunEvenAfterA500(t *testing.T) {
 		rc := &receiver{failFirst: 1, secret: "whsec-test"}
 		srv := httptest.NewServer(rc)
 		t.Cleanup(srv.Close)
-		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 30},
+		e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 30},
 			webhook: worker.Webhook{URL: srv.URL + "/hooks/scanq", Secret: rc.secret, MaxRetry: 5}})
 		var ids []string
 		for range 2 {
@@ -123,7 +123,7 @@ func TestWebhookDeliveryDoesNotBlockThePipeline(t *testing.T) {
 	t.Cleanup(srv.Close)
 	// No client timeout: a delivery is held for as long as the receiver
 	// holds it.
-	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 20},
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: emulator.Options{Images: 20},
 		webhook: worker.Webhook{URL: srv.URL, Secret: "s", MaxRetry: 3, Client: &http.Client{}}})
 	var once sync.Once
 	release := func() { once.Do(func() { close(h.release) }) }
@@ -239,7 +239,7 @@ func TestWebhookDoesNotFollowRedirects(t *testing.T) {
 		w.WriteHeader(http.StatusTemporaryRedirect)
 	}))
 	t.Cleanup(redirector.Close)
-	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 5},
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: emulator.Options{Images: 5},
 		webhook: worker.Webhook{URL: redirector.URL + "/hook", Secret: "whsec", MaxRetry: 0}})
 	err := deliverNow(t, e)
 	if err == nil || !strings.Contains(err.Error(), "307") {
@@ -259,7 +259,7 @@ func TestWebhookUnsignedWithoutSecret(t *testing.T) {
 	var got hookLog
 	srv := httptest.NewServer(got.handler(func(w http.ResponseWriter) {}))
 	t.Cleanup(srv.Close)
-	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 5}, webhook: worker.Webhook{URL: srv.URL, MaxRetry: 0}})
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: emulator.Options{Images: 5}, webhook: worker.Webhook{URL: srv.URL, MaxRetry: 0}})
 	if err := deliverNow(t, e); err != nil {
 		t.Fatal(err)
 	}

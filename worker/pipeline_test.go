@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/jobs"
 	"github.com/scanq/scanq/worker"
@@ -18,7 +18,7 @@ import (
 
 func TestIsAllSubmitsEveryImageOnceInBoundedBatches(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 1234}})
+		e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 1234}})
 		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true), ScanScope: new(hss.ScanScopeAll)}}, jobs.Options{BatchSize: 50, IncludeUnscannable: true})
 		r = e.wait(r.ID, 30*time.Second)
 		if r.State != jobs.StateSucceeded {
@@ -63,7 +63,7 @@ func TestIsAllSubmitsEveryImageOnceInBoundedBatches(t *testing.T) {
 }
 
 func TestQueryInfoSubmitsExactlyTheMatchingImages(t *testing.T) {
-	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 600}})
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: emulator.Options{Images: 600}})
 	ns := e.emu.RegistryImages()[0].Namespace
 	want := map[string]bool{}
 	for _, img := range e.emu.RegistryImages() {
@@ -93,7 +93,7 @@ func TestQueryInfoSubmitsExactlyTheMatchingImages(t *testing.T) {
 }
 
 func TestImageInfoIsCutIntoBatches(t *testing.T) {
-	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 10}})
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: emulator.Options{Images: 10}})
 	var imgs []hss.ImageInfo
 	for i := range 7 {
 		imgs = append(imgs, hss.ImageInfo{Namespace: "team", ImageName: "app", ImageVersion: string(rune('a' + i))})
@@ -117,7 +117,7 @@ func TestImageInfoIsCutIntoBatches(t *testing.T) {
 }
 
 func TestDryRunSubmitsNothing(t *testing.T) {
-	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 450}})
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: emulator.Options{Images: 450}})
 	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true), RateLimit: new(int32(600))}}, jobs.Options{DryRun: true, IncludeUnscannable: true})
 	r = e.wait(r.ID, 10*time.Second)
 	if n := len(e.emu.Submissions()); n != 0 {
@@ -138,7 +138,7 @@ func TestDryRunSubmitsNothing(t *testing.T) {
 }
 
 func TestSkipScannedWithin(t *testing.T) {
-	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 300}})
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: emulator.Options{Images: 300}})
 	// Scan ten images now; the rest keep their synthetic (older) scan times.
 	recent := map[string]bool{}
 	for _, img := range e.emu.RegistryImages()[:10] {
@@ -194,7 +194,7 @@ func runSubmitsEachOnce(t *testing.T, b *redistest.Backend, lister interface {
 }, cfg worker.Config, distinct int) *jobs.Run {
 	t.Helper()
 	e := newEnv(t, b, envOpts{
-		emu:  hsstest.Options{Images: 1000},
+		emu:  emulator.Options{Images: 1000},
 		cfg:  cfg,
 		wrap: func(h worker.HSS) worker.HSS { lister.wrap(h); return lister },
 	})
@@ -299,7 +299,7 @@ func TestShiftPastTheOverlapIsReconciled(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		lister := &deletingLister{n: 30}
 		e := newEnv(t, b, envOpts{
-			emu:  hsstest.Options{Images: 1000},
+			emu:  emulator.Options{Images: 1000},
 			wrap: func(h worker.HSS) worker.HSS { lister.wrap(h); return lister },
 		})
 		lister.remove = e.emu.RemoveRegistryImage
@@ -336,7 +336,7 @@ func TestShiftPastTheOverlapIsReconciled(t *testing.T) {
 }
 
 func TestForwardSendsTheRequestUnexpanded(t *testing.T) {
-	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 50}})
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: emulator.Options{Images: 50}})
 	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true), RateLimit: new(int32(100))}}, jobs.Options{Forward: true, IncludeUnscannable: true})
 	r = e.wait(r.ID, 10*time.Second)
 	subs := e.emu.Submissions()
@@ -352,7 +352,7 @@ func TestForwardSendsTheRequestUnexpanded(t *testing.T) {
 // image list, and a forwarded one sends the whole list in its one call.
 func TestImageInfoListIsReadByPage(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 10}})
+		e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 10}})
 		var imgs []hss.ImageInfo
 		for i := range 450 {
 			imgs = append(imgs, hss.ImageInfo{Namespace: "team", ImageName: "app", ImageVersion: fmt.Sprintf("v%03d", i)})

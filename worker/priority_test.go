@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/jobs"
@@ -27,7 +27,7 @@ func (s slowCreates) CreateScanTask(ctx context.Context, req *hss.CreateScanTask
 // bulk batches reach HSS while the ad-hoc run is submitted than were
 // queued when it started. (Waiting behind them, all of them would.)
 func TestAdHocRunsAheadOfBulk(t *testing.T) {
-	e := newEnv(t, redistest.Mini(t), envOpts{emu: hsstest.Options{Images: 8000},
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: emulator.Options{Images: 8000},
 		wrap: func(h worker.HSS) worker.HSS { return slowCreates{h} }})
 	bulk := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{BatchSize: 10, Priority: jobs.QueueBulk})
 	var queued int64

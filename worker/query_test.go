@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/jobs"
 )
@@ -16,7 +16,7 @@ import (
 // whole registry.
 func TestScanStatusTheListCannotFilterIsAppliedByScanq(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 900}})
+		e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 900}})
 		for _, status := range []string{"download_failed", "image_oversized"} {
 			want := map[string]bool{}
 			for _, img := range e.emu.RegistryImages() {
@@ -55,7 +55,7 @@ func TestScanStatusTheListCannotFilterIsAppliedByScanq(t *testing.T) {
 // the run says so.
 func TestFieldsNoListCanEvaluateAreNotDropped(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 300}})
+		e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 300}})
 		q := &hss.QueryInfo{HostName: new("ecs-1"), ScanStatus: new("success")}
 		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{QueryInfo: q}}, jobs.Options{})
 		r = e.wait(r.ID, 10*time.Second)

@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/jobs"
@@ -19,7 +19,7 @@ import (
 // those whose scan failed.
 func TestImagesScannedByARunAreSkippedByTheNext(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		e := newEnv(t, b, envOpts{emu: hsstest.Options{Images: 400, ScanDelay: 50 * time.Millisecond, ScanFailRate: 0.2}})
+		e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 400, ScanDelay: 50 * time.Millisecond, ScanFailRate: 0.2}})
 		ns := e.emu.RegistryImages()[0].Namespace
 		r1 := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{QueryInfo: &hss.QueryInfo{Namespace: &ns}}},
 			jobs.Options{IncludeUnscannable: true})

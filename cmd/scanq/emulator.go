@@ -9,11 +9,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/scanq/scanq/internal/hss/hsstest"
+	"github.com/scanq/scanq/internal/emulator"
 )
 
 // newEmulatorCmd is `scanq emulator`: the HSS emulator as a server. Its
-// flags are the emulator's own (hsstest.Main parses them with the flag
+// flags are the emulator's own (emulator.Main parses them with the flag
 // package, which takes -name and --name alike), so cobra passes the
 // arguments through; its help is the emulator's list of flags.
 func newEmulatorCmd() *cobra.Command {
@@ -28,7 +28,7 @@ func newEmulatorCmd() *cobra.Command {
 	cmd.SetHelpFunc(func(cmd *cobra.Command, _ []string) {
 		// The flag package's list, with the flags spelled as elsewhere.
 		var b bytes.Buffer
-		_ = hsstest.Main(cmd.Context(), []string{"-h"}, &b)
+		_ = emulator.Main(cmd.Context(), []string{"-h"}, &b)
 		_, list, _ := strings.Cut(b.String(), "\n")
 		list = strings.ReplaceAll("\n"+list, "\n  -", "\n  --")
 		fmt.Fprintf(cmd.OutOrStdout(), "%s\n\nUsage:\n  %s\n\nFlags:%s", cmd.Short, cmd.UseLine(), list)
@@ -47,7 +47,7 @@ func runEmulator(cmd *cobra.Command, args []string) error {
 		if a == "-h" || a == "--help" || a == "-help" {
 			// The flags before it must parse, as cobra's commands' do: the
 			// emulator's parser stops at the help flag without running.
-			if err := hsstest.Main(cmd.Context(), args, io.Discard); err != nil {
+			if err := emulator.Main(cmd.Context(), args, io.Discard); err != nil {
 				if isFlagError(err) {
 					return usageError{cmd: cmd, err: err}
 				}
@@ -57,7 +57,7 @@ func runEmulator(cmd *cobra.Command, args []string) error {
 		}
 	}
 	w := &heldWriter{w: cmd.OutOrStdout(), until: "listening "}
-	err := hsstest.Main(cmd.Context(), args, w)
+	err := emulator.Main(cmd.Context(), args, w)
 	if err != nil && isFlagError(err) {
 		return usageError{cmd: cmd, err: err}
 	}
@@ -65,7 +65,7 @@ func runEmulator(cmd *cobra.Command, args []string) error {
 	return err
 }
 
-// isFlagError tells the flag package's parse errors, as hsstest.Main
+// isFlagError tells the flag package's parse errors, as emulator.Main
 // wraps them, from the emulator's own refusals (bad values, a port in use).
 func isFlagError(err error) bool {
 	msg := err.Error()

@@ -13,8 +13,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/configs"
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/limit"
 	"github.com/scanq/scanq/internal/metrics"
 	"github.com/scanq/scanq/internal/runs"
@@ -36,7 +36,7 @@ type App struct {
 	Metrics *metrics.Metrics
 	// Emulator is the embedded HSS emulator (hss.endpoint: embedded), nil
 	// against a real HSS.
-	Emulator *hsstest.Server
+	Emulator *emulator.Server
 
 	ends runEnds // the runs this process follows, woken when its worker ends them
 }
@@ -59,7 +59,7 @@ func New(cfg *configs.Config, log *slog.Logger) (*App, error) {
 	endpoint := cfg.HSS.EndpointURL()
 	creds := hss.Credentials{AK: cfg.HSS.AK, SK: cfg.HSS.SK, SecurityToken: cfg.HSS.SecurityToken, AuthToken: cfg.HSS.AuthToken}
 	if cfg.HSS.Endpoint == configs.Embedded {
-		a.Emulator = hsstest.NewServer(hsstest.Options{
+		a.Emulator = emulator.NewServer(emulator.Options{
 			Images: cfg.HSS.EmulatorImages, LocalImages: cfg.HSS.EmulatorImages / 10, Seed: cfg.HSS.EmulatorSeed,
 			ProjectID: cfg.HSS.ProjectID, // its per-call log lines would drown the demo's own
 		})

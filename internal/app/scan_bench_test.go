@@ -10,8 +10,8 @@ import (
 
 	"github.com/scanq/scanq/configs"
 	"github.com/scanq/scanq/internal/app"
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/jobs"
 )
 
@@ -68,7 +68,7 @@ func oneImage() jobs.ScanRequest {
 // benchmark reports it rather than asserting it, since wall time on a shared
 // machine is no test.
 func BenchmarkScanOneImage(b *testing.B) {
-	emu := hsstest.NewServer(hsstest.Options{Images: 1000, ProjectID: configs.Default().HSS.ProjectID})
+	emu := emulator.NewServer(emulator.Options{Images: 1000, ProjectID: configs.Default().HSS.ProjectID})
 	defer emu.Close()
 	cfg := configs.Default()
 	client, err := hss.NewClient(hss.Config{Endpoint: emu.URL, Region: cfg.HSS.Region, ProjectID: cfg.HSS.ProjectID, Timeout: cfg.HSS.Timeout})

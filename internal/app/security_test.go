@@ -15,8 +15,8 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/configs"
 	"github.com/scanq/scanq/internal/app"
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/jobs"
@@ -40,7 +40,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	secrets := []string{ak, sk, stsToken, apiToken, whSecret, whPath}
 
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		emu := hsstest.NewServer(hsstest.Options{Images: 250, Seed: 9, ProjectID: "proj", Credentials: map[string]string{ak: sk}})
+		emu := emulator.NewServer(emulator.Options{Images: 250, Seed: 9, ProjectID: "proj", Credentials: map[string]string{ak: sk}})
 		t.Cleanup(emu.Close)
 		hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
 		t.Cleanup(hook.Close)

@@ -22,8 +22,8 @@ import (
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/hss/v5/model"
 
 	"github.com/scanq/scanq/internal/api"
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
@@ -351,7 +351,7 @@ func TestAPIRejectsLikeHSS(t *testing.T) {
 			if tt.sk != "" {
 				sk = tt.sk
 			}
-			emu := newEmulator(t, hsstest.Options{Images: 5})
+			emu := newEmulator(t, emulator.Options{Images: 5})
 			ec, _ := newSDK(t, emu.URL, ak, sk)
 			hssErr := sdkError(t, tt.call(ec), tt.status, tt.code)
 
@@ -443,7 +443,7 @@ func TestAPIClockSkew(t *testing.T) {
 func TestAPIProjectAndScanqClient(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t, nil)
-	emu := newEmulator(t, hsstest.Options{Images: 5})
+	emu := newEmulator(t, emulator.Options{Images: 5})
 	for _, url := range []string{emu.URL, a.url} {
 		c, err := hss.NewClient(hss.Config{Endpoint: url, ProjectID: "another-project",
 			Credentials: hss.Credentials{AK: testAK, SK: testSK}})

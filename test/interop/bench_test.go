@@ -7,7 +7,7 @@ import (
 
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/hss/v5/model"
 
-	"github.com/scanq/scanq/internal/hss/hsstest"
+	"github.com/scanq/scanq/internal/emulator"
 )
 
 // BenchmarkSDKCreateOneImage times one CreateManualImageScanTask call of
@@ -16,7 +16,7 @@ import (
 // BenchmarkScanOneImage (one-image `scanq scan`, scan-ms) is read beside.
 // It reports the median call in ms.
 func BenchmarkSDKCreateOneImage(b *testing.B) {
-	srv := hsstest.NewServer(hsstest.Options{Images: 10, Seed: 7, ProjectID: testProject, Credentials: map[string]string{testAK: testSK}})
+	srv := emulator.NewServer(emulator.Options{Images: 10, Seed: 7, ProjectID: testProject, Credentials: map[string]string{testAK: testSK}})
 	b.Cleanup(srv.Close)
 	c, _ := newSDK(b, srv.URL, testAK, testSK)
 	req := &model.CreateManualImageScanTaskRequest{

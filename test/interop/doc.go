@@ -1,6 +1,6 @@
 // Package interop holds scanq's interoperability tests: the official Huawei
 // Cloud Go SDK (huaweicloud-sdk-go-v3, services/hss/v5) as the real client of
-// the HSS emulator (internal/hss/hsstest) and of scanq's HSS-compatible
+// the HSS emulator (internal/emulator) and of scanq's HSS-compatible
 // endpoint (internal/api), and the SDK's signer checked against scanq's
 // (internal/hss/signer) in both directions.
 //

@@ -13,21 +13,21 @@ import (
 	hssv5 "github.com/huaweicloud/huaweicloud-sdk-go-v3/services/hss/v5"
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/hss/v5/model"
 
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/hss/hsstest"
 )
 
 // The official SDK as the real client of the HSS emulator: whatever the SDK
 // sends must be accepted and recorded as sent, whatever the emulator answers
 // must decode with the SDK's own models and error handling.
 
-func newEmulator(t *testing.T, opts hsstest.Options) *hsstest.Server {
+func newEmulator(t *testing.T, opts emulator.Options) *emulator.Server {
 	t.Helper()
 	opts.ProjectID = testProject
 	if opts.Credentials == nil {
 		opts.Credentials = map[string]string{testAK: testSK}
 	}
-	srv := hsstest.NewServer(opts)
+	srv := emulator.NewServer(opts)
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -76,7 +76,7 @@ func TestEmulatorCreateScanTask(t *testing.T) {
 	t.Parallel()
 	const images = 300
 	// image_info entries straight from the emulator's inventory, through the SDK.
-	lister := newEmulator(t, hsstest.Options{Images: images, Seed: 7})
+	lister := newEmulator(t, emulator.Options{Images: images, Seed: 7})
 	c, _ := newSDK(t, lister.URL, testAK, testSK)
 	listed, err := c.ListRegistryImages(&model.ListRegistryImagesRequest{Limit: new(int32(200))})
 	if err != nil {
@@ -119,7 +119,7 @@ func TestEmulatorCreateScanTask(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			srv := newEmulator(t, hsstest.Options{Images: images, LocalImages: 40, Seed: 7})
+			srv := newEmulator(t, emulator.Options{Images: images, LocalImages: 40, Seed: 7})
 			c, rec := newSDK(t, srv.URL, testAK, testSK)
 			resp, err := c.CreateManualImageScanTask(&tt.req)
 			if err != nil {
@@ -289,7 +289,7 @@ func TestEmulatorRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			srv := newEmulator(t, hsstest.Options{Images: 5, Seed: 1})
+			srv := newEmulator(t, emulator.Options{Images: 5, Seed: 1})
 			ak, sk := testAK, testSK
 			if tt.ak != "" {
 				ak = tt.ak
@@ -326,7 +326,7 @@ func TestEmulatorClockSkew(t *testing.T) {
 	}{{14 * time.Minute, true}, {-14 * time.Minute, true}, {16 * time.Minute, false}, {-16 * time.Minute, false}} {
 		t.Run(tt.skew.String(), func(t *testing.T) {
 			t.Parallel()
-			srv := newEmulator(t, hsstest.Options{Images: 3, Now: func() time.Time { return time.Now().Add(tt.skew) }})
+			srv := newEmulator(t, emulator.Options{Images: 3, Now: func() time.Time { return time.Now().Add(tt.skew) }})
 			c, _ := newSDK(t, srv.URL, testAK, testSK)
 			_, err := c.ListRegistryImages(&model.ListRegistryImagesRequest{})
 			if tt.ok {
@@ -351,7 +351,7 @@ func TestEmulatorListRegistryImagesPaging(t *testing.T) {
 	for _, n := range []int{0, 1, 200, 1001} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			t.Parallel()
-			srv := newEmulator(t, hsstest.Options{Images: n, Seed: int64(n)})
+			srv := newEmulator(t, emulator.Options{Images: n, Seed: int64(n)})
 			c, _ := newSDK(t, srv.URL, testAK, testSK)
 			var listed []model.RegistryImagesInfo
 			pages := 0
@@ -426,7 +426,7 @@ func TestEmulatorListImageLocalPaging(t *testing.T) {
 	for _, n := range []int{0, 10, 437} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			t.Parallel()
-			srv := newEmulator(t, hsstest.Options{LocalImages: n, Seed: int64(n) + 1})
+			srv := newEmulator(t, emulator.Options{LocalImages: n, Seed: int64(n) + 1})
 			c, _ := newSDK(t, srv.URL, testAK, testSK)
 			var listed []model.ImageLocalInfo
 			for offset := int32(0); ; offset += 200 {
@@ -469,7 +469,7 @@ func TestEmulatorListImageLocalPaging(t *testing.T) {
 // reaches the emulator intact and selects what the filters say.
 func TestEmulatorListFilters(t *testing.T) {
 	t.Parallel()
-	srv := newEmulator(t, hsstest.Options{Images: 400, LocalImages: 120, Seed: 11})
+	srv := newEmulator(t, emulator.Options{Images: 400, LocalImages: 120, Seed: 11})
 	c, _ := newSDK(t, srv.URL, testAK, testSK)
 	all := srv.RegistryImages()
 
@@ -529,7 +529,7 @@ func TestEmulatorFaults(t *testing.T) {
 	}
 	t.Run("FailNext", func(t *testing.T) {
 		t.Parallel()
-		srv := newEmulator(t, hsstest.Options{Images: 3})
+		srv := newEmulator(t, emulator.Options{Images: 3})
 		c, _ := newSDK(t, srv.URL, testAK, testSK)
 		for _, tt := range []struct {
 			status            int
@@ -558,7 +558,7 @@ func TestEmulatorFaults(t *testing.T) {
 		// A clock that stands still: the second call in the same second is
 		// over a rate of 1/s however slow the machine is.
 		at := time.Now()
-		srv := newEmulator(t, hsstest.Options{Images: 3, APIRate: 1, Now: func() time.Time { return at }})
+		srv := newEmulator(t, emulator.Options{Images: 3, APIRate: 1, Now: func() time.Time { return at }})
 		c, _ := newSDK(t, srv.URL, testAK, testSK)
 		if err := list(c); err != nil {
 			t.Fatalf("first call: %v", err)

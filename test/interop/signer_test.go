@@ -15,8 +15,8 @@ import (
 	sdkrequest "github.com/huaweicloud/huaweicloud-sdk-go-v3/core/request"
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/hss/v5/model"
 
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/hss/hsstest"
 	"github.com/scanq/scanq/internal/hss/signer"
 )
 
@@ -178,7 +178,7 @@ func TestScanqClientVerifiedBySDKSigner(t *testing.T) {
 	for _, token := range []string{"", "temporary-security-token"} {
 		t.Run("security token "+map[bool]string{true: "set", false: "unset"}[token != ""], func(t *testing.T) {
 			t.Parallel()
-			srv := newEmulator(t, hsstest.Options{Images: 30, LocalImages: 20, Seed: 3})
+			srv := newEmulator(t, emulator.Options{Images: 30, LocalImages: 20, Seed: 3})
 			rec := newRecorder(t)
 			c, err := hss.NewClient(hss.Config{
 				Endpoint: srv.URL, Region: "cn-north-4", ProjectID: testProject,
@@ -249,7 +249,7 @@ func TestScanqClientVerifiedBySDKSigner(t *testing.T) {
 // set of headers the SDK does.
 func TestSDKClientRequestsVerify(t *testing.T) {
 	t.Parallel()
-	srv := newEmulator(t, hsstest.Options{Images: 12, LocalImages: 12, Seed: 5})
+	srv := newEmulator(t, emulator.Options{Images: 12, LocalImages: 12, Seed: 5})
 	c, rec := newSDK(t, srv.URL, testAK, testSK)
 	if _, err := c.ListRegistryImages(&model.ListRegistryImagesRequest{
 		ImageName: new("a b+c/一 (&=?)"), Namespace: new("ns~1"), HasVul: new(false), Limit: new(int32(50)), Offset: new(int32(0)),

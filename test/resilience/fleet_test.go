@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scanq/scanq/internal/hss/hsstest"
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/jobs"
 )
 
@@ -365,9 +365,9 @@ func (f *fleet) waitRun(id string, limit time.Duration) *jobs.Run {
 }
 
 // stats reads the emulator's counters.
-func (f *fleet) stats() hsstest.Stats {
+func (f *fleet) stats() emulator.Stats {
 	f.t.Helper()
-	var s hsstest.Stats
+	var s emulator.Stats
 	if err := f.do("GET", f.emuURL+"/emulator/v1/stats", nil, &s); err != nil {
 		f.t.Fatalf("emulator stats: %v", err)
 	}
@@ -375,9 +375,9 @@ func (f *fleet) stats() hsstest.Stats {
 }
 
 // submissions reads the emulator's accepted scan requests after seq since.
-func (f *fleet) submissions(since int64) []hsstest.Submission {
+func (f *fleet) submissions(since int64) []emulator.Submission {
 	f.t.Helper()
-	var subs []hsstest.Submission
+	var subs []emulator.Submission
 	if err := f.do("GET", f.emuURL+"/emulator/v1/submissions?since="+strconv.FormatInt(since, 10), nil, &subs); err != nil {
 		f.t.Fatalf("emulator submissions: %v", err)
 	}
@@ -407,7 +407,7 @@ func (f *fleet) orphans(queue string) int {
 }
 
 // setFaults changes the emulator's fault injection.
-func (f *fleet) setFaults(req hsstest.FaultsRequest) {
+func (f *fleet) setFaults(req emulator.FaultsRequest) {
 	f.t.Helper()
 	if err := f.do("POST", f.emuURL+"/emulator/v1/faults", req, nil); err != nil {
 		f.t.Fatalf("emulator faults: %v", err)
@@ -428,7 +428,7 @@ func (f *fleet) waitCreates(n int64, limit time.Duration) {
 
 // tally counts what the emulator accepted: distinct images, and image
 // submissions beyond each image's first.
-func tally(subs []hsstest.Submission) (distinct, dups int64) {
+func tally(subs []emulator.Submission) (distinct, dups int64) {
 	seen := map[string]int{}
 	for _, s := range subs {
 		for _, img := range s.Body.ImageInfo {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/scanq/scanq/internal/hss/hsstest"
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/jobs"
 )
@@ -62,7 +62,7 @@ func scenarioWorkerKilled(t *testing.T) {
 	report(t, r)
 	b := redistest.Real(t)
 	f := newFleet(t, fleetOptions{RedisURL: b.URL, Images: images, Rate: 20, Schedulers: 2, Workers: 3})
-	f.setFaults(hsstest.FaultsRequest{Latency: new("20ms")})
+	f.setFaults(emulator.FaultsRequest{Latency: new("20ms")})
 	id := f.startRun()
 	f.waitCreates(images/batchSize/10, time.Minute)
 	var victim *proc
@@ -182,7 +182,7 @@ func scenarioHSSFaults(t *testing.T) {
 	r := &result{Scenario: "2 HSS 20% 5xx + 10% 429"}
 	report(t, r)
 	f := newFleet(t, fleetOptions{RedisURL: redistest.Real(t).URL, Images: images, Rate: 30, Schedulers: 2, Workers: 3})
-	f.setFaults(hsstest.FaultsRequest{FailRate: new(0.2), ThrottleRate: new(0.1), Latency: new("5ms")})
+	f.setFaults(emulator.FaultsRequest{FailRate: new(0.2), ThrottleRate: new(0.1), Latency: new("5ms")})
 	id := f.startRun()
 	run := f.waitRun(id, 3*time.Minute)
 	f.checkComplete(r, run, images, 0)
@@ -465,7 +465,7 @@ func scenarioWorkersRestarted(t *testing.T) {
 	f := newFleet(t, fleetOptions{RedisURL: b.URL, Images: images, Rate: 25, Schedulers: 2, Workers: 3})
 	id := f.startRun()
 	f.waitCreates(images/batchSize/4, time.Minute)
-	f.setFaults(hsstest.FaultsRequest{Latency: new("7s")})
+	f.setFaults(emulator.FaultsRequest{Latency: new("7s")})
 	time.Sleep(time.Second)
 	callsAtStop := f.stats().Creates
 	inFlight := len(activeTasks(t, b.Client, "critical"))
@@ -499,7 +499,7 @@ func scenarioWorkersRestarted(t *testing.T) {
 	if n := len(activeTasks(t, b.Client, "critical")); n != 0 {
 		t.Errorf("%d tasks still active after every worker exited: a stopped worker did not hand its tasks back", n)
 	}
-	f.setFaults(hsstest.FaultsRequest{Latency: new("0s")})
+	f.setFaults(emulator.FaultsRequest{Latency: new("0s")})
 	for i := range f.workers {
 		f.startWorker(fmt.Sprintf("worker-%d-restarted", i+1))
 	}

@@ -1,4 +1,4 @@
-// Package hsstest is an in-process emulator of the Huawei Cloud HSS v5
+// Package emulator is an in-process emulator of the Huawei Cloud HSS v5
 // image-scan API, in the manner of net/http/httptest: NewServer starts one
 // on a loopback port, NewHandler returns the http.Handler to embed, and Main
 // is the `scanq emulator` command.
@@ -82,4 +82,4 @@
 //     "namespace/word-nK:version" key, never one that existed), not yet
 //     scanned, updated at the time of the insert. A deleted image is gone
 //     from every list and count at once.
-package hsstest
+package emulator

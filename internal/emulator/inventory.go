@@ -1,4 +1,4 @@
-package hsstest
+package emulator
 
 import (
 	"encoding/hex"
@@ -130,7 +130,7 @@ func weightTable(weights ...int) (t [100]uint8) {
 		}
 	}
 	if k != 100 {
-		panic(fmt.Sprintf("hsstest: weights sum to %d, not 100", k))
+		panic(fmt.Sprintf("emulator: weights sum to %d, not 100", k))
 	}
 	return t
 }
@@ -557,8 +557,8 @@ func (inv *inventory) keyIndex(key string) (int, bool) {
 
 // Errors of the inventory mutators.
 var (
-	ErrImageExists   = errors.New("hsstest: image already in the inventory")
-	ErrImageNotFound = errors.New("hsstest: image not in the inventory")
+	ErrImageExists   = errors.New("emulator: image already in the inventory")
+	ErrImageNotFound = errors.New("emulator: image not in the inventory")
 )
 
 func (inv *inventory) add(img hss.RegistryImage) (RegistryItem, error) {

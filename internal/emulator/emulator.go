@@ -1,4 +1,4 @@
-package hsstest
+package emulator
 
 import (
 	"encoding/json"
@@ -73,34 +73,34 @@ type Options struct {
 func (o *Options) Validate() error {
 	switch {
 	case o.Images < 0:
-		return fmt.Errorf("hsstest options: Images %d is negative", o.Images)
+		return fmt.Errorf("emulator options: Images %d is negative", o.Images)
 	case o.Images > 1<<31-2:
-		return fmt.Errorf("hsstest options: Images %d exceeds %d", o.Images, 1<<31-2)
+		return fmt.Errorf("emulator options: Images %d exceeds %d", o.Images, 1<<31-2)
 	case o.LocalImages < 0:
-		return fmt.Errorf("hsstest options: LocalImages %d is negative", o.LocalImages)
+		return fmt.Errorf("emulator options: LocalImages %d is negative", o.LocalImages)
 	case o.LocalImages > 1<<31-2:
-		return fmt.Errorf("hsstest options: LocalImages %d exceeds %d", o.LocalImages, 1<<31-2)
+		return fmt.Errorf("emulator options: LocalImages %d exceeds %d", o.LocalImages, 1<<31-2)
 	case o.APIRate < 0:
-		return fmt.Errorf("hsstest options: APIRate %v is negative", o.APIRate)
+		return fmt.Errorf("emulator options: APIRate %v is negative", o.APIRate)
 	case o.ScanTime < 0:
-		return fmt.Errorf("hsstest options: ScanTime %s is negative", o.ScanTime)
+		return fmt.Errorf("emulator options: ScanTime %s is negative", o.ScanTime)
 	case o.MaxSubmissions < -1:
-		return fmt.Errorf("hsstest options: MaxSubmissions %d is below -1", o.MaxSubmissions)
+		return fmt.Errorf("emulator options: MaxSubmissions %d is below -1", o.MaxSubmissions)
 	case o.ScanDelay < 0:
-		return fmt.Errorf("hsstest options: ScanDelay %s is negative", o.ScanDelay)
+		return fmt.Errorf("emulator options: ScanDelay %s is negative", o.ScanDelay)
 	case !(o.ScanFailRate >= 0 && o.ScanFailRate <= 1):
-		return fmt.Errorf("hsstest options: ScanFailRate %v is outside 0..1", o.ScanFailRate)
+		return fmt.Errorf("emulator options: ScanFailRate %v is outside 0..1", o.ScanFailRate)
 	}
 	if err := o.Churn.Validate(); err != nil {
-		return fmt.Errorf("hsstest options: %w", err)
+		return fmt.Errorf("emulator options: %w", err)
 	}
 	for ak, sk := range o.Credentials {
 		if ak == "" || sk == "" {
-			return errors.New("hsstest options: Credentials has an empty access or secret key")
+			return errors.New("emulator options: Credentials has an empty access or secret key")
 		}
 	}
 	if err := (Faults{o.FailRate, o.ThrottleRate, o.Latency}).Validate(); err != nil {
-		return fmt.Errorf("hsstest options: %w", err)
+		return fmt.Errorf("emulator options: %w", err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package hsstest
+package emulator
 
 import "net/http/httptest"
 

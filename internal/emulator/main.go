@@ -1,4 +1,4 @@
-package hsstest
+package emulator
 
 import (
 	"context"
