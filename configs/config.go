@@ -14,6 +14,7 @@ package configs
 import (
 	_ "embed"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/scanq/scanq/internal/hss"
@@ -42,6 +43,7 @@ type Config struct {
 	Scheduler SchedulerConfig `yaml:"scheduler"`
 	Webhook   WebhookConfig   `yaml:"webhook"`
 	Log       LogConfig       `yaml:"log"`
+	Targets   []TargetConfig  `yaml:"targets,omitempty"`
 	Schedules []Schedule      `yaml:"schedules"`
 
 	// DefaultSchedules is true when Schedules are the embedded defaults'
@@ -213,10 +215,12 @@ func (c *Config) resolve() {
 // Clone returns a deep copy.
 func (c *Config) Clone() *Config {
 	d := *c
+	d.Targets = slices.Clone(c.Targets) // the pointers are never written through
 	if c.Schedules != nil {
 		d.Schedules = make([]Schedule, len(c.Schedules))
 		for i, s := range c.Schedules {
 			s.Request = cloneRequest(s.Request)
+			s.Targets = slices.Clone(s.Targets)
 			d.Schedules[i] = s
 		}
 	}

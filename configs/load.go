@@ -115,6 +115,13 @@ func load(file string, data []byte, env map[string]string, set map[string]string
 	c.DefaultSchedules = !fileSchedules
 	errs = append(errs, applyEnv(c, env, origins)...)
 	errs = append(errs, applySet(c, set, origins)...)
+	errs = append(errs, readCredentials(c, env)...)
+	if len(c.Targets) > 0 && origins["hss.project_id"] == "" {
+		c.HSS.ProjectID = "" // the embedded default's: no target uses it
+	}
+	if o, ok := origins["hss.project_id"]; ok && len(c.Targets) > 0 && c.HSS.ProjectID != "" {
+		errs = append(errs, &FieldError{Source: o, Field: "hss.project_id", Reason: "not used when a targets list is given: give each target its project_id"})
+	}
 	// Validate even after decoding errors: a key that did not decode kept
 	// its default, so what Validate finds is real, and one run of
 	// `scanq config validate` lists every problem.
@@ -172,6 +179,62 @@ func fieldErrors(err error) []*FieldError {
 		walk(err)
 	}
 	return out
+}
+
+// envTargetsPrefix starts the variables that set a key of a listed
+// target: SCANQ_TARGETS_<NAME>_<KEY>, NAME the target's name in upper case
+// with every character other than a letter or digit as '_'.
+const envTargetsPrefix = envPrefix + "TARGETS_"
+
+// TargetEnvName is the variable that sets key of target name:
+// SCANQ_TARGETS_CN_PROD_REQUEST_RATE for ("cn-prod", "request_rate").
+func TargetEnvName(name, key string) string {
+	return envTargetsPrefix + envWord(name) + "_" + strings.ToUpper(key)
+}
+
+func envWord(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z':
+			return r - 'a' + 'A'
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// applyTargetEnv applies SCANQ_TARGETS_<rest>: the key of a listed target.
+func applyTargetEnv(c *Config, rest, val, src string, origins map[string]string) error {
+	tt := reflect.TypeFor[TargetConfig]()
+	var names []string
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		word, ok := strings.CutPrefix(rest, envWord(t.Name)+"_")
+		if !ok {
+			continue
+		}
+		for j := range tt.NumField() {
+			key := yamlName(tt.Field(j))
+			if key == "" || key == "name" || strings.ToUpper(key) != word {
+				continue
+			}
+			p := targetPath(i, t.Name) + "." + key
+			fv := reflect.ValueOf(t).Elem().Field(j)
+			if err := setScalar(fv, val); err != nil {
+				return &FieldError{Source: src, Field: p, Reason: badValue(fv.Type(), val, "")}
+			}
+			origins[p] = src
+			return nil
+		}
+	}
+	for _, t := range c.Targets {
+		names = append(names, t.Name)
+	}
+	if len(names) == 0 {
+		return &FieldError{Source: src, Reason: "no targets list is configured; SCANQ_TARGETS_<NAME>_<KEY> sets a key of a listed target (the hss section is set with SCANQ_HSS_<KEY>)"}
+	}
+	return &FieldError{Source: src, Reason: fmt.Sprintf("names no key of a listed target: want SCANQ_TARGETS_<NAME>_<KEY>, NAME one of %s in upper case with '_' for other characters, KEY a target key in upper case", strings.Join(names, ", "))}
 }
 
 // EnvKeys lists every SCANQ_* variable the loader understands, sorted.
@@ -250,6 +313,14 @@ func yamlName(f reflect.StructField) string {
 // setScalar parses s into v by v's type. The file, the environment and
 // flags share it, so "30s" or "10" means the same everywhere.
 func setScalar(v reflect.Value, s string) error {
+	if v.Kind() == reflect.Pointer {
+		nv := reflect.New(v.Type().Elem())
+		if err := setScalar(nv.Elem(), s); err != nil {
+			return err
+		}
+		v.Set(nv)
+		return nil
+	}
 	if v.Kind() != reflect.String {
 		s = strings.TrimSpace(s)
 	}
@@ -288,6 +359,9 @@ func setScalar(v reflect.Value, s string) error {
 
 // want describes what a value of type t looks like, for error messages.
 func want(t reflect.Type) string {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
 	switch {
 	case t == durationType:
 		return "a duration such as 30s, 5m or 1h30m"
@@ -316,16 +390,12 @@ func badValue(t reflect.Type, s, secret string) string {
 
 // ---- environment and flags ------------------------------------------------
 
-// envMap keeps the variables the loader reads; a later entry wins, as in
-// exec.Cmd.Env.
+// envMap indexes the environment; a later entry wins, as in exec.Cmd.Env.
+// It is all of it: a target names the variables its credentials are in.
 func envMap(env []string) map[string]string {
 	m := map[string]string{}
 	for _, kv := range env {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			continue
-		}
-		if strings.HasPrefix(k, envPrefix) || strings.HasPrefix(k, "CLOUD_SDK_") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
 			m[k] = v
 		}
 	}
@@ -354,6 +424,12 @@ func applyEnv(c *Config, env map[string]string, origins map[string]string) []err
 			continue
 		}
 		src := "env " + name
+		if rest, ok := strings.CutPrefix(name, envTargetsPrefix); ok {
+			if err := applyTargetEnv(c, rest, val, src, origins); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		s, ok := settingsByEnv[name]
 		if !ok {
 			errs = append(errs, &FieldError{Source: src, Reason: "unknown variable" + suggest(name, EnvKeys())})
@@ -600,8 +676,10 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path, secret string) {
 			return
 		}
 		d.mapping(n, v, path)
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
+		d.words(n, v, path)
 	case v.Kind() == reflect.Slice:
-		d.schedules(n, v, path)
+		d.list(n, v, path)
 	default:
 		if n.Kind != yaml.ScalarNode {
 			d.fail(n, path, "want %s, got %s", want(v.Type()), kindName(n))
@@ -617,31 +695,60 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path, secret string) {
 	}
 }
 
-// schedules decodes the schedules list; it replaces the list decoded so far.
-func (d *decoder) schedules(n *yaml.Node, v reflect.Value, path string) {
+// list decodes a list of mappings (schedules, targets); it replaces the
+// list decoded so far. Each item starts from its type's defaults
+// (newSchedule for a schedule).
+func (d *decoder) list(n *yaml.Node, v reflect.Value, path string) {
 	if isNull(n) {
 		v.SetZero()
 		d.record(n, path)
 		return
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.fail(n, path, "want a list of schedules, got %s", kindName(n))
+		d.fail(n, path, "want a list of %s, got %s", path, kindName(n))
 		return
 	}
-	var list []Schedule
+	list := reflect.Zero(v.Type()) // nil when empty, as a null list
 	for i, item := range n.Content {
 		item = deref(item)
-		p := schedulePath(i, nameOf(item))
+		p := listPath(path, i, nameOf(item))
 		if item.Kind != yaml.MappingNode {
 			// Left out, so that validation does not pile on about it.
-			d.fail(item, p, "want a mapping (name:, cron:, request: ...), got %s", kindName(item))
+			d.fail(item, p, "want a mapping (name: ...), got %s", kindName(item))
 			continue
 		}
-		s := newSchedule()
-		d.mapping(item, reflect.ValueOf(&s).Elem(), p)
-		list = append(list, s)
+		e := reflect.New(v.Type().Elem()).Elem()
+		if s, ok := e.Addr().Interface().(*Schedule); ok {
+			*s = newSchedule()
+		}
+		d.mapping(item, e, p)
+		list = reflect.Append(list, e)
 	}
-	v.Set(reflect.ValueOf(list))
+	v.Set(list)
+	d.record(n, path)
+}
+
+// words decodes a list of words, or one word alone (`targets: all`).
+func (d *decoder) words(n *yaml.Node, v reflect.Value, path string) {
+	var out []string
+	switch {
+	case isNull(n):
+	case n.Kind == yaml.ScalarNode:
+		out = []string{n.Value}
+	case n.Kind == yaml.SequenceNode:
+		for _, item := range n.Content {
+			item = deref(item)
+			if item.Kind != yaml.ScalarNode || isNull(item) {
+				d.fail(item, path, "want a list of names, got %s", kindName(item))
+				return
+			}
+			out = append(out, item.Value)
+		}
+	default:
+		d.fail(n, path, "want a name or a list of names, got %s", kindName(n))
+		return
+	}
+	v.Set(reflect.ValueOf(out))
 	d.record(n, path)
 }
 
@@ -661,11 +768,14 @@ func nameOf(n *yaml.Node) string {
 	return ""
 }
 
-// schedulePath names schedule i: by its name when it has one, since that is
-// what a reader looks for, else by position.
-func schedulePath(i int, name string) string {
+// schedulePath names schedule i.
+func schedulePath(i int, name string) string { return listPath("schedules", i, name) }
+
+// listPath names item i of a list: by its name when it has one, since that
+// is what a reader looks for, else by position.
+func listPath(list string, i int, name string) string {
 	if name == "" {
-		return fmt.Sprintf("schedules[%d]", i)
+		return fmt.Sprintf("%s[%d]", list, i)
 	}
-	return fmt.Sprintf("schedules[%q]", name)
+	return fmt.Sprintf("%s[%q]", list, name)
 }

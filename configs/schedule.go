@@ -47,6 +47,10 @@ type Schedule struct {
 	// BatchSize of its runs; 0 leaves the choice to scan.batch_size at run
 	// time.
 	BatchSize int `yaml:"batch_size"`
+	// Targets are the targets each tick starts one run on: names from the
+	// `targets` list, or AllTargets ("all"). Empty means all. In YAML it is
+	// a list, or the single word all.
+	Targets []string `yaml:"targets,omitempty"`
 	// Request is what each run scans.
 	Request ScanRequest `yaml:"request"`
 }
@@ -95,13 +99,14 @@ var scheduleName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // naming the schedule and the key: `schedules["nightly"].queue: ...`.
 func ValidateSchedules(ss []Schedule) error {
 	v := &validator{}
-	validateSchedules(v, ss, 0)
+	validateSchedules(v, ss, 0, nil)
 	return errors.Join(v.errs...)
 }
 
 // validateSchedules adds the problems of ss to v. maxBatchSize bounds the
-// schedules' batch sizes; 0 = no bound.
-func validateSchedules(v *validator, ss []Schedule, maxBatchSize int) {
+// schedules' batch sizes; 0 = no bound. targets, when not nil, are the
+// target names a schedule may name.
+func validateSchedules(v *validator, ss []Schedule, maxBatchSize int, targets map[string]bool) {
 	seen := map[string]int{}
 	for i, sc := range ss {
 		p := schedulePath(i, sc.Name)
@@ -141,10 +146,31 @@ func validateSchedules(v *validator, ss []Schedule, maxBatchSize int) {
 		case sc.BatchSize < 0:
 			v.add(p+".batch_size", "must be >= 0 (0 = scan.batch_size), got %d", sc.BatchSize)
 		}
+		validateScheduleTargets(v, p+".targets", sc.Targets, targets)
 		for _, bad := range validateRequest(&sc.Request) {
 			field, reason, _ := strings.Cut(bad, ": ")
 			v.add(p+".request."+field, "%s", reason)
 		}
+	}
+}
+
+// validateScheduleTargets checks a schedule's targets: "all" alone, or
+// distinct names of configured targets.
+func validateScheduleTargets(v *validator, field string, names []string, targets map[string]bool) {
+	seen := map[string]bool{}
+	for _, n := range names {
+		switch {
+		case n == AllTargets:
+			if len(names) > 1 {
+				v.add(field, "%q already means every target: give it alone or list names", AllTargets)
+				return
+			}
+		case seen[n]:
+			v.add(field, "%q is listed twice", n)
+		case targets != nil && !targets[n]:
+			v.add(field, "%q is not a configured target (targets: %s)", n, strings.Join(sortedKeys(targets), ", "))
+		}
+		seen[n] = true
 	}
 }
 

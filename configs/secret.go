@@ -25,6 +25,9 @@ func (c *Config) Redacted() *Config {
 			redactStruct(f)
 		}
 	}
+	for i := range d.Targets {
+		redactStruct(reflect.ValueOf(&d.Targets[i]).Elem())
+	}
 	return d
 }
 

@@ -32,29 +32,12 @@ func (c *Config) Validate() error {
 
 	// hss
 	h := c.HSS
-	switch h.Endpoint {
-	case Embedded:
-	case "":
-		if _, ok := endpointForRegion(h.Region); !ok {
-			v.add("hss.region", "unknown region %q: with hss.endpoint \"\" the endpoint is derived from the region, so it must be one of the regions HSS serves (or set hss.endpoint to a URL)", h.Region)
-		}
-	default:
-		// An endpoint with userinfo may hold a password: its parse error
-		// would quote it.
-		if err := checkHTTPURL(h.Endpoint, strings.Contains(h.Endpoint, "@")); err != nil {
-			v.add("hss.endpoint", "must be %q, \"\" (derive from hss.region) or an http(s) URL: %v", Embedded, err)
-		}
-	}
+	validateEndpoint(v, "hss", h.Endpoint, h.Region)
 	if n := len(h.Region); n > 128 {
 		v.add("hss.region", "at most 128 characters, got %d", n)
 	}
-	switch n := len(h.ProjectID); {
-	case n == 0:
-		v.add("hss.project_id", "required")
-	case n > 256:
-		v.add("hss.project_id", "at most 256 characters, got %d", n)
-	case strings.ContainsAny(h.ProjectID, "/?#%") || strings.IndexFunc(h.ProjectID, isSpaceOrControl) >= 0:
-		v.add("hss.project_id", "must not contain '/', '?', '#', '%%', spaces or control characters, got %q", h.ProjectID)
+	if len(c.Targets) == 0 {
+		validateProjectID(v, "hss.project_id", h.ProjectID)
 	}
 	if n := len(h.EnterpriseProjectID); n > 256 {
 		v.add("hss.enterprise_project_id", "at most 256 characters, got %d", n)
@@ -73,9 +56,7 @@ func (c *Config) Validate() error {
 		v.add(EnvCloudSecurityToken, "temporary credentials also need %s and %s", EnvCloudAK, EnvCloudSK)
 	}
 	v.positive("hss.timeout", h.Timeout)
-	if !(h.RequestRate > 0) || math.IsInf(h.RequestRate, 0) {
-		v.add("hss.request_rate", "must be a number > 0 (requests per second), got %v", h.RequestRate)
-	}
+	validateRate(v, "hss.request_rate", h.RequestRate)
 	v.atLeast("hss.request_burst", h.RequestBurst, 1)
 	v.notNegative("hss.throttle_cooldown", h.ThrottleCooldown)
 	v.between("hss.max_batch_size", h.MaxBatchSize, 1, maxBatchSizeLimit)
@@ -179,9 +160,49 @@ func (c *Config) Validate() error {
 		v.add("log.format", "must be text or json, got %q", c.Log.Format)
 	}
 
+	// targets
+	validateTargets(v, c)
+
 	// schedules
-	validateSchedules(v, c.Schedules, max(c.HSS.MaxBatchSize, 1))
+	validateSchedules(v, c.Schedules, max(c.SmallestMaxBatchSize(), 1), c.targetNameSet())
 	return errors.Join(v.errs...)
+}
+
+// validateEndpoint checks an endpoint setting (prefix.endpoint) and, when
+// the endpoint is derived from it, the region (prefix.region).
+func validateEndpoint(v *validator, prefix, endpoint, region string) {
+	switch endpoint {
+	case Embedded:
+	case "":
+		if _, ok := endpointForRegion(region); !ok {
+			v.add(prefix+".region", "unknown region %q: with endpoint \"\" the endpoint is derived from the region, so it must be one of the regions HSS serves (or set endpoint to a URL)", region)
+		}
+	default:
+		// An endpoint with userinfo may hold a password: its parse error
+		// would quote it.
+		if err := checkHTTPURL(endpoint, strings.Contains(endpoint, "@")); err != nil {
+			v.add(prefix+".endpoint", "must be %q, \"\" (derive from the region) or an http(s) URL: %v", Embedded, err)
+		}
+	}
+}
+
+// validateProjectID checks a project id, the {project_id} of HSS paths.
+func validateProjectID(v *validator, field, id string) {
+	switch n := len(id); {
+	case n == 0:
+		v.add(field, "required")
+	case n > 256:
+		v.add(field, "at most 256 characters, got %d", n)
+	case strings.ContainsAny(id, "/?#%") || strings.IndexFunc(id, isSpaceOrControl) >= 0:
+		v.add(field, "must not contain '/', '?', '#', '%%', spaces or control characters, got %q", id)
+	}
+}
+
+// validateRate checks a request rate: requests per second, > 0.
+func validateRate(v *validator, field string, r float64) {
+	if !(r > 0) || math.IsInf(r, 0) {
+		v.add(field, "must be a number > 0 (requests per second), got %v", r)
+	}
 }
 
 type validator struct{ errs []error }
