@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/scanq/scanq/jobs"
 )
 
 // An estate is the set of HSS targets scanq submits to: projects in
@@ -18,11 +20,11 @@ import (
 
 // DefaultTarget names the target of the `hss` section when no `targets`
 // list is given.
-const DefaultTarget = "default"
+const DefaultTarget = jobs.DefaultTarget
 
 // AllTargets is what `--target all`, a request's "target": "all" and a
 // schedule's `targets: all` say: one run per target.
-const AllTargets = "all"
+const AllTargets = jobs.AllTargets
 
 // TargetConfig is one entry of the `targets` list. A pointer field left
 // nil takes the `hss` section's value.

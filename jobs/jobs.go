@@ -8,6 +8,7 @@
 package jobs
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -51,6 +52,13 @@ const (
 	QueueDefault  = "default"
 	QueueBulk     = "bulk"
 )
+
+// DefaultTarget is the target of a configuration without a targets list
+// (its hss section), and of a run recorded without one.
+const DefaultTarget = "default"
+
+// AllTargets, as a target, means one run on each target.
+const AllTargets = "all"
 
 // ValidQueue reports whether q is one of the queues above.
 func ValidQueue(q string) bool {
@@ -232,6 +240,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // HSS request but the image itself. Images with equal params (and target)
 // are aggregated into one call.
 type ImageParams struct {
+	// Target is the target the images go to ("" = "default").
+	Target              string `json:"target,omitempty"`
 	GlobalImageType     string `json:"global_image_type,omitempty"`
 	EnterpriseProjectID string `json:"enterprise_project_id,omitempty"`
 	Region              string `json:"region,omitempty"`
@@ -245,13 +255,14 @@ func (p ImageParams) Request(images []hss.ImageInfo) ScanRequest {
 		ScanTaskBody: hss.ScanTaskBody{ScanScope: p.ScanScope, RateLimit: p.RateLimit, ImageInfo: images}}
 }
 
-// Group is the asynq aggregation group of images with these params on
-// target: a short, stable hash.
-func (p ImageParams) Group(target string) string {
-	b, _ := json.Marshal(struct {
-		T string
-		P ImageParams
-	}{target, p})
+// TargetName is the target the images go to.
+func (p ImageParams) TargetName() string { return cmp.Or(p.Target, DefaultTarget) }
+
+// Group is the asynq aggregation group of images with these params (and
+// target): a short, stable hash. It also keys their rate_limit budget.
+func (p ImageParams) Group() string {
+	p.Target = p.TargetName()
+	b, _ := json.Marshal(p)
 	sum := sha256.Sum256(b)
 	return "images:" + hex.EncodeToString(sum[:8])
 }
@@ -275,9 +286,9 @@ type ImageBatchPayload struct {
 }
 
 // NewImageTask builds the task of one ad-hoc image, grouped with others
-// of the same params on target.
-func NewImageTask(p ImagePayload, target, queue string) (*asynq.Task, error) {
-	return NewTask(TypeImage, p, asynq.Queue(queue), asynq.Group(p.Params.Group(target)), asynq.MaxRetry(0))
+// of the same params and target.
+func NewImageTask(p ImagePayload, queue string) (*asynq.Task, error) {
+	return NewTask(TypeImage, p, asynq.Queue(queue), asynq.Group(p.Params.Group()), asynq.MaxRetry(0))
 }
 
 // ImageTicket is the record of one ad-hoc image: which batch carried it

@@ -80,6 +80,9 @@ func SourceOf(r *ScanRequest, forward bool) Source {
 
 // Options are scanq's own settings for a run, beside the HSS request.
 type Options struct {
+	// Target is the target to run on, a name from the configuration's
+	// targets ("" = the only one). The run records it as Run.Target.
+	Target string `json:"target,omitempty"`
 	// BatchSize caps the images per API call; 0 takes the configured default.
 	// The effective size is also capped by one minute of rate_limit budget.
 	BatchSize int `json:"batch_size,omitempty"`
@@ -131,6 +134,9 @@ type Trigger struct {
 	Kind string `json:"kind"`           // api, hss-api, cli, schedule
 	Name string `json:"name,omitempty"` // the schedule, for schedule runs
 	Tick string `json:"tick,omitempty"` // the schedule tick, RFC 3339
+	// Parent is the run group this run is one of (a request for every
+	// target, or a schedule over several), "" for a run on its own.
+	Parent string `json:"parent,omitempty"`
 }
 
 // State is a run's state.

@@ -47,7 +47,7 @@ func TestHelperSchedulerProcess(t *testing.T) {
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 	store := runs.New(rdb, runs.Options{})
-	starter := &runs.Starter{Store: store, Client: asynq.NewClientFromRedisClient(rdb), Target: "default", BatchSize: 100, MaxBatchSize: 100}
+	starter := &runs.Starter{Store: store, Client: asynq.NewClientFromRedisClient(rdb), Targets: []runs.Target{{Name: "default", MaxBatchSize: 100}}, BatchSize: 100}
 	sc := validSchedule(procSchedule)
 	// No worker runs here, so runs stay pending: overlap "skip" would skip
 	// every tick after the first.

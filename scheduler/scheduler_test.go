@@ -127,8 +127,8 @@ func newRig(t *testing.T, b *redistest.Backend, clock Clock, lease time.Duration
 		now = clock.Now
 	}
 	store := runs.New(b.Client, runs.Options{Now: now})
-	starter := &runs.Starter{Store: store, Client: asynq.NewClientFromRedisClient(b.Client), Target: "default",
-		BatchSize: 100, MaxBatchSize: 100, Now: now}
+	starter := &runs.Starter{Store: store, Client: asynq.NewClientFromRedisClient(b.Client), Targets: []runs.Target{{Name: "default", MaxBatchSize: 100}},
+		BatchSize: 100, Now: now}
 	m := &countingMetrics{}
 	s, err := New(b.Client, starter, store, ss, Options{Lease: lease, Clock: clock, Logger: testLogger(t), Metrics: m})
 	if err != nil {

@@ -32,7 +32,11 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 		if cached == nil || cached.Request.ImagesPerHour() != 0 {
 			return nil
 		}
-		token = h.limiter.RequestStep(h.target.Name, h.target.RequestRate, h.target.RequestBurst)
+		t, err := h.target(cached.Target)
+		if err != nil {
+			return nil
+		}
+		token = h.limiter.RequestStep(t.Name, t.RequestRate, t.RequestBurst)
 		return token
 	})
 	if errors.Is(err, runs.ErrNotFound) {
@@ -46,8 +50,12 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 	if r.State.Final() {
 		return h.dropBatch(ctx, r, seq, n)
 	}
+	t, err := h.target(r.Target)
+	if err != nil {
+		return h.failRun(ctx, r, err)
+	}
 
-	waited, err := h.waitLimits(ctx, r, n, token)
+	waited, err := h.waitLimits(ctx, t, r, n, token)
 	if err != nil {
 		return later(err, b)
 	}
@@ -63,7 +71,7 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 		}
 	}
 
-	req := h.scanTask(&r.Request)
+	req := t.scanTask(&r.Request)
 	switch {
 	case !b.Forward:
 		req.Body.IsAll, req.Body.QueryInfo, req.Body.ImageInfo = nil, nil, b.Images
@@ -74,12 +82,12 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 			return err
 		}
 	}
-	err = h.hss.CreateScanTask(ctx, req)
+	err = t.HSS.CreateScanTask(ctx, req)
 	if err == nil {
 		return h.batchDone(ctx, r.ID, seq, runs.Outcome{Kind: runs.Submitted, Images: n})
 	}
-	log := h.log.With("run_id", r.ID, "batch", id)
-	if h.submitFailed(ctx, log, "batch", err, b.Failures) {
+	log := h.log.With("run_id", r.ID, "target", t.Name, "batch", id)
+	if h.submitFailed(ctx, log, t, "batch", err, b.Failures) {
 		return err
 	}
 	rerr := runErr(id, n, err, h.now())
@@ -102,17 +110,28 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 }
 
-// scanTask is the CreateScanTask request of req on this worker's target:
-// the target's project, and its enterprise project and region unless req
-// names its own.
-func (h *Handlers) scanTask(req *jobs.ScanRequest) *hss.CreateScanTaskRequest {
+// scanTask is the CreateScanTask request of req on target t: t's project,
+// and its enterprise project and region unless req names its own.
+func (t *Target) scanTask(req *jobs.ScanRequest) *hss.CreateScanTaskRequest {
 	return &hss.CreateScanTaskRequest{
-		ProjectID:           h.target.ProjectID,
-		EnterpriseProjectID: cmp.Or(req.EnterpriseProjectID, h.target.EnterpriseProjectID),
+		ProjectID:           t.ProjectID,
+		EnterpriseProjectID: cmp.Or(req.EnterpriseProjectID, t.EnterpriseProjectID),
 		GlobalImageType:     req.ImageType(),
-		Region:              cmp.Or(req.Region, h.target.Region),
+		Region:              cmp.Or(req.Region, t.Region),
 		Body:                req.ScanTaskBody,
 	}
+}
+
+// failRun stops run r as failed with err, the reason none of its work can
+// be done here (a target this worker does not have).
+func (h *Handlers) failRun(ctx context.Context, r *jobs.Run, err error) error {
+	h.log.ErrorContext(ctx, "stopping the run", "run_id", r.ID, "target", r.Target, "err", err)
+	if serr := h.runs.Stop(ctx, r.ID, jobs.StateFailed, err.Error()); serr == nil {
+		h.finished(ctx, r.ID)
+	} else if !errors.Is(serr, runs.ErrFinal) {
+		return serr
+	}
+	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 }
 
 // dropBatch accounts for a batch of a run that ended early: skipped when

@@ -803,8 +803,8 @@ func startBenchWorker(b testing.TB, be *benchBackend, client *hss.Client, cfg wo
 	if cfg.Slots == 0 {
 		cfg.Slots = benchWorkers // as the app sets it from worker.concurrency
 	}
-	h := worker.New(cfg, worker.Target{ProjectID: project, RequestRate: 0},
-		worker.Deps{Runs: store, HSS: api, Limiter: limit.New(be.Client, limit.Options{}), Client: ac})
+	h := worker.New(cfg, []worker.Target{{ProjectID: project, RequestRate: 0, HSS: api}},
+		worker.Deps{Runs: store, Limiter: limit.New(be.Client, limit.Options{}), Client: ac})
 	scfg := h.ServerConfig(worker.ServerOptions{Concurrency: benchWorkers, Queues: queues, PollInterval: time.Second,
 		ShutdownTimeout: 2 * time.Second, GroupMaxSize: benchBatch, GroupGracePeriod: 10 * time.Second, GroupMaxDelay: time.Minute,
 		Logger: quietLogger{}})
@@ -818,7 +818,7 @@ func startBenchWorker(b testing.TB, be *benchBackend, client *hss.Client, cfg wo
 	}
 	b.Cleanup(srv.Shutdown)
 	return &benchWorker{h: h, srv: srv, ac: ac, hss: api, store: runs.New(be.obs, runs.Options{}),
-		starter: &runs.Starter{Store: store, Client: ac, Target: "default", BatchSize: benchBatch, MaxBatchSize: 100}}
+		starter: &runs.Starter{Store: store, Client: ac, Targets: []runs.Target{{Name: "default", MaxBatchSize: 100}}, BatchSize: benchBatch}}
 }
 
 // runPipeline runs one n-image is_all run through the worker, configured

@@ -61,10 +61,10 @@ func newHandlerRig(t *testing.T, errs ...error) *handlerRig {
 	t.Cleanup(func() { _ = ac.Close() })
 	store := runs.New(b.Client, runs.Options{Retention: time.Hour, SeenBuckets: 16})
 	f := &fakeHSS{errs: errs}
-	h := worker.New(worker.Config{}, worker.Target{ProjectID: project},
-		worker.Deps{Runs: store, HSS: f, Limiter: limit.New(b.Client, limit.Options{}), Client: ac})
+	h := worker.New(worker.Config{}, []worker.Target{{ProjectID: project, HSS: f}},
+		worker.Deps{Runs: store, Limiter: limit.New(b.Client, limit.Options{}), Client: ac})
 	return &handlerRig{t: t, hss: f, store: store, insp: asynq.NewInspectorFromRedisClient(b.Client), mux: h.Mux(),
-		starter: &runs.Starter{Store: store, Client: ac, Target: "default", BatchSize: 100, MaxBatchSize: 100}}
+		starter: &runs.Starter{Store: store, Client: ac, Targets: []runs.Target{{Name: "default", MaxBatchSize: 100}}, BatchSize: 100}}
 }
 
 // start starts a run of n images in batches of one, and runs its run task:

@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -71,14 +72,14 @@ func newEnv(t *testing.T, b *redistest.Backend, o envOpts) *env {
 	if o.cfg.MaxInlineWait == 0 {
 		o.cfg.MaxInlineWait = time.Second
 	}
-	o.target.ProjectID = project
+	o.target.ProjectID, o.target.HSS = project, api
 	logger := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	h := worker.New(o.cfg, o.target, worker.Deps{Runs: store, HSS: api, Limiter: limit.New(b.Client, limit.Options{}), Client: ac, Logger: logger, Webhook: o.webhook})
+	h := worker.New(o.cfg, []worker.Target{o.target}, worker.Deps{Runs: store, Limiter: limit.New(b.Client, limit.Options{}), Client: ac, Logger: logger, Webhook: o.webhook})
 	e := &env{t: t, b: b, emu: emu, client: client, store: store, h: h, insp: asynq.NewInspectorFromRedisClient(b.Client),
-		starter: &runs.Starter{Store: store, Client: ac, Target: "default", BatchSize: 100, MaxBatchSize: 100}}
+		starter: &runs.Starter{Store: store, Client: ac, Targets: []runs.Target{{Name: cmp.Or(o.target.Name, worker.DefaultTarget), MaxBatchSize: 100}}, BatchSize: 100}}
 	e.start(4)
 	t.Cleanup(func() { _ = ac.Close() })
 	return e

@@ -1,10 +1,12 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 
 	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/hss"
@@ -62,9 +64,15 @@ func (h *Handlers) handleImageBatch(ctx context.Context, b jobs.ImageBatchPayloa
 		rate = int(*b.Params.RateLimit)
 	}
 	size := jobs.EffectiveBatchSize(len(pending), len(pending), 0, rate)
-	log := h.log.With("batch", b.BatchID)
+	log := h.log.With("batch", b.BatchID, "target", b.Params.TargetName())
+	t, err := h.target(b.Params.Target)
+	if err != nil {
+		log.ErrorContext(ctx, "image batch failed", "err", err)
+		_, serr := h.runs.SettleTickets(ctx, ids, b.BatchID, jobs.TicketFailed, runErr(b.BatchID, len(ids), err, h.now()))
+		return cmp.Or(serr, fmt.Errorf("%w: %w", err, asynq.SkipRetry))
+	}
 	for _, items := range chunk(pending, max(size, 1)) {
-		if err := h.waitImageLimits(ctx, b, rate, len(items)); err != nil {
+		if err := h.waitImageLimits(ctx, t, b, rate, len(items)); err != nil {
 			rest := b
 			rest.Items = pendingFrom(pending, items)
 			return later(err, rest)
@@ -75,14 +83,14 @@ func (h *Handlers) handleImageBatch(ctx context.Context, b jobs.ImageBatchPayloa
 			infos[i], tickets[i] = it.Image, it.Ticket
 		}
 		req := b.Params.Request(infos)
-		err := h.hss.CreateScanTask(ctx, h.scanTask(&req))
+		err := t.HSS.CreateScanTask(ctx, t.scanTask(&req))
 		if err == nil {
 			if _, err := h.runs.SettleTickets(ctx, tickets, b.BatchID, jobs.TicketSubmitted, nil); err != nil {
 				return err
 			}
 			continue
 		}
-		if h.submitFailed(ctx, log, "image batch", err, b.Failures) {
+		if h.submitFailed(ctx, log, t, "image batch", err, b.Failures) {
 			return err
 		}
 		log.WarnContext(ctx, "image batch failed", "err", err)

@@ -18,7 +18,7 @@ import (
 )
 
 func TestEveryTaskTypeHasAHandler(t *testing.T) {
-	h := worker.New(worker.Config{}, worker.Target{}, worker.Deps{})
+	h := worker.New(worker.Config{}, []worker.Target{{}}, worker.Deps{})
 	mux := h.Mux()
 	for _, typ := range jobs.Types {
 		_, pattern := mux.Handler(asynq.NewTask(typ, nil))

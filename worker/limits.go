@@ -22,7 +22,7 @@ import (
 // a request token asked for already (handleBatch): if it was granted, that
 // is the request's; otherwise (denied, or Redis had lost the script) the
 // request waits as any other.
-func (h *Handlers) waitLimits(ctx context.Context, r *jobs.Run, n int, token *limit.RequestStep) (time.Duration, error) {
+func (h *Handlers) waitLimits(ctx context.Context, t *Target, r *jobs.Run, n int, token *limit.RequestStep) (time.Duration, error) {
 	var waited time.Duration
 	if rl := r.Request.ImagesPerHour(); rl > 0 && n > 0 && !r.Options.DryRun {
 		w, err := h.takeImages(ctx, r.ID, rl, n)
@@ -37,7 +37,7 @@ func (h *Handlers) waitLimits(ctx context.Context, r *jobs.Run, n int, token *li
 			return waited, nil
 		}
 	}
-	w, err := h.waitRequest(ctx)
+	w, err := h.waitRequest(ctx, t)
 	return waited + w, err
 }
 
@@ -69,13 +69,13 @@ func (h *Handlers) takeImages(ctx context.Context, key string, rate, n int) (tim
 
 // waitImageLimits is waitLimits for ad-hoc images: their rate_limit budget
 // is shared by their group.
-func (h *Handlers) waitImageLimits(ctx context.Context, b jobs.ImageBatchPayload, rate, n int) error {
+func (h *Handlers) waitImageLimits(ctx context.Context, t *Target, b jobs.ImageBatchPayload, rate, n int) error {
 	if rate > 0 {
-		if _, err := h.takeImages(ctx, b.Params.Group(h.target.Name), rate, n); err != nil {
+		if _, err := h.takeImages(ctx, b.Params.Group(), rate, n); err != nil {
 			return err
 		}
 	}
-	_, err := h.waitRequest(ctx)
+	_, err := h.waitRequest(ctx, t)
 	return err
 }
 
@@ -84,22 +84,22 @@ func (h *Handlers) waitImageLimits(ctx context.Context, b jobs.ImageBatchPayload
 //
 // With no request rate configured the call still checks the target's 429
 // throttle, which the whole fleet honours.
-func (h *Handlers) waitRequest(ctx context.Context) (time.Duration, error) {
+func (h *Handlers) waitRequest(ctx context.Context, t *Target) (time.Duration, error) {
 	waited, err := h.limiter.Wait(ctx, h.cfg.MaxInlineWait, func(ctx context.Context) (limit.Decision, error) {
-		return h.limiter.AllowRequest(ctx, h.target.Name, h.target.RequestRate, h.target.RequestBurst)
+		return h.limiter.AllowRequest(ctx, t.Name, t.RequestRate, t.RequestBurst)
 	})
 	h.metrics.LimiterWait("requests", waited)
 	return waited, err
 }
 
-// noteThrottle slows the whole fleet down after a 429.
-func (h *Handlers) noteThrottle(ctx context.Context, err error) {
+// noteThrottle slows the whole fleet's calls to t down after a 429.
+func (h *Handlers) noteThrottle(ctx context.Context, t *Target, err error) {
 	var apiErr *hss.APIError
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != 429 {
 		return
 	}
 	ra, _ := hss.RetryAfter(err)
-	if terr := h.limiter.Throttled(ctx, h.target.Name, ra, h.target.ThrottleCooldown); terr != nil {
+	if terr := h.limiter.Throttled(ctx, t.Name, ra, t.ThrottleCooldown); terr != nil {
 		h.log.WarnContext(ctx, "recording throttle", "err", terr)
 	}
 }

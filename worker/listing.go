@@ -52,20 +52,24 @@ func (h *Handlers) list(ctx context.Context, r *jobs.Run, pass runs.Pass, p int)
 	if offset > maxListOffset {
 		return nil, nil, 0, true, fmt.Errorf("the list API pages only up to offset %d; images beyond it are not reached", maxListOffset)
 	}
-	if _, err := h.waitRequest(ctx); err != nil {
+	t, err := h.target(r.Target)
+	if err != nil {
+		return nil, nil, 0, false, err
+	}
+	if _, err := h.waitRequest(ctx, t); err != nil {
 		return nil, nil, 0, false, err
 	}
 	q := hss.ListQuery{
 		GlobalImageType:     r.Request.ImageType(),
-		EnterpriseProjectID: cmp.Or(r.Request.EnterpriseProjectID, h.target.EnterpriseProjectID),
-		Region:              cmp.Or(r.Request.Region, h.target.Region),
+		EnterpriseProjectID: cmp.Or(r.Request.EnterpriseProjectID, t.EnterpriseProjectID),
+		Region:              cmp.Or(r.Request.Region, t.Region),
 	}
 	if r.Source == jobs.SourceQuery {
 		q.Query = r.Request.QueryInfo
 	}
-	page, err := h.hss.ListImages(ctx, q, offset, size)
+	page, err := t.HSS.ListImages(ctx, q, offset, size)
 	if err != nil {
-		h.noteThrottle(ctx, err)
+		h.noteThrottle(ctx, t, err)
 		return nil, nil, 0, false, fmt.Errorf("listing images at offset %d: %w", offset, err)
 	}
 	raw = make([]string, len(page.Keys))

@@ -60,8 +60,8 @@ func TestHelperWorkerProcess(t *testing.T) {
 		os.Exit(2)
 	}
 	ac := asynq.NewClientFromRedisClient(rdb)
-	h := worker.New(cc.Config, worker.Target{ProjectID: project},
-		worker.Deps{Runs: runs.New(rdb, runs.Options{}), HSS: client, Limiter: limit.New(rdb, limit.Options{}), Client: ac,
+	h := worker.New(cc.Config, []worker.Target{{ProjectID: project, HSS: client}},
+		worker.Deps{Runs: runs.New(rdb, runs.Options{}), Limiter: limit.New(rdb, limit.Options{}), Client: ac,
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: childLogLevel()}))})
 	cfg := h.ServerConfig(worker.ServerOptions{Concurrency: cc.Concurrency, Queues: queues, PollInterval: 50 * time.Millisecond,
 		ShutdownTimeout: 5 * time.Second, Logger: quietLogger{}})
@@ -118,7 +118,7 @@ func producer(t *testing.T, b *redistest.Backend) (*runs.Starter, *runs.Store) {
 	ac := asynq.NewClientFromRedisClient(b.Client)
 	t.Cleanup(func() { _ = ac.Close() })
 	store := runs.New(b.Client, runs.Options{})
-	return &runs.Starter{Store: store, Client: ac, Target: "default", BatchSize: 100, MaxBatchSize: 100}, store
+	return &runs.Starter{Store: store, Client: ac, Targets: []runs.Target{{Name: "default", MaxBatchSize: 100}}, BatchSize: 100}, store
 }
 
 // waitRun polls run id until it is final, failing the test after limit.

@@ -33,11 +33,11 @@ func lastAttempt(ctx context.Context) bool {
 // failures (see retryable): it slows the fleet down after a 429, and
 // reports whether the task runs again, logged as "<what> failed, will
 // retry". When it does not, the caller records the failure.
-func (h *Handlers) submitFailed(ctx context.Context, log *slog.Logger, what string, err error, failures int) (again bool) {
+func (h *Handlers) submitFailed(ctx context.Context, log *slog.Logger, t *Target, what string, err error, failures int) (again bool) {
 	if ctx.Err() != nil {
 		return true // shutting down: the task goes back to the queue
 	}
-	h.noteThrottle(ctx, err)
+	h.noteThrottle(ctx, t, err)
 	if !retryable(ctx, err, failures, h.cfg.maxRetry()) {
 		return false
 	}

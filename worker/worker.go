@@ -33,9 +33,12 @@ type HSS interface {
 
 var _ HSS = (*hss.Client)(nil)
 
-// Target is the HSS account scope the worker submits to.
+// Target is one HSS target the worker submits to: a project, the client
+// that reaches it, and its limits. Every target has a request limiter and a
+// 429 slow-down of its own, keyed by Name.
 type Target struct {
-	Name                string
+	Name                string // "" = configs.DefaultTarget's "default"
+	HSS                 HSS
 	ProjectID           string
 	EnterpriseProjectID string // default for requests that name none
 	Region              string // default region header
@@ -43,6 +46,10 @@ type Target struct {
 	RequestBurst        int
 	ThrottleCooldown    time.Duration
 }
+
+// DefaultTarget is the name of a Target built without one, and of the
+// target of a run recorded without one.
+const DefaultTarget = jobs.DefaultTarget
 
 // Config tunes the handlers. Zero values take the defaults noted.
 type Config struct {
@@ -120,9 +127,8 @@ const batchStride = 256
 // Handlers are the task handlers. Build them with New.
 type Handlers struct {
 	cfg     Config
-	target  Target
+	targets map[string]*Target
 	runs    *runs.Store
-	hss     HSS
 	limiter *limit.Limiter
 	enq     *asynq.Client
 	log     *slog.Logger
@@ -135,7 +141,6 @@ type Handlers struct {
 // Deps are the components the handlers work with.
 type Deps struct {
 	Runs    *runs.Store
-	HSS     HSS
 	Limiter *limit.Limiter
 	Client  *asynq.Client
 	Logger  *slog.Logger
@@ -151,8 +156,8 @@ type Deps struct {
 	Finished func(runID string)
 }
 
-// New returns the handlers.
-func New(cfg Config, target Target, d Deps) *Handlers {
+// New returns the handlers of targets (at least one, names unique).
+func New(cfg Config, targets []Target, d Deps) *Handlers {
 	cfg.defaults()
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
@@ -160,11 +165,26 @@ func New(cfg Config, target Target, d Deps) *Handlers {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	if target.Name == "" {
-		target.Name = "default"
+	byName := make(map[string]*Target, len(targets))
+	for _, t := range targets {
+		t.Name = cmp.Or(t.Name, DefaultTarget)
+		byName[t.Name] = &t
 	}
-	return &Handlers{cfg: cfg, target: target, runs: d.Runs, hss: d.HSS, limiter: d.Limiter, enq: d.Client,
+	return &Handlers{cfg: cfg, targets: byName, runs: d.Runs, limiter: d.Limiter, enq: d.Client,
 		log: d.Logger.With("component", "worker"), now: d.Now, metrics: d.Metrics, webhook: d.Webhook, onEnd: d.Finished}
+}
+
+// ErrUnknownTarget is the error of a task whose target this worker does
+// not have: its configuration lists fewer targets than the producer's.
+var ErrUnknownTarget = errors.New("target not configured on this worker")
+
+// target returns the target called name ("" = DefaultTarget).
+func (h *Handlers) target(name string) (*Target, error) {
+	name = cmp.Or(name, DefaultTarget)
+	if t, ok := h.targets[name]; ok {
+		return t, nil
+	}
+	return nil, fmt.Errorf("%w: %q (configure every target on every worker, and add a target to the workers before the API and schedulers)", ErrUnknownTarget, name)
 }
 
 // Mux routes every task type in jobs.Types to its handler, through the

@@ -152,9 +152,10 @@ type Options struct {
 	Token string
 	// AK and SK are the inbound access key pair clients sign with.
 	AK, SK string
-	// ProjectID is the only project_id the HSS-compatible endpoint
-	// answers for; "" accepts any.
-	ProjectID string
+	// Projects are the projects the HSS-compatible endpoint answers for,
+	// each routed to its target; none accepts any project_id, for the
+	// Starter's only target.
+	Projects []Project
 	// MaxBodyBytes limits request bodies; default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// MaxImagesPerRequest limits a request's image_info; default

@@ -55,7 +55,7 @@ func newEnv(t testing.TB, b *redistest.Backend, opts Options) *env {
 	store := runs.New(b.Client, runs.Options{})
 	client := asynq.NewClientFromRedisClient(b.Client)
 	t.Cleanup(func() { _ = client.Close() })
-	starter := &runs.Starter{Store: store, Client: client, Target: testTarget, BatchSize: 100, MaxBatchSize: 1000}
+	starter := &runs.Starter{Store: store, Client: client, Targets: []runs.Target{{Name: testTarget, MaxBatchSize: 1000}}, BatchSize: 100}
 	redisOpt, err := asynq.ParseRedisURI(b.URL)
 	if err != nil {
 		t.Fatal(err)

@@ -60,7 +60,7 @@ func signedHead(t testing.TB, method, path string, keys *keys, body []byte, hdr 
 // 1 KiB and stalls, and still gets its answer.
 func TestCredentialsDecidedBeforeBody(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, redistest.Mini(t), withAuth(Options{ProjectID: testProject}))
+	e := newEnv(t, redistest.Mini(t), withAuth(Options{Projects: []Project{{ProjectID: testProject, Target: testTarget}}}))
 	addr := strings.TrimPrefix(e.url, "http://")
 	const declared = 12 << 20
 	part := []byte(`{"is_all":true,"image_info":[` + strings.Repeat(" ", 1000))
@@ -113,7 +113,7 @@ func TestCredentialsDecidedBeforeBody(t *testing.T) {
 func TestSlowClientsAreCutOff(t *testing.T) {
 	t.Parallel()
 	const budget = 2*DefaultMaxBodyBytes + 2
-	e := newEnv(t, redistest.Mini(t), withAuth(Options{ProjectID: testProject, MaxBodyMemory: budget}))
+	e := newEnv(t, redistest.Mini(t), withAuth(Options{Projects: []Project{{ProjectID: testProject, Target: testTarget}}, MaxBodyMemory: budget}))
 	addr := serve(t, e.h, ServerOptions{
 		ReadHeaderTimeout: 2 * time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: time.Second,
 		IdleTimeout: time.Second,
@@ -201,7 +201,7 @@ func writeStalled(conn net.Conn, addr string, r *http.Request, declared int, par
 // comes back; a body that keeps arriving, however slowly, is not.
 func TestStalledBodyIsCutOff(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, redistest.Mini(t), withAuth(Options{ProjectID: testProject, BodyStallTimeout: 300 * time.Millisecond}))
+	e := newEnv(t, redistest.Mini(t), withAuth(Options{Projects: []Project{{ProjectID: testProject, Target: testTarget}}, BodyStallTimeout: 300 * time.Millisecond}))
 	addr := serve(t, e.h, ServerOptions{ReadTimeout: time.Minute, WriteTimeout: time.Minute})
 
 	body := []byte(`{"is_all":true,"image_info":[]}` + strings.Repeat(" ", 4000))

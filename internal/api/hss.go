@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash"
 	"net/http"
+	"strings"
 
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/hss/signer"
@@ -82,9 +83,9 @@ func (h *Handler) hssCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	project := r.PathValue("project_id")
-	if h.opts.ProjectID != "" && project != h.opts.ProjectID {
-		writeHSSError(w, r, http.StatusBadRequest, "HSS.0010", "Access denied: the project_id in the path is not the project of these credentials "+
-			"(this scanq serves the project of its setting hss.project_id; scanq config show prints it)")
+	target, msg := h.route(project, r.Header.Get("Region"))
+	if msg != "" {
+		writeHSSError(w, r, http.StatusBadRequest, "HSS.0010", msg)
 		return
 	}
 	// The SDK adds X-Project-Id to what it signs; it must agree with the path.
@@ -128,7 +129,7 @@ func (h *Handler) hssCreate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	run, err := h.opts.Starter.StartWithID(r.Context(), id, sr, jobs.Options{}, jobs.Trigger{Kind: TriggerHSSAPI})
+	run, err := h.opts.Starter.StartWithID(r.Context(), id, sr, jobs.Options{Target: target}, jobs.Trigger{Kind: TriggerHSSAPI})
 	if err != nil {
 		if pending != nil {
 			// Nothing started under the signature: a retry may start it.
@@ -201,4 +202,44 @@ func (h *Handler) hssAuthMessage(r *http.Request, res authResult) string {
 		return hss.MsgSignatureExpired(r.Header.Get(signer.HeaderDate), h.now().UTC().Format(signer.DateLayout))
 	}
 	return hss.MsgBadSignature
+}
+
+// Project is a project the HSS-compatible endpoint answers for: the
+// {project_id} of the path, with the region of its target, routed to that
+// target.
+type Project struct {
+	ProjectID, Region, Target string
+}
+
+// route finds the target of a request to project with the region header
+// region: the one target of that project, or where two targets share the
+// project id, the one of that region. msg, when not "", is the HSS error
+// message of a project this scanq does not serve.
+func (h *Handler) route(project, region string) (target, msg string) {
+	if len(h.opts.Projects) == 0 {
+		return "", ""
+	}
+	var match []Project
+	for _, p := range h.opts.Projects {
+		if p.ProjectID == project {
+			match = append(match, p)
+		}
+	}
+	switch {
+	case len(match) == 0:
+		return "", "Access denied: the project_id in the path is not the project of these credentials " +
+			"(this scanq serves the project_id of each of its targets; scanq config show prints them)"
+	case len(match) == 1:
+		return match[0].Target, ""
+	}
+	for _, p := range match {
+		if p.Region == region {
+			return p.Target, ""
+		}
+	}
+	regions := make([]string, len(match))
+	for i, p := range match {
+		regions[i] = p.Region
+	}
+	return "", "Access denied: this project_id is served in several regions (" + strings.Join(regions, ", ") + "): the region header must name one of them"
 }

@@ -18,7 +18,7 @@ import (
 func TestHSSCreateStartsRun(t *testing.T) {
 	t.Parallel()
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		e := newEnv(t, b, withAuth(Options{ProjectID: testProject}))
+		e := newEnv(t, b, withAuth(Options{Projects: []Project{{ProjectID: testProject, Target: testTarget}}}))
 		body := `{"scan_scope":983040,"rate_limit":600,"is_all":false,` +
 			`"query_info":{"namespace":"web","has_vul":true,"image_size":0},` +
 			`"image_info":[{"id":7,"namespace":"web","image_name":"nginx","image_version":"1.25","registry_type":"SwrPrivate"},` +
@@ -174,7 +174,7 @@ func TestHSSCreateErrors(t *testing.T) {
 		{"unknown route", call{path: "/v5/" + testProject + "/image/nothing", header: tok}, 404, "APIGW.0101", hss.MsgNotFoundRoute},
 	}
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		e := newEnv(t, b, withAuth(Options{ProjectID: testProject, MaxBodyBytes: 4096}))
+		e := newEnv(t, b, withAuth(Options{Projects: []Project{{ProjectID: testProject, Target: testTarget}}, MaxBodyBytes: 4096}))
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				c := tc.c

@@ -22,7 +22,6 @@ import (
 type ImageRequest struct {
 	hss.ImageInfo
 	jobs.ImageParams
-	Target string `json:"target,omitempty"`
 }
 
 // ScanRequest is the one-image scan request the image stands for.
@@ -74,7 +73,7 @@ func (h *Handler) addImage(w http.ResponseWriter, r *http.Request) {
 		writeRequestError(w, rerr)
 		return
 	}
-	if rerr := h.checkTarget(req.Target); rerr != nil {
+	if rerr := h.checkTarget(req.ImageParams.Target, false); rerr != nil {
 		writeRequestError(w, rerr)
 		return
 	}

@@ -93,9 +93,8 @@ func TestAddImage(t *testing.T) {
 	}
 	want := ImageRequest{
 		ImageInfo: hss.ImageInfo{Namespace: "web", ImageName: "nginx", ImageVersion: "1.25", RegistryType: "SwrPrivate"},
-		ImageParams: jobs.ImageParams{GlobalImageType: "registry", EnterpriseProjectID: "0", Region: "cn-north-4",
+		ImageParams: jobs.ImageParams{Target: "default", GlobalImageType: "registry", EnterpriseProjectID: "0", Region: "cn-north-4",
 			ScanScope: new(int32(983040)), RateLimit: new(int32(100))},
-		Target: "default",
 	}
 	if len(f.got) != 3 || !reflect.DeepEqual(f.got[0], want) {
 		t.Fatalf("adder got %+v, want first %+v", f.got, want)

@@ -261,7 +261,7 @@ func testConformance(t *testing.T, o *oaCheck, b *redistest.Backend) {
 	// main serves every route with authentication; small takes bodies of
 	// at most 512 bytes; limited lets a client create one run a minute;
 	// bare takes no images, has no schedules and a metrics token.
-	main := newEnv(t, b, withAuth(Options{Schedules: schedules, Images: images, ProjectID: testProject}))
+	main := newEnv(t, b, withAuth(Options{Schedules: schedules, Images: images, Projects: []Project{{ProjectID: testProject, Target: testTarget}}}))
 	small := newEnv(t, b, withAuth(Options{Schedules: schedules, Images: images, MaxBodyBytes: 512}))
 	limited := newEnv(t, b, withAuth(Options{Schedules: schedules, Images: images, CreateRate: 1, CreateBurst: 1}))
 	const metricsToken = "metrics-token-do-not-log"
@@ -698,7 +698,7 @@ func TestReadmeAPIExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, b, withAuth(Options{ProjectID: testProject, Images: StarterImages(base.starter),
+	e := newEnv(t, b, withAuth(Options{Projects: []Project{{ProjectID: testProject, Target: testTarget}}, Images: StarterImages(base.starter),
 		Schedules: SchedulesFunc(sched.Status, sched.Trigger, scheduler.ErrUnknownSchedule)}))
 	o := &oaCheck{t: t, router: router, seen: map[string]bool{}}
 

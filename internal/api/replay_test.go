@@ -28,7 +28,7 @@ func (e *env) runCount(t testing.TB) int {
 func TestHSSReplayReturnsFirstRun(t *testing.T) {
 	t.Parallel()
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		e := newEnv(t, b, withAuth(Options{ProjectID: testProject}))
+		e := newEnv(t, b, withAuth(Options{Projects: []Project{{ProjectID: testProject, Target: testTarget}}}))
 		at := time.Now()
 		c := call{method: http.MethodPost, path: createPath, body: `{"is_all":true}`, sign: goodKeys, signAt: at,
 			header: map[string]string{"Content-Type": "application/json", "X-Project-Id": testProject}}
@@ -69,7 +69,7 @@ func createdRunHSS(t testing.TB, r resp) string {
 func TestHSSBodyAlwaysSigned(t *testing.T) {
 	t.Parallel()
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		e := newEnv(t, b, withAuth(Options{ProjectID: testProject}))
+		e := newEnv(t, b, withAuth(Options{Projects: []Project{{ProjectID: testProject, Target: testTarget}}}))
 		for _, tc := range []struct {
 			name   string
 			c      call
@@ -117,7 +117,7 @@ func TestHSSBodyAlwaysSigned(t *testing.T) {
 // to sign (the algorithm's published test vectors do it).
 func TestHSSSignedHeadersCoverWhatIsUsed(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, redistest.Mini(t), withAuth(Options{ProjectID: testProject}))
+	e := newEnv(t, redistest.Mini(t), withAuth(Options{Projects: []Project{{ProjectID: testProject, Target: testTarget}}}))
 	for _, tc := range []struct {
 		name     string
 		unsigned map[string]string
@@ -205,7 +205,7 @@ func TestV1SignedPostAcceptedOnce(t *testing.T) {
 // that does not exist yet.
 func TestHSSRepeatWhileFirstInFlight(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, redistest.Mini(t), withAuth(Options{ProjectID: testProject}))
+	e := newEnv(t, redistest.Mini(t), withAuth(Options{Projects: []Project{{ProjectID: testProject, Target: testTarget}}}))
 	at := time.Now()
 	req, err := http.NewRequest(http.MethodPost, e.url+createPath, nil)
 	if err != nil {
@@ -236,7 +236,7 @@ func TestHSSRepeatWhileFirstInFlight(t *testing.T) {
 func TestHSSReplayConcurrent(t *testing.T) {
 	t.Parallel()
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
-		e := newEnv(t, b, withAuth(Options{ProjectID: testProject}))
+		e := newEnv(t, b, withAuth(Options{Projects: []Project{{ProjectID: testProject, Target: testTarget}}}))
 		c := call{method: http.MethodPost, path: createPath, body: `{"is_all":true}`, sign: goodKeys, signAt: time.Now(), header: jsonCT}
 		const n = 16
 		var wg sync.WaitGroup

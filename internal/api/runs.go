@@ -26,7 +26,6 @@ const TriggerAPI = "api"
 // forward, include_unscannable).
 type RunRequest struct {
 	jobs.ScanRequest
-	Target string `json:"target,omitempty"`
 	jobs.Options
 }
 
@@ -50,12 +49,16 @@ func (h *Handler) view(r *jobs.Run) RunView {
 	return jobs.NewRunView(r, h.now(), h.opts.RatePeriod)
 }
 
-// checkTarget accepts the Starter's target, or none.
-func (h *Handler) checkTarget(t string) *requestError {
-	if t == "" || t == h.opts.Starter.Target {
+// checkTarget accepts one of the Starter's targets, none when it has one,
+// and with all "all".
+func (h *Handler) checkTarget(t string, all bool) *requestError {
+	if all && t == jobs.AllTargets {
 		return nil
 	}
-	return validationError(&hss.ValidationError{Field: "target", Reason: fmt.Sprintf("%q is not a configured target; this server runs %q", hss.Clip(t), h.opts.Starter.Target)})
+	if _, err := h.opts.Starter.Target(t); err != nil {
+		return validationError(err)
+	}
+	return nil
 }
 
 // idemClaim is one key under which a create is remembered.
@@ -75,7 +78,7 @@ func (h *Handler) createRun(w http.ResponseWriter, r *http.Request) {
 		writeRequestError(w, rerr)
 		return
 	}
-	if rerr := h.checkTarget(req.Target); rerr != nil {
+	if rerr := h.checkTarget(req.Options.Target, true); rerr != nil {
 		writeRequestError(w, rerr)
 		return
 	}

@@ -36,7 +36,7 @@ func TestNewServerLimits(t *testing.T) {
 // header block far beyond it is refused (431) before any handler runs.
 func TestServerHeaderLimit(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, redistest.Mini(t), withAuth(Options{ProjectID: testProject}))
+	e := newEnv(t, redistest.Mini(t), withAuth(Options{Projects: []Project{{ProjectID: testProject, Target: testTarget}}}))
 	addr := serve(t, e.h, ServerOptions{})
 	for _, tc := range []struct {
 		size int

@@ -33,7 +33,7 @@ func (a *App) NewAPI() (*api.Handler, error) {
 	}
 	return api.New(api.Options{
 		Starter: a.Starter, Runs: a.Runs, Redis: a.Redis.Client, RedisOpt: a.Redis.Opt,
-		Token: c.API.Token, AK: c.API.AK, SK: c.API.SK, MetricsToken: c.API.MetricsToken, ProjectID: c.HSS.ProjectID,
+		Token: c.API.Token, AK: c.API.AK, SK: c.API.SK, MetricsToken: c.API.MetricsToken, Projects: a.projects(),
 		MaxBodyBytes: c.API.MaxBodyBytes, MaxImagesPerRequest: c.API.MaxImagesPerRequest, MaxBodyMemory: c.API.MaxBodyMemory, BodyStallTimeout: c.API.BodyStallTimeout,
 		Monitoring: c.API.Monitoring, MonitoringReadOnly: c.API.MonitoringReadOnly,
 		IdempotencyTTL: c.API.IdempotencyTTL, RatePeriod: c.Scan.RatePeriod,
@@ -161,4 +161,14 @@ func printURLs(w io.Writer, addr string) {
 	fmt.Fprintf(w, "HSS endpoint:  %s/v5/{project_id}/image/image-scan/tasks\n", base)
 	fmt.Fprintf(w, "asynqmon:      %s/monitoring/\n", base)
 	fmt.Fprintf(w, "metrics:       %s/metrics\n", base)
+}
+
+// projects are the targets' projects, as the HSS-compatible endpoint routes
+// them.
+func (a *App) projects() []api.Project {
+	out := make([]api.Project, len(a.Targets))
+	for i, t := range a.Targets {
+		out[i] = api.Project{ProjectID: t.ProjectID, Region: t.Region, Target: t.Name}
+	}
+	return out
 }

@@ -26,16 +26,19 @@ import (
 type App struct {
 	Cfg     *configs.Config
 	Log     *slog.Logger
-	Redis   *Redis
-	HSS     *hss.Client
+	Redis *Redis
+	// Targets are the estate's targets, in configuration order, each with
+	// the client that reaches it.
+	Targets []*Target
 	Runs    *runs.Store
 	Starter *runs.Starter
 	Client  *asynq.Client
 	Limiter *limit.Limiter
 	// Metrics is this process's Prometheus registry and recorders.
 	Metrics *metrics.Metrics
-	// Emulator is the embedded HSS emulator (hss.endpoint: embedded), nil
-	// against a real HSS.
+	// Emulator is the first embedded HSS emulator (endpoint: embedded),
+	// nil against a real HSS. Every target on the embedded endpoint has
+	// one of its own (Target.Emulator).
 	Emulator *emulator.Server
 
 	ends runEnds // the runs this process follows, woken when its worker ends them
@@ -56,30 +59,21 @@ func New(cfg *configs.Config, log *slog.Logger) (*App, error) {
 		a.Redis.Close()
 		return nil, err
 	}
-	endpoint := cfg.HSS.EndpointURL()
-	creds := hss.Credentials{AK: cfg.HSS.AK, SK: cfg.HSS.SK, SecurityToken: cfg.HSS.SecurityToken, AuthToken: cfg.HSS.AuthToken}
-	if cfg.HSS.Endpoint == configs.Embedded {
-		a.Emulator = emulator.NewServer(emulator.Options{
-			Images: cfg.HSS.EmulatorImages, LocalImages: cfg.HSS.EmulatorImages / 10, Seed: cfg.HSS.EmulatorSeed,
-			ProjectID: cfg.HSS.ProjectID, // its per-call log lines would drown the demo's own
-		})
-		endpoint = a.Emulator.URL
-		creds = hss.Credentials{} // the embedded emulator runs without authentication
-	}
-	a.HSS, err = hss.NewClient(hss.Config{
-		Endpoint: endpoint, Region: cfg.HSS.Region, ProjectID: cfg.HSS.ProjectID,
-		EnterpriseProjectID: cfg.HSS.EnterpriseProjectID, Credentials: creds, Timeout: cfg.HSS.Timeout,
-		Observe: a.Metrics.HSSCall,
-	})
-	if err != nil {
-		a.Close()
-		return nil, fmt.Errorf("hss: %w", err)
+	var limits []runs.Target
+	for _, ct := range cfg.Estate() {
+		t, err := a.connect(ct)
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		a.Targets = append(a.Targets, t)
+		limits = append(limits, runs.Target{Name: ct.Name, MaxBatchSize: ct.MaxBatchSize})
 	}
 	a.Runs = runs.New(a.Redis.Client, runs.Options{Retention: cfg.Scan.Retention, PendingTTL: cfg.Scan.PendingTTL})
 	a.Client = asynq.NewClientFromRedisClient(a.Redis.Client)
 	a.Limiter = limit.New(a.Redis.Client, limit.Options{})
-	a.Starter = &runs.Starter{Store: a.Runs, Client: a.Client, Inspector: asynq.NewInspectorFromRedisClient(a.Redis.Client), Target: "default",
-		BatchSize: cfg.Scan.BatchSize, MaxBatchSize: cfg.HSS.MaxBatchSize}
+	a.Starter = &runs.Starter{Store: a.Runs, Client: a.Client, Inspector: asynq.NewInspectorFromRedisClient(a.Redis.Client),
+		Targets: limits, BatchSize: cfg.Scan.BatchSize}
 	a.Starter.Notify, a.Starter.NotifyRetries = cfg.Webhook.URL != "", max(cfg.Webhook.MaxAttempts-1, 0)
 	return a, nil
 }
@@ -89,8 +83,10 @@ func (a *App) Close() {
 	if a.Client != nil {
 		_ = a.Client.Close()
 	}
-	if a.Emulator != nil {
-		a.Emulator.Close()
+	for _, t := range a.Targets {
+		if t.Emulator != nil {
+			t.Emulator.Close()
+		}
 	}
 	if a.Redis != nil {
 		a.Redis.Close()
@@ -107,12 +103,62 @@ func (a *App) Handlers() *worker.Handlers {
 		PageSize: c.Scan.PageSize, PagesAhead: c.Scan.PagesAhead, Slots: c.Worker.Concurrency, ListOverlap: listOverlap(c.Scan.ListOverlap), MaxPasses: c.Scan.MaxPasses,
 		RatePeriod: c.Scan.RatePeriod, MaxInlineWait: c.Worker.MaxInlineWait,
 		MaxAttempts: c.Retry.MaxAttempts, RetryBase: c.Retry.Base, RetryCap: c.Retry.Cap,
-	}, worker.Target{
-		Name: "default", ProjectID: c.HSS.ProjectID, EnterpriseProjectID: c.HSS.EnterpriseProjectID, Region: c.HSS.Region,
-		RequestRate: c.HSS.RequestRate, RequestBurst: c.HSS.RequestBurst, ThrottleCooldown: c.HSS.ThrottleCooldown,
-	}, worker.Deps{Runs: a.Runs, HSS: a.HSS, Limiter: a.Limiter, Client: a.Client, Logger: a.Log, Metrics: a.Metrics,
+	}, a.workerTargets(), worker.Deps{Runs: a.Runs, Limiter: a.Limiter, Client: a.Client, Logger: a.Log, Metrics: a.Metrics,
 		Webhook:  worker.Webhook{URL: c.Webhook.URL, Secret: c.Webhook.Secret, MaxRetry: max(c.Webhook.MaxAttempts-1, 0)},
 		Finished: a.ends.ended})
+}
+
+// Target is one target of the estate, connected.
+type Target struct {
+	configs.Target
+	HSS *hss.Client
+	// Emulator is the target's embedded HSS emulator (endpoint: embedded),
+	// nil for a real HSS.
+	Emulator *emulator.Server
+}
+
+// connect builds the client of target ct, starting its embedded emulator
+// when it has one.
+func (a *App) connect(ct configs.Target) (*Target, error) {
+	t := &Target{Target: ct}
+	endpoint := ct.EndpointURL()
+	creds := hss.Credentials{AK: ct.AK, SK: ct.SK, SecurityToken: ct.SecurityToken, AuthToken: ct.AuthToken}
+	if ct.Endpoint == configs.Embedded {
+		t.Emulator = emulator.NewServer(emulator.Options{
+			Images: ct.EmulatorImages, LocalImages: ct.EmulatorImages / 10, Seed: ct.EmulatorSeed,
+			ProjectID: ct.ProjectID, // its per-call log lines would drown the demo's own
+		})
+		endpoint = t.Emulator.URL
+		creds = hss.Credentials{} // the embedded emulator runs without authentication
+		if a.Emulator == nil {
+			a.Emulator = t.Emulator
+		}
+	}
+	var err error
+	t.HSS, err = hss.NewClient(hss.Config{
+		Endpoint: endpoint, Region: ct.Region, ProjectID: ct.ProjectID,
+		EnterpriseProjectID: ct.EnterpriseProjectID, Credentials: creds, Timeout: ct.Timeout,
+		Observe: a.Metrics.HSSCall,
+	})
+	if err != nil {
+		if t.Emulator != nil {
+			t.Emulator.Close()
+		}
+		return nil, fmt.Errorf("target %s: hss: %w", ct.Name, err)
+	}
+	return t, nil
+}
+
+// workerTargets are the targets as the worker takes them.
+func (a *App) workerTargets() []worker.Target {
+	out := make([]worker.Target, len(a.Targets))
+	for i, t := range a.Targets {
+		out[i] = worker.Target{
+			Name: t.Name, HSS: t.HSS, ProjectID: t.ProjectID, EnterpriseProjectID: t.EnterpriseProjectID, Region: t.Region,
+			RequestRate: t.RequestRate, RequestBurst: t.RequestBurst, ThrottleCooldown: t.ThrottleCooldown,
+		}
+	}
+	return out
 }
 
 // Queues are the worker's queues and their weights.
@@ -133,7 +179,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 	s := a.Cfg.Scan
 	srv := asynq.NewServerFromRedisClient(a.Redis.Client, h.ServerConfig(worker.ServerOptions{
 		Concurrency: w.Concurrency, Queues: a.Queues(), PollInterval: w.PollInterval, FetchInterval: w.FetchInterval, ShutdownTimeout: w.ShutdownTimeout,
-		GroupMaxSize: min(s.BatchSize, a.Cfg.HSS.MaxBatchSize), GroupGracePeriod: s.GroupGracePeriod, GroupMaxDelay: s.GroupMaxDelay,
+		GroupMaxSize: min(s.BatchSize, a.Cfg.SmallestMaxBatchSize()), GroupGracePeriod: s.GroupGracePeriod, GroupMaxDelay: s.GroupMaxDelay,
 		Logger: asynqLogger{a.Log.With("component", "asynq")},
 	}))
 	if err := srv.Start(h.Mux()); err != nil {

@@ -44,7 +44,7 @@ func TestCancelSettlesAtOnce(t *testing.T) {
 		client := asynq.NewClientFromRedisClient(b.Client)
 		defer client.Close()
 		ins := asynq.NewInspectorFromRedisClient(b.Client)
-		st := &runs.Starter{Store: s, Client: client, Inspector: ins, Target: "default", BatchSize: 100, MaxBatchSize: 100}
+		st := &runs.Starter{Store: s, Client: client, Inspector: ins, Targets: []runs.Target{{Name: "default", MaxBatchSize: 100}}, BatchSize: 100}
 
 		r := newRun("c1")
 		if err := s.Create(ctx, r); err != nil {

@@ -278,7 +278,7 @@ func TestStartStoresTheImageListOnce(t *testing.T) {
 		store := runs.New(b.Client, runs.Options{})
 		client := asynq.NewClientFromRedisClient(b.Client)
 		t.Cleanup(func() { _ = client.Close() })
-		st := &runs.Starter{Store: store, Client: client, Target: "default", BatchSize: 100, MaxBatchSize: 100}
+		st := &runs.Starter{Store: store, Client: client, Targets: []runs.Target{{Name: "default", MaxBatchSize: 100}}, BatchSize: 100}
 		req := imagesRun("x", 3000).Request
 		r, err := st.Start(ctx, req, jobs.Options{}, jobs.Trigger{Kind: "api"})
 		if err != nil {

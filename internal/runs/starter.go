@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/jobs"
 )
 
@@ -19,11 +20,11 @@ import (
 type Starter struct {
 	Store  *Store
 	Client *asynq.Client
-	// Target names the HSS target runs go to.
-	Target string
-	// BatchSize is the default batch size, MaxBatchSize the largest
-	// image_info array one call may carry.
-	BatchSize, MaxBatchSize int
+	// Targets are the HSS targets runs may go to, in configuration order.
+	// A request that names none goes to the only one.
+	Targets []Target
+	// BatchSize is the default batch size.
+	BatchSize int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Notify reports cancelled runs to the webhook (the worker reports the
@@ -32,6 +33,37 @@ type Starter struct {
 	NotifyRetries int
 	// Inspector, when set, lets Cancel delete a run's queued tasks.
 	Inspector *asynq.Inspector
+}
+
+// Target is a target runs may go to.
+type Target struct {
+	Name string
+	// MaxBatchSize is the largest image_info array one call to it carries.
+	MaxBatchSize int
+}
+
+// Target returns the target called name; "" names the only target when
+// there is one. An unknown or missing name is a *hss.ValidationError on
+// the field "target", listing the targets.
+func (s *Starter) Target(name string) (Target, error) {
+	for _, t := range s.Targets {
+		if t.Name == name || (name == "" && len(s.Targets) == 1) {
+			return t, nil
+		}
+	}
+	if name == "" {
+		return Target{}, &hss.ValidationError{Field: "target", Reason: fmt.Sprintf("required: this server has several targets (%s); name one, or %q for each", strings.Join(s.TargetNames(), ", "), jobs.AllTargets)}
+	}
+	return Target{}, &hss.ValidationError{Field: "target", Reason: fmt.Sprintf("%q is not a configured target (targets: %s)", hss.Clip(name), strings.Join(s.TargetNames(), ", "))}
+}
+
+// TargetNames lists the targets' names.
+func (s *Starter) TargetNames() []string {
+	names := make([]string, len(s.Targets))
+	for i, t := range s.Targets {
+		names[i] = t.Name
+	}
+	return names
 }
 
 // listPage is how many tasks deleteQueuedTasks reads per call.
@@ -82,6 +114,11 @@ func (s *Starter) Start(ctx context.Context, req jobs.ScanRequest, opts jobs.Opt
 // StartWithID is Start with a chosen run id (the scheduler derives one from
 // its tick, so that a tick starts at most one run).
 func (s *Starter) StartWithID(ctx context.Context, id string, req jobs.ScanRequest, opts jobs.Options, trig jobs.Trigger) (*jobs.Run, error) {
+	target, err := s.Target(opts.Target)
+	if err != nil {
+		return nil, err
+	}
+	opts.Target = "" // the run's Target says it
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
@@ -100,9 +137,9 @@ func (s *Starter) StartWithID(ctx context.Context, id string, req jobs.ScanReque
 		}
 	}
 	r := &jobs.Run{
-		ID: id, Trigger: trig, Target: s.Target, Request: req, Options: opts, Queue: queue,
+		ID: id, Trigger: trig, Target: target.Name, Request: req, Options: opts, Queue: queue,
 		Source: src, Resolution: res,
-		BatchSize: jobs.EffectiveBatchSize(opts.BatchSize, s.BatchSize, s.MaxBatchSize, req.ImagesPerHour()),
+		BatchSize: jobs.EffectiveBatchSize(opts.BatchSize, s.BatchSize, target.MaxBatchSize, req.ImagesPerHour()),
 		CreatedAt: s.now().UTC().Truncate(time.Millisecond), // as precise as the run's other times
 	}
 	if err := s.Store.Create(ctx, r); err != nil {

@@ -88,6 +88,11 @@ func (s *Store) TicketStates(ctx context.Context, ids []string) ([]string, error
 // records a ticket and enqueues it; asynq aggregates it with the other
 // images of the same params into one call.
 func (s *Starter) AddImage(ctx context.Context, img hss.ImageInfo, p jobs.ImageParams) (*jobs.ImageTicket, error) {
+	target, err := s.Target(p.Target)
+	if err != nil {
+		return nil, err
+	}
+	p.Target = target.Name
 	req := p.Request([]hss.ImageInfo{img})
 	if err := req.Validate(); err != nil {
 		return nil, err
@@ -97,7 +102,7 @@ func (s *Starter) AddImage(ctx context.Context, img hss.ImageInfo, p jobs.ImageP
 	if err := s.Store.putTicket(ctx, t); err != nil {
 		return nil, fmt.Errorf("recording image ticket: %w", err)
 	}
-	task, err := jobs.NewImageTask(jobs.ImagePayload{Ticket: t.Ticket, Image: img, Params: p}, s.Target, jobs.QueueCritical)
+	task, err := jobs.NewImageTask(jobs.ImagePayload{Ticket: t.Ticket, Image: img, Params: p}, jobs.QueueCritical)
 	if err == nil {
 		_, err = s.Client.EnqueueContext(ctx, task)
 	}

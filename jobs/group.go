@@ -1,0 +1,88 @@
+package jobs
+
+import "maps"
+
+// RunGroup is the runs one request started on several targets (target
+// "all", or a schedule over several targets), summarised: the state and
+// counters of the whole, and each run. `scanq runs show` and GET
+// /api/v1/runs/{id} show a group's id this way.
+type RunGroup struct {
+	ID string `json:"run_id"`
+	// Group is always true: it tells a group from a run in one field.
+	Group bool `json:"group"`
+	// State is the group's: pending or running while any run is, else
+	// the runs' state when they all share one, else partially_failed.
+	State State `json:"state"`
+	// Targets are the runs' targets, in the order the runs were started.
+	Targets  []string `json:"targets"`
+	Counters Counters `json:"counters"`
+	// Runs are the group's runs, in Targets order; a run whose record has
+	// expired is left out.
+	Runs []RunView `json:"runs"`
+}
+
+// NewRunGroup summarises the runs of group id.
+func NewRunGroup(id string, targets []string, runs []RunView) RunGroup {
+	g := RunGroup{ID: id, Group: true, Targets: targets, Runs: runs, Counters: Counters{ImagesSkipped: map[string]int64{}}}
+	states := make([]State, len(runs))
+	for i, r := range runs {
+		g.Counters.Add(r.Counters)
+		states[i] = r.State
+	}
+	g.State = GroupState(states)
+	return g
+}
+
+// GroupState is the state of a group whose runs are in states: running
+// while any run is not final (pending while all are pending), else their
+// common state, else partially_failed. No runs is succeeded: nothing is
+// left to do.
+func GroupState(states []State) State {
+	if len(states) == 0 {
+		return StateSucceeded
+	}
+	pending, common := true, states[0]
+	for _, s := range states {
+		if !s.Final() && s != StatePending {
+			return StateRunning
+		}
+		pending = pending && s == StatePending
+		if s != common {
+			common = ""
+		}
+	}
+	for _, s := range states {
+		if !s.Final() {
+			if pending {
+				return StatePending
+			}
+			return StateRunning
+		}
+	}
+	if common != "" {
+		return common
+	}
+	return StatePartiallyFailed
+}
+
+// Add adds o's counts to c.
+func (c *Counters) Add(o Counters) {
+	c.ImagesTotal += o.ImagesTotal
+	c.ImagesSubmitted += o.ImagesSubmitted
+	c.ImagesFailed += o.ImagesFailed
+	c.BatchesTotal += o.BatchesTotal
+	c.BatchesSubmitted += o.BatchesSubmitted
+	c.BatchesFailed += o.BatchesFailed
+	c.BatchesSkipped += o.BatchesSkipped
+	c.PagesDone += o.PagesDone
+	c.ImagesExpected += o.ImagesExpected
+	if len(o.ImagesSkipped) > 0 && c.ImagesSkipped == nil {
+		c.ImagesSkipped = map[string]int64{}
+	}
+	for k, v := range maps.All(o.ImagesSkipped) {
+		c.ImagesSkipped[k] += v
+	}
+}
+
+// ChildID is the id of the run on target of group parent.
+func ChildID(parent, target string) string { return parent + "." + target }
