@@ -35,9 +35,9 @@ func (s *Store) GetForBatch(ctx context.Context, id string, seq int64, along fun
 			rider.Queue(ctx, pipe)
 		}
 	}
-	fields := []string{"state"}
+	fields := []string{fieldState}
 	if cached == nil {
-		fields = append(fields, "rec")
+		fields = append(fields, fieldRec)
 	}
 	vals := pipe.HMGet(ctx, s.key(id), fields...)
 	bit := pipe.GetBit(ctx, s.batchesKey(id), seq)
@@ -45,14 +45,14 @@ func (s *Store) GetForBatch(ctx context.Context, id string, seq int64, along fun
 	if err := errors.Join(vals.Err(), bit.Err()); err != nil {
 		return nil, false, fmt.Errorf("reading run %s: %w", id, err)
 	}
-	st, ok := vals.Val()[0].(string)
+	h := hmgetHash(fields, vals.Val())
+	st, ok := h[fieldState]
 	if !ok {
 		s.records.drop(id)
 		return nil, false, fmt.Errorf("run %s: %w", id, ErrNotFound)
 	}
 	if cached == nil {
-		raw, _ := vals.Val()[1].(string)
-		if cached, err = decodeRecord(id, raw); err != nil {
+		if cached, err = decodeRecord(id, h[fieldRec]); err != nil {
 			return nil, false, err
 		}
 		s.records.put(id, cached, now)

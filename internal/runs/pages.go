@@ -74,11 +74,13 @@ func (s *Store) SaveSnapshot(ctx context.Context, id string, buckets, pass, p in
 		return Saved{}, fmt.Errorf("saving page %d of run %s: pass %d: passes are 1..%d", p, id, pass, MaxPasses)
 	}
 	bucketKeys, marks := s.marks(id, buckets, append(digests[:len(digests):len(digests)], tail...))
-	scriptKeys := append([]string{s.key(id), s.pagesKey(id), snapKey, snapKey + nonce}, bucketKeys...)
-	args := append([]any{s.retention.Milliseconds(), p, pass, bucketsOr(buckets), len(tail)}, marks...)
+	newSnap := snapKey + nonce
+	scriptKeys := append([]string{s.key(id), s.pagesKey(id), snapKey, newSnap}, bucketKeys...)
+	args := saveSnapshotArgs{retention: s.retention.Milliseconds(), page: p, pass: pass, buckets: bucketsOr(buckets),
+		tails: len(tail), bases: marks}.argv()
 	save := func() (*redis.Cmd, error) {
 		pipe := s.rdb.Pipeline()
-		pipe.Set(ctx, scriptKeys[3], data, newKeyTTL)
+		pipe.Set(ctx, newSnap, data, newKeyTTL)
 		cmd := saveSnapshotScript.EvalSha(ctx, pipe, scriptKeys, args...)
 		_, err := pipe.Exec(ctx)
 		return cmd, err
@@ -93,23 +95,25 @@ func (s *Store) SaveSnapshot(ctx context.Context, id string, buckets, pass, p in
 	if err != nil {
 		return Saved{}, fmt.Errorf("saving page %d of run %s: %w", p, id, err)
 	}
-	vals, err := cmd.Slice()
+	out, rest, err := scriptCode(cmd)
 	if err != nil {
 		return Saved{}, fmt.Errorf("saving page %d of run %s: %w", p, id, err)
 	}
-	out, _ := vals[0].(int64)
-	fields, _ := vals[1].([]any)
-	saved := Saved{View: pageView(fields, out == 0, "", false)}
+	var fields []any
+	if len(rest) > 0 {
+		fields, _ = rest[0].([]any)
+	}
+	saved := Saved{View: pageView(fields, out == codeAlready, "", false)}
 	switch out {
-	case 1:
+	case codeDone:
 		saved.Outcome = Stored
-	case 2:
+	case codeExisting:
 		saved.Outcome = Existing
-		if len(vals) > 2 {
-			theirs, _ := vals[2].(string)
+		if len(rest) > 1 {
+			theirs, _ := rest[1].(string)
 			saved.Snapshot = []byte(theirs)
 		}
-	case 0:
+	case codeAlready:
 		saved.Outcome = Recorded
 	default:
 		saved.Outcome = Ended
@@ -121,25 +125,69 @@ func (s *Store) SaveSnapshot(ctx context.Context, id string, buckets, pass, p in
 // should the script not run (the connection dropped between the two).
 const newKeyTTL = 5 * time.Minute
 
-// saveSnapshotScript: KEYS are the run, its page bitmap, page p's snapshot,
-// the same as just written under a new name, and then the seen-set bucket
-// of each image and then of each tail item. ARGV: the retention (ms), p,
-// the pass, the run's bucket count, the number of tail items, then each
-// image's and tail item's mark base (markLua). It returns {outcome, the run's view fields[, stored
-// snapshot]}: 1 stored, 2 existing, 0 recorded, -1 run over or gone.
-var saveSnapshotScript = redis.NewScript(finalLua + markLua + `
+// saveSnapshotScript stores the result of page p and marks the images it
+// lists in the run's seen-set (markLua's mark_seen), unless the run is over
+// or gone, p is recorded, or a result of p is stored already; and reads
+// the run's view fields either way, before it changes anything.
+//
+// Input:
+// KEYS[1] -> run:{<id>} (the run hash)
+// KEYS[2] -> run:{<id>}:pages (the bitmap of recorded pages)
+// KEYS[3] -> run:{<id>}:snap:<p> (page p's stored result)
+// KEYS[4] -> run:{<id>}:snap:<p>:new:<nonce> (the caller's result, written
+// just before; renamed to KEYS[3] or dropped)
+// KEYS[5..] -> run:{<id>}:marks:<bucket>, the seen-set bucket of each image
+// the page lists, then of each of its tail items (Store.marks)
+// --
+// ARGV[1] -> the retention (ms): KEYS[3]'s expiry, and the buckets' when
+// longer than SEEN_TTL
+// ARGV[2] -> p
+// ARGV[3] -> the pass (1..MaxPasses)
+// ARGV[4] -> the run's seen-set bucket count (kept in field "seen")
+// ARGV[5] -> how many of KEYS[5..] are tail items (the last ones)
+// ARGV[6..] -> the mark base of each image, then of each tail item, in the
+// order of KEYS[5..]
+//
+// Output: {code, view[, stored result]}, view the values of viewFields:
+// {DONE, view}: the caller's result is stored (KEYS[4] renamed to KEYS[3])
+// and the images and tail items marked
+// {EXISTING, view, stored result}: a result was stored already; the
+// caller's is dropped
+// {ALREADY, view}: page p is recorded (its bit in KEYS[2] is set); the
+// caller's result is dropped
+// {GONE, view}: the run is gone or final; the caller's result is dropped
+var saveSnapshotScript = redis.NewScript(codesLua + finalLua + markLua + `
 local view = redis.call("HMGET", KEYS[1], ` + luaStrings(viewFields) + `)
 local function drop() redis.call("DEL", KEYS[4]) end
-if not view[1] or is_final(view[1]) then drop() return {-1, view} end
-if redis.call("GETBIT", KEYS[2], tonumber(ARGV[2])) == 1 then drop() return {0, view} end
+if not view[1] or is_final(view[1]) then drop() return {GONE, view} end
+if redis.call("GETBIT", KEYS[2], tonumber(ARGV[2])) == 1 then drop() return {ALREADY, view} end
 if redis.call("RENAMENX", KEYS[4], KEYS[3]) == 0 then
   drop()
-  return {2, view, redis.call("GET", KEYS[3])}
+  return {EXISTING, view, redis.call("GET", KEYS[3])}
 end
 local ttl = tonumber(ARGV[1])
 redis.call("PEXPIRE", KEYS[3], ttl)
 mark_seen(5, 6, tonumber(ARGV[3]), math.max(ttl, SEEN_TTL), ARGV[4], tonumber(ARGV[5]))
-return {1, view}`)
+return {DONE, view}`)
+
+// saveSnapshotArgs are saveSnapshotScript's ARGV.
+type saveSnapshotArgs struct {
+	retention  int64 // ms
+	page, pass int
+	buckets    int   // the run's seen-set bucket count
+	tails      int   // how many of bases (the last ones) are tail items'
+	bases      []any // mark bases (Store.marks), in the order of KEYS[5..]
+}
+
+func (a saveSnapshotArgs) argv() []any {
+	return append([]any{
+		a.retention, // ARGV[1]
+		a.page,      // ARGV[2]
+		a.pass,      // ARGV[3]
+		a.buckets,   // ARGV[4]
+		a.tails,     // ARGV[5]
+	}, a.bases...) // ARGV[6..]
+}
 
 // PageView is what a page task needs to know before it resolves page p,
 // read in one round trip: the run's state, whether p is recorded, p's saved
@@ -188,39 +236,17 @@ func (s *Store) ViewPage(ctx context.Context, id string, p int) (PageView, error
 	return v, nil
 }
 
-// viewFields are the run fields a PageView is made of (saveSnapshotScript reads
-// the same, in this order).
-var viewFields = []string{"state", "batches_total", "batches_submitted", "batches_failed", "batches_skipped", "pass", "pass_base",
-	"page_size", "overlap", "max_passes"}
-
-// luaStrings is a list of strings as Lua arguments: "a", "b".
-func luaStrings(ss []string) string {
-	out := ""
-	for i, s := range ss {
-		if i > 0 {
-			out += ", "
-		}
-		out += strconv.Quote(s)
-	}
-	return out
-}
-
 // pageView makes a PageView of the values of viewFields, the page's bit,
 // and its snapshot if there is one.
 func pageView(fields []any, done bool, snap string, hasSnap bool) PageView {
 	if len(fields) != len(viewFields) {
 		return PageView{}
 	}
-	st, _ := fields[0].(string)
-	v := PageView{State: jobs.State(st), Done: done}
-	var n [9]int64
-	for i, x := range fields[1:] {
-		if str, ok := x.(string); ok {
-			n[i], _ = strconv.ParseInt(str, 10, 64)
-		}
-	}
-	v.Backlog = n[0] - n[1] - n[2] - n[3]
-	v.Pass = Pass{N: max(int(n[4]), 1), Base: int(n[5]), Geometry: Geometry{PageSize: int(n[6]), Overlap: int(n[7]), MaxPasses: int(n[8])}}
+	h := hmgetHash(viewFields, fields)
+	v := PageView{State: jobs.State(h[fieldState]), Done: done, Backlog: h.backlog(), Pass: Pass{
+		N: int(h.pass()), Base: int(h.int(fieldPassBase)),
+		Geometry: Geometry{PageSize: int(h.int(fieldPageSize)), Overlap: int(h.int(fieldOverlap)), MaxPasses: int(h.int(fieldMaxPasses))},
+	}}
 	if hasSnap {
 		v.Snapshot = []byte(snap)
 	}

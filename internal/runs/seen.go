@@ -101,7 +101,7 @@ func (s *Store) Seen(ctx context.Context, id string, buckets, pass int, digests,
 		return nil, false, fmt.Errorf("run %s: pass %d: passes are 1..%d", id, pass, MaxPasses)
 	}
 	keys, args := s.marks(id, buckets, append(digests[:len(digests):len(digests)], head...))
-	vals, err := seenScript.Run(ctx, s.rdb, keys, append([]any{pass, len(digests)}, args...)...).Int64Slice()
+	vals, err := seenScript.Run(ctx, s.rdb, keys, seenArgs{pass: pass, lookups: len(digests), bases: args}.argv()...).Int64Slice()
 	if err != nil {
 		return nil, false, fmt.Errorf("looking up run %s's seen images: %w", id, err)
 	}
@@ -116,18 +116,32 @@ func (s *Store) Seen(ctx context.Context, id string, buckets, pass int, digests,
 	return out, headSeen, nil
 }
 
-// seenScript: KEYS[i] is the bucket of image i, ARGV[1] the pass, ARGV[2]
-// how many of the images are looked up for a Sight (the rest: whether the
-// pass listed them, as an image or a tail item), and ARGV[i+2] image i's
-// mark base. It returns a Sight, then 0 or 1, per image.
-var seenScript = redis.NewScript(markLua + `
+// seenScript reports what the run's seen-set knows of images, and whether
+// the pass listed the items of a page's head. It changes nothing.
+//
+// Input:
+// KEYS[i] -> run:{<id>}:marks:<bucket>, the seen-set bucket of item i: the
+// images looked up, then the head items (Store.marks)
+// --
+// ARGV[1] -> the pass (1..MaxPasses)
+// ARGV[2] -> n, how many of the items (the first ones) are images looked up
+// for a Sight
+// ARGV[i+2] -> the mark base of item i
+//
+// Output: an array of an integer an item:
+// for an image (i <= n), its Sight: UNSEEN (0), no pass listed it;
+// EARLIER_PASS (1), an earlier pass listed it, this one not yet;
+// THIS_PASS (2), this pass listed it already
+// for a head item (i > n), 1 when this pass listed it, as an image or as a
+// tail item, else 0
+var seenScript = redis.NewScript(sightLua + markLua + `
 local pass, n = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out = {}
 for i = 1, #KEYS do
   local base = ARGV[i+2]
   if i <= n then
     local got = last_pass(KEYS[i], base, pass)
-    if got == pass then out[i] = 2 elseif got > 0 then out[i] = 1 else out[i] = 0 end
+    if got == pass then out[i] = THIS_PASS elseif got > 0 then out[i] = EARLIER_PASS else out[i] = UNSEEN end
   elseif redis.call("SISMEMBER", KEYS[i], mark_of(base, pass)) == 1 or
       redis.call("SISMEMBER", KEYS[i], mark_of(base, TAIL + pass)) == 1 then
     out[i] = 1
@@ -137,15 +151,49 @@ for i = 1, #KEYS do
 end
 return out`)
 
-// markLua looks up and marks images in the seen-set. last_pass returns
-// the pass that listed the image of mark base last (0: none), trying the
-// passes from pass down; mark_seen marks images in pass, from KEYS[k0]
-// and ARGV[a0] on (laid out as for seenScript), moving the marks of
-// earlier passes, and keeps each bucket for ttl ms; mark_tail marks the
-// last items of a page as listed by the pass (TAIL + pass: a mark of its
-// own, which counts for telling a page that follows on, not as an image
-// listed). A run's buckets are dropped when it ends (finalLua's
-// expire_all).
+// sightLua names the Sights in Lua as Go names them. It reads no KEYS or
+// ARGV.
+var sightLua = fmt.Sprintf(`
+local UNSEEN, EARLIER_PASS, THIS_PASS = %d, %d, %d
+`, Unseen, EarlierPass, ThisPass)
+
+// seenArgs are seenScript's ARGV.
+type seenArgs struct {
+	pass    int
+	lookups int   // how many of bases (the first ones) are images looked up for a Sight
+	bases   []any // mark bases (Store.marks), in the order of KEYS
+}
+
+func (a seenArgs) argv() []any {
+	return append([]any{
+		a.pass,    // ARGV[1]
+		a.lookups, // ARGV[2]
+	}, a.bases...) // ARGV[3..]
+}
+
+// markLua looks up and marks images in the seen-set:
+//
+// last_pass(key, base, pass) is the pass that listed the image of mark base
+// (in bucket key) last, 0 when none did, trying the passes from pass down.
+//
+// mark_seen(k0, a0, pass, ttl, buckets, tails) marks in pass the items of
+// KEYS[k0..] / ARGV[a0..], moving the marks of earlier passes, and keeps
+// each bucket for ttl ms (renewing its expiry on about one mark in five);
+// the last tails of them are tail items, marked by mark_tail. It then sets
+// the run's field "seen" to buckets, when it marked anything.
+//
+// mark_tail(key, base, pass) marks a page's last item as listed by the
+// pass (TAIL + pass: a mark of its own, which counts for telling a page
+// that follows on, not as an image listed).
+//
+// Input, for mark_seen:
+// KEYS[1] -> run:{<id>} (the run hash)
+// KEYS[k0..] -> run:{<id>}:marks:<bucket>, the bucket of each item
+// --
+// ARGV[a0..] -> the mark base of each item (Store.marks), in the order of
+// KEYS[k0..]
+//
+// A run's buckets are dropped when it ends (finalLua's expire_all).
 const markLua = `
 local SEEN_TTL = ` + seenTTLms + `
 local TAIL = 50

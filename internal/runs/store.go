@@ -192,22 +192,23 @@ func (s *Store) Create(ctx context.Context, r *jobs.Run) error {
 	// The list does not pass through Lua (large arguments cost Lua a copy
 	// each, and unpack has a limit): it is written under a new name in the
 	// same round trip, and the script renames it into place or drops it.
-	keys := append(s.allKeys(r.ID), s.imagesKey(r.ID)+":new:"+strconv.FormatUint(mrand.Uint64(), 36))
-	now := s.now().UnixMilli()
+	newList := s.imagesKey(r.ID) + ":new:" + strconv.FormatUint(mrand.Uint64(), 36)
+	keys := append(s.allKeys(r.ID), newList)
+	args := createArgs{rec: rec, pendingTTL: s.pendingTTL.Milliseconds(), now: s.now().UnixMilli(), dryRun: r.Options.DryRun}.argv()
 	create := func() (*redis.Cmd, error) {
 		pipe := s.rdb.Pipeline()
 		if len(items) > 0 {
-			pipe.Del(ctx, keys[6]) // a retry after NOSCRIPT writes the list again
+			pipe.Del(ctx, newList) // a retry after NOSCRIPT writes the list again
 		}
 		for chunk := items; len(chunk) > 0; {
 			n := min(len(chunk), 1000)
-			pipe.RPush(ctx, keys[6], chunk[:n]...)
+			pipe.RPush(ctx, newList, chunk[:n]...)
 			chunk = chunk[n:]
 		}
 		if len(items) > 0 {
-			pipe.PExpire(ctx, keys[6], newKeyTTL)
+			pipe.PExpire(ctx, newList, newKeyTTL)
 		}
-		cmd := createScript.EvalSha(ctx, pipe, keys, rec, s.pendingTTL.Milliseconds(), now, boolInt(r.Options.DryRun))
+		cmd := createScript.EvalSha(ctx, pipe, keys, args...)
 		pipe.ZAddNX(ctx, s.indexKey(), redis.Z{Score: float64(r.CreatedAt.UnixMilli()), Member: r.ID})
 		_, err := pipe.Exec(ctx)
 		return cmd, err
@@ -221,22 +222,36 @@ func (s *Store) Create(ctx context.Context, r *jobs.Run) error {
 	if err != nil {
 		return fmt.Errorf("creating run %s: %w", r.ID, err)
 	}
-	if ok, _ := cmd.Int(); ok == 0 {
+	if out, _, _ := scriptCode(cmd); out == codeAlready {
 		return fmt.Errorf("creating run %s: %w", r.ID, ErrExists)
 	}
 	return nil
 }
 
-// createScript: KEYS are the run's (allKeys) and its image list as just
-// written under a new name (KEYS[7], absent when the request names no
-// images).
-// ARGV[1] -> the record (JSON), ARGV[2] -> the pending TTL (ms),
-// ARGV[3] -> now (ms).
-// Output: 1 created, 0 the id is taken (the new list is dropped).
-var createScript = redis.NewScript(finalLua + `
+// createScript stores a new run in state pending, to expire after the
+// pending TTL unless it starts, and moves the request's image list, just
+// written under a new name, into place; unless the id is taken.
+//
+// Input:
+// KEYS[1..6] -> Store.allKeys, of which it uses:
+// KEYS[1] -> run:{<id>} (the run hash)
+// KEYS[5] -> run:{<id>}:images (the request's image list)
+// KEYS[6] -> runs:states (the state index), or run:{<id>} again without one
+// KEYS[7] -> run:{<id>}:images:new:<nonce> (the image list just written;
+// absent when the request names no images)
+// --
+// ARGV[1] -> the record (JSON, field "rec")
+// ARGV[2] -> the pending TTL (ms)
+// ARGV[3] -> now (ms)
+// ARGV[4] -> "1" for a dry run (field "dry_run"), else "0"
+//
+// Output:
+// DONE (1): the run is created
+// ALREADY (0): the id is taken; KEYS[7] is dropped, nothing else changes
+var createScript = redis.NewScript(codesLua + finalLua + `
 if redis.call("EXISTS", KEYS[1]) == 1 then
   redis.call("DEL", KEYS[7])
-  return 0
+  return ALREADY
 end
 local ttl, now = tonumber(ARGV[2]), tonumber(ARGV[3])
 redis.call("HSET", KEYS[1], "rec", ARGV[1], "state", "pending")
@@ -248,7 +263,24 @@ if redis.call("EXISTS", KEYS[7]) == 1 then
 end
 trim_states(now)
 index_state("pending", now + ttl)
-return 1`)
+return DONE`)
+
+// createArgs are createScript's ARGV.
+type createArgs struct {
+	rec        []byte
+	pendingTTL int64 // ms
+	now        int64 // ms
+	dryRun     bool
+}
+
+func (a createArgs) argv() []any {
+	return []any{
+		a.rec,             // ARGV[1]
+		a.pendingTTL,      // ARGV[2]
+		a.now,             // ARGV[3]
+		boolInt(a.dryRun), // ARGV[4]
+	}
+}
 
 // Images returns up to n of run id's request images (its image_info) from
 // the offset-th on: the page loop's source for an image_info run.
@@ -277,7 +309,7 @@ func (s *Store) CountByState(ctx context.Context) (map[jobs.State]int64, error) 
 	if !s.indexed {
 		return nil, ErrNoStateIndex
 	}
-	vals, err := countScript.Run(ctx, s.rdb, []string{s.statesKey()}, s.now().UnixMilli()).Int64Slice()
+	vals, err := countScript.Run(ctx, s.rdb, []string{s.statesKey()}, s.now().UnixMilli() /* ARGV[1] */).Int64Slice()
 	if err != nil {
 		return nil, fmt.Errorf("counting runs by state: %w", err)
 	}
@@ -298,8 +330,16 @@ var ErrNoStateIndex = errors.New("runs are not indexed by state on a Redis Clust
 // bands (stateLua's band_of).
 var indexedStates = jobs.States
 
-// countScript: KEYS[1] -> the state index. ARGV[1] -> now (ms).
-// Output: the number of runs in each state, in the order of indexedStates.
+// countScript counts the runs in each state, once it has dropped the
+// entries of runs that expired (stateLua's trim).
+//
+// Input:
+// KEYS[1] -> runs:states (the state index)
+// --
+// ARGV[1] -> now (ms)
+//
+// Output: an array of the number of runs in each state, in the order of
+// STATES (indexedStates)
 var countScript = redis.NewScript(stateLua + `
 local now = tonumber(ARGV[1])
 trim(KEYS[1], now)
@@ -324,31 +364,32 @@ func (s *Store) Get(ctx context.Context, id string) (*jobs.Run, error) {
 	return decode(id, h.Val(), e.Val())
 }
 
-func decode(id string, h map[string]string, errs []string) (*jobs.Run, error) {
-	r, err := decodeRecord(id, h["rec"])
+// decode makes a run of its hash h (all its fields) and its errors.
+func decode(id string, h runHash, errs []string) (*jobs.Run, error) {
+	r, err := decodeRecord(id, h[fieldRec])
 	if err != nil {
 		return nil, err
 	}
-	r.State, r.StopReason = jobs.State(h["state"]), h["stop_reason"]
-	n := func(f string) int64 { v, _ := strconv.ParseInt(h[f], 10, 64); return v }
+	r.State, r.StopReason = jobs.State(h[fieldState]), h[fieldStopReason]
+	n := h.int
 	c := &r.Counters
-	c.ImagesTotal, c.ImagesSubmitted, c.ImagesFailed = n("images_total"), n("images_submitted"), n("images_failed")
-	c.BatchesTotal, c.BatchesSubmitted, c.BatchesFailed, c.BatchesSkipped = n("batches_total"), n("batches_submitted"), n("batches_failed"), n("batches_skipped")
-	c.PagesDone, c.ImagesExpected = n("pages_done"), n("images_expected")
+	c.ImagesTotal, c.ImagesSubmitted, c.ImagesFailed = n(fieldImagesTotal), n(fieldImagesSubmitted), n(fieldImagesFailed)
+	c.BatchesTotal, c.BatchesSubmitted, c.BatchesFailed, c.BatchesSkipped = n(fieldBatchesTotal), n(fieldBatchesSubmitted), n(fieldBatchesFailed), n(fieldBatchesSkipped)
+	c.PagesDone, c.ImagesExpected = n(fieldPagesDone), n(fieldImagesExpected)
 	c.ImagesSkipped = map[string]int64{}
-	for f, v := range h {
-		if reason, ok := strings.CutPrefix(f, "skip:"); ok {
-			c.ImagesSkipped[reason], _ = strconv.ParseInt(v, 10, 64)
+	for f := range h {
+		if reason, ok := strings.CutPrefix(f, skipPrefix); ok {
+			c.ImagesSkipped[reason] = n(f)
 		}
 	}
 	if r.Source.Listed() {
-		r.Drift = &jobs.Drift{Passes: max(n("pass"), 1), Found: n("found"), Disappeared: n("disappeared"), Gaps: n("gaps")}
+		r.Drift = &jobs.Drift{Passes: h.pass(), Found: n(fieldFound), Disappeared: n(fieldDisappeared), Gaps: n(fieldGaps)}
 	}
-	if ms := n("started_at"); ms > 0 {
+	if ms := n(fieldStartedAt); ms > 0 {
 		t := time.UnixMilli(ms).UTC()
 		r.StartedAt = &t
 	}
-	if ms := n("finished_at"); ms > 0 {
+	if ms := n(fieldFinishedAt); ms > 0 {
 		t := time.UnixMilli(ms).UTC()
 		r.FinishedAt = &t
 	}
@@ -361,7 +402,7 @@ func decode(id string, h map[string]string, errs []string) (*jobs.Run, error) {
 	return r, nil
 }
 
-// decodeRecord makes a run of its record (field "rec"): the immutable part,
+// decodeRecord makes a run of its record (fieldRec): the immutable part,
 // without state, counters or errors.
 func decodeRecord(id, raw string) (*jobs.Run, error) {
 	var rec record
@@ -489,7 +530,7 @@ func (s *Store) getMany(ctx context.Context, ids []string, state jobs.State, lim
 	pipe := s.rdb.Pipeline()
 	states := make([]*redis.StringCmd, len(ids))
 	for i, id := range ids {
-		states[i] = pipe.HGet(ctx, s.key(id), "state")
+		states[i] = pipe.HGet(ctx, s.key(id), fieldState)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("listing runs: %w", err)
@@ -590,7 +631,7 @@ func (s *Store) List(ctx context.Context, limit int, state jobs.State) ([]*jobs.
 //
 // The first start fixes g, how the run lists its source (PageView.Pass).
 func (s *Store) Start(ctx context.Context, id string, g Geometry) (jobs.State, error) {
-	st, err := startScript.Run(ctx, s.rdb, s.allKeys(id), s.now().UnixMilli(), g.PageSize, g.Overlap, g.MaxPasses).Text()
+	st, err := startScript.Run(ctx, s.rdb, s.allKeys(id), startArgs{now: s.now().UnixMilli(), geometry: g}.argv()...).Text()
 	if errors.Is(err, redis.Nil) {
 		return "", fmt.Errorf("run %s: %w", id, ErrNotFound)
 	}
@@ -600,12 +641,24 @@ func (s *Store) Start(ctx context.Context, id string, g Geometry) (jobs.State, e
 	return jobs.State(st), nil
 }
 
-// startScript: KEYS -> allKeys. ARGV[1] -> now (ms), ARGV[2..4] -> the
-// run's page size, overlap and passes at most.
-// Output: the run's state afterwards, nil when there is no such run.
+// startScript moves a pending run to resolving, stamps started_at and
+// fixes the run's Geometry. A started run no longer expires: the pending
+// TTL is for runs that never start, and a run in progress is kept until it
+// is final.
 //
-// A started run no longer expires: the pending TTL is for runs that never
-// start, and a run in progress is kept until it is final.
+// Input:
+// KEYS[1..6] -> Store.allKeys, of which it uses:
+// KEYS[1] -> run:{<id>} (the run hash)
+// KEYS[5] -> run:{<id>}:images (the request's image list)
+// KEYS[6] -> runs:states (the state index), or run:{<id>} again without one
+// --
+// ARGV[1] -> now (ms, field "started_at")
+// ARGV[2] -> the page size (field "page_size")
+// ARGV[3] -> the overlap of consecutive pages (field "overlap")
+// ARGV[4] -> passes at most (field "max_passes")
+//
+// Output: the run's state afterwards ("resolving" when this call started
+// it, else as it was); nil when there is no such run
 var startScript = redis.NewScript(finalLua + `
 local st = redis.call("HGET", KEYS[1], "state")
 if not st then return nil end
@@ -619,6 +672,21 @@ if st == "pending" then
 end
 return st`)
 
+// startArgs are startScript's ARGV.
+type startArgs struct {
+	now      int64 // ms
+	geometry Geometry
+}
+
+func (a startArgs) argv() []any {
+	return []any{
+		a.now,                // ARGV[1]
+		a.geometry.PageSize,  // ARGV[2]
+		a.geometry.Overlap,   // ARGV[3]
+		a.geometry.MaxPasses, // ARGV[4]
+	}
+}
+
 // Stop ends a run early in state (cancelled, or failed when HSS refuses the
 // credentials), keeping what was done so far. Work still queued drains
 // without reaching HSS. It returns ErrFinal when the run had already ended.
@@ -628,19 +696,19 @@ return st`)
 // submitted + skipped + failed holds from this moment on. What was in
 // flight and ends later moves its images out of that counter into its own.
 func (s *Store) Stop(ctx context.Context, id string, state jobs.State, reason string) error {
-	settle, settleBatches := "images_failed", "batches_failed"
+	settle, settleBatches := fieldImagesFailed, fieldBatchesFailed
 	if state == jobs.StateCancelled {
-		settle, settleBatches = "skip:"+jobs.SkipCancelled, "batches_skipped"
+		settle, settleBatches = skipPrefix+jobs.SkipCancelled, fieldBatchesSkipped
 	}
-	res, err := stopScript.Run(ctx, s.rdb, s.allKeys(id), string(state), reason, s.now().UnixMilli(), s.retention.Milliseconds(),
-		settle, settleBatches).Int()
+	out, _, err := scriptCode(stopScript.Run(ctx, s.rdb, s.allKeys(id), stopArgs{state: state, reason: reason,
+		now: s.now().UnixMilli(), retention: s.retention.Milliseconds(), settle: settle, settleBatches: settleBatches}.argv()...))
 	if err != nil {
 		return fmt.Errorf("stopping run %s: %w", id, err)
 	}
-	switch res {
-	case -1:
+	switch out {
+	case codeGone:
 		return fmt.Errorf("run %s: %w", id, ErrNotFound)
-	case 0:
+	case codeAlready:
 		return fmt.Errorf("run %s: %w", id, ErrFinal)
 	}
 	return nil
@@ -654,6 +722,11 @@ func (s *Store) Stop(ctx context.Context, id string, state jobs.State, reason st
 // ZCOUNT, whatever the number of runs. Scores stay below 2^53 (7·BAND), and
 // are written with %.0f, as Lua would print them with 14 digits.
 // STATES is jobs.States (TestLuaStatesAreJobsStates).
+//
+// It defines BAND, STATES, band_of (a state's band, 0..7), num (a score as
+// Redis is given it) and trim(key, now), which drops from the index at key
+// the entries of runs whose keys expired before now (ms). It reads no KEYS
+// or ARGV itself: trim's caller names the index.
 const stateLua = `
 local BAND = 1e14
 local STATES = {"pending", "resolving", "running", "succeeded", "partially_failed", "failed", "cancelled", "resolved"}
@@ -671,6 +744,23 @@ end
 // six keys are allKeys: the run's five own keys and the state index, or
 // the run's key again when there is none (Options.NoStateIndex). Once a run
 // is final, each of its keys expires after the retention.
+//
+// It defines (on top of stateLua's) INDEXED, whether KEYS[6] is an index;
+// is_final(state); index_state(state, expires_at), which files the run
+// under state in the index; trim_states(now), stateLua's trim of the
+// index; and expire_all(state, now, ttl), which has the run's five keys
+// expire after ttl ms, indexes it so, and drops its seen-set (the buckets
+// field "seen" counts, run:{<id>}:marks:0.. ).
+//
+// Input:
+// KEYS[1] -> run:{<id>} (the run hash)
+// KEYS[2] -> run:{<id>}:pages (the bitmap of recorded pages)
+// KEYS[3] -> run:{<id>}:batches (the bitmap of recorded batches)
+// KEYS[4] -> run:{<id>}:errors (the run's last errors, newest first)
+// KEYS[5] -> run:{<id>}:images (the request's image list)
+// KEYS[6] -> runs:states (the state index), or run:{<id>} again without one
+// --
+// It reads no ARGV: its functions take what they need as arguments.
 const finalLua = stateLua + `
 local INDEXED = KEYS[6] ~= KEYS[1]
 local function is_final(st)
@@ -708,6 +798,9 @@ end
 // same of batches) for a run stopped early: its fields "settled" and
 // "settled_batches" name the counters that took, at the stop, the images
 // and batches not yet accounted for.
+//
+// It defines count_settled(h, settled_field, f, n), which counts n in field
+// f of run hash h. It reads no KEYS or ARGV.
 const settleLua = `
 -- Counts n in field f of run h, where settled_field names the counter
 -- that took what was unaccounted for at the stop: what is counted after
@@ -723,17 +816,33 @@ local function count_settled(h, settled_field, f, n)
 end
 `
 
-// stopScript: KEYS -> allKeys.
-// ARGV[1] -> the final state, ARGV[2] -> the stop reason, ARGV[3] -> now
-// (ms), ARGV[4] -> the retention (ms), ARGV[5] -> the counter that takes
-// the images not yet accounted for (skip:cancelled, images_failed),
-// ARGV[6] -> the one that takes the batches (batches_skipped, batches_failed).
-// Output: 1 stopped, 0 already final, -1 no such run.
-var stopScript = redis.NewScript(finalLua + `
+// stopScript ends a run early in a final state, unless it is final
+// already: the images and batches not yet accounted for are settled at
+// once, counted in ARGV[5] and ARGV[6], which fields "settled" and
+// "settled_batches" then name (settleLua).
+//
+// Input:
+// KEYS[1..6] -> Store.allKeys (finalLua); it reads and writes KEYS[1], and
+// expire_all has KEYS[1..5] expire and indexes the run in KEYS[6]
+// --
+// ARGV[1] -> the final state
+// ARGV[2] -> the stop reason (field "stop_reason")
+// ARGV[3] -> now (ms, field "finished_at")
+// ARGV[4] -> the retention (ms)
+// ARGV[5] -> the counter that takes the images not yet accounted for
+// (skip:cancelled, images_failed)
+// ARGV[6] -> the counter that takes the batches not yet accounted for
+// (batches_skipped, batches_failed)
+//
+// Output:
+// DONE (1): the run is stopped
+// ALREADY (0): the run was final already; nothing changes
+// GONE (-1): there is no such run
+var stopScript = redis.NewScript(codesLua + finalLua + backlogLua + `
 local h = KEYS[1]
 local st = redis.call("HGET", h, "state")
-if not st then return -1 end
-if is_final(st) then return 0 end
+if not st then return GONE end
+if is_final(st) then return ALREADY end
 local v = redis.call("HMGET", h, "images_total", "images_submitted", "images_failed")
 local left = tonumber(v[1] or "0") - tonumber(v[2] or "0") - tonumber(v[3] or "0")
 local all = redis.call("HGETALL", h)
@@ -741,12 +850,30 @@ for i = 1, #all, 2 do
   if string.sub(all[i], 1, 5) == "skip:" then left = left - tonumber(all[i + 1]) end
 end
 if left > 0 then redis.call("HINCRBY", h, ARGV[5], left) end
-local b = redis.call("HMGET", h, "batches_total", "batches_submitted", "batches_failed", "batches_skipped")
-local bleft = tonumber(b[1] or "0") - tonumber(b[2] or "0") - tonumber(b[3] or "0") - tonumber(b[4] or "0")
+local bleft = backlog(h)
 if bleft > 0 then redis.call("HINCRBY", h, ARGV[6], bleft) end
 redis.call("HSET", h, "state", ARGV[1], "stop_reason", ARGV[2], "finished_at", ARGV[3], "settled", ARGV[5], "settled_batches", ARGV[6])
 expire_all(ARGV[1], ARGV[3], tonumber(ARGV[4]))
-return 1`)
+return DONE`)
+
+// stopArgs are stopScript's ARGV.
+type stopArgs struct {
+	state                 jobs.State
+	reason                string
+	now, retention        int64  // ms
+	settle, settleBatches string // the fields that take what is not yet accounted for
+}
+
+func (a stopArgs) argv() []any {
+	return []any{
+		string(a.state), // ARGV[1]
+		a.reason,        // ARGV[2]
+		a.now,           // ARGV[3]
+		a.retention,     // ARGV[4]
+		a.settle,        // ARGV[5]
+		a.settleBatches, // ARGV[6]
+	}
+}
 
 // PageResult is what resolving one page produced.
 type PageResult struct {
@@ -785,22 +912,31 @@ type PageRecord struct {
 // PageDone records page p of run id once; a second call for the same page
 // changes nothing. Either way p's snapshot is dropped.
 func (s *Store) PageDone(ctx context.Context, id string, p int, res PageResult) (PageRecord, error) {
-	args := []any{p, res.Listed, res.Batches, boolInt(res.Last), res.Expected, s.now().UnixMilli(), s.retention.Milliseconds(), res.BatchesSkipped, boolInt(res.Failed),
-		res.New, res.Relisted, boolInt(res.Gap), max(res.MaxPasses, 1)}
-	for reason, n := range res.Skipped {
-		if n > 0 {
-			args = append(args, "skip:"+reason, n)
-		}
-	}
+	args := pageDoneArgs{page: p, res: res, now: s.now().UnixMilli(), retention: s.retention.Milliseconds()}.argv()
 	keys := append(s.allKeys(id), s.snapKey(id, p))
-	out, err := pageDoneScript.Run(ctx, s.rdb, keys, args...).Int()
+	out, _, err := scriptCode(pageDoneScript.Run(ctx, s.rdb, keys, args...))
 	if err != nil {
 		return PageRecord{}, fmt.Errorf("recording page %d of run %s: %w", p, id, err)
 	}
-	return PageRecord{Newly: out > 0, Finished: out == 2, NextPass: out == 3}, nil
+	return PageRecord{Newly: out >= codeDone, Finished: out == codeEnded, NextPass: out == codeNextPass}, nil
 }
 
-// completeLua ends a running run whose pages and batches are all accounted for.
+// completeLua ends a running run whose pages and batches are all accounted
+// for. It goes after finalLua and backlogLua, whose functions it calls.
+//
+// It defines try_complete(now, ttl), which, unless the run is final, its
+// last page (field "pages_total") is not known or not all its pages are
+// recorded, or its backlog is not 0, moves it to its final state
+// (succeeded, resolved for a dry run, failed or partially_failed when
+// images or batches failed or the listing broke off), stamps finished_at
+// with now (ms) and has its keys expire after ttl ms (expire_all).
+//
+// Input:
+// KEYS[1..6] -> Store.allKeys (finalLua); it reads and writes KEYS[1]
+// --
+// It reads no ARGV.
+//
+// Output (of try_complete): 1 when it ended the run, else 0.
 const completeLua = `
 local function try_complete(now, ttl)
   local h = KEYS[1]
@@ -808,15 +944,16 @@ local function try_complete(now, ttl)
   if is_final(st) then return 0 end
   local pt = redis.call("HGET", h, "pages_total")
   if not pt then return 0 end
-  local v = redis.call("HMGET", h, "pages_done", "batches_total", "batches_submitted", "batches_failed", "batches_skipped", "images_submitted", "images_failed")
+  local v = redis.call("HMGET", h, "pages_done", "batches_failed", "images_submitted", "images_failed")
   local n = {}
   for i = 1, #v do n[i] = tonumber(v[i] or "0") end
-  if n[1] < tonumber(pt) then return 0 end
-  if n[3] + n[4] + n[5] < n[2] then return 0 end
+  local pages_done, batches_failed, images_submitted, images_failed = n[1], n[2], n[3], n[4]
+  if pages_done < tonumber(pt) then return 0 end
+  if backlog(h) > 0 then return 0 end
   local final = "succeeded"
   if redis.call("HEXISTS", h, "dry_run") == 1 then final = "resolved" end
-  if n[7] > 0 or n[4] > 0 or redis.call("HEXISTS", h, "listing_failed") == 1 then
-    if n[6] > 0 then final = "partially_failed" else final = "failed" end
+  if images_failed > 0 or batches_failed > 0 or redis.call("HEXISTS", h, "listing_failed") == 1 then
+    if images_submitted > 0 then final = "partially_failed" else final = "failed" end
   end
   redis.call("HSET", h, "state", final, "finished_at", now)
   expire_all(final, now, ttl)
@@ -824,29 +961,53 @@ local function try_complete(now, ttl)
 end
 `
 
-// pageDoneScript: KEYS -> allKeys, then the snapshot of page p (dropped).
-// ARGV[1] -> p, ARGV[2] -> images listed, ARGV[3] -> batches enqueued,
-// ARGV[4] -> "1" on the last page, ARGV[5] -> the list's total_num,
-// ARGV[6] -> now (ms), ARGV[7] -> the retention (ms), ARGV[8] -> batches
-// counted and never enqueued, ARGV[9] -> "1" when the listing broke off,
-// ARGV[10] -> images new to the run, ARGV[11] -> images relisted,
-// ARGV[12] -> "1" for a gap, ARGV[13] -> passes at most,
-// ARGV[14..] -> skip counter, images, in pairs.
-// Output: -1 the run is gone, 0 the page was recorded already, 1 this call
-// recorded it, 2 that ended the run, 3 that ended a pass and started the
-// next at page p+1.
+// pageDoneScript records page p of a run once: it counts the page's
+// images, batches and skips (settling them at once for a run stopped
+// early, settleLua), keeps the pass's drift, ends the pass on its last
+// page (starting the next, or fixing pages_total), moves a resolving run
+// to running, and ends the run if that was all (completeLua). Page p's
+// snapshot is dropped whatever happens.
 //
 // Drift fields: "found" counts the images a reconciliation pass found
 // (listed by no pass before it), "gaps" the pages whose listing may have
 // missed images, and "disappeared", set when the last pass ends, the
 // images the passes before it listed and it did not list again.
-var pageDoneScript = redis.NewScript(finalLua + completeLua + settleLua + `
+//
+// Input:
+// KEYS[1..6] -> Store.allKeys (finalLua); it uses KEYS[1] and
+// KEYS[2] -> run:{<id>}:pages (the bitmap of recorded pages), and the rest
+// through try_complete
+// KEYS[7] -> run:{<id>}:snap:<p> (page p's snapshot; dropped)
+// --
+// ARGV[1] -> p
+// ARGV[2] -> images the page listed, skipped ones included
+// ARGV[3] -> batches enqueued for the page
+// ARGV[4] -> "1" on the last page of a pass, else "0"
+// ARGV[5] -> the list's total_num (0: unknown)
+// ARGV[6] -> now (ms)
+// ARGV[7] -> the retention (ms)
+// ARGV[8] -> batches counted and never enqueued (a dry run)
+// ARGV[9] -> "1" when the listing broke off, else "0"
+// ARGV[10] -> images new to the run
+// ARGV[11] -> images an earlier pass listed (relisted)
+// ARGV[12] -> "1" when the page may have missed images (a gap), else "0"
+// ARGV[13] -> passes at most
+// ARGV[14..] -> in pairs: a skip counter (skip:<reason>), its images
+//
+// Output:
+// DONE (1): this call recorded the page
+// ENDED (2): it recorded the page, and that ended the run
+// NEXT_PASS (3): it recorded the page, and that ended a pass and started
+// the next, at page p+1
+// ALREADY (0): the page was recorded already; nothing changes
+// GONE (-1): there is no such run
+var pageDoneScript = redis.NewScript(codesLua + finalLua + backlogLua + completeLua + settleLua + `
 local page, listed, batches, last, expected, now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
 local bskipped, failed = tonumber(ARGV[8]), ARGV[9]
 local new, relisted, gap, max_passes = tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12], tonumber(ARGV[13])
 redis.call("DEL", unpack(KEYS, 7))
-if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
-if redis.call("SETBIT", KEYS[2], page, 1) == 1 then return 0 end
+if redis.call("EXISTS", KEYS[1]) == 0 then return GONE end
+if redis.call("SETBIT", KEYS[2], page, 1) == 1 then return ALREADY end
 local h = KEYS[1]
 redis.call("HINCRBY", h, "images_total", listed)
 redis.call("HINCRBY", h, "batches_total", batches)
@@ -893,9 +1054,40 @@ if redis.call("HGET", h, "state") == "resolving" then
   redis.call("HSET", h, "state", "running")
   index_state("running", nil)
 end
-if try_complete(now, ttl) == 1 then return 2 end
-if next_pass then return 3 end
-return 1`)
+if try_complete(now, ttl) == 1 then return ENDED end
+if next_pass then return NEXT_PASS end
+return DONE`)
+
+// pageDoneArgs are pageDoneScript's ARGV.
+type pageDoneArgs struct {
+	page           int
+	res            PageResult
+	now, retention int64 // ms
+}
+
+func (a pageDoneArgs) argv() []any {
+	args := []any{
+		a.page,                  // ARGV[1]
+		a.res.Listed,            // ARGV[2]
+		a.res.Batches,           // ARGV[3]
+		boolInt(a.res.Last),     // ARGV[4]
+		a.res.Expected,          // ARGV[5]
+		a.now,                   // ARGV[6]
+		a.retention,             // ARGV[7]
+		a.res.BatchesSkipped,    // ARGV[8]
+		boolInt(a.res.Failed),   // ARGV[9]
+		a.res.New,               // ARGV[10]
+		a.res.Relisted,          // ARGV[11]
+		boolInt(a.res.Gap),      // ARGV[12]
+		max(a.res.MaxPasses, 1), // ARGV[13]
+	}
+	for reason, n := range a.res.Skipped {
+		if n > 0 {
+			args = append(args, skipPrefix+reason, n) // ARGV[14..]
+		}
+	}
+	return args
+}
 
 // Outcome of one batch.
 type Outcome struct {
@@ -927,31 +1119,52 @@ func (s *Store) BatchDone(ctx context.Context, id string, seq int64, o Outcome) 
 	var imgField, batchField string
 	switch o.Kind {
 	case Submitted:
-		imgField, batchField = "images_submitted", "batches_submitted"
+		imgField, batchField = fieldImagesSubmitted, fieldBatchesSubmitted
 	case Failed:
-		imgField, batchField = "images_failed", "batches_failed"
+		imgField, batchField = fieldImagesFailed, fieldBatchesFailed
 	case Skipped:
-		imgField, batchField = "skip:"+o.Reason, "batches_skipped"
+		imgField, batchField = skipPrefix+o.Reason, fieldBatchesSkipped
 	default:
 		return false, false, fmt.Errorf("batch outcome %q: unknown", o.Kind)
 	}
-	out, err := batchDoneScript.Run(ctx, s.rdb, s.allKeys(id),
-		seq, imgField, o.Images, batchField, string(errJSON), s.maxErrors, s.now().UnixMilli(), s.retention.Milliseconds()).Int()
+	out, _, err := scriptCode(batchDoneScript.Run(ctx, s.rdb, s.allKeys(id), batchDoneArgs{seq: seq, imagesField: imgField, images: o.Images,
+		batchesField: batchField, errJSON: errJSON, maxErrors: s.maxErrors, now: s.now().UnixMilli(), retention: s.retention.Milliseconds()}.argv()...))
 	if err != nil {
 		return false, false, fmt.Errorf("recording batch %d of run %s: %w", seq, id, err)
 	}
-	return out > 0, out == 2, nil
+	return out >= codeDone, out == codeEnded, nil
 }
 
-// batchDoneScript: KEYS -> allKeys.
-// ARGV[1] -> the batch's bit, ARGV[2] -> the images counter, ARGV[3] -> its
-// images, ARGV[4] -> the batches counter, ARGV[5] -> the error (JSON) or "",
-// ARGV[6] -> errors kept, ARGV[7] -> now (ms), ARGV[8] -> the retention (ms).
-// Output: -1 the run is gone, 0 the batch was recorded already, 1 this call
-// recorded it, 2 that ended the run.
-var batchDoneScript = redis.NewScript(finalLua + completeLua + settleLua + `
-if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
-if redis.call("SETBIT", KEYS[3], tonumber(ARGV[1]), 1) == 1 then return 0 end
+// batchDoneScript records the outcome of batch seq of a run once: it
+// counts the batch and its images (settling them for a run stopped early,
+// settleLua), keeps its error among the run's last ones, renews the expiry
+// of a final run's keys, and ends the run if that was all (completeLua).
+//
+// Input:
+// KEYS[1..6] -> Store.allKeys (finalLua); it uses KEYS[1] and
+// KEYS[3] -> run:{<id>}:batches (the bitmap of recorded batches)
+// KEYS[4] -> run:{<id>}:errors (the run's last errors, newest first)
+// and the rest through expire_all and try_complete
+// --
+// ARGV[1] -> seq, the batch's bit in KEYS[3]
+// ARGV[2] -> the counter of its images (images_submitted, images_failed,
+// skip:<reason>)
+// ARGV[3] -> its images
+// ARGV[4] -> the counter of batches (batches_submitted, batches_failed,
+// batches_skipped)
+// ARGV[5] -> its error (JSON), or ""
+// ARGV[6] -> how many errors the run keeps
+// ARGV[7] -> now (ms)
+// ARGV[8] -> the retention (ms)
+//
+// Output:
+// DONE (1): this call recorded the batch
+// ENDED (2): it recorded the batch, and that ended the run
+// ALREADY (0): the batch was recorded already; nothing changes
+// GONE (-1): there is no such run
+var batchDoneScript = redis.NewScript(codesLua + finalLua + backlogLua + completeLua + settleLua + `
+if redis.call("EXISTS", KEYS[1]) == 0 then return GONE end
+if redis.call("SETBIT", KEYS[3], tonumber(ARGV[1]), 1) == 1 then return ALREADY end
 local h = KEYS[1]
 count_settled(h, "settled", ARGV[2], tonumber(ARGV[3]))
 count_settled(h, "settled_batches", ARGV[4], 1)
@@ -961,8 +1174,32 @@ if ARGV[5] ~= "" then
 end
 local st = redis.call("HGET", h, "state")
 if is_final(st) then expire_all(st, ARGV[7], tonumber(ARGV[8])) end
-if try_complete(ARGV[7], tonumber(ARGV[8])) == 1 then return 2 end
-return 1`)
+if try_complete(ARGV[7], tonumber(ARGV[8])) == 1 then return ENDED end
+return DONE`)
+
+// batchDoneArgs are batchDoneScript's ARGV.
+type batchDoneArgs struct {
+	seq            int64
+	imagesField    string
+	images         int
+	batchesField   string
+	errJSON        []byte // nil: no error
+	maxErrors      int
+	now, retention int64 // ms
+}
+
+func (a batchDoneArgs) argv() []any {
+	return []any{
+		a.seq,             // ARGV[1]
+		a.imagesField,     // ARGV[2]
+		a.images,          // ARGV[3]
+		a.batchesField,    // ARGV[4]
+		string(a.errJSON), // ARGV[5]
+		a.maxErrors,       // ARGV[6]
+		a.now,             // ARGV[7]
+		a.retention,       // ARGV[8]
+	}
+}
 
 // AddError keeps err among the run's last errors without touching counters
 // (a failed listing call, say).
@@ -980,22 +1217,16 @@ func (s *Store) AddError(ctx context.Context, id string, e jobs.RunError) error 
 
 // Backlog is the number of batches of run id enqueued and not yet finished.
 func (s *Store) Backlog(ctx context.Context, id string) (int64, error) {
-	v, err := s.rdb.HMGet(ctx, s.key(id), "batches_total", "batches_submitted", "batches_failed", "batches_skipped").Result()
+	v, err := s.rdb.HMGet(ctx, s.key(id), batchFields...).Result()
 	if err != nil {
 		return 0, fmt.Errorf("reading backlog of run %s: %w", id, err)
 	}
-	var n [4]int64
-	for i, x := range v {
-		if str, ok := x.(string); ok {
-			n[i], _ = strconv.ParseInt(str, 10, 64)
-		}
-	}
-	return n[0] - n[1] - n[2] - n[3], nil
+	return hmgetHash(batchFields, v).backlog(), nil
 }
 
 // State reads only the run's state.
 func (s *Store) State(ctx context.Context, id string) (jobs.State, error) {
-	st, err := s.rdb.HGet(ctx, s.key(id), "state").Result()
+	st, err := s.rdb.HGet(ctx, s.key(id), fieldState).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", fmt.Errorf("run %s: %w", id, ErrNotFound)
 	}
