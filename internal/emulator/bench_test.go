@@ -169,3 +169,14 @@ func timeListPages(b *testing.B, e *Emulator, query string, pages int) {
 	b.StopTimer()
 	reportMedian(b, times)
 }
+
+// BenchmarkInventoryStats counts a 2,000,000-image registry: one pass that
+// computes each image's scan fields, nothing materialised.
+func BenchmarkInventoryStats(b *testing.B) {
+	e := NewHandler(Options{Images: 2_000_000, Seed: 1})
+	for b.Loop() {
+		if s := e.InventoryStats(); s.Images != 2_000_000 {
+			b.Fatalf("%d images", s.Images)
+		}
+	}
+}

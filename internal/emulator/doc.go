@@ -9,18 +9,29 @@
 // (CreateManualImageScanTask, ListRegistryImages, ListImageLocal,
 // ListImageScanTask) with the API's validation, error JSON and AK/SK or
 // token authentication, and knobs to make it misbehave: 5xx and 429 faults,
-// a request-rate limit, latency. The /emulator/v1 routes (stats,
-// submissions, changes, faults) expose what it received and did and change
-// faults at run time; they need no authentication and are never faulted.
+// a request-rate limit, latency. The /emulator/v1 routes expose what it
+// received and did and change faults at run time; they need no
+// authentication and are never faulted:
+//
+//   - GET stats: request counters (Stats).
+//   - GET submissions[?since=SEQ]: the accepted creates (Submissions).
+//   - GET changes[?since=SEQ]: churn's changes (Changes).
+//   - GET inventory: the registry counted at the emulator's now, by scan
+//     status, by age of the latest scan and by failure reason, and what
+//     became of every image the scan lifecycle accepted (InventoryStats);
+//     POST inventory with {"image_info": [...]}: the same, its scans for
+//     the images named (ScanOutcomes).
+//   - GET faults, POST faults: the fault settings (FaultsRequest).
 //
 // It can also change as a live HSS does. Churn inserts images at random
 // positions of the registry list and deletes random ones while clients
 // list it (Options.Churn, SetChurn: so many changes before each list call,
 // or so many per second; deterministic for a seed; Churned and Changes say
 // what changed). With Options.ScanDelay, the registry images a create
-// accepts go waiting_for_scan, scanning, then success or failed with
-// latest_scan_time updated, on the emulator's clock (CompleteScans ends
-// them at once).
+// accepts go waiting_for_scan, scanning, then success or failed (with
+// scan_failed_code and scan_failed_desc) with latest_scan_time updated,
+// no faster than the create's rate_limit, on the emulator's clock
+// (CompleteScans ends them at once).
 //
 // The official Go SDK (huaweicloud-sdk-go-v3, services/hss/v5) talks to it
 // unchanged (see test/interop, which drives it with the official SDK). Body validation and signature checks are
@@ -75,9 +86,21 @@
 //     with it, each registry image accepted (image_info by id, or by
 //     namespace, name and version; or what is_all and query_info select)
 //     is waiting_for_scan at once, scanning after half the delay, and
-//     success, or failed for ScanFailRate of them, after the delay, with
-//     latest_scan_time then. An image accepted again while its scan is in
-//     flight keeps that scan. Local images do not go through it.
+//     success, or failed for ScanFailRate of them, half the delay later,
+//     with latest_scan_time then. A create's rate_limit R holds its k-th
+//     started image (k = 0, 1, ...) waiting until at least k·1h/R after
+//     the create: each create is paced alone, as HSS promises no more.
+//     An image accepted again while its scan is in flight keeps that
+//     scan, and takes no place in the pacing. Local images do not go
+//     through it.
+//   - Failure reasons are Huawei's scan_failed_code values (listed in the
+//     SDK's RegistryImagesInfo) with English descriptions as
+//     scan_failed_desc: download_failed and image_oversized images give
+//     download_failed and image_over_sized; failed ones one of
+//     ScanFailureReasons, drawn from the seed (per image for the
+//     generated inventory, per scan for the lifecycle). Local images have
+//     no code field: a failed one's scan_failed_desc is one of
+//     ImageLocalInfo's codes (failed_to_match_agent, docker_offline, ...).
 //   - Churn's inserted images are new images (new id, digest and
 //     "namespace/word-nK:version" key, never one that existed), not yet
 //     scanned, updated at the time of the insert. A deleted image is gone

@@ -50,12 +50,15 @@ type Options struct {
 	// ScanDelay, when set, makes the registry images a create accepts go
 	// through HSS's scan states on the emulator's clock:
 	// waiting_for_scan at once, scanning after half of ScanDelay, success
-	// or failed after ScanDelay, with latest_scan_time then. 0 leaves scan
-	// statuses as they are (tests set them with SetScanned). A scan in
-	// flight costs about 200 bytes until it ends.
+	// or failed half of ScanDelay later, with latest_scan_time then. A
+	// create's rate_limit R holds its k-th image waiting until at least
+	// k·1h/R after the create. 0 leaves scan statuses as they are (tests
+	// set them with SetScanned). A scan in flight costs about 200 bytes
+	// until it ends.
 	ScanDelay time.Duration
-	// ScanFailRate is the fraction of those scans that end failed, drawn
-	// from Seed (0..1).
+	// ScanFailRate is the fraction of those scans that end failed, each
+	// with a scan_failed_code of ScanFailureReasons; outcome and reason
+	// are drawn from Seed (0..1).
 	ScanFailRate float64
 	// Churn, when set, inserts and deletes registry images while they are
 	// listed; see Churn and SetChurn.
@@ -612,7 +615,8 @@ func (e *Emulator) taskImages(b *hss.ScanTaskBody, imageType string) int {
 }
 
 // startScans starts the lifecycle of the registry images b names (see
-// Options.ScanDelay). With is_all and query_info, the query narrows "all".
+// Options.ScanDelay), paced by b's rate_limit. With is_all and query_info,
+// the query narrows "all".
 func (e *Emulator) startScans(b *hss.ScanTaskBody, now time.Time) {
 	var q *regQuery
 	switch {
@@ -625,7 +629,11 @@ func (e *Emulator) startScans(b *hss.ScanTaskBody, now time.Time) {
 	default:
 		return
 	}
-	e.inv.acceptScans(b.ImageInfo, q, now)
+	var rateLimit int32
+	if b.RateLimit != nil {
+		rateLimit = *b.RateLimit
+	}
+	e.inv.acceptScans(b.ImageInfo, q, rateLimit, now)
 }
 
 func (e *Emulator) taskDuration(images int, rateLimit *int32) time.Duration {
@@ -726,6 +734,15 @@ func (e *Emulator) serveDebug(w http.ResponseWriter, r *http.Request, rid string
 			changes = []Change{}
 		}
 		e.writeJSON(w, http.StatusOK, changes)
+	case r.URL.Path == "/emulator/v1/inventory" && r.Method == http.MethodGet:
+		e.writeJSON(w, http.StatusOK, e.InventoryStats())
+	case r.URL.Path == "/emulator/v1/inventory" && r.Method == http.MethodPost:
+		var body InventoryRequest
+		if err := decodeDebug(r, MaxBodyBytes, &body); err != nil {
+			e.writeError(w, rid, http.StatusBadRequest, "HSS.0001", "decode inventory request: "+err.Error())
+			return
+		}
+		e.writeJSON(w, http.StatusOK, e.inv.stats(e.now(), body.ImageInfo, false))
 	case r.URL.Path == "/emulator/v1/faults" && r.Method == http.MethodGet:
 		e.writeJSON(w, http.StatusOK, e.faultsState())
 	case r.URL.Path == "/emulator/v1/faults" && r.Method == http.MethodPost:
@@ -744,11 +761,23 @@ func (e *Emulator) faultsState() FaultsState {
 	return FaultsState{Faults: f, APIRate: rate, FailNextPending: pending}
 }
 
-func (e *Emulator) applyFaults(r *http.Request) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+// InventoryRequest is the body of POST /emulator/v1/inventory: the images
+// whose ScanOutcomes the answer's scans gives, as a create names them.
+type InventoryRequest struct {
+	ImageInfo []hss.ImageInfo `json:"image_info"`
+}
+
+// decodeDebug decodes a debug route's JSON body of at most limit bytes
+// into v, refusing unknown fields.
+func decodeDebug(r *http.Request, limit int64, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, limit))
 	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+func (e *Emulator) applyFaults(r *http.Request) error {
 	var req FaultsRequest
-	if err := dec.Decode(&req); err != nil {
+	if err := decodeDebug(r, 1<<20, &req); err != nil {
 		return fmt.Errorf("decode faults request: %w", err)
 	}
 	f := e.Faults()

@@ -104,19 +104,17 @@ var registryTemplates = []registry{
 	{typ: "Jfrog", imageType: "jfrog", name: "jfrog-artifactory", weight: 8},
 }
 
-// Registry scan statuses with their share in percent.
-var scanStatuses = []struct {
-	status string
+// weighted is a name (a scan status, a failure code) with its share in
+// percent.
+type weighted struct {
+	name   string
 	weight int
-}{
-	{"success", 55}, {"unscan", 25}, {"failed", 5}, {"scanning", 4},
-	{"download_failed", 4}, {"image_oversized", 2}, {"waiting_for_scan", 5},
 }
 
-var failedCodes = map[string]string{
-	"failed":          "failed_to_scan_vulnerability",
-	"download_failed": "download_failed",
-	"image_oversized": "image_over_sized",
+// Registry scan statuses with their share in percent.
+var scanStatuses = []weighted{
+	{"success", 55}, {"unscan", 25}, {"failed", 5}, {"scanning", 4},
+	{"download_failed", 4}, {"image_oversized", 2}, {"waiting_for_scan", 5},
 }
 
 // weightTable maps a percentile 0..99 to an index of weights (which sum to
@@ -135,28 +133,19 @@ func weightTable(weights ...int) (t [100]uint8) {
 	return t
 }
 
+// pickTable is weightTable over the weights of xs.
+func pickTable[T any](xs []T, weight func(T) int) [100]uint8 {
+	w := make([]int, len(xs))
+	for i, x := range xs {
+		w[i] = weight(x)
+	}
+	return weightTable(w...)
+}
+
 var (
-	registryPick = func() [100]uint8 {
-		var w []int
-		for _, r := range registryTemplates {
-			w = append(w, r.weight)
-		}
-		return weightTable(w...)
-	}()
-	statusPick = func() [100]uint8 {
-		var w []int
-		for _, s := range scanStatuses {
-			w = append(w, s.weight)
-		}
-		return weightTable(w...)
-	}()
-	localStatusPick = func() [100]uint8 {
-		var w []int
-		for _, s := range localStatuses {
-			w = append(w, s.weight)
-		}
-		return weightTable(w...)
-	}()
+	registryPick    = pickTable(registryTemplates, func(r registry) int { return r.weight })
+	statusPick      = pickTable(scanStatuses, func(s weighted) int { return s.weight })
+	localStatusPick = pickTable(localStatuses, func(s weighted) int { return s.weight })
 )
 
 const (
@@ -267,9 +256,13 @@ type regFields struct {
 	size, update, scan                  int64
 }
 
+// scanOverride is a scan status set since the inventory was generated or
+// the image added: by SetScanned, or by a scan of the lifecycle.
 type scanOverride struct {
-	status string
-	at     int64 // ms
+	status    string
+	at        int64 // ms
+	reason    uint8 // 1 + index of scanFailures when a failed scan drew it, else 0
+	lifecycle bool  // set by a scan the lifecycle accepted (lifecycle.go)
 }
 
 // inventory holds the synthetic tenant: generated images (indices 0..n-1)
@@ -368,7 +361,7 @@ func tagName(hr uint64, tag int, hi uint64) string {
 
 // genScalars computes the per-image numbers of generated image i.
 func (inv *inventory) genScalars(i int, hi uint64) (status string, hasVul bool, size, update, scan int64) {
-	status = scanStatuses[statusPick[(hi>>8)%100]].status
+	status = scanStatuses[statusPick[(hi>>8)%100]].name
 	epoch := InventoryEpoch.UnixMilli()
 	update = epoch - int64((hi>>16)%uint64(365*dayMS))
 	if status != "unscan" {
@@ -438,10 +431,10 @@ func (inv *inventory) fields(idx int, names bool) regFields {
 func (inv *inventory) item(idx int) RegistryItem {
 	if idx >= inv.n {
 		it := inv.added[idx-inv.n]
-		if o, ok := inv.scanned[idx]; ok && (o.status != it.ScanStatus || o.at != it.LatestScanTime) {
+		if o, ok := inv.scanned[idx]; ok && (o.status != it.ScanStatus || o.at != it.LatestScanTime || o.reason != 0) {
 			it.ScanStatus, it.LatestScanTime = o.status, o.at
 			vul := inv.addedVul[idx-inv.n]
-			completeItem(&it, vul > 0, hashOf(inv.seed, domImage, uint64(it.ID)<<1|1))
+			completeItem(&it, vul > 0, inv.imageHash(idx), o.reason)
 			if it.ScanStatus == "success" && vul > 0 {
 				it.VulNum = vul
 			}
@@ -453,7 +446,8 @@ func (inv *inventory) item(idx int) RegistryItem {
 	hi := hashOf(inv.seed, domImage, uint64(idx))
 	reg := inv.registryOf(hr)
 	status, hasVul, size, update, scan := inv.genScalars(idx, hi)
-	if o, ok := inv.scanned[idx]; ok {
+	o, ok := inv.scanned[idx]
+	if ok {
 		status, scan = o.status, o.at
 		hasVul = status == "success" && vulnerable(hi)
 	}
@@ -480,7 +474,7 @@ func (inv *inventory) item(idx int) RegistryItem {
 		Scannable:        status != "image_oversized",
 		IsMultipleArch:   (hi>>48)%10 == 0,
 	}
-	completeItem(&it, hasVul, hi)
+	completeItem(&it, hasVul, hi, o.reason)
 	if reg.typ == "SwrShared" {
 		it.DomainName = "partner-" + strconv.FormatUint(hr%7, 10)
 		it.SharedStatus = "effective"
@@ -488,9 +482,19 @@ func (inv *inventory) item(idx int) RegistryItem {
 	return it
 }
 
+// imageHash is the hash the fields of live index idx derive from. Callers
+// hold mu.
+func (inv *inventory) imageHash(idx int) uint64 {
+	if idx >= inv.n {
+		return hashOf(inv.seed, domImage, uint64(inv.added[idx-inv.n].ID)<<1|1)
+	}
+	return hashOf(inv.seed, domImage, uint64(idx))
+}
+
 // completeItem derives the result fields (vulnerability counts, severity,
-// failure reason) from the scan status, for generated and added images alike.
-func completeItem(it *RegistryItem, hasVul bool, h uint64) {
+// failure reason) from the scan status, for generated and added images
+// alike; h is the image's hash and reason its scanOverride's.
+func completeItem(it *RegistryItem, hasVul bool, h uint64, reason uint8) {
 	it.VulNum, it.SeverityLevel, it.ScanFailedCode, it.ScanFailedDesc = 0, "", "", ""
 	it.UnsafeSettingNum, it.MaliciousFileNum = 0, 0
 	switch it.ScanStatus {
@@ -501,9 +505,10 @@ func completeItem(it *RegistryItem, hasVul bool, h uint64) {
 			it.SeverityLevel = []string{"Low", "Medium", "High"}[(h>>58)%3]
 		}
 		it.UnsafeSettingNum = int32((h >> 52) % 4)
-	case "failed", "download_failed", "image_oversized":
-		it.ScanFailedCode = failedCodes[it.ScanStatus]
-		it.ScanFailedDesc = it.ScanFailedCode
+	default:
+		if r, ok := failureOf(it.ScanStatus, h, reason); ok {
+			it.ScanFailedCode, it.ScanFailedDesc = r.Code, r.Desc
+		}
 	}
 }
 
@@ -606,7 +611,7 @@ func (inv *inventory) insert(img hss.RegistryImage, at uint64, vul int32) Regist
 		LatestSyncTime: img.LatestUpdateTime, Scannable: img.Scannable == nil || *img.Scannable,
 		InstanceID: img.InstanceID, InstanceURL: img.InstanceURL,
 	}
-	completeItem(&it, img.VulNum > 0, h)
+	completeItem(&it, img.VulNum > 0, h, 0)
 	if img.VulNum > 0 {
 		it.VulNum = img.VulNum
 	}
@@ -652,14 +657,14 @@ func (inv *inventory) setScanned(key string, at time.Time) error {
 	if !ok {
 		return fmt.Errorf("set scanned %s: %w", key, ErrImageNotFound)
 	}
-	inv.setStatus(idx, "success", at.UnixMilli())
+	inv.setStatus(idx, scanOverride{status: "success", at: at.UnixMilli()})
 	return nil
 }
 
 // setStatus overrides the scan status and time of live index idx. Callers
 // hold mu.
-func (inv *inventory) setStatus(idx int, status string, at int64) {
-	inv.scanned[idx] = scanOverride{status: status, at: at}
+func (inv *inventory) setStatus(idx int, o scanOverride) {
+	inv.scanned[idx] = o
 	inv.changed(idx)
 }
 
@@ -763,10 +768,7 @@ func (it LocalItem) Image() hss.LocalImage {
 	}
 }
 
-var localStatuses = []struct {
-	status string
-	weight int
-}{{"success", 60}, {"unscan", 30}, {"failed", 5}, {"scanning", 5}}
+var localStatuses = []weighted{{"success", 60}, {"unscan", 30}, {"failed", 5}, {"scanning", 5}}
 
 // local materialises generated local image i. Local images are cheap enough
 // to build whole for filtering: the list is per host and rarely huge.
@@ -775,7 +777,7 @@ func (inv *inventory) local(i int) LocalItem {
 	host := int(h % uint64(inv.hosts))
 	hh := hashOf(inv.seed, domHost, uint64(host))
 	word := repoWords[(h>>8)%uint64(len(repoWords))]
-	status := localStatuses[localStatusPick[(h>>16)%100]].status
+	status := localStatuses[localStatusPick[(h>>16)%100]].name
 	epoch := InventoryEpoch.UnixMilli()
 	update := epoch - int64((h>>20)%uint64(180*dayMS))
 	var scan int64
@@ -821,7 +823,7 @@ func (inv *inventory) local(i int) LocalItem {
 			it.SeverityLevel = []string{"Low", "Medium", "High"}[(h>>60)%3]
 		}
 	case "failed":
-		it.ScanFailedDesc = "response_timed_out"
+		it.ScanFailedDesc = localFailures[localFailurePick[mix64(h^7)%100]].name
 	}
 	return it
 }

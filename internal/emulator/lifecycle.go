@@ -11,19 +11,26 @@ import (
 
 // The scan lifecycle: with Options.ScanDelay set, every registry image a
 // create accepts becomes waiting_for_scan at once, scanning after half the
-// delay, and success or failed (ScanFailRate of them, drawn from the seed)
-// when the delay has passed, with latest_scan_time the moment it finished.
-// No goroutine runs it: the steps that are due on the emulator's clock are
-// applied before each API call and each in-process read, so a test with
-// an injected clock moves scans along by moving the clock, and
-// CompleteScans finishes them at once.
+// delay, and success or failed (ScanFailRate of them, drawn from the seed,
+// each failure with a reason of scanFailures, also drawn) half the delay
+// after it began scanning, with latest_scan_time the moment it finished.
+// A create's rate_limit R (images per hour) paces its images as HSS
+// promises: the k-th image the create starts (k = 0, 1, ...) begins
+// scanning no earlier than k hours / R after the create was accepted, so
+// it waits max(delay/2, k·1h/R). Each create is paced on its own: HSS
+// promises nothing across requests.
+//
+// No goroutine runs it: the steps that are due on the emulator's clock
+// are applied before each API call and each in-process read, so a test
+// with an injected clock moves scans along by moving the clock, and
+// CompleteScans finishes them at once. stats.go counts the outcome.
 
 // scanState is the inventory's scans in flight. Guarded by inventory.mu
 // but for next, which lets a call with no step due skip the lock.
 type scanState struct {
 	delay    time.Duration
 	failRate float64
-	seq      uint64 // scans accepted, for the draw of their outcome
+	seq      uint64 // scans accepted, for the draw of their outcome and reason
 	pending  scanSteps
 	inFlight map[int32]struct{}
 	next     atomic.Int64 // when the earliest step is due, unix ns; MaxInt64 for none
@@ -32,7 +39,6 @@ type scanState struct {
 // scanStep moves one image to its next state at due.
 type scanStep struct {
 	due   int64 // unix nanoseconds
-	begin int64 // when the scan was accepted
 	seq   uint64
 	idx   int32
 	final bool // to success or failed; else to scanning
@@ -66,8 +72,10 @@ func (st *scanState) updateNext() {
 // image_info entries by id, or by namespace, name and version when the id
 // is unknown; otherwise the images query_info (or is_all, q plain)
 // selects. Images unknown to the inventory, and images whose scan is
-// already in flight, are left alone. It returns how many scans started.
-func (inv *inventory) acceptScans(infos []hss.ImageInfo, q *regQuery, now time.Time) int {
+// already in flight, are left alone, and take no place in the create's
+// rate_limit pacing (rateLimit images per hour, 0 = none). It returns how
+// many scans started.
+func (inv *inventory) acceptScans(infos []hss.ImageInfo, q *regQuery, rateLimit int32, now time.Time) int {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	st := &inv.scans
@@ -78,8 +86,9 @@ func (inv *inventory) acceptScans(infos []hss.ImageInfo, q *regQuery, now time.T
 		}
 		st.inFlight[int32(idx)] = struct{}{}
 		st.seq++
-		inv.setStatus(idx, "waiting_for_scan", inv.fields(idx, false).scan)
-		heap.Push(&st.pending, scanStep{due: now.Add(st.delay / 2).UnixNano(), begin: now.UnixNano(), seq: st.seq, idx: int32(idx)})
+		inv.setStatus(idx, scanOverride{status: "waiting_for_scan", at: inv.fields(idx, false).scan, lifecycle: true})
+		wait := max(st.delay/2, paced(started, rateLimit))
+		heap.Push(&st.pending, scanStep{due: now.Add(wait).UnixNano(), seq: st.seq, idx: int32(idx)})
 		started++
 	}
 	if len(infos) > 0 {
@@ -105,6 +114,25 @@ func (inv *inventory) acceptScans(infos []hss.ImageInfo, q *regQuery, now time.T
 	}
 	st.updateNext()
 	return started
+}
+
+// maxPace caps paced, well inside what a time.Time can add to now.
+const maxPace = 100 * 365 * 24 * time.Hour
+
+// paced is when the k-th image of a create with rateLimit images per hour
+// may begin scanning, after the create: k hours / rateLimit, to the
+// nanosecond below (at most maxPace, which only a rate_limit of 1 reaches,
+// past 876,000 images); 0 without a limit.
+func paced(k int, rateLimit int32) time.Duration {
+	if rateLimit <= 0 {
+		return 0
+	}
+	r := int64(rateLimit)
+	whole, part := int64(k)/r, int64(k)%r
+	if whole >= int64(maxPace/time.Hour) {
+		return maxPace
+	}
+	return time.Duration(whole)*time.Hour + time.Duration(part)*time.Hour/time.Duration(r)
 }
 
 // infoIndex finds the image an image_info entry names. Callers hold mu.
@@ -134,8 +162,8 @@ func (inv *inventory) advanceScans(now time.Time) {
 			continue
 		}
 		if !s.final {
-			inv.setStatus(int(s.idx), "scanning", inv.fields(int(s.idx), false).scan)
-			s.final, s.due = true, s.begin+int64(st.delay)
+			inv.setStatus(int(s.idx), scanOverride{status: "scanning", at: inv.fields(int(s.idx), false).scan, lifecycle: true})
+			s.final, s.due = true, s.due+int64(st.delay-st.delay/2)
 			heap.Push(&st.pending, s)
 			continue
 		}
@@ -144,15 +172,16 @@ func (inv *inventory) advanceScans(now time.Time) {
 	st.updateNext()
 }
 
-// finishScan ends scan s at t. Callers hold mu.
+// finishScan ends scan s at t: success, or failed with a reason, drawn
+// from the seed and the scan's number. Callers hold mu.
 func (inv *inventory) finishScan(s scanStep, t time.Time) {
 	st := &inv.scans
 	delete(st.inFlight, s.idx)
-	status := "success"
+	o := scanOverride{status: "success", at: t.UnixMilli(), lifecycle: true}
 	if h := hashOf(inv.seed, domScan, s.seq); float64(h>>11)/(1<<53) < st.failRate {
-		status = "failed"
+		o.status, o.reason = "failed", drawReason(h)
 	}
-	inv.setStatus(int(s.idx), status, t.UnixMilli())
+	inv.setStatus(int(s.idx), o)
 }
 
 // completeScans ends every scan in flight now, and returns how many.

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
+	"math/big"
 	"slices"
 	"strings"
 	"testing"
@@ -242,5 +244,229 @@ func TestLifecycleOptionsAreValidated(t *testing.T) {
 		if err := tt.o.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Validate(%+v) = %v, want an error naming %s", tt.o, err, tt.want)
 		}
+	}
+}
+
+// reasonDescs maps each code of ScanFailureReasons to its desc.
+func reasonDescs() map[string]string {
+	out := map[string]string{}
+	for _, r := range ScanFailureReasons() {
+		out[r.Code] = r.Desc
+	}
+	return out
+}
+
+// checkFailure fails the test unless img's failure fields are those its
+// status gives: a reason of ScanFailureReasons for failed, the status's
+// own for download_failed and image_oversized, none otherwise.
+func checkFailure(t *testing.T, img hss.RegistryImage, descs map[string]string) {
+	t.Helper()
+	var ok bool
+	switch img.ScanStatus {
+	case "failed":
+		desc, known := descs[img.ScanFailedCode]
+		ok = known && desc == img.ScanFailedDesc
+	case "download_failed":
+		ok = img.ScanFailedCode == "download_failed" && img.ScanFailedDesc == descs["download_failed"]
+	case "image_oversized":
+		ok = img.ScanFailedCode == "image_over_sized" && strings.HasPrefix(img.ScanFailedDesc, "The image size exceeds")
+	default:
+		ok = img.ScanFailedCode == "" && img.ScanFailedDesc == ""
+	}
+	if !ok {
+		t.Fatalf("%s is %s with scan_failed_code %q, scan_failed_desc %q", Key(img), img.ScanStatus, img.ScanFailedCode, img.ScanFailedDesc)
+	}
+}
+
+// TestScanFailuresFollowTheRateAndGiveReasons scans whole inventories
+// with several seeds and fail rates: the failed share is within four
+// standard deviations of ScanFailRate (exact at 0 and 1), every failure
+// carries a reason of ScanFailureReasons with its own description, each
+// reason's share is near its weight, and the outcomes' counts agree.
+func TestScanFailuresFollowTheRateAndGiveReasons(t *testing.T) {
+	t.Parallel()
+	const n = 2000
+	descs := reasonDescs()
+	weights := map[string]float64{}
+	for _, f := range scanFailures {
+		weights[f.Code] = float64(f.weight) / 100
+	}
+	within := func(got int, trials, p float64) bool {
+		return math.Abs(float64(got)-trials*p) <= 4*math.Sqrt(trials*p*(1-p))
+	}
+	for _, tc := range []struct {
+		seed int64
+		rate float64
+	}{{1, 0}, {2, 0.05}, {3, 0.3}, {4, 0.5}, {5, 1}, {6, 0.5}} {
+		clk := newClock()
+		e := NewHandler(Options{Images: n, Seed: tc.seed, ScanDelay: time.Minute, ScanFailRate: tc.rate, Now: clk.Now})
+		createScan(t, e, hss.ScanTaskBody{IsAll: new(true)})
+		clk.Add(time.Minute)
+		out := e.InventoryStats().Scans
+		if out.Images != n || out.Pending != 0 || out.NotScanned != 0 || out.Success+out.Failed != n {
+			t.Fatalf("seed %d: outcomes %+v, want %d ended", tc.seed, out, n)
+		}
+		if !within(out.Failed, n, tc.rate) {
+			t.Errorf("seed %d: %d of %d scans failed at ScanFailRate %v", tc.seed, out.Failed, n, tc.rate)
+		}
+		seen := map[string]int{}
+		for _, img := range e.RegistryImages() {
+			checkFailure(t, img, descs)
+			if img.ScanStatus == "failed" {
+				seen[img.ScanFailedCode]++
+			}
+		}
+		if !maps.Equal(seen, out.FailedByReason) {
+			t.Errorf("seed %d: listed reasons %v, outcomes say %v", tc.seed, seen, out.FailedByReason)
+		}
+		if out.Failed < 500 {
+			continue
+		}
+		for code, p := range weights {
+			if !within(seen[code], float64(out.Failed), p) {
+				t.Errorf("seed %d: %d of %d failures are %s, weight %v", tc.seed, seen[code], out.Failed, code, p)
+			}
+		}
+	}
+}
+
+// TestGeneratedFailuresGiveReasons: the generated inventory's failures
+// carry reasons as the lifecycle's do, and local images' failures one of
+// ImageLocalInfo's codes as scan_failed_desc.
+func TestGeneratedFailuresGiveReasons(t *testing.T) {
+	t.Parallel()
+	e := NewHandler(Options{Images: 3000, LocalImages: 2000, Seed: 8})
+	descs := reasonDescs()
+	codes := map[string]bool{}
+	for _, it := range listedBy(t, e, "") {
+		checkFailure(t, it.Image(), descs)
+		if it.ScanStatus == "failed" {
+			codes[it.ScanFailedCode] = true
+		}
+	}
+	if len(codes) < 4 {
+		t.Errorf("failed images give only %v", codes)
+	}
+	local := map[string]bool{}
+	for _, f := range localFailures {
+		local[f.name] = true
+	}
+	seen := map[string]bool{}
+	for _, img := range e.LocalImages() {
+		if (img.ScanStatus == "failed") != (img.ScanFailedDesc != "") || img.ScanFailedDesc != "" && !local[img.ScanFailedDesc] {
+			t.Fatalf("local %s:%s is %s with scan_failed_desc %q", img.ImageName, img.ImageVersion, img.ScanStatus, img.ScanFailedDesc)
+		}
+		seen[img.ScanFailedDesc] = true
+	}
+	if len(seen) < 4 {
+		t.Errorf("failed local images give only %v", seen)
+	}
+}
+
+// TestRateLimitPacesScans walks an injected clock through every step of
+// two creates' scans: one with rate_limit 60 (an image a minute) that
+// also names an unknown image and one image twice, and one 30 s later
+// with rate_limit 7, paced on its own. Each image k of a create waits
+// until exactly max(delay/2, k·1h/R) after it, scans for delay/2, then
+// succeeds then.
+func TestRateLimitPacesScans(t *testing.T) {
+	t.Parallel()
+	const delay = 2 * time.Second
+	clk := newClock()
+	e := NewHandler(Options{Images: 300, Seed: 4, ScanDelay: delay, Now: clk.Now})
+	var first, second []hss.RegistryImage
+	for _, img := range e.RegistryImages() {
+		if img.ScanStatus != "unscan" {
+			continue
+		}
+		if len(first) < 8 {
+			first = append(first, img)
+		} else if len(second) < 5 {
+			second = append(second, img)
+		}
+	}
+	type plan struct {
+		img           hss.RegistryImage
+		accept, start time.Time
+	}
+	var plans []plan
+	second0 := t0.Add(30 * time.Second)
+	for k, img := range first {
+		plans = append(plans, plan{img, t0, t0.Add(max(delay/2, time.Duration(k)*time.Minute))})
+	}
+	for k, img := range second {
+		// k hours / 7, to the nanosecond below.
+		plans = append(plans, plan{img, second0, second0.Add(max(delay/2, time.Duration(int64(k)*int64(time.Hour)/7)))})
+	}
+	infos := []hss.ImageInfo{first[0].ImageInfo(), {ID: 999_999}}
+	for _, img := range first[1:] {
+		infos = append(infos, img.ImageInfo())
+		if len(infos) == 4 {
+			infos = append(infos, first[0].ImageInfo()) // in flight: no place in the pacing
+		}
+	}
+	createScan(t, e, hss.ScanTaskBody{ImageInfo: infos, RateLimit: new(int32(60))})
+
+	var events []time.Time
+	for _, p := range plans {
+		end := p.start.Add(delay / 2)
+		events = append(events, p.start.Add(-1), p.start, end.Add(-1), end)
+	}
+	slices.SortFunc(events, func(a, b time.Time) int { return a.Compare(b) })
+	secondSent := false
+	for _, at := range events {
+		if !secondSent && !at.Before(second0) {
+			clk.Add(second0.Sub(clk.Now()))
+			var infos []hss.ImageInfo
+			for _, img := range second {
+				infos = append(infos, img.ImageInfo())
+			}
+			createScan(t, e, hss.ScanTaskBody{ImageInfo: infos, RateLimit: new(int32(7))})
+			secondSent = true
+		}
+		clk.Add(at.Sub(clk.Now()))
+		listed := map[string]hss.RegistryImage{}
+		for _, img := range e.RegistryImages() {
+			listed[Key(img)] = img
+		}
+		for _, p := range plans {
+			end := p.start.Add(delay / 2)
+			want, scanTime := "unscan", p.img.LatestScanTime
+			switch {
+			case at.Before(p.accept):
+			case at.Before(p.start):
+				want = "waiting_for_scan"
+			case at.Before(end):
+				want = "scanning"
+			default:
+				want, scanTime = "success", end.UnixMilli()
+			}
+			if got := listed[Key(p.img)]; got.ScanStatus != want || got.LatestScanTime != scanTime {
+				t.Fatalf("at +%s, %s (accepted +%s, to scan at +%s) is %s scanned at %d; want %s at %d",
+					at.Sub(t0), Key(p.img), p.accept.Sub(t0), p.start.Sub(t0), got.ScanStatus, got.LatestScanTime, want, scanTime)
+			}
+		}
+	}
+	if n := e.ScansInFlight(); n != 0 {
+		t.Errorf("%d scans in flight after the last step", n)
+	}
+}
+
+func TestPacedIsKHoursOverR(t *testing.T) {
+	t.Parallel()
+	hour := big.NewInt(int64(time.Hour))
+	for _, r := range []int32{1, 7, 60, 999, hss.MaxRateLimit} {
+		for _, k := range []int{0, 1, 2, 6, 7, 8, 59, 60, 61, 999, 1000, 1 << 20, 875_999, 876_000, 1<<31 - 2} {
+			want := new(big.Int).Div(new(big.Int).Mul(big.NewInt(int64(k)), hour), big.NewInt(int64(r)))
+			if want.Cmp(big.NewInt(int64(maxPace))) > 0 {
+				want.SetInt64(int64(maxPace))
+			}
+			if got := paced(k, r); int64(got) != want.Int64() {
+				t.Errorf("paced(%d, %d) = %d, want %s", k, r, got, want)
+			}
+		}
+	}
+	if got := paced(1_000_000, 0); got != 0 {
+		t.Errorf("paced without a limit = %s", got)
 	}
 }
