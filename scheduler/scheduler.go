@@ -37,6 +37,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -453,7 +454,7 @@ func (s *Scheduler) fire(ctx context.Context, c *compiled, t time.Time) error {
 		}
 	}
 	trig := jobs.Trigger{Kind: TriggerKind, Name: c.Name, Tick: tick}
-	_, err := s.starter.StartWithID(ctx, id, c.Request, c.options(), trig)
+	_, err := s.start(ctx, c, id, trig)
 	switch {
 	case errors.Is(err, runs.ErrExists):
 		if err := s.advance(ctx, c.Name, t, fieldDuplicates, 1, id); err != nil {
@@ -483,7 +484,7 @@ func (s *Scheduler) activeRun(ctx context.Context, name string) (string, bool, e
 	if err != nil {
 		return "", false, fmt.Errorf("reading the last run of schedule %q: %w", name, err)
 	}
-	st, err := s.store.State(ctx, id)
+	st, err := s.store.StateOf(ctx, id)
 	if errors.Is(err, runs.ErrNotFound) {
 		return id, false, nil
 	}
@@ -491,6 +492,32 @@ func (s *Scheduler) activeRun(ctx context.Context, name string) (string, bool, e
 		return "", false, err
 	}
 	return id, !st.Final(), nil
+}
+
+// start starts the run of c with id: on its one target, or, when it names
+// several (or all of several), one run per target grouped under id
+// (runs.Starter.StartGroup), each started once however many replicas fire
+// the tick. For a group it returns a run that stands for it: its id and
+// state.
+func (s *Scheduler) start(ctx context.Context, c *compiled, id string, trig jobs.Trigger) (*jobs.Run, error) {
+	targets := c.Targets
+	if len(targets) == 0 || slices.Contains(targets, jobs.AllTargets) {
+		targets = s.starter.TargetNames()
+	}
+	opts := c.options()
+	if len(targets) == 1 {
+		opts.Target = targets[0]
+		return s.starter.StartWithID(ctx, id, c.Request, opts, trig)
+	}
+	started, err := s.starter.StartGroup(ctx, id, targets, c.Request, opts, trig)
+	if err != nil {
+		return nil, err
+	}
+	states := make([]jobs.State, len(started))
+	for i, r := range started {
+		states[i] = r.State
+	}
+	return &jobs.Run{ID: id, Trigger: trig, Target: jobs.AllTargets, State: jobs.GroupState(states)}, nil
 }
 
 // ErrRunActive marks a trigger refused by overlap: skip because the
@@ -551,7 +578,7 @@ func (s *Scheduler) Trigger(ctx context.Context, name string, force bool) (*jobs
 	now := s.clock.Now()
 	id := "sched-" + name + "-manual-" + runs.NewID(now)
 	trig := jobs.Trigger{Kind: TriggerKind, Name: name, Tick: ManualTickPrefix + now.UTC().Format(time.RFC3339)}
-	r, err := s.starter.StartWithID(ctx, id, c.Request, c.options(), trig)
+	r, err := s.start(ctx, c, id, trig)
 	if err != nil {
 		return nil, fmt.Errorf("triggering schedule %q: %w", name, err)
 	}

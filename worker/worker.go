@@ -301,6 +301,11 @@ func (h *Handlers) enqueue(ctx context.Context, te taskOrErr) error {
 
 func (h *Handlers) finished(ctx context.Context, runID string) {
 	h.log.InfoContext(ctx, "run finished", "run_id", runID)
+	if r, err := h.runs.Get(ctx, runID); err == nil && r.Trigger.Parent != "" {
+		if err := h.runs.SettleGroup(ctx, r.Trigger.Parent); err != nil {
+			h.log.WarnContext(ctx, "settling the run's group", "run_id", runID, "group", r.Trigger.Parent, "err", err)
+		}
+	}
 	h.Notify(ctx, runID)
 	if h.onEnd != nil {
 		h.onEnd(runID)

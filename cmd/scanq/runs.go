@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/scanq/scanq/internal/app"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
 )
@@ -36,22 +37,23 @@ runs list --json prints the API's page ({"runs": [...], "next_cursor": ...}).`,
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON: the API's run object (list: its page of runs)")
 
 	var limit int
-	var state, cursor string
+	var state, cursor, target string
 	list := &cobra.Command{
-		Use:   "list [--state S] [--limit N] [--cursor C]",
+		Use:   "list [--state S] [--target T] [--limit N] [--cursor C]",
 		Short: "the runs, newest first, a page at a time (the next page's --cursor on stderr)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if state != "" && !jobs.State(state).Valid() {
 				return usageErrorf(cmd, "--state %q: not one of %s", state, strings.Join(stateNames(), ", "))
 			}
-			return runsList(cmd.Context(), &cf, runs.ListQuery{Limit: limit, State: jobs.State(state), Cursor: cursor}, asJSON,
+			return runsList(cmd.Context(), &cf, runs.ListQuery{Limit: limit, State: jobs.State(state), Target: target, Cursor: cursor}, asJSON,
 				cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	list.Flags().IntVar(&limit, "limit", 20, fmt.Sprintf("list at most this many runs, 1..%d", maxListLimit))
 	list.Flags().StringVar(&state, "state", "", "list only runs in this `STATE`")
 	list.Flags().StringVar(&cursor, "cursor", "", "list the page after the one that printed this cursor")
+	list.Flags().StringVar(&target, "target", "", "list only runs on this `TARGET`")
 	_ = list.RegisterFlagCompletionFunc("state", fixed(stateNames()...))
 
 	show := &cobra.Command{
@@ -117,10 +119,10 @@ func runsList(ctx context.Context, cf *configFlags, q runs.ListQuery, asJSON boo
 		defer fmt.Fprintf(stderr, "more runs: add --cursor %s\n", page.Next)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tTRIGGER\tSTATE\tIMAGES\tSUBMITTED\tSKIPPED\tFAILED\tCREATED")
+	fmt.Fprintln(tw, "RUN\tTARGET\tTRIGGER\tSTATE\tIMAGES\tSUBMITTED\tSKIPPED\tFAILED\tCREATED")
 	for _, r := range page.Runs {
 		c := r.Counters
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", r.ID, r.Trigger.Kind, r.State, c.ImagesTotal,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", r.ID, r.Target, r.Trigger.Kind, r.State, c.ImagesTotal,
 			c.ImagesSubmitted, c.Skipped(), c.ImagesFailed, r.CreatedAt.Format(time.RFC3339))
 	}
 	return tw.Flush()
@@ -140,7 +142,10 @@ func runsShow(ctx context.Context, cf *configFlags, sub, id string, asJSON bool,
 	} else {
 		r, err = a.Starter.Cancel(ctx, id)
 	}
-	if errors.Is(err, runs.ErrNotFound) || errors.Is(err, runs.ErrFinal) {
+	if errors.Is(err, runs.ErrNotFound) {
+		return showGroup(ctx, a, sub, id, asJSON, stdout, stderr)
+	}
+	if errors.Is(err, runs.ErrFinal) {
 		fmt.Fprintf(stderr, "scanq runs %s: %v\n", sub, err)
 		return exitError{exitFailure}
 	}
@@ -150,7 +155,10 @@ func runsShow(ctx context.Context, cf *configFlags, sub, id string, asJSON bool,
 	if asJSON {
 		return writeJSON(stdout, viewOf(a, r))
 	}
-	fmt.Fprintf(stdout, "run %s  trigger %s  state %s  queue %s  batch size %d\n", r.ID, r.Trigger.Kind, r.State, r.Queue, r.BatchSize)
+	fmt.Fprintf(stdout, "run %s  target %s  trigger %s  state %s  queue %s  batch size %d\n", r.ID, r.Target, r.Trigger.Kind, r.State, r.Queue, r.BatchSize)
+	if r.Trigger.Parent != "" {
+		fmt.Fprintf(stdout, "group: %s\n", r.Trigger.Parent)
+	}
 	if r.Resolution != nil {
 		fmt.Fprintf(stdout, "resolution: %s\n", r.Resolution)
 	}
@@ -171,6 +179,57 @@ func runsShow(ctx context.Context, cf *configFlags, sub, id string, asJSON bool,
 		fmt.Fprintf(stdout, "error: %s %s %d %s: %s (request id %s)\n", e.At.Format(time.RFC3339), e.Batch, e.Status, e.Code, e.Message, e.RequestID)
 	}
 	return nil
+}
+
+// showGroup is runs show and runs cancel for the id of a run group.
+func showGroup(ctx context.Context, a *app.App, sub, id string, asJSON bool, stdout, stderr io.Writer) error {
+	var err error
+	if sub == "cancel" {
+		err = a.Starter.CancelGroup(ctx, id)
+	}
+	var g jobs.RunGroup
+	if err == nil {
+		g, err = groupOf(ctx, a, id)
+	}
+	if errors.Is(err, runs.ErrNotFound) || errors.Is(err, runs.ErrFinal) {
+		fmt.Fprintf(stderr, "scanq runs %s: %v\n", sub, err)
+		return exitError{exitFailure}
+	}
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(stdout, g)
+	}
+	printGroup(stdout, g)
+	return nil
+}
+
+// groupOf is the view of run group id.
+func groupOf(ctx context.Context, a *app.App, id string) (jobs.RunGroup, error) {
+	targets, rs, err := a.Runs.Group(ctx, id)
+	if err != nil {
+		return jobs.RunGroup{}, err
+	}
+	views := make([]jobs.RunView, len(rs))
+	for i, r := range rs {
+		views[i] = viewOf(a, r)
+	}
+	return jobs.NewRunGroup(id, targets, views), nil
+}
+
+// printGroup prints a run group: the whole, then a line per run.
+func printGroup(w io.Writer, g jobs.RunGroup) {
+	c := g.Counters
+	fmt.Fprintf(w, "group %s  state %s  targets %s\n", g.ID, g.State, strings.Join(g.Targets, ", "))
+	fmt.Fprintf(w, "images: %d total, %d submitted, %d skipped%s, %d failed\n", c.ImagesTotal, c.ImagesSubmitted, c.Skipped(), skipReasons(c.ImagesSkipped), c.ImagesFailed)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tTARGET\tSTATE\tIMAGES\tSUBMITTED\tSKIPPED\tFAILED")
+	for _, r := range g.Runs {
+		rc := r.Counters
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\n", r.ID, r.Target, r.State, rc.ImagesTotal, rc.ImagesSubmitted, rc.Skipped(), rc.ImagesFailed)
+	}
+	_ = tw.Flush()
 }
 
 // skipReasons is " (cancelled 990, duplicate 3)", or "" when nothing was

@@ -19,11 +19,13 @@ import (
 
 	"github.com/scanq/scanq/internal/app"
 	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
 )
 
 // scanFlags are the flags of `scan` and `enqueue`.
 type scanFlags struct {
+	target            string
 	all               bool
 	images            []string
 	query             []string
@@ -67,6 +69,7 @@ func newScanCmd(enqueue bool) *cobra.Command {
 	}
 	fs := cmd.Flags()
 	cf.register(fs)
+	fs.StringVar(&f.target, "target", "", "the `TARGET` to scan on, a name from the configuration's targets, or all for one run on each (default: the only target)")
 	fs.BoolVar(&f.all, "all", false, "scan every image (is_all)")
 	fs.StringArrayVar(&f.images, "image", nil, "scan this image, `NS/NAME:TAG` or NS/NAME@DIGEST (repeatable)")
 	fs.StringArrayVar(&f.query, "query", nil, "scan the images matching `KEY=VALUE`, a query_info field (repeatable)")
@@ -123,6 +126,9 @@ func runScan(ctx context.Context, name string, cf *configFlags, f *scanFlags, en
 		go func() { done <- a.RunWorker(wctx) }()
 		defer func() { stopWorker(); <-done }()
 	}
+	if opts.Target == jobs.AllTargets {
+		return runGroup(ctx, a, p, name, f, req, opts, enqueue, stdout, stderr)
+	}
 	r, err := a.Starter.Start(ctx, req, opts, jobs.Trigger{Kind: "cli"})
 	if err != nil {
 		fmt.Fprintf(stderr, "scanq %s: %v\n", name, err)
@@ -140,6 +146,47 @@ func runScan(ctx context.Context, name string, cf *configFlags, f *scanFlags, en
 		return err
 	}
 	return follow(ctx, a, p, r.ID, f.json, enqueue, stdout, stderr)
+}
+
+// runGroup is scan and enqueue with --target all: one run on each target,
+// grouped under one id. enqueue without --wait prints the group's id (its
+// view with --json); otherwise each run is followed in turn, and the
+// group's summary ends it, failing when any run did not submit everything.
+func runGroup(ctx context.Context, a *app.App, p *app.Progress, name string, f *scanFlags, req jobs.ScanRequest, opts jobs.Options, enqueue bool, stdout, stderr io.Writer) error {
+	id := runs.NewID(time.Now())
+	started, err := a.Starter.StartGroup(ctx, id, nil, req, opts, jobs.Trigger{Kind: "cli"})
+	if err != nil {
+		fmt.Fprintf(stderr, "scanq %s: %v\n", name, err)
+		return exitError{exitUsage}
+	}
+	failed := false
+	if !enqueue || f.wait {
+		for _, r := range started {
+			fmt.Fprintf(stderr, "run %s on target %s:\n", r.ID, r.Target)
+			if err := follow(ctx, a, p, r.ID, false, enqueue, io.Discard, stderr); err != nil {
+				if !errors.As(err, new(exitError)) {
+					return err
+				}
+				failed = true
+			}
+		}
+	}
+	g, gerr := groupOf(ctx, a, id)
+	if gerr != nil {
+		return gerr
+	}
+	if f.json {
+		return writeJSON(stdout, g)
+	}
+	if enqueue && !f.wait {
+		_, err = fmt.Fprintln(stdout, id)
+		return err
+	}
+	printGroup(stdout, g)
+	if failed {
+		return exitError{exitFailure}
+	}
+	return nil
 }
 
 // newProgress is the progress display of a run followed on stderr: a bar
@@ -274,7 +321,7 @@ func (f *scanFlags) request() (jobs.ScanRequest, jobs.Options, error) {
 	req.GlobalImageType = f.imageType
 	req.EnterpriseProjectID = f.enterpriseProject
 	req.Region = f.region
-	opts := jobs.Options{BatchSize: f.batchSize, DryRun: f.dryRun, Forward: f.forward,
+	opts := jobs.Options{Target: f.target, BatchSize: f.batchSize, DryRun: f.dryRun, Forward: f.forward,
 		SkipScannedWithin: jobs.Duration(f.skipScannedWithin), Priority: f.priority, IncludeUnscannable: f.includeUnscan,
 		Widen: f.widen, Expand: f.expand}
 	if err := req.Validate(); err != nil {

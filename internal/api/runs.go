@@ -143,7 +143,17 @@ func (h *Handler) createRun(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	run, err := h.opts.Starter.StartWithID(r.Context(), id, req.ScanRequest, req.Options, jobs.Trigger{Kind: TriggerAPI})
+	var run *jobs.Run
+	var err error
+	if req.Options.Target == jobs.AllTargets {
+		var started []*jobs.Run
+		if started, err = h.opts.Starter.StartGroup(r.Context(), id, nil, req.ScanRequest, req.Options, jobs.Trigger{Kind: TriggerAPI}); err == nil {
+			// The group answers for its runs: its id, pending as they are.
+			run = &jobs.Run{ID: id, State: jobs.GroupState(runStates(started))}
+		}
+	} else {
+		run, err = h.opts.Starter.StartWithID(r.Context(), id, req.ScanRequest, req.Options, jobs.Trigger{Kind: TriggerAPI})
+	}
 	if err != nil {
 		// Nothing was started under the claims: free them for a retry.
 		release(claims)
@@ -254,7 +264,7 @@ func (h *Handler) getRun(w http.ResponseWriter, r *http.Request) {
 	}
 	run, err := h.opts.Runs.Get(r.Context(), id)
 	if errors.Is(err, runs.ErrNotFound) {
-		writeRunNotFound(w, id)
+		h.getGroup(w, r, id)
 		return
 	}
 	if err != nil {
@@ -263,6 +273,34 @@ func (h *Handler) getRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, h.view(run))
+}
+
+// getGroup answers GET /api/v1/runs/{id} for a run group: the group
+// summarised, and each of its runs.
+func (h *Handler) getGroup(w http.ResponseWriter, r *http.Request, id string) {
+	g, err := h.group(r, id)
+	if errors.Is(err, runs.ErrNotFound) {
+		writeRunNotFound(w, id)
+		return
+	}
+	if err != nil {
+		h.log.Error("api: reading run group", "request_id", requestID(r), "run_id", id, "err", err)
+		h.writeInternal(w, r)
+		return
+	}
+	writeJSON(w, http.StatusOK, g)
+}
+
+func (h *Handler) group(r *http.Request, id string) (jobs.RunGroup, error) {
+	targets, rs, err := h.opts.Runs.Group(r.Context(), id)
+	if err != nil {
+		return jobs.RunGroup{}, err
+	}
+	views := make([]RunView, len(rs))
+	for i, run := range rs {
+		views[i] = h.view(run)
+	}
+	return jobs.NewRunGroup(id, targets, views), nil
 }
 
 func (h *Handler) cancelRun(w http.ResponseWriter, r *http.Request) {
@@ -276,6 +314,15 @@ func (h *Handler) cancelRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	run, err := h.opts.Starter.Cancel(r.Context(), id)
+	if errors.Is(err, runs.ErrNotFound) {
+		if err = h.opts.Starter.CancelGroup(r.Context(), id); err == nil || errors.Is(err, runs.ErrFinal) {
+			if err == nil {
+				h.log.Info("api: run group cancelled", "request_id", requestID(r), "run_id", id)
+			}
+			h.cancelledGroup(w, r, id, err)
+			return
+		}
+	}
 	switch {
 	case errors.Is(err, runs.ErrNotFound):
 		writeRunNotFound(w, id)
@@ -294,6 +341,16 @@ func (h *Handler) cancelRun(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info("api: run cancelled", "request_id", requestID(r), "run_id", id)
 	writeJSON(w, http.StatusOK, h.view(run))
+}
+
+// cancelledGroup answers the cancel of group id: its view, or 409 when
+// all its runs had ended already (err ErrFinal).
+func (h *Handler) cancelledGroup(w http.ResponseWriter, r *http.Request, id string, err error) {
+	if err != nil {
+		writeError(w, http.StatusConflict, codeRunFinal, "every run of group "+id+" has already finished")
+		return
+	}
+	h.getGroup(w, r, id)
 }
 
 func writeRunNotFound(w http.ResponseWriter, id string) {
@@ -322,6 +379,14 @@ func stateNames() []string {
 	out := make([]string, len(states))
 	for i, s := range states {
 		out[i] = string(s)
+	}
+	return out
+}
+
+func runStates(rs []*jobs.Run) []jobs.State {
+	out := make([]jobs.State, len(rs))
+	for i, r := range rs {
+		out[i] = r.State
 	}
 	return out
 }

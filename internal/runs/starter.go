@@ -157,6 +157,78 @@ func (s *Starter) StartWithID(ctx context.Context, id string, req jobs.ScanReque
 	return r, nil
 }
 
+// StartGroup starts one run of req on each of targets (every target for
+// none, or for "all"), as group id: run i is jobs.ChildID(id, targets[i]),
+// and its trigger names the group. A group started already (another
+// scheduler replica fired the same tick) starts only the runs missing from
+// it, and is ErrExists when none is. The request is checked once, before
+// anything is stored.
+func (s *Starter) StartGroup(ctx context.Context, id string, targets []string, req jobs.ScanRequest, opts jobs.Options, trig jobs.Trigger) ([]*jobs.Run, error) {
+	if len(targets) == 0 || (len(targets) == 1 && targets[0] == jobs.AllTargets) {
+		targets = s.TargetNames()
+	}
+	for _, t := range targets {
+		if _, err := s.Target(t); err != nil {
+			return nil, err
+		}
+	}
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if _, _, err := jobs.Resolve(&req, opts); err != nil {
+		return nil, err
+	}
+	if err := s.Store.CreateGroup(ctx, id, targets); err != nil && !errors.Is(err, ErrExists) {
+		return nil, err
+	}
+	trig.Parent = id
+	var started []*jobs.Run
+	for _, t := range targets {
+		o := opts
+		o.Target = t
+		r, err := s.StartWithID(ctx, jobs.ChildID(id, t), req, o, trig)
+		if errors.Is(err, ErrExists) {
+			continue
+		}
+		if err != nil {
+			return started, fmt.Errorf("starting the run on target %s: %w", t, err)
+		}
+		started = append(started, r)
+	}
+	if len(started) == 0 {
+		return nil, fmt.Errorf("run group %s: %w", id, ErrExists)
+	}
+	return started, nil
+}
+
+// CancelGroup cancels every run of group id that has not ended. It is
+// ErrNotFound when there is no such group, and ErrFinal when all its runs
+// had ended already.
+func (s *Starter) CancelGroup(ctx context.Context, id string) error {
+	targets, err := s.Store.GroupTargets(ctx, id)
+	if err != nil {
+		return err
+	}
+	cancelled := 0
+	for _, t := range targets {
+		_, err := s.Cancel(ctx, jobs.ChildID(id, t))
+		switch {
+		case err == nil:
+			cancelled++
+		case errors.Is(err, ErrFinal), errors.Is(err, ErrNotFound):
+		default:
+			return err
+		}
+	}
+	if cancelled == 0 {
+		return fmt.Errorf("run group %s: %w", id, ErrFinal)
+	}
+	return nil
+}
+
 // Cancel stops run id: no batch is submitted after it, the images not yet
 // submitted count as skipped (cancelled) at once, the run's pending and
 // scheduled tasks are deleted from its queue (with an Inspector), and the

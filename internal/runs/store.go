@@ -427,6 +427,8 @@ type ListQuery struct {
 	Limit int
 	// State keeps only runs in this state; "" keeps all.
 	State jobs.State
+	// Target keeps only runs on this target; "" keeps all.
+	Target string
 	// Cursor continues after the page that returned it; "" starts at the
 	// newest run.
 	Cursor string
@@ -494,7 +496,11 @@ func (s *Store) ListPage(ctx context.Context, q ListQuery) (Page, error) {
 			skip += listChunk
 			continue
 		}
-		runs, err := s.getMany(ctx, ids, q.State, limit-len(page.Runs))
+		want := limit - len(page.Runs)
+		if q.Target != "" {
+			want = len(ids) // which of them match is known only once read
+		}
+		runs, err := s.getMany(ctx, ids, q.State, want)
 		if err != nil {
 			return Page{}, err
 		}
@@ -502,7 +508,7 @@ func (s *Store) ListPage(ctx context.Context, q ListQuery) (Page, error) {
 			id, _ := z.Member.(string)
 			maxScore, afterID, skip = strconv.FormatInt(int64(z.Score), 10), id, 0
 			scanned++
-			if r, ok := runs[id]; ok {
+			if r, ok := runs[id]; ok && (q.Target == "" || r.Target == q.Target) {
 				page.Runs = append(page.Runs, r)
 			}
 			if len(page.Runs) == limit || scanned == listScanMax {
