@@ -34,10 +34,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"

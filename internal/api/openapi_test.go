@@ -298,6 +298,13 @@ func testConformance(t *testing.T, o *oaCheck, b *redistest.Backend) {
 		`"image_info":[{"id":7,"namespace":"web","image_name":"nginx","image_version":"1.25","registry_type":"SwrPrivate"},{"image_digest":"sha256:abc"},{"image_digest":"sha256:abc"}],` +
 		`"target":"default","batch_size":10,"priority":"default","skip_scanned_within":"24h","include_unscannable":true}`
 	imagesRun := created(ex(main, post(runsPath, full, auth), http.StatusAccepted, true))
+	// target all: a group of one run per target, which GET shows as a group.
+	group := created(ex(main, post(runsPath, `{"is_all":true,"target":"all","dry_run":true}`, auth), http.StatusAccepted, true))
+	if gr := ex(main, call{path: runsPath + "/" + group, header: auth}, http.StatusOK, true); !strings.Contains(string(gr.body), `"group":true`) ||
+		!strings.Contains(string(gr.body), jobs.ChildID(group, testTarget)) {
+		t.Errorf("GET of group %s: %s", group, gr.body)
+	}
+	ex(main, post(runsPath, `{"is_all":true,"target":"nope"}`, auth), http.StatusBadRequest, true)
 	forwarded := created(ex(main, post(runsPath, `{"query_info":{"namespace":"web","host_name":"node-1"}}`, auth), http.StatusAccepted, true))
 	widened := created(ex(main, post(runsPath, `{"is_all":true,"query_info":{"namespace":"web","host_name":"node-1","scan_status":"image_oversized"},"widen":true,"skip_scanned_within":3600}`, auth), http.StatusAccepted, true))
 	ex(main, post(runsPath, `{}`, map[string]string{"Content-Type": "application/json", "X-Auth-Token": testToken}), http.StatusAccepted, true)
@@ -561,6 +568,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"Run", reflect.TypeFor[RunView]()},
 		{"RunList", reflect.TypeFor[ListRunsResponse]()},
 		{"RunCreated", reflect.TypeFor[runCreated]()},
+		{"RunGroup", reflect.TypeFor[jobs.RunGroup]()},
 		{"ImageTicket", reflect.TypeFor[jobs.ImageTicket]()},
 		{"Schedule", reflect.TypeFor[scheduler.ScheduleStatus]()},
 		{"RunRequest", reflect.TypeFor[RunRequest]()},

@@ -24,8 +24,8 @@ import (
 
 // App is a configured set of components. Build it with New, Close it when done.
 type App struct {
-	Cfg     *configs.Config
-	Log     *slog.Logger
+	Cfg   *configs.Config
+	Log   *slog.Logger
 	Redis *Redis
 	// Targets are the estate's targets, in configuration order, each with
 	// the client that reaches it.

@@ -49,13 +49,13 @@ func newAPI(t *testing.T, now func() time.Time) *scanqAPI {
 	client := asynq.NewClientFromRedisClient(b.Client)
 	t.Cleanup(func() { _ = client.Close() })
 	h, err := api.New(api.Options{
-		Starter:   &runs.Starter{Store: store, Client: client, Targets: []runs.Target{{Name: "default", MaxBatchSize: 1000}}, BatchSize: 100},
-		Redis:     b.Client,
-		AK:        testAK,
-		SK:        testSK,
-		Token:     "api-token-not-used-here", // token and AK/SK both configured, as in production
-		Projects:  []api.Project{{ProjectID: testProject, Target: "default"}},
-		Now:       now,
+		Starter:  &runs.Starter{Store: store, Client: client, Targets: []runs.Target{{Name: "default", MaxBatchSize: 1000}}, BatchSize: 100},
+		Redis:    b.Client,
+		AK:       testAK,
+		SK:       testSK,
+		Token:    "api-token-not-used-here", // token and AK/SK both configured, as in production
+		Projects: []api.Project{{ProjectID: testProject, Target: "default"}},
+		Now:      now,
 	})
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
