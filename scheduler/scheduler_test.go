@@ -122,13 +122,22 @@ type rig struct {
 
 func newRig(t *testing.T, b *redistest.Backend, clock Clock, lease time.Duration, ss ...configs.Schedule) *rig {
 	t.Helper()
+	return newEstateRig(t, b, clock, lease, []string{"default"}, ss...)
+}
+
+// newEstateRig is newRig for runs on targets.
+func newEstateRig(t *testing.T, b *redistest.Backend, clock Clock, lease time.Duration, targets []string, ss ...configs.Schedule) *rig {
+	t.Helper()
 	now := time.Now
 	if clock != nil {
 		now = clock.Now
 	}
 	store := runs.New(b.Client, runs.Options{Now: now})
-	starter := &runs.Starter{Store: store, Client: asynq.NewClientFromRedisClient(b.Client), Targets: []runs.Target{{Name: "default", MaxBatchSize: 100}},
-		BatchSize: 100, Now: now}
+	var ts []runs.Target
+	for _, name := range targets {
+		ts = append(ts, runs.Target{Name: name, MaxBatchSize: 100})
+	}
+	starter := &runs.Starter{Store: store, Client: asynq.NewClientFromRedisClient(b.Client), Targets: ts, BatchSize: 100, Now: now}
 	m := &countingMetrics{}
 	s, err := New(b.Client, starter, store, ss, Options{Lease: lease, Clock: clock, Logger: testLogger(t), Metrics: m})
 	if err != nil {
@@ -717,4 +726,89 @@ func TestTriggerHonoursOverlap(t *testing.T) {
 			t.Fatalf("8 racing triggers started %d runs, want 1", started)
 		}
 	})
+}
+
+// TestScheduleOverAllTargetsFiresOncePerTarget: a schedule over all of
+// three targets, passed by three replicas at once, starts one run per
+// target per tick, grouped under the tick's run id, and no more; a
+// schedule naming one target starts a plain run on it.
+func TestScheduleOverAllTargetsFiresOncePerTarget(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		clock := newFakeClock(t0.Add(time.Second))
+		targets := []string{"a", "b", "c"}
+		all := every10s("all")
+		all.Targets = []string{jobs.AllTargets}
+		one := every10s("one")
+		one.Targets = []string{"b"}
+		var rigs []*rig
+		for range 3 {
+			r := newEstateRig(t, b, clock, 15*time.Second, targets, all, one)
+			r.lead(time.Time{}, clock.Now())
+			rigs = append(rigs, r)
+		}
+		rigs[0].pass()
+		const n = 6
+		for i := 1; i <= n; i++ {
+			clock.Set(t0.Add(time.Duration(i) * 10 * time.Second))
+			var wg sync.WaitGroup
+			for _, r := range rigs {
+				wg.Go(func() {
+					if _, err := r.s.pass(context.Background(), *r.s.forced); err != nil {
+						t.Errorf("pass: %v", err)
+					}
+				})
+			}
+			wg.Wait()
+		}
+		ctx := context.Background()
+		list, err := rigs[0].store.List(ctx, 100000, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		perTick := map[string]map[string]int{}
+		plain := 0
+		for _, r := range list {
+			switch r.Trigger.Name {
+			case "all":
+				if perTick[r.Trigger.Tick] == nil {
+					perTick[r.Trigger.Tick] = map[string]int{}
+				}
+				perTick[r.Trigger.Tick][r.Target]++
+				tick, _ := time.Parse(time.RFC3339, r.Trigger.Tick)
+				if parent := RunID("all", tick); r.Trigger.Parent != parent || r.ID != jobs.ChildID(parent, r.Target) {
+					t.Errorf("run %s: parent %q", r.ID, r.Trigger.Parent)
+				}
+			case "one":
+				tick, _ := time.Parse(time.RFC3339, r.Trigger.Tick)
+				if r.Target != "b" || r.ID != RunID("one", tick) || r.Trigger.Parent != "" {
+					t.Errorf("run %s of schedule one: target %s parent %q", r.ID, r.Target, r.Trigger.Parent)
+				}
+				plain++
+			}
+		}
+		if len(perTick) != n || plain != n {
+			t.Fatalf("%d ticks of all, %d runs of one; want %d each", len(perTick), plain, n)
+		}
+		for tick, byTarget := range perTick {
+			for _, target := range targets {
+				if byTarget[target] != 1 {
+					t.Errorf("tick %s: %d runs on %s", tick, byTarget[target], target)
+				}
+			}
+			g, err := rigs[0].store.GroupTargets(ctx, RunID("all", mustParse(t, tick)))
+			if err != nil || strings.Join(g, ",") != "a,b,c" {
+				t.Errorf("group of tick %s: %v %v", tick, g, err)
+			}
+		}
+	})
+}
+
+func mustParse(t *testing.T, s string) time.Time {
+	t.Helper()
+	v, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
