@@ -235,20 +235,21 @@ func saveLogs(t *testing.T, procs ...*proc) {
 // waitReady waits for the API's /readyz.
 func (f *fleet) waitReady() {
 	f.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	waitFor(f.t, 20*time.Second, "the api to answer /readyz at "+f.apiURL, func() error {
+		f.t.Helper()
 		resp, err := f.client.Get(f.apiURL + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
+			err = fmt.Errorf("/readyz answered %s", resp.Status)
 		}
-		if !f.api.alive() || time.Now().After(deadline) {
-			f.t.Fatalf("api not ready at %s (last error %v)\n%s", f.apiURL, err, f.api.tail(30))
+		if !f.api.alive() {
+			f.t.Fatalf("the api exited (%s) before it was ready at %s (last error %v)\n%s", f.api.exitText(), f.apiURL, err, f.api.tail(30))
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err
+	})
 }
 
 // do sends one request and decodes a JSON answer into out (when not nil).
@@ -335,16 +336,16 @@ func (f *fleet) listRuns() []*jobs.Run {
 // tolerated for a while (Redis may be away on purpose).
 func (f *fleet) waitRun(id string, limit time.Duration) *jobs.Run {
 	f.t.Helper()
-	deadline := time.Now().Add(limit)
 	var last *jobs.Run
 	var lastErr error
 	lastLog := time.Now()
-	for {
+	waitFor(f.t, limit, "run "+id+" to be final", func() error {
+		f.t.Helper()
 		r, err := f.run(id)
 		if err == nil {
 			last = r
 			if r.State.Final() {
-				return r
+				return nil
 			}
 		} else {
 			lastErr = err
@@ -354,14 +355,12 @@ func (f *fleet) waitRun(id string, limit time.Duration) *jobs.Run {
 			f.t.Logf("run %s %s: %d/%d images submitted, %d failed, %d batches", id, last.State, c.ImagesSubmitted, c.ImagesExpected, c.ImagesFailed, c.BatchesTotal)
 			lastLog = time.Now()
 		}
-		if time.Now().After(deadline) {
-			if last != nil {
-				f.t.Fatalf("run %s not final after %s: %s %+v (last API error: %v)", id, limit, last.State, last.Counters, lastErr)
-			}
-			f.t.Fatalf("run %s not readable after %s: %v", id, limit, lastErr)
+		if last == nil {
+			return fmt.Errorf("the run is not readable: %v", lastErr)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return fmt.Errorf("run %s %s %+v (last API error: %v)", id, last.State, last.Counters, lastErr)
+	})
+	return last
 }
 
 // stats reads the emulator's counters.
@@ -417,13 +416,12 @@ func (f *fleet) setFaults(req emulator.FaultsRequest) {
 // waitCreates waits until the emulator has accepted n scan requests.
 func (f *fleet) waitCreates(n int64, limit time.Duration) {
 	f.t.Helper()
-	deadline := time.Now().Add(limit)
-	for f.stats().Creates < n {
-		if time.Now().After(deadline) {
-			f.t.Fatalf("the emulator accepted fewer than %d scan requests within %s", n, limit)
+	waitFor(f.t, limit, fmt.Sprintf("the emulator to accept %d scan requests", n), func() error {
+		if got := f.stats().Creates; got < n {
+			return fmt.Errorf("%d accepted", got)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // tally counts what the emulator accepted: distinct images, and image

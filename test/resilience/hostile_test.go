@@ -75,16 +75,21 @@ func startTargetConfig(t *testing.T, role, content string, settings map[string]s
 			t.Errorf("%s crashed: %s\n%s", role, why, tg.p.tail(30))
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if st, _, err := tg.send("GET", "/readyz", nil, nil); err == nil && st == http.StatusOK {
-			return tg
+	waitFor(t, 30*time.Second, role+" to answer /readyz at "+tg.url, func() error {
+		t.Helper()
+		st, _, err := tg.send("GET", "/readyz", nil, nil)
+		if err == nil && st == http.StatusOK {
+			return nil
 		}
-		if !tg.p.alive() || time.Now().After(deadline) {
-			t.Fatalf("%s not ready at %s\n%s", role, tg.url, tg.p.tail(30))
+		if err == nil {
+			err = fmt.Errorf("/readyz answered %d", st)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		if !tg.p.alive() {
+			t.Fatalf("%s exited (%s) before it was ready at %s (last error %v)\n%s", role, tg.p.exitText(), tg.url, err, tg.p.tail(30))
+		}
+		return fmt.Errorf("%v\n%s", err, tg.p.tail(30))
+	})
+	return tg
 }
 
 // send makes one request and returns the status and body.
@@ -574,20 +579,16 @@ func TestHostileGrowth(t *testing.T) {
 		if err := json.Unmarshal(tg.must(http.StatusAccepted, "POST", "/api/v1/runs", []byte(`{"is_all":true}`), jsonHeader), &created); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		waitFor(t, 30*time.Second, "pending run "+created.RunID+" to expire (pending_ttl 2s)", func() error {
 			st, _, err := tg.send("GET", "/api/v1/runs/"+created.RunID, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if st == http.StatusNotFound {
-				break
+			if st != http.StatusNotFound {
+				return fmt.Errorf("GET /api/v1/runs/%s answers %d", created.RunID, st)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("pending run %s still there (%d) 30 s after a 2 s pending_ttl", created.RunID, st)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return nil
+		})
 	})
 	t.Run("a trigger honours overlap: skip", func(t *testing.T) {
 		cfg := "schedules:\n  - name: full\n    cron: '0 2 * * *'\n    overlap: skip\n    request: {is_all: true}\n"

@@ -119,16 +119,16 @@ func (p *proc) exitText() string {
 // waitOutput waits for s to appear in the output.
 func (p *proc) waitOutput(t *testing.T, s string, limit time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !strings.Contains(p.out.String(), s) {
+	waitFor(t, limit, fmt.Sprintf("%s to print %q", p.name, s), func() error {
+		t.Helper()
+		if strings.Contains(p.out.String(), s) {
+			return nil
+		}
 		if !p.alive() {
 			t.Fatalf("%s exited (%s) before printing %q:\n%s", p.name, p.exitText(), s, p.tail(40))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not print %q within %s:\n%s", p.name, s, limit, p.tail(40))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("not printed yet:\n%s", p.tail(40))
+	})
 }
 
 // tail is the last n lines of the output, indented, for failure messages.

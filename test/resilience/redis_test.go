@@ -65,17 +65,17 @@ func (s *redisServer) start() {
 	s.cur = spawn(s.t, "redis-server#"+strconv.Itoa(s.gen), os.Environ(), s.path, args...)
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(s.port), Password: s.requirepass, MaxRetries: -1})
 	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitFor(s.t, 10*time.Second, fmt.Sprintf("redis-server on port %d to answer PING", s.port), func() error {
+		s.t.Helper()
 		err := c.Ping(context.Background()).Err()
 		if err == nil {
-			return
+			return nil
 		}
-		if !s.cur.alive() || time.Now().After(deadline) {
-			s.t.Fatalf("redis-server on port %d did not come up: %v\n%s", s.port, err, s.cur.tail(30))
+		if !s.cur.alive() {
+			s.t.Fatalf("redis-server on port %d exited (%s): %v\n%s", s.port, s.cur.exitText(), err, s.cur.tail(30))
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("%v\n%s", err, s.cur.tail(30))
+	})
 }
 
 // stop shuts the server down with SIGTERM (it writes and fsyncs the AOF)

@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -70,13 +71,15 @@ func scenarioWorkerKilled(t *testing.T) {
 	var frozenAt time.Time
 	var callsAtFreeze int64
 	for held == 0 {
-		if run, err := f.run(id); err == nil && run.State.Final() {
-			t.Fatalf("run %s ended (%s) before a worker could be caught holding work (%d tries)", id, run.State, tries)
-		}
-		if victim = f.pageHolder(b.Client, "critical"); victim == nil {
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
+		waitFor(t, 4*time.Minute, "a worker carrying the page loop of run "+id, func() error {
+			if run, err := f.run(id); err == nil && run.State.Final() {
+				t.Fatalf("run %s ended (%s) before a worker could be caught holding work (%d tries)", id, run.State, tries)
+			}
+			if victim = f.pageHolder(b.Client, "critical"); victim == nil {
+				return errors.New("no worker runs a scan:run or scan:page task that is still active")
+			}
+			return nil
+		})
 		if tries++; tries > 5 {
 			t.Fatalf("no worker caught holding work in 5 tries")
 		}
@@ -259,20 +262,22 @@ const leaderKey = "scanq:{scheduler}:leader"
 // leader returns the scheduler process that holds the lease.
 func (f *fleet) leader(rdb *redis.Client, limit time.Duration) *proc {
 	f.t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
+	var leader *proc
+	waitFor(f.t, limit, "a scheduler to hold the lease "+leaderKey, func() error {
+		f.t.Helper()
 		tok, err := rdb.Get(context.Background(), leaderKey).Result()
-		if err == nil {
-			if p := f.schedulerByToken(tok); p != nil {
-				return p
-			}
+		if errors.Is(err, redis.Nil) {
+			return errors.New("no lease")
+		}
+		if err != nil {
+			return err
+		}
+		if leader = f.schedulerByToken(tok); leader == nil {
 			f.t.Fatalf("the lease %s names %q, none of the fleet's schedulers", leaderKey, tok)
 		}
-		if time.Now().After(deadline) {
-			f.t.Fatalf("no scheduler leader after %s: %v", limit, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return leader
 }
 
 func (f *fleet) schedulerByToken(tok string) *proc {
@@ -312,16 +317,19 @@ func (f *fleet) scheduleRuns(name string) map[time.Time][]*jobs.Run {
 // waitTick waits until tick's run exists and is final.
 func (f *fleet) waitTick(name string, tick time.Time, limit time.Duration) *jobs.Run {
 	f.t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		if rs := f.scheduleRuns(name)[tick]; len(rs) > 0 && rs[0].State.Final() {
-			return rs[0]
+	var run *jobs.Run
+	waitFor(f.t, limit, fmt.Sprintf("a finished run of tick %s of %s", tick.Format(time.TimeOnly), name), func() error {
+		rs := f.scheduleRuns(name)[tick]
+		if len(rs) == 0 {
+			return errors.New("the tick has no run")
 		}
-		if time.Now().After(deadline) {
-			f.t.Fatalf("tick %s of %s: no finished run within %s", tick.Format(time.TimeOnly), name, limit)
+		if !rs[0].State.Final() {
+			return fmt.Errorf("run %s %s", rs[0].ID, rs[0].State)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		run = rs[0]
+		return nil
+	})
+	return run
 }
 
 const tickSchedule = `schedules:
@@ -357,18 +365,17 @@ func scenarioLeaderKilled(t *testing.T) {
 
 	// The first tick the fleet fires, undisturbed.
 	var t1 time.Time
-	deadline := time.Now().Add(every + 10*time.Second)
-	for t1.IsZero() {
+	waitFor(t, every+10*time.Second, "a tick of "+sched+" to fire", func() error {
 		for tick := range f.scheduleRuns(sched) {
 			if t1.IsZero() || tick.Before(t1) {
 				t1 = tick
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no tick of %s fired within %s\n%s", sched, every+10*time.Second, leader.tail(20))
+		if t1.IsZero() {
+			return errors.New("no run of the schedule yet")
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	t2, t3 := t1.Add(every), t1.Add(2*every)
 	if l := f.leader(b.Client, time.Second); l != leader {
 		t.Logf("leadership moved from %s to %s before the kill", leader.name, l.name)
@@ -466,6 +473,10 @@ func scenarioWorkersRestarted(t *testing.T) {
 	id := f.startRun()
 	f.waitCreates(images/batchSize/4, time.Minute)
 	f.setFaults(emulator.FaultsRequest{Latency: new("7s")})
+	// HSS slow for a second before the SIGTERM: the calls that were in
+	// flight when it slowed have been answered, and those in flight now
+	// take 7 s. (The emulator counts a call when it answers it, so there
+	// is no count of calls in flight to wait on.)
 	time.Sleep(time.Second)
 	callsAtStop := f.stats().Creates
 	inFlight := len(activeTasks(t, b.Client, "critical"))

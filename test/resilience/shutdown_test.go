@@ -3,6 +3,7 @@ package resilience
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/scanq/scanq/internal/redistest"
 )
 
@@ -41,21 +43,33 @@ func shutdownAPI(t *testing.T) {
 	if _, err := fmt.Fprintf(conn, "POST /api/v1/runs HTTP/1.1\r\nHost: scanq\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:half]); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // the server has read the headers: the connection is active
+	// The API has the request in hand once it has accepted the connection
+	// (its socket has an inode) and read what was sent (the server's
+	// kernel acknowledged every byte, and none waits unread).
+	waitFor(t, 10*time.Second, "the API to read the half-sent request's headers", func() error {
+		tx, _, _, err := tcpQueues(conn.LocalAddr(), conn.RemoteAddr())
+		if err != nil {
+			return err
+		}
+		_, rx, inode, err := tcpQueues(conn.RemoteAddr(), conn.LocalAddr())
+		if err != nil {
+			return err
+		}
+		if tx != 0 || inode == 0 || rx != 0 {
+			return fmt.Errorf("%d bytes unacknowledged, %d unread, socket inode %d (0: not accepted)", tx, rx, inode)
+		}
+		return nil
+	})
 	sent := f.api.signal(t, syscall.SIGTERM)
 	// Draining: no new connections, the one in flight is still served.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	waitFor(t, 5*time.Second, "the API to refuse new connections after SIGTERM", func() error {
 		c, err := net.DialTimeout("tcp", strings.TrimPrefix(f.apiURL, "http://"), time.Second)
 		if err != nil {
-			break
+			return nil
 		}
 		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("the API still accepts connections 5s after SIGTERM")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return errors.New("it accepted one")
+	})
 	if !f.api.alive() {
 		t.Fatalf("the API exited (%s) with a request in flight\n%s", f.api.exitText(), f.api.tail(20))
 	}
@@ -97,19 +111,20 @@ func shutdownScheduler(t *testing.T) {
 	sent := leader.signal(t, syscall.SIGTERM)
 	expiry := sent.Add(left)
 	var takeover time.Duration
-	for {
+	waitFor(t, time.Until(expiry.Add(5*time.Second)), fmt.Sprintf("another scheduler to take the lease after SIGTERM (it had %s left)", left), func() error {
 		tok, err := b.Client.Get(ctx, leaderKey).Result()
-		if err == nil {
-			if p := f.schedulerByToken(tok); p != nil && p != leader {
-				takeover = time.Since(sent)
-				break
-			}
+		if errors.Is(err, redis.Nil) {
+			return errors.New("no lease")
 		}
-		if time.Now().After(expiry.Add(5 * time.Second)) {
-			t.Fatalf("no other scheduler took the lease within %s of SIGTERM (lease had %s left)", time.Since(sent).Round(time.Millisecond), left)
+		if err != nil {
+			return err
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		if p := f.schedulerByToken(tok); p == nil || p == leader {
+			return fmt.Errorf("the lease names %q", tok)
+		}
+		takeover = time.Since(sent)
+		return nil
+	})
 	code, at := leader.waitExit(t, 15*time.Second)
 	row.Exit, row.Took = leader.exitText(), at.Sub(sent)
 	row.Note = fmt.Sprintf("other replica led %s after SIGTERM; the lease had %s left", takeover.Round(time.Millisecond), left.Round(time.Millisecond))
