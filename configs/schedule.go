@@ -110,17 +110,7 @@ func validateSchedules(v *validator, ss []Schedule, maxBatchSize int, targets ma
 	seen := map[string]int{}
 	for i, sc := range ss {
 		p := schedulePath(i, sc.Name)
-		switch {
-		case sc.Name == "":
-			v.add(p+".name", "required")
-		case !scheduleName.MatchString(sc.Name):
-			v.add(p+".name", "use 1..64 letters, digits, '.', '_' or '-', starting with a letter or digit")
-		}
-		if j, dup := seen[sc.Name]; dup && sc.Name != "" {
-			v.add(p+".name", "schedules[%d] has the same name; names must be unique", j)
-		} else {
-			seen[sc.Name] = i
-		}
+		validateName(v, "schedules", p, sc.Name, i, seen)
 		// A zone that does not load is reported before the spec: the
 		// spec cannot be read without it.
 		switch _, _, key, err := sc.parseSpec(); {
@@ -152,6 +142,27 @@ func validateSchedules(v *validator, ss []Schedule, maxBatchSize int, targets ma
 			v.add(p+".request."+field, "%s", reason)
 		}
 	}
+}
+
+// validateName checks the name of item i of list (at path p): required,
+// of the allowed characters, unique (seen maps the names so far to their
+// index). It reports whether the name is well formed.
+func validateName(v *validator, list, p, name string, i int, seen map[string]int) bool {
+	ok := false
+	switch {
+	case name == "":
+		v.add(p+".name", "required")
+	case !scheduleName.MatchString(name):
+		v.add(p+".name", "use 1..64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	default:
+		ok = true
+	}
+	if j, dup := seen[name]; dup && name != "" {
+		v.add(p+".name", "%s[%d] has the same name; names must be unique", list, j)
+	} else {
+		seen[name] = i
+	}
+	return ok
 }
 
 // validateScheduleTargets checks a schedule's targets: "all" alone, or

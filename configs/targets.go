@@ -168,18 +168,8 @@ func validateTargets(v *validator, c *Config) {
 	for i := range c.Targets {
 		t := &c.Targets[i]
 		p := targetPath(i, t.Name)
-		switch {
-		case t.Name == "":
-			v.add(p+".name", "required")
-		case !scheduleName.MatchString(t.Name):
-			v.add(p+".name", "use 1..64 letters, digits, '.', '_' or '-', starting with a letter or digit")
-		case strings.EqualFold(t.Name, AllTargets):
+		if validateName(v, "targets", p, t.Name, i, seen) && strings.EqualFold(t.Name, AllTargets) {
 			v.add(p+".name", "%q is reserved: it selects every target", AllTargets)
-		}
-		if j, dup := seen[t.Name]; dup && t.Name != "" {
-			v.add(p+".name", "targets[%d] has the same name; names must be unique", j)
-		} else {
-			seen[t.Name] = i
 		}
 		if t.Endpoint != nil {
 			validateEndpoint(v, p, *t.Endpoint, or(t.Region, c.HSS.Region))
