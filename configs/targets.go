@@ -220,17 +220,6 @@ func validateTargets(v *validator, c *Config) {
 	}
 }
 
-// MaxBatchSizeOf is the smallest max_batch_size of the estate: a batch
-// size every target accepts.
-func (c *Config) MaxBatchSizeOf(target string) int {
-	for _, t := range c.Estate() {
-		if t.Name == target {
-			return t.MaxBatchSize
-		}
-	}
-	return c.HSS.MaxBatchSize
-}
-
 // SmallestMaxBatchSize is the smallest max_batch_size among the targets:
 // the bound of a batch size every target accepts.
 func (c *Config) SmallestMaxBatchSize() int {

@@ -33,6 +33,15 @@ func NewRunGroup(id string, targets []string, runs []RunView) RunGroup {
 	return g
 }
 
+// GroupStateOf is the state of a group of runs (GroupState of theirs).
+func GroupStateOf(runs []*Run) State {
+	states := make([]State, len(runs))
+	for i, r := range runs {
+		states[i] = r.State
+	}
+	return GroupState(states)
+}
+
 // GroupState is the state of a group whose runs are in states: running
 // while any run is not final (pending while all are pending), else their
 // common state, else partially_failed. No runs is succeeded: nothing is

@@ -513,11 +513,7 @@ func (s *Scheduler) start(ctx context.Context, c *compiled, id string, trig jobs
 	if err != nil {
 		return nil, err
 	}
-	states := make([]jobs.State, len(started))
-	for i, r := range started {
-		states[i] = r.State
-	}
-	return &jobs.Run{ID: id, Trigger: trig, Target: jobs.AllTargets, State: jobs.GroupState(states)}, nil
+	return &jobs.Run{ID: id, Trigger: trig, Target: jobs.AllTargets, State: jobs.GroupStateOf(started)}, nil
 }
 
 // ErrRunActive marks a trigger refused by overlap: skip because the

@@ -79,7 +79,7 @@ func newEnv(t *testing.T, b *redistest.Backend, o envOpts) *env {
 	}
 	h := worker.New(o.cfg, []worker.Target{o.target}, worker.Deps{Runs: store, Limiter: limit.New(b.Client, limit.Options{}), Client: ac, Logger: logger, Webhook: o.webhook})
 	e := &env{t: t, b: b, emu: emu, client: client, store: store, h: h, insp: asynq.NewInspectorFromRedisClient(b.Client),
-		starter: &runs.Starter{Store: store, Client: ac, Targets: []runs.Target{{Name: cmp.Or(o.target.Name, worker.DefaultTarget), MaxBatchSize: 100}}, BatchSize: 100}}
+		starter: &runs.Starter{Store: store, Client: ac, Targets: []runs.Target{{Name: cmp.Or(o.target.Name, jobs.DefaultTarget), MaxBatchSize: 100}}, BatchSize: 100}}
 	e.start(4)
 	t.Cleanup(func() { _ = ac.Close() })
 	return e

@@ -37,7 +37,7 @@ var _ HSS = (*hss.Client)(nil)
 // that reaches it, and its limits. Every target has a request limiter and a
 // 429 slow-down of its own, keyed by Name.
 type Target struct {
-	Name                string // "" = configs.DefaultTarget's "default"
+	Name                string // "" = jobs.DefaultTarget
 	HSS                 HSS
 	ProjectID           string
 	EnterpriseProjectID string // default for requests that name none
@@ -46,10 +46,6 @@ type Target struct {
 	RequestBurst        int
 	ThrottleCooldown    time.Duration
 }
-
-// DefaultTarget is the name of a Target built without one, and of the
-// target of a run recorded without one.
-const DefaultTarget = jobs.DefaultTarget
 
 // Config tunes the handlers. Zero values take the defaults noted.
 type Config struct {
@@ -167,7 +163,7 @@ func New(cfg Config, targets []Target, d Deps) *Handlers {
 	}
 	byName := make(map[string]*Target, len(targets))
 	for _, t := range targets {
-		t.Name = cmp.Or(t.Name, DefaultTarget)
+		t.Name = cmp.Or(t.Name, jobs.DefaultTarget)
 		byName[t.Name] = &t
 	}
 	return &Handlers{cfg: cfg, targets: byName, runs: d.Runs, limiter: d.Limiter, enq: d.Client,
@@ -178,9 +174,9 @@ func New(cfg Config, targets []Target, d Deps) *Handlers {
 // not have: its configuration lists fewer targets than the producer's.
 var ErrUnknownTarget = errors.New("target not configured on this worker")
 
-// target returns the target called name ("" = DefaultTarget).
+// target returns the target called name ("" = jobs.DefaultTarget).
 func (h *Handlers) target(name string) (*Target, error) {
-	name = cmp.Or(name, DefaultTarget)
+	name = cmp.Or(name, jobs.DefaultTarget)
 	if t, ok := h.targets[name]; ok {
 		return t, nil
 	}

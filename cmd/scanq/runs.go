@@ -189,7 +189,7 @@ func showGroup(ctx context.Context, a *app.App, sub, id string, asJSON bool, std
 	}
 	var g jobs.RunGroup
 	if err == nil {
-		g, err = groupOf(ctx, a, id)
+		g, err = a.Runs.GroupView(ctx, id, a.Cfg.Scan.RatePeriod)
 	}
 	if errors.Is(err, runs.ErrNotFound) || errors.Is(err, runs.ErrFinal) {
 		fmt.Fprintf(stderr, "scanq runs %s: %v\n", sub, err)
@@ -203,19 +203,6 @@ func showGroup(ctx context.Context, a *app.App, sub, id string, asJSON bool, std
 	}
 	printGroup(stdout, g)
 	return nil
-}
-
-// groupOf is the view of run group id.
-func groupOf(ctx context.Context, a *app.App, id string) (jobs.RunGroup, error) {
-	targets, rs, err := a.Runs.Group(ctx, id)
-	if err != nil {
-		return jobs.RunGroup{}, err
-	}
-	views := make([]jobs.RunView, len(rs))
-	for i, r := range rs {
-		views[i] = viewOf(a, r)
-	}
-	return jobs.NewRunGroup(id, targets, views), nil
 }
 
 // printGroup prints a run group: the whole, then a line per run.

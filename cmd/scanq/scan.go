@@ -171,7 +171,7 @@ func runGroup(ctx context.Context, a *app.App, p *app.Progress, name string, f *
 			}
 		}
 	}
-	g, gerr := groupOf(ctx, a, id)
+	g, gerr := a.Runs.GroupView(ctx, id, a.Cfg.Scan.RatePeriod)
 	if gerr != nil {
 		return gerr
 	}

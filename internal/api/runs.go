@@ -149,7 +149,7 @@ func (h *Handler) createRun(w http.ResponseWriter, r *http.Request) {
 		var started []*jobs.Run
 		if started, err = h.opts.Starter.StartGroup(r.Context(), id, nil, req.ScanRequest, req.Options, jobs.Trigger{Kind: TriggerAPI}); err == nil {
 			// The group answers for its runs: its id, pending as they are.
-			run = &jobs.Run{ID: id, State: jobs.GroupState(runStates(started))}
+			run = &jobs.Run{ID: id, Target: jobs.AllTargets, State: jobs.GroupStateOf(started)}
 		}
 	} else {
 		run, err = h.opts.Starter.StartWithID(r.Context(), id, req.ScanRequest, req.Options, jobs.Trigger{Kind: TriggerAPI})
@@ -278,7 +278,7 @@ func (h *Handler) getRun(w http.ResponseWriter, r *http.Request) {
 // getGroup answers GET /api/v1/runs/{id} for a run group: the group
 // summarised, and each of its runs.
 func (h *Handler) getGroup(w http.ResponseWriter, r *http.Request, id string) {
-	g, err := h.group(r, id)
+	g, err := h.opts.Runs.GroupView(r.Context(), id, h.opts.RatePeriod)
 	if errors.Is(err, runs.ErrNotFound) {
 		writeRunNotFound(w, id)
 		return
@@ -289,18 +289,6 @@ func (h *Handler) getGroup(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 	writeJSON(w, http.StatusOK, g)
-}
-
-func (h *Handler) group(r *http.Request, id string) (jobs.RunGroup, error) {
-	targets, rs, err := h.opts.Runs.Group(r.Context(), id)
-	if err != nil {
-		return jobs.RunGroup{}, err
-	}
-	views := make([]RunView, len(rs))
-	for i, run := range rs {
-		views[i] = h.view(run)
-	}
-	return jobs.NewRunGroup(id, targets, views), nil
 }
 
 func (h *Handler) cancelRun(w http.ResponseWriter, r *http.Request) {
@@ -379,14 +367,6 @@ func stateNames() []string {
 	out := make([]string, len(states))
 	for i, s := range states {
 		out[i] = string(s)
-	}
-	return out
-}
-
-func runStates(rs []*jobs.Run) []jobs.State {
-	out := make([]jobs.State, len(rs))
-	for i, r := range rs {
-		out[i] = r.State
 	}
 	return out
 }

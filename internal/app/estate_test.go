@@ -118,15 +118,9 @@ func TestEstateEachTargetSeesExactlyItsOwnImages(t *testing.T) {
 			}
 			var g jobs.RunGroup
 			testkit.Eventually(t, 60*time.Second, func() bool {
-				targets, rs, err := a.Runs.Group(ctx, "g1")
-				if err != nil {
+				if g, err = a.Runs.GroupView(ctx, "g1", time.Hour); err != nil {
 					t.Fatal(err)
 				}
-				views := make([]jobs.RunView, len(rs))
-				for i, r := range rs {
-					views[i] = jobs.RunView{Run: r}
-				}
-				g = jobs.NewRunGroup("g1", targets, views)
 				return g.State.Final()
 			}, "the group to finish")
 			if g.State != jobs.StateSucceeded || len(g.Runs) != n {

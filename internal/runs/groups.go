@@ -80,6 +80,21 @@ func (s *Store) Group(ctx context.Context, id string) ([]string, []*jobs.Run, er
 	return targets, out, nil
 }
 
+// GroupView is group id as jobs.RunGroup shows it, each run with its
+// estimate at the store's now (period is the rate limit's window).
+func (s *Store) GroupView(ctx context.Context, id string, period time.Duration) (jobs.RunGroup, error) {
+	targets, rs, err := s.Group(ctx, id)
+	if err != nil {
+		return jobs.RunGroup{}, err
+	}
+	now := s.now()
+	views := make([]jobs.RunView, len(rs))
+	for i, r := range rs {
+		views[i] = jobs.NewRunView(r, now, period)
+	}
+	return jobs.NewRunGroup(id, targets, views), nil
+}
+
 // StateOf is the state of run id, or of group id (jobs.GroupState).
 func (s *Store) StateOf(ctx context.Context, id string) (jobs.State, error) {
 	st, err := s.State(ctx, id)
