@@ -177,7 +177,7 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, prev *idemRecor
 			"this Idempotency-Key was used with a different request body; use a new key for a new request")
 		return
 	}
-	run, err := h.opts.Runs.Get(r.Context(), prev.RunID)
+	st, err := h.opts.Runs.StateOf(r.Context(), prev.RunID) // a run's, or a group's
 	if errors.Is(err, runs.ErrNotFound) {
 		// The first request is still creating its run (or the record has
 		// expired): the client should retry shortly.
@@ -191,8 +191,8 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, prev *idemRecor
 		return
 	}
 	w.Header().Set("Idempotent-Replayed", "true")
-	w.Header().Set("Location", "/api/v1/runs/"+run.ID)
-	writeJSON(w, http.StatusOK, runCreated{RunID: run.ID, State: run.State})
+	w.Header().Set("Location", "/api/v1/runs/"+prev.RunID)
+	writeJSON(w, http.StatusOK, runCreated{RunID: prev.RunID, State: st})
 }
 
 func checkIdempotencyKey(k string) *requestError {

@@ -206,6 +206,26 @@ func TestIdempotencyKey(t *testing.T) {
 	})
 }
 
+// TestIdempotencyKeyOfAGroup: a create for every target repeated with its
+// Idempotency-Key answers the group it started, and starts nothing more.
+func TestIdempotencyKeyOfAGroup(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		e := newEnv(t, b, withAuth(Options{IdempotencyTTL: time.Hour}))
+		h := bearer(testToken)
+		h["Idempotency-Key"] = "group-1"
+		body := `{"is_all":true,"target":"all"}`
+		id := createdRun(t, e.do(t, call{method: http.MethodPost, path: "/api/v1/runs", body: body, header: h}), http.StatusAccepted)
+		r := e.do(t, call{method: http.MethodPost, path: "/api/v1/runs", body: body, header: h})
+		if got := createdRun(t, r, http.StatusOK); got != id || r.header.Get("Idempotent-Replayed") != "true" {
+			t.Errorf("replay of a group: %s %v, want group %s", got, r.header, id)
+		}
+		if rs, _ := e.store.List(t.Context(), 10, ""); len(rs) != 1 {
+			t.Errorf("%d runs, want the group's one", len(rs))
+		}
+	})
+}
+
 // hashOf is the idempotency hash createRun computes for body.
 func hashOf(t *testing.T, body string) string {
 	t.Helper()
