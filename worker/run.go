@@ -30,6 +30,12 @@ func (h *Handlers) handleRun(ctx context.Context, p jobs.RunPayload) error {
 	if err != nil {
 		return err
 	}
+	if r.Trigger.Parent != "" && !st.Final() {
+		// The group's record lives as long as its runs go on.
+		if err := h.runs.KeepGroup(ctx, r.Trigger.Parent); err != nil {
+			return err
+		}
+	}
 	if st.Final() {
 		return nil
 	}

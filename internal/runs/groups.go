@@ -13,10 +13,11 @@ import (
 
 // A run group is the runs one request started on several targets. Its
 // record is the list of its runs' targets under the group's id; each run
-// names the group in its trigger (jobs.Trigger.Parent). The record is kept
-// while any of its runs may still go on, and for the retention once they
-// have all ended (SettleGroup), or for the pending TTL plus the retention
-// when nothing settles it.
+// names the group in its trigger (jobs.Trigger.Parent). The record lives as
+// its runs do: for the pending TTL (plus the retention) from its creation,
+// for as long as its runs go on once one starts (KeepGroup), and for the
+// retention once they have all ended (SettleGroup, when a worker ends a run
+// or a cancel does).
 
 func (s *Store) groupKey(id string) string { return s.prefix + "group:{" + id + "}" }
 
@@ -137,4 +138,13 @@ func (s *Store) retentionOrDefault() time.Duration {
 		return s.retention
 	}
 	return DefaultRetention
+}
+
+// KeepGroup keeps group id while its runs go on: a worker calls it when it
+// starts a run of the group.
+func (s *Store) KeepGroup(ctx context.Context, id string) error {
+	if err := s.rdb.Persist(ctx, s.groupKey(id)).Err(); err != nil {
+		return fmt.Errorf("keeping run group %s: %w", id, err)
+	}
+	return nil
 }

@@ -242,6 +242,10 @@ func (s *Starter) Cancel(ctx context.Context, id string) (*jobs.Run, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r.Trigger.Parent != "" {
+		// Best effort, as below: at worst the group lives for its TTL.
+		_ = s.Store.SettleGroup(ctx, r.Trigger.Parent)
+	}
 	if s.Inspector != nil {
 		// Best effort: the cancel itself succeeded, and what is left in the
 		// queue drains.
