@@ -229,10 +229,17 @@ func TestStalledBodyIsCutOff(t *testing.T) {
 	}
 
 	t.Run("slow but steady", func(t *testing.T) {
+		// Its own server with a longer stall timeout: the pieces come much
+		// closer together than that (a busy machine can pause this
+		// goroutine for a few hundred milliseconds), yet the whole body
+		// takes longer than it, so a timeout on the whole body would fail.
+		const stall = 2 * time.Second
+		e := newEnv(t, redistest.Mini(t), withAuth(Options{Projects: []Project{{ProjectID: testProject, Target: testTarget}}, BodyStallTimeout: stall}))
+		addr := serve(t, e.h, ServerOptions{ReadTimeout: time.Minute, WriteTimeout: time.Minute})
 		req := signedHead(t, "POST", createPath, goodKeys, body, jsonCT)
 		conn := stalledRequest(t, addr, req, len(body), body[:100])
-		// 40 pieces, each well within the stall timeout of the last.
-		tick := time.NewTicker(20 * time.Millisecond)
+		// 40 pieces over 3 s, each a fraction of the stall timeout after the last.
+		tick := time.NewTicker(stall / 26)
 		defer tick.Stop()
 		for off := 100; off < len(body); off += 100 {
 			<-tick.C
