@@ -65,15 +65,41 @@ func ValidQueue(q string) bool {
 	return q == QueueCritical || q == QueueDefault || q == QueueBulk
 }
 
+// Priorities are the queues above, most urgent first.
+func Priorities() []string { return []string{QueueCritical, QueueDefault, QueueBulk} }
+
+// TaskQueue is the asynq queue of target's tasks at priority prio (one of
+// the queues above). The default target's are the queues themselves; every
+// other target has queues of its own, prio@target, which each worker
+// serves with slots of the target's own (see docs/DESIGN.md, "Fairness"),
+// so that a target that is slow, throttled or failing holds only its own.
+func TaskQueue(prio, target string) string {
+	if target == "" || target == DefaultTarget {
+		return prio
+	}
+	return prio + "@" + target
+}
+
+// TargetQueues are target's queues, most urgent first.
+func TargetQueues(target string) []string {
+	qs := Priorities()
+	for i, q := range qs {
+		qs[i] = TaskQueue(q, target)
+	}
+	return qs
+}
+
 // RunPayload is the payload of TypeRun.
 type RunPayload struct {
-	RunID string `json:"run_id"`
+	RunID  string `json:"run_id"`
+	Target string `json:"target,omitempty"` // the run's; for asynqmon's summary
 }
 
 // PagePayload is the payload of TypePage.
 type PagePayload struct {
-	RunID string `json:"run_id"`
-	Page  int    `json:"page"`
+	RunID  string `json:"run_id"`
+	Target string `json:"target,omitempty"` // the run's; for asynqmon's summary
+	Page   int    `json:"page"`
 	// Deferred counts how often the page was put back to wait for
 	// submission to catch up; it makes the id of each deferred copy unique.
 	Deferred int `json:"deferred,omitempty"`
@@ -85,6 +111,7 @@ type PagePayload struct {
 // a run whose request is sent unexpanded.
 type BatchPayload struct {
 	RunID   string          `json:"run_id"`
+	Target  string          `json:"target,omitempty"` // the run's; for asynqmon's summary
 	Page    int             `json:"page"`
 	Index   int             `json:"index"`
 	Forward bool            `json:"forward,omitempty"`
@@ -100,20 +127,22 @@ type BatchPayload struct {
 // of every deferred copy of a page task.
 const RunMaxRetry = 25
 
-// NewRunTask builds the task that starts run id on queue.
-func NewRunTask(id, queue string) (*asynq.Task, error) {
-	return NewTask(TypeRun, RunPayload{RunID: id}, asynq.Queue(queue), asynq.TaskID(RunTaskID(id)), asynq.MaxRetry(RunMaxRetry))
+// NewRunTask builds the task that starts run id of target, on the target's
+// queue of priority prio.
+func NewRunTask(id, target, prio string) (*asynq.Task, error) {
+	return NewTask(TypeRun, RunPayload{RunID: id, Target: target}, asynq.Queue(TaskQueue(prio, target)), asynq.TaskID(RunTaskID(id)), asynq.MaxRetry(RunMaxRetry))
 }
 
-// NewPageTask builds the task that resolves page p of run id.
-func NewPageTask(id string, p int, queue string) (*asynq.Task, error) {
-	return NewTask(TypePage, PagePayload{RunID: id, Page: p}, asynq.Queue(queue), asynq.TaskID(PageTaskID(id, p)), asynq.MaxRetry(RunMaxRetry))
+// NewPageTask builds the task that resolves page p of run id of target.
+func NewPageTask(id, target string, p int, prio string) (*asynq.Task, error) {
+	return NewTask(TypePage, PagePayload{RunID: id, Target: target, Page: p}, asynq.Queue(TaskQueue(prio, target)), asynq.TaskID(PageTaskID(id, p)), asynq.MaxRetry(RunMaxRetry))
 }
 
-// NewBatchTask builds the task that submits one batch; maxRetry is the
-// number of retries of transient HSS failures.
-func NewBatchTask(b BatchPayload, queue string, maxRetry int) (*asynq.Task, error) {
-	return NewTask(TypeBatch, b, asynq.Queue(queue), asynq.TaskID(BatchTaskID(b.RunID, b.Page, b.Index)), asynq.MaxRetry(maxRetry))
+// NewBatchTask builds the task that submits one batch, on its target's
+// queue of priority prio; maxRetry is the number of retries of transient
+// HSS failures.
+func NewBatchTask(b BatchPayload, prio string, maxRetry int) (*asynq.Task, error) {
+	return NewTask(TypeBatch, b, asynq.Queue(TaskQueue(prio, b.Target)), asynq.TaskID(BatchTaskID(b.RunID, b.Page, b.Index)), asynq.MaxRetry(maxRetry))
 }
 
 // NotifyPayload is the payload of TypeNotify. The webhook's URL and secret
@@ -286,9 +315,9 @@ type ImageBatchPayload struct {
 }
 
 // NewImageTask builds the task of one ad-hoc image, grouped with others
-// of the same params and target.
-func NewImageTask(p ImagePayload, queue string) (*asynq.Task, error) {
-	return NewTask(TypeImage, p, asynq.Queue(queue), asynq.Group(p.Params.Group()), asynq.MaxRetry(0))
+// of the same params and target, on the target's queue of priority prio.
+func NewImageTask(p ImagePayload, prio string) (*asynq.Task, error) {
+	return NewTask(TypeImage, p, asynq.Queue(TaskQueue(prio, p.Params.Target)), asynq.Group(p.Params.Group()), asynq.MaxRetry(0))
 }
 
 // ImageTicket is the record of one ad-hoc image: which batch carried it

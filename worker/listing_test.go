@@ -51,7 +51,7 @@ func TestRunInFlightAcrossTheUpgrade(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	task, _ := jobs.NewPageTask("old", 2, jobs.QueueCritical)
+	task, _ := jobs.NewPageTask("old", "", 2, jobs.QueueCritical)
 	if _, err := asynq.NewClientFromRedisClient(e.b.Client).EnqueueContext(ctx, task); err != nil {
 		t.Fatal(err)
 	}

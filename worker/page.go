@@ -101,7 +101,7 @@ func (l *pageLoop) run(ctx context.Context, p jobs.PagePayload) (err error) {
 			if err := l.settle(); err != nil {
 				return err
 			}
-			return later(err, jobs.PagePayload{RunID: r.ID, Page: page, Deferred: p.Deferred})
+			return later(err, jobs.PagePayload{RunID: r.ID, Target: r.Target, Page: page, Deferred: p.Deferred})
 		case err != nil:
 			return err
 		case st == pageRecorded:
@@ -121,7 +121,7 @@ func (l *pageLoop) run(ctx context.Context, p jobs.PagePayload) (err error) {
 			if err := l.settle(); err != nil {
 				return err
 			}
-			return h.enqueue(ctx, built(jobs.NewPageTask(r.ID, page+1, r.Queue)))
+			return h.enqueue(ctx, built(jobs.NewPageTask(r.ID, r.Target, page+1, r.Queue)))
 		}
 	}
 }

@@ -94,7 +94,7 @@ func (h *Handlers) record(ctx context.Context, r *jobs.Run, pass runs.Pass, p in
 		// The pass ended and another starts: a task of its own, which
 		// reads the new pass from the run.
 		h.log.InfoContext(ctx, "reconciliation pass", "run_id", r.ID, "first_page", p+1)
-		return h.enqueue(ctx, built(jobs.NewPageTask(r.ID, p+1, r.Queue)))
+		return h.enqueue(ctx, built(jobs.NewPageTask(r.ID, r.Target, p+1, r.Queue)))
 	}
 	return nil
 }
@@ -106,7 +106,7 @@ func (h *Handlers) enqueueBatches(ctx context.Context, r *jobs.Run, p int, batch
 	var wg sync.WaitGroup
 	for i, imgs := range batches {
 		wg.Go(func() {
-			errs[i] = h.enqueue(ctx, built(h.batchTask(r, jobs.BatchPayload{RunID: r.ID, Page: p, Index: i, Images: imgs})))
+			errs[i] = h.enqueue(ctx, built(h.batchTask(r, jobs.BatchPayload{RunID: r.ID, Target: r.Target, Page: p, Index: i, Images: imgs})))
 		})
 	}
 	wg.Wait()

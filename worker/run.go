@@ -41,7 +41,7 @@ func (h *Handlers) handleRun(ctx context.Context, p jobs.RunPayload) error {
 	}
 	h.log.InfoContext(ctx, "run started", "run_id", r.ID, "source", r.Source, "batch_size", r.BatchSize, "rate_limit", r.Request.ImagesPerHour())
 	if r.Source == jobs.SourceForward {
-		if err := h.enqueue(ctx, built(h.batchTask(r, jobs.BatchPayload{RunID: r.ID, Forward: true}))); err != nil {
+		if err := h.enqueue(ctx, built(h.batchTask(r, jobs.BatchPayload{RunID: r.ID, Target: r.Target, Forward: true}))); err != nil {
 			return err
 		}
 		rec, err := h.runs.PageDone(ctx, r.ID, 0, runs.PageResult{Batches: 1, Last: true})
@@ -51,5 +51,5 @@ func (h *Handlers) handleRun(ctx context.Context, p jobs.RunPayload) error {
 		return err
 	}
 	l := &pageLoop{h: h, r: r, start: h.now()}
-	return l.run(ctx, jobs.PagePayload{RunID: r.ID})
+	return l.run(ctx, jobs.PagePayload{RunID: r.ID, Target: r.Target})
 }

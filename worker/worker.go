@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -45,6 +47,7 @@ type Target struct {
 	RequestRate         float64
 	RequestBurst        int
 	ThrottleCooldown    time.Duration
+	MaxBatchSize        int // largest batch the target takes; 0 = no cap of its own
 }
 
 // Config tunes the handlers. Zero values take the defaults noted.
@@ -258,7 +261,44 @@ type ServerOptions struct {
 	Logger           asynq.Logger
 }
 
-// ServerConfig returns the asynq server configuration for these handlers.
+// ServerConfigs are the asynq servers one worker process runs: the first
+// serves the queues of o (critical, default and bulk: the default target's
+// tasks and every webhook delivery), and each target other than the
+// default has one of its own, serving its queues (jobs.TargetQueues) with
+// the same weights and o.Concurrency slots of its own. A target that is
+// slow, throttled or failing thus holds its own slots only: the other
+// targets' tasks never wait behind its tasks for a slot.
+func (h *Handlers) ServerConfigs(o ServerOptions) []asynq.Config {
+	var out []asynq.Config
+	serve := func(name string, queues map[string]int) {
+		to := o
+		to.Queues = queues
+		if t, ok := h.targets[name]; ok && t.MaxBatchSize > 0 && (to.GroupMaxSize <= 0 || t.MaxBatchSize < to.GroupMaxSize) {
+			to.GroupMaxSize = t.MaxBatchSize // ad-hoc images aggregate into batches the target takes
+		}
+		out = append(out, h.ServerConfig(to))
+	}
+	serve(jobs.DefaultTarget, o.Queues)
+	for _, name := range h.TargetNames() {
+		if name == jobs.DefaultTarget {
+			continue
+		}
+		queues := make(map[string]int, len(o.Queues))
+		for q, w := range o.Queues {
+			queues[jobs.TaskQueue(q, name)] = w
+		}
+		serve(name, queues)
+	}
+	return out
+}
+
+// TargetNames are the names of the handlers' targets, sorted.
+func (h *Handlers) TargetNames() []string {
+	return slices.Sorted(maps.Keys(h.targets))
+}
+
+// ServerConfig returns the asynq server configuration for these handlers,
+// serving o.Queues.
 func (h *Handlers) ServerConfig(o ServerOptions) asynq.Config {
 	return asynq.Config{
 		Concurrency:              o.Concurrency,

@@ -140,7 +140,7 @@ func runScan(ctx context.Context, name string, cf *configFlags, f *scanFlags, en
 		} else {
 			_, err = fmt.Fprintln(stdout, r.ID)
 		}
-		if n, werr := a.Workers(r.Queue); werr == nil && n == 0 {
+		if n, werr := a.Workers(jobs.TaskQueue(r.Queue, r.Target)); werr == nil && n == 0 {
 			fmt.Fprintf(stderr, "scanq enqueue: no worker serves queue %s on this Redis yet: run %s waits until one starts (scanq worker)\n", r.Queue, r.ID)
 		}
 		return err
@@ -225,7 +225,7 @@ func follow(ctx context.Context, a *app.App, p *app.Progress, id string, asJSON,
 		if !fleet || r.State.Final() {
 			return
 		}
-		n, err := a.Workers(r.Queue)
+		n, err := a.Workers(jobs.TaskQueue(r.Queue, r.Target))
 		if err != nil {
 			return // Follow's next read reports a Redis that is gone
 		}

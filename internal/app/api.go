@@ -28,7 +28,7 @@ func (a *App) NewAPI() (*api.Handler, error) {
 	if err := a.Metrics.RegisterRuns(a.Runs); err != nil {
 		return nil, err
 	}
-	if err := a.Metrics.RegisterQueues(asynq.NewInspectorFromRedisClient(a.Redis.Client), queueNames()); err != nil {
+	if err := a.Metrics.RegisterQueues(asynq.NewInspectorFromRedisClient(a.Redis.Client), a.queueNames()); err != nil {
 		return nil, err
 	}
 	return api.New(api.Options{

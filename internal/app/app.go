@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -155,7 +156,7 @@ func (a *App) workerTargets() []worker.Target {
 	for i, t := range a.Targets {
 		out[i] = worker.Target{
 			Name: t.Name, HSS: t.HSS, ProjectID: t.ProjectID, EnterpriseProjectID: t.EnterpriseProjectID, Region: t.Region,
-			RequestRate: t.RequestRate, RequestBurst: t.RequestBurst, ThrottleCooldown: t.ThrottleCooldown,
+			RequestRate: t.RequestRate, RequestBurst: t.RequestBurst, ThrottleCooldown: t.ThrottleCooldown, MaxBatchSize: t.MaxBatchSize,
 		}
 	}
 	return out
@@ -169,7 +170,8 @@ func (a *App) Queues() map[string]int {
 
 // RunWorker processes tasks until ctx is done, then stops fetching, lets
 // in-flight tasks finish within worker.shutdown_timeout and returns the rest
-// to their queues.
+// to their queues. It runs one asynq server for the default queues and one
+// per other target (worker.Handlers.ServerConfigs).
 func (a *App) RunWorker(ctx context.Context) error {
 	if err := a.RegisterQueues(ctx); err != nil {
 		return err
@@ -177,18 +179,30 @@ func (a *App) RunWorker(ctx context.Context) error {
 	h := a.Handlers()
 	w := a.Cfg.Worker
 	s := a.Cfg.Scan
-	srv := asynq.NewServerFromRedisClient(a.Redis.Client, h.ServerConfig(worker.ServerOptions{
+	cfgs := h.ServerConfigs(worker.ServerOptions{
 		Concurrency: w.Concurrency, Queues: a.Queues(), PollInterval: w.PollInterval, FetchInterval: w.FetchInterval, ShutdownTimeout: w.ShutdownTimeout,
-		GroupMaxSize: min(s.BatchSize, a.Cfg.SmallestMaxBatchSize()), GroupGracePeriod: s.GroupGracePeriod, GroupMaxDelay: s.GroupMaxDelay,
+		GroupMaxSize: s.BatchSize, GroupGracePeriod: s.GroupGracePeriod, GroupMaxDelay: s.GroupMaxDelay,
 		Logger: asynqLogger{a.Log.With("component", "asynq")},
-	}))
-	if err := srv.Start(h.Mux()); err != nil {
-		return fmt.Errorf("starting worker: %w", err)
+	})
+	var servers []*asynq.Server
+	defer func() { // at once, so that the shutdown timeout is one for all
+		var wg sync.WaitGroup
+		for _, srv := range servers {
+			wg.Go(srv.Shutdown)
+		}
+		wg.Wait()
+	}()
+	mux := h.Mux()
+	for _, c := range cfgs {
+		srv := asynq.NewServerFromRedisClient(a.Redis.Client, c)
+		if err := srv.Start(mux); err != nil {
+			return fmt.Errorf("starting worker: %w", err)
+		}
+		servers = append(servers, srv)
 	}
-	a.Log.Info("worker started", "concurrency", w.Concurrency, "queues", a.Queues())
+	a.Log.Info("worker started", "concurrency", w.Concurrency, "queues", a.Queues(), "targets", h.TargetNames())
 	<-ctx.Done()
 	a.Log.Info("worker stopping: in-flight batches finish, the rest go back to the queue", "timeout", w.ShutdownTimeout)
-	srv.Shutdown()
 	return nil
 }
 

@@ -145,7 +145,7 @@ func (s *Starter) StartWithID(ctx context.Context, id string, req jobs.ScanReque
 	if err := s.Store.Create(ctx, r); err != nil {
 		return nil, err
 	}
-	t, err := jobs.NewRunTask(r.ID, queue)
+	t, err := jobs.NewRunTask(r.ID, r.Target, queue)
 	if err == nil {
 		_, err = s.Client.EnqueueContext(ctx, t)
 	}
