@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,6 +68,16 @@ func ValidQueue(q string) bool {
 
 // Priorities are the queues above, most urgent first.
 func Priorities() []string { return []string{QueueCritical, QueueDefault, QueueBulk} }
+
+// PriorityOf is queue's rank in Priorities (0 = critical); a queue that is
+// none of them ranks last.
+func PriorityOf(queue string) int {
+	qs := Priorities()
+	if i := slices.Index(qs, queue); i >= 0 {
+		return i
+	}
+	return len(qs)
+}
 
 // TaskQueue is the asynq queue of target's tasks at priority prio (one of
 // the queues above). The default target's are the queues themselves; every

@@ -32,7 +32,6 @@ type env struct {
 	store   *runs.Store
 	starter *runs.Starter
 	h       *worker.Handlers
-	srv     *asynq.Server
 	insp    *asynq.Inspector
 }
 
@@ -86,13 +85,15 @@ func newEnv(t *testing.T, b *redistest.Backend, o envOpts) *env {
 }
 
 func (e *env) start(concurrency int) {
-	cfg := e.h.ServerConfig(worker.ServerOptions{Concurrency: concurrency, Queues: queues, PollInterval: 50 * time.Millisecond,
+	cfgs := e.h.ServerConfigs(worker.ServerOptions{Concurrency: concurrency, Queues: queues, PollInterval: 50 * time.Millisecond,
 		ShutdownTimeout: 2 * time.Second, GroupMaxSize: 5, GroupGracePeriod: time.Second, GroupMaxDelay: 2 * time.Second, Logger: quietLogger{}})
-	e.srv = asynq.NewServerFromRedisClient(e.b.Client, cfg)
-	if err := e.srv.Start(e.h.Mux()); err != nil {
-		e.t.Fatal(err)
+	for _, cfg := range cfgs {
+		srv := asynq.NewServerFromRedisClient(e.b.Client, cfg)
+		if err := srv.Start(e.h.Mux()); err != nil {
+			e.t.Fatal(err)
+		}
+		e.t.Cleanup(srv.Shutdown)
 	}
-	e.t.Cleanup(e.srv.Shutdown)
 }
 
 // startRun starts a run from req with opts.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/limit"
 	"github.com/scanq/scanq/jobs"
@@ -37,7 +38,7 @@ func (h *Handlers) waitLimits(ctx context.Context, t *Target, r *jobs.Run, n int
 			return waited, nil
 		}
 	}
-	w, err := h.waitRequest(ctx, t)
+	w, err := h.waitRequest(ctx, t, waiter(ctx, r.ID, r.Queue, ""))
 	return waited + w, err
 }
 
@@ -75,21 +76,41 @@ func (h *Handlers) waitImageLimits(ctx context.Context, t *Target, b jobs.ImageB
 			return err
 		}
 	}
-	_, err := h.waitRequest(ctx, t)
+	_, err := h.waitRequest(ctx, t, waiter(ctx, b.Params.Group(), jobs.QueueCritical, ""))
 	return err
 }
 
-// waitRequest takes one token of the target's request rate, waiting in
-// process for at most MaxInlineWait; a longer wait returns a *limit.WaitError.
+// waitRequest takes one token of the target's request rate for w, in its
+// turn (limit.Limiter.Request), waiting in process for at most
+// MaxInlineWait; a longer wait, or a target blocked after a 429, returns a
+// *limit.WaitError, and w leaves the queue.
 //
 // With no request rate configured the call still checks the target's 429
 // throttle, which the whole fleet honours.
-func (h *Handlers) waitRequest(ctx context.Context, t *Target) (time.Duration, error) {
+func (h *Handlers) waitRequest(ctx context.Context, t *Target, w limit.Waiter) (time.Duration, error) {
 	waited, err := h.limiter.Wait(ctx, h.cfg.MaxInlineWait, func(ctx context.Context) (limit.Decision, error) {
-		return h.limiter.AllowRequest(ctx, t.Name, t.RequestRate, t.RequestBurst)
+		return h.limiter.Request(ctx, t.Name, t.RequestRate, t.RequestBurst, w)
 	})
 	h.metrics.LimiterWait("requests", waited)
+	if err != nil && w.ID != "" {
+		// Gone back to its task queue, or shutting down: its place would
+		// hold up the waiters behind it until its lease ran out.
+		if lerr := h.limiter.Leave(context.WithoutCancel(ctx), t.Name, w.ID); lerr != nil {
+			h.log.WarnContext(ctx, "leaving the queue for tokens", "target", t.Name, "err", lerr)
+		}
+	}
 	return waited, err
+}
+
+// waiter is a task's place in its target's queue for request tokens: the
+// task's id (suffix tells apart the calls one task makes at once), its
+// run's turn, its priority.
+func waiter(ctx context.Context, run, queue, suffix string) limit.Waiter {
+	id, _ := asynq.GetTaskID(ctx)
+	if id == "" {
+		return limit.Waiter{} // not a task (a test's direct call): no turn
+	}
+	return limit.Waiter{ID: id + suffix, Run: run, Priority: jobs.PriorityOf(queue)}
 }
 
 // noteThrottle slows the whole fleet's calls to t down after a 429.

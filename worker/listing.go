@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/runs"
@@ -56,7 +57,7 @@ func (h *Handlers) list(ctx context.Context, r *jobs.Run, pass runs.Pass, p int)
 	if err != nil {
 		return nil, nil, 0, false, err
 	}
-	if _, err := h.waitRequest(ctx, t); err != nil {
+	if _, err := h.waitRequest(ctx, t, waiter(ctx, r.ID, r.Queue, ":list"+strconv.Itoa(offset))); err != nil {
 		return nil, nil, 0, false, err
 	}
 	q := hss.ListQuery{

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -122,7 +123,16 @@ type Emulator struct {
 	faults *faultState
 	rec    *recorder
 	reqSeq atomic.Uint64
+	// closed ends every injected latency (Close): a server closing waits
+	// for its calls in flight, and a latency has not read their bodies
+	// yet, so a closed connection would not end it.
+	closed    chan struct{}
+	closeOnce sync.Once
 }
+
+// EndLatencies ends every injected latency in flight and to come, as a
+// server shutting down would: the calls are answered at once.
+func (e *Emulator) EndLatencies() { e.closeOnce.Do(func() { close(e.closed) }) }
 
 var _ http.Handler = (*Emulator)(nil)
 
@@ -136,11 +146,12 @@ func NewHandler(opts Options) *Emulator {
 	}
 	opts.Credentials = maps.Clone(opts.Credentials) // the caller may reuse its map
 	e := &Emulator{
-		opts: opts,
-		now:  opts.Now,
-		log:  opts.Logger,
-		inv:  newInventory(opts.Seed, opts.Images, opts.LocalImages),
-		rec:  newRecorder(opts.Seed, opts.MaxSubmissions, opts.Images),
+		opts:   opts,
+		now:    opts.Now,
+		log:    opts.Logger,
+		inv:    newInventory(opts.Seed, opts.Images, opts.LocalImages),
+		rec:    newRecorder(opts.Seed, opts.MaxSubmissions, opts.Images),
+		closed: make(chan struct{}),
 	}
 	if e.now == nil {
 		e.now = time.Now
@@ -409,6 +420,8 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, rid, route, 
 		t := time.NewTimer(latency)
 		select {
 		case <-t.C:
+		case <-e.closed:
+			t.Stop()
 		case <-r.Context().Done():
 			t.Stop()
 			return

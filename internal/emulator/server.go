@@ -19,5 +19,9 @@ func NewServer(opts Options) *Server {
 	return &Server{Emulator: e, URL: srv.URL, srv: srv}
 }
 
-// Close shuts the server down, waiting for requests in flight.
-func (s *Server) Close() { s.srv.Close() }
+// Close shuts the server down, waiting for requests in flight; injected
+// latencies end at once (Emulator.EndLatencies).
+func (s *Server) Close() {
+	s.EndLatencies()
+	s.srv.Close()
+}

@@ -52,7 +52,9 @@
 // the rate (and half the burst) must allow the request too. One script
 // consults all three keys and spends tokens only when every one allows, so a
 // denial never burns a token. The throttle record expires at the end of the
-// cooldown and the target recovers by itself. RequestStep is the same
+// cooldown and the target recovers by itself. Request takes turns: callers
+// waiting for a target's tokens queue by priority, and within a priority
+// runs take turns (see requestScript). RequestStep is the same
 // decision sent in the round trip of another store's reads (see
 // runs.Store.GetForBatch).
 //
@@ -62,8 +64,8 @@
 // # Keys
 //
 // Under Options.Prefix (default "scanq:limit:"): images:<run> for a run, and
-// req:{<target>}:rate, req:{<target>}:slow and req:{<target>}:throttle for a
-// target, whose braces are a Redis Cluster hash tag so that the three keys
+// req:{<target>}:rate, req:{<target>}:slow, req:{<target>}:throttle,
+// req:{<target>}:queue and req:{<target>}:fair for a target, whose braces are a Redis Cluster hash tag so that the three keys
 // one script touches share a slot. Every key carries a TTL that ends when its state would be the
 // same as no key at all, so nothing is left behind after a run ends.
 package limit
@@ -148,6 +150,10 @@ type Decision struct {
 	// At is the limiter's clock (Redis TIME) when the decision was taken; the
 	// client clock when no Redis call was needed.
 	At time.Time
+	// Throttled says the target is blocked after a 429 for Wait: Wait
+	// returns at once, since a wait of the target's own making should not
+	// hold a worker's slot.
+	Throttled bool
 }
 
 // ceilDiv is a/b rounded up for a >= 0, b > 0, without overflowing.
@@ -212,9 +218,36 @@ func imageIncrement(rate int, period time.Duration, n int) (int64, error) {
 
 // AllowRequest takes one request token of target, which may receive
 // perSecond requests per second with bursts of burst. perSecond == 0 means no
-// rate limit, but a throttle recorded by Throttled still blocks.
+// rate limit, but a throttle recorded by Throttled still blocks. It takes a
+// token only when no caller of Request is waiting for one (it does not
+// take their turn), and does not queue.
 func (l *Limiter) AllowRequest(ctx context.Context, target string, perSecond float64, burst int) (Decision, error) {
-	args, err := requestArgs(target, perSecond, burst)
+	return l.Request(ctx, target, perSecond, burst, Waiter{})
+}
+
+// Waiter is a caller's place in its target's queue for request tokens
+// (Request): the next token goes to the most urgent priority, and within a
+// priority to runs in turn, so that a run with many requests waiting does
+// not hold back one that just started. The zero Waiter takes no turn.
+type Waiter struct {
+	// ID names the place: the same ID asking again keeps it (a task's id).
+	ID string
+	// Run is whose turn it is; runs take turns.
+	Run string
+	// Priority orders runs: 0 first (jobs' critical, default, bulk: 0, 1, 2).
+	Priority int
+}
+
+// waiterLease is how long past the wait it was given a waiter keeps its
+// place without asking again; a waiter that crashed is dropped once it is
+// first and this has passed.
+const waiterLease = 2 * time.Second
+
+// Request is AllowRequest taking turns as w: the token is w's only when it
+// is w's turn, and a denial's Wait counts the waiters ahead. A waiter that
+// gives up before its turn leaves the queue (Leave).
+func (l *Limiter) Request(ctx context.Context, target string, perSecond float64, burst int, w Waiter) (Decision, error) {
+	args, err := requestArgs(target, perSecond, burst, w)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -224,6 +257,20 @@ func (l *Limiter) AllowRequest(ctx context.Context, target string, perSecond flo
 		return Decision{}, fmt.Errorf("limit: requests for target %q: redis: %w", target, err)
 	}
 	return decision(res)
+}
+
+// Leave takes waiter id out of target's queue for tokens: it stopped
+// waiting. A waiter that never leaves is dropped once it is first and its
+// lease has passed, so Leave only spares the others that moment.
+func (l *Limiter) Leave(ctx context.Context, target, id string) error {
+	if id == "" {
+		return nil
+	}
+	keys := l.targetKeys(target)
+	if err := leaveScript.Run(ctx, l.rdb, keys[3:], id).Err(); err != nil {
+		return fmt.Errorf("limit: leaving the queue of target %q: redis: %w", target, err)
+	}
+	return nil
 }
 
 // RequestStep is AllowRequest as one command of a round trip that another
@@ -239,15 +286,16 @@ type RequestStep struct {
 }
 
 // RequestStep prepares the decision on one request token of target, as
-// AllowRequest takes it; nothing is sent until the step is queued.
+// AllowRequest takes it; nothing is sent until the step is queued. Denied,
+// the caller queues with Request.
 func (l *Limiter) RequestStep(target string, perSecond float64, burst int) *RequestStep {
-	args, err := requestArgs(target, perSecond, burst)
+	args, err := requestArgs(target, perSecond, burst, Waiter{})
 	return &RequestStep{l: l, target: target, args: args, err: err}
 }
 
 // Queue adds the step to pipe. It sends the script by its hash only: should
 // Redis have lost the script (a restart), Decision reports an error, and
-// AllowRequest, which loads it, is the way on.
+// Request, which loads it, is the way on.
 func (s *RequestStep) Queue(ctx context.Context, pipe redis.Pipeliner) {
 	if s.err != nil {
 		return
@@ -273,7 +321,7 @@ func (s *RequestStep) Decision() (Decision, error) {
 }
 
 // requestArgs are the request script's arguments for perSecond and burst.
-func requestArgs(target string, perSecond float64, burst int) ([]any, error) {
+func requestArgs(target string, perSecond float64, burst int, w Waiter) ([]any, error) {
 	var inc, tol, slowInc, slowTol int64
 	if perSecond != 0 {
 		switch {
@@ -287,7 +335,7 @@ func requestArgs(target string, perSecond float64, burst int) ([]any, error) {
 		slowInc = 2 * inc
 		slowTol = slowInc * int64(max(1, burst/2))
 	}
-	return []any{inc, tol, slowInc, slowTol}, nil
+	return []any{inc, tol, slowInc, slowTol, w.ID, w.Run, max(0, w.Priority), waiterLease.Microseconds()}, nil
 }
 
 // Throttled records that target answered 429: no request is allowed for
@@ -302,29 +350,31 @@ func (l *Limiter) Throttled(ctx context.Context, target string, retryAfter, cool
 		retryAfter = DefaultRetryAfter
 	}
 	keys := l.targetKeys(target)
-	err := throttleScript.Run(ctx, l.rdb, keys[2:], retryAfter.Microseconds(), cooldown.Microseconds()).Err()
+	err := throttleScript.Run(ctx, l.rdb, keys[2:3], retryAfter.Microseconds(), cooldown.Microseconds()).Err()
 	if err != nil {
 		return fmt.Errorf("limit: throttling target %q: redis: %w", target, err)
 	}
 	return nil
 }
 
-// targetKeys are the rate, slow and throttle keys of target, in the order
-// requestScript expects. The hash tag keeps them in one cluster slot.
-func (l *Limiter) targetKeys(target string) [3]string {
+// targetKeys are the rate, slow, throttle, queue and queue state keys of
+// target, in the order requestScript expects. The hash tag keeps them in
+// one cluster slot.
+func (l *Limiter) targetKeys(target string) [5]string {
 	base := l.prefix + "req:{" + target + "}:"
-	return [3]string{base + "rate", base + "slow", base + "throttle"}
+	return [5]string{base + "rate", base + "slow", base + "throttle", base + "queue", base + "fair"}
 }
 
-// decision reads a script reply {granted, wait µs, now µs}.
+// decision reads a script reply {granted, wait µs, now µs[, throttled]}.
 func decision(res []int64) (Decision, error) {
-	if len(res) != 3 {
+	if len(res) != 3 && len(res) != 4 {
 		return Decision{}, errors.New("limit: unexpected script reply of " + strconv.Itoa(len(res)) + " values")
 	}
 	return Decision{
-		Granted: res[0] == 1,
-		Wait:    time.Duration(res[1]) * time.Microsecond,
-		At:      time.UnixMicro(res[2]),
+		Granted:   res[0] == 1,
+		Wait:      time.Duration(res[1]) * time.Microsecond,
+		At:        time.UnixMicro(res[2]),
+		Throttled: len(res) == 4 && res[3] == 1,
 	}, nil
 }
 

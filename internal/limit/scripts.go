@@ -10,8 +10,8 @@ import "github.com/redis/go-redis/v9"
 // tolerance tol: tat' = max(tat, now) + inc; granted iff tat' - tol <= now,
 // else the wait is tat' - tol - now.
 //
-// reserveScript and requestScript reply {granted, wait_us, now_us}, which
-// decision reads.
+// reserveScript replies {granted, wait_us, now_us} and requestScript
+// {granted, wait_us, now_us, throttled}, which decision reads.
 
 // reserveScript takes a run's next slot for a batch of images, if it opens
 // within max_wait (ReserveImages). With tol == inc the slot is
@@ -44,31 +44,61 @@ return {1, wait, now}
 `)
 
 // requestScript takes one request token of a target (AllowRequest,
-// RequestStep). The throttle hash has fields "until" (no request before) and
-// "cool" (half rate before). Tokens are spent only when every key allows.
+// Request, RequestStep). The throttle hash has fields "until" (no request
+// before) and "cool" (half rate before). Tokens are spent only when every
+// key allows.
+//
+// A caller with a waiter id joins the target's queue of waiters, a sorted
+// set whose score is priority·2^40 + tag, and only the first waiter may
+// take a token: the next token goes to the most urgent priority, and within
+// it to runs in turn (start-time fair queueing). A waiter's tag is one more
+// than the larger of v, the tag of the last grant, and the last tag its run
+// was given; so a run that starts while another has many waiters queued
+// takes the next turn but one, whatever the other's number. The state hash
+// holds "v", "r:<run>" (the run's last tag while it has waiters) and
+// "d:<waiter>" (the waiter's deadline: a waiter that stops asking, it
+// crashed, is dropped once it is first and past it). A waiter asking again
+// keeps its place.
 //
 // KEYS[1] -> the target's rate key (req:{<target>}:rate)
 // KEYS[2] -> its half-rate key (req:{<target>}:slow)
 // KEYS[3] -> its throttle hash (req:{<target>}:throttle)
+// KEYS[4] -> its waiters (req:{<target>}:queue)
+// KEYS[5] -> its queue state hash (req:{<target>}:fair)
 // ARGV[1] -> inc, µs; 0: no rate limit, only the throttle block applies
 // ARGV[2] -> tol, µs
 // ARGV[3] -> slow_inc, µs (the half rate)
 // ARGV[4] -> slow_tol, µs
+// ARGV[5] -> waiter id; "": no place in the queue, and a token only when
 //
-// Output: {1, 0, now_us} when the token is taken; {0, wait_us, now_us} when
-// not, nothing written.
+//	no waiter is queued
+//
+// ARGV[6] -> the waiter's run
+// ARGV[7] -> the waiter's priority, 0 first
+// ARGV[8] -> lease, µs: how long past its wait a waiter keeps its place
+//
+//	without asking again
+//
+// Output: {1, 0, now_us, 0} when the token is taken; {0, wait_us, now_us,
+// throttled} when not (throttled 1: the target is blocked after a 429, and
+// the waiter left the queue), nothing written but the waiter's place.
 var requestScript = redis.NewScript(`
 local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local id = ARGV[5]
 local th = redis.call("HMGET", KEYS[3], "until", "cool")
 local blocked = th[1] and tonumber(th[1]) or 0
 local cool = th[2] and tonumber(th[2]) or 0
 if now < blocked then
-  return {0, blocked - now, now}
+  if id ~= "" then
+    redis.call("ZREM", KEYS[4], id)
+    redis.call("HDEL", KEYS[5], "d:" .. id)
+  end
+  return {0, blocked - now, now, 1}
 end
 local inc = tonumber(ARGV[1])
 if inc == 0 then
-  return {1, 0, now}
+  return {1, 0, now, 0}
 end
 local function step(key, inc, tol)
   local tat = tonumber(redis.call("GET", key) or now)
@@ -83,14 +113,72 @@ if now < cool then
   slow, w = step(KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
   if w > wait then wait = w end
 end
+local rank, tag, run = 0, 0, ARGV[6]
+if id == "" then
+  local queued = redis.call("ZCARD", KEYS[4])
+  if queued > 0 then
+    if wait < 0 then wait = 0 end
+    return {0, wait + queued * inc, now, 0}
+  end
+else
+  local span = 1099511627776 -- 2^40
+  local score = redis.call("ZSCORE", KEYS[4], id)
+  if score then
+    tag = tonumber(score) % span
+  else
+    local v = tonumber(redis.call("HGET", KEYS[5], "v") or "0")
+    local last = tonumber(redis.call("HGET", KEYS[5], "r:" .. run) or "0")
+    tag = math.max(v, last) + 1
+    redis.call("HSET", KEYS[5], "r:" .. run, tag)
+    redis.call("ZADD", KEYS[4], tonumber(ARGV[7]) * span + tag, id)
+  end
+  while true do
+    local head = redis.call("ZRANGE", KEYS[4], 0, 0)[1]
+    if head == nil or head == id then break end
+    local dl = tonumber(redis.call("HGET", KEYS[5], "d:" .. head) or "0")
+    if dl >= now then break end
+    redis.call("ZREM", KEYS[4], head)
+    redis.call("HDEL", KEYS[5], "d:" .. head)
+  end
+  rank = redis.call("ZRANK", KEYS[4], id)
+  if wait < 0 then wait = 0 end
+  wait = wait + rank * inc
+  redis.call("HSET", KEYS[5], "d:" .. id, now + wait + tonumber(ARGV[8]))
+  local ttl = math.ceil((wait + tonumber(ARGV[8])) / 1000) + 60000
+  if redis.call("PTTL", KEYS[4]) < ttl then
+    redis.call("PEXPIRE", KEYS[4], ttl)
+    redis.call("PEXPIRE", KEYS[5], ttl)
+  end
+end
 if wait > 0 then
-  return {0, wait, now}
+  return {0, wait, now, 0}
 end
 redis.call("SET", KEYS[1], new, "PX", math.ceil((new - now) / 1000))
 if slow then
   redis.call("SET", KEYS[2], slow, "PX", math.ceil((slow - now) / 1000))
 end
-return {1, 0, now}
+if id ~= "" then
+  redis.call("ZREM", KEYS[4], id)
+  redis.call("HDEL", KEYS[5], "d:" .. id)
+  local v = tonumber(redis.call("HGET", KEYS[5], "v") or "0")
+  if tag > v then redis.call("HSET", KEYS[5], "v", tag) end
+  if tonumber(redis.call("HGET", KEYS[5], "r:" .. run) or "0") <= tag then
+    redis.call("HDEL", KEYS[5], "r:" .. run)
+  end
+end
+return {1, 0, now, 0}
+`)
+
+// leaveScript takes a waiter out of its target's queue (Leave): it stopped
+// waiting for a token (it went back to its task queue).
+//
+// KEYS[1] -> the target's waiters (req:{<target>}:queue)
+// KEYS[2] -> its queue state hash (req:{<target>}:fair)
+// ARGV[1] -> waiter id
+var leaveScript = redis.NewScript(`
+redis.call("ZREM", KEYS[1], ARGV[1])
+redis.call("HDEL", KEYS[2], "d:" .. ARGV[1])
+return 0
 `)
 
 // throttleScript records a 429 of a target (Throttled). It extends a

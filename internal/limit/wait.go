@@ -43,10 +43,18 @@ const (
 	jitterFraction = 50 // at most 1/50 of the wait
 )
 
+// throttleInline is the longest wait for a throttled target (after a 429)
+// that Wait sleeps out in process: a longer one, of the target's own
+// making, goes back to the caller's queue at once, so that it holds no
+// worker slot however long maxWait is.
+const throttleInline = 100 * time.Millisecond
+
 // Wait calls try until it is granted, sleeping for the Wait of each denial
 // plus a little jitter, as long as the total stays within maxWait. When the
 // next slot is further away, it returns a *WaitError carrying the delay.
-// waited is the time spent sleeping. try grants only what it can have at
+// waited is the time spent sleeping. A denial that says the target is
+// throttled for longer than throttleInline returns a *WaitError at once.
+// try grants only what it can have at
 // once, as AllowRequest does: the Wait of a grant is not slept. Errors of try
 // and of ctx are returned as they are (ctx errors wrapped, so errors.Is
 // works).
@@ -63,6 +71,9 @@ func (l *Limiter) Wait(ctx context.Context, maxWait time.Duration, try func(ctx 
 			return waited, nil
 		}
 		delay := d.Wait
+		if d.Throttled && delay > throttleInline {
+			return waited, &WaitError{Delay: delay}
+		}
 		if delay <= 0 {
 			// A denial always names a positive delay; be safe against a
 			// try that does not, instead of spinning.

@@ -1,0 +1,126 @@
+package limit
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestRequestTurns: on a controlled clock, a target's tokens (10/s, burst
+// 1) go to its waiters in turn. A run that starts while another has four
+// waiters queued is served after one of them, not after all four; a
+// critical waiter goes first; and AllowRequest, which takes no turn, takes
+// no token while anyone waits.
+func TestRequestTurns(t *testing.T) {
+	t.Parallel()
+	c := newClock(t)
+	ctx := context.Background()
+	l := New(c.b.Client, Options{})
+	const target = "t"
+	ask := func(id, run string, prio int) (Decision, error) {
+		return l.Request(ctx, target, 10, 1, Waiter{ID: id, Run: run, Priority: prio})
+	}
+	const inc = 100 * time.Millisecond
+
+	d, err := ask("big-1", "big", 2)
+	c.expect("big-1, the queue empty", d, err, true, 0)
+	for i, id := range []string{"big-2", "big-3", "big-4", "big-5"} {
+		d, err := ask(id, "big", 2)
+		c.expect(id+" queues", d, err, false, inc+time.Duration(i)*inc)
+	}
+	// small's first waiter is tagged as big-2 (one more than the last
+	// grant), and ties go by id: it is second, not fifth.
+	d, err = ask("small-1", "small", 2)
+	c.expect("small-1 queues behind big-2 only", d, err, false, 2*inc)
+	d, err = l.AllowRequest(ctx, target, 10, 1)
+	c.expect("AllowRequest while five wait", d, err, false, inc+5*inc)
+
+	c.advance(inc)
+	d, err = ask("big-3", "big", 2)
+	c.expect("big-3 asks out of turn", d, err, false, 2*inc)
+	d, err = ask("big-2", "big", 2)
+	c.expect("big-2 in its turn", d, err, true, 0)
+	d, err = ask("small-1", "small", 2)
+	c.expect("small-1 is next", d, err, false, inc)
+
+	// A critical waiter goes before every bulk one.
+	d, err = ask("urgent-1", "urgent", 0)
+	c.expect("urgent-1 goes first", d, err, false, inc)
+	c.advance(inc)
+	d, err = ask("small-1", "small", 2)
+	c.expect("small-1 behind urgent-1", d, err, false, inc)
+	d, err = ask("urgent-1", "urgent", 0)
+	c.expect("urgent-1", d, err, true, 0)
+	c.advance(inc)
+	d, err = ask("small-1", "small", 2)
+	c.expect("small-1", d, err, true, 0)
+	c.advance(inc)
+	d, err = ask("big-3", "big", 2)
+	c.expect("big-3 again in turn", d, err, true, 0)
+}
+
+// TestRequestTurnsOfTheGone: a waiter that stops asking (it crashed) holds
+// the turn only until its lease has passed; one that leaves holds nothing.
+func TestRequestTurnsOfTheGone(t *testing.T) {
+	t.Parallel()
+	c := newClock(t)
+	ctx := context.Background()
+	l := New(c.b.Client, Options{})
+	const target = "t"
+	ask := func(id, run string) (Decision, error) {
+		return l.Request(ctx, target, 10, 1, Waiter{ID: id, Run: run, Priority: 1})
+	}
+	const inc = 100 * time.Millisecond
+	d, err := ask("a-1", "a")
+	c.expect("a-1", d, err, true, 0)
+	d, err = ask("w1-crashed", "b")
+	c.expect("crashed queues", d, err, false, inc)
+	d, err = ask("w2-left", "c")
+	c.expect("left queues", d, err, false, 2*inc)
+	d, err = ask("w3-alive", "d")
+	c.expect("alive queues", d, err, false, 3*inc)
+	if err := l.Leave(ctx, target, "w2-left"); err != nil {
+		t.Fatal(err)
+	}
+	c.advance(inc)
+	d, err = ask("w3-alive", "d")
+	c.expect("alive behind crashed, in its lease", d, err, false, inc)
+	c.advance(waiterLease + time.Millisecond)
+	d, err = ask("w3-alive", "d")
+	c.expect("alive once crashed's lease has passed", d, err, true, 0)
+	if n := c.b.Client.ZCard(ctx, l.targetKeys(target)[3]).Val(); n != 0 {
+		t.Errorf("%d waiters left in the queue, want 0", n)
+	}
+}
+
+// TestThrottledDenialLeavesTheQueue: a waiter that finds its target blocked
+// after a 429 is told so (Wait returns at once instead of sleeping in a
+// worker's slot; a throttle shorter than throttleInline is slept out) and
+// leaves the queue.
+func TestThrottledDenialLeavesTheQueue(t *testing.T) {
+	t.Parallel()
+	c := newClock(t)
+	ctx := context.Background()
+	l := New(c.b.Client, Options{Sleep: func(context.Context, time.Duration) error {
+		t.Fatal("slept in process for a throttled target")
+		return nil
+	}})
+	const target = "t"
+	if err := l.Throttled(ctx, target, time.Second, 0); err != nil {
+		t.Fatal(err)
+	}
+	w := Waiter{ID: "w", Run: "r", Priority: 2}
+	d, err := l.Request(ctx, target, 10, 1, w)
+	if err != nil || d.Granted || !d.Throttled || d.Wait != time.Second {
+		t.Fatalf("Request on a throttled target = %+v, %v; want throttled, wait 1s", d, err)
+	}
+	_, err = l.Wait(ctx, time.Minute, func(ctx context.Context) (Decision, error) { return l.Request(ctx, target, 10, 1, w) })
+	var we *WaitError
+	if !errors.As(err, &we) || we.Delay != time.Second {
+		t.Fatalf("Wait on a throttled target = %v, want a *WaitError of 1s at once", err)
+	}
+	if n := c.b.Client.ZCard(ctx, l.targetKeys(target)[3]).Val(); n != 0 {
+		t.Errorf("%d waiters in the queue of a throttled target, want 0", n)
+	}
+}
