@@ -107,12 +107,20 @@ func (rc *recorder) Last(t *testing.T) sent {
 }
 
 // newSDK builds the official HSS client exactly as a user would, with AK/SK
-// basic credentials and an explicit endpoint. An http:// endpoint is kept
-// as it is (the builder only prefixes https:// to a bare host). Retries are
-// off so an error reaches the test unchanged; the recorder sees every request.
+// basic credentials of testProject and an explicit endpoint. An http://
+// endpoint is kept as it is (the builder only prefixes https:// to a bare
+// host). Retries are off so an error reaches the test unchanged; the
+// recorder sees every request.
 func newSDK(t testing.TB, endpoint, ak, sk string) (*hssv5.HssClient, *recorder) {
 	t.Helper()
-	cred, err := basic.NewCredentialsBuilder().WithAk(ak).WithSk(sk).WithProjectId(testProject).SafeBuild()
+	return newProjectSDK(t, endpoint, ak, sk, testProject)
+}
+
+// newProjectSDK is newSDK with the project of the credentials: the
+// {project_id} the SDK puts in every path (and in X-Project-Id).
+func newProjectSDK(t testing.TB, endpoint, ak, sk, project string) (*hssv5.HssClient, *recorder) {
+	t.Helper()
+	cred, err := basic.NewCredentialsBuilder().WithAk(ak).WithSk(sk).WithProjectId(project).SafeBuild()
 	if err != nil {
 		t.Fatalf("SDK credentials: %v", err)
 	}
