@@ -58,7 +58,9 @@ return {1, wait, now}
 // holds "v", "r:<run>" (the run's last tag while it has waiters) and
 // "d:<waiter>" (the waiter's deadline: a waiter that stops asking, it
 // crashed, is dropped once it is first and past it). A waiter asking again
-// keeps its place.
+// keeps its place. The first waiter reserves the next token once it opens
+// within one increment: it is granted with the wait until then, so tokens
+// follow each other exactly, however late the waiters ask.
 //
 // KEYS[1] -> the target's rate key (req:{<target>}:rate)
 // KEYS[2] -> its half-rate key (req:{<target>}:slow)
@@ -79,8 +81,9 @@ return {1, wait, now}
 //
 //	without asking again
 //
-// Output: {1, 0, now_us, 0} when the token is taken; {0, wait_us, now_us,
-// throttled} when not (throttled 1: the target is blocked after a 429, and
+// Output: {1, wait_us, now_us, 0} when the token is taken (wait_us > 0 only
+// for a waiter: its token opens then); {0, wait_us, now_us, throttled} when
+// not (throttled 1: the target is blocked after a 429, and
 // the waiter left the queue), nothing written but the waiter's place.
 var requestScript = redis.NewScript(`
 local t = redis.call("TIME")
@@ -150,9 +153,14 @@ else
     redis.call("PEXPIRE", KEYS[5], ttl)
   end
 end
-if wait > 0 then
+local granted = wait
+if id ~= "" and rank == 0 and wait <= inc then
+  granted = 0 -- the first waiter reserves the token opening within one increment
+end
+if granted > 0 then
   return {0, wait, now, 0}
 end
+if wait < 0 then wait = 0 end
 redis.call("SET", KEYS[1], new, "PX", math.ceil((new - now) / 1000))
 if slow then
   redis.call("SET", KEYS[2], slow, "PX", math.ceil((slow - now) / 1000))
@@ -166,7 +174,7 @@ if id ~= "" then
     redis.call("HDEL", KEYS[5], "r:" .. run)
   end
 end
-return {1, 0, now, 0}
+return {1, wait, now, 0}
 `)
 
 // leaveScript takes a waiter out of its target's queue (Leave): it stopped

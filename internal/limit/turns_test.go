@@ -8,8 +8,9 @@ import (
 )
 
 // TestRequestTurns: on a controlled clock, a target's tokens (10/s, burst
-// 1) go to its waiters in turn. A run that starts while another has four
-// waiters queued is served after one of them, not after all four; a
+// 1: one every 100 ms) go to its waiters in turn, the first reserving the
+// token that opens within 100 ms. A run that starts while another has
+// three waiters queued is served after one of them, not after all three; a
 // critical waiter goes first; and AllowRequest, which takes no turn, takes
 // no token while anyone waits.
 func TestRequestTurns(t *testing.T) {
@@ -25,39 +26,40 @@ func TestRequestTurns(t *testing.T) {
 
 	d, err := ask("big-1", "big", 2)
 	c.expect("big-1, the queue empty", d, err, true, 0)
-	for i, id := range []string{"big-2", "big-3", "big-4", "big-5"} {
+	d, err = ask("big-2", "big", 2)
+	c.expect("big-2 reserves the next token", d, err, true, inc)
+	for i, id := range []string{"big-3", "big-4", "big-5"} {
 		d, err := ask(id, "big", 2)
-		c.expect(id+" queues", d, err, false, inc+time.Duration(i)*inc)
+		c.expect(id+" queues", d, err, false, 2*inc+time.Duration(i)*inc)
 	}
-	// small's first waiter is tagged as big-2 (one more than the last
-	// grant), and ties go by id: it is second, not fifth.
+	// small's first waiter is tagged as big-3 (one more than the last
+	// grant), and ties go by id: it is second, not fourth.
 	d, err = ask("small-1", "small", 2)
-	c.expect("small-1 queues behind big-2 only", d, err, false, 2*inc)
+	c.expect("small-1 queues behind big-3 only", d, err, false, 3*inc)
 	d, err = l.AllowRequest(ctx, target, 10, 1)
-	c.expect("AllowRequest while five wait", d, err, false, inc+5*inc)
+	c.expect("AllowRequest while four wait", d, err, false, 2*inc+4*inc)
 
 	c.advance(inc)
-	d, err = ask("big-3", "big", 2)
-	c.expect("big-3 asks out of turn", d, err, false, 2*inc)
-	d, err = ask("big-2", "big", 2)
-	c.expect("big-2 in its turn", d, err, true, 0)
 	d, err = ask("small-1", "small", 2)
-	c.expect("small-1 is next", d, err, false, inc)
+	c.expect("small-1 asks out of turn", d, err, false, 2*inc)
+	d, err = ask("big-3", "big", 2)
+	c.expect("big-3 in its turn", d, err, true, inc)
+	d, err = ask("small-1", "small", 2)
+	c.expect("small-1 is next", d, err, false, 2*inc)
 
 	// A critical waiter goes before every bulk one.
 	d, err = ask("urgent-1", "urgent", 0)
-	c.expect("urgent-1 goes first", d, err, false, inc)
+	c.expect("urgent-1 goes first", d, err, false, 2*inc)
 	c.advance(inc)
 	d, err = ask("small-1", "small", 2)
-	c.expect("small-1 behind urgent-1", d, err, false, inc)
+	c.expect("small-1 behind urgent-1", d, err, false, 2*inc)
 	d, err = ask("urgent-1", "urgent", 0)
-	c.expect("urgent-1", d, err, true, 0)
+	c.expect("urgent-1", d, err, true, inc)
 	c.advance(inc)
 	d, err = ask("small-1", "small", 2)
-	c.expect("small-1", d, err, true, 0)
-	c.advance(inc)
-	d, err = ask("big-3", "big", 2)
-	c.expect("big-3 again in turn", d, err, true, 0)
+	c.expect("small-1", d, err, true, inc)
+	d, err = ask("big-4", "big", 2)
+	c.expect("big-4 again in turn", d, err, false, 2*inc)
 }
 
 // TestRequestTurnsOfTheGone: a waiter that stops asking (it crashed) holds
@@ -74,19 +76,24 @@ func TestRequestTurnsOfTheGone(t *testing.T) {
 	const inc = 100 * time.Millisecond
 	d, err := ask("a-1", "a")
 	c.expect("a-1", d, err, true, 0)
+	d, err = ask("a-2", "a")
+	c.expect("a-2", d, err, true, inc)
 	d, err = ask("w1-crashed", "b")
-	c.expect("crashed queues", d, err, false, inc)
+	c.expect("crashed queues", d, err, false, 2*inc)
 	d, err = ask("w2-left", "c")
-	c.expect("left queues", d, err, false, 2*inc)
+	c.expect("left queues", d, err, false, 3*inc)
 	d, err = ask("w3-alive", "d")
-	c.expect("alive queues", d, err, false, 3*inc)
+	c.expect("alive queues", d, err, false, 4*inc)
 	if err := l.Leave(ctx, target, "w2-left"); err != nil {
 		t.Fatal(err)
 	}
 	c.advance(inc)
 	d, err = ask("w3-alive", "d")
+	c.expect("alive behind crashed only", d, err, false, 2*inc)
+	c.advance(waiterLease) // crashed's lease ends 2 s after the 200 ms it was told
+	d, err = ask("w3-alive", "d")
 	c.expect("alive behind crashed, in its lease", d, err, false, inc)
-	c.advance(waiterLease + time.Millisecond)
+	c.advance(inc + time.Millisecond)
 	d, err = ask("w3-alive", "d")
 	c.expect("alive once crashed's lease has passed", d, err, true, 0)
 	if n := c.b.Client.ZCard(ctx, l.targetKeys(target)[3]).Val(); n != 0 {

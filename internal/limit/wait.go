@@ -54,9 +54,8 @@ const throttleInline = 100 * time.Millisecond
 // next slot is further away, it returns a *WaitError carrying the delay.
 // waited is the time spent sleeping. A denial that says the target is
 // throttled for longer than throttleInline returns a *WaitError at once.
-// try grants only what it can have at
-// once, as AllowRequest does: the Wait of a grant is not slept. Errors of try
-// and of ctx are returned as they are (ctx errors wrapped, so errors.Is
+// A grant with a Wait, a token reserved for the caller (Request), is slept
+// out before Wait returns. Errors of try and of ctx are returned as they are (ctx errors wrapped, so errors.Is
 // works).
 func (l *Limiter) Wait(ctx context.Context, maxWait time.Duration, try func(ctx context.Context) (Decision, error)) (waited time.Duration, err error) {
 	for {
@@ -68,6 +67,12 @@ func (l *Limiter) Wait(ctx context.Context, maxWait time.Duration, try func(ctx 
 			return waited, err
 		}
 		if d.Granted {
+			if d.Wait > 0 { // a token reserved for the caller (Request)
+				if err := l.sleep(ctx, d.Wait); err != nil {
+					return waited, fmt.Errorf("limit: waiting %s for a reserved slot: %w", d.Wait, err)
+				}
+				waited += d.Wait
+			}
 			return waited, nil
 		}
 		delay := d.Wait
