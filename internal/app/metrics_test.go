@@ -76,6 +76,16 @@ type want struct {
 	value  float64
 }
 
+// expect checks the sum of the samples each of wants names.
+func (s series) expect(t *testing.T, wants ...want) {
+	t.Helper()
+	for _, w := range wants {
+		if got, _ := s.sum(w.name, w.labels); got != w.value {
+			t.Errorf("%s%v = %v, want %v", w.name, w.labels, got, w.value)
+		}
+	}
+}
+
 // TestEstateMetricsByTarget: in an estate of two targets, a dry run and a
 // scan on t0 and a rate-limited scan on t1 are counted each under its own
 // target: images and batches by outcome, skipped images, HSS calls and
@@ -153,11 +163,7 @@ func TestEstateMetricsByTarget(t *testing.T) {
 		}
 		checks = append(checks, want{"scanq_limiter_wait_seconds", map[string]string{"target": target, "kind": "requests"}, calls})
 	}
-	for _, c := range checks {
-		if got, _ := s.sum(c.name, c.labels); got != c.value {
-			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.value)
-		}
-	}
+	s.expect(t, checks...)
 	// Each target's series are its own: nothing of one under the other.
 	for _, absent := range []struct {
 		name   string
@@ -170,4 +176,36 @@ func TestEstateMetricsByTarget(t *testing.T) {
 			t.Errorf("%s%v = %v, want no series", absent.name, absent.labels, v)
 		}
 	}
+}
+
+// TestCancelledBatchCountedUnderItsTarget: a batch of a cancelled run on
+// t1 is dropped, and counted skipped (reason cancelled) under t1.
+func TestCancelledBatchCountedUnderItsTarget(t *testing.T) {
+	a := newEstate(t, 2).app(t)
+	ctx := context.Background()
+	images := []hss.ImageInfo{{ID: 1}, {ID: 2}, {ID: 3}}
+	r, err := a.Starter.Start(ctx, jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{ImageInfo: images}}, jobs.Options{Target: "t1"}, jobs.Trigger{Kind: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Starter.Cancel(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	task, err := jobs.NewBatchTask(jobs.BatchPayload{RunID: r.ID, Target: "t1", Images: images}, jobs.QueueDefault, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Handlers().Mux().ProcessTask(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	api, err := a.NewAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrapeAPI(t, api).expect(t,
+		want{"scanq_images_skipped_total", map[string]string{"target": "t1", "reason": jobs.SkipCancelled}, 3},
+		want{"scanq_images_total", map[string]string{"target": "t1", "outcome": "skipped"}, 3},
+		want{"scanq_batches_total", map[string]string{"target": "t1", "outcome": "skipped"}, 1},
+		want{"scanq_batches_total", map[string]string{"target": "t0", "outcome": "skipped"}, 0},
+	)
 }
