@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -284,6 +285,10 @@ func (d Drift) String() string {
 	return fmt.Sprintf("%d %s, %d found by reconciliation, %d disappeared, %d %s",
 		d.Passes, plural(int(d.Passes), "pass", "passes"), d.Found, d.Disappeared, d.Gaps, plural(int(d.Gaps), "gap", "gaps"))
 }
+
+// TargetName is the target the run goes to: Target, or DefaultTarget when
+// the record names none.
+func (r *Run) TargetName() string { return cmp.Or(r.Target, DefaultTarget) }
 
 // Listing says which pass a run in progress is listing in, for progress
 // output: "" in its first pass, else "reconciliation pass N".

@@ -11,8 +11,9 @@ import (
 // Summary is one line that says what a task of taskType carries, for the
 // task lists of asynqmon (its PayloadFormatter): a batch's run, page,
 // index, image count and first image, not its whole payload, which for 17
-// images made a row 2,700 px tall. A payload that does not decode is
-// described by its size.
+// images made a row 2,700 px tall. A task of a target other than
+// DefaultTarget names it, so a single-target install reads as it always
+// did. A payload that does not decode is described by its size.
 func Summary(taskType string, payload []byte) string {
 	var b strings.Builder
 	field := func(parts ...string) {
@@ -20,6 +21,11 @@ func Summary(taskType string, payload []byte) string {
 			b.WriteString(" · ")
 		}
 		b.WriteString(strings.Join(parts, " "))
+	}
+	target := func(name string) {
+		if name != "" && name != DefaultTarget {
+			field("target", hss.Clip(name))
+		}
 	}
 	deferred := func(n int) {
 		if n > 0 {
@@ -38,6 +44,7 @@ func Summary(taskType string, payload []byte) string {
 		var p RunPayload
 		if err = json.Unmarshal(payload, &p); err == nil {
 			field("run", hss.Clip(p.RunID))
+			target(p.Target)
 			if taskType == TypeNotify {
 				field("webhook")
 			}
@@ -46,6 +53,7 @@ func Summary(taskType string, payload []byte) string {
 		var p PagePayload
 		if err = json.Unmarshal(payload, &p); err == nil {
 			field("run", hss.Clip(p.RunID))
+			target(p.Target)
 			field("page", strconv.Itoa(p.Page))
 			deferred(p.Deferred)
 		}
@@ -57,9 +65,11 @@ func Summary(taskType string, payload []byte) string {
 			if p.Forward {
 				field("the request, forwarded")
 				field("run", hss.Clip(p.RunID))
+				target(p.Target)
 			} else {
 				images(len(p.Images), func() hss.ImageInfo { return p.Images[0] })
 				field("run", hss.Clip(p.RunID))
+				target(p.Target)
 				field("page", strconv.Itoa(p.Page))
 				field("batch", strconv.Itoa(p.Index))
 			}
@@ -72,12 +82,14 @@ func Summary(taskType string, payload []byte) string {
 		var p ImagePayload
 		if err = json.Unmarshal(payload, &p); err == nil {
 			field("ticket", hss.Clip(p.Ticket))
+			target(p.Params.Target)
 			field(imageName(p.Image))
 		}
 	case TypeImageBatch:
 		var p ImageBatchPayload
 		if err = json.Unmarshal(payload, &p); err == nil {
 			field("batch", hss.Clip(p.BatchID))
+			target(p.Params.Target)
 			images(len(p.Items), func() hss.ImageInfo { return p.Items[0].Image })
 			deferred(p.Deferred)
 		}

@@ -84,7 +84,7 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 	}
 	err = t.HSS.CreateScanTask(ctx, req)
 	if err == nil {
-		return h.batchDone(ctx, r.ID, seq, runs.Outcome{Kind: runs.Submitted, Images: n})
+		return h.batchDone(ctx, r, seq, runs.Outcome{Kind: runs.Submitted, Images: n})
 	}
 	log := h.log.With("run_id", r.ID, "target", t.Name, "batch", id)
 	if h.submitFailed(ctx, log, t, "batch", err, b.Failures) {
@@ -93,7 +93,7 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 	rerr := runErr(id, n, err, h.now())
 	if hss.IsAuth(err) {
 		log.ErrorContext(ctx, "HSS refused the credentials: stopping the run", "err", err)
-		if err := h.batchDone(ctx, r.ID, seq, runs.Outcome{Kind: runs.Failed, Images: n, Err: rerr}); err != nil {
+		if err := h.batchDone(ctx, r, seq, runs.Outcome{Kind: runs.Failed, Images: n, Err: rerr}); err != nil {
 			return err
 		}
 		if err := h.runs.Stop(ctx, r.ID, jobs.StateFailed, "HSS refused the credentials: "+rerr.Message); err == nil {
@@ -104,7 +104,7 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	log.WarnContext(ctx, "batch failed", "err", err)
-	if err := h.batchDone(ctx, r.ID, seq, runs.Outcome{Kind: runs.Failed, Images: n, Err: rerr}); err != nil {
+	if err := h.batchDone(ctx, r, seq, runs.Outcome{Kind: runs.Failed, Images: n, Err: rerr}); err != nil {
 		return err
 	}
 	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
@@ -138,21 +138,21 @@ func (h *Handlers) failRun(ctx context.Context, r *jobs.Run, err error) error {
 // the run was cancelled, failed when it was stopped for failing.
 func (h *Handlers) dropBatch(ctx context.Context, r *jobs.Run, seq int64, n int) error {
 	if r.State == jobs.StateCancelled {
-		return h.batchDone(ctx, r.ID, seq, runs.Outcome{Kind: runs.Skipped, Images: n, Reason: jobs.SkipCancelled})
+		return h.batchDone(ctx, r, seq, runs.Outcome{Kind: runs.Skipped, Images: n, Reason: jobs.SkipCancelled})
 	}
-	return h.batchDone(ctx, r.ID, seq, runs.Outcome{Kind: runs.Failed, Images: n})
+	return h.batchDone(ctx, r, seq, runs.Outcome{Kind: runs.Failed, Images: n})
 }
 
-func (h *Handlers) batchDone(ctx context.Context, runID string, seq int64, o runs.Outcome) error {
-	newly, finished, err := h.runs.BatchDone(ctx, runID, seq, o)
+func (h *Handlers) batchDone(ctx context.Context, r *jobs.Run, seq int64, o runs.Outcome) error {
+	newly, finished, err := h.runs.BatchDone(ctx, r.ID, seq, o)
 	if newly {
-		h.metrics.Batch(string(o.Kind), o.Images)
+		h.metrics.Batch(r.TargetName(), string(o.Kind), o.Images)
 		if o.Kind == runs.Skipped {
-			h.metrics.Skipped(o.Reason, o.Images)
+			h.metrics.Skipped(r.TargetName(), o.Reason, o.Images)
 		}
 	}
 	if finished {
-		h.finished(ctx, runID)
+		h.finished(ctx, r.ID)
 	}
 	return err
 }

@@ -26,7 +26,7 @@ import (
 func (h *Handlers) waitLimits(ctx context.Context, t *Target, r *jobs.Run, n int, token *limit.RequestStep) (time.Duration, error) {
 	var waited time.Duration
 	if rl := r.Request.ImagesPerHour(); rl > 0 && n > 0 && !r.Options.DryRun {
-		w, err := h.takeImages(ctx, r.ID, rl, n)
+		w, err := h.takeImages(ctx, t.Name, r.ID, rl, n)
 		if err != nil {
 			return w, err
 		}
@@ -34,7 +34,7 @@ func (h *Handlers) waitLimits(ctx context.Context, t *Target, r *jobs.Run, n int
 	}
 	if token != nil {
 		if d, err := token.Decision(); err == nil && d.Granted {
-			h.metrics.LimiterWait("requests", 0)
+			h.metrics.LimiterWait(t.Name, "requests", 0)
 			return waited, nil
 		}
 	}
@@ -46,7 +46,7 @@ func (h *Handlers) waitLimits(ctx context.Context, t *Target, r *jobs.Run, n int
 // (rate images per RatePeriod) and sleeps until it opens. A slot further
 // away than MaxInlineWait is not reserved: the *limit.WaitError it returns
 // brings the task back a little before the slot opens, to reserve it then.
-func (h *Handlers) takeImages(ctx context.Context, key string, rate, n int) (time.Duration, error) {
+func (h *Handlers) takeImages(ctx context.Context, target, key string, rate, n int) (time.Duration, error) {
 	d, err := h.limiter.ReserveImages(ctx, key, rate, h.cfg.RatePeriod, n, h.cfg.MaxInlineWait)
 	if err != nil {
 		return 0, err
@@ -54,7 +54,7 @@ func (h *Handlers) takeImages(ctx context.Context, key string, rate, n int) (tim
 	if !d.Granted {
 		return 0, &limit.WaitError{Delay: max(d.Wait-h.cfg.MaxInlineWait/2, 10*time.Millisecond)}
 	}
-	h.metrics.LimiterWait("images", d.Wait)
+	h.metrics.LimiterWait(target, "images", d.Wait)
 	if d.Wait <= 0 {
 		return 0, nil
 	}
@@ -72,7 +72,7 @@ func (h *Handlers) takeImages(ctx context.Context, key string, rate, n int) (tim
 // is shared by their group.
 func (h *Handlers) waitImageLimits(ctx context.Context, t *Target, b jobs.ImageBatchPayload, rate, n int) error {
 	if rate > 0 {
-		if _, err := h.takeImages(ctx, b.Params.Group(), rate, n); err != nil {
+		if _, err := h.takeImages(ctx, t.Name, b.Params.Group(), rate, n); err != nil {
 			return err
 		}
 	}
@@ -91,7 +91,7 @@ func (h *Handlers) waitRequest(ctx context.Context, t *Target, w limit.Waiter) (
 	waited, err := h.limiter.Wait(ctx, h.cfg.MaxInlineWait, func(ctx context.Context) (limit.Decision, error) {
 		return h.limiter.Request(ctx, t.Name, t.RequestRate, t.RequestBurst, w)
 	})
-	h.metrics.LimiterWait("requests", waited)
+	h.metrics.LimiterWait(t.Name, "requests", waited)
 	if err != nil && w.ID != "" {
 		// Gone back to its task queue, or shutting down: its place would
 		// hold up the waiters behind it until its lease ran out.

@@ -83,7 +83,7 @@ func (h *Handlers) record(ctx context.Context, r *jobs.Run, pass runs.Pass, p in
 	}
 	if rec.Newly {
 		for reason, n := range res.Skipped {
-			h.metrics.Skipped(reason, n)
+			h.metrics.Skipped(r.TargetName(), reason, n)
 		}
 	}
 	h.log.DebugContext(ctx, "page resolved", "run_id", r.ID, "page", p, "listed", snap.Listed, "batches", len(batches), "last", snap.Last)

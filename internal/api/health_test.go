@@ -108,8 +108,8 @@ func TestMetricsEndpoint(t *testing.T) {
 		createdRun(t, e.do(t, call{method: "POST", path: "/api/v1/runs", body: `{"is_all":true}`, header: auth}), 202)
 		e.do(t, call{method: "POST", path: "/api/v1/runs/" + id + "/cancel", header: auth})
 		e.do(t, call{path: "/api/v1/runs/nope", header: auth})
-		m.HSSCall("CreateManualImageScanTask", 200, 120*time.Millisecond)
-		m.Batch("submitted", 50)
+		m.HSSCall(jobs.DefaultTarget, "CreateManualImageScanTask", 200, 120*time.Millisecond)
+		m.Batch(jobs.DefaultTarget, "submitted", 50)
 
 		f := scrape(t, e, nil) // open by default
 		checks := []struct {
@@ -125,8 +125,8 @@ func TestMetricsEndpoint(t *testing.T) {
 			{"scanq_runs", map[string]string{"state": "cancelled"}, 1},
 			{"scanq_queue_tasks", map[string]string{"queue": "critical", "state": "pending"}, 2},
 			{"scanq_queue_tasks", map[string]string{"queue": "bulk", "state": "pending"}, 0},
-			{"scanq_hss_requests_total", map[string]string{"op": "CreateManualImageScanTask", "status": "200"}, 1},
-			{"scanq_images_total", map[string]string{"outcome": "submitted"}, 50},
+			{"scanq_hss_requests_total", map[string]string{"target": jobs.DefaultTarget, "op": "CreateManualImageScanTask", "status": "200"}, 1},
+			{"scanq_images_total", map[string]string{"target": jobs.DefaultTarget, "outcome": "submitted"}, 50},
 			{"scanq_scheduler_leader", nil, 0},
 		}
 		for _, c := range checks {

@@ -31,6 +31,9 @@ func (a *App) NewAPI() (*api.Handler, error) {
 	if err := a.Metrics.RegisterQueues(asynq.NewInspectorFromRedisClient(a.Redis.Client), a.queueNames()); err != nil {
 		return nil, err
 	}
+	if err := a.Metrics.RegisterThrottles(a.Limiter, a.Cfg.TargetNames()); err != nil {
+		return nil, err
+	}
 	return api.New(api.Options{
 		Starter: a.Starter, Runs: a.Runs, Redis: a.Redis.Client, RedisOpt: a.Redis.Opt,
 		Token: c.API.Token, AK: c.API.AK, SK: c.API.SK, MetricsToken: c.API.MetricsToken, Projects: a.projects(),

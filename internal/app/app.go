@@ -50,7 +50,7 @@ type App struct {
 // that refuses the connection (unreachable, wrong password) is an error
 // here, so no role starts on it.
 func New(cfg *configs.Config, log *slog.Logger) (*App, error) {
-	a := &App{Cfg: cfg, Log: log, Metrics: metrics.New()}
+	a := &App{Cfg: cfg, Log: log, Metrics: metrics.New(cfg.TargetNames()...)}
 	var err error
 	if a.Redis, err = OpenRedis(cfg.Redis.URL, cfg.Redis.DialTimeout); err != nil {
 		return nil, err
@@ -139,7 +139,7 @@ func (a *App) connect(ct configs.Target) (*Target, error) {
 	t.HSS, err = hss.NewClient(hss.Config{
 		Endpoint: endpoint, Region: ct.Region, ProjectID: ct.ProjectID,
 		EnterpriseProjectID: ct.EnterpriseProjectID, Credentials: creds, Timeout: ct.Timeout,
-		Observe: a.Metrics.HSSCall,
+		Observe: a.Metrics.HSSObserver(ct.Name),
 	})
 	if err != nil {
 		if t.Emulator != nil {

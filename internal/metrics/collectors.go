@@ -8,6 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/scanq/scanq/internal/limit"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
 )
@@ -22,82 +23,80 @@ var allStates = jobs.States
 // queueStates are the asynq task states reported per queue.
 var queueStates = []string{"pending", "active", "scheduled", "retry", "archived", "aggregating"}
 
-// successDesc is scanq_scrape_collector_success for one collector; the
-// collector name is a constant label so that each collector owns its own
-// descriptor, as the registry requires.
-func successDesc(collector string) *prometheus.Desc {
-	return prometheus.NewDesc(namespace+"_scrape_collector_success",
-		"1 when the collector read its source (Redis) in this scrape, else 0 and its series are absent.",
-		nil, prometheus.Labels{"collector": collector})
+// collector reads its series from Redis at each scrape. read sends them,
+// or fails before it sends any: then the scrape goes on without them, and
+// scanq_scrape_collector_success{collector=name} says so.
+type collector struct {
+	name    string
+	descs   []*prometheus.Desc
+	success *prometheus.Desc
+	read    func(ctx context.Context, ch chan<- prometheus.Metric) error
 }
 
-var (
-	runsSuccess   = successDesc("runs")
-	queuesSuccess = successDesc("queues")
-)
+// newCollector is the collector name of the series descs, which read sends.
+// The collector name is a constant label of its success series, so that
+// each collector owns its own descriptor, as the registry requires.
+func newCollector(name string, read func(context.Context, chan<- prometheus.Metric) error, descs ...*prometheus.Desc) *collector {
+	return &collector{name: name, descs: descs, read: read,
+		success: prometheus.NewDesc(namespace+"_scrape_collector_success",
+			"1 when the collector read its source (Redis) in this scrape, else 0 and its series are absent.",
+			nil, prometheus.Labels{"collector": name})}
+}
 
-// RegisterRuns adds a collector of runs by state, read from store's state
-// index at scrape time: one Redis command, whatever the number of runs. It
-// fails when called twice.
-func (m *Metrics) RegisterRuns(store *runs.Store) error {
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+	ch <- c.success
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+	defer cancel()
+	ok := c.read(ctx, ch) == nil
+	ch <- prometheus.MustNewConstMetric(c.success, prometheus.GaugeValue, flag(ok))
+}
+
+// register adds c, which reads source; without the source (nilSource) it
+// is an error, except on nil Metrics. Registering a collector twice fails.
+func (m *Metrics) register(c *collector, source string, nilSource bool) error {
 	if m == nil {
 		return nil
 	}
-	if store == nil {
-		return fmt.Errorf("registering runs collector: nil store")
+	if nilSource {
+		return fmt.Errorf("registering %s collector: nil %s", c.name, source)
 	}
-	if err := m.reg.Register(&runsCollector{store: store}); err != nil {
-		return fmt.Errorf("registering runs collector: %w", err)
+	if err := m.reg.Register(c); err != nil {
+		return fmt.Errorf("registering %s collector: %w", c.name, err)
 	}
 	return nil
 }
 
-type runsCollector struct {
-	store *runs.Store
+// flag is a gauge's value for a yes-or-no state: 1 or 0.
+func flag(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 var runsDesc = prometheus.NewDesc(namespace+"_runs",
 	"Runs by state, among the runs kept (final runs for scan.retention, pending ones for scan.pending_ttl).", []string{"state"}, nil)
 
-func (c *runsCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- runsDesc
-	ch <- runsSuccess
-}
-
-func (c *runsCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
-	defer cancel()
-	counts, err := c.store.CountByState(ctx)
-	if err != nil {
-		ch <- prometheus.MustNewConstMetric(runsSuccess, prometheus.GaugeValue, 0)
-		return
-	}
-	for _, st := range allStates {
-		ch <- prometheus.MustNewConstMetric(runsDesc, prometheus.GaugeValue, float64(counts[st]), string(st))
-	}
-	ch <- prometheus.MustNewConstMetric(runsSuccess, prometheus.GaugeValue, 1)
-}
-
-// RegisterQueues adds a collector of asynq queue sizes by task state and
-// queue latency (age of the oldest pending task), read with inspector at
-// scrape time. A configured queue that asynq has not seen yet reports zeros.
-// It fails when called twice.
-func (m *Metrics) RegisterQueues(inspector *asynq.Inspector, queues []string) error {
-	if m == nil {
+// RegisterRuns adds a collector of runs by state, read from store's state
+// index at scrape time: one Redis command, whatever the number of runs. It
+// fails when called twice.
+func (m *Metrics) RegisterRuns(store *runs.Store) error {
+	return m.register(newCollector("runs", func(ctx context.Context, ch chan<- prometheus.Metric) error {
+		counts, err := store.CountByState(ctx)
+		if err != nil {
+			return err
+		}
+		for _, st := range allStates {
+			ch <- prometheus.MustNewConstMetric(runsDesc, prometheus.GaugeValue, float64(counts[st]), string(st))
+		}
 		return nil
-	}
-	if inspector == nil {
-		return fmt.Errorf("registering queue collector: nil inspector")
-	}
-	if err := m.reg.Register(&queueCollector{insp: inspector, queues: slices.Clone(queues)}); err != nil {
-		return fmt.Errorf("registering queue collector: %w", err)
-	}
-	return nil
-}
-
-type queueCollector struct {
-	insp   *asynq.Inspector
-	queues []string
+	}, runsDesc), "store", store == nil)
 }
 
 var (
@@ -109,46 +108,60 @@ var (
 		"1 when the asynq queue is paused.", []string{"queue"}, nil)
 )
 
-func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- queueTasksDesc
-	ch <- queueLatencyDesc
-	ch <- queuePausedDesc
-	ch <- queuesSuccess
+// RegisterQueues adds a collector of asynq queue sizes by task state and
+// queue latency (age of the oldest pending task), read with inspector at
+// scrape time. A configured queue that asynq has not seen yet reports zeros.
+// It fails when called twice.
+func (m *Metrics) RegisterQueues(inspector *asynq.Inspector, queues []string) error {
+	queues = slices.Clone(queues)
+	return m.register(newCollector("queues", func(_ context.Context, ch chan<- prometheus.Metric) error {
+		// asynq's inspector takes no context; its calls are bounded by the
+		// Redis client's own read timeout.
+		known, err := inspector.Queues()
+		if err != nil {
+			return err
+		}
+		infos := make(map[string]*asynq.QueueInfo, len(queues))
+		for _, q := range queues {
+			if !slices.Contains(known, q) {
+				infos[q] = &asynq.QueueInfo{Queue: q}
+				continue
+			}
+			if infos[q], err = inspector.GetQueueInfo(q); err != nil {
+				return err
+			}
+		}
+		for _, q := range queues {
+			qi := infos[q]
+			n := []int{qi.Pending, qi.Active, qi.Scheduled, qi.Retry, qi.Archived, qi.Aggregating}
+			for i, st := range queueStates {
+				ch <- prometheus.MustNewConstMetric(queueTasksDesc, prometheus.GaugeValue, float64(n[i]), q, st)
+			}
+			ch <- prometheus.MustNewConstMetric(queueLatencyDesc, prometheus.GaugeValue, qi.Latency.Seconds(), q)
+			ch <- prometheus.MustNewConstMetric(queuePausedDesc, prometheus.GaugeValue, flag(qi.Paused), q)
+		}
+		return nil
+	}, queueTasksDesc, queueLatencyDesc, queuePausedDesc), "inspector", inspector == nil)
 }
 
-func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
-	// asynq's inspector takes no context; its calls are bounded by the
-	// Redis client's own read timeout.
-	known, err := c.insp.Queues()
-	if err != nil {
-		ch <- prometheus.MustNewConstMetric(queuesSuccess, prometheus.GaugeValue, 0)
-		return
-	}
-	infos := make(map[string]*asynq.QueueInfo, len(c.queues))
-	for _, q := range c.queues {
-		if !slices.Contains(known, q) {
-			infos[q] = &asynq.QueueInfo{Queue: q}
-			continue
-		}
-		qi, err := c.insp.GetQueueInfo(q)
+var throttledDesc = prometheus.NewDesc(namespace+"_target_throttled",
+	"1 while the target's slow-down after a 429 is in force (no request for the Retry-After, then half rate for throttle_cooldown), else 0.",
+	[]string{"target"}, nil)
+
+// RegisterThrottles adds a collector of each of targets' slow-down after a
+// 429, read from limiter at scrape time: the fleet-wide limiter's record,
+// which every worker honours, not one process's view of it. It fails when
+// called twice.
+func (m *Metrics) RegisterThrottles(limiter *limit.Limiter, targets []string) error {
+	targets = slices.Clone(targets)
+	return m.register(newCollector("throttles", func(ctx context.Context, ch chan<- prometheus.Metric) error {
+		ths, err := limiter.Throttles(ctx, targets)
 		if err != nil {
-			ch <- prometheus.MustNewConstMetric(queuesSuccess, prometheus.GaugeValue, 0)
-			return
+			return err
 		}
-		infos[q] = qi
-	}
-	for _, q := range c.queues {
-		qi := infos[q]
-		n := []int{qi.Pending, qi.Active, qi.Scheduled, qi.Retry, qi.Archived, qi.Aggregating}
-		for i, st := range queueStates {
-			ch <- prometheus.MustNewConstMetric(queueTasksDesc, prometheus.GaugeValue, float64(n[i]), q, st)
+		for i, th := range ths {
+			ch <- prometheus.MustNewConstMetric(throttledDesc, prometheus.GaugeValue, flag(th.Slowed > 0), targets[i])
 		}
-		ch <- prometheus.MustNewConstMetric(queueLatencyDesc, prometheus.GaugeValue, qi.Latency.Seconds(), q)
-		paused := 0.0
-		if qi.Paused {
-			paused = 1
-		}
-		ch <- prometheus.MustNewConstMetric(queuePausedDesc, prometheus.GaugeValue, paused, q)
-	}
-	ch <- prometheus.MustNewConstMetric(queuesSuccess, prometheus.GaugeValue, 1)
+		return nil
+	}, throttledDesc), "limiter", limiter == nil)
 }

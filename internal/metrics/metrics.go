@@ -1,12 +1,15 @@
 // Package metrics owns scanq's Prometheus instrumentation: one registry per
 // process holding every scanq_* series, the small recording methods the
 // worker, scheduler and API call on their hot paths, and the collectors that
-// read run and queue state from Redis at scrape time.
+// read run, queue and throttle state from Redis at scrape time.
 //
 // Every method is safe on a nil *Metrics, so a component can be built and
-// tested without metrics. Label values are bounded sets (operations,
-// outcomes, reasons, queues, route patterns), never run ids or image names:
-// a series per run would grow without end.
+// tested without metrics. Label values are bounded sets (targets,
+// operations, outcomes, reasons, queues, route patterns), never run ids or
+// image names: a series per run would grow without end. Whatever is about
+// one target (a batch, a skipped image, an HSS call, a limiter wait, a 429
+// slow-down) carries its name as the label target: the estate's targets
+// are few and configured.
 package metrics
 
 import (
@@ -48,37 +51,38 @@ type Metrics struct {
 }
 
 // New returns Metrics with every series registered, plus the Go runtime and
-// process collectors.
-func New() *Metrics {
+// process collectors. targets are the estate's target names, whose batch and
+// image series exist from the first scrape.
+func New(targets ...string) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	m.hssRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "hss_requests_total",
-		Help: "HSS API calls by operation and HTTP status; status \"error\" is a transport error (no response).",
-	}, []string{"op", "status"})
+		Help: "HSS API calls by target, operation and HTTP status; status \"error\" is a transport error (no response).",
+	}, []string{"target", "op", "status"})
 	m.hssDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: namespace, Name: "hss_request_duration_seconds",
-		Help:    "Latency of HSS API calls by operation, transport errors included.",
+		Help:    "Latency of HSS API calls by target and operation, transport errors included.",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
-	}, []string{"op"})
+	}, []string{"target", "op"})
 	m.limiterWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: namespace, Name: "limiter_wait_seconds",
-		Help: "Time a batch waited for the fleet-wide limiter, by limit kind.",
+		Help: "Time a batch waited for the fleet-wide limiter, by target and limit kind (images: its run's or ad-hoc group's rate_limit; requests: the target's request rate and 429 slow-down).",
 		// A rate_limit of a few images per hour makes waits of many minutes
 		// normal, so the buckets reach an hour.
 		Buckets: []float64{.001, .01, .1, .5, 1, 5, 15, 60, 300, 900, 3600},
-	}, []string{"kind"})
+	}, []string{"target", "kind"})
 	m.batches = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "batches_total",
-		Help: "Batches by outcome (submitted, failed, skipped).",
-	}, []string{"outcome"})
+		Help: "Batches of runs by target and outcome (submitted, failed, skipped).",
+	}, []string{"target", "outcome"})
 	m.images = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "images_total",
-		Help: "Images by the outcome of the batch that carried them (submitted, failed, skipped).",
-	}, []string{"outcome"})
+		Help: "Images of runs by target and the outcome of the batch that carried them (submitted, failed, skipped).",
+	}, []string{"target", "outcome"})
 	m.skipped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "images_skipped_total",
-		Help: "Images skipped, by reason (duplicate, scanned_within, dry_run, cancelled, ...).",
-	}, []string{"reason"})
+		Help: "Images of runs skipped, by target and reason (duplicate, scanned_within, dry_run, cancelled, ...).",
+	}, []string{"target", "reason"})
 	m.ticks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "scheduler_ticks_total",
 		Help: "Schedule ticks by result: fired, missed (older than the misfire grace), skipped (overlap), duplicate (another leader fired it).",
@@ -97,9 +101,11 @@ func New() *Metrics {
 		Buckets: prometheus.DefBuckets,
 	}, []string{"route"})
 
-	for _, o := range batchOutcomes {
-		m.batches.WithLabelValues(o)
-		m.images.WithLabelValues(o)
+	for _, t := range targets {
+		for _, o := range batchOutcomes {
+			m.batches.WithLabelValues(t, o)
+			m.images.WithLabelValues(t, o)
+		}
 	}
 	for _, r := range tickResults {
 		m.ticks.WithLabelValues(r)
@@ -132,10 +138,10 @@ func (m *Metrics) Handler() http.Handler {
 	})
 }
 
-// HSSCall records one HSS API call: op is the operation
+// HSSCall records one HSS API call to target: op is the operation
 // (CreateManualImageScanTask, ListRegistryImages, ...), status the HTTP
 // status or 0 for a transport error, d the call's duration.
-func (m *Metrics) HSSCall(op string, status int, d time.Duration) {
+func (m *Metrics) HSSCall(target, op string, status int, d time.Duration) {
 	if m == nil {
 		return
 	}
@@ -143,37 +149,43 @@ func (m *Metrics) HSSCall(op string, status int, d time.Duration) {
 	if status > 0 {
 		s = strconv.Itoa(status)
 	}
-	m.hssRequests.WithLabelValues(op, s).Inc()
-	m.hssDuration.WithLabelValues(op).Observe(d.Seconds())
+	m.hssRequests.WithLabelValues(target, op, s).Inc()
+	m.hssDuration.WithLabelValues(target, op).Observe(d.Seconds())
 }
 
-// LimiterWait records how long a batch waited for the limiter of kind
-// (images, requests).
-func (m *Metrics) LimiterWait(kind string, d time.Duration) {
+// HSSObserver is HSSCall for the client of target, as hss.Config.Observe
+// takes it: a client reaches one target and does not know its name.
+func (m *Metrics) HSSObserver(target string) func(op string, status int, d time.Duration) {
+	return func(op string, status int, d time.Duration) { m.HSSCall(target, op, status, d) }
+}
+
+// LimiterWait records how long a batch of target waited for the limiter of
+// kind (images, requests).
+func (m *Metrics) LimiterWait(target, kind string, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.limiterWait.WithLabelValues(kind).Observe(d.Seconds())
+	m.limiterWait.WithLabelValues(target, kind).Observe(d.Seconds())
 }
 
-// Batch records one finished batch of images images with outcome
-// submitted, failed or skipped.
-func (m *Metrics) Batch(outcome string, images int) {
+// Batch records one finished batch of target of images images with
+// outcome submitted, failed or skipped.
+func (m *Metrics) Batch(target, outcome string, images int) {
 	if m == nil {
 		return
 	}
-	m.batches.WithLabelValues(outcome).Inc()
+	m.batches.WithLabelValues(target, outcome).Inc()
 	if images > 0 {
-		m.images.WithLabelValues(outcome).Add(float64(images))
+		m.images.WithLabelValues(target, outcome).Add(float64(images))
 	}
 }
 
-// Skipped records n images skipped for reason.
-func (m *Metrics) Skipped(reason string, n int) {
+// Skipped records n images of target skipped for reason.
+func (m *Metrics) Skipped(target, reason string, n int) {
 	if m == nil || n <= 0 {
 		return
 	}
-	m.skipped.WithLabelValues(reason).Add(float64(n))
+	m.skipped.WithLabelValues(target, reason).Add(float64(n))
 }
 
 // SchedulerTick records one schedule tick with result fired, missed,
@@ -192,11 +204,7 @@ func (m *Metrics) SetLeader(leading bool) {
 	if m == nil {
 		return
 	}
-	if leading {
-		m.leader.Set(1)
-	} else {
-		m.leader.Set(0)
-	}
+	m.leader.Set(flag(leading))
 }
 
 // APIRequest records one HTTP request to the API: route is the matched

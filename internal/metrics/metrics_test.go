@@ -11,9 +11,11 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/scanq/scanq/internal/limit"
 	"github.com/scanq/scanq/internal/metrics"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/runs"
+	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/jobs"
 	"github.com/scanq/scanq/scheduler"
 )
@@ -68,20 +70,24 @@ func value(t *testing.T, reg *prometheus.Registry, name string, labels map[strin
 
 func TestRecorders(t *testing.T) {
 	t.Parallel()
-	m := metrics.New()
+	m := metrics.New("t1", "t2")
 	reg := m.Registry()
 	const op = "CreateManualImageScanTask"
-	m.HSSCall(op, 200, 150*time.Millisecond)
-	m.HSSCall(op, 200, 50*time.Millisecond)
-	m.HSSCall(op, 429, 10*time.Millisecond)
-	m.HSSCall("ListRegistryImages", 0, 2*time.Second)
-	m.LimiterWait("images", 90*time.Second)
-	m.LimiterWait("images", 0)
-	m.Batch("submitted", 100)
-	m.Batch("submitted", 20)
-	m.Batch("failed", 5)
-	m.Skipped("duplicate", 3)
-	m.Skipped("scanned_within", 0) // nothing to count
+	m.HSSCall("t1", op, 200, 150*time.Millisecond)
+	m.HSSCall("t1", op, 200, 50*time.Millisecond)
+	m.HSSCall("t1", op, 429, 10*time.Millisecond)
+	m.HSSObserver("t2")(op, 200, 30*time.Millisecond)
+	m.HSSCall("t1", "ListRegistryImages", 0, 2*time.Second)
+	m.LimiterWait("t1", "images", 90*time.Second)
+	m.LimiterWait("t1", "images", 0)
+	m.LimiterWait("t2", "requests", time.Second)
+	m.Batch("t1", "submitted", 100)
+	m.Batch("t1", "submitted", 20)
+	m.Batch("t1", "failed", 5)
+	m.Batch("t2", "submitted", 7)
+	m.Skipped("t1", "duplicate", 3)
+	m.Skipped("t2", "duplicate", 1)
+	m.Skipped("t1", "scanned_within", 0) // nothing to count
 	m.SchedulerTick("fired")
 	m.Scheduler().TicksMissed("nightly", 4)
 	m.Scheduler().TickSkipped("nightly")
@@ -95,15 +101,21 @@ func TestRecorders(t *testing.T) {
 		labels map[string]string
 		want   float64
 	}{
-		{"scanq_hss_requests_total", map[string]string{"op": op, "status": "200"}, 2},
-		{"scanq_hss_requests_total", map[string]string{"op": op, "status": "429"}, 1},
-		{"scanq_hss_requests_total", map[string]string{"op": "ListRegistryImages", "status": "error"}, 1},
-		{"scanq_batches_total", map[string]string{"outcome": "submitted"}, 2},
-		{"scanq_batches_total", map[string]string{"outcome": "failed"}, 1},
-		{"scanq_batches_total", map[string]string{"outcome": "skipped"}, 0},
-		{"scanq_images_total", map[string]string{"outcome": "submitted"}, 120},
-		{"scanq_images_total", map[string]string{"outcome": "failed"}, 5},
-		{"scanq_images_skipped_total", map[string]string{"reason": "duplicate"}, 3},
+		{"scanq_hss_requests_total", map[string]string{"target": "t1", "op": op, "status": "200"}, 2},
+		{"scanq_hss_requests_total", map[string]string{"target": "t1", "op": op, "status": "429"}, 1},
+		{"scanq_hss_requests_total", map[string]string{"target": "t2", "op": op, "status": "200"}, 1},
+		{"scanq_hss_requests_total", map[string]string{"target": "t1", "op": "ListRegistryImages", "status": "error"}, 1},
+		{"scanq_batches_total", map[string]string{"target": "t1", "outcome": "submitted"}, 2},
+		{"scanq_batches_total", map[string]string{"target": "t1", "outcome": "failed"}, 1},
+		{"scanq_batches_total", map[string]string{"target": "t1", "outcome": "skipped"}, 0},
+		{"scanq_batches_total", map[string]string{"target": "t2", "outcome": "submitted"}, 1},
+		{"scanq_batches_total", map[string]string{"target": "t2", "outcome": "failed"}, 0},
+		{"scanq_images_total", map[string]string{"target": "t1", "outcome": "submitted"}, 120},
+		{"scanq_images_total", map[string]string{"target": "t1", "outcome": "failed"}, 5},
+		{"scanq_images_total", map[string]string{"target": "t2", "outcome": "submitted"}, 7},
+		{"scanq_images_total", map[string]string{"target": "t2", "outcome": "skipped"}, 0},
+		{"scanq_images_skipped_total", map[string]string{"target": "t1", "reason": "duplicate"}, 3},
+		{"scanq_images_skipped_total", map[string]string{"target": "t2", "reason": "duplicate"}, 1},
 		{"scanq_scheduler_ticks_total", map[string]string{"result": "fired"}, 2},
 		{"scanq_scheduler_ticks_total", map[string]string{"result": "missed"}, 4},
 		{"scanq_scheduler_ticks_total", map[string]string{"result": "skipped"}, 1},
@@ -119,13 +131,20 @@ func TestRecorders(t *testing.T) {
 	if find(t, reg, "scanq_images_skipped_total", map[string]string{"reason": "scanned_within"}) != nil {
 		t.Error("Skipped with n=0 created a series")
 	}
-	h := find(t, reg, "scanq_hss_request_duration_seconds", map[string]string{"op": op}).GetHistogram()
+	h := find(t, reg, "scanq_hss_request_duration_seconds", map[string]string{"target": "t1", "op": op}).GetHistogram()
 	if h.GetSampleCount() != 3 || h.GetSampleSum() < 0.2099 || h.GetSampleSum() > 0.2101 {
-		t.Errorf("latency histogram count %d sum %v, want 3 and 0.21", h.GetSampleCount(), h.GetSampleSum())
+		t.Errorf("t1's latency histogram count %d sum %v, want 3 and 0.21", h.GetSampleCount(), h.GetSampleSum())
 	}
-	w := find(t, reg, "scanq_limiter_wait_seconds", map[string]string{"kind": "images"}).GetHistogram()
+	if h := find(t, reg, "scanq_hss_request_duration_seconds", map[string]string{"target": "t2", "op": op}).GetHistogram(); h.GetSampleCount() != 1 {
+		t.Errorf("t2's latency histogram count %d, want 1", h.GetSampleCount())
+	}
+	w := find(t, reg, "scanq_limiter_wait_seconds", map[string]string{"target": "t1", "kind": "images"}).GetHistogram()
 	if w.GetSampleCount() != 2 || w.GetSampleSum() != 90 {
-		t.Errorf("limiter wait count %d sum %v", w.GetSampleCount(), w.GetSampleSum())
+		t.Errorf("t1's limiter wait count %d sum %v", w.GetSampleCount(), w.GetSampleSum())
+	}
+	if find(t, reg, "scanq_limiter_wait_seconds", map[string]string{"target": "t2", "kind": "images"}) != nil ||
+		find(t, reg, "scanq_limiter_wait_seconds", map[string]string{"target": "t2", "kind": "requests"}).GetHistogram().GetSampleCount() != 1 {
+		t.Error("t2's limiter waits: want one of kind requests and none of kind images")
 	}
 	m.Scheduler().Leader(false)
 	if got := value(t, reg, "scanq_scheduler_leader", nil); got != 0 {
@@ -137,9 +156,10 @@ func TestRecorders(t *testing.T) {
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body := rec.Body.String()
 	for _, want := range []string{
-		`scanq_hss_requests_total{op="CreateManualImageScanTask",status="200"} 2`,
-		`scanq_hss_request_duration_seconds_bucket{op="CreateManualImageScanTask",le="0.25"} 3`,
-		`scanq_images_total{outcome="submitted"} 120`,
+		`scanq_hss_requests_total{op="CreateManualImageScanTask",status="200",target="t1"} 2`,
+		`scanq_hss_request_duration_seconds_bucket{op="CreateManualImageScanTask",target="t1",le="0.25"} 3`,
+		`scanq_images_total{outcome="submitted",target="t1"} 120`,
+		`scanq_images_total{outcome="submitted",target="t2"} 7`,
 		"go_goroutines ",
 	} {
 		if !strings.Contains(body, want) {
@@ -152,10 +172,11 @@ func TestRecorders(t *testing.T) {
 func TestNilMetrics(t *testing.T) {
 	t.Parallel()
 	var m *metrics.Metrics
-	m.HSSCall("op", 200, time.Second)
-	m.LimiterWait("images", time.Second)
-	m.Batch("submitted", 1)
-	m.Skipped("duplicate", 1)
+	m.HSSCall("t1", "op", 200, time.Second)
+	m.HSSObserver("t1")("op", 200, time.Second)
+	m.LimiterWait("t1", "images", time.Second)
+	m.Batch("t1", "submitted", 1)
+	m.Skipped("t1", "duplicate", 1)
 	m.SchedulerTick("fired")
 	m.SetLeader(true)
 	m.APIRequest("GET /healthz", 200, time.Second)
@@ -174,6 +195,9 @@ func TestNilMetrics(t *testing.T) {
 	if err := m.RegisterQueues(nil, nil); err != nil {
 		t.Error(err)
 	}
+	if err := m.RegisterThrottles(nil, nil); err != nil {
+		t.Error(err)
+	}
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != 200 {
@@ -189,6 +213,22 @@ func TestRegisterErrors(t *testing.T) {
 	}
 	if err := m.RegisterQueues(nil, []string{"critical"}); err == nil {
 		t.Error("RegisterQueues(nil) was accepted")
+	}
+	if err := m.RegisterThrottles(nil, []string{"t1"}); err == nil {
+		t.Error("RegisterThrottles(nil) was accepted")
+	}
+}
+
+// redisDown stops b's miniredis and checks that collector says so and
+// drops its series name.
+func redisDown(t *testing.T, b *redistest.Backend, reg *prometheus.Registry, collector, name string) {
+	t.Helper()
+	b.Mini.Close()
+	if got := value(t, reg, "scanq_scrape_collector_success", map[string]string{"collector": collector}); got != 0 {
+		t.Errorf("%s collector's success %v with Redis down", collector, got)
+	}
+	if find(t, reg, name, nil) != nil {
+		t.Errorf("%s reported with Redis down", name)
 	}
 }
 
@@ -207,7 +247,7 @@ func TestRunsCollector(t *testing.T) {
 		if _, err := store.Start(t.Context(), "r2", runs.Geometry{}); err != nil {
 			t.Fatal(err)
 		}
-		m := metrics.New()
+		m := metrics.New(jobs.DefaultTarget)
 		if err := m.RegisterRuns(store); err != nil {
 			t.Fatal(err)
 		}
@@ -230,13 +270,7 @@ func TestRunsCollector(t *testing.T) {
 		}
 		// Redis away: the collector says so and drops its series; the rest
 		// of the scrape is still served.
-		b.Mini.Close()
-		if got := value(t, reg, "scanq_scrape_collector_success", map[string]string{"collector": "runs"}); got != 0 {
-			t.Errorf("success %v with Redis down", got)
-		}
-		if find(t, reg, "scanq_runs", nil) != nil {
-			t.Error("scanq_runs reported with Redis down")
-		}
+		redisDown(t, b, reg, "runs", "scanq_runs")
 		rec := httptest.NewRecorder()
 		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 		if rec.Code != 200 || !strings.Contains(rec.Body.String(), "scanq_batches_total") {
@@ -296,10 +330,59 @@ func TestQueuesCollector(t *testing.T) {
 	})
 }
 
+// scanq_target_throttled reads the fleet's limiter at each scrape: 1 for
+// a target in its slow-down after a 429, blocked or at half rate, 0 for one
+// at its full rate.
+func TestThrottlesCollector(t *testing.T) {
+	t.Parallel()
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := t.Context()
+		l := limit.New(b.Client, limit.Options{})
+		m := metrics.New()
+		if err := m.RegisterThrottles(l, []string{"t1", "t2", "t3"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.RegisterThrottles(l, []string{"t1"}); err == nil {
+			t.Error("a second RegisterThrottles was accepted")
+		}
+		reg := m.Registry()
+		throttled := func(target string) float64 {
+			return value(t, reg, "scanq_target_throttled", map[string]string{"target": target})
+		}
+		for _, target := range []string{"t1", "t2", "t3"} {
+			if got := throttled(target); got != 0 {
+				t.Errorf("%s throttled %v before any 429", target, got)
+			}
+		}
+		if err := l.Throttled(ctx, "t1", time.Hour, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		// t3's block is over at once; its half rate goes on for an hour.
+		if err := l.Throttled(ctx, "t3", time.Millisecond, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		testkit.Eventually(t, 10*time.Second, func() bool {
+			ths, err := l.Throttles(ctx, []string{"t3"})
+			return err == nil && ths[0].Blocked == 0
+		}, "t3's block to end")
+		for target, want := range map[string]float64{"t1": 1, "t2": 0, "t3": 1} {
+			if got := throttled(target); got != want {
+				t.Errorf("%s throttled %v, want %v", target, got, want)
+			}
+		}
+		if got := value(t, reg, "scanq_scrape_collector_success", map[string]string{"collector": "throttles"}); got != 1 {
+			t.Errorf("success %v", got)
+		}
+		if b.Mini != nil {
+			redisDown(t, b, reg, "throttles", "scanq_target_throttled")
+		}
+	})
+}
+
 // The handler answers HTTP as Prometheus expects.
 func TestHandlerContentType(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(metrics.New().Handler())
+	srv := httptest.NewServer(metrics.New(jobs.DefaultTarget).Handler())
 	t.Cleanup(srv.Close)
 	res, err := http.Get(srv.URL)
 	if err != nil {
