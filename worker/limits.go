@@ -81,25 +81,53 @@ func (h *Handlers) waitImageLimits(ctx context.Context, t *Target, b jobs.ImageB
 }
 
 // waitRequest takes one token of the target's request rate for w, in its
-// turn (limit.Limiter.Request), waiting in process for at most
-// MaxInlineWait; a longer wait, or a target blocked after a 429, returns a
-// *limit.WaitError, and w leaves the queue.
+// turn (limit.Limiter.Request), waiting in process for at most the turn
+// horizon; a longer wait, or a target blocked after a 429, returns a
+// *limit.WaitError, and w leaves the queue. The task then goes back to its
+// queue (deferOnWait) and returns a little before its turn: a task far
+// back in the line holds no worker slot, and another run's task queued
+// behind it reaches a slot, and its turn, at once.
 //
 // With no request rate configured the call still checks the target's 429
 // throttle, which the whole fleet honours.
 func (h *Handlers) waitRequest(ctx context.Context, t *Target, w limit.Waiter) (time.Duration, error) {
-	waited, err := h.limiter.Wait(ctx, h.cfg.MaxInlineWait, func(ctx context.Context) (limit.Decision, error) {
+	horizon := h.turnHorizon(t, w)
+	waited, err := h.limiter.Wait(ctx, horizon, func(ctx context.Context) (limit.Decision, error) {
 		return h.limiter.Request(ctx, t.Name, t.RequestRate, t.RequestBurst, w)
 	})
 	h.metrics.LimiterWait(t.Name, "requests", waited)
 	if err != nil && w.ID != "" {
 		// Gone back to its task queue, or shutting down: its place would
 		// hold up the waiters behind it until its lease ran out.
-		if lerr := h.limiter.Leave(context.WithoutCancel(ctx), t.Name, w.ID); lerr != nil {
+		if lerr := h.limiter.Leave(context.WithoutCancel(ctx), t.Name, w); lerr != nil {
 			h.log.WarnContext(ctx, "leaving the queue for tokens", "target", t.Name, "err", lerr)
 		}
 	}
+	var we *limit.WaitError
+	if errors.As(err, &we) && !we.Throttled {
+		we.Delay = max(we.Delay-horizon/2, 10*time.Millisecond) // back in line before the turn comes
+	}
 	return waited, err
+}
+
+// The turn horizon: a task waits in its worker slot for its turn at a
+// target's tokens while that is at most inlineTurns tokens away (and at
+// least minTurnHorizon, at most MaxInlineWait); further back it goes back
+// to its queue. A few waiters in slots keep the target's tokens taken the
+// moment they open; more would only hold slots, and keep the tasks queued
+// behind them, another run's included, from their turn.
+const (
+	inlineTurns    = 4
+	minTurnHorizon = 250 * time.Millisecond
+)
+
+// turnHorizon is how long w waits for its turn at t's tokens in process.
+func (h *Handlers) turnHorizon(t *Target, w limit.Waiter) time.Duration {
+	if w.ID == "" || t.RequestRate <= 0 {
+		return h.cfg.MaxInlineWait
+	}
+	turns := time.Duration(inlineTurns * float64(time.Second) / t.RequestRate)
+	return min(h.cfg.MaxInlineWait, max(minTurnHorizon, turns))
 }
 
 // waiter is a task's place in its target's queue for request tokens: the

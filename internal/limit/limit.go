@@ -259,15 +259,16 @@ func (l *Limiter) Request(ctx context.Context, target string, perSecond float64,
 	return decision(res)
 }
 
-// Leave takes waiter id out of target's queue for tokens: it stopped
-// waiting. A waiter that never leaves is dropped once it is first and its
-// lease has passed, so Leave only spares the others that moment.
-func (l *Limiter) Leave(ctx context.Context, target, id string) error {
-	if id == "" {
+// Leave takes w out of target's queue for tokens: it stopped waiting. A
+// waiter that never leaves is dropped once it is first and its lease has
+// passed, so Leave spares the others that moment, and keeps its run's turns
+// from drifting (see leaveScript).
+func (l *Limiter) Leave(ctx context.Context, target string, w Waiter) error {
+	if w.ID == "" {
 		return nil
 	}
 	keys := l.targetKeys(target)
-	if err := leaveScript.Run(ctx, l.rdb, keys[3:], id).Err(); err != nil {
+	if err := leaveScript.Run(ctx, l.rdb, keys[3:], w.ID, w.Run).Err(); err != nil {
 		return fmt.Errorf("limit: leaving the queue of target %q: redis: %w", target, err)
 	}
 	return nil

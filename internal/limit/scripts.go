@@ -93,10 +93,6 @@ local th = redis.call("HMGET", KEYS[3], "until", "cool")
 local blocked = th[1] and tonumber(th[1]) or 0
 local cool = th[2] and tonumber(th[2]) or 0
 if now < blocked then
-  if id ~= "" then
-    redis.call("ZREM", KEYS[4], id)
-    redis.call("HDEL", KEYS[5], "d:" .. id)
-  end
   return {0, blocked - now, now, 1}
 end
 local inc = tonumber(ARGV[1])
@@ -178,17 +174,33 @@ return {1, wait, now, 0}
 `)
 
 // leaveScript takes a waiter out of its target's queue (Leave): it stopped
-// waiting for a token (it went back to its task queue).
+// waiting for a token (it went back to its task queue). When its tag was
+// the last its run was given, the run's next waiter takes that tag again,
+// so that a run whose waiters keep going back to their task queue does not
+// fall behind the others by the tags they never used.
 //
 // KEYS[1] -> the target's waiters (req:{<target>}:queue)
 // KEYS[2] -> its queue state hash (req:{<target>}:fair)
 // ARGV[1] -> waiter id
+// ARGV[2] -> the waiter's run
 var leaveScript = redis.NewScript(`
-redis.call("ZREM", KEYS[1], ARGV[1])
+local score = redis.call("ZSCORE", KEYS[1], ARGV[1])
 redis.call("HDEL", KEYS[2], "d:" .. ARGV[1])
-return 0
+if not score then
+  return 0
+end
+redis.call("ZREM", KEYS[1], ARGV[1])
+local tag = tonumber(score) % 1099511627776
+local field = "r:" .. ARGV[2]
+if tonumber(redis.call("HGET", KEYS[2], field) or "0") == tag then
+  if tag - 1 > tonumber(redis.call("HGET", KEYS[2], "v") or "0") then
+    redis.call("HSET", KEYS[2], field, tag - 1)
+  else
+    redis.call("HDEL", KEYS[2], field)
+  end
+end
+return 1
 `)
-
 // throttleScript records a 429 of a target (Throttled). It extends a
 // throttle already recorded, never shortens it.
 //

@@ -3,6 +3,7 @@ package limit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -84,7 +85,7 @@ func TestRequestTurnsOfTheGone(t *testing.T) {
 	c.expect("left queues", d, err, false, 3*inc)
 	d, err = ask("w3-alive", "d")
 	c.expect("alive queues", d, err, false, 4*inc)
-	if err := l.Leave(ctx, target, "w2-left"); err != nil {
+	if err := l.Leave(ctx, target, Waiter{ID: "w2-left", Run: "c"}); err != nil {
 		t.Fatal(err)
 	}
 	c.advance(inc)
@@ -130,4 +131,36 @@ func TestThrottledDenialLeavesTheQueue(t *testing.T) {
 	if n := c.b.Client.ZCard(ctx, l.targetKeys(target)[3]).Val(); n != 0 {
 		t.Errorf("%d waiters in the queue of a throttled target, want 0", n)
 	}
+}
+
+// TestRequestTurnsAfterLeaving: a run whose waiter leaves right after
+// joining (it went back to its task queue) keeps its place among the runs:
+// its next waiter takes the tag the leaver had, instead of falling behind
+// the other runs by every tag its waiters never used.
+func TestRequestTurnsAfterLeaving(t *testing.T) {
+	t.Parallel()
+	c := newClock(t)
+	ctx := context.Background()
+	l := New(c.b.Client, Options{})
+	const target = "t"
+	ask := func(id, run string) (Decision, error) {
+		return l.Request(ctx, target, 10, 1, Waiter{ID: id, Run: run, Priority: 2})
+	}
+	const inc = 100 * time.Millisecond
+	d, err := ask("x-1", "x")
+	c.expect("x-1", d, err, true, 0)
+	d, err = ask("x-2", "x")
+	c.expect("x-2", d, err, true, inc)
+	for i := range 5 {
+		id := fmt.Sprintf("x-gone-%d", i)
+		d, err = ask(id, "x")
+		c.expect(id+" queues", d, err, false, 2*inc)
+		if err := l.Leave(ctx, target, Waiter{ID: id, Run: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err = ask("y-1", "y")
+	c.expect("y-1 queues", d, err, false, 2*inc)
+	d, err = ask("x-3", "x")
+	c.expect("x-3 ties with y-1, and goes first by its id", d, err, false, 2*inc)
 }

@@ -19,6 +19,8 @@ import (
 type WaitError struct {
 	// Delay is how long until the slot opens, as of the last try.
 	Delay time.Duration
+	// Throttled says the target is blocked after a 429 for Delay.
+	Throttled bool
 }
 
 func (e *WaitError) Error() string {
@@ -77,7 +79,7 @@ func (l *Limiter) Wait(ctx context.Context, maxWait time.Duration, try func(ctx 
 		}
 		delay := d.Wait
 		if d.Throttled && delay > throttleInline {
-			return waited, &WaitError{Delay: delay}
+			return waited, &WaitError{Delay: delay, Throttled: true}
 		}
 		if delay <= 0 {
 			// A denial always names a positive delay; be safe against a
