@@ -88,7 +88,7 @@ resilience: ## a fleet of real processes on real Redis through crashes, faults a
 COMPOSE ?= docker compose
 COMPOSE_PROFILES ?= demo
 .PHONY: up
-up: ## start the docker-compose fleet (with the HSS emulator; COMPOSE_PROFILES= for real HSS)
+up: ## start the docker-compose fleet (two HSS emulators as two targets; COMPOSE_PROFILES= for real HSS)
 	COMPOSE_PROFILES=$(COMPOSE_PROFILES) $(COMPOSE) up -d --build
 
 .PHONY: down

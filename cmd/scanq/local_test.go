@@ -97,6 +97,14 @@ func TestCLIReachesLocalServe(t *testing.T) {
 	if code != 0 || !strings.Contains(list, id) {
 		t.Fatalf("runs list: exit %d, lacks %s\n%s%s", code, id, list, errOut)
 	}
+	if code, list, errOut := runCmd(t, "runs", "list", "--target", "default"); code != 0 || !strings.Contains(list, id) {
+		t.Fatalf("runs list --target default: exit %d, lacks %s\n%s%s", code, id, list, errOut)
+	}
+	// A target that is not configured is a mistake, named, not an empty list.
+	if code, list, errOut := runCmd(t, "runs", "list", "--target", "nope"); code != 2 || list != "" ||
+		!strings.Contains(errOut, `--target: "nope" is not a configured target (targets: default)`) {
+		t.Fatalf("runs list --target nope: exit %d\n%s%s", code, list, errOut)
+	}
 	code, waited, errOut := runCmd(t, "enqueue", "--image", "library/nginx:1.25", "--wait")
 	if code != 0 || !strings.Contains(waited, "succeeded") {
 		t.Fatalf("enqueue --wait: exit %d\n%s%s", code, waited, errOut)

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/scanq/scanq/internal/app"
+	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
 )
@@ -100,6 +101,16 @@ func runsList(ctx context.Context, cf *configFlags, q runs.ListQuery, asJSON boo
 		return err
 	}
 	defer a.Close()
+	if q.Target != "" {
+		if _, err := a.Starter.Target(q.Target); err != nil {
+			msg := err.Error()
+			if ve, ok := errors.AsType[*hss.ValidationError](err); ok {
+				msg = ve.Reason
+			}
+			fmt.Fprintf(stderr, "scanq runs list: --target: %s\n", msg)
+			return exitError{exitUsage}
+		}
+	}
 	page, err := a.Runs.ListPage(ctx, q)
 	if errors.Is(err, runs.ErrBadCursor) {
 		fmt.Fprintf(stderr, "scanq runs list: --cursor: %v: pass the cursor a previous list printed\n", err)

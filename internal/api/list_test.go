@@ -14,7 +14,8 @@ import (
 )
 
 // GET /api/v1/runs pages with limit and cursor, newest first, each run
-// once, filters still apply, and no page carries an image list.
+// once, filters (state, target) still apply, and no page carries an image
+// list.
 func TestListRunsPages(t *testing.T) {
 	t.Parallel()
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
@@ -24,7 +25,10 @@ func TestListRunsPages(t *testing.T) {
 		for i := range 12 {
 			// Runs 4 and 5 share a millisecond: the cursor tells them apart.
 			at := base.Add(time.Duration(min(i, 4)+max(i-5, 0)) * time.Second)
-			r := &jobs.Run{ID: fmt.Sprintf("run-%02d", i), CreatedAt: at, Trigger: jobs.Trigger{Kind: "api"}, Source: jobs.SourceAll}
+			r := &jobs.Run{ID: fmt.Sprintf("run-%02d", i), CreatedAt: at, Trigger: jobs.Trigger{Kind: "api"}, Source: jobs.SourceAll, Target: testTarget}
+			if i%4 == 1 {
+				r.Target = "elsewhere" // a target this API no longer serves
+			}
 			if i == 7 {
 				r.Source = jobs.SourceImages
 				for j := range 2000 {
@@ -91,6 +95,21 @@ func TestListRunsPages(t *testing.T) {
 		}
 		if ids, _ := pages("limit=2&state=cancelled"); strings.Join(ids, ",") != strings.Join(cancelled, ",") {
 			t.Errorf("cancelled runs by 2: %v, want %v", ids, cancelled)
+		}
+		var own []string
+		for _, id := range want {
+			var i int
+			fmt.Sscanf(id, "run-%d", &i)
+			if i%4 != 1 {
+				own = append(own, id)
+			}
+		}
+		if ids, _ := pages("limit=3&target=" + testTarget); strings.Join(ids, ",") != strings.Join(own, ",") {
+			t.Errorf("runs on %s by 3: %v, want %v", testTarget, ids, own)
+		}
+		// A target that is not configured is a mistake, named.
+		if r := e.do(t, call{path: "/api/v1/runs?target=nope"}); r.status != 400 || !strings.Contains(string(r.body), `nope\" is not a configured target (targets: default)`) {
+			t.Errorf("GET /api/v1/runs?target=nope: %d %s, want 400 naming it", r.status, r.body)
 		}
 		// The default page is 50 runs.
 		if ids, n := pages(""); len(ids) != 12 || n != 1 {

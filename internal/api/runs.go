@@ -238,7 +238,14 @@ func (h *Handler) listRuns(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	page, err := h.opts.Runs.ListPage(r.Context(), runs.ListQuery{Limit: limit, State: state, Cursor: q.Get("cursor")})
+	target := q.Get("target")
+	if target != "" {
+		if _, err := h.opts.Starter.Target(target); err != nil {
+			writeFieldError(w, http.StatusBadRequest, codeInvalidQuery, "target", err.Error())
+			return
+		}
+	}
+	page, err := h.opts.Runs.ListPage(r.Context(), runs.ListQuery{Limit: limit, State: state, Target: target, Cursor: q.Get("cursor")})
 	if errors.Is(err, runs.ErrBadCursor) {
 		writeFieldError(w, http.StatusBadRequest, codeInvalidQuery, "cursor",
 			"cursor is not one this API handed out: pass next_cursor of the previous page as it is")
