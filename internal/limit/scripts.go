@@ -201,6 +201,7 @@ if tonumber(redis.call("HGET", KEYS[2], field) or "0") == tag then
 end
 return 1
 `)
+
 // throttleScript records a 429 of a target (Throttled). It extends a
 // throttle already recorded, never shortens it.
 //
