@@ -76,42 +76,55 @@ type estateResult struct {
 	adhoc []time.Duration // per target: from the ad-hoc run's start to its create leaving for HSS
 }
 
-// runEstate runs a bulk run on each of n targets (their own emulator,
-// project, request rate and latency) through estateWorkers workers, each
-// with its own handlers and asynq servers on be, and once every target is
-// busy, a one-image ad-hoc run on each.
-func runEstate(b *testing.B, be *redistest.Backend, n int) estateResult {
-	ctx := context.Background()
-	logs := make([]*callLog, n)
+// estateFleet is n targets, each its own emulator (project, latency,
+// faults) reached at a request rate of its own, served by estateWorkers
+// workers, each with its own handlers and asynq servers on one Redis.
+type estateFleet struct {
+	emus    []*emulator.Server
+	logs    []*callLog
+	names   []string
+	starter *runs.Starter
+	store   *runs.Store
+	stop    func() // shuts the workers down
+}
+
+// newEstateFleet builds the fleet of len(emus) targets named prefix-tN,
+// emulator i configured by emus[i] (its project and seed are set here).
+func newEstateFleet(b *testing.B, be *redistest.Backend, prefix string, emus []emulator.Options) *estateFleet {
+	n := len(emus)
+	f := &estateFleet{logs: make([]*callLog, n), names: make([]string, n)}
 	targets := make([]worker.Target, n)
 	rt := make([]runs.Target, n)
-	emus := make([]*emulator.Server, n)
-	for i := range n {
+	for i, o := range emus {
 		project := fmt.Sprintf("%032d", i)
-		emu := emulator.NewServer(emulator.Options{Images: estateImages, Seed: int64(i + 1), ProjectID: project, Latency: estateLatency})
+		o.ProjectID, o.Seed = project, int64(i+1)
+		emu := emulator.NewServer(o)
 		b.Cleanup(emu.Close)
-		emus[i] = emu
+		f.emus = append(f.emus, emu)
 		client, err := hss.NewClient(hss.Config{Endpoint: emu.URL, ProjectID: project, Region: "cn-north-4", Timeout: 10 * time.Second})
 		if err != nil {
 			b.Fatal(err)
 		}
-		logs[i] = &callLog{}
-		name := fmt.Sprintf("e%d-t%d", n, i) // not the targets of another estate's workers
-		targets[i] = worker.Target{Name: name, HSS: loggedHSS{client, logs[i]}, ProjectID: project, RequestRate: estateRate, RequestBurst: 1}
-		rt[i] = runs.Target{Name: name, MaxBatchSize: 100}
+		f.logs[i] = &callLog{}
+		f.names[i] = fmt.Sprintf("%s-t%d", prefix, i) // not the targets of another fleet's workers
+		targets[i] = worker.Target{Name: f.names[i], HSS: loggedHSS{client, f.logs[i]}, ProjectID: project, RequestRate: estateRate, RequestBurst: 1}
+		rt[i] = runs.Target{Name: f.names[i], MaxBatchSize: 100}
 	}
 	ac := asynq.NewClientFromRedisClient(be.Client)
 	b.Cleanup(func() { _ = ac.Close() })
-	store := runs.New(be.Client, runs.Options{Retention: time.Hour})
+	f.store = runs.New(be.Client, runs.Options{Retention: time.Hour})
 	var servers []*asynq.Server
-	defer func() {
+	f.stop = func() {
 		for _, srv := range servers {
 			srv.Shutdown()
 		}
-	}()
+		servers = nil
+	}
+	b.Cleanup(f.stop)
 	for range estateWorkers {
-		h := worker.New(worker.Config{Slots: estateSlots}, targets, worker.Deps{Runs: runs.New(be.Client, runs.Options{Retention: time.Hour}),
-			Limiter: limit.New(be.Client, limit.Options{}), Client: asynq.NewClientFromRedisClient(be.Client)})
+		h := worker.New(worker.Config{Slots: estateSlots, RetryBase: 100 * time.Millisecond, RetryCap: time.Second}, targets,
+			worker.Deps{Runs: runs.New(be.Client, runs.Options{Retention: time.Hour}),
+				Limiter: limit.New(be.Client, limit.Options{}), Client: asynq.NewClientFromRedisClient(be.Client)})
 		for _, cfg := range h.ServerConfigs(worker.ServerOptions{Concurrency: estateSlots, Queues: queues, PollInterval: 100 * time.Millisecond,
 			ShutdownTimeout: 2 * time.Second, Logger: quietLogger{}}) {
 			srv := asynq.NewServerFromRedisClient(be.Client, cfg)
@@ -121,15 +134,34 @@ func runEstate(b *testing.B, be *redistest.Backend, n int) estateResult {
 			servers = append(servers, srv)
 		}
 	}
-	starter := &runs.Starter{Store: store, Client: ac, Targets: rt, BatchSize: estateBatch}
+	f.starter = &runs.Starter{Store: f.store, Client: ac, Targets: rt, BatchSize: estateBatch}
+	return f
+}
+
+// bulk starts a bulk run of every image on target i.
+func (f *estateFleet) bulk(b *testing.B, i int) string {
+	r, err := f.starter.Start(context.Background(), jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}},
+		jobs.Options{Target: f.names[i], BatchSize: estateBatch, Priority: jobs.QueueBulk, IncludeUnscannable: true}, jobs.Trigger{Kind: "schedule"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r.ID
+}
+
+// runEstate runs a bulk run on each of n targets at estateLatency, and
+// once every target is busy, a one-image ad-hoc run on each.
+func runEstate(b *testing.B, be *redistest.Backend, n int) estateResult {
+	ctx := context.Background()
+	opts := make([]emulator.Options, n)
+	for i := range opts {
+		opts[i] = emulator.Options{Images: estateImages, Latency: estateLatency}
+	}
+	f := newEstateFleet(b, be, fmt.Sprintf("e%d", n), opts)
+	defer f.stop()
+	logs, emus, starter, store := f.logs, f.emus, f.starter, f.store
 	var bulk []string
-	for _, t := range rt {
-		r, err := starter.Start(ctx, jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}},
-			jobs.Options{Target: t.Name, BatchSize: estateBatch, Priority: jobs.QueueBulk, IncludeUnscannable: true}, jobs.Trigger{Kind: "schedule"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		bulk = append(bulk, r.ID)
+	for i := range n {
+		bulk = append(bulk, f.bulk(b, i))
 	}
 	// Once every target has submitted for a second or so, one ad-hoc
 	// image on each, while the bulk runs go on.
@@ -142,12 +174,12 @@ func runEstate(b *testing.B, be *redistest.Backend, n int) estateResult {
 		return true
 	}, "every target to be busy")
 	res := estateResult{adhoc: make([]time.Duration, n)}
-	for i, t := range rt {
+	for i, name := range f.names {
 		ri := emus[i].RegistryImages()[0]
 		img := hss.ImageInfo{Namespace: ri.Namespace, ImageName: ri.ImageName, ImageVersion: ri.ImageVersion}
 		start := time.Now()
 		r, err := starter.Start(ctx, jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{ImageInfo: []hss.ImageInfo{img}}},
-			jobs.Options{Target: t.Name, Priority: jobs.QueueCritical, IncludeUnscannable: true}, jobs.Trigger{Kind: "api"})
+			jobs.Options{Target: name, Priority: jobs.QueueCritical, IncludeUnscannable: true}, jobs.Trigger{Kind: "api"})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -157,10 +189,10 @@ func runEstate(b *testing.B, be *redistest.Backend, n int) estateResult {
 				return true
 			}
 			if r, err := store.Get(ctx, r.ID); err == nil && r.State.Final() {
-				b.Fatalf("the ad-hoc run on %s ended %s without a call of its own: %+v", t.Name, r.State, r.Counters)
+				b.Fatalf("the ad-hoc run on %s ended %s without a call of its own: %+v", name, r.State, r.Counters)
 			}
 			return false
-		}, "the ad-hoc image on %s", t.Name)
+		}, "the ad-hoc image on %s", name)
 		res.adhoc[i] = sent[0].Sub(start)
 	}
 	for _, id := range bulk {
@@ -209,5 +241,66 @@ func BenchmarkEstate10(b *testing.B) {
 		b.ReportMetric(float64(bound.Milliseconds()), "adhoc-bound-ms")
 		b.Logf("ten targets: %.1f requests/s of %d allowed; ad-hoc to HSS %v (bound %v); one target alone: %.1f of %d, ad-hoc %v",
 			ten.rate, 10*estateRate, ten.adhoc, bound, one.rate, estateRate, one.adhoc[0])
+	}
+}
+
+// isolationImages is the run on the healthy target of BenchmarkIsolation:
+// 40 calls of 10 images and 2 list calls, about 2.1 s at 20/s.
+const isolationImages = 400
+
+// BenchmarkIsolation: two targets at 150 ms latency and 20 requests/s. The
+// wall time of a bulk run of 400 images in batches of 10 on t0 alone (t1
+// idle), then beside a run of 100 images in a call each on t1 while t1 hangs (every call
+// waits past the test), answers 429 to every call, 5xx to every call, or
+// refuses the credentials: with slots, tokens and throttles of its own, t0's
+// run takes as long as alone.
+func BenchmarkIsolation(b *testing.B) {
+	be := redistest.Real(b)
+	faults := []struct {
+		name string
+		o    emulator.Options
+	}{
+		{"alone", emulator.Options{}},
+		{"hang", emulator.Options{Latency: time.Hour}},
+		{"429", emulator.Options{ThrottleRate: 1}},
+		{"5xx", emulator.Options{FailRate: 1}},
+		{"401", emulator.Options{Credentials: map[string]string{"AK-NOBODY-HAS": "sk"}}},
+	}
+	for range b.N {
+		var alone time.Duration
+		for k, fault := range faults {
+			bad := fault.o
+			bad.Images = isolationImages
+			if bad.Latency == 0 {
+				bad.Latency = estateLatency
+			}
+			f := newEstateFleet(b, be, fmt.Sprintf("iso%d", k), []emulator.Options{{Images: isolationImages, Latency: estateLatency}, bad})
+			if fault.name != "alone" {
+				// A call per image: t1's calls can fill every slot t1 has.
+				var imgs []hss.ImageInfo
+				for _, ri := range f.emus[1].RegistryImages()[:100] {
+					imgs = append(imgs, hss.ImageInfo{Namespace: ri.Namespace, ImageName: ri.ImageName, ImageVersion: ri.ImageVersion})
+				}
+				if _, err := f.starter.Start(context.Background(), jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{ImageInfo: imgs}},
+					jobs.Options{Target: f.names[1], BatchSize: 1, Priority: jobs.QueueBulk, IncludeUnscannable: true}, jobs.Trigger{Kind: "schedule"}); err != nil {
+					b.Fatal(err)
+				}
+				testkit.Eventually(b, 10*time.Second, func() bool { c, _ := f.logs[1].snapshot(); return len(c) >= 1 }, "t1 to be called")
+			}
+			start := time.Now()
+			id := f.bulk(b, 0)
+			if r := waitRun(b, f.store, id, time.Minute); r.State != jobs.StateSucceeded || r.Counters.ImagesSubmitted != isolationImages {
+				b.Fatalf("%s: run on t0 %s %+v", fault.name, r.State, r.Counters)
+			}
+			wall := time.Since(start)
+			f.stop()
+			if fault.name == "alone" {
+				alone = wall
+			}
+			b.ReportMetric(wall.Seconds(), fault.name+"-s")
+			if fault.name != "alone" {
+				b.ReportMetric(100*(wall.Seconds()/alone.Seconds()-1), fault.name+"-%-slower")
+			}
+		}
 	}
 }

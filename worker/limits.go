@@ -117,7 +117,7 @@ func (h *Handlers) waitRequest(ctx context.Context, t *Target, w limit.Waiter) (
 // moment they open; more would only hold slots, and keep the tasks queued
 // behind them, another run's included, from their turn.
 const (
-	inlineTurns    = 4
+	inlineTurns    = 8
 	minTurnHorizon = 250 * time.Millisecond
 )
 
