@@ -1,17 +1,23 @@
 package worker_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
-	"github.com/scanq/scanq/internal/limit"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/internal/testkit"
@@ -19,15 +25,14 @@ import (
 	"github.com/scanq/scanq/worker"
 )
 
-// callLog records when each call of one target left for HSS.
+// callLog records when each call of one target reached HSS.
 type callLog struct {
 	mu    sync.Mutex
 	calls []time.Time
-	adhoc []time.Time // creates of one image: the ad-hoc run's (bulk batches hold 10)
+	adhoc []time.Time // creates of one image
 }
 
-func (l *callLog) add(adhoc bool) {
-	now := time.Now()
+func (l *callLog) addAt(now time.Time, adhoc bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.calls = append(l.calls, now)
@@ -42,19 +47,30 @@ func (l *callLog) snapshot() (calls, adhoc []time.Time) {
 	return slices.Clone(l.calls), slices.Clone(l.adhoc)
 }
 
-type loggedHSS struct {
-	worker.HSS
-	log *callLog
-}
-
-func (l loggedHSS) CreateScanTask(ctx context.Context, req *hss.CreateScanTaskRequest) error {
-	l.log.add(len(req.Body.ImageInfo) == 1)
-	return l.HSS.CreateScanTask(ctx, req)
-}
-
-func (l loggedHSS) ListImages(ctx context.Context, q hss.ListQuery, offset, limit int) (hss.Page, error) {
-	l.log.add(false)
-	return l.HSS.ListImages(ctx, q, offset, limit)
+// logArrivals records, in l, when each HSS API call arrives at h (the
+// emulator), as HSS would see it: a create of one image is the ad-hoc
+// run's (bulk batches hold 10).
+func logArrivals(l *callLog, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v5/") {
+			now := time.Now()
+			one := false
+			if r.Method == http.MethodPost {
+				body, err := io.ReadAll(r.Body)
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				var b struct {
+					ImageInfo []json.RawMessage `json:"image_info"`
+				}
+				one = json.Unmarshal(body, &b) == nil && len(b.ImageInfo) == 1
+			}
+			l.addAt(now, one)
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Estate benchmark parameters (issue 14): ten targets at 150 ms latency and
@@ -78,14 +94,14 @@ type estateResult struct {
 
 // estateFleet is n targets, each its own emulator (project, latency,
 // faults) reached at a request rate of its own, served by estateWorkers
-// workers, each with its own handlers and asynq servers on one Redis.
+// worker processes on one Redis.
 type estateFleet struct {
-	emus    []*emulator.Server
+	emus    []*emulator.Emulator
 	logs    []*callLog
 	names   []string
 	starter *runs.Starter
 	store   *runs.Store
-	stop    func() // shuts the workers down
+	stop    func() // stops the worker processes
 }
 
 // newEstateFleet builds the fleet of len(emus) targets named prefix-tN,
@@ -93,46 +109,32 @@ type estateFleet struct {
 func newEstateFleet(b *testing.B, be *redistest.Backend, prefix string, emus []emulator.Options) *estateFleet {
 	n := len(emus)
 	f := &estateFleet{logs: make([]*callLog, n), names: make([]string, n)}
-	targets := make([]worker.Target, n)
+	cc := childConfig{Concurrency: estateSlots, Config: worker.Config{Slots: estateSlots, RetryBase: 100 * time.Millisecond, RetryCap: time.Second}}
 	rt := make([]runs.Target, n)
 	for i, o := range emus {
 		project := fmt.Sprintf("%032d", i)
 		o.ProjectID, o.Seed = project, int64(i+1)
-		emu := emulator.NewServer(o)
-		b.Cleanup(emu.Close)
-		f.emus = append(f.emus, emu)
-		client, err := hss.NewClient(hss.Config{Endpoint: emu.URL, ProjectID: project, Region: "cn-north-4", Timeout: 10 * time.Second})
-		if err != nil {
-			b.Fatal(err)
-		}
+		emu := emulator.NewHandler(o)
 		f.logs[i] = &callLog{}
+		srv := httptest.NewServer(logArrivals(f.logs[i], emu))
+		b.Cleanup(func() { emu.EndLatencies(); srv.Close() })
+		f.emus = append(f.emus, emu)
 		f.names[i] = fmt.Sprintf("%s-t%d", prefix, i) // not the targets of another fleet's workers
-		targets[i] = worker.Target{Name: f.names[i], HSS: loggedHSS{client, f.logs[i]}, ProjectID: project, RequestRate: estateRate, RequestBurst: 1}
+		cc.Targets = append(cc.Targets, childTarget{Name: f.names[i], URL: srv.URL, ProjectID: project, RequestRate: estateRate, RequestBurst: 1})
 		rt[i] = runs.Target{Name: f.names[i], MaxBatchSize: 100}
 	}
 	ac := asynq.NewClientFromRedisClient(be.Client)
 	b.Cleanup(func() { _ = ac.Close() })
 	f.store = runs.New(be.Client, runs.Options{Retention: time.Hour})
-	var servers []*asynq.Server
+	cmds := startWorkerProcesses(b, estateWorkers, be, cc)
 	f.stop = func() {
-		for _, srv := range servers {
-			srv.Shutdown()
+		for _, cmd := range cmds {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
 		}
-		servers = nil
-	}
-	b.Cleanup(f.stop)
-	for range estateWorkers {
-		h := worker.New(worker.Config{Slots: estateSlots, RetryBase: 100 * time.Millisecond, RetryCap: time.Second}, targets,
-			worker.Deps{Runs: runs.New(be.Client, runs.Options{Retention: time.Hour}),
-				Limiter: limit.New(be.Client, limit.Options{}), Client: asynq.NewClientFromRedisClient(be.Client)})
-		for _, cfg := range h.ServerConfigs(worker.ServerOptions{Concurrency: estateSlots, Queues: queues, PollInterval: 100 * time.Millisecond,
-			ShutdownTimeout: 2 * time.Second, Logger: quietLogger{}}) {
-			srv := asynq.NewServerFromRedisClient(be.Client, cfg)
-			if err := srv.Start(h.Mux()); err != nil {
-				b.Fatal(err)
-			}
-			servers = append(servers, srv)
+		for _, cmd := range cmds {
+			_ = cmd.Wait()
 		}
+		cmds = nil
 	}
 	f.starter = &runs.Starter{Store: f.store, Client: ac, Targets: rt, BatchSize: estateBatch}
 	return f
@@ -220,8 +222,7 @@ func runEstate(b *testing.B, be *redistest.Backend, n int) estateResult {
 
 // BenchmarkEstate10: ten targets, each with its own emulator at 150 ms
 // latency and a request rate of 20/s, a bulk run of 2,000 images in
-// batches of 10 on each, through three workers (each its own handlers and
-// asynq servers, in this one process) on real Redis; once all are busy, a
+// batches of 10 on each, through three worker processes on real Redis; once all are busy, a
 // one-image ad-hoc run on each target. It reports the aggregate request
 // rate in a steady window against the 200/s the targets allow, and the
 // ad-hoc runs' time to HSS against 1/R + latency + 100 ms, beside the same

@@ -31,6 +31,16 @@ type childConfig struct {
 	HSSURL      string
 	Concurrency int
 	Config      worker.Config
+	// Targets, when set, are the worker's targets instead of the default
+	// one at HSSURL; each is served by asynq servers of its own.
+	Targets []childTarget
+}
+
+// childTarget is one target of a worker process: its emulator and rate.
+type childTarget struct {
+	Name, URL, ProjectID string
+	RequestRate          float64
+	RequestBurst         int
 }
 
 const childEnv = "SCANQ_TEST_WORKER_CHILD"
@@ -54,27 +64,39 @@ func TestHelperWorkerProcess(t *testing.T) {
 		os.Exit(2)
 	}
 	rdb := redis.NewClient(opt)
-	client, err := hss.NewClient(hss.Config{Endpoint: cc.HSSURL, ProjectID: project, Timeout: 5 * time.Second})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
+	if len(cc.Targets) == 0 {
+		cc.Targets = []childTarget{{URL: cc.HSSURL, ProjectID: project}}
+	}
+	var targets []worker.Target
+	for _, ct := range cc.Targets {
+		client, err := hss.NewClient(hss.Config{Endpoint: ct.URL, ProjectID: ct.ProjectID, Timeout: 5 * time.Second})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		targets = append(targets, worker.Target{Name: ct.Name, ProjectID: ct.ProjectID, HSS: client, RequestRate: ct.RequestRate, RequestBurst: ct.RequestBurst})
 	}
 	ac := asynq.NewClientFromRedisClient(rdb)
-	h := worker.New(cc.Config, []worker.Target{{ProjectID: project, HSS: client}},
+	h := worker.New(cc.Config, targets,
 		worker.Deps{Runs: runs.New(rdb, runs.Options{}), Limiter: limit.New(rdb, limit.Options{}), Client: ac,
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: childLogLevel()}))})
-	cfg := h.ServerConfig(worker.ServerOptions{Concurrency: cc.Concurrency, Queues: queues, PollInterval: 50 * time.Millisecond,
-		ShutdownTimeout: 5 * time.Second, Logger: quietLogger{}})
-	srv := asynq.NewServerFromRedisClient(rdb, cfg)
-	if err := srv.Start(h.Mux()); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
+	var servers []*asynq.Server
+	for _, cfg := range h.ServerConfigs(worker.ServerOptions{Concurrency: cc.Concurrency, Queues: queues, PollInterval: 50 * time.Millisecond,
+		ShutdownTimeout: 5 * time.Second, Logger: quietLogger{}}) {
+		srv := asynq.NewServerFromRedisClient(rdb, cfg)
+		if err := srv.Start(h.Mux()); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		servers = append(servers, srv)
 	}
 	fmt.Println("worker ready")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	<-ctx.Done()
 	stop()
-	srv.Shutdown()
+	for _, srv := range servers {
+		srv.Shutdown()
+	}
 	os.Exit(0)
 }
 
@@ -86,9 +108,16 @@ func childLogLevel() slog.Level {
 }
 
 // startWorkers starts n worker processes on b against emu.
-func startWorkers(t *testing.T, n int, b *redistest.Backend, emu *emulator.Server, cc childConfig) []*exec.Cmd {
+func startWorkers(t testing.TB, n int, b *redistest.Backend, emu *emulator.Server, cc childConfig) []*exec.Cmd {
 	t.Helper()
-	cc.RedisURL, cc.HSSURL = b.URL, emu.URL
+	cc.HSSURL = emu.URL
+	return startWorkerProcesses(t, n, b, cc)
+}
+
+// startWorkerProcesses starts n worker processes on b configured by cc.
+func startWorkerProcesses(t testing.TB, n int, b *redistest.Backend, cc childConfig) []*exec.Cmd {
+	t.Helper()
+	cc.RedisURL = b.URL
 	raw, _ := json.Marshal(cc)
 	var cmds []*exec.Cmd
 	for range n {
