@@ -8,6 +8,39 @@ import (
 	"time"
 )
 
+// turns is a target "t" at 10 requests/s (one token every turnInc), burst
+// 1, on a controlled clock, and ask, a waiter's request for its token.
+type turns struct {
+	*clock
+	l *Limiter
+}
+
+const (
+	turnTarget = "t"
+	turnInc    = 100 * time.Millisecond
+)
+
+func newTurns(t *testing.T) *turns {
+	c := newClock(t)
+	return &turns{clock: c, l: New(c.b.Client, Options{})}
+}
+
+func (tt *turns) ask(id, run string, prio int) (Decision, error) {
+	return tt.l.Request(context.Background(), turnTarget, 10, 1, Waiter{ID: id, Run: run, Priority: prio})
+}
+
+func (tt *turns) leave(id, run string) {
+	tt.t.Helper()
+	if err := tt.l.Leave(context.Background(), turnTarget, Waiter{ID: id, Run: run}); err != nil {
+		tt.t.Fatal(err)
+	}
+}
+
+// queued is how many waiters the target's queue holds.
+func (tt *turns) queued() int64 {
+	return tt.b.Client.ZCard(context.Background(), tt.l.targetKeys(turnTarget)[3]).Val()
+}
+
 // TestRequestTurns: on a controlled clock, a target's tokens (10/s, burst
 // 1: one every 100 ms) go to its waiters in turn, the first reserving the
 // token that opens within 100 ms. A run that starts while another has
@@ -16,14 +49,8 @@ import (
 // no token while anyone waits.
 func TestRequestTurns(t *testing.T) {
 	t.Parallel()
-	c := newClock(t)
-	ctx := context.Background()
-	l := New(c.b.Client, Options{})
-	const target = "t"
-	ask := func(id, run string, prio int) (Decision, error) {
-		return l.Request(ctx, target, 10, 1, Waiter{ID: id, Run: run, Priority: prio})
-	}
-	const inc = 100 * time.Millisecond
+	c := newTurns(t)
+	ask, inc := c.ask, turnInc
 
 	d, err := ask("big-1", "big", 2)
 	c.expect("big-1, the queue empty", d, err, true, 0)
@@ -37,7 +64,7 @@ func TestRequestTurns(t *testing.T) {
 	// grant), and ties go by id: it is second, not fourth.
 	d, err = ask("small-1", "small", 2)
 	c.expect("small-1 queues behind big-3 only", d, err, false, 3*inc)
-	d, err = l.AllowRequest(ctx, target, 10, 1)
+	d, err = c.l.AllowRequest(context.Background(), turnTarget, 10, 1)
 	c.expect("AllowRequest while four wait", d, err, false, 2*inc+4*inc)
 
 	c.advance(inc)
@@ -67,14 +94,9 @@ func TestRequestTurns(t *testing.T) {
 // the turn only until its lease has passed; one that leaves holds nothing.
 func TestRequestTurnsOfTheGone(t *testing.T) {
 	t.Parallel()
-	c := newClock(t)
-	ctx := context.Background()
-	l := New(c.b.Client, Options{})
-	const target = "t"
-	ask := func(id, run string) (Decision, error) {
-		return l.Request(ctx, target, 10, 1, Waiter{ID: id, Run: run, Priority: 1})
-	}
-	const inc = 100 * time.Millisecond
+	c := newTurns(t)
+	ask := func(id, run string) (Decision, error) { return c.ask(id, run, 1) }
+	inc := turnInc
 	d, err := ask("a-1", "a")
 	c.expect("a-1", d, err, true, 0)
 	d, err = ask("a-2", "a")
@@ -85,9 +107,7 @@ func TestRequestTurnsOfTheGone(t *testing.T) {
 	c.expect("left queues", d, err, false, 3*inc)
 	d, err = ask("w3-alive", "d")
 	c.expect("alive queues", d, err, false, 4*inc)
-	if err := l.Leave(ctx, target, Waiter{ID: "w2-left", Run: "c"}); err != nil {
-		t.Fatal(err)
-	}
+	c.leave("w2-left", "c")
 	c.advance(inc)
 	d, err = ask("w3-alive", "d")
 	c.expect("alive behind crashed only", d, err, false, 2*inc)
@@ -97,16 +117,16 @@ func TestRequestTurnsOfTheGone(t *testing.T) {
 	c.advance(inc + time.Millisecond)
 	d, err = ask("w3-alive", "d")
 	c.expect("alive once crashed's lease has passed", d, err, true, 0)
-	if n := c.b.Client.ZCard(ctx, l.targetKeys(target)[3]).Val(); n != 0 {
+	if n := c.queued(); n != 0 {
 		t.Errorf("%d waiters left in the queue, want 0", n)
 	}
 }
 
-// TestThrottledDenialLeavesTheQueue: a waiter that finds its target blocked
-// after a 429 is told so (Wait returns at once instead of sleeping in a
-// worker's slot; a throttle shorter than throttleInline is slept out) and
-// leaves the queue.
-func TestThrottledDenialLeavesTheQueue(t *testing.T) {
+// TestThrottledTargetHoldsNoWaiter: a waiter that finds its target blocked
+// after a 429 is told so, Wait returns at once instead of sleeping in a
+// worker's slot (a block shorter than throttleInline is slept out), and
+// the waiter takes no place in the queue.
+func TestThrottledTargetHoldsNoWaiter(t *testing.T) {
 	t.Parallel()
 	c := newClock(t)
 	ctx := context.Background()
@@ -139,14 +159,9 @@ func TestThrottledDenialLeavesTheQueue(t *testing.T) {
 // the other runs by every tag its waiters never used.
 func TestRequestTurnsAfterLeaving(t *testing.T) {
 	t.Parallel()
-	c := newClock(t)
-	ctx := context.Background()
-	l := New(c.b.Client, Options{})
-	const target = "t"
-	ask := func(id, run string) (Decision, error) {
-		return l.Request(ctx, target, 10, 1, Waiter{ID: id, Run: run, Priority: 2})
-	}
-	const inc = 100 * time.Millisecond
+	c := newTurns(t)
+	ask := func(id, run string) (Decision, error) { return c.ask(id, run, 2) }
+	inc := turnInc
 	d, err := ask("x-1", "x")
 	c.expect("x-1", d, err, true, 0)
 	d, err = ask("x-2", "x")
@@ -155,9 +170,7 @@ func TestRequestTurnsAfterLeaving(t *testing.T) {
 		id := fmt.Sprintf("x-gone-%d", i)
 		d, err = ask(id, "x")
 		c.expect(id+" queues", d, err, false, 2*inc)
-		if err := l.Leave(ctx, target, Waiter{ID: id, Run: "x"}); err != nil {
-			t.Fatal(err)
-		}
+		c.leave(id, "x")
 	}
 	d, err = ask("y-1", "y")
 	c.expect("y-1 queues", d, err, false, 2*inc)
