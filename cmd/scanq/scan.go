@@ -141,7 +141,7 @@ func runScan(ctx context.Context, name string, cf *configFlags, f *scanFlags, en
 			_, err = fmt.Fprintln(stdout, r.ID)
 		}
 		if n, werr := a.Workers(jobs.TaskQueue(r.Queue, r.Target)); werr == nil && n == 0 {
-			fmt.Fprintf(stderr, "scanq enqueue: no worker serves queue %s on this Redis yet: run %s waits until one starts (scanq worker)\n", r.Queue, r.ID)
+			fmt.Fprintf(stderr, "scanq enqueue: no worker serves queue %s on this Redis yet: run %s waits until one starts (scanq worker)\n", jobs.TaskQueue(r.Queue, r.Target), r.ID)
 		}
 		return err
 	}
@@ -242,7 +242,7 @@ func follow(ctx context.Context, a *app.App, p *app.Progress, id string, asJSON,
 	if err != nil && r != nil && errors.Is(context.Cause(fctx), errNoWorker) {
 		p.Break()
 		fmt.Fprintf(stderr, "scanq: no worker serves queue %s on this Redis: run %s stays %s until one starts (scanq worker, or scanq serve); then: scanq runs show %s\n",
-			r.Queue, id, r.State, id)
+			jobs.TaskQueue(r.Queue, r.Target), id, r.State, id)
 		return exitError{exitFailure}
 	}
 	if err != nil {
@@ -255,7 +255,7 @@ func follow(ctx context.Context, a *app.App, p *app.Progress, id string, asJSON,
 				fmt.Fprintf(stderr, "scanq: stopped following run %s; it stays in Redis, where a worker of the fleet, if one runs, carries it on: scanq runs show %s\n", id, id)
 			default:
 				fmt.Fprintf(stderr, "scanq: stopped following run %s; it goes on (%d worker(s) serve queue %s): scanq runs show %s, scanq runs cancel %s\n",
-					id, workers, r.Queue, id, id)
+					id, workers, jobs.TaskQueue(r.Queue, r.Target), id, id)
 			}
 			return exitError{exitInterrupted}
 		}

@@ -36,17 +36,26 @@ func balanced(t *testing.T, s *runs.Store, id, when string) *jobs.Run {
 // skipped (cancelled) at once, so that images_total = submitted + skipped
 // + failed at every moment after it, whatever the batches still in flight
 // or queued do later; and it deletes the run's pending and scheduled tasks
-// from its queue, leaving other runs' tasks and its notification alone.
+// from its queue (its target's: the default's and another's alike),
+// leaving other runs' tasks and its notification alone.
 func TestCancelSettlesAtOnce(t *testing.T) {
+	for _, target := range []string{jobs.DefaultTarget, "t1"} {
+		t.Run(target, func(t *testing.T) { testCancelSettlesAtOnce(t, target) })
+	}
+}
+
+func testCancelSettlesAtOnce(t *testing.T, target string) {
+	queue := jobs.TaskQueue(jobs.QueueCritical, target)
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		ctx := context.Background()
 		s := runs.New(b.Client, runs.Options{})
 		client := asynq.NewClientFromRedisClient(b.Client)
 		defer client.Close()
 		ins := asynq.NewInspectorFromRedisClient(b.Client)
-		st := &runs.Starter{Store: s, Client: client, Inspector: ins, Targets: []runs.Target{{Name: "default", MaxBatchSize: 100}}, BatchSize: 100}
+		st := &runs.Starter{Store: s, Client: client, Inspector: ins, Targets: []runs.Target{{Name: "default", MaxBatchSize: 100}, {Name: "t1", MaxBatchSize: 100}}, BatchSize: 100}
 
 		r := newRun("c1")
+		r.Target = target
 		if err := s.Create(ctx, r); err != nil {
 			t.Fatal(err)
 		}
@@ -64,7 +73,7 @@ func TestCancelSettlesAtOnce(t *testing.T) {
 		// copy is), pending batches, and another run's batch.
 		enqueue := func(id string, opts ...asynq.Option) {
 			t.Helper()
-			task := asynq.NewTask(jobs.TypeBatch, []byte(`{}`), append(opts, asynq.TaskID(id), asynq.Queue(jobs.QueueCritical))...)
+			task := asynq.NewTask(jobs.TypeBatch, []byte(`{}`), append(opts, asynq.TaskID(id), asynq.Queue(queue))...)
 			if _, err := client.Enqueue(task); err != nil {
 				t.Fatal(err)
 			}
@@ -83,7 +92,7 @@ func TestCancelSettlesAtOnce(t *testing.T) {
 		}
 		var left []string
 		for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){ins.ListPendingTasks, ins.ListScheduledTasks} {
-			tasks, err := list(jobs.QueueCritical)
+			tasks, err := list(queue)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -249,7 +249,7 @@ func (s *Starter) Cancel(ctx context.Context, id string) (*jobs.Run, error) {
 	if s.Inspector != nil {
 		// Best effort: the cancel itself succeeded, and what is left in the
 		// queue drains.
-		_ = deleteQueuedTasks(s.Inspector, r.Queue, id)
+		_ = deleteQueuedTasks(s.Inspector, jobs.TaskQueue(r.Queue, r.Target), id)
 	}
 	if s.Notify {
 		if t, err := jobs.NewNotifyTask(id, s.NotifyRetries); err == nil {
