@@ -25,12 +25,13 @@ import (
 // request waits as any other.
 func (h *Handlers) waitLimits(ctx context.Context, t *Target, r *jobs.Run, n int, token *limit.RequestStep) (time.Duration, error) {
 	var waited time.Duration
+	var slot limit.Decision
 	if rl := r.Request.ImagesPerHour(); rl > 0 && n > 0 && !r.Options.DryRun {
-		w, err := h.takeImages(ctx, t.Name, r.ID, rl, n)
+		d, w, err := h.takeImages(ctx, t.Name, r.ID, rl, n)
 		if err != nil {
 			return w, err
 		}
-		waited = w
+		waited, slot = w, d
 	}
 	if token != nil {
 		if d, err := token.Decision(); err == nil && d.Granted {
@@ -39,6 +40,9 @@ func (h *Handlers) waitLimits(ctx context.Context, t *Target, r *jobs.Run, n int
 		}
 	}
 	w, err := h.waitRequest(ctx, t, waiter(ctx, r.ID, r.Queue, ""))
+	if err != nil {
+		h.giveBack(ctx, slot)
+	}
 	return waited + w, err
 }
 
@@ -46,44 +50,61 @@ func (h *Handlers) waitLimits(ctx context.Context, t *Target, r *jobs.Run, n int
 // (rate images per RatePeriod) and sleeps until it opens. A slot further
 // away than MaxInlineWait is not reserved: the *limit.WaitError it returns
 // brings the task back a little before the slot opens, to reserve it then.
-func (h *Handlers) takeImages(ctx context.Context, target, key string, rate, n int) (time.Duration, error) {
+// The decision names the slot, for giveBack.
+func (h *Handlers) takeImages(ctx context.Context, target, key string, rate, n int) (limit.Decision, time.Duration, error) {
 	d, err := h.limiter.ReserveImages(ctx, key, rate, h.cfg.RatePeriod, n, h.cfg.MaxInlineWait)
 	if err != nil {
-		return 0, err
+		return d, 0, err
 	}
 	if !d.Granted {
-		return 0, &limit.WaitError{Delay: max(d.Wait-h.cfg.MaxInlineWait/2, 10*time.Millisecond)}
+		return d, 0, &limit.WaitError{Delay: max(d.Wait-h.cfg.MaxInlineWait/2, 10*time.Millisecond)}
 	}
 	h.metrics.LimiterWait(target, "images", d.Wait)
 	if d.Wait <= 0 {
-		return 0, nil
+		return d, 0, nil
 	}
 	t := time.NewTimer(d.Wait)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return d.Wait, ctx.Err() // the slot is lost: the fleet sends less, never more
+		return d, d.Wait, ctx.Err() // the slot is lost: the fleet sends less, never more
 	case <-t.C:
-		return d.Wait, nil
+		return d, d.Wait, nil
+	}
+}
+
+// giveBack returns an image slot whose request went back to its queue
+// (its turn was far, or the target throttled): the run's next batch takes
+// it instead of the run losing a batch's share of its budget.
+func (h *Handlers) giveBack(ctx context.Context, slot limit.Decision) {
+	if err := h.limiter.UnreserveImages(context.WithoutCancel(ctx), slot); err != nil {
+		h.log.WarnContext(ctx, "giving back an image slot", "err", err)
 	}
 }
 
 // waitImageLimits is waitLimits for ad-hoc images: their rate_limit budget
 // is shared by their group.
 func (h *Handlers) waitImageLimits(ctx context.Context, t *Target, b jobs.ImageBatchPayload, rate, n int) error {
+	var slot limit.Decision
 	if rate > 0 {
-		if _, err := h.takeImages(ctx, t.Name, b.Params.Group(), rate, n); err != nil {
+		d, _, err := h.takeImages(ctx, t.Name, b.Params.Group(), rate, n)
+		if err != nil {
 			return err
 		}
+		slot = d
 	}
 	_, err := h.waitRequest(ctx, t, waiter(ctx, b.Params.Group(), jobs.QueueCritical, ""))
+	if err != nil {
+		h.giveBack(ctx, slot)
+	}
 	return err
 }
 
 // waitRequest takes one token of the target's request rate for w, in its
-// turn (limit.Limiter.Request), waiting in process for at most the turn
-// horizon; a longer wait, or a target blocked after a 429, returns a
-// *limit.WaitError, and w leaves the queue. The task then goes back to its
+// turn (limit.Limiter.Request), waiting in process while its turn is within
+// the turn horizon (and MaxInlineWait in all); a turn further away, or a
+// target blocked after a 429, returns a *limit.WaitError, and w leaves the
+// queue (or never joined it). The task then goes back to its
 // queue (deferOnWait) and returns a little before its turn: a task far
 // back in the line holds no worker slot, and another run's task queued
 // behind it reaches a slot, and its turn, at once.
@@ -92,7 +113,8 @@ func (h *Handlers) waitImageLimits(ctx context.Context, t *Target, b jobs.ImageB
 // throttle, which the whole fleet honours.
 func (h *Handlers) waitRequest(ctx context.Context, t *Target, w limit.Waiter) (time.Duration, error) {
 	horizon := h.turnHorizon(t, w)
-	waited, err := h.limiter.Wait(ctx, horizon, func(ctx context.Context) (limit.Decision, error) {
+	w.Within = horizon
+	waited, err := h.limiter.WaitWithin(ctx, h.cfg.MaxInlineWait, horizon, func(ctx context.Context) (limit.Decision, error) {
 		return h.limiter.Request(ctx, t.Name, t.RequestRate, t.RequestBurst, w)
 	})
 	h.metrics.LimiterWait(t.Name, "requests", waited)
@@ -131,8 +153,8 @@ func (h *Handlers) turnHorizon(t *Target, w limit.Waiter) time.Duration {
 }
 
 // waiter is a task's place in its target's queue for request tokens: the
-// task's id (suffix tells apart the calls one task makes at once), its
-// run's turn, its priority.
+// task's id (suffix tells apart the calls one task makes at once: the
+// listings of a page task running ahead), its run's turn, its priority.
 func waiter(ctx context.Context, run, queue, suffix string) limit.Waiter {
 	id, _ := asynq.GetTaskID(ctx)
 	if id == "" {

@@ -50,11 +50,12 @@
 // Throttled records a 429 for the target: until retryAfter has passed no
 // request is allowed, and for cooldown after that a second GCRA key at half
 // the rate (and half the burst) must allow the request too. One script
-// consults all three keys and spends tokens only when every one allows, so a
-// denial never burns a token. The throttle record expires at the end of the
+// consults the rate, half-rate and throttle keys and spends tokens only when
+// every one allows, so a denial never burns a token. The throttle record expires at the end of the
 // cooldown and the target recovers by itself. Request takes turns: callers
-// waiting for a target's tokens queue by priority, and within a priority
-// runs take turns (see requestScript). RequestStep is the same
+// waiting for a target's tokens queue by priority (strictly: a lower
+// priority gets a token only when no higher one waits), and within a
+// priority runs take turns (see requestScript). RequestStep is the same
 // decision sent in the round trip of another store's reads (see
 // runs.Store.GetForBatch).
 //
@@ -65,9 +66,12 @@
 //
 // Under Options.Prefix (default "scanq:limit:"): images:<run> for a run, and
 // req:{<target>}:rate, req:{<target>}:slow, req:{<target>}:throttle,
-// req:{<target>}:queue and req:{<target>}:fair for a target, whose braces are a Redis Cluster hash tag so that the three keys
-// one script touches share a slot. Every key carries a TTL that ends when its state would be the
-// same as no key at all, so nothing is left behind after a run ends.
+// req:{<target>}:queue and req:{<target>}:fair for a target, whose braces
+// are a Redis Cluster hash tag so that the keys one script touches share a
+// slot. The rate, slow, throttle and images keys carry a TTL that ends when
+// their state would be the same as no key at all; the queue and its state
+// live a minute past the last waiter's lease, so nothing is left behind
+// once a target is idle.
 package limit
 
 import (
@@ -151,9 +155,18 @@ type Decision struct {
 	// client clock when no Redis call was needed.
 	At time.Time
 	// Throttled says the target is blocked after a 429 for Wait: Wait
-	// returns at once, since a wait of the target's own making should not
-	// hold a worker's slot.
+	// returns at once (unless the block ends within throttleInline), since
+	// a wait of the target's own making should not hold a worker's slot.
 	Throttled bool
+
+	slot imageSlot // the image slot reserved, for UnreserveImages
+}
+
+// imageSlot is an image reservation: the run's key, the TAT it set and its
+// increment.
+type imageSlot struct {
+	key      string
+	tat, inc int64
 }
 
 // ceilDiv is a/b rounded up for a >= 0, b > 0, without overflowing.
@@ -186,11 +199,34 @@ func (l *Limiter) ReserveImages(ctx context.Context, runKey string, ratePerPerio
 	}
 	inc += l.guard
 	// Tolerance == increment: the slot opens once earlier batches are paid for.
-	res, err := reserveScript.Run(ctx, l.rdb, []string{l.prefix + "images:" + runKey}, inc, inc, max(0, maxWait.Microseconds())).Int64Slice()
+	key := l.prefix + "images:" + runKey
+	res, err := reserveScript.Run(ctx, l.rdb, []string{key}, inc, inc, max(0, maxWait.Microseconds())).Int64Slice()
 	if err != nil {
 		return Decision{}, fmt.Errorf("limit: images for run %q: redis: %w", runKey, err)
 	}
-	return decision(res)
+	var tat int64
+	if len(res) == 4 {
+		res, tat = res[:3], res[3]
+	}
+	d, err := decision(res)
+	if d.Granted && tat > 0 {
+		d.slot = imageSlot{key: key, tat: tat, inc: inc}
+	}
+	return d, err
+}
+
+// UnreserveImages gives back the image slot d reserved (ReserveImages),
+// which its caller will not use (the request it was for went back to its
+// queue): the run's next batch takes it, unless a later batch has
+// reserved since, and then it is lost (the fleet sends less, never more).
+func (l *Limiter) UnreserveImages(ctx context.Context, d Decision) error {
+	if d.slot.key == "" {
+		return nil
+	}
+	if err := unreserveScript.Run(ctx, l.rdb, []string{d.slot.key}, d.slot.tat, d.slot.inc).Err(); err != nil {
+		return fmt.Errorf("limit: giving back an image slot: redis: %w", err)
+	}
+	return nil
 }
 
 // imageIncrement is n/R of the period in microseconds, rounded up, after
@@ -236,7 +272,15 @@ type Waiter struct {
 	Run string
 	// Priority orders runs: 0 first (jobs' critical, default, bulk: 0, 1, 2).
 	Priority int
+	// Within is the furthest turn the waiter joins the queue for, and the
+	// most it waits for a token it reserves; a turn further away is only
+	// reported (Decision.Wait), and the caller comes back. 0: any.
+	Within time.Duration
 }
+
+// maxPriority bounds Waiter.Priority: scores are priority·2^40 + tag, exact
+// in a double well beyond it.
+const maxPriority = 1000
 
 // waiterLease is how long past the wait it was given a waiter keeps its
 // place without asking again; a waiter that crashed is dropped once it is
@@ -336,7 +380,7 @@ func requestArgs(target string, perSecond float64, burst int, w Waiter) ([]any, 
 		slowInc = 2 * inc
 		slowTol = slowInc * int64(max(1, burst/2))
 	}
-	return []any{inc, tol, slowInc, slowTol, w.ID, w.Run, max(0, w.Priority), waiterLease.Microseconds()}, nil
+	return []any{inc, tol, slowInc, slowTol, w.ID, w.Run, min(max(0, w.Priority), maxPriority), waiterLease.Microseconds(), max(0, w.Within.Microseconds())}, nil
 }
 
 // Throttled records that target answered 429: no request is allowed for

@@ -10,8 +10,9 @@ import "github.com/redis/go-redis/v9"
 // tolerance tol: tat' = max(tat, now) + inc; granted iff tat' - tol <= now,
 // else the wait is tat' - tol - now.
 //
-// reserveScript replies {granted, wait_us, now_us} and requestScript
-// {granted, wait_us, now_us, throttled}, which decision reads.
+// reserveScript replies {granted, wait_us, now_us[, tat_us]} and
+// requestScript {granted, wait_us, now_us, throttled}, which decision
+// reads.
 
 // reserveScript takes a run's next slot for a batch of images, if it opens
 // within max_wait (ReserveImages). With tol == inc the slot is
@@ -22,8 +23,9 @@ import "github.com/redis/go-redis/v9"
 // ARGV[2] -> tol, µs
 // ARGV[3] -> max_wait, µs
 //
-// Output: {1, wait_us, now_us} when the slot is reserved (it opens in
-// wait_us, 0 if it is open); {0, wait_us, now_us} when it opens later than
+// Output: {1, wait_us, now_us, tat_us} when the slot is reserved (it opens
+// in wait_us, 0 if it is open; tat_us is the run's TAT now, which
+// UnreserveImages needs); {0, wait_us, now_us} when it opens later than
 // max_wait, and nothing was written.
 var reserveScript = redis.NewScript(`
 local t = redis.call("TIME")
@@ -40,27 +42,56 @@ if wait > maxwait then
 end
 if wait < 0 then wait = 0 end
 redis.call("SET", KEYS[1], new, "PX", math.ceil((new - now) / 1000))
-return {1, wait, now}
+return {1, wait, now, new}
 `)
+
+// forgetLua is the Lua function forget(queue, state, id, score) shared by
+// requestScript and leaveScript: it takes waiter id (its score as the
+// queue holds it) out of the target's queue and, when its tag was the last
+// its run was given, gives that tag back, so that a run whose waiters
+// leave (they went back to their task queue, or crashed) does not fall
+// behind the other runs by tags it never used.
+const forgetLua = `
+local span = 1099511627776 -- 2^40: score = priority * span + tag
+local function forget(queue, state, id, score)
+  local run = redis.call("HGET", state, "o:" .. id)
+  redis.call("ZREM", queue, id)
+  redis.call("HDEL", state, "d:" .. id, "o:" .. id)
+  if not run then return end
+  local tag = tonumber(score) % span
+  local field = "r:" .. run
+  if tonumber(redis.call("HGET", state, field) or "0") == tag then
+    if tag - 1 > tonumber(redis.call("HGET", state, "v") or "0") then
+      redis.call("HSET", state, field, tag - 1)
+    else
+      redis.call("HDEL", state, field)
+    end
+  end
+end
+`
 
 // requestScript takes one request token of a target (AllowRequest,
 // Request, RequestStep). The throttle hash has fields "until" (no request
 // before) and "cool" (half rate before). Tokens are spent only when every
-// key allows.
+// key allows; a token granted for a later send time moves every key on
+// from that time, so the rate (and the half rate) holds at the sends.
 //
-// A caller with a waiter id joins the target's queue of waiters, a sorted
-// set whose score is priority·2^40 + tag, and only the first waiter may
-// take a token: the next token goes to the most urgent priority, and within
-// it to runs in turn (start-time fair queueing). A waiter's tag is one more
-// than the larger of v, the tag of the last grant, and the last tag its run
-// was given; so a run that starts while another has many waiters queued
-// takes the next turn but one, whatever the other's number. The state hash
-// holds "v", "r:<run>" (the run's last tag while it has waiters) and
-// "d:<waiter>" (the waiter's deadline: a waiter that stops asking, it
-// crashed, is dropped once it is first and past it). A waiter asking again
-// keeps its place. The first waiter reserves the next token once it opens
-// within one increment: it is granted with the wait until then, so tokens
-// follow each other exactly, however late the waiters ask.
+// A caller with a waiter id takes turns: the target's queue of waiters is
+// a sorted set whose score is priority·2^40 + tag, and only the first
+// waiter may take a token, reserving it once it opens within the window
+// (one increment, at most max_wait): it is granted with the wait until
+// then. The next token goes to the most urgent priority (strictly: a
+// priority with waiters always goes first), and within it to runs in turn
+// (start-time fair queueing): a waiter's tag is one more than the larger of
+// v, the tag of the last grant, and the last tag its run was given, so a
+// run that starts while another has many waiters takes the next turn but
+// one. A caller whose turn is further than max_wait does not join: it is
+// told how far its turn is, and comes back. The state hash holds "v",
+// "r:<run>" (the run's last tag while it has waiters), and per waiter
+// "d:<id>" (its deadline: a waiter that stops asking, it crashed, is
+// dropped once it is first and past it) and "o:<id>" (its run). A waiter
+// asking again keeps its place; a denied waiter is told to ask again once
+// its token is in the window, should the waiters ahead take theirs.
 //
 // KEYS[1] -> the target's rate key (req:{<target>}:rate)
 // KEYS[2] -> its half-rate key (req:{<target>}:slow)
@@ -71,24 +102,22 @@ return {1, wait, now}
 // ARGV[2] -> tol, µs
 // ARGV[3] -> slow_inc, µs (the half rate)
 // ARGV[4] -> slow_tol, µs
-// ARGV[5] -> waiter id; "": no place in the queue, and a token only when
-//
-//	no waiter is queued
-//
+// ARGV[5] -> waiter id; "": no turn, and a token only when none waits
 // ARGV[6] -> the waiter's run
 // ARGV[7] -> the waiter's priority, 0 first
 // ARGV[8] -> lease, µs: how long past its wait a waiter keeps its place
+// ARGV[9] -> max_wait, µs: the furthest turn a waiter joins for; 0 = any
 //
-//	without asking again
-//
-// Output: {1, wait_us, now_us, 0} when the token is taken (wait_us > 0 only
-// for a waiter: its token opens then); {0, wait_us, now_us, throttled} when
-// not (throttled 1: the target is blocked after a 429, and
-// the waiter left the queue), nothing written but the waiter's place.
-var requestScript = redis.NewScript(`
+// Output: {1, wait_us, now_us, 0} when the token is taken (wait_us > 0
+// only for a waiter: its token opens then); {0, wait_us, now_us,
+// throttled} when not: ask again in wait_us (a waiter that did not join:
+// its turn is that far), or the target is blocked after a 429 for wait_us
+// (throttled 1; a waiter is not queued, one queued before keeps its place
+// until it leaves). Nothing is written but the waiter's place.
+var requestScript = redis.NewScript(forgetLua + `
 local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local id = ARGV[5]
+local id, run = ARGV[5], ARGV[6]
 local th = redis.call("HMGET", KEYS[3], "until", "cool")
 local blocked = th[1] and tonumber(th[1]) or 0
 local cool = th[2] and tonumber(th[2]) or 0
@@ -99,73 +128,89 @@ local inc = tonumber(ARGV[1])
 if inc == 0 then
   return {1, 0, now, 0}
 end
-local function step(key, inc, tol)
+local function tatOf(key)
   local tat = tonumber(redis.call("GET", key) or now)
   if tat < now then tat = now end
-  local new = tat + inc
-  return new, new - tol - now
+  return tat
 end
-local new, wait = step(KEYS[1], inc, tonumber(ARGV[2]))
-local slow = nil
+local fast = tatOf(KEYS[1])
+local wait = fast + inc - tonumber(ARGV[2]) - now
+local slow, slowInc = nil, tonumber(ARGV[3])
 if now < cool then
-  local w
-  slow, w = step(KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
+  slow = tatOf(KEYS[2])
+  local w = slow + slowInc - tonumber(ARGV[4]) - now
   if w > wait then wait = w end
 end
-local rank, tag, run = 0, 0, ARGV[6]
+if wait < 0 then wait = 0 end
+local maxwait = tonumber(ARGV[9])
+local window = inc
+if maxwait > 0 and maxwait < window then window = maxwait end
+local rank, tag, score = 0, 0, nil
 if id == "" then
   local queued = redis.call("ZCARD", KEYS[4])
   if queued > 0 then
-    if wait < 0 then wait = 0 end
     return {0, wait + queued * inc, now, 0}
   end
+  if wait > 0 then
+    return {0, wait, now, 0}
+  end
 else
-  local span = 1099511627776 -- 2^40
-  local score = redis.call("ZSCORE", KEYS[4], id)
-  if score then
-    tag = tonumber(score) % span
+  score = redis.call("ZSCORE", KEYS[4], id)
+  local joined = score ~= false and score ~= nil
+  if joined then
+    score = tonumber(score)
+    tag = score % span
   else
     local v = tonumber(redis.call("HGET", KEYS[5], "v") or "0")
     local last = tonumber(redis.call("HGET", KEYS[5], "r:" .. run) or "0")
     tag = math.max(v, last) + 1
-    redis.call("HSET", KEYS[5], "r:" .. run, tag)
-    redis.call("ZADD", KEYS[4], tonumber(ARGV[7]) * span + tag, id)
+    score = tonumber(ARGV[7]) * span + tag
   end
   while true do
-    local head = redis.call("ZRANGE", KEYS[4], 0, 0)[1]
-    if head == nil or head == id then break end
-    local dl = tonumber(redis.call("HGET", KEYS[5], "d:" .. head) or "0")
+    local head = redis.call("ZRANGE", KEYS[4], 0, 0, "WITHSCORES")
+    if head[1] == nil or head[1] == id then break end
+    local dl = tonumber(redis.call("HGET", KEYS[5], "d:" .. head[1]) or "0")
     if dl >= now then break end
-    redis.call("ZREM", KEYS[4], head)
-    redis.call("HDEL", KEYS[5], "d:" .. head)
+    forget(KEYS[4], KEYS[5], head[1], head[2])
   end
-  rank = redis.call("ZRANK", KEYS[4], id)
-  if wait < 0 then wait = 0 end
-  wait = wait + rank * inc
-  redis.call("HSET", KEYS[5], "d:" .. id, now + wait + tonumber(ARGV[8]))
-  local ttl = math.ceil((wait + tonumber(ARGV[8])) / 1000) + 60000
-  if redis.call("PTTL", KEYS[4]) < ttl then
-    redis.call("PEXPIRE", KEYS[4], ttl)
-    redis.call("PEXPIRE", KEYS[5], ttl)
+  if joined then
+    rank = redis.call("ZRANK", KEYS[4], id)
+  else
+    rank = redis.call("ZCOUNT", KEYS[4], "-inf", score)
+  end
+  local turn = wait + rank * inc
+  if not joined then
+    if maxwait > 0 and turn > maxwait then
+      return {0, turn, now, 0}
+    end
+    redis.call("ZADD", KEYS[4], score, id)
+    redis.call("HSET", KEYS[5], "r:" .. run, tag, "o:" .. id, run)
+    rank = redis.call("ZRANK", KEYS[4], id)
+    turn = wait + rank * inc
+  end
+  if rank > 0 or wait > window then
+    local again = math.max(turn - window, 1)
+    redis.call("HSET", KEYS[5], "d:" .. id, now + again + tonumber(ARGV[8]))
+    local ttl = math.ceil((again + tonumber(ARGV[8])) / 1000) + 60000
+    if redis.call("PTTL", KEYS[4]) < ttl then
+      redis.call("PEXPIRE", KEYS[4], ttl)
+      redis.call("PEXPIRE", KEYS[5], ttl)
+    end
+    return {0, again, now, 0}
   end
 end
-local granted = wait
-if id ~= "" and rank == 0 and wait <= inc then
-  granted = 0 -- the first waiter reserves the token opening within one increment
-end
-if granted > 0 then
-  return {0, wait, now, 0}
-end
-if wait < 0 then wait = 0 end
-redis.call("SET", KEYS[1], new, "PX", math.ceil((new - now) / 1000))
+local send = now + wait
+local nf = math.max(fast, send) + inc
+redis.call("SET", KEYS[1], nf, "PX", math.ceil((nf - now) / 1000))
 if slow then
-  redis.call("SET", KEYS[2], slow, "PX", math.ceil((slow - now) / 1000))
+  local ns = math.max(slow, send) + slowInc
+  redis.call("SET", KEYS[2], ns, "PX", math.ceil((ns - now) / 1000))
 end
 if id ~= "" then
-  redis.call("ZREM", KEYS[4], id)
-  redis.call("HDEL", KEYS[5], "d:" .. id)
   local v = tonumber(redis.call("HGET", KEYS[5], "v") or "0")
   if tag > v then redis.call("HSET", KEYS[5], "v", tag) end
+  redis.call("ZREM", KEYS[4], id)
+  redis.call("HDEL", KEYS[5], "d:" .. id, "o:" .. id)
   if tonumber(redis.call("HGET", KEYS[5], "r:" .. run) or "0") <= tag then
     redis.call("HDEL", KEYS[5], "r:" .. run)
   end
@@ -174,30 +219,44 @@ return {1, wait, now, 0}
 `)
 
 // leaveScript takes a waiter out of its target's queue (Leave): it stopped
-// waiting for a token (it went back to its task queue). When its tag was
-// the last its run was given, the run's next waiter takes that tag again,
-// so that a run whose waiters keep going back to their task queue does not
-// fall behind the others by the tags they never used.
+// waiting for a token (it went back to its task queue). See forgetLua.
 //
 // KEYS[1] -> the target's waiters (req:{<target>}:queue)
 // KEYS[2] -> its queue state hash (req:{<target>}:fair)
 // ARGV[1] -> waiter id
-// ARGV[2] -> the waiter's run
-var leaveScript = redis.NewScript(`
+//
+// Output: 1 if the waiter was queued, else 0.
+var leaveScript = redis.NewScript(forgetLua + `
 local score = redis.call("ZSCORE", KEYS[1], ARGV[1])
-redis.call("HDEL", KEYS[2], "d:" .. ARGV[1])
 if not score then
+  redis.call("HDEL", KEYS[2], "d:" .. ARGV[1], "o:" .. ARGV[1])
   return 0
 end
-redis.call("ZREM", KEYS[1], ARGV[1])
-local tag = tonumber(score) % 1099511627776
-local field = "r:" .. ARGV[2]
-if tonumber(redis.call("HGET", KEYS[2], field) or "0") == tag then
-  if tag - 1 > tonumber(redis.call("HGET", KEYS[2], "v") or "0") then
-    redis.call("HSET", KEYS[2], field, tag - 1)
-  else
-    redis.call("HDEL", KEYS[2], field)
-  end
+forget(KEYS[1], KEYS[2], ARGV[1], score)
+return 1
+`)
+
+// unreserveScript gives back a run's image slot that its caller will not
+// use (UnreserveImages): when the run's TAT is still the one the
+// reservation set, it moves back by the reservation's increment.
+//
+// KEYS[1] -> the run's TAT key (images:<run>)
+// ARGV[1] -> the TAT the reservation set, µs
+// ARGV[2] -> its increment, µs
+//
+// Output: 1 if the slot was given back, 0 if a later reservation followed.
+var unreserveScript = redis.NewScript(`
+local t = redis.call("TIME")
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call("GET", KEYS[1]) or "0")
+if tat ~= tonumber(ARGV[1]) then
+  return 0
+end
+local back = tat - tonumber(ARGV[2])
+if back > now then
+  redis.call("SET", KEYS[1], back, "PX", math.ceil((back - now) / 1000))
+else
+  redis.call("DEL", KEYS[1])
 end
 return 1
 `)

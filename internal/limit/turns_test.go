@@ -56,38 +56,40 @@ func TestRequestTurns(t *testing.T) {
 	c.expect("big-1, the queue empty", d, err, true, 0)
 	d, err = ask("big-2", "big", 2)
 	c.expect("big-2 reserves the next token", d, err, true, inc)
+	// A denied waiter is told to ask again once its token is within the
+	// window (one increment), should the waiters ahead take theirs.
 	for i, id := range []string{"big-3", "big-4", "big-5"} {
 		d, err := ask(id, "big", 2)
-		c.expect(id+" queues", d, err, false, 2*inc+time.Duration(i)*inc)
+		c.expect(id+" queues", d, err, false, inc+time.Duration(i)*inc)
 	}
 	// small's first waiter is tagged as big-3 (one more than the last
 	// grant), and ties go by id: it is second, not fourth.
 	d, err = ask("small-1", "small", 2)
-	c.expect("small-1 queues behind big-3 only", d, err, false, 3*inc)
+	c.expect("small-1 queues behind big-3 only", d, err, false, 2*inc)
 	d, err = c.l.AllowRequest(context.Background(), turnTarget, 10, 1)
 	c.expect("AllowRequest while four wait", d, err, false, 2*inc+4*inc)
 
 	c.advance(inc)
 	d, err = ask("small-1", "small", 2)
-	c.expect("small-1 asks out of turn", d, err, false, 2*inc)
+	c.expect("small-1 asks out of turn", d, err, false, inc)
 	d, err = ask("big-3", "big", 2)
 	c.expect("big-3 in its turn", d, err, true, inc)
 	d, err = ask("small-1", "small", 2)
-	c.expect("small-1 is next", d, err, false, 2*inc)
+	c.expect("small-1 is next", d, err, false, inc)
 
 	// A critical waiter goes before every bulk one.
 	d, err = ask("urgent-1", "urgent", 0)
-	c.expect("urgent-1 goes first", d, err, false, 2*inc)
+	c.expect("urgent-1 goes first", d, err, false, inc)
 	c.advance(inc)
 	d, err = ask("small-1", "small", 2)
-	c.expect("small-1 behind urgent-1", d, err, false, 2*inc)
+	c.expect("small-1 behind urgent-1", d, err, false, inc)
 	d, err = ask("urgent-1", "urgent", 0)
 	c.expect("urgent-1", d, err, true, inc)
 	c.advance(inc)
 	d, err = ask("small-1", "small", 2)
 	c.expect("small-1", d, err, true, inc)
 	d, err = ask("big-4", "big", 2)
-	c.expect("big-4 again in turn", d, err, false, 2*inc)
+	c.expect("big-4 again in turn", d, err, false, inc)
 }
 
 // TestRequestTurnsOfTheGone: a waiter that stops asking (it crashed) holds
@@ -102,19 +104,19 @@ func TestRequestTurnsOfTheGone(t *testing.T) {
 	d, err = ask("a-2", "a")
 	c.expect("a-2", d, err, true, inc)
 	d, err = ask("w1-crashed", "b")
-	c.expect("crashed queues", d, err, false, 2*inc)
+	c.expect("crashed queues", d, err, false, inc)
 	d, err = ask("w2-left", "c")
-	c.expect("left queues", d, err, false, 3*inc)
+	c.expect("left queues", d, err, false, 2*inc)
 	d, err = ask("w3-alive", "d")
-	c.expect("alive queues", d, err, false, 4*inc)
+	c.expect("alive queues", d, err, false, 3*inc)
 	c.leave("w2-left", "c")
 	c.advance(inc)
 	d, err = ask("w3-alive", "d")
-	c.expect("alive behind crashed only", d, err, false, 2*inc)
-	c.advance(waiterLease) // crashed's lease ends 2 s after the 200 ms it was told
+	c.expect("alive behind crashed only", d, err, false, inc)
+	c.advance(waiterLease) // crashed's lease ends 2 s after the 100 ms it was told
 	d, err = ask("w3-alive", "d")
-	c.expect("alive behind crashed, in its lease", d, err, false, inc)
-	c.advance(inc + time.Millisecond)
+	c.expect("alive behind crashed, in its lease", d, err, false, time.Microsecond)
+	c.advance(time.Millisecond)
 	d, err = ask("w3-alive", "d")
 	c.expect("alive once crashed's lease has passed", d, err, true, 0)
 	if n := c.queued(); n != 0 {
@@ -169,11 +171,89 @@ func TestRequestTurnsAfterLeaving(t *testing.T) {
 	for i := range 5 {
 		id := fmt.Sprintf("x-gone-%d", i)
 		d, err = ask(id, "x")
-		c.expect(id+" queues", d, err, false, 2*inc)
+		c.expect(id+" queues", d, err, false, inc)
 		c.leave(id, "x")
 	}
 	d, err = ask("y-1", "y")
-	c.expect("y-1 queues", d, err, false, 2*inc)
+	c.expect("y-1 queues", d, err, false, inc)
 	d, err = ask("x-3", "x")
-	c.expect("x-3 ties with y-1, and goes first by its id", d, err, false, 2*inc)
+	c.expect("x-3 ties with y-1, and goes first by its id", d, err, false, inc)
+}
+
+// TestReservedTokensKeepTheRate: a token reserved for a later send moves
+// the rate on from that send. At the end of a 429's half-rate cooldown, B
+// is held back by the half rate to a send at +200 ms; C, asking at +150 ms
+// once the cooldown is over, must not be given +200 ms too (two sends at
+// once at 10/s, burst 1), but +300 ms.
+func TestReservedTokensKeepTheRate(t *testing.T) {
+	t.Parallel()
+	c := newTurns(t)
+	if err := c.l.Throttled(context.Background(), turnTarget, time.Microsecond, 150*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	c.advance(time.Microsecond) // the block is over; the half rate holds for 150 ms
+	d, err := c.ask("a", "r", 1)
+	c.expect("a", d, err, true, 0)
+	c.advance(turnInc)
+	d, err = c.ask("b", "r", 1)
+	c.expect("b, held to the half rate", d, err, true, turnInc) // sends at +200 ms
+	c.advance(turnInc / 2)                                      // +150 ms: the cooldown is over
+	d, err = c.ask("c", "r", 1)
+	c.expect("c, not at b's send", d, err, false, turnInc/2)
+	c.advance(turnInc / 2)
+	d, err = c.ask("c", "r", 1)
+	c.expect("c, one increment after b", d, err, true, turnInc) // sends at +300 ms
+}
+
+// TestFarTurnsDoNotJoin: a waiter whose turn is further than its Within
+// takes no place in the queue (it is told how far its turn is, to come
+// back then), so the runs behind it lose no turns to it.
+func TestFarTurnsDoNotJoin(t *testing.T) {
+	t.Parallel()
+	c := newTurns(t)
+	within := func(id string, w time.Duration) (Decision, error) {
+		return c.l.Request(context.Background(), turnTarget, 10, 1, Waiter{ID: id, Run: "r", Priority: 2, Within: w})
+	}
+	for i, id := range []string{"w1", "w2", "w3"} {
+		d, err := within(id, time.Second)
+		switch i {
+		case 0:
+			c.expect(id, d, err, true, 0)
+		case 1:
+			c.expect(id, d, err, true, turnInc)
+		default:
+			c.expect(id, d, err, false, turnInc)
+		}
+	}
+	d, err := within("far", 2*turnInc) // its turn is 300 ms away
+	c.expect("far, not queued", d, err, false, 3*turnInc)
+	if n := c.queued(); n != 1 {
+		t.Errorf("%d waiters queued, want 1 (w3)", n)
+	}
+}
+
+// TestUnreserveImages: an image slot given back is the run's next batch's;
+// one a later batch followed is lost (the bound never loosens).
+func TestUnreserveImages(t *testing.T) {
+	t.Parallel()
+	c := newClock(t)
+	ctx := context.Background()
+	l := New(c.b.Client, Options{})
+	reserve := func() (Decision, error) { return l.ReserveImages(ctx, "run", 60, time.Minute, 1, time.Minute) } // 1 image a second
+	d, err := reserve()
+	c.expect("first", d, err, true, 0)
+	second, err := reserve()
+	c.expect("second", second, err, true, time.Second)
+	if err := l.UnreserveImages(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	d, err = reserve()
+	c.expect("the slot given back", d, err, true, time.Second)
+	d, err = reserve()
+	c.expect("the one after", d, err, true, 2*time.Second)
+	if err := l.UnreserveImages(ctx, second); err != nil { // a later batch followed: lost
+		t.Fatal(err)
+	}
+	d, err = reserve()
+	c.expect("after a give-back too late", d, err, true, 3*time.Second)
 }

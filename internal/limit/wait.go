@@ -60,6 +60,14 @@ const throttleInline = 100 * time.Millisecond
 // out before Wait returns. Errors of try and of ctx are returned as they are (ctx errors wrapped, so errors.Is
 // works).
 func (l *Limiter) Wait(ctx context.Context, maxWait time.Duration, try func(ctx context.Context) (Decision, error)) (waited time.Duration, err error) {
+	return l.WaitWithin(ctx, maxWait, maxWait, try)
+}
+
+// WaitWithin is Wait that also gives up on any one denial whose delay is
+// longer than maxDelay, however little it has waited so far: a caller far
+// back in line for its turn (Request) goes back to its queue, while one
+// pushed back a little after waiting a while stays.
+func (l *Limiter) WaitWithin(ctx context.Context, maxWait, maxDelay time.Duration, try func(ctx context.Context) (Decision, error)) (waited time.Duration, err error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return waited, fmt.Errorf("limit: waiting for a slot: %w", err)
@@ -87,7 +95,7 @@ func (l *Limiter) Wait(ctx context.Context, maxWait time.Duration, try func(ctx 
 			delay = time.Millisecond
 		}
 		remaining := maxWait - waited
-		if delay > remaining {
+		if delay > remaining || delay > maxDelay {
 			return waited, &WaitError{Delay: delay}
 		}
 		sleep := delay + jitter(min(delay/jitterFraction, maxJitter, remaining-delay))
