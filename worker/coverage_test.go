@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/internal/testkit"
+	"github.com/scanq/scanq/jobs"
 	"github.com/scanq/scanq/worker"
 )
 
@@ -103,12 +105,18 @@ func newCoverageEstate(t *testing.T, b *redistest.Backend, images map[string]int
 // refresh starts a refresh of every target and waits until each is listed.
 func (e *coverageEstate) refresh(t *testing.T, names ...string) []coverage.Coverage {
 	t.Helper()
-	ctx := context.Background()
 	for _, name := range names {
-		if err := coverage.Enqueue(ctx, e.enq, name, e.now.UnixMilli()); err != nil {
+		if err := coverage.Enqueue(context.Background(), e.enq, name, e.now.UnixMilli()); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return e.refreshDone(t, names...)
+}
+
+// refreshDone waits until every target is listed.
+func (e *coverageEstate) refreshDone(t *testing.T, names ...string) []coverage.Coverage {
+	t.Helper()
+	ctx := context.Background()
 	var got []coverage.Coverage
 	testkit.Eventually(t, 20*time.Second, func() bool {
 		var err error
@@ -182,5 +190,47 @@ func TestCoverageTakesTheTargetsTokens(t *testing.T) {
 		if span := at[4].Sub(at[0]); span < 350*time.Millisecond {
 			t.Fatalf("five list calls in %v: the listing does not keep to the target's %v requests/s", span, rate)
 		}
+	})
+}
+
+// TestCoverageWaitsBehindSubmissions: while a target's submitters keep
+// waiting for its tokens (two bulk waiters always in line, as a run's
+// batches in worker slots are), the coverage listing, at the lowest
+// priority, gets none; once they are done it lists.
+func TestCoverageWaitsBehindSubmissions(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		const rate = 20.0
+		e := newCoverageEstate(t, b, map[string]int{"t0": 100}, rate)
+		lim := limit.New(b.Client, limit.Options{})
+		ctx, stop := context.WithCancel(context.Background())
+		var granted atomic.Int64
+		var wg sync.WaitGroup
+		for g := range 2 {
+			wg.Go(func() {
+				for i := 0; ctx.Err() == nil; i++ {
+					w := limit.Waiter{ID: fmt.Sprintf("bulk%d-%d", g, i), Run: "bulk-run", Priority: jobs.PriorityOf(jobs.QueueBulk)}
+					_, err := lim.Wait(ctx, time.Minute, func(ctx context.Context) (limit.Decision, error) {
+						return lim.Request(ctx, "t0", rate, 1, w)
+					})
+					if err != nil {
+						_ = lim.Leave(context.Background(), "t0", w)
+						return
+					}
+					granted.Add(1)
+				}
+			})
+		}
+		testkit.Eventually(t, 10*time.Second, func() bool { return granted.Load() >= 4 }, "the submitters took no tokens")
+		if err := coverage.Enqueue(context.Background(), e.enq, "t0", e.now.UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+		from := granted.Load()
+		testkit.Eventually(t, 10*time.Second, func() bool { return granted.Load() >= from+30 }, "the submitters stopped getting tokens")
+		if n := len(e.calls["t0"].times()); n != 0 {
+			t.Fatalf("the coverage listing made %d calls while submissions waited for tokens", n)
+		}
+		stop()
+		wg.Wait()
+		e.refreshDone(t, "t0")
 	})
 }
