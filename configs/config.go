@@ -41,6 +41,7 @@ type Config struct {
 	Scan      ScanConfig      `yaml:"scan"`
 	Retry     RetryConfig     `yaml:"retry"`
 	Scheduler SchedulerConfig `yaml:"scheduler"`
+	Coverage  CoverageConfig  `yaml:"coverage"`
 	Webhook   WebhookConfig   `yaml:"webhook"`
 	Log       LogConfig       `yaml:"log"`
 	Targets   []TargetConfig  `yaml:"targets,omitempty"`
@@ -161,6 +162,14 @@ type SchedulerConfig struct {
 	Lease         time.Duration `yaml:"lease"`
 	MisfireGrace  time.Duration `yaml:"misfire_grace"`
 	TickRetention time.Duration `yaml:"tick_retention"`
+}
+
+// CoverageConfig is the periodic listing of each target's registry for
+// its coverage figures (internal/coverage).
+type CoverageConfig struct {
+	// Interval between a target's refreshes, ticks aligned to the Unix
+	// epoch; 0 = no periodic refresh.
+	Interval time.Duration `yaml:"interval"`
 }
 
 // WebhookConfig is the notification sent when a run finishes.

@@ -47,6 +47,7 @@ func TestEmbeddedDefaultsMatchCode(t *testing.T) {
 
 		{"scheduler.lease", c.Scheduler.Lease, scheduler.DefaultLease},
 		{"scheduler.misfire_grace", c.Scheduler.MisfireGrace, configs.DefaultMisfireGrace},
+		{"coverage.interval", c.Coverage.Interval, scheduler.DefaultCoverageInterval},
 	}
 	for _, tt := range tests {
 		// Interface values are equal when their types are too: a constant

@@ -137,6 +137,7 @@ func (c *Config) Validate() error {
 	v.positive("scheduler.lease", c.Scheduler.Lease)
 	v.positive("scheduler.misfire_grace", c.Scheduler.MisfireGrace)
 	v.positive("scheduler.tick_retention", c.Scheduler.TickRetention)
+	v.notNegative("coverage.interval", c.Coverage.Interval)
 
 	// webhook
 	if c.Webhook.URL != "" {

@@ -44,7 +44,7 @@ const (
 )
 
 // Types lists every task type a worker must handle.
-var Types = []string{TypeRun, TypePage, TypeBatch, TypeImage, TypeImageBatch, TypeNotify}
+var Types = []string{TypeRun, TypePage, TypeBatch, TypeImage, TypeImageBatch, TypeNotify, TypeCoverage}
 
 // Queues, highest priority first. Ad-hoc work (API, CLI) goes to critical,
 // scheduled bulk work to bulk, so an urgent scan never waits behind a night.

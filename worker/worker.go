@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/scanq/scanq/internal/coverage"
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/limit"
 	"github.com/scanq/scanq/internal/metrics"
@@ -135,6 +136,7 @@ type Handlers struct {
 	metrics *metrics.Metrics
 	webhook Webhook
 	onEnd   func(runID string)
+	cover   *coverage.Store
 }
 
 // Deps are the components the handlers work with.
@@ -153,6 +155,9 @@ type Deps struct {
 	// own run (`scanq scan`) learns of its end at once instead of at its
 	// next poll.
 	Finished func(runID string)
+	// Coverage keeps the targets' coverage figures (coverage:page tasks);
+	// nil fails those tasks.
+	Coverage *coverage.Store
 }
 
 // New returns the handlers of targets (at least one, names unique).
@@ -170,7 +175,7 @@ func New(cfg Config, targets []Target, d Deps) *Handlers {
 		byName[t.Name] = &t
 	}
 	return &Handlers{cfg: cfg, targets: byName, runs: d.Runs, limiter: d.Limiter, enq: d.Client,
-		log: d.Logger.With("component", "worker"), now: d.Now, metrics: d.Metrics, webhook: d.Webhook, onEnd: d.Finished}
+		log: d.Logger.With("component", "worker"), now: d.Now, metrics: d.Metrics, webhook: d.Webhook, onEnd: d.Finished, cover: d.Coverage}
 }
 
 // ErrUnknownTarget is the error of a task whose target this worker does
@@ -198,6 +203,7 @@ func (h *Handlers) Mux() *asynq.ServeMux {
 	mux.Handle(jobs.TypeImage, typed(h.handleImage))
 	mux.Handle(jobs.TypeImageBatch, typed(h.handleImageBatch))
 	mux.Handle(jobs.TypeNotify, typed(h.handleNotify))
+	mux.Handle(jobs.TypeCoverage, typed(h.handleCoverage))
 	return mux
 }
 

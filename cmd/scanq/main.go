@@ -123,7 +123,7 @@ func newRoot() *cobra.Command {
 		c.GroupID = "roles"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{newScanCmd(false), newScanCmd(true), newRunsCmd(), newSchedulesCmd()} {
+	for _, c := range []*cobra.Command{newScanCmd(false), newScanCmd(true), newRunsCmd(), newSchedulesCmd(), newCoverageCmd()} {
 		c.GroupID = "scans"
 		root.AddCommand(c)
 	}

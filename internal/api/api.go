@@ -91,6 +91,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
 	"github.com/redis/go-redis/v9"
+	"github.com/scanq/scanq/internal/coverage"
 	"github.com/scanq/scanq/internal/limit"
 	"github.com/scanq/scanq/internal/metrics"
 	"github.com/scanq/scanq/internal/runs"
@@ -193,6 +194,10 @@ type Options struct {
 	// Images backs POST /api/v1/images; nil answers 501. Usually
 	// StarterImages(Starter).
 	Images ImageAdder
+	// Coverage backs GET /api/v1/coverage with the figures of
+	// CoverageTargets; nil lists none.
+	Coverage        *coverage.Store
+	CoverageTargets []string
 	// Metrics records requests and serves /metrics; default a fresh one.
 	Metrics *metrics.Metrics
 	// Logger; default discards.
@@ -349,6 +354,7 @@ func (h *Handler) routes() {
 	creates("POST /api/v1/images", h.addImage, replayOnce)
 	v1("GET /api/v1/images/{ticket}", h.getImage, replaySafe)
 	v1("GET /api/v1/schedules", h.listSchedules, replaySafe)
+	v1("GET /api/v1/coverage", h.getCoverage, replaySafe)
 	creates("POST /api/v1/schedules/{name}/trigger", h.triggerSchedule, replayOnce)
 
 	if h.opts.Monitoring {

@@ -22,6 +22,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/scanq/scanq/configs"
+	"github.com/scanq/scanq/internal/coverage"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
@@ -261,7 +262,9 @@ func testConformance(t *testing.T, o *oaCheck, b *redistest.Backend) {
 	// main serves every route with authentication; small takes bodies of
 	// at most 512 bytes; limited lets a client create one run a minute;
 	// bare takes no images, has no schedules and a metrics token.
-	main := newEnv(t, b, withAuth(Options{Schedules: schedules, Images: images, Projects: []Project{{ProjectID: testProject, Target: testTarget}}}))
+	cover := listedCoverage(t, b)
+	main := newEnv(t, b, withAuth(Options{Schedules: schedules, Images: images, Projects: []Project{{ProjectID: testProject, Target: testTarget}},
+		Coverage: cover, CoverageTargets: []string{testTarget, "never-listed"}}))
 	small := newEnv(t, b, withAuth(Options{Schedules: schedules, Images: images, MaxBodyBytes: 512}))
 	limited := newEnv(t, b, withAuth(Options{Schedules: schedules, Images: images, CreateRate: 1, CreateBurst: 1}))
 	const metricsToken = "metrics-token-do-not-log"
@@ -479,6 +482,15 @@ func testConformance(t *testing.T, o *oaCheck, b *redistest.Backend) {
 	ex(main, call{path: img + "/" + ticket.Ticket}, http.StatusUnauthorized, false)
 	ex(main, signedGet(img+"/"+ticket.Ticket), http.StatusRequestEntityTooLarge, true)
 
+	// ---- coverage
+	if r := ex(main, call{path: "/api/v1/coverage", header: auth}, http.StatusOK, true); !bytes.Contains(r.body, []byte(`"state":"listed"`)) ||
+		!bytes.Contains(r.body, []byte(`"state":"never"`)) || !bytes.Contains(r.body, []byte(`"age_seconds"`)) {
+		t.Errorf("GET /api/v1/coverage shows no listed and never-listed target: %s", r.body)
+	}
+	ex(bare, call{path: "/api/v1/coverage", header: auth}, http.StatusOK, true)
+	ex(main, call{path: "/api/v1/coverage"}, http.StatusUnauthorized, false)
+	ex(main, signedGet("/api/v1/coverage"), http.StatusRequestEntityTooLarge, true)
+
 	// ---- schedules
 	ex(main, call{path: "/api/v1/schedules", header: auth}, http.StatusOK, true)
 	ex(bare, call{path: "/api/v1/schedules", header: auth}, http.StatusOK, true)
@@ -571,6 +583,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"RunGroup", reflect.TypeFor[jobs.RunGroup]()},
 		{"ImageTicket", reflect.TypeFor[jobs.ImageTicket]()},
 		{"Schedule", reflect.TypeFor[scheduler.ScheduleStatus]()},
+		{"Coverage", reflect.TypeFor[coverage.Coverage]()},
+		{"CoverageList", reflect.TypeFor[CoverageResponse]()},
 		{"RunRequest", reflect.TypeFor[RunRequest]()},
 		{"ImageRequest", reflect.TypeFor[ImageRequest]()},
 		{"Error", reflect.TypeFor[apiError]()},

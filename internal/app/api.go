@@ -31,6 +31,9 @@ func (a *App) NewAPI() (*api.Handler, error) {
 	if err := a.Metrics.RegisterQueues(asynq.NewInspectorFromRedisClient(a.Redis.Client), a.queueNames()); err != nil {
 		return nil, err
 	}
+	if err := a.Metrics.RegisterCoverage(a.Coverage, a.Cfg.TargetNames()); err != nil {
+		return nil, err
+	}
 	if err := a.Metrics.RegisterThrottles(a.Limiter, a.Cfg.TargetNames()); err != nil {
 		return nil, err
 	}
@@ -43,7 +46,8 @@ func (a *App) NewAPI() (*api.Handler, error) {
 		CreateRate: c.API.CreateRate, CreateBurst: c.API.CreateBurst,
 		Schedules: api.SchedulesFunc(s.Status, s.Trigger, scheduler.ErrUnknownSchedule),
 		Images:    api.StarterImages(a.Starter),
-		Metrics:   a.Metrics, Logger: a.Log.With("component", "api"),
+		Coverage:  a.Coverage, CoverageTargets: a.Cfg.TargetNames(),
+		Metrics: a.Metrics, Logger: a.Log.With("component", "api"),
 	})
 }
 

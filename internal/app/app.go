@@ -14,6 +14,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/configs"
+	"github.com/scanq/scanq/internal/coverage"
 	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/limit"
@@ -35,6 +36,8 @@ type App struct {
 	Starter *runs.Starter
 	Client  *asynq.Client
 	Limiter *limit.Limiter
+	// Coverage keeps the targets' coverage figures.
+	Coverage *coverage.Store
 	// Metrics is this process's Prometheus registry and recorders.
 	Metrics *metrics.Metrics
 	// Emulator is the first embedded HSS emulator (endpoint: embedded),
@@ -73,6 +76,7 @@ func New(cfg *configs.Config, log *slog.Logger) (*App, error) {
 	a.Runs = runs.New(a.Redis.Client, runs.Options{Retention: cfg.Scan.Retention, PendingTTL: cfg.Scan.PendingTTL})
 	a.Client = asynq.NewClientFromRedisClient(a.Redis.Client)
 	a.Limiter = limit.New(a.Redis.Client, limit.Options{})
+	a.Coverage = coverage.New(a.Redis.Client, "")
 	a.Starter = &runs.Starter{Store: a.Runs, Client: a.Client, Inspector: asynq.NewInspectorFromRedisClient(a.Redis.Client),
 		Targets: limits, BatchSize: cfg.Scan.BatchSize}
 	a.Starter.Notify, a.Starter.NotifyRetries = cfg.Webhook.URL != "", max(cfg.Webhook.MaxAttempts-1, 0)
@@ -106,7 +110,7 @@ func (a *App) Handlers() *worker.Handlers {
 		MaxAttempts: c.Retry.MaxAttempts, RetryBase: c.Retry.Base, RetryCap: c.Retry.Cap,
 	}, a.workerTargets(), worker.Deps{Runs: a.Runs, Limiter: a.Limiter, Client: a.Client, Logger: a.Log, Metrics: a.Metrics,
 		Webhook:  worker.Webhook{URL: c.Webhook.URL, Secret: c.Webhook.Secret, MaxRetry: max(c.Webhook.MaxAttempts-1, 0)},
-		Finished: a.ends.ended})
+		Finished: a.ends.ended, Coverage: a.Coverage})
 }
 
 // Target is one target of the estate, connected.

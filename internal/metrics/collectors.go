@@ -8,6 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/scanq/scanq/internal/coverage"
 	"github.com/scanq/scanq/internal/limit"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
@@ -164,4 +165,52 @@ func (m *Metrics) RegisterThrottles(limiter *limit.Limiter, targets []string) er
 		}
 		return nil
 	}, throttledDesc), "limiter", limiter == nil)
+}
+
+var (
+	registryImagesDesc = prometheus.NewDesc(namespace+"_registry_images",
+		"Registry images of the target by scan_status, as its last coverage listing counted them (scanq coverage); absent until a listing finished.",
+		[]string{"target", "scan_status"}, nil)
+	registryAgeDesc = prometheus.NewDesc(namespace+"_registry_images_by_scan_age",
+		"Registry images of the target by the age of their latest scan when its last coverage listing began: age 1d (up to 24h), 7d, 30d, older, never.",
+		[]string{"target", "age"}, nil)
+	coverageAgeDesc = prometheus.NewDesc(namespace+"_coverage_age_seconds",
+		"Seconds since the target's last coverage listing finished; absent until one did.", []string{"target"}, nil)
+	coverageRefreshingDesc = prometheus.NewDesc(namespace+"_coverage_refreshing",
+		"1 while a coverage listing of the target is under way, else 0.", []string{"target"}, nil)
+)
+
+// coverageStatuses are reported even at 0 once a target was listed: the
+// statuses of the create API, and waiting_for_scan.
+var coverageStatuses = []string{"unscan", "waiting_for_scan", "scanning", "success", "failed", "download_failed", "image_oversized"}
+
+// RegisterCoverage adds a collector of each of targets' coverage figures,
+// read from store at scrape time. It fails when called twice.
+func (m *Metrics) RegisterCoverage(store *coverage.Store, targets []string) error {
+	targets = slices.Clone(targets)
+	return m.register(newCollector("coverage", func(ctx context.Context, ch chan<- prometheus.Metric) error {
+		all, err := store.Get(ctx, targets, time.Now())
+		if err != nil {
+			return err
+		}
+		for _, c := range all {
+			ch <- prometheus.MustNewConstMetric(coverageRefreshingDesc, prometheus.GaugeValue, flag(c.Refreshing != nil), c.Target)
+			if c.Figures == nil {
+				continue
+			}
+			ch <- prometheus.MustNewConstMetric(coverageAgeDesc, prometheus.GaugeValue, *c.AgeSeconds, c.Target)
+			for _, s := range coverageStatuses {
+				ch <- prometheus.MustNewConstMetric(registryImagesDesc, prometheus.GaugeValue, float64(c.Figures.ByScanStatus[s]), c.Target, s)
+			}
+			for s, n := range c.Figures.ByScanStatus {
+				if !slices.Contains(coverageStatuses, s) {
+					ch <- prometheus.MustNewConstMetric(registryImagesDesc, prometheus.GaugeValue, float64(n), c.Target, s)
+				}
+			}
+			for i, n := range c.Figures.ByScanAge.Counts() {
+				ch <- prometheus.MustNewConstMetric(registryAgeDesc, prometheus.GaugeValue, float64(n), c.Target, coverage.AgeLabels[i])
+			}
+		}
+		return nil
+	}, registryImagesDesc, registryAgeDesc, coverageAgeDesc, coverageRefreshingDesc), "store", store == nil)
 }
