@@ -109,6 +109,14 @@ func TestCLIReachesLocalServe(t *testing.T) {
 	if code != 0 || !strings.Contains(waited, "succeeded") {
 		t.Fatalf("enqueue --wait: exit %d\n%s%s", code, waited, errOut)
 	}
+	// The serve lists its target's registry for coverage when it starts.
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		code, cov, _ := runCmd(t, "coverage")
+		return code == 0 && strings.Contains(cov, "TARGET") && regexp.MustCompile(`(?m)^default +\d+ +success=`).MatchString(cov)
+	}, "scanq coverage to show the default target's registry")
+	if code, cov, errOut := runCmd(t, "coverage", "--json"); code != 0 || !strings.Contains(cov, `"target"`) {
+		t.Fatalf("coverage --json: exit %d\n%s%s", code, cov, errOut)
+	}
 	if code, sched, errOut := runCmd(t, "schedules"); code != 0 || !strings.Contains(sched, "SCHEDULE") {
 		t.Fatalf("schedules: exit %d\n%s%s", code, sched, errOut)
 	}
