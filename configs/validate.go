@@ -137,7 +137,11 @@ func (c *Config) Validate() error {
 	v.positive("scheduler.lease", c.Scheduler.Lease)
 	v.positive("scheduler.misfire_grace", c.Scheduler.MisfireGrace)
 	v.positive("scheduler.tick_retention", c.Scheduler.TickRetention)
-	v.notNegative("coverage.interval", c.Coverage.Interval)
+	if d := c.Coverage.Interval; d != 0 && d < time.Minute {
+		// A listing of a large registry takes minutes; ticks aligned to
+		// the epoch need a step of whole milliseconds.
+		v.add("coverage.interval", "0 (off) or at least 1m, got %s", d)
+	}
 
 	// webhook
 	if c.Webhook.URL != "" {

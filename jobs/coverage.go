@@ -27,6 +27,13 @@ type CoveragePayload struct {
 	Target  string `json:"target"`
 	Refresh int64  `json:"refresh"`
 	Page    int    `json:"page"`
+	// Size is the refresh's page size, set by its first page from the
+	// worker's and kept by every later page, so that workers configured
+	// differently list one geometry; 0 on the first page.
+	Size int `json:"size,omitempty"`
+	// Force, on the first page, replaces a refresh in progress (scanq
+	// coverage --refresh --force).
+	Force bool `json:"force,omitempty"`
 	// Deferred counts how often the page went back to its queue to wait
 	// for its turn at the target's tokens.
 	Deferred int `json:"deferred,omitempty"`
@@ -35,8 +42,10 @@ type CoveragePayload struct {
 var _ Deferrable = CoveragePayload{}
 
 // NewCoverageTask builds the task of p, on its target's bulk queue, with a
-// stable id: a refresh's page is enqueued once however many producers (a
-// scheduler replica each, a page task delivered twice) enqueue it.
+// stable id: while a refresh's page task exists, producers enqueuing it
+// again (a scheduler replica each, a page task delivered twice) add
+// nothing; once it ran, its id is free, and the handler finds the page
+// counted (internal/coverage's page bitmap).
 func NewCoverageTask(p CoveragePayload) (*asynq.Task, error) {
 	return NewTask(TypeCoverage, p, asynq.Queue(TaskQueue(QueueBulk, p.Target)), asynq.TaskID(CoverageTaskID(p.Target, p.Refresh, p.Page)), asynq.MaxRetry(CoverageMaxRetry))
 }

@@ -51,7 +51,7 @@ func (c *Coverage) Run(ctx context.Context) error {
 	for {
 		tick := coverage.Tick(c.clock.Now(), c.interval)
 		for _, t := range c.targets {
-			if err := coverage.Enqueue(ctx, c.enq, t, tick); err != nil {
+			if err := coverage.Enqueue(ctx, c.enq, t, tick, false); err != nil {
 				c.log.WarnContext(ctx, "coverage refresh not enqueued", "target", t, "tick", time.UnixMilli(tick).UTC(), "err", err)
 			}
 		}

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -29,33 +30,38 @@ func (h *Handlers) handleCoverage(ctx context.Context, p jobs.CoveragePayload) e
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
-	var pr coverage.Progress
+	p.Size = cmp.Or(p.Size, h.cfg.PageSize)
 	if p.Page == 0 && p.Deferred == 0 {
-		start, ok, err := h.cover.Begin(ctx, t.Name, p.Refresh, h.now())
+		_, ok, err := h.cover.Begin(ctx, t.Name, p.Refresh, h.now(), p.Force)
 		if err != nil || !ok {
 			return err // !ok: another replica's tick, or a refresh under way
 		}
 		h.log.InfoContext(ctx, "coverage refresh begun", "target", t.Name, "refresh", p.Refresh)
-		pr = coverage.Progress{Current: true, Start: start}
 	}
-	if !pr.Current || p.Page > 0 {
-		if pr, err = h.cover.Page(ctx, t.Name, p.Refresh, p.Page); err != nil || !pr.Current {
-			return err // a refresh replaced, finished or failed: nothing to do
+	pr, err := h.cover.Page(ctx, t.Name, p.Refresh, p.Page)
+	if err != nil || !pr.Current {
+		return err // a refresh replaced, finished or failed: nothing to do
+	}
+	if pr.Counted {
+		if retried, _ := asynq.GetRetryCount(ctx); retried == 0 && p.Deferred == 0 {
+			// Enqueued again after it ran (a scheduler restarting in the
+			// refresh's tick): the chain it started goes on.
+			return nil
 		}
-	}
-	if !pr.Counted {
+	} else {
 		last, err := h.coverPage(ctx, t, p, pr)
 		if err != nil || last {
 			return err
 		}
 	}
-	return h.enqueue(ctx, built(jobs.NewCoverageTask(jobs.CoveragePayload{Target: t.Name, Refresh: p.Refresh, Page: p.Page + 1})))
+	// A redelivery after a crash, or the page just counted: the next page.
+	return h.enqueue(ctx, built(jobs.NewCoverageTask(jobs.CoveragePayload{Target: t.Name, Refresh: p.Refresh, Page: p.Page + 1, Size: p.Size})))
 }
 
 // coverPage lists page p.Page, counts it and reports whether it was the
 // refresh's last.
 func (h *Handlers) coverPage(ctx context.Context, t *Target, p jobs.CoveragePayload, pr coverage.Progress) (last bool, err error) {
-	size := h.cfg.PageSize
+	size := p.Size
 	offset := p.Page * size
 	var f coverage.Figures
 	truncated := offset > maxListOffset

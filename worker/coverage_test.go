@@ -106,7 +106,7 @@ func newCoverageEstate(t *testing.T, b *redistest.Backend, images map[string]int
 func (e *coverageEstate) refresh(t *testing.T, names ...string) []coverage.Coverage {
 	t.Helper()
 	for _, name := range names {
-		if err := coverage.Enqueue(context.Background(), e.enq, name, e.now.UnixMilli()); err != nil {
+		if err := coverage.Enqueue(context.Background(), e.enq, name, e.now.UnixMilli(), false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -221,7 +221,7 @@ func TestCoverageWaitsBehindSubmissions(t *testing.T) {
 			})
 		}
 		testkit.Eventually(t, 10*time.Second, func() bool { return granted.Load() >= 4 }, "the submitters took no tokens")
-		if err := coverage.Enqueue(context.Background(), e.enq, "t0", e.now.UnixMilli()); err != nil {
+		if err := coverage.Enqueue(context.Background(), e.enq, "t0", e.now.UnixMilli(), false); err != nil {
 			t.Fatal(err)
 		}
 		from := granted.Load()

@@ -16,24 +16,28 @@ import (
 
 func newCoverageCmd() *cobra.Command {
 	var cf configFlags
-	var asJSON, refresh bool
+	var asJSON, refresh, force bool
 	cmd := &cobra.Command{
-		Use:   "coverage [--refresh]",
+		Use:   "coverage [--refresh [--force]]",
 		Short: "each target's registry images by scan status and by age of their latest scan",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return showCoverage(cmd.Context(), &cf, refresh, asJSON, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if force && !refresh {
+				return usageErrorf(cmd, "--force goes with --refresh")
+			}
+			return showCoverage(cmd.Context(), &cf, refresh, force, asJSON, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	cf.register(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API's JSON (GET /api/v1/coverage)")
 	cmd.Flags().BoolVar(&refresh, "refresh", false, "list every target not being listed now, at once (the workers do it)")
+	cmd.Flags().BoolVar(&force, "force", false, "with --refresh: also replace a listing under way (one that stalled: its task was deleted or failed)")
 	return cmd
 }
 
 // showCoverage prints the coverage of every target of the deployment, and
 // with refresh first starts a refresh of each target not refreshing.
-func showCoverage(ctx context.Context, cf *configFlags, refresh, asJSON bool, stdout, stderr io.Writer) error {
+func showCoverage(ctx context.Context, cf *configFlags, refresh, force, asJSON bool, stdout, stderr io.Writer) error {
 	a, err := openClient(ctx, "coverage", cf, stderr)
 	if err != nil {
 		return err
@@ -47,11 +51,12 @@ func showCoverage(ctx context.Context, cf *configFlags, refresh, asJSON bool, st
 	}
 	if refresh {
 		for _, c := range all {
-			if c.Refreshing != nil {
-				fmt.Fprintf(stderr, "%s: a refresh is under way (since %s)\n", c.Target, c.Refreshing.StartedAt.Format(time.RFC3339))
+			if c.Refreshing != nil && !force {
+				fmt.Fprintf(stderr, "%s: a refresh is under way (since %s, %d pages); --force replaces it, should it have stalled\n",
+					c.Target, c.Refreshing.StartedAt.Format(time.RFC3339), c.Refreshing.Pages)
 				continue
 			}
-			if err := coverage.Enqueue(ctx, a.Client, c.Target, now.UnixMilli()); err != nil {
+			if err := coverage.Enqueue(ctx, a.Client, c.Target, now.UnixMilli(), force); err != nil {
 				return err
 			}
 			fmt.Fprintf(stderr, "%s: refresh enqueued\n", c.Target)

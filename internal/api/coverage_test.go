@@ -19,7 +19,7 @@ func listedCoverage(t *testing.T, b *redistest.Backend) *coverage.Store {
 	s := coverage.New(b.Client, "")
 	at := time.Now().Add(-time.Minute)
 	id := at.UnixMilli()
-	if _, ok, err := s.Begin(ctx, testTarget, id, at); err != nil || !ok {
+	if _, ok, err := s.Begin(ctx, testTarget, id, at, false); err != nil || !ok {
 		t.Fatalf("begin: %v %v", ok, err)
 	}
 	var f coverage.Figures

@@ -7,6 +7,7 @@
 package coverage
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -75,16 +76,20 @@ func (f *Figures) Add(status string, scan, now int64) {
 	*f.ByScanAge.ptrs()[bucket(now, scan)]++
 }
 
-// clip bounds a status from HSS, which becomes a hash field and a label
-// value: HSS's statuses are short names.
+// Statuses are the scan_status values HSS documents for a registry image;
+// a listing counts any other as "other", and none as "unknown", so that a
+// status becomes a hash field and a label value only from this list.
+var Statuses = []string{"unscan", "waiting_for_scan", "scanning", "success", "failed", "download_failed", "image_oversized"}
+
+// clip maps a status from HSS to one of Statuses, "other" or "unknown".
 func clip(s string) string {
-	if s == "" {
+	switch {
+	case s == "":
 		return "unknown"
+	case slices.Contains(Statuses, s):
+		return s
 	}
-	if len(s) > 64 {
-		return s[:64]
-	}
-	return s
+	return "other"
 }
 
 // The fields of a refresh's count hash: images, s:<status> per status,

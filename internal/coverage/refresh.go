@@ -13,10 +13,11 @@ import (
 // Enqueue enqueues the first page of target's refresh id (the unix
 // milliseconds of its tick, or of the moment it was asked for). The task's
 // id is the refresh's, so producers that enqueue the same refresh at once
-// enqueue it once; one that comes after the task ran finds the refresh
-// begun (Store.Begin) and does nothing.
-func Enqueue(ctx context.Context, enq *asynq.Client, target string, id int64) error {
-	t, err := jobs.NewCoverageTask(jobs.CoveragePayload{Target: target, Refresh: id})
+// enqueue it once; one that comes after the task ran finds the refresh's
+// first page counted (Store.Page) and does nothing. force replaces a
+// refresh in progress (Store.Begin).
+func Enqueue(ctx context.Context, enq *asynq.Client, target string, id int64, force bool) error {
+	t, err := jobs.NewCoverageTask(jobs.CoveragePayload{Target: target, Refresh: id, Force: force})
 	if err != nil {
 		return err
 	}

@@ -60,6 +60,9 @@ func (s *Store) refreshKeys(target string, id int64) (counts, pages string) {
 //
 // KEYS[1] -> coverage:{T}
 // ARGV[1] -> refresh id; ARGV[2] -> now (ms); ARGV[3] -> stale after (ms)
+// ARGV[4] -> "1": replace a refresh in progress however recent its
+//            progress (an operator's forced refresh: the old chain finds
+//            itself no longer current and stops)
 // Output: the start time (ms) of refresh id when it is (now) the refresh
 // in progress, else 0.
 var beginScript = redis.NewScript(`
@@ -71,7 +74,7 @@ local id, now = tonumber(ARGV[1]), tonumber(ARGV[2])
 if id <= tonumber(redis.call('HGET', KEYS[1], 'tick') or '0') then
   return 0
 end
-if cur and now - tonumber(redis.call('HGET', KEYS[1], 'cur_touch') or '0') < tonumber(ARGV[3]) then
+if cur and ARGV[4] ~= '1' and now - tonumber(redis.call('HGET', KEYS[1], 'cur_touch') or '0') < tonumber(ARGV[3]) then
   return 0
 end
 redis.call('HSET', KEYS[1], 'tick', ARGV[1], 'cur', ARGV[1], 'cur_at', ARGV[2], 'cur_touch', ARGV[2], 'cur_pages', 0)
@@ -84,8 +87,11 @@ return now
 // (another scheduler replica's task for the same tick, or a tick after a
 // manual refresh), or a refresh in progress is not stale. A refresh that
 // is in progress already is begun again with its own start time.
-func (s *Store) Begin(ctx context.Context, target string, id int64, now time.Time) (start time.Time, ok bool, err error) {
-	ms, err := beginScript.Run(ctx, s.rdb, []string{s.key(target)}, id, now.UnixMilli(), StaleAfter.Milliseconds()).Int64()
+//
+// force begins id even while another refresh makes progress: that one
+// stops at its next page (Page says it is no longer current).
+func (s *Store) Begin(ctx context.Context, target string, id int64, now time.Time, force bool) (start time.Time, ok bool, err error) {
+	ms, err := beginScript.Run(ctx, s.rdb, []string{s.key(target)}, id, now.UnixMilli(), StaleAfter.Milliseconds(), flag(force)).Int64()
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("coverage: beginning refresh %d of target %q: %w", id, target, err)
 	}

@@ -22,7 +22,7 @@ func TestRefreshBeginsOncePerTick(t *testing.T) {
 		tick := now.UnixMilli()
 		begin := func(id int64, at time.Time) bool {
 			t.Helper()
-			_, ok, err := s.Begin(ctx, "t0", id, at)
+			_, ok, err := s.Begin(ctx, "t0", id, at, false)
 			if err != nil {
 				t.Fatal(err)
 			}

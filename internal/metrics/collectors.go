@@ -180,10 +180,6 @@ var (
 		"1 while a coverage listing of the target is under way, else 0.", []string{"target"}, nil)
 )
 
-// coverageStatuses are reported even at 0 once a target was listed: the
-// statuses of the create API, and waiting_for_scan.
-var coverageStatuses = []string{"unscan", "waiting_for_scan", "scanning", "success", "failed", "download_failed", "image_oversized"}
-
 // RegisterCoverage adds a collector of each of targets' coverage figures,
 // read from store at scrape time. It fails when called twice.
 func (m *Metrics) RegisterCoverage(store *coverage.Store, targets []string) error {
@@ -199,11 +195,13 @@ func (m *Metrics) RegisterCoverage(store *coverage.Store, targets []string) erro
 				continue
 			}
 			ch <- prometheus.MustNewConstMetric(coverageAgeDesc, prometheus.GaugeValue, *c.AgeSeconds, c.Target)
-			for _, s := range coverageStatuses {
+			// HSS's statuses even at 0 once a target was listed; "other"
+			// and "unknown" (coverage.clip) only when counted.
+			for _, s := range coverage.Statuses {
 				ch <- prometheus.MustNewConstMetric(registryImagesDesc, prometheus.GaugeValue, float64(c.Figures.ByScanStatus[s]), c.Target, s)
 			}
 			for s, n := range c.Figures.ByScanStatus {
-				if !slices.Contains(coverageStatuses, s) {
+				if !slices.Contains(coverage.Statuses, s) {
 					ch <- prometheus.MustNewConstMetric(registryImagesDesc, prometheus.GaugeValue, float64(n), c.Target, s)
 				}
 			}

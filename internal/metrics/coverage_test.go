@@ -23,7 +23,7 @@ func TestCoverageCollector(t *testing.T) {
 		}
 		reg := m.Registry()
 		start := time.Now().Add(-time.Minute)
-		if _, ok, err := store.Begin(ctx, "t1", 1, start); err != nil || !ok {
+		if _, ok, err := store.Begin(ctx, "t1", 1, start, false); err != nil || !ok {
 			t.Fatalf("Begin: %v %v", ok, err)
 		}
 		if got := value(t, reg, "scanq_coverage_refreshing", map[string]string{"target": "t1"}); got != 1 {
