@@ -243,6 +243,10 @@ func openClient(ctx context.Context, name string, cf *configFlags, stderr io.Wri
 			return nil, exitError{exitFailure}
 		}
 		cfg.Redis.URL = l.RedisURL()
+		if msg := l.TargetsDiffer(cfg.TargetNames()); msg != "" {
+			fmt.Fprintf(stderr, "scanq %s: %s\n", name, msg)
+			return nil, exitError{exitUsage}
+		}
 		if l.DemoSchedule {
 			cfg.Schedules = append(cfg.Schedules, app.DemoSchedule())
 		}

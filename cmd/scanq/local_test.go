@@ -327,3 +327,29 @@ func TestEnqueueWarnsWithNoWorker(t *testing.T) {
 		}
 	})
 }
+
+// TestCLIRefusesAnotherEstate: a CLI configured with other targets than
+// the serve it reaches (it was started with --config, the CLI without)
+// says so and what to pass, instead of starting runs the serve's workers
+// cannot do (a run on "default" failed at once, "target not configured
+// on this worker") and listing the wrong targets' coverage; with the
+// serve's configuration it works.
+func TestCLIRefusesAnotherEstate(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/estate.yaml"
+	estate := "schedules: []\ntargets:\n" +
+		"  - {name: cn, endpoint: embedded, project_id: 0123456789abcdef0123456789abcd01}\n" +
+		"  - {name: ap, endpoint: embedded, project_id: 0123456789abcdef0123456789abcd02}\n"
+	if err := os.WriteFile(path, []byte(estate), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startServe(t, "--config", path)
+	code, out, errOut := runCmd(t, "enqueue", "--all")
+	if code != 2 || out != "" || !strings.Contains(errOut, "targets default, but the scanq serve it reaches") ||
+		!strings.Contains(errOut, "has cn, ap") || !strings.Contains(errOut, "--config FILE or SCANQ_CONFIG") {
+		t.Fatalf("enqueue without the serve's configuration: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := runCmd(t, "enqueue", "--config", path, "--target", "all", "--all", "--wait"); code != 0 || !strings.Contains(out, "succeeded") {
+		t.Fatalf("enqueue --config estate --target all --wait: exit %d\n%s%s", code, out, errOut)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -21,12 +23,27 @@ import (
 // 0600 in a 0700 directory, and the embedded Redis refuses every
 // connection that does not AUTH with its password.
 type LocalServe struct {
-	PID           int       `json:"pid"`
-	RedisAddr     string    `json:"redis_addr"`
-	RedisPassword string    `json:"redis_password"`
-	APIAddr       string    `json:"api_addr,omitempty"`
-	DemoSchedule  bool      `json:"demo_schedule,omitempty"`
-	StartedAt     time.Time `json:"started_at"`
+	PID           int    `json:"pid"`
+	RedisAddr     string `json:"redis_addr"`
+	RedisPassword string `json:"redis_password"`
+	APIAddr       string `json:"api_addr,omitempty"`
+	DemoSchedule  bool   `json:"demo_schedule,omitempty"`
+	// Targets are the serve's targets: a CLI configured with others would
+	// start runs its workers cannot do, and says so (TargetsDiffer).
+	Targets   []string  `json:"targets,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// TargetsDiffer says, when targets (a CLI's) are not the recorded serve's,
+// what to do about it; "" when they are the same, or the record predates
+// the field.
+func (l *LocalServe) TargetsDiffer(targets []string) string {
+	if len(l.Targets) == 0 || slices.Equal(slices.Sorted(slices.Values(targets)), slices.Sorted(slices.Values(l.Targets))) {
+		return ""
+	}
+	return fmt.Sprintf("this command is configured with targets %s, but the scanq serve it reaches (pid %d) has %s: "+
+		"runs it starts would fail and its lists would mislead; pass the serve's configuration (--config FILE or SCANQ_CONFIG)",
+		strings.Join(targets, ", "), l.PID, strings.Join(l.Targets, ", "))
 }
 
 // RedisURL is the redis.url that reaches the recorded serve's Redis.

@@ -149,7 +149,7 @@ func (a *App) recordLocalServe(stdout io.Writer, apiAddr string, demoSchedule bo
 	path, err := LocalServePath()
 	if err == nil {
 		err = writeLocalServe(path, &LocalServe{PID: os.Getpid(), RedisAddr: addr, RedisPassword: a.Redis.MiniPassword,
-			APIAddr: apiAddr, DemoSchedule: demoSchedule, StartedAt: time.Now().UTC()})
+			APIAddr: apiAddr, DemoSchedule: demoSchedule, Targets: a.Cfg.TargetNames(), StartedAt: time.Now().UTC()})
 	}
 	if err != nil {
 		fmt.Fprintf(stdout, "Redis:         redis://%s/0 (embedded)\n", addr)
