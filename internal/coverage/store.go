@@ -60,10 +60,9 @@ func (s *Store) refreshKeys(target string, id int64) (counts, pages string) {
 //
 // KEYS[1] -> coverage:{T}
 // ARGV[1] -> refresh id; ARGV[2] -> now (ms); ARGV[3] -> stale after (ms)
-// ARGV[4] -> "1": replace a refresh in progress however recent its
-//
-//	progress (an operator's forced refresh: the old chain finds
-//	itself no longer current and stops)
+// ARGV[4] -> "1": replace a refresh in progress however recent its progress
+// (an operator's forced refresh: the old chain finds itself no longer
+// current and stops)
 //
 // Output: the start time (ms) of refresh id when it is (now) the refresh
 // in progress, else 0.
