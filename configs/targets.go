@@ -164,12 +164,23 @@ func readCredentials(c *Config, env map[string]string) []error {
 // that no two targets are the same project in the same region.
 func validateTargets(v *validator, c *Config) {
 	seen := map[string]int{}
+	envForms := map[string]int{}
 	scopes := map[string]int{}
 	for i := range c.Targets {
 		t := &c.Targets[i]
 		p := targetPath(i, t.Name)
-		if validateName(v, "targets", p, t.Name, i, seen) && strings.EqualFold(t.Name, AllTargets) {
-			v.add(p+".name", "%q is reserved: it selects every target", AllTargets)
+		if validateName(v, "targets", p, t.Name, i, seen) {
+			if strings.EqualFold(t.Name, AllTargets) {
+				v.add(p+".name", "%q is reserved: it selects every target", AllTargets)
+			}
+			// cn-prod, CN-Prod and cn_prod are one name to the environment:
+			// an override would set the first of them only.
+			if j, dup := envForms[envWord(t.Name)]; dup && c.Targets[j].Name != t.Name {
+				v.add(p+".name", "%q and targets[%d] (%q) have the same environment form %s: rename one",
+					t.Name, j, c.Targets[j].Name, TargetEnvName(t.Name, "<KEY>"))
+			} else if !dup {
+				envForms[envWord(t.Name)] = i
+			}
 		}
 		if t.Endpoint != nil {
 			validateEndpoint(v, p, *t.Endpoint, or(t.Region, c.HSS.Region))

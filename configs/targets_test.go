@@ -136,6 +136,7 @@ func TestTargetValidationNamesTheTargetAndField(t *testing.T) {
 		{"bad name", "targets: [{name: 'a b', project_id: p}]", nil, `targets["a b"].name`},
 		{"reserved name", "targets: [{name: all, project_id: p}]", nil, `targets["all"].name`},
 		{"same name", "targets: [{name: a, project_id: p}, {name: a, project_id: q}]", nil, `targets["a"].name`},
+		{"same environment form", "targets: [{name: cn-prod, project_id: p}, {name: CN_Prod, project_id: q}]", nil, `targets["CN_Prod"].name`},
 		{"same project and region", "targets: [{name: a, project_id: p}, {name: b, project_id: p}]", nil, `targets["b"].project_id`},
 		{"bad rate", "targets: [{name: a, project_id: p, request_rate: 0}]", nil, `targets["a"].request_rate`},
 		{"bad burst", "targets: [{name: a, project_id: p, request_burst: 0}]", nil, `targets["a"].request_burst`},

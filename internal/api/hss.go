@@ -212,8 +212,9 @@ type Project struct {
 }
 
 // route finds the target of a request to project with the region header
-// region: the one target of that project, or where two targets share the
-// project id, the one of that region. msg, when not "", is the HSS error
+// region: the one target of that project (a region header, when given,
+// must be its region), or where two targets share the project id, the one
+// of that region. msg, when not "", is the HSS error
 // message of a project this scanq does not serve.
 func (h *Handler) route(project, region string) (target, msg string) {
 	if len(h.opts.Projects) == 0 {
@@ -230,6 +231,10 @@ func (h *Handler) route(project, region string) (target, msg string) {
 		return "", "Access denied: the project_id in the path is not the project of these credentials " +
 			"(this scanq serves the project_id of each of its targets; scanq config show prints them)"
 	case len(match) == 1:
+		if p := match[0]; region != "" && p.Region != "" && region != p.Region {
+			// The call would reach the target with a region it is not in.
+			return "", "Access denied: this project_id is served in region " + p.Region + ", not the region header's " + hss.Clip(region)
+		}
 		return match[0].Target, ""
 	}
 	for _, p := range match {

@@ -234,3 +234,29 @@ func TestHSSCreateOpenWithoutCredentials(t *testing.T) {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
 }
+
+// TestHSSRegionMustBeTheTargets: a project's calls whose region header
+// names another region than its target's are refused as HSS refuses a
+// project it does not know (they went to the target with that region, a
+// call HSS itself would refuse); the target's own region and no header
+// both reach it.
+func TestHSSRegionMustBeTheTargets(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, redistest.Mini(t), withAuth(Options{Projects: []Project{{ProjectID: testProject, Region: "cn-north-4", Target: testTarget}}}))
+	for region, status := range map[string]int{"": 200, "cn-north-4": 200, "ap-southeast-1": 400} {
+		hdr := map[string]string{"X-Auth-Token": testToken, "Content-Type": "application/json"}
+		if region != "" {
+			hdr["Region"] = region
+		}
+		r := e.do(t, call{method: http.MethodPost, path: createPath, body: `{"is_all":true}`, header: hdr})
+		if r.status != status {
+			t.Errorf("region %q: %d %s, want %d", region, r.status, r.body, status)
+			continue
+		}
+		if status == 400 {
+			if he := r.hssErr(t); he.ErrorCode != "HSS.0010" || !strings.Contains(he.ErrorMsg, "served in region cn-north-4, not the region header's ap-southeast-1") {
+				t.Errorf("region %q: %+v", region, he)
+			}
+		}
+	}
+}
