@@ -44,6 +44,10 @@ type LoadOptions struct {
 	// Set maps "section.key" to a value, e.g. from command-line flags; it
 	// wins over the file and the environment.
 	Set map[string]string
+	// WithoutCredentials loads for a client that never calls HSS (the
+	// CLI's enqueue, runs, coverage, schedules): a credential variable a
+	// target names may be unset, and its credential is then empty.
+	WithoutCredentials bool
 }
 
 // FieldError is one problem with one setting.
@@ -88,7 +92,7 @@ func Load(opts LoadOptions) (*Config, error) {
 			return nil, fmt.Errorf("reading configuration file: %w", err)
 		}
 	}
-	return load(file, data, env, opts.Set)
+	return load(file, data, env, opts.Set, !opts.WithoutCredentials)
 }
 
 // ValidateFile loads path (or, when path is "", what SCANQ_CONFIG names,
@@ -99,7 +103,7 @@ func ValidateFile(path string, env []string) error {
 	return err
 }
 
-func load(file string, data []byte, env map[string]string, set map[string]string) (*Config, error) {
+func load(file string, data []byte, env map[string]string, set map[string]string, credentials bool) (*Config, error) {
 	c := &Config{}
 	if err := decodeYAML(embeddedName, embeddedYAML, c, nil); err != nil {
 		return nil, fmt.Errorf("decoding the embedded defaults: %w", err)
@@ -115,7 +119,7 @@ func load(file string, data []byte, env map[string]string, set map[string]string
 	c.DefaultSchedules = !fileSchedules
 	errs = append(errs, applyEnv(c, env, origins)...)
 	errs = append(errs, applySet(c, set, origins)...)
-	errs = append(errs, readCredentials(c, env)...)
+	errs = append(errs, readCredentials(c, env, credentials)...)
 	if len(c.Targets) > 0 && origins["hss.project_id"] == "" {
 		c.HSS.ProjectID = "" // the embedded default's: no target uses it
 	}

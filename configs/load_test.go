@@ -656,7 +656,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("x: " + strings.Repeat("[", 100) + strings.Repeat("]", 100) + "\n"))
 	f.Add([]byte("schedules: [{name: x, cron: 'TZ=Europe/Paris @every 1s', request: {image_info: [{id: 1}]}}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := load("fuzz.yaml", data, nil, nil)
+		c, err := load("fuzz.yaml", data, nil, nil, true)
 		if err != nil {
 			return
 		}
@@ -666,7 +666,7 @@ func FuzzLoad(f *testing.F) {
 		if err := c.WriteYAML(&buf); err != nil {
 			t.Fatalf("WriteYAML: %v", err)
 		}
-		c2, err := load("roundtrip.yaml", buf.Bytes(), nil, nil)
+		c2, err := load("roundtrip.yaml", buf.Bytes(), nil, nil, true)
 		if err != nil {
 			t.Fatalf("WriteYAML output does not load: %v\n%s", err, buf.String())
 		}

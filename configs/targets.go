@@ -130,8 +130,8 @@ func or[T any](p *T, def T) T {
 func targetPath(i int, name string) string { return listPath("targets", i, name) }
 
 // readCredentials fills in each target's credentials from the variables it
-// names, reporting a named variable that is unset or empty.
-func readCredentials(c *Config, env map[string]string) []error {
+// names, reporting a named variable that is unset or empty when required.
+func readCredentials(c *Config, env map[string]string, required bool) []error {
 	var errs []error
 	for i := range c.Targets {
 		t := &c.Targets[i]
@@ -149,7 +149,7 @@ func readCredentials(c *Config, env map[string]string) []error {
 				continue
 			}
 			v, ok := env[cr.name]
-			if !ok || v == "" {
+			if (!ok || v == "") && required {
 				errs = append(errs, &FieldError{Field: p + "." + cr.key, Reason: fmt.Sprintf("the environment variable %s it names is not set", cr.name)})
 				continue
 			}

@@ -181,3 +181,22 @@ schedules:
 		}
 	}
 }
+
+// TestClientsNeedNoCredentials: the CLI's commands that never call HSS load
+// the estate without the credential variables its targets name (an
+// operator's shell need not hold every project's keys); everything else
+// still refuses them unset.
+func TestClientsNeedNoCredentials(t *testing.T) {
+	t.Parallel()
+	file := writeFile(t, "targets: [{name: a, project_id: p, ak_env: A_AK, sk_env: A_SK}]")
+	if _, err := Load(LoadOptions{File: file}); err == nil || !strings.Contains(err.Error(), "A_AK it names is not set") {
+		t.Fatalf("loaded without A_AK: %v", err)
+	}
+	c, err := Load(LoadOptions{File: file, WithoutCredentials: true})
+	if err != nil {
+		t.Fatalf("a client's load: %v", err)
+	}
+	if got := c.TargetNames(); len(got) != 1 || got[0] != "a" || c.Targets[0].AK != "" {
+		t.Errorf("targets %v, AK %q", got, c.Targets[0].AK)
+	}
+}

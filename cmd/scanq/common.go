@@ -24,6 +24,9 @@ import (
 type configFlags struct {
 	file string
 	set  setFlag
+	// client: the command never calls HSS (enqueue, runs, coverage,
+	// schedules), so the credential variables targets name may be unset.
+	client bool
 }
 
 // register adds --config and --set to fs: a command's own flags, or the
@@ -36,7 +39,7 @@ func (c *configFlags) register(fs *pflag.FlagSet) {
 }
 
 func (c *configFlags) load() (*configs.Config, error) {
-	return configs.Load(configs.LoadOptions{File: c.file, Env: os.Environ(), Set: c.set})
+	return configs.Load(configs.LoadOptions{File: c.file, Env: os.Environ(), Set: c.set, WithoutCredentials: c.client})
 }
 
 // setFlag is --set SECTION.KEY=VALUE, repeatable. Each value is one pair,

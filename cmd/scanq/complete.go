@@ -88,6 +88,7 @@ func completeFromDeployment(cf *configFlags, values func(context.Context, *app.A
 		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), completeTimeout)
 		defer cancel()
+		cf.client = true // never calls HSS
 		a, err := openClient(ctx, "", cf, io.Discard)
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp

@@ -38,6 +38,7 @@ func newCoverageCmd() *cobra.Command {
 // showCoverage prints the coverage of every target of the deployment, and
 // with refresh first starts a refresh of each target not refreshing.
 func showCoverage(ctx context.Context, cf *configFlags, refresh, force, asJSON bool, stdout, stderr io.Writer) error {
+	cf.client = true // never calls HSS
 	a, err := openClient(ctx, "coverage", cf, stderr)
 	if err != nil {
 		return err

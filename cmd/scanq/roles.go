@@ -90,6 +90,7 @@ func schedules(ctx context.Context, cf *configFlags, trigger string, force, asJS
 	if trigger != "" {
 		name = "schedules trigger"
 	}
+	cf.client = true // never calls HSS
 	a, err := openClient(ctx, name, cf, stderr)
 	if err != nil {
 		return err

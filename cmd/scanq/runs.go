@@ -96,6 +96,7 @@ func runsList(ctx context.Context, cf *configFlags, q runs.ListQuery, asJSON boo
 		fmt.Fprintf(stderr, "scanq runs list: --limit must be in 1..%d, got %d\n", maxListLimit, q.Limit)
 		return exitError{exitUsage}
 	}
+	cf.client = true // never calls HSS
 	a, err := openClient(ctx, "runs list", cf, stderr)
 	if err != nil {
 		return err
@@ -142,6 +143,7 @@ func runsList(ctx context.Context, cf *configFlags, q runs.ListQuery, asJSON boo
 // runsShow is `scanq runs show ID` and `scanq runs cancel ID`: the run
 // (after the cancel), as text or in its one JSON shape.
 func runsShow(ctx context.Context, cf *configFlags, sub, id string, asJSON bool, stdout, stderr io.Writer) error {
+	cf.client = true // never calls HSS
 	a, err := openClient(ctx, "runs "+sub, cf, stderr)
 	if err != nil {
 		return err

@@ -111,6 +111,7 @@ func runScan(ctx context.Context, name string, cf *configFlags, f *scanFlags, en
 	// own; enqueue hands the run to a fleet, which it must reach.
 	var a *app.App
 	if enqueue {
+		cf.client = true // never calls HSS
 		a, err = openClient(ctx, name, cf, p.LogWriter())
 	} else {
 		a, err = open(cf, p.LogWriter())
