@@ -70,3 +70,32 @@ func TestGroupShowsWhyARunFailed(t *testing.T) {
 	}
 	wantWhy("runs show GROUP (of the serve)", out)
 }
+
+// The CLI names the flag it refuses: `scan --all` on an estate said
+// "invalid parameter target: required: ...", the API's field (new-user
+// trial).
+func TestTargetRefusalNamesTheFlag(t *testing.T) {
+	path := t.TempDir() + "/estate.yaml"
+	estate := "schedules: []\ntargets:\n" +
+		"  - {name: cn-demo, endpoint: embedded, emulator_images: 5, project_id: 0123456789abcdef0123456789abcd01}\n" +
+		"  - {name: ap-demo, endpoint: embedded, emulator_images: 5, project_id: 0123456789abcdef0123456789abcd02}\n"
+	if err := os.WriteFile(path, []byte(estate), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	redisURL := redistest.Mini(t).URL
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"scan", "--all"}, "scanq scan: --target: required: this server has several targets (cn-demo, ap-demo)"},
+		{[]string{"scan", "--all", "--target", "eu-demo"}, `scanq scan: --target: "eu-demo" is not a configured target`},
+		{[]string{"enqueue", "--all"}, "scanq enqueue: --target: required: this server has several targets (cn-demo, ap-demo)"},
+		{[]string{"enqueue", "--all", "--target", "eu-demo"}, `scanq enqueue: --target: "eu-demo" is not a configured target`},
+	} {
+		args := append(c.args, "--config", path, "--set", "redis.url="+redisURL)
+		code, out, errOut := runCmd(t, args...)
+		if code != 2 || !strings.Contains(errOut, c.want) || strings.Contains(errOut, "invalid parameter") {
+			t.Errorf("scanq %s: exit %d, want 2 and %q:\n%s%s", strings.Join(c.args, " "), code, c.want, out, errOut)
+		}
+	}
+}
