@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -230,6 +231,43 @@ func printGroup(w io.Writer, g jobs.RunGroup) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\n", r.ID, r.Target, r.State, rc.ImagesTotal, rc.ImagesSubmitted, rc.Skipped(), rc.ImagesFailed)
 	}
 	_ = tw.Flush()
+	for _, r := range g.Runs {
+		printWhy(w, r)
+	}
+}
+
+// printWhy says why a run of a group failed, or what errors it met: its
+// stop reason and its last error, and the command that shows the rest. A
+// run that failed without either still gets the command.
+func printWhy(w io.Writer, r jobs.RunView) {
+	failed := r.State == jobs.StateFailed || r.State == jobs.StatePartiallyFailed
+	if r.Run == nil || !failed && len(r.Errors) == 0 {
+		return
+	}
+	var why []string
+	if r.StopReason != "" {
+		why = append(why, "stopped: "+r.StopReason)
+	}
+	if len(r.Errors) > 0 {
+		e := r.Errors[0] // the newest: the run store keeps them newest first
+		last := "last error: "
+		if e.Status != 0 {
+			last += strconv.Itoa(e.Status) + " "
+		}
+		if e.Code != "" {
+			last += e.Code + ": "
+		}
+		last += e.Message
+		if e.RequestID != "" {
+			last += " (request id " + e.RequestID + ")"
+		}
+		why = append(why, last)
+	}
+	fmt.Fprintf(w, "run %s (target %s) %s", r.ID, r.TargetName(), r.State)
+	if len(why) > 0 {
+		fmt.Fprintf(w, ": %s", strings.Join(why, "; "))
+	}
+	fmt.Fprintf(w, "\n  details: scanq runs show %s\n", r.ID)
 }
 
 // skipReasons is " (cancelled 990, duplicate 3)", or "" when nothing was

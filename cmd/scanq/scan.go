@@ -132,7 +132,7 @@ func runScan(ctx context.Context, name string, cf *configFlags, f *scanFlags, en
 	}
 	r, err := a.Starter.Start(ctx, req, opts, jobs.Trigger{Kind: "cli"})
 	if err != nil {
-		fmt.Fprintf(stderr, "scanq %s: %v\n", name, err)
+		fmt.Fprintf(stderr, "scanq %s: %s\n", name, refusal(err))
 		return exitError{exitUsage}
 	}
 	if enqueue && !f.wait {
@@ -157,7 +157,7 @@ func runGroup(ctx context.Context, a *app.App, p *app.Progress, name string, f *
 	id := runs.NewID(time.Now())
 	started, err := a.Starter.StartGroup(ctx, id, nil, req, opts, jobs.Trigger{Kind: "cli"})
 	if err != nil {
-		fmt.Fprintf(stderr, "scanq %s: %v\n", name, err)
+		fmt.Fprintf(stderr, "scanq %s: %s\n", name, refusal(err))
 		return exitError{exitUsage}
 	}
 	failed := false
@@ -188,6 +188,16 @@ func runGroup(ctx context.Context, a *app.App, p *app.Progress, name string, f *
 		return exitError{exitFailure}
 	}
 	return nil
+}
+
+// refusal is err as the CLI says it: a refusal of the request's target
+// names the flag, --target, where the API names its field ("invalid
+// parameter target").
+func refusal(err error) string {
+	if ve, ok := errors.AsType[*hss.ValidationError](err); ok && ve.Field == "target" {
+		return "--target: " + ve.Reason
+	}
+	return err.Error()
 }
 
 // newProgress is the progress display of a run followed on stderr: a bar

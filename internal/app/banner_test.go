@@ -2,7 +2,9 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/scanq/scanq/configs"
 	"github.com/scanq/scanq/internal/app"
+	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/testkit"
 )
@@ -56,8 +59,17 @@ func newAppWith(t *testing.T, opts configs.LoadOptions) (*app.App, *testkit.Buff
 // its API is up and returns the log.
 func serveLogs(t *testing.T, set map[string]string) string {
 	t.Helper()
-	set["api.addr"] = "127.0.0.1:0"
-	a, logs := newApp(t, set)
+	return serveLogsWith(t, configs.LoadOptions{Set: set})
+}
+
+// serveLogsWith is serveLogs for any configuration layers.
+func serveLogsWith(t *testing.T, opts configs.LoadOptions) string {
+	t.Helper()
+	if opts.Set == nil {
+		opts.Set = map[string]string{}
+	}
+	opts.Set["api.addr"] = "127.0.0.1:0"
+	a, logs := newAppWith(t, opts)
 	defer a.Close()
 	out := &signalWriter{want: "API:", seen: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -146,5 +158,48 @@ func TestServeBannerListsSchedules(t *testing.T) {
 		if !strings.Contains(logs, w) {
 			t.Errorf("banner lacks %q:\n%s", w, logs)
 		}
+	}
+}
+
+// TestServeBannerNamesEachTarget: with a targets list the banner names each
+// target and where its scans go, its endpoint or the built-in emulator; it
+// said "HSS: ." when every target had an endpoint URL, and that no scan
+// reached Huawei Cloud when only one of them was on the emulator.
+func TestServeBannerNamesEachTarget(t *testing.T) {
+	cn := emulator.NewServer(emulator.Options{Images: 5, ProjectID: "0123456789abcdef0123456789abcd01"})
+	t.Cleanup(cn.Close)
+	ap := emulator.NewServer(emulator.Options{Images: 5, ProjectID: "0123456789abcdef0123456789abcd02"})
+	t.Cleanup(ap.Close)
+	cases := []struct {
+		name, targets string
+		want, not     []string
+	}{
+		{"every target on a URL",
+			fmt.Sprintf("  - {name: cn, endpoint: %q, project_id: 0123456789abcdef0123456789abcd01}\n"+
+				"  - {name: ap, endpoint: %q, project_id: 0123456789abcdef0123456789abcd02}\n", cn.URL, ap.URL),
+			[]string{"target cn: " + cn.URL, "target ap: " + ap.URL}, []string{"HSS: .", "emulator"}},
+		{"one on a URL, one on the emulator",
+			fmt.Sprintf("  - {name: cn, endpoint: %q, project_id: 0123456789abcdef0123456789abcd01}\n"+
+				"  - {name: ap, endpoint: embedded, project_id: 0123456789abcdef0123456789abcd02}\n", cn.URL),
+			[]string{"target cn: " + cn.URL, "target ap: the built-in emulator"}, []string{"no scan reaches Huawei Cloud", "HSS: ."}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := t.TempDir() + "/estate.yaml"
+			if err := os.WriteFile(path, []byte("schedules: []\ntargets:\n"+c.targets), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			logs := serveLogsWith(t, configs.LoadOptions{File: path})
+			for _, w := range c.want {
+				if !strings.Contains(logs, w) {
+					t.Errorf("log lacks %q:\n%s", w, logs)
+				}
+			}
+			for _, n := range c.not {
+				if strings.Contains(logs, n) {
+					t.Errorf("log says %q:\n%s", n, logs)
+				}
+			}
+		})
 	}
 }

@@ -59,8 +59,14 @@ func (a *App) Serve(ctx context.Context, stdout io.Writer) error {
 	banner := a.banner(ctx)
 	if a.Demo() {
 		a.Log.Warn("DEMO MODE: " + banner)
-		if a.Emulator != nil {
-			fmt.Fprintf(stdout, "HSS emulator:  %s  (stats: %s/emulator/v1/stats)\n", a.Emulator.URL, a.Emulator.URL)
+		for _, t := range a.Targets {
+			switch {
+			case t.Emulator == nil:
+			case len(a.Cfg.Targets) == 0:
+				fmt.Fprintf(stdout, "HSS emulator:  %s  (stats: %s/emulator/v1/stats)\n", t.Emulator.URL, t.Emulator.URL)
+			default:
+				fmt.Fprintf(stdout, "HSS emulator:  %s  (target %s; stats: %s/emulator/v1/stats)\n", t.Emulator.URL, t.Name, t.Emulator.URL)
+			}
 		}
 	} else {
 		a.Log.Info("serve: " + banner)
@@ -169,11 +175,7 @@ func (a *App) banner(ctx context.Context) string {
 	} else {
 		parts = append(parts, "Redis "+configs.RedactURL(a.Cfg.Redis.URL)+".")
 	}
-	if a.Emulator != nil {
-		parts = append(parts, "HSS: the built-in HSS emulator, no scan reaches Huawei Cloud.")
-	} else {
-		parts = append(parts, "HSS: "+a.Cfg.HSS.EndpointURL()+".")
-	}
+	parts = append(parts, a.hssBanner())
 	switch {
 	case a.Cfg.API.Token != "" && a.Cfg.API.AK != "":
 		parts = append(parts, "API authentication is ON (token and AK/SK).")
@@ -185,6 +187,41 @@ func (a *App) banner(ctx context.Context) string {
 		parts = append(parts, "API authentication is OFF: anyone who reaches the API can start scans; /monitoring/ is read-only.")
 	}
 	return strings.Join(append(parts, a.scheduleBanner(ctx)), " ")
+}
+
+// hssBanner says where the scans go. The hss section alone: the built-in
+// emulator or its endpoint. A targets list: each target by name, with its
+// endpoint or "the built-in emulator", so that an estate that mixes them
+// says which is which.
+func (a *App) hssBanner() string {
+	if len(a.Cfg.Targets) == 0 || len(a.Targets) == 0 {
+		if a.Emulator != nil {
+			return "HSS: the built-in HSS emulator, no scan reaches Huawei Cloud."
+		}
+		return "HSS: " + configs.RedactURL(a.Cfg.HSS.EndpointURL()) + "."
+	}
+	list := make([]string, len(a.Targets))
+	emulated := 0
+	for i, t := range a.Targets {
+		where := configs.RedactURL(t.EndpointURL())
+		if t.Emulator != nil {
+			where = "the built-in emulator"
+			emulated++
+		}
+		list[i] = "target " + t.Name + ": " + where
+	}
+	head := fmt.Sprintf("HSS, %d targets: ", len(a.Targets))
+	if len(a.Targets) == 1 {
+		head = "HSS, 1 target: "
+	}
+	tail := "."
+	switch {
+	case emulated == len(a.Targets):
+		tail = "; no scan reaches Huawei Cloud."
+	case emulated > 0:
+		tail = "; the scans of the targets on the built-in emulator reach no cloud."
+	}
+	return head + strings.Join(list, "; ") + tail
 }
 
 // scheduleBanner names the schedules this process fires, each with its
