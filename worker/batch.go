@@ -60,7 +60,7 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 		return later(err, b)
 	}
 
-	h.log.DebugContext(ctx, "batch passed the limiter", "run_id", r.ID, "batch", id, "images", n, "waited", waited)
+	h.log.DebugContext(ctx, "batch passed the limiter", "run_id", r.ID, "target", t.Name, "batch", id, "images", n, "waited", waited)
 	// After a wait, a run cancelled meanwhile submits nothing more.
 	if waited > 0 {
 		if st, err := h.runs.State(ctx, r.ID); err != nil {

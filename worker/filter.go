@@ -30,7 +30,7 @@ func (h *Handlers) filter(ctx context.Context, r *jobs.Run, pass runs.Pass, page
 		if isWait(err) || retryable(ctx, err, 0, jobs.RunMaxRetry) {
 			return snapshot{}, err
 		}
-		h.log.WarnContext(ctx, "listing failed, run ends with what was resolved", "run_id", r.ID, "page", page, "err", err)
+		h.log.WarnContext(ctx, "listing failed, run ends with what was resolved", "run_id", r.ID, "target", r.TargetName(), "page", page, "err", err)
 		return snapshot{Last: true, Failed: runErr(fmt.Sprintf("page %d", page), 0, err, h.now())}, nil
 	}
 	seen, headSeen := l.seen, l.headSeen
@@ -73,7 +73,7 @@ func (h *Handlers) filter(ctx context.Context, r *jobs.Run, pass runs.Pass, page
 		}
 	}
 	if snap.Gap {
-		h.log.InfoContext(ctx, "listing shifted past the pages' overlap", "run_id", r.ID, "page", page, "pass", pass.N)
+		h.log.InfoContext(ctx, "listing shifted past the pages' overlap", "run_id", r.ID, "target", r.TargetName(), "page", page, "pass", pass.N)
 	}
 	return snap, nil
 }

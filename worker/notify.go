@@ -142,7 +142,7 @@ func (h *Handlers) handleNotify(ctx context.Context, p jobs.NotifyPayload) error
 		}
 		return fmt.Errorf("webhook delivery of run %s: receiver answered %d", r.ID, resp.StatusCode)
 	}
-	h.log.InfoContext(ctx, "webhook delivered", "run_id", r.ID, "state", r.State)
+	h.log.InfoContext(ctx, "webhook delivered", "run_id", r.ID, "target", r.TargetName(), "state", r.State)
 	return nil
 }
 

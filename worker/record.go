@@ -86,14 +86,14 @@ func (h *Handlers) record(ctx context.Context, r *jobs.Run, pass runs.Pass, p in
 			h.metrics.Skipped(r.TargetName(), reason, n)
 		}
 	}
-	h.log.DebugContext(ctx, "page resolved", "run_id", r.ID, "page", p, "listed", snap.Listed, "batches", len(batches), "last", snap.Last)
+	h.log.DebugContext(ctx, "page resolved", "run_id", r.ID, "target", r.TargetName(), "page", p, "listed", snap.Listed, "batches", len(batches), "last", snap.Last)
 	switch {
 	case rec.Finished:
 		h.finished(ctx, r.ID)
 	case rec.NextPass:
 		// The pass ended and another starts: a task of its own, which
 		// reads the new pass from the run.
-		h.log.InfoContext(ctx, "reconciliation pass", "run_id", r.ID, "first_page", p+1)
+		h.log.InfoContext(ctx, "reconciliation pass", "run_id", r.ID, "target", r.TargetName(), "first_page", p+1)
 		return h.enqueue(ctx, built(jobs.NewPageTask(r.ID, r.Target, p+1, r.Queue)))
 	}
 	return nil

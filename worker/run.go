@@ -20,7 +20,7 @@ func (h *Handlers) handleRun(ctx context.Context, p jobs.RunPayload) error {
 	if errors.Is(err, runs.ErrNotFound) {
 		// The run expired while pending (scan.pending_ttl), or was never
 		// stored: there is nothing to start, now or on a retry.
-		h.log.WarnContext(ctx, "run task for a missing run (expired while pending?): dropped", "run_id", p.RunID)
+		h.log.WarnContext(ctx, "run task for a missing run (expired while pending?): dropped", "run_id", p.RunID, "target", p.Target)
 		return fmt.Errorf("run %s: %w: %w", p.RunID, err, asynq.SkipRetry)
 	}
 	if err != nil {
@@ -39,7 +39,7 @@ func (h *Handlers) handleRun(ctx context.Context, p jobs.RunPayload) error {
 	if st.Final() {
 		return nil
 	}
-	h.log.InfoContext(ctx, "run started", "run_id", r.ID, "source", r.Source, "batch_size", r.BatchSize, "rate_limit", r.Request.ImagesPerHour())
+	h.log.InfoContext(ctx, "run started", "run_id", r.ID, "target", r.TargetName(), "source", r.Source, "batch_size", r.BatchSize, "rate_limit", r.Request.ImagesPerHour())
 	if r.Source == jobs.SourceForward {
 		if err := h.enqueue(ctx, built(h.batchTask(r, jobs.BatchPayload{RunID: r.ID, Target: r.Target, Forward: true}))); err != nil {
 			return err

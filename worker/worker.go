@@ -342,8 +342,13 @@ func (h *Handlers) enqueue(ctx context.Context, te taskOrErr) error {
 }
 
 func (h *Handlers) finished(ctx context.Context, runID string) {
-	h.log.InfoContext(ctx, "run finished", "run_id", runID)
-	if r, err := h.runs.Get(ctx, runID); err == nil && r.Trigger.Parent != "" {
+	r, err := h.runs.Get(ctx, runID)
+	if err != nil {
+		h.log.InfoContext(ctx, "run finished", "run_id", runID)
+	} else {
+		h.log.InfoContext(ctx, "run finished", "run_id", runID, "target", r.TargetName(), "state", r.State)
+	}
+	if err == nil && r.Trigger.Parent != "" {
 		if err := h.runs.SettleGroup(ctx, r.Trigger.Parent); err != nil {
 			h.log.WarnContext(ctx, "settling the run's group", "run_id", runID, "group", r.Trigger.Parent, "err", err)
 		}
