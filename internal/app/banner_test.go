@@ -136,16 +136,7 @@ func TestServeBannerStatesTheTruth(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			logs := serveLogs(t, c.set)
-			for _, w := range c.want {
-				if !strings.Contains(logs, w) {
-					t.Errorf("log lacks %q:\n%s", w, logs)
-				}
-			}
-			for _, n := range c.not {
-				if strings.Contains(logs, n) {
-					t.Errorf("log says %q:\n%s", n, logs)
-				}
-			}
+			checkLog(t, logs, c.want, c.not)
 		})
 	}
 }
@@ -190,16 +181,23 @@ func TestServeBannerNamesEachTarget(t *testing.T) {
 				t.Fatal(err)
 			}
 			logs := serveLogsWith(t, configs.LoadOptions{File: path})
-			for _, w := range c.want {
-				if !strings.Contains(logs, w) {
-					t.Errorf("log lacks %q:\n%s", w, logs)
-				}
-			}
-			for _, n := range c.not {
-				if strings.Contains(logs, n) {
-					t.Errorf("log says %q:\n%s", n, logs)
-				}
-			}
+			checkLog(t, logs, c.want, c.not)
 		})
+	}
+}
+
+// checkLog fails the test unless logs holds every string of want and none
+// of not.
+func checkLog(t *testing.T, logs string, want, not []string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(logs, w) {
+			t.Errorf("log lacks %q:\n%s", w, logs)
+		}
+	}
+	for _, n := range not {
+		if strings.Contains(logs, n) {
+			t.Errorf("log says %q:\n%s", n, logs)
+		}
 	}
 }
