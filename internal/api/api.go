@@ -82,7 +82,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/scanq/scanq/internal/hss"
 	"log/slog"
 	"math"
 	"net/http"
@@ -92,6 +91,8 @@ import (
 	"github.com/hibiken/asynqmon"
 	"github.com/redis/go-redis/v9"
 	"github.com/scanq/scanq/internal/coverage"
+	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/httpx"
 	"github.com/scanq/scanq/internal/limit"
 	"github.com/scanq/scanq/internal/metrics"
 	"github.com/scanq/scanq/internal/runs"
@@ -388,7 +389,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer lease.release()
 	ctx := context.WithValue(r.Context(), requestIDKey{}, rid)
 	r = r.WithContext(context.WithValue(ctx, bodyLeaseKey{}, lease))
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &httpx.StatusWriter{ResponseWriter: w}
 	start := time.Now()
 	_, pattern := h.mux.Handler(r)
 	defer func() {
@@ -397,25 +398,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				panic(p)
 			}
 			h.log.Error("api: panic serving request", "request_id", rid, "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p))
-			if sw.status == 0 {
+			if sw.Status == 0 {
 				h.writeInternal(sw, r)
 			}
 		}
-		if sw.status == 0 {
-			sw.status = http.StatusOK
+		if sw.Status == 0 {
+			sw.Status = http.StatusOK
 		}
 		route := pattern
 		if route == "" {
 			route = "unmatched"
 		}
 		d := time.Since(start)
-		h.metrics.APIRequest(route, sw.status, d)
+		h.metrics.APIRequest(route, sw.Status, d)
 		level := slog.LevelInfo
-		if pattern == "GET /healthz" || pattern == "GET /readyz" || pattern == "GET /metrics" || (pattern == MonitoringPath+"/" && sw.status < 400) {
+		if pattern == "GET /healthz" || pattern == "GET /readyz" || pattern == "GET /metrics" || (pattern == MonitoringPath+"/" && sw.Status < 400) {
 			level = slog.LevelDebug // probes, scrapes and asynqmon's polling would drown the log
 		}
 		h.log.Log(r.Context(), level, "api request", "request_id", rid, "method", r.Method, "path", r.URL.Path,
-			"route", route, "status", sw.status, "duration", d)
+			"route", route, "status", sw.Status, "duration", d)
 	}()
 	h.root.ServeHTTP(sw, r)
 }
@@ -468,36 +469,6 @@ func (w *muxErrorWriter) Write(b []byte) (int, error) {
 	}
 	return w.ResponseWriter.Write(b)
 }
-
-// statusWriter remembers the status for the log line and metrics.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Flush lets asynqmon and promhttp stream through the wrapper.
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-// Unwrap lets http.ResponseController reach the connection.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type requestIDKey struct{}
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/hss/signer"
+	"github.com/scanq/scanq/internal/httpx"
 
 	fastjson "github.com/segmentio/encoding/json"
 )
@@ -339,26 +340,6 @@ const (
 	routeUnknown      = "unknown"
 )
 
-// statusWriter remembers the status for the stats.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
 // newRequestID returns 32 hex digits, like the gateway's X-Request-Id, and
 // deterministic for a seed.
 func (e *Emulator) newRequestID() string {
@@ -374,17 +355,17 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	route, project := matchRoute(r.Method, r.URL.Path)
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &httpx.StatusWriter{ResponseWriter: w}
 	start := time.Now()
 	e.serveAPI(sw, r, rid, route, project)
-	if sw.status == 0 {
+	if sw.Status == 0 {
 		// Only a client that went away during the injected latency gets no
 		// answer; count it as nginx does.
-		sw.status = 499
+		sw.Status = 499
 	}
-	e.rec.request(route, sw.status)
+	e.rec.request(route, sw.Status)
 	e.log.Debug("hss emulator request", "method", r.Method, "path", r.URL.Path, "route", route,
-		"status", sw.status, "request_id", rid, "duration", time.Since(start))
+		"status", sw.Status, "request_id", rid, "duration", time.Since(start))
 }
 
 // matchRoute maps a request to an operation and its project_id.
