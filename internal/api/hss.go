@@ -93,13 +93,7 @@ func (h *Handler) hssCreate(w http.ResponseWriter, r *http.Request) {
 		writeHSSError(w, r, http.StatusBadRequest, "HSS.0010", "Access denied: X-Project-Id does not match the project_id in the path")
 		return
 	}
-	q := r.URL.Query()
-	req := hss.CreateScanTaskRequest{
-		ProjectID:           project,
-		EnterpriseProjectID: q.Get("enterprise_project_id"),
-		GlobalImageType:     q.Get("global_image_type"),
-		Region:              r.Header.Get("Region"),
-	}
+	req := hss.CreateRequestOf(r, project)
 	if err := req.Validate(); err != nil { // path, query and header; the body is checked next
 		h.writeHSSValidation(w, r, err)
 		return

@@ -538,13 +538,7 @@ func (e *Emulator) checkProject(r *http.Request, project string) (msg string, ok
 
 // create is CreateManualImageScanTask.
 func (e *Emulator) create(w http.ResponseWriter, r *http.Request, rid, project string, body []byte, now time.Time) {
-	q := r.URL.Query()
-	req := hss.CreateScanTaskRequest{
-		ProjectID:           project,
-		EnterpriseProjectID: q.Get("enterprise_project_id"),
-		GlobalImageType:     q.Get("global_image_type"),
-		Region:              r.Header.Get("Region"),
-	}
+	req := hss.CreateRequestOf(r, project)
 	if err := req.Validate(); err != nil { // path, query and header; the body is empty so far
 		e.writeHSSError(w, rid, err)
 		return
@@ -577,7 +571,7 @@ func (e *Emulator) create(w http.ResponseWriter, r *http.Request, rid, project s
 		Time:                now,
 		RequestID:           rid,
 		ProjectID:           project,
-		Query:               q,
+		Query:               r.URL.Query(),
 		EnterpriseProjectID: req.EnterpriseProjectID,
 		GlobalImageType:     imageType,
 		Region:              req.Region,

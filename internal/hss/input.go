@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strconv"
 	"unicode"
 	"unicode/utf8"
@@ -323,4 +324,17 @@ func hex4(b []byte) rune {
 		r = r<<4 | rune(c)
 	}
 	return r
+}
+
+// CreateRequestOf is what a server reads of a CreateManualImageScanTask
+// call to project before its body: the query's enterprise_project_id and
+// global_image_type, and the region header. Validate checks them.
+func CreateRequestOf(r *http.Request, project string) CreateScanTaskRequest {
+	q := r.URL.Query()
+	return CreateScanTaskRequest{
+		ProjectID:           project,
+		EnterpriseProjectID: q.Get("enterprise_project_id"),
+		GlobalImageType:     q.Get("global_image_type"),
+		Region:              r.Header.Get("Region"),
+	}
 }
