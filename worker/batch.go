@@ -36,7 +36,7 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 		if err != nil {
 			return nil
 		}
-		token = h.limiter.RequestStep(t.Name, t.RequestRate, t.RequestBurst)
+		token = h.limiter.RequestStep(t.Name, t.RequestRate, t.RequestBurst, jobs.PriorityOf(cached.Queue))
 		return token
 	})
 	if errors.Is(err, runs.ErrNotFound) {

@@ -258,7 +258,7 @@ func imageIncrement(rate int, period time.Duration, n int) (int64, error) {
 // token only when no caller of Request is waiting for one (it does not
 // take their turn), and does not queue.
 func (l *Limiter) AllowRequest(ctx context.Context, target string, perSecond float64, burst int) (Decision, error) {
-	return l.Request(ctx, target, perSecond, burst, Waiter{})
+	return l.Request(ctx, target, perSecond, burst, Waiter{Priority: maxPriority})
 }
 
 // Waiter is a caller's place in its target's queue for request tokens
@@ -331,10 +331,12 @@ type RequestStep struct {
 }
 
 // RequestStep prepares the decision on one request token of target, as
-// AllowRequest takes it; nothing is sent until the step is queued. Denied,
-// the caller queues with Request.
-func (l *Limiter) RequestStep(target string, perSecond float64, burst int) *RequestStep {
-	args, err := requestArgs(target, perSecond, burst, Waiter{})
+// AllowRequest takes it but for a caller of priority: it yields only to
+// waiters of that priority or a more urgent one, not to a listing of lower
+// priority (coverage) waiting its turn. Nothing is sent until the step is
+// queued. Denied, the caller queues with Request.
+func (l *Limiter) RequestStep(target string, perSecond float64, burst, priority int) *RequestStep {
+	args, err := requestArgs(target, perSecond, burst, Waiter{Priority: priority})
 	return &RequestStep{l: l, target: target, args: args, err: err}
 }
 

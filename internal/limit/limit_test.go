@@ -481,7 +481,7 @@ func TestRequestStep(t *testing.T) {
 		l := New(b.Client, Options{})
 		in := func(perSecond float64, burst int) (Decision, error) {
 			t.Helper()
-			step := l.RequestStep("t", perSecond, burst)
+			step := l.RequestStep("t", perSecond, burst, 0)
 			pipe := b.Client.Pipeline()
 			get := pipe.Get(ctx, "other") // the other store's own command
 			step.Queue(ctx, pipe)
@@ -503,7 +503,7 @@ func TestRequestStep(t *testing.T) {
 		if _, err := in(-1, 1); err == nil || !strings.Contains(err.Error(), "requests per second must be") {
 			t.Fatalf("negative rate: %v", err)
 		}
-		if _, err := l.RequestStep("t", 0, 0).Decision(); err == nil || !strings.Contains(err.Error(), "never queued") {
+		if _, err := l.RequestStep("t", 0, 0, 0).Decision(); err == nil || !strings.Contains(err.Error(), "never queued") {
 			t.Fatalf("a step never queued: %v", err)
 		}
 		if err := b.Client.ScriptFlush(ctx).Err(); err != nil {

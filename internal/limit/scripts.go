@@ -102,7 +102,8 @@ end
 // ARGV[2] -> tol, µs
 // ARGV[3] -> slow_inc, µs (the half rate)
 // ARGV[4] -> slow_tol, µs
-// ARGV[5] -> waiter id; "": no turn, and a token only when none waits
+// ARGV[5] -> waiter id; "": no turn, and a token only when no waiter of
+// its priority (ARGV[7]) or a more urgent one waits
 // ARGV[6] -> the waiter's run
 // ARGV[7] -> the waiter's priority, 0 first
 // ARGV[8] -> lease, µs: how long past its wait a waiter keeps its place
@@ -147,7 +148,7 @@ local window = inc
 if maxwait > 0 and maxwait < window then window = maxwait end
 local rank, tag, score = 0, 0, nil
 if id == "" then
-  local queued = redis.call("ZCARD", KEYS[4])
+  local queued = redis.call("ZCOUNT", KEYS[4], "-inf", "(" .. ((tonumber(ARGV[7]) + 1) * span))
   if queued > 0 then
     return {0, wait + queued * inc, now, 0}
   end

@@ -257,3 +257,27 @@ func TestUnreserveImages(t *testing.T) {
 	d, err = reserve()
 	c.expect("after a give-back too late", d, err, true, 3*time.Second)
 }
+
+// TestNoTurnYieldsOnlyToItsOwnPriority: a call that takes no turn (a
+// batch's first try, RequestStep) yields to waiters of its priority or a
+// more urgent one, but not to a coverage listing (priority 3) waiting
+// behind every submission: it took an extra round trip per batch for as
+// long as a listing waited.
+func TestNoTurnYieldsOnlyToItsOwnPriority(t *testing.T) {
+	t.Parallel()
+	c := newTurns(t)
+	d, err := c.ask("bulk-1", "b", 2)
+	c.expect("bulk-1", d, err, true, 0)
+	d, err = c.ask("bulk-2", "b", 2)
+	c.expect("bulk-2", d, err, true, turnInc)
+	d, err = c.ask("cover-1", "coverage", 3)
+	c.expect("the listing queues", d, err, false, turnInc)
+	c.advance(2 * turnInc)
+	noTurn := func(prio int) (Decision, error) {
+		return c.l.Request(context.Background(), turnTarget, 10, 1, Waiter{Priority: prio})
+	}
+	d, err = noTurn(3)
+	c.expect("a call of the listing's priority yields", d, err, false, turnInc)
+	d, err = noTurn(2)
+	c.expect("a bulk batch does not", d, err, true, 0)
+}
