@@ -42,6 +42,7 @@ type Config struct {
 	Retry     RetryConfig     `yaml:"retry"`
 	Scheduler SchedulerConfig `yaml:"scheduler"`
 	Coverage  CoverageConfig  `yaml:"coverage"`
+	Verify    VerifyConfig    `yaml:"verify"`
 	Webhook   WebhookConfig   `yaml:"webhook"`
 	Log       LogConfig       `yaml:"log"`
 	Targets   []TargetConfig  `yaml:"targets,omitempty"`
@@ -171,6 +172,21 @@ type CoverageConfig struct {
 	// epoch; 0 = no periodic refresh.
 	Interval time.Duration `yaml:"interval"`
 }
+
+// VerifyConfig is the verification of runs after their last batch: their
+// submitted images followed through the list API to their scan results.
+type VerifyConfig struct {
+	// Timeout is how long after a run its verification goes on.
+	Timeout time.Duration `yaml:"timeout"`
+	// PollMin is the wait before the first round, doubling each round up
+	// to PollMax.
+	PollMin time.Duration `yaml:"poll_min"`
+	PollMax time.Duration `yaml:"poll_max"`
+}
+
+// MaxVerifyTimeout bounds verify.timeout: a run's verification marks are
+// kept a week.
+const MaxVerifyTimeout = 7 * 24 * time.Hour
 
 // WebhookConfig is the notification sent when a run finishes.
 type WebhookConfig struct {

@@ -48,6 +48,9 @@ func TestEmbeddedDefaultsMatchCode(t *testing.T) {
 		{"scheduler.lease", c.Scheduler.Lease, scheduler.DefaultLease},
 		{"scheduler.misfire_grace", c.Scheduler.MisfireGrace, configs.DefaultMisfireGrace},
 		{"coverage.interval", c.Coverage.Interval, scheduler.DefaultCoverageInterval},
+		{"verify.timeout", c.Verify.Timeout, worker.DefaultVerifyTimeout},
+		{"verify.poll_min", c.Verify.PollMin, worker.DefaultVerifyPollMin},
+		{"verify.poll_max", c.Verify.PollMax, worker.DefaultVerifyPollMax},
 	}
 	for _, tt := range tests {
 		// Interface values are equal when their types are too: a constant

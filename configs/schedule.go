@@ -51,9 +51,16 @@ type Schedule struct {
 	// `targets` list, or AllTargets ("all"). Empty means all. In YAML it is
 	// a list, or the single word all.
 	Targets []string `yaml:"targets,omitempty"`
+	// Verify: whether each run follows its submitted images to their scan
+	// results (jobs.Options.Verify); nil (left out) means yes.
+	Verify *bool `yaml:"verify,omitempty"`
 	// Request is what each run scans.
 	Request ScanRequest `yaml:"request"`
 }
+
+// Verifies reports whether the schedule's runs are verified: unless its
+// verify key says false.
+func (s Schedule) Verifies() bool { return s.Verify == nil || *s.Verify }
 
 // Queue names, as in package jobs.
 const (

@@ -143,6 +143,15 @@ func (c *Config) Validate() error {
 		v.add("coverage.interval", "0 (off) or at least 1m, got %s", d)
 	}
 
+	// verify
+	if d := c.Verify.Timeout; d < time.Minute || d > MaxVerifyTimeout {
+		v.add("verify.timeout", "between 1m and %s, got %s", MaxVerifyTimeout, d)
+	}
+	v.positive("verify.poll_min", c.Verify.PollMin)
+	if c.Verify.PollMax < c.Verify.PollMin {
+		v.add("verify.poll_max", "must be >= verify.poll_min (%v), got %v", c.Verify.PollMin, c.Verify.PollMax)
+	}
+
 	// webhook
 	if c.Webhook.URL != "" {
 		// The URL may carry a token, so the parse error (which quotes

@@ -44,7 +44,7 @@ const (
 )
 
 // Types lists every task type a worker must handle.
-var Types = []string{TypeRun, TypePage, TypeBatch, TypeImage, TypeImageBatch, TypeNotify, TypeCoverage}
+var Types = []string{TypeRun, TypePage, TypeBatch, TypeImage, TypeImageBatch, TypeNotify, TypeCoverage, TypeVerify}
 
 // Queues, highest priority first. Ad-hoc work (API, CLI) goes to critical,
 // scheduled bulk work to bulk, so an urgent scan never waits behind a night.
@@ -160,6 +160,22 @@ func NewBatchTask(b BatchPayload, prio string, maxRetry int) (*asynq.Task, error
 // are the worker's configuration, never part of a task.
 type NotifyPayload struct {
 	RunID string `json:"run_id"`
+	// Event is the notification: EventFinished ("" in tasks queued
+	// before there were others) or EventVerified.
+	Event string `json:"event,omitempty"`
+}
+
+// Webhook events: a run's end, and the end of its verification.
+const (
+	EventFinished = "run.finished"
+	EventVerified = "run.verified"
+)
+
+// NewVerifiedNotifyTask builds the task that reports the end of run id's
+// verification to the webhook, once per run, retried up to maxRetry times.
+func NewVerifiedNotifyTask(id string, maxRetry int) (*asynq.Task, error) {
+	return NewTask(TypeNotify, NotifyPayload{RunID: id, Event: EventVerified}, asynq.Queue(QueueDefault), asynq.TaskID(NotifyTaskID(id)+":verified"),
+		asynq.MaxRetry(maxRetry), asynq.Retention(24*time.Hour))
 }
 
 // NewNotifyTask builds the task that reports run id's end to the webhook,

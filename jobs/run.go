@@ -107,6 +107,10 @@ type Options struct {
 	// those fields: the run covers more images than the query selects, and
 	// its resolution says which fields were dropped.
 	Widen bool `json:"widen,omitempty"`
+	// Verify follows the run's submitted images after its last batch until
+	// each shows a scan newer than the run (Run.Verification). Schedules
+	// verify unless told not to; ad-hoc runs when asked.
+	Verify bool `json:"verify,omitempty"`
 }
 
 // Validate checks the options, naming the bad field.
@@ -123,6 +127,12 @@ func (o *Options) Validate() error {
 	}
 	if o.Forward && o.Expand {
 		errs = append(errs, errors.New("expand: a forwarded request is not expanded; drop forward or expand"))
+	}
+	if o.Forward && o.Verify {
+		errs = append(errs, errors.New("verify: a forwarded request's images are chosen by HSS, so scanq cannot follow them; drop forward or verify"))
+	}
+	if o.Verify && o.DryRun {
+		errs = append(errs, errors.New("verify: a dry run submits nothing to verify; drop dry_run or verify"))
 	}
 	if o.Forward && o.Widen {
 		errs = append(errs, errors.New("widen: a forwarded request is not listed, so there is nothing to widen; drop forward or widen"))
@@ -254,6 +264,9 @@ type Run struct {
 	// Drift is what the run saw of its source changing while it listed
 	// it (nil for a run of image_info, whose images are fixed).
 	Drift *Drift `json:"drift,omitempty"`
+	// Verification is what the list API showed of the submitted images
+	// after the run: nil for a run that was not verified.
+	Verification *Verification `json:"verification,omitempty"`
 	// SeenBuckets is how many sets the run's seen-set is spread over
 	// (internal/runs), fixed when the run is created.
 	SeenBuckets int `json:"-"`

@@ -29,7 +29,7 @@ type compiled struct {
 }
 
 func (c *compiled) options() jobs.Options {
-	return jobs.Options{BatchSize: c.BatchSize, Priority: c.Queue}
+	return jobs.Options{BatchSize: c.BatchSize, Priority: c.Queue, Verify: c.Verifies()}
 }
 
 // compile fills in the defaults of ss (configs.Schedule.WithDefaults),

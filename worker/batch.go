@@ -84,7 +84,11 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 	}
 	err = t.HSS.CreateScanTask(ctx, req)
 	if err == nil {
-		return h.batchDone(ctx, r, seq, runs.Outcome{Kind: runs.Submitted, Images: n})
+		o := runs.Outcome{Kind: runs.Submitted, Images: n}
+		if r.Options.Verify && !b.Forward {
+			o.Marks, o.Buckets = runs.VerifyMarks(r.Request.ImageType(), b.Images), r.SeenBuckets
+		}
+		return h.batchDone(ctx, r, seq, o)
 	}
 	log := h.log.With("run_id", r.ID, "target", t.Name, "batch", id)
 	if h.submitFailed(ctx, log, t, "batch", err, b.Failures) {

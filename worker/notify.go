@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -75,7 +76,7 @@ func VerifySignature(secret, header string, body []byte, now time.Time, toleranc
 // shape every output of scanq shows (jobs.RunView, as GET
 // /api/v1/runs/{id} answers), and the event's name beside its fields.
 type RunEvent struct {
-	Event string `json:"event"` // "run.finished"
+	Event string `json:"event"` // jobs.EventFinished or jobs.EventVerified
 	jobs.RunView
 }
 
@@ -83,10 +84,18 @@ type RunEvent struct {
 // blocks the pipeline: the delivery is a task of its own, retried with
 // backoff while the receiver fails.
 func (h *Handlers) Notify(ctx context.Context, id string) {
+	h.notify(ctx, id, jobs.EventFinished)
+}
+
+// notify enqueues the webhook delivery of event of run id, once.
+func (h *Handlers) notify(ctx context.Context, id, event string) {
 	if h.webhook.URL == "" {
 		return
 	}
 	t, err := jobs.NewNotifyTask(id, h.webhook.MaxRetry)
+	if event == jobs.EventVerified {
+		t, err = jobs.NewVerifiedNotifyTask(id, h.webhook.MaxRetry)
+	}
 	if err == nil {
 		_, err = h.enq.EnqueueContext(ctx, t)
 	}
@@ -108,7 +117,7 @@ func (h *Handlers) handleNotify(ctx context.Context, p jobs.NotifyPayload) error
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(RunEvent{Event: "run.finished", RunView: jobs.NewRunView(r, h.now(), h.cfg.RatePeriod)})
+	body, err := json.Marshal(RunEvent{Event: cmp.Or(p.Event, jobs.EventFinished), RunView: jobs.NewRunView(r, h.now(), h.cfg.RatePeriod)})
 	if err != nil {
 		return err
 	}

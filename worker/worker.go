@@ -69,22 +69,34 @@ type Config struct {
 	MaxAttempts   int           // attempts of a batch (the first and its retries); 8
 	RetryBase     time.Duration // backoff base; 1s
 	RetryCap      time.Duration // backoff cap; 5m
+	// VerifyTimeout is how long after a run its verification follows the
+	// images it submitted; 6h. VerifyPollMin is the wait before its first
+	// round, doubling each round up to VerifyPollMax; 1m and 15m.
+	VerifyTimeout, VerifyPollMin, VerifyPollMax time.Duration
+	// VerifyLookback is how far before a round's start the next round
+	// lists from (start_latest_scan_time), for scans that HSS records a
+	// little late or with a clock behind scanq's; 10m.
+	VerifyLookback time.Duration
 }
 
 // Defaults of the Config fields left zero or negative (ListOverlap: zero
 // only, as negative means none). configs/scanq.yaml documents the same
 // values, and a test in configs keeps the two equal.
 const (
-	DefaultPageSize      = 200
-	DefaultPagesAhead    = 4
-	DefaultSlots         = 10
-	DefaultListOverlap   = 20
-	DefaultMaxPasses     = 3
-	DefaultMaxAttempts   = 8
-	DefaultRatePeriod    = time.Hour
-	DefaultMaxInlineWait = 5 * time.Second
-	DefaultRetryBase     = time.Second
-	DefaultRetryCap      = 5 * time.Minute
+	DefaultPageSize       = 200
+	DefaultPagesAhead     = 4
+	DefaultSlots          = 10
+	DefaultListOverlap    = 20
+	DefaultMaxPasses      = 3
+	DefaultMaxAttempts    = 8
+	DefaultRatePeriod     = time.Hour
+	DefaultMaxInlineWait  = 5 * time.Second
+	DefaultRetryBase      = time.Second
+	DefaultRetryCap       = 5 * time.Minute
+	DefaultVerifyTimeout  = 6 * time.Hour
+	DefaultVerifyPollMin  = time.Minute
+	DefaultVerifyPollMax  = 15 * time.Minute
+	DefaultVerifyLookback = 10 * time.Minute
 )
 
 // defaults fills in the fields left zero or negative from the Default
@@ -114,6 +126,11 @@ func (c *Config) defaults() {
 	defD(&c.MaxInlineWait, DefaultMaxInlineWait)
 	defD(&c.RetryBase, DefaultRetryBase)
 	defD(&c.RetryCap, DefaultRetryCap)
+	defD(&c.VerifyTimeout, DefaultVerifyTimeout)
+	defD(&c.VerifyPollMin, DefaultVerifyPollMin)
+	defD(&c.VerifyPollMax, DefaultVerifyPollMax)
+	c.VerifyPollMax = max(c.VerifyPollMax, c.VerifyPollMin)
+	defD(&c.VerifyLookback, DefaultVerifyLookback)
 }
 
 // maxRetry is the retries of a batch's transient failures.
@@ -204,6 +221,7 @@ func (h *Handlers) Mux() *asynq.ServeMux {
 	mux.Handle(jobs.TypeImageBatch, typed(h.handleImageBatch))
 	mux.Handle(jobs.TypeNotify, typed(h.handleNotify))
 	mux.Handle(jobs.TypeCoverage, typed(h.handleCoverage))
+	mux.Handle(jobs.TypeVerify, typed(h.handleVerify))
 	return mux
 }
 
@@ -354,6 +372,9 @@ func (h *Handlers) finished(ctx context.Context, runID string) {
 		}
 	}
 	h.Notify(ctx, runID)
+	if err == nil {
+		h.beginVerify(ctx, r)
+	}
 	if h.onEnd != nil {
 		h.onEnd(runID)
 	}

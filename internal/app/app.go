@@ -108,6 +108,7 @@ func (a *App) Handlers() *worker.Handlers {
 		PageSize: c.Scan.PageSize, PagesAhead: c.Scan.PagesAhead, Slots: c.Worker.Concurrency, ListOverlap: listOverlap(c.Scan.ListOverlap), MaxPasses: c.Scan.MaxPasses,
 		RatePeriod: c.Scan.RatePeriod, MaxInlineWait: c.Worker.MaxInlineWait,
 		MaxAttempts: c.Retry.MaxAttempts, RetryBase: c.Retry.Base, RetryCap: c.Retry.Cap,
+		VerifyTimeout: c.Verify.Timeout, VerifyPollMin: c.Verify.PollMin, VerifyPollMax: c.Verify.PollMax,
 	}, a.workerTargets(), worker.Deps{Runs: a.Runs, Limiter: a.Limiter, Client: a.Client, Logger: a.Log, Metrics: a.Metrics,
 		Webhook:  worker.Webhook{URL: c.Webhook.URL, Secret: c.Webhook.Secret, MaxRetry: max(c.Webhook.MaxAttempts-1, 0)},
 		Finished: a.ends.ended, Coverage: a.Coverage})

@@ -41,6 +41,9 @@ type Image struct {
 	// scannable false, a local item's non_scan_reason); Reason says why.
 	NotScannable bool
 	Reason       string
+	// ScanFailedCode and ScanFailedDesc say why the latest scan failed
+	// (the local list has no code).
+	ScanFailedCode, ScanFailedDesc string
 	// Key identifies the image across pages and runs, for de-duplication
 	// when listing drifts (an image inserted before the offset shows up on
 	// two pages). See registryKey and localKey.
@@ -91,6 +94,7 @@ func (c *Client) ListImages(ctx context.Context, q ListQuery, offset, limit int)
 				Info: r.ImageInfo(), ScanStatus: r.ScanStatus, LatestScanTime: r.LatestScanTime, Key: registryKey(r),
 				LatestUpdateTime: r.LatestUpdateTime, ImageSize: r.ImageSize,
 				NotScannable: r.Scannable != nil && !*r.Scannable, Reason: r.NonScanReason,
+				ScanFailedCode: r.ScanFailedCode, ScanFailedDesc: r.ScanFailedDesc,
 			})
 		}
 		return page, nil
@@ -107,7 +111,7 @@ func (c *Client) ListImages(ctx context.Context, q ListQuery, offset, limit int)
 		keep(&page, Image{
 			Info: l.ImageInfo(), ScanStatus: l.ScanStatus, LatestScanTime: l.LatestScanTime, Key: localKey(l),
 			LatestUpdateTime: l.LatestUpdateTime, ImageSize: l.ImageSize,
-			NotScannable: l.NonScanReason != "", Reason: l.NonScanReason,
+			NotScannable: l.NonScanReason != "", Reason: l.NonScanReason, ScanFailedDesc: l.ScanFailedDesc,
 		})
 	}
 	return page, nil

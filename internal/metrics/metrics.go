@@ -44,6 +44,7 @@ type Metrics struct {
 	batches     *prometheus.CounterVec
 	images      *prometheus.CounterVec
 	skipped     *prometheus.CounterVec
+	verified    *prometheus.CounterVec
 	ticks       *prometheus.CounterVec
 	leader      prometheus.Gauge
 	apiRequests *prometheus.CounterVec
@@ -83,6 +84,10 @@ func New(targets ...string) *Metrics {
 		Namespace: namespace, Name: "images_skipped_total",
 		Help: "Images of runs skipped, by target and reason (duplicate, scanned_within, dry_run, cancelled, ...).",
 	}, []string{"target", "reason"})
+	m.verified = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "images_verified_total",
+		Help: "Submitted images of verified runs by target and what their verification found when it ended: scanned, scan_failed, unverified.",
+	}, []string{"target", "outcome"})
 	m.ticks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "scheduler_ticks_total",
 		Help: "Schedule ticks by result: fired, missed (older than the misfire grace), skipped (overlap), duplicate (another leader fired it).",
@@ -111,7 +116,7 @@ func New(targets ...string) *Metrics {
 		m.ticks.WithLabelValues(r)
 	}
 	m.reg.MustRegister(m.hssRequests, m.hssDuration, m.limiterWait, m.batches, m.images, m.skipped,
-		m.ticks, m.leader, m.apiRequests, m.apiDuration,
+		m.verified, m.ticks, m.leader, m.apiRequests, m.apiDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -186,6 +191,22 @@ func (m *Metrics) Skipped(target, reason string, n int) {
 		return
 	}
 	m.skipped.WithLabelValues(target, reason).Add(float64(n))
+}
+
+// verifyOutcomes are the outcomes of scanq_images_verified_total.
+var verifyOutcomes = []string{"scanned", "scan_failed", "unverified"}
+
+// Verified records the end of a run's verification on target: images
+// scanned, failed and left unverified.
+func (m *Metrics) Verified(target string, scanned, failed, unverified int64) {
+	if m == nil {
+		return
+	}
+	for i, n := range []int64{scanned, failed, unverified} {
+		if n > 0 {
+			m.verified.WithLabelValues(target, verifyOutcomes[i]).Add(float64(n))
+		}
+	}
 }
 
 // SchedulerTick records one schedule tick with result fired, missed,

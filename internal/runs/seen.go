@@ -70,6 +70,12 @@ func bucketsOr(n int) int {
 // marks returns, for each digest, its bucket's key (of buckets) and its
 // mark's base, to which Lua appends the pass in two digits.
 func (s *Store) marks(id string, buckets int, digests []string) (keys []string, args []any) {
+	return markArgs(func(b uint64) string { return s.seenBucket(id, b) }, buckets, digests)
+}
+
+// markArgs is marks for the buckets bucket names (the seen-set's, or the
+// verification set's).
+func markArgs(bucket func(uint64) string, buckets int, digests []string) (keys []string, args []any) {
 	nb := uint64(bucketsOr(buckets))
 	keys = make([]string, len(digests))
 	args = make([]any, len(digests))
@@ -77,7 +83,7 @@ func (s *Store) marks(id string, buckets int, digests []string) (keys []string, 
 		var b [8]byte
 		copy(b[:], d)
 		u := binary.BigEndian.Uint64(b[:])
-		keys[i] = s.seenBucket(id, u>>51%nb)
+		keys[i] = bucket(u >> 51 % nb)
 		// 51 bits of the digest, and bit 55 set so that every base has 17
 		// digits: no leading zero (Redis keeps "007" as a string, not as
 		// an integer), and base*100+99 fits in an int64.

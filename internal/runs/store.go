@@ -393,6 +393,7 @@ func decode(id string, h runHash, errs []string) (*jobs.Run, error) {
 		t := time.UnixMilli(ms).UTC()
 		r.FinishedAt = &t
 	}
+	r.Verification = decodeVerification(r, h)
 	for _, raw := range errs {
 		var e jobs.RunError
 		if json.Unmarshal([]byte(raw), &e) == nil {
@@ -1101,6 +1102,11 @@ type Outcome struct {
 	Images int
 	Reason string         // skip reason, for Skipped
 	Err    *jobs.RunError // kept among the run's last errors, for Failed
+	// Marks, for a submitted batch of a verified run, are its images'
+	// verification marks (VerifyMarks), added to the run's verification
+	// set; Buckets is the run's SeenBuckets.
+	Marks   []string
+	Buckets int
 }
 
 // OutcomeKind is how a batch ended.
@@ -1133,8 +1139,13 @@ func (s *Store) BatchDone(ctx context.Context, id string, seq int64, o Outcome) 
 	default:
 		return false, false, fmt.Errorf("batch outcome %q: unknown", o.Kind)
 	}
-	out, _, err := scriptCode(batchDoneScript.Run(ctx, s.rdb, s.allKeys(id), batchDoneArgs{seq: seq, imagesField: imgField, images: o.Images,
-		batchesField: batchField, errJSON: errJSON, maxErrors: s.maxErrors, now: s.now().UnixMilli(), retention: s.retention.Milliseconds()}.argv()...))
+	keys, args := s.allKeys(id), batchDoneArgs{seq: seq, imagesField: imgField, images: o.Images,
+		batchesField: batchField, errJSON: errJSON, maxErrors: s.maxErrors, now: s.now().UnixMilli(), retention: s.retention.Milliseconds()}.argv()
+	if o.Kind == Submitted && len(o.Marks) > 0 {
+		mk, bases := markArgs(func(b uint64) string { return s.verifyBucket(id, b) }, o.Buckets, o.Marks)
+		keys, args = append(keys, mk...), append(args, bases...)
+	}
+	out, _, err := scriptCode(batchDoneScript.Run(ctx, s.rdb, keys, args...))
 	if err != nil {
 		return false, false, fmt.Errorf("recording batch %d of run %s: %w", seq, id, err)
 	}
@@ -1162,6 +1173,8 @@ func (s *Store) BatchDone(ctx context.Context, id string, seq int64, o Outcome) 
 // ARGV[6] -> how many errors the run keeps
 // ARGV[7] -> now (ms)
 // ARGV[8] -> the retention (ms)
+// KEYS[7..] and ARGV[9..] -> for a submitted batch of a verified run, each
+// image's verification mark (verify.go): its bucket and its base
 //
 // Output:
 // DONE (1): this call recorded the batch
@@ -1174,6 +1187,14 @@ if redis.call("SETBIT", KEYS[3], tonumber(ARGV[1]), 1) == 1 then return ALREADY 
 local h = KEYS[1]
 count_settled(h, "settled", ARGV[2], tonumber(ARGV[3]))
 count_settled(h, "settled_batches", ARGV[4], 1)
+if #KEYS > 6 then
+  local added = 0
+  for i = 7, #KEYS do
+    added = added + redis.call("SADD", KEYS[i], ARGV[i + 2])
+    redis.call("PEXPIRE", KEYS[i], ` + seenTTLms + `)
+  end
+  redis.call("HINCRBY", h, "verify_marked", added)
+end
 if ARGV[5] ~= "" then
   redis.call("LPUSH", KEYS[4], ARGV[5])
   redis.call("LTRIM", KEYS[4], 0, tonumber(ARGV[6]) - 1)

@@ -1,0 +1,128 @@
+package jobs
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// TypeVerify lists one page of a verification round of a run: after a run's
+// last batch, scanq follows the images it submitted through the list API
+// until each shows a scan newer than the run with a final status, or the
+// verification times out (docs/DESIGN.md, "Verification"). A round is a
+// chain of these tasks, one per page, like a coverage refresh, so that it
+// survives a worker restart and holds one page in memory; the round's last
+// page schedules the next round, later each time, or ends it.
+const TypeVerify = "run:verify"
+
+// PriorityVerify is verification's place in a target's queue for request
+// tokens: with the coverage listing, after every submission.
+const PriorityVerify = PriorityCoverage
+
+// VerifyMaxRetry is the retries of a verification page's transient failures.
+const VerifyMaxRetry = 10
+
+// VerifyPayload is the payload of TypeVerify: page Page of round Round of
+// run RunID's verification.
+type VerifyPayload struct {
+	RunID  string `json:"run_id"`
+	Target string `json:"target,omitempty"` // the run's; for asynqmon's summary
+	Round  int    `json:"round"`
+	Page   int    `json:"page"`
+	// Since is the round's lower bound on latest_scan_time (unix ms): scans
+	// that ended before it were seen by an earlier round.
+	Since int64 `json:"since"`
+	// Began is when the round's first page ran (unix ms), 0 on that page:
+	// the next round lists from a while before it.
+	Began int64 `json:"began,omitempty"`
+	// Size is the round's page size, kept by each of its pages.
+	Size int `json:"size,omitempty"`
+	// Deferred counts how often the page went back to its queue to wait
+	// for its turn at the target's tokens.
+	Deferred int `json:"deferred,omitempty"`
+}
+
+var _ Deferrable = VerifyPayload{}
+
+// NewVerifyTask builds the task of p on its target's bulk queue with a
+// stable id, processed after delay (the round's backoff).
+func NewVerifyTask(p VerifyPayload, delay time.Duration) (*asynq.Task, error) {
+	return NewTask(TypeVerify, p, asynq.Queue(TaskQueue(QueueBulk, p.Target)), asynq.TaskID(VerifyTaskID(p.RunID, p.Round, p.Page)),
+		asynq.MaxRetry(VerifyMaxRetry), asynq.ProcessIn(delay))
+}
+
+// VerifyTaskID is the id of page p of round of run id's verification.
+func VerifyTaskID(id string, round, p int) string {
+	return fmt.Sprintf("verify:%s:r%d:p%d", taskRef(id), round, p)
+}
+
+// Later builds the deferred copy of the verification page.
+func (p VerifyPayload) Later(queue string, _, _ int) (*asynq.Task, error) {
+	p.Deferred++
+	return NewTask(TypeVerify, p, asynq.Queue(queue), asynq.TaskID(DeferredID(VerifyTaskID(p.RunID, p.Round, p.Page), p.Deferred)), asynq.MaxRetry(VerifyMaxRetry))
+}
+
+// Verification states (Verification.State).
+const (
+	// VerifyPending: the run has not finished; verification begins after
+	// its last batch.
+	VerifyPending = "pending"
+	// VerifyVerifying: the run's submitted images are being followed.
+	VerifyVerifying = "verifying"
+	// VerifyVerified: every submitted image showed a final scan.
+	VerifyVerified = "verified"
+	// VerifyTimedOut: verify_timeout passed first; Unverified says how many
+	// images showed none.
+	VerifyTimedOut = "timed_out"
+	// VerifyUnverifiable: the run asked to be verified, but its images are
+	// not known to scanq (a forwarded request: HSS chose them).
+	VerifyUnverifiable = "unverifiable"
+)
+
+// Verification is what became of a verified run's submitted images at
+// HSS, as the list API showed them after the run.
+type Verification struct {
+	State string `json:"state"`
+	// Scanned counts images whose scan after the run ended success.
+	Scanned int64 `json:"images_scanned"`
+	// ScanFailed counts images whose scan after the run ended failed (any
+	// final status but success); Failures groups them by HSS's reason.
+	ScanFailed int64         `json:"images_scan_failed"`
+	Failures   []ScanFailure `json:"scan_failures,omitempty"`
+	// Unverified counts submitted images that showed no final scan: so far
+	// while verifying, for good once verification ended.
+	Unverified int64 `json:"images_unverified"`
+	// Rounds is how many poll rounds listed the run's images.
+	Rounds int64 `json:"rounds"`
+	// Deadline is when verification gives up (verify_timeout after the run
+	// finished); EndedAt, when it ended.
+	Deadline *time.Time `json:"deadline,omitempty"`
+	EndedAt  *time.Time `json:"ended_at,omitempty"`
+	// Note says why a run is unverifiable.
+	Note string `json:"note,omitempty"`
+}
+
+// Ended reports whether verification is over.
+func (v *Verification) Ended() bool {
+	return v != nil && (v.State == VerifyVerified || v.State == VerifyTimedOut || v.State == VerifyUnverifiable)
+}
+
+// ScanFailure is a group of images whose scan failed for one reason.
+type ScanFailure struct {
+	Code   string `json:"scan_failed_code"`
+	Desc   string `json:"scan_failed_desc"`
+	Images int64  `json:"images"`
+}
+
+// String is the verification as the CLI prints it.
+func (v *Verification) String() string {
+	if v == nil {
+		return ""
+	}
+	s := fmt.Sprintf("%s: %d scanned, %d scan failed, %d unverified", v.State, v.Scanned, v.ScanFailed, v.Unverified)
+	if v.Note != "" {
+		s += " (" + v.Note + ")"
+	}
+	return s
+}

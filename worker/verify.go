@@ -1,0 +1,201 @@
+package worker
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/limit"
+	"github.com/scanq/scanq/internal/runs"
+	"github.com/scanq/scanq/jobs"
+)
+
+// run:verify: the verification of a run (docs/DESIGN.md, "Verification").
+// When a verified run ends, its verification begins (beginVerify) and its
+// first round is scheduled VerifyPollMin later. A round lists, page by
+// page, the images of the run's source whose latest scan is newer than the
+// round's lower bound, each page with the target's request token taken at
+// the lowest priority (jobs.PriorityVerify), and counts each submitted
+// image that shows a final scan newer than the run (runs.Store.Verified).
+// The round's last page ends the verification when no image is left, or
+// when verify_timeout has passed; else it schedules the next round, each
+// twice as far off as the one before up to VerifyPollMax (the last at the
+// deadline), listing only scans newer than VerifyLookback before the
+// round began: what ended earlier, a round has seen.
+
+// beginVerify begins the verification of run r, just finished, when it
+// asked for one and its images are known.
+func (h *Handlers) beginVerify(ctx context.Context, r *jobs.Run) {
+	if !r.Options.Verify || r.Source == jobs.SourceForward || r.Options.DryRun {
+		return
+	}
+	log := h.log.With("run_id", r.ID, "target", r.TargetName())
+	begun, ended, err := h.runs.BeginVerify(ctx, r.ID, h.cfg.VerifyTimeout)
+	if err != nil {
+		log.WarnContext(ctx, "beginning the run's verification", "err", err)
+		return
+	}
+	if ended {
+		h.verifyEnded(ctx, r.ID)
+		return
+	}
+	if !begun {
+		return
+	}
+	since := r.CreatedAt
+	if r.StartedAt != nil {
+		since = *r.StartedAt
+	}
+	p := jobs.VerifyPayload{RunID: r.ID, Target: r.Target, Round: 1, Since: since.UnixMilli()}
+	if err := h.enqueue(ctx, built(jobs.NewVerifyTask(p, h.cfg.VerifyPollMin))); err != nil {
+		log.WarnContext(ctx, "enqueueing the run's verification", "err", err)
+		return
+	}
+	log.InfoContext(ctx, "verification begun", "first_round_in", h.cfg.VerifyPollMin, "timeout", h.cfg.VerifyTimeout)
+}
+
+// handleVerify lists page p.Page of round p.Round of a run's verification.
+func (h *Handlers) handleVerify(ctx context.Context, p jobs.VerifyPayload) error {
+	r, err := h.runs.Get(ctx, p.RunID)
+	if errors.Is(err, runs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if r.Verification == nil || r.Verification.State != jobs.VerifyVerifying {
+		return nil // ended (a redelivery), or never begun
+	}
+	t, err := h.target(r.Target)
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	now := h.now()
+	p.Size = cmp.Or(p.Size, h.cfg.PageSize)
+	p.Began = cmp.Or(p.Began, now.UnixMilli())
+	offset := p.Page * p.Size
+	last := offset > maxListOffset
+	left := r.Verification.Unverified
+	if !last {
+		id, _ := asynq.GetTaskID(ctx)
+		w := limit.Waiter{ID: id, Run: "verify:" + r.ID, Priority: jobs.PriorityVerify}
+		if _, err := h.waitRequest(ctx, t, w); err != nil {
+			return later(err, p)
+		}
+		page, err := t.HSS.ListImages(ctx, verifyQuery(t, r, p.Since, now), offset, p.Size)
+		if err != nil {
+			h.noteThrottle(ctx, t, err)
+			err = fmt.Errorf("verification of run %s: listing at offset %d: %w", r.ID, offset, err)
+			if retryable(ctx, err, 0, jobs.VerifyMaxRetry) {
+				return err
+			}
+			// The round cannot go on; the next one tries again, and the
+			// deadline ends them.
+			h.log.WarnContext(ctx, "verification round broke off", "run_id", r.ID, "target", t.Name, "round", p.Round, "err", err)
+			_ = h.runs.AddError(ctx, r.ID, *runErr(jobs.VerifyTaskID(r.ID, p.Round, p.Page), 0, err, now))
+			return h.nextVerifyRound(ctx, r, p, left)
+		}
+		var verifying bool
+		if left, verifying, err = h.runs.Verified(ctx, r.ID, r.SeenBuckets, p.Round, verifiedOf(r, page.Images)); err != nil || !verifying {
+			return err
+		}
+		last = page.Listed < p.Size || int64(offset+page.Listed) >= page.Total
+	}
+	if left == 0 {
+		return h.endVerify(ctx, r)
+	}
+	if !last {
+		next := p
+		next.Page, next.Deferred = p.Page+1, 0
+		return h.enqueue(ctx, built(jobs.NewVerifyTask(next, 0)))
+	}
+	return h.nextVerifyRound(ctx, r, p, left)
+}
+
+// nextVerifyRound follows round p's last page: the verification ends at
+// its deadline, else the next round is scheduled.
+func (h *Handlers) nextVerifyRound(ctx context.Context, r *jobs.Run, p jobs.VerifyPayload, left int64) error {
+	now := h.now()
+	v := r.Verification
+	if v.Deadline == nil || !now.Before(*v.Deadline) {
+		return h.endVerify(ctx, r)
+	}
+	wait := h.cfg.VerifyPollMin << min(p.Round, 20)
+	wait = min(wait, h.cfg.VerifyPollMax, v.Deadline.Sub(now))
+	lookback := time.UnixMilli(p.Began).Add(-h.cfg.VerifyLookback).UnixMilli()
+	next := jobs.VerifyPayload{RunID: r.ID, Target: r.Target, Round: p.Round + 1, Since: max(p.Since, lookback)}
+	h.log.DebugContext(ctx, "verification round done", "run_id", r.ID, "target", r.TargetName(), "round", p.Round, "unverified", left, "next_in", wait)
+	return h.enqueue(ctx, built(jobs.NewVerifyTask(next, wait)))
+}
+
+// endVerify ends run r's verification, and reports it once.
+func (h *Handlers) endVerify(ctx context.Context, r *jobs.Run) error {
+	ended, err := h.runs.EndVerify(ctx, r.ID, r.SeenBuckets)
+	if err != nil || !ended {
+		return err
+	}
+	h.verifyEnded(ctx, r.ID)
+	return nil
+}
+
+// verifyEnded logs, counts and notifies the end of run id's verification.
+func (h *Handlers) verifyEnded(ctx context.Context, id string) {
+	r, err := h.runs.Get(ctx, id)
+	if err != nil || r.Verification == nil {
+		return
+	}
+	v := r.Verification
+	h.metrics.Verified(r.TargetName(), v.Scanned, v.ScanFailed, v.Unverified)
+	h.log.InfoContext(ctx, "verification ended", "run_id", r.ID, "target", r.TargetName(), "state", v.State,
+		"scanned", v.Scanned, "scan_failed", v.ScanFailed, "unverified", v.Unverified, "rounds", v.Rounds)
+	h.notify(ctx, r.ID, jobs.EventVerified)
+}
+
+// verifyQuery is what a verification round of run r lists: the images of
+// its source (the query's fields that name images, not those a scan
+// changes) whose latest scan is at or after since. Both time bounds are
+// given: the local list filters by them only so.
+func verifyQuery(t *Target, r *jobs.Run, since int64, now time.Time) hss.ListQuery {
+	until := now.Add(24 * time.Hour).UnixMilli()
+	q := &hss.QueryInfo{StartLatestScanTime: &since, EndLatestScanTime: &until}
+	if src := r.Request.QueryInfo; src != nil && r.Source == jobs.SourceQuery {
+		q.Namespace, q.ImageName, q.ImageVersion, q.ImageType = src.Namespace, src.ImageName, src.ImageVersion, src.ImageType
+		q.LocalImageType = src.LocalImageType
+	}
+	return hss.ListQuery{
+		GlobalImageType:     r.Request.ImageType(),
+		EnterpriseProjectID: cmp.Or(r.Request.EnterpriseProjectID, t.EnterpriseProjectID),
+		Region:              cmp.Or(r.Request.Region, t.Region),
+		Query:               q,
+	}
+}
+
+// verifiedOf are the listed images that show a final scan newer than run
+// r: success, or any status but those of a scan not yet ended.
+func verifiedOf(r *jobs.Run, imgs []hss.Image) []runs.Listed {
+	since := r.CreatedAt
+	if r.StartedAt != nil {
+		since = *r.StartedAt
+	}
+	typ := r.Request.ImageType()
+	out := make([]runs.Listed, 0, len(imgs))
+	for _, img := range imgs {
+		switch img.ScanStatus {
+		case "", "unscan", "waiting_for_scan", "scanning":
+			continue
+		}
+		if img.LatestScanTime < since.UnixMilli() {
+			continue
+		}
+		l := runs.Listed{IDs: runs.VerifyIdentities(typ, img.Info)}
+		if img.ScanStatus != "success" {
+			l.Failed, l.Code, l.Desc = true, cmp.Or(img.ScanFailedCode, img.ScanStatus), img.ScanFailedDesc
+		}
+		out = append(out, l)
+	}
+	return out
+}

@@ -1,0 +1,178 @@
+package worker_test
+
+import (
+	"context"
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/scanq/scanq/internal/emulator"
+	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/testkit"
+	"github.com/scanq/scanq/jobs"
+	"github.com/scanq/scanq/worker"
+)
+
+// verifyConfig polls quickly: rounds 50 ms apart, doubling to 400 ms.
+func verifyConfig(timeout time.Duration) worker.Config {
+	return worker.Config{VerifyTimeout: timeout, VerifyPollMin: 50 * time.Millisecond, VerifyPollMax: 400 * time.Millisecond, PageSize: 50}
+}
+
+// waitVerified waits for run id's verification to end, and returns the run.
+func (e *env) waitVerified(id string, limit time.Duration) *jobs.Run {
+	e.t.Helper()
+	var r *jobs.Run
+	testkit.Eventually(e.t, limit, func() bool {
+		var err error
+		if r, err = e.store.Get(context.Background(), id); err != nil {
+			e.t.Fatal(err)
+		}
+		return r.Verification.Ended()
+	}, "run %s's verification to end", id)
+	return r
+}
+
+// submittedInfos are the image_info entries every create of the emulator
+// carried.
+func (e *env) submittedInfos() []hss.ImageInfo {
+	var out []hss.ImageInfo
+	for _, s := range e.emu.Submissions() {
+		out = append(out, s.Body.ImageInfo...)
+	}
+	return out
+}
+
+// checkTruth holds a run's verification to the emulator's own outcomes of
+// what the run submitted.
+func checkTruth(t *testing.T, r *jobs.Run, truth emulator.ScanOutcomes) {
+	t.Helper()
+	v := r.Verification
+	if truth.Pending != 0 || truth.NotScanned != 0 || truth.Missing != 0 {
+		t.Fatalf("the emulator has not scanned everything: %+v", truth)
+	}
+	if v.Scanned != int64(truth.Success) || v.ScanFailed != int64(truth.Failed) || v.Unverified != 0 {
+		t.Fatalf("verification %s; the emulator scanned %d and failed %d of %d", v, truth.Success, truth.Failed, truth.Images)
+	}
+	if truth.Failed == 0 {
+		t.Fatal("no scan failed: the test proves nothing about failures")
+	}
+	got := map[string]int{}
+	for _, f := range v.Failures {
+		if f.Desc == "" {
+			t.Errorf("failure group %q has no description", f.Code)
+		}
+		got[f.Code] += int(f.Images)
+	}
+	if !maps.Equal(got, truth.FailedByReason) {
+		t.Fatalf("failures by reason %v, the emulator's %v", got, truth.FailedByReason)
+	}
+	if v.State != jobs.VerifyVerified || v.EndedAt == nil || v.Rounds < 1 {
+		t.Fatalf("verification %+v: want verified, with its end and rounds", v)
+	}
+}
+
+// TestVerificationEqualsEmulatorTruth: with scans that take a while and
+// 10% failures, a verified run's scanned and failed counts, and its
+// failures by reason, are the emulator's own, for each way a run names
+// its images.
+func TestVerificationEqualsEmulatorTruth(t *testing.T) {
+	tru := true
+	cases := []struct {
+		name string
+		req  func(e *env) jobs.ScanRequest
+	}{
+		{"is_all", func(*env) jobs.ScanRequest { return jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: &tru}} }},
+		{"query_info", func(e *env) jobs.ScanRequest {
+			ns := e.emu.RegistryImages()[0].Namespace
+			return jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{QueryInfo: &hss.QueryInfo{Namespace: &ns}}}
+		}},
+		{"image_info by name", func(e *env) jobs.ScanRequest {
+			// Entries that name images without their id: verification
+			// finds them by namespace, name and version.
+			var infos []hss.ImageInfo
+			for i, img := range e.emu.RegistryImages() {
+				if i%3 == 0 {
+					infos = append(infos, hss.ImageInfo{Namespace: img.Namespace, ImageName: img.ImageName, ImageVersion: img.ImageVersion})
+				}
+			}
+			return jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{ImageInfo: infos}}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+				e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 400, ScanDelay: 300 * time.Millisecond, ScanFailRate: 0.1},
+					cfg: verifyConfig(time.Minute), target: worker.Target{RequestRate: 200, RequestBurst: 20}})
+				r := e.startRun(tc.req(e), jobs.Options{Verify: true})
+				if fin := e.wait(r.ID, 30*time.Second); fin.State != jobs.StateSucceeded || fin.Verification == nil {
+					t.Fatalf("run %s, verification %+v", fin.State, fin.Verification)
+				}
+				r = e.waitVerified(r.ID, 30*time.Second)
+				infos := e.submittedInfos()
+				if int64(len(infos)) != r.Counters.ImagesSubmitted || len(infos) == 0 {
+					t.Fatalf("%d images reached HSS, the run submitted %d", len(infos), r.Counters.ImagesSubmitted)
+				}
+				checkTruth(t, r, e.emu.ScanOutcomes(infos))
+			})
+		})
+	}
+}
+
+// TestVerificationTimesOut: scans that outlast verify_timeout leave the
+// run's images unverified, counted so, and the verification ends at its
+// deadline.
+func TestVerificationTimesOut(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 120, ScanDelay: time.Hour},
+			cfg: verifyConfig(time.Second), target: worker.Target{RequestRate: 200, RequestBurst: 20}})
+		tru := true
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: &tru}}, jobs.Options{Verify: true})
+		fin := e.wait(r.ID, 30*time.Second)
+		r = e.waitVerified(r.ID, 30*time.Second)
+		v := r.Verification
+		if v.State != jobs.VerifyTimedOut || v.Unverified != fin.Counters.ImagesSubmitted || v.Scanned+v.ScanFailed != 0 {
+			t.Fatalf("verification %s; want timed_out with all %d images unverified", v, fin.Counters.ImagesSubmitted)
+		}
+		if v.EndedAt.Before(*v.Deadline) {
+			t.Fatalf("ended at %v, before its deadline %v", v.EndedAt, v.Deadline)
+		}
+		if v.Rounds < 2 {
+			t.Fatalf("%d rounds in a second of 50 ms polls", v.Rounds)
+		}
+	})
+}
+
+// TestVerificationFollowsATrickle: a rate-limited run's scans end one
+// after another, long after the run; verification counts them as they come
+// and ends when the last has.
+func TestVerificationFollowsATrickle(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		// The emulator's hours pass 600 times as fast: its rate_limit
+		// pacing and scan delay in seconds of the test, as the worker's
+		// rate period is.
+		t0 := time.Now()
+		clock := func() time.Time { return t0.Add(time.Since(t0) * 600) }
+		e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 60, ScanDelay: 20 * time.Minute, ScanFailRate: 0.1, Now: clock},
+			cfg: worker.Config{VerifyTimeout: time.Minute, VerifyPollMin: 50 * time.Millisecond, VerifyPollMax: 200 * time.Millisecond,
+				RatePeriod: 6 * time.Second}, target: worker.Target{RequestRate: 200, RequestBurst: 20}})
+		tru, limit := true, int32(100) // 100 an hour: 60 images in 3.6 s, each scanned 2 s after it went
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: &tru, RateLimit: &limit}}, jobs.Options{Verify: true})
+		e.wait(r.ID, 30*time.Second)
+		seen := map[int64]bool{}
+		testkit.Eventually(t, 60*time.Second, func() bool {
+			var err error
+			if r, err = e.store.Get(context.Background(), r.ID); err != nil {
+				t.Fatal(err)
+			}
+			v := r.Verification
+			seen[v.Scanned+v.ScanFailed] = true
+			return v.Ended()
+		}, "verification to end")
+		if len(seen) < 3 {
+			t.Fatalf("verification went through %d counts (%v): the scans did not trickle in, or it did not follow them", len(seen), seen)
+		}
+		checkTruth(t, r, e.emu.ScanOutcomes(e.submittedInfos()))
+		t.Logf("%d distinct counts seen, %d rounds", len(seen), r.Verification.Rounds)
+	})
+}
