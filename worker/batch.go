@@ -42,8 +42,16 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 	if errors.Is(err, runs.ErrNotFound) {
 		return nil
 	}
-	if err != nil || done {
+	if err != nil {
 		return err
+	}
+	if done {
+		if r.State.Final() && r.Options.Verify {
+			// Delivered again after a crash that may have come between
+			// the batch ending the run and its verification beginning.
+			h.beginVerify(ctx, r)
+		}
+		return nil
 	}
 	id := jobs.BatchTaskID(r.ID, b.Page, b.Index)
 	n := len(b.Images)

@@ -30,7 +30,7 @@ import (
 // beginVerify begins the verification of run r, just finished, when it
 // asked for one and its images are known.
 func (h *Handlers) beginVerify(ctx context.Context, r *jobs.Run) {
-	if !r.Options.Verify || r.Source == jobs.SourceForward || r.Options.DryRun {
+	if !r.Options.Verify || r.Source == jobs.SourceForward || r.Options.DryRun || r.State == jobs.StateCancelled {
 		return
 	}
 	log := h.log.With("run_id", r.ID, "target", r.TargetName())

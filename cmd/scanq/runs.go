@@ -183,6 +183,7 @@ func runsShow(ctx context.Context, cf *configFlags, sub, id string, asJSON bool,
 	if r.Drift != nil {
 		fmt.Fprintf(stdout, "listing: %s\n", r.Drift)
 	}
+	app.PrintVerification(stdout, "", r.Verification)
 	if eta := r.ETA(time.Now(), a.Cfg.Scan.RatePeriod); eta > 0 {
 		fmt.Fprintf(stdout, "eta: %s\n", eta.Round(time.Second))
 	}

@@ -36,6 +36,7 @@ type scanFlags struct {
 	enterpriseProject string
 	region            string
 	dryRun            bool
+	verify            bool
 	forward           bool
 	includeUnscan     bool
 	widen, expand     bool
@@ -83,6 +84,7 @@ func newScanCmd(enqueue bool) *cobra.Command {
 	fs.BoolVar(&f.forward, "forward", false, "send the request unexpanded as one API call (HSS fans out)")
 	fs.BoolVar(&f.widen, "widen", false, "list a query whose fields no list API can evaluate without those fields (the run covers more images than the query; it says so)")
 	fs.BoolVar(&f.expand, "expand", false, "refuse a query that cannot be resolved by listing, instead of forwarding it to HSS unexpanded")
+	fs.BoolVar(&f.verify, "verify", false, "after the last batch, follow the submitted images until each shows a scan result (or verify.timeout passes); scan and enqueue --wait wait for it")
 	fs.BoolVar(&f.includeUnscan, "include-unscannable", false, "submit listed images HSS reports it cannot scan (skipped as not_scannable otherwise)")
 	fs.DurationVar(&f.skipScannedWithin, "skip-scanned-within", 0, "skip images scanned successfully within this `DURATION`")
 	fs.StringVar(&f.priority, "priority", "", "queue: critical (default for scan/enqueue), default or bulk")
@@ -334,7 +336,7 @@ func (f *scanFlags) request() (jobs.ScanRequest, jobs.Options, error) {
 	req.Region = f.region
 	opts := jobs.Options{Target: f.target, BatchSize: f.batchSize, DryRun: f.dryRun, Forward: f.forward,
 		SkipScannedWithin: jobs.Duration(f.skipScannedWithin), Priority: f.priority, IncludeUnscannable: f.includeUnscan,
-		Widen: f.widen, Expand: f.expand}
+		Widen: f.widen, Expand: f.expand, Verify: f.verify}
 	if err := req.Validate(); err != nil {
 		return req, opts, err
 	}

@@ -13,7 +13,8 @@ import (
 )
 
 // Follow reads run id every interval, calling fn with each reading, until
-// the run is final or ctx is done. A run that this process's own worker
+// the run is final, and its verification over when it asked for one, or
+// ctx is done. A run that this process's own worker
 // ends (`scanq scan`) is read again at once when it ends, so following adds
 // no polling interval to its wall time; a run another process ends is seen
 // at the next reading.
@@ -35,7 +36,7 @@ func (a *App) Follow(ctx context.Context, id string, interval time.Duration, fn 
 		}
 		last = r
 		fn(r)
-		if r.State.Final() {
+		if r.State.Final() && (r.Verification == nil || r.Verification.Ended()) {
 			return r, nil
 		}
 		select {
@@ -176,6 +177,20 @@ func (p *Progress) Update(r *jobs.Run) {
 	if l := r.Listing(); l != "" {
 		eta += "  (" + l + ")"
 	}
+	if v := r.Verification; r.State.Final() && v != nil && !v.Ended() {
+		// The run is over; its verification goes on.
+		line := fmt.Sprintf("run %s %s, verifying: %d scanned, %d scan failed, %d not yet verified (round %d)",
+			r.ID, r.State, v.Scanned, v.ScanFailed, v.Unverified, v.Rounds)
+		if p.TTY {
+			p.bar = "\r\033[K" + line
+			fmt.Fprint(p.W, p.bar)
+			p.drawn = true
+		} else if p.last.IsZero() || now.Sub(p.last) >= p.LineEvery {
+			p.last = now
+			fmt.Fprintln(p.W, line)
+		}
+		return
+	}
 	if p.TTY {
 		if total == 0 && !r.State.Final() {
 			p.bar = fmt.Sprintf("\r\033[K%s: finding the run's images...", r.State)
@@ -239,6 +254,7 @@ func (p *Progress) Summary(r *jobs.Run) {
 	if r.Drift != nil {
 		fmt.Fprintf(p.W, "  listing: %s\n", r.Drift)
 	}
+	PrintVerification(p.W, "  ", r.Verification)
 	if r.Options.DryRun {
 		if d := r.ExpectedDuration(c.ImagesSkipped[jobs.SkipDryRun], p.RatePeriod); d > 0 {
 			fmt.Fprintf(p.W, "  dry run: submitting would take about %s at rate_limit %d/h\n", d.Round(time.Second), r.Request.ImagesPerHour())
@@ -271,4 +287,28 @@ func Duration(r *jobs.Run) time.Duration {
 		end = *r.FinishedAt
 	}
 	return end.Sub(*r.StartedAt)
+}
+
+// PrintVerification prints a run's verification, each line after indent:
+// its figures, then its failures by reason.
+func PrintVerification(w io.Writer, indent string, v *jobs.Verification) {
+	if v == nil {
+		return
+	}
+	fmt.Fprintf(w, "%sverification: %s", indent, v)
+	switch {
+	case v.Rounds == 1:
+		fmt.Fprint(w, ", 1 round")
+	case v.Rounds > 1:
+		fmt.Fprintf(w, ", %d rounds", v.Rounds)
+	}
+	if v.EndedAt != nil {
+		fmt.Fprintf(w, ", ended %s", v.EndedAt.Format(time.RFC3339))
+	} else if v.Deadline != nil {
+		fmt.Fprintf(w, ", until %s at most", v.Deadline.Format(time.RFC3339))
+	}
+	fmt.Fprintln(w)
+	for _, f := range v.Failures {
+		fmt.Fprintf(w, "%s  scan failed %s (%s): %d\n", indent, f.Code, f.Desc, f.Images)
+	}
 }

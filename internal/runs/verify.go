@@ -89,8 +89,7 @@ func VerifyMarks(imageType string, imgs []hss.ImageInfo) []string {
 	return out
 }
 
-// BeginVerify starts the verification of run id, which must be final,
-// once: its deadline is timeout from now, and the run's keys are kept that
+// BeginVerify starts the verification of run id once it is final, once: its deadline is timeout from now, and the run's keys are kept that
 // much longer than the retention. begun reports that this call began it;
 // ended, that there was nothing to verify (no image marked), so that it
 // ended at once.
@@ -118,13 +117,13 @@ func (s *Store) BeginVerify(ctx context.Context, id string, timeout time.Duratio
 // Output:
 // DONE (1): verification began
 // ENDED (2): it began and ended at once: no image was marked
-// ALREADY (0): it had begun; nothing changes
-// GONE (-1): there is no such run, or it is not final
+// ALREADY (0): it had begun, or the run is not final; nothing changes
+// GONE (-1): there is no such run
 var beginVerifyScript = redis.NewScript(codesLua + finalLua + `
 local h = KEYS[1]
 local st = redis.call("HGET", h, "state")
-if not st or not is_final(st) then return GONE end
-if redis.call("HEXISTS", h, "verify_state") == 1 then return ALREADY end
+if not st then return GONE end
+if not is_final(st) or redis.call("HEXISTS", h, "verify_state") == 1 then return ALREADY end
 local now, timeout, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if tonumber(redis.call("HGET", h, "verify_marked") or "0") == 0 then
   redis.call("HSET", h, "verify_state", "verified", "verify_ended_at", ARGV[1], "verify_unverified", 0)
@@ -271,6 +270,8 @@ func decodeVerification(r *jobs.Run, h runHash) *jobs.Verification {
 	switch {
 	case st == "" && r.Source == jobs.SourceForward:
 		v.State, v.Note = jobs.VerifyUnverifiable, "the request was forwarded unexpanded: HSS chose its images, so scanq cannot follow them"
+	case st == "" && r.State == jobs.StateCancelled:
+		v.State, v.Note = jobs.VerifyUnverifiable, "the run was cancelled"
 	case st == "":
 		v.State = jobs.VerifyPending
 	}

@@ -1,0 +1,178 @@
+package runs_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/scanq/scanq/internal/hss"
+	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/runs"
+	"github.com/scanq/scanq/jobs"
+)
+
+// registryImage is registry image i as a listing shows it: id, namespace,
+// name, version and digest.
+func registryImage(i int) hss.ImageInfo {
+	return hss.ImageInfo{ID: int64(i + 1), Namespace: "team", ImageName: fmt.Sprintf("app-%d", i), ImageVersion: "v1", ImageDigest: fmt.Sprintf("sha256:%064d", i)}
+}
+
+// TestVerificationCountsEachImageOnce: a verified run's marks are added
+// once per batch however often the batch is recorded; a listed image is
+// counted once however often it is listed, found by any identity it has
+// (an entry submitted by name is found by the listing's full item), and
+// one the run did not submit is not counted; failures beyond
+// MaxFailureGroups reasons go under "other"; the end counts the rest
+// unverified and drops the set.
+func TestVerificationCountsEachImageOnce(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		s := runs.New(b.Client, runs.Options{SeenBuckets: 16})
+		r := newRun("v1")
+		r.Options.Verify = true
+		if err := s.Create(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Start(ctx, "v1", runs.Geometry{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.PageDone(ctx, "v1", 0, runs.PageResult{Listed: 200, Batches: 2, Last: true}); err != nil {
+			t.Fatal(err)
+		}
+		// Batch 0: images 0..99 by id; batch 1: images 100..199 by name
+		// only, as an image_info entry may name them.
+		var b0, b1 []hss.ImageInfo
+		for i := range 100 {
+			b0 = append(b0, registryImage(i))
+			img := registryImage(100 + i)
+			b1 = append(b1, hss.ImageInfo{Namespace: img.Namespace, ImageName: img.ImageName, ImageVersion: img.ImageVersion})
+		}
+		for range 2 { // recorded twice: the second changes nothing
+			if _, _, err := s.BatchDone(ctx, "v1", 0, runs.Outcome{Kind: runs.Submitted, Images: 100, Marks: runs.VerifyMarks(hss.ImageTypeRegistry, b0), Buckets: r.SeenBuckets}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, _, err := s.BatchDone(ctx, "v1", 1, runs.Outcome{Kind: runs.Submitted, Images: 100, Marks: runs.VerifyMarks(hss.ImageTypeRegistry, b1), Buckets: r.SeenBuckets}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Get(ctx, "v1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.State.Final() || got.Verification.State != jobs.VerifyPending || got.Verification.Unverified != 200 {
+			t.Fatalf("run %s, verification %+v: want final, pending, 200 to verify", got.State, got.Verification)
+		}
+		if begun, ended, err := s.BeginVerify(ctx, "v1", time.Hour); err != nil || !begun || ended {
+			t.Fatalf("BeginVerify: begun %v, ended %v, %v", begun, ended, err)
+		}
+		if begun, _, err := s.BeginVerify(ctx, "v1", time.Hour); err != nil || begun {
+			t.Fatalf("BeginVerify again: begun %v, %v", begun, err)
+		}
+		listed := func(i int, failed bool, code string) runs.Listed {
+			l := runs.Listed{IDs: runs.VerifyIdentities(hss.ImageTypeRegistry, registryImage(i))}
+			if failed {
+				l.Failed, l.Code, l.Desc = true, code, "why "+code
+			}
+			return l
+		}
+		// Images 0..139 scanned, each listed twice; 140..199 failed, each
+		// for a reason of its own; 500..509 were never submitted.
+		var page []runs.Listed
+		for i := range 140 {
+			page = append(page, listed(i, false, ""), listed(i, false, ""))
+		}
+		for i := 140; i < 200; i++ {
+			page = append(page, listed(i, true, fmt.Sprintf("E%02d", i-140)))
+		}
+		for i := 500; i < 510; i++ {
+			page = append(page, listed(i, false, ""))
+		}
+		left, verifying, err := s.Verified(ctx, "v1", r.SeenBuckets, 1, page[:100])
+		if err != nil || !verifying || left != 150 {
+			t.Fatalf("first part (50 images): %d left, verifying %v, %v; want 150", left, verifying, err)
+		}
+		if left, _, err = s.Verified(ctx, "v1", r.SeenBuckets, 2, page); err != nil || left != 0 {
+			t.Fatalf("whole page: %d left, %v; want 0", left, err)
+		}
+		got, _ = s.Get(ctx, "v1")
+		v := got.Verification
+		if v.Scanned != 140 || v.ScanFailed != 60 || v.Unverified != 0 || v.Rounds != 2 {
+			t.Fatalf("verification %s, %d rounds; want 140 scanned, 60 failed, 2 rounds", v, v.Rounds)
+		}
+		groups := map[string]int64{}
+		for _, f := range v.Failures {
+			groups[f.Code] += f.Images
+		}
+		if len(v.Failures) != runs.MaxFailureGroups+1 || groups["other"] != 60-runs.MaxFailureGroups {
+			t.Fatalf("%d failure groups %v: want %d and the rest under other", len(v.Failures), groups, runs.MaxFailureGroups)
+		}
+		if ended, err := s.EndVerify(ctx, "v1", r.SeenBuckets); err != nil || !ended {
+			t.Fatalf("EndVerify: %v, %v", ended, err)
+		}
+		got, _ = s.Get(ctx, "v1")
+		if v := got.Verification; v.State != jobs.VerifyVerified || v.EndedAt == nil {
+			t.Fatalf("after the end: %+v", v)
+		}
+		if n, err := b.Client.Keys(ctx, "scanq:run:{v1}:verify:*").Result(); err != nil || len(n) != 0 {
+			t.Fatalf("the verification set is left: %v, %v", n, err)
+		}
+		if _, verifying, _ := s.Verified(ctx, "v1", r.SeenBuckets, 3, page); verifying {
+			t.Fatal("an ended verification still counts")
+		}
+	})
+}
+
+// TestVerificationTimeoutCountsTheRest: ending with images left is a
+// timeout, and they are counted unverified; a run that marked nothing
+// ends verified at once.
+func TestVerificationTimeoutCountsTheRest(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		s := runs.New(b.Client, runs.Options{SeenBuckets: 16})
+		for _, id := range []string{"t1", "t2"} {
+			r := newRun(id)
+			r.Options.Verify = true
+			if err := s.Create(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Start(ctx, id, runs.Geometry{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.PageDone(ctx, id, 0, runs.PageResult{Listed: 3, Batches: 1, Last: true}); err != nil {
+				t.Fatal(err)
+			}
+			o := runs.Outcome{Kind: runs.Failed, Images: 3}
+			if id == "t1" {
+				o = runs.Outcome{Kind: runs.Submitted, Images: 3, Buckets: 16,
+					Marks: runs.VerifyMarks(hss.ImageTypeRegistry, []hss.ImageInfo{registryImage(0), registryImage(1), registryImage(2)})}
+			}
+			if _, _, err := s.BatchDone(ctx, id, 0, o); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if begun, ended, err := s.BeginVerify(ctx, "t2", time.Hour); err != nil || !begun || !ended {
+			t.Fatalf("nothing to verify: begun %v, ended %v, %v", begun, ended, err)
+		}
+		if _, _, err := s.BeginVerify(ctx, "t1", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.Verified(ctx, "t1", 16, 1, []runs.Listed{{IDs: runs.VerifyIdentities(hss.ImageTypeRegistry, registryImage(1))}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.EndVerify(ctx, "t1", 16); err != nil {
+			t.Fatal(err)
+		}
+		for id, want := range map[string]jobs.Verification{"t1": {State: jobs.VerifyTimedOut, Scanned: 1, Unverified: 2, Rounds: 1}, "t2": {State: jobs.VerifyVerified}} {
+			r, err := s.Get(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := *r.Verification
+			v.Deadline, v.EndedAt = nil, nil
+			if fmt.Sprint(v) != fmt.Sprint(want) {
+				t.Errorf("%s: %+v, want %+v", id, v, want)
+			}
+		}
+	})
+}
