@@ -93,6 +93,11 @@ type HSSConfig struct {
 	MaxBatchSize     int           `yaml:"max_batch_size"`
 	EmulatorImages   int           `yaml:"emulator_images"`
 	EmulatorSeed     int64         `yaml:"emulator_seed"`
+	// EmulatorScanDelay is how long the embedded emulator takes to scan an
+	// image it was asked to (0 = scans change no status), and
+	// EmulatorScanFailRate the fraction of those scans that fail.
+	EmulatorScanDelay    time.Duration `yaml:"emulator_scan_delay"`
+	EmulatorScanFailRate float64       `yaml:"emulator_scan_fail_rate"`
 }
 
 // APIConfig is the HTTP API and its inbound authentication.

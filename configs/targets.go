@@ -55,6 +55,9 @@ type TargetConfig struct {
 	MaxBatchSize     *int           `yaml:"max_batch_size,omitempty"`
 	EmulatorImages   *int           `yaml:"emulator_images,omitempty"`
 	EmulatorSeed     *int64         `yaml:"emulator_seed,omitempty"`
+	// EmulatorScanDelay and EmulatorScanFailRate: as in hss.
+	EmulatorScanDelay    *time.Duration `yaml:"emulator_scan_delay,omitempty"`
+	EmulatorScanFailRate *float64       `yaml:"emulator_scan_fail_rate,omitempty"`
 
 	// The credentials read from the variables above at load time.
 	AuthToken     string `yaml:"-" secret:"value"`
@@ -115,6 +118,8 @@ func (t *TargetConfig) resolve(h HSSConfig) Target {
 	r.MaxBatchSize = or(t.MaxBatchSize, h.MaxBatchSize)
 	r.EmulatorImages = or(t.EmulatorImages, h.EmulatorImages)
 	r.EmulatorSeed = or(t.EmulatorSeed, h.EmulatorSeed)
+	r.EmulatorScanDelay = or(t.EmulatorScanDelay, h.EmulatorScanDelay)
+	r.EmulatorScanFailRate = or(t.EmulatorScanFailRate, h.EmulatorScanFailRate)
 	return Target{Name: t.Name, HSSConfig: r}
 }
 
@@ -219,6 +224,12 @@ func validateTargets(v *validator, c *Config) {
 		}
 		if t.EmulatorImages != nil {
 			v.atLeast(p+".emulator_images", *t.EmulatorImages, 0)
+		}
+		if t.EmulatorScanDelay != nil {
+			v.notNegative(p+".emulator_scan_delay", *t.EmulatorScanDelay)
+		}
+		if t.EmulatorScanFailRate != nil {
+			validateFraction(v, p+".emulator_scan_fail_rate", *t.EmulatorScanFailRate)
 		}
 		if t.ProjectID != "" {
 			scope := t.ProjectID + "\x00" + or(t.Region, c.HSS.Region)

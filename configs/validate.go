@@ -61,6 +61,8 @@ func (c *Config) Validate() error {
 	v.notNegative("hss.throttle_cooldown", h.ThrottleCooldown)
 	v.between("hss.max_batch_size", h.MaxBatchSize, 1, maxBatchSizeLimit)
 	v.atLeast("hss.emulator_images", h.EmulatorImages, 0)
+	v.notNegative("hss.emulator_scan_delay", h.EmulatorScanDelay)
+	validateFraction(v, "hss.emulator_scan_fail_rate", h.EmulatorScanFailRate)
 
 	// api
 	if err := checkAddr(c.API.Addr); err != nil {
@@ -292,4 +294,11 @@ func checkAddr(addr string) error {
 		return fmt.Errorf("port must be a number 0..65535, got %q", port)
 	}
 	return nil
+}
+
+// validateFraction holds a fraction to 0..1 (NaN is not one).
+func validateFraction(v *validator, key string, f float64) {
+	if !(f >= 0 && f <= 1) {
+		v.add(key, "a fraction from 0 to 1, got %v", f)
+	}
 }

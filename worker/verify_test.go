@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"maps"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -174,5 +175,44 @@ func TestVerificationFollowsATrickle(t *testing.T) {
 		}
 		checkTruth(t, r, e.emu.ScanOutcomes(e.submittedInfos()))
 		t.Logf("%d distinct counts seen, %d rounds", len(seen), r.Verification.Rounds)
+	})
+}
+
+// TestWebhookCarriesTheVerification: a verified run's webhook sends two
+// notifications, run.finished as the run ends (its verification under
+// way) and run.verified when verification ends, which carries the counts.
+func TestWebhookCarriesTheVerification(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		rc := &receiver{secret: "whsec-test"}
+		srv := httptest.NewServer(rc)
+		t.Cleanup(srv.Close)
+		e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 80, ScanDelay: 200 * time.Millisecond, ScanFailRate: 0.2},
+			cfg: verifyConfig(time.Minute), target: worker.Target{RequestRate: 200, RequestBurst: 20},
+			webhook: worker.Webhook{URL: srv.URL, Secret: rc.secret, MaxRetry: 5}})
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{Verify: true})
+		e.wait(r.ID, 20*time.Second)
+		r = e.waitVerified(r.ID, 20*time.Second)
+		events := func() map[string]worker.RunEvent {
+			rc.mu.Lock()
+			defer rc.mu.Unlock()
+			out := map[string]worker.RunEvent{}
+			for _, ev := range rc.good {
+				if _, dup := out[ev.Event]; dup {
+					t.Fatalf("%s delivered twice", ev.Event)
+				}
+				out[ev.Event] = ev
+			}
+			return out
+		}
+		testkit.Eventually(t, 20*time.Second, func() bool { return len(events()) == 2 }, "both notifications")
+		got := events()
+		fin, ver := got[jobs.EventFinished], got[jobs.EventVerified]
+		if fin.Verification == nil || fin.Verification.Ended() {
+			t.Fatalf("run.finished carries verification %+v; want one under way", fin.Verification)
+		}
+		if v := ver.Verification; v == nil || v.State != jobs.VerifyVerified || v.Scanned != r.Verification.Scanned ||
+			v.ScanFailed != r.Verification.ScanFailed || len(v.Failures) == 0 {
+			t.Fatalf("run.verified carries %+v; the run's is %s", v, r.Verification)
+		}
 	})
 }

@@ -308,6 +308,11 @@ func testConformance(t *testing.T, o *oaCheck, b *redistest.Backend) {
 		t.Errorf("GET of group %s: %s", group, gr.body)
 	}
 	ex(main, post(runsPath, `{"is_all":true,"target":"nope"}`, auth), http.StatusBadRequest, true)
+	// verify: the run shows its verification, pending until it ends.
+	verified := created(ex(main, post(runsPath, `{"is_all":true,"verify":true}`, auth), http.StatusAccepted, true))
+	if vr := ex(main, call{path: runsPath + "/" + verified, header: auth}, http.StatusOK, true); !strings.Contains(string(vr.body), `"verification":{"state":"pending"`) {
+		t.Errorf("GET of verified run %s: %s", verified, vr.body)
+	}
 	forwarded := created(ex(main, post(runsPath, `{"query_info":{"namespace":"web","host_name":"node-1"}}`, auth), http.StatusAccepted, true))
 	widened := created(ex(main, post(runsPath, `{"is_all":true,"query_info":{"namespace":"web","host_name":"node-1","scan_status":"image_oversized"},"widen":true,"skip_scanned_within":3600}`, auth), http.StatusAccepted, true))
 	ex(main, post(runsPath, `{}`, map[string]string{"Content-Type": "application/json", "X-Auth-Token": testToken}), http.StatusAccepted, true)
@@ -338,6 +343,8 @@ func testConformance(t *testing.T, o *oaCheck, b *redistest.Backend) {
 		`{"global_image_type":"vm"}`,
 		`{"forward":true,"dry_run":true}`,
 		`{"forward":true,"widen":true}`,
+		`{"forward":true,"verify":true}`,
+		`{"verify":"yes"}`,
 		`{"query_info":{"scan_status":"done"}}`,
 		`{"query_info":{"pod_id":"` + strings.Repeat("p", 65) + `"}}`,
 		`{"query_info":{"tag":"x"}}`,
@@ -355,6 +362,7 @@ func testConformance(t *testing.T, o *oaCheck, b *redistest.Backend) {
 		`{"target":"elsewhere"}`,
 		`{"query_info":{"namespace":"` + strings.Repeat("n", 129) + `"}}`,
 		`{"query_info":{"host_name":"h"},"expand":true}`,
+		`{"is_all":true,"dry_run":true,"verify":true}`,
 		`{"query_info":{"start_latest_scan_time":2,"end_latest_scan_time":1}}`,
 	} {
 		ex(main, post(runsPath, bad, auth), http.StatusBadRequest, true)

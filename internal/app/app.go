@@ -132,6 +132,7 @@ func (a *App) connect(ct configs.Target) (*Target, error) {
 	if ct.Endpoint == configs.Embedded {
 		t.Emulator = emulator.NewServer(emulator.Options{
 			Images: ct.EmulatorImages, LocalImages: ct.EmulatorImages / 10, Seed: ct.EmulatorSeed,
+			ScanDelay: ct.EmulatorScanDelay, ScanFailRate: ct.EmulatorScanFailRate,
 			ProjectID: ct.ProjectID, // its per-call log lines would drown the demo's own
 		})
 		endpoint = t.Emulator.URL
