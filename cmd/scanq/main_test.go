@@ -51,6 +51,24 @@ func TestScanJSONOnEmbeddedDefaults(t *testing.T) {
 	}
 }
 
+// TestScanVerifyWaitsForTheScans: scan --verify on the embedded defaults
+// follows the run's images to their scan results; the summary says what
+// became of them, and since some scans failed, it exits 1.
+func TestScanVerifyWaitsForTheScans(t *testing.T) {
+	code, out, errOut := runCmd(t, "scan", "--all", "--verify", "--set", "hss.emulator_images=300", "--set", "hss.request_rate=1000",
+		"--set", "hss.emulator_scan_delay=200ms", "--set", "hss.emulator_scan_fail_rate=0.2", "--set", "verify.poll_min=50ms", "--set", "verify.poll_max=200ms", "--json")
+	r := runOf(t, out)
+	v := r.Verification
+	if code != 1 || v == nil || v.State != jobs.VerifyVerified || v.Scanned+v.ScanFailed != r.Counters.ImagesSubmitted || v.ScanFailed == 0 || len(v.Failures) == 0 {
+		t.Fatalf("exit %d, verification %+v of %d submitted\n%s", code, v, r.Counters.ImagesSubmitted, errOut)
+	}
+	code, out, errOut = runCmd(t, "scan", "--image", "ns/app:1", "--verify", "--set", "hss.emulator_scan_delay=0s", "--set", "verify.timeout=1m",
+		"--set", "verify.poll_min=50ms", "--set", "verify.poll_max=100ms", "--dry-run")
+	if code == 0 || !strings.Contains(errOut, "verify") {
+		t.Fatalf("--verify with --dry-run: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
 func TestScanDryRunSummary(t *testing.T) {
 	code, out, errOut := runCmd(t, "scan", "--all", "--include-unscannable", "--dry-run", "--rate-limit", "600", "--set", "hss.emulator_images=300")
 	if code != 0 {

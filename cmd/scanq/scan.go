@@ -84,7 +84,7 @@ func newScanCmd(enqueue bool) *cobra.Command {
 	fs.BoolVar(&f.forward, "forward", false, "send the request unexpanded as one API call (HSS fans out)")
 	fs.BoolVar(&f.widen, "widen", false, "list a query whose fields no list API can evaluate without those fields (the run covers more images than the query; it says so)")
 	fs.BoolVar(&f.expand, "expand", false, "refuse a query that cannot be resolved by listing, instead of forwarding it to HSS unexpanded")
-	fs.BoolVar(&f.verify, "verify", false, "after the last batch, follow the submitted images until each shows a scan result (or verify.timeout passes); scan and enqueue --wait wait for it")
+	fs.BoolVar(&f.verify, "verify", false, "after the last batch, follow the submitted images until each shows a scan result (or verify.timeout passes); scan and enqueue --wait wait for it, and exit 1 unless every image was scanned successfully")
 	fs.BoolVar(&f.includeUnscan, "include-unscannable", false, "submit listed images HSS reports it cannot scan (skipped as not_scannable otherwise)")
 	fs.DurationVar(&f.skipScannedWithin, "skip-scanned-within", 0, "skip images scanned successfully within this `DURATION`")
 	fs.StringVar(&f.priority, "priority", "", "queue: critical (default for scan/enqueue), default or bulk")
@@ -217,8 +217,10 @@ func newProgress(stderr io.Writer, asJSON bool) *app.Progress {
 // a worker that has just started is not missed.
 const noWorkerGrace = 7 * time.Second
 
-// follow shows a run's progress until it ends and prints the summary; the
-// exit code is 0 only when no image failed. With fleet set (enqueue
+// follow shows a run's progress until it ends (and its verification, when
+// it asked for one) and prints the summary; the exit code is 0 only when no
+// image failed, and with verification, when every image showed a
+// successful scan. With fleet set (enqueue
 // --wait) the run is the fleet's: following stops, saying so, when no
 // worker serves its queue, as it would otherwise wait forever.
 func follow(ctx context.Context, a *app.App, p *app.Progress, id string, asJSON, fleet bool, stdout, stderr io.Writer) error {
@@ -284,6 +286,9 @@ func follow(ctx context.Context, a *app.App, p *app.Progress, id string, asJSON,
 	}
 	if r.State != jobs.StateSucceeded && r.State != jobs.StateResolved {
 		return exitError{exitFailure}
+	}
+	if v := r.Verification; v != nil && (v.ScanFailed > 0 || v.Unverified > 0 || v.State == jobs.VerifyUnverifiable) {
+		return exitError{exitFailure} // submitted, but not every image shown scanned
 	}
 	return nil
 }

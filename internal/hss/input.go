@@ -233,11 +233,14 @@ const clipLen = 64
 // Clip shortens an outside value (a name, a field value) for an error
 // message: at most 64 bytes of it, cut at a character boundary, and how
 // long it was. A message never repeats a megabyte the client sent.
-func Clip(s string) string {
-	if len(s) <= clipLen {
+func Clip(s string) string { return ClipTo(s, clipLen) }
+
+// ClipTo is Clip at n bytes.
+func ClipTo(s string, n int) string {
+	if len(s) <= n {
 		return s
 	}
-	cut := clipLen
+	cut := n
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}

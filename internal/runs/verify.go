@@ -158,7 +158,9 @@ func (s *Store) Verified(ctx context.Context, id string, buckets, round int, ite
 		digests = append(digests, it.IDs...)
 		group := ""
 		if it.Failed {
-			group = verifyFailPrefix + hss.Clip(it.Code) + "\n" + hss.Clip(it.Desc)
+			// The code may not hold the separator; both are bounded, as
+			// HSS's strings are not.
+			group = verifyFailPrefix + hss.ClipTo(strings.ReplaceAll(it.Code, "\n", " "), 128) + "\n" + hss.ClipTo(it.Desc, 512)
 		}
 		argv = append(argv, len(it.IDs), group)
 		argv[2] = argv[2].(int) + 1
