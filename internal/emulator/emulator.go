@@ -46,7 +46,7 @@ type Options struct {
 	FailRate, ThrottleRate float64
 	Latency                time.Duration
 	// ScanTime is how long a task takes per image, for the progress
-	// ListImageScanTask shows (0 = 1s). A task's
+	// ListImageScanTask shows (0 = 1s), when ScanDelay is 0. A task's
 	// rate_limit slows it further: at most rate_limit images per hour.
 	ScanTime time.Duration
 	// ScanDelay, when set, makes the images a create accepts, registry
@@ -54,7 +54,9 @@ type Options struct {
 	// emulator's clock: waiting_for_scan at once, scanning after half of
 	// ScanDelay, success or failed half of ScanDelay later, with
 	// latest_scan_time then. A create's rate_limit R holds its k-th image
-	// waiting until at least k·1h/R after the create. 0 leaves scan
+	// waiting until at least k·1h/R after the create. The create's task
+	// then follows its scans: success_num and failed_num count those
+	// ended so, and it is finished when all have ended. 0 leaves scan
 	// statuses as they are (tests set registry ones with SetScanned). A
 	// scan in flight costs about 200 bytes until it ends.
 	ScanDelay time.Duration
@@ -568,7 +570,7 @@ func (e *Emulator) create(w http.ResponseWriter, r *http.Request, rid, project s
 		t.rateLimit = *b.RateLimit
 	}
 	if e.opts.ScanDelay > 0 {
-		e.startScans(b, imageType, now)
+		t.tally = e.startScans(b, imageType, now)
 	}
 	s := e.rec.accept(Submission{
 		Time:                now,

@@ -765,3 +765,62 @@ func TestRateLimitPacesLocalScans(t *testing.T) {
 		t.Errorf("%d scans in flight after the last step", n)
 	}
 }
+
+// TestTasksCountLifecycleOutcomes: with the lifecycle, a create's task
+// follows its scans, registry or local: success_num and failed_num count
+// its images whose scan ended so (as the lists show them), its progress
+// is the share ended, and it finishes when the last ends; a create whose
+// images are all in flight already starts nothing and is finished at
+// once.
+func TestTasksCountLifecycleOutcomes(t *testing.T) {
+	t.Parallel()
+	for _, local := range []bool{false, true} {
+		clk := newClock()
+		e := NewHandler(Options{Images: 200, LocalImages: 200, Seed: 17, ScanDelay: 10 * time.Minute, ScanFailRate: 0.4, Now: clk.Now})
+		var infos []hss.ImageInfo
+		create, outcomes := createScan, e.ScanOutcomes
+		if local {
+			create, outcomes = createLocalScan, e.LocalScanOutcomes
+			for _, img := range e.LocalImages()[:40] {
+				infos = append(infos, img.ImageInfo())
+			}
+		} else {
+			for _, img := range e.RegistryImages()[:40] {
+				infos = append(infos, img.ImageInfo())
+			}
+		}
+		infos = append(infos, hss.ImageInfo{ID: 999_999, ImageName: "no", ImageVersion: "such"})
+		task := func() TaskItem {
+			t.Helper()
+			var p taskPage
+			getJSON(t, e, tasksPath+"?type=image_scan", &p)
+			return p.DataList[0]
+		}
+		// 20 images an hour: image k begins scanning 3k minutes in.
+		create(t, e, hss.ScanTaskBody{ImageInfo: infos, RateLimit: new(int32(20))})
+		if tk := task(); tk.TaskStatus != 0 || tk.SuccessNum != 0 || tk.FailedNum != 0 || tk.TotalNum != 41 || tk.RemainMin != 39*3+5 {
+			t.Fatalf("local %v: new task %+v", local, tk)
+		}
+		clk.Add(20*3*time.Minute + 5*time.Minute) // images 0..20 ended
+		out := outcomes(infos)
+		tk := task()
+		if out.Success+out.Failed != 21 || out.Failed == 0 || tk.SuccessNum != int32(out.Success) || tk.FailedNum != int32(out.Failed) ||
+			tk.TaskStatus != 21*100/40 || tk.EndTime != 0 {
+			t.Fatalf("local %v: half-way task %+v, outcomes %+v", local, tk, out)
+		}
+		// Named again while in flight: nothing starts, nothing to wait for.
+		create(t, e, hss.ScanTaskBody{ImageInfo: infos[30:]})
+		if tk := task(); tk.TaskStatus != 100 || tk.SuccessNum != 0 || tk.FailedNum != 0 || tk.EndTime != clk.Now().UnixMilli() {
+			t.Fatalf("local %v: task of images in flight %+v", local, tk)
+		}
+		clk.Add(time.Hour)
+		out = outcomes(infos)
+		var p taskPage
+		getJSON(t, e, tasksPath+"?type=image_scan", &p)
+		tk = p.DataList[1]
+		if out.Success+out.Failed != 40 || tk.SuccessNum != int32(out.Success) || tk.FailedNum != int32(out.Failed) ||
+			tk.TaskStatus != 100 || tk.RemainMin != 0 || tk.EndTime != t0.Add(39*3*time.Minute+5*time.Minute).UnixMilli() {
+			t.Fatalf("local %v: finished task %+v, outcomes %+v", local, tk, out)
+		}
+	}
+}
