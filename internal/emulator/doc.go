@@ -18,20 +18,24 @@
 //   - GET changes[?since=SEQ]: churn's changes (Changes).
 //   - GET inventory: the registry counted at the emulator's now, by scan
 //     status, by age of the latest scan and by failure reason, and what
-//     became of every image the scan lifecycle accepted (InventoryStats);
-//     POST inventory with {"image_info": [...]}: the same, its scans for
-//     the images named (ScanOutcomes).
+//     became of every registry and every local image the scan lifecycle
+//     accepted (InventoryStats: scans, local_scans); POST inventory with
+//     {"image_info": [...], "local_image_info": [...]}: the same, its
+//     scans for the registry images named (ScanOutcomes), its
+//     local_scans for the local ones (LocalScanOutcomes).
 //   - GET faults, POST faults: the fault settings (FaultsRequest).
 //
 // It can also change as a live HSS does. Churn inserts images at random
 // positions of the registry list and deletes random ones while clients
 // list it (Options.Churn, SetChurn: so many changes before each list call,
 // or so many per second; deterministic for a seed; Churned and Changes say
-// what changed). With Options.ScanDelay, the registry images a create
-// accepts go waiting_for_scan, scanning, then success or failed (with
-// scan_failed_code and scan_failed_desc) with latest_scan_time updated,
-// no faster than the create's rate_limit, on the emulator's clock
-// (CompleteScans ends them at once).
+// what changed). With Options.ScanDelay, the images a create accepts,
+// registry or local, go waiting_for_scan, scanning, then success or
+// failed (with scan_failed_code and scan_failed_desc; a local image,
+// which has no code field, with scan_failed_desc only) with
+// latest_scan_time updated, no faster than the create's rate_limit, on
+// the emulator's clock (CompleteScans ends them at once), and the
+// create's task counts them.
 //
 // The official Go SDK (huaweicloud-sdk-go-v3, services/hss/v5) talks to it
 // unchanged (see test/interop, which drives it with the official SDK). Body validation and signature checks are
@@ -78,21 +82,31 @@
 //     has its documented meaning instead: one-sided bounds bound one side,
 //     image_version applies alone, every create scan status; with is_all,
 //     the query narrows "all".
-//   - Accepted scans become tasks (task_type manual) whose progress is the
-//     share of their duration that has passed on the emulator's clock: the
-//     task's images times Options.ScanTime, or one hour / rate_limit per
-//     image when that is slower. Without Options.ScanDelay they do not
-//     change the inventory's scan status (tests do that with SetScanned);
-//     with it, each registry image accepted (image_info by id, or by
-//     namespace, name and version; or what is_all and query_info select)
-//     is waiting_for_scan at once, scanning after half the delay, and
-//     success, or failed for ScanFailRate of them, half the delay later,
-//     with latest_scan_time then. A create's rate_limit R holds its k-th
-//     started image (k = 0, 1, ...) waiting until at least k·1h/R after
-//     the create: each create is paced alone, as HSS promises no more.
-//     An image accepted again while its scan is in flight keeps that
-//     scan, and takes no place in the pacing. Local images do not go
-//     through it.
+//   - Accepted scans become tasks (task_type manual). Without
+//     Options.ScanDelay a task's progress is the share of its duration
+//     that has passed on the emulator's clock (the task's images times
+//     Options.ScanTime, or one hour / rate_limit per image when that is
+//     slower; success_num follows it, failed_num is 0), and scans do not
+//     change the inventory's scan status (tests do that with
+//     SetScanned). With it, each image accepted is waiting_for_scan at
+//     once, scanning after half the delay, and success, or failed for
+//     ScanFailRate of them, half the delay later, with latest_scan_time
+//     then: a registry image named in image_info by id, or by namespace,
+//     name and version; a local image (global_image_type local) by
+//     image_name and image_version, image_digest and image_id agreeing
+//     when given (the host is no part of it: one scan covers the image
+//     on every host); or what is_all and query_info select. A create's
+//     rate_limit R holds its k-th started image (k = 0, 1, ...) waiting
+//     until at least k·1h/R after the create: each create is paced
+//     alone, as HSS promises no more. An image accepted again while its
+//     scan is in flight keeps that scan, and takes no place in the
+//     pacing. The create's task then follows its own scans: success_num
+//     and failed_num count those that ended so, task_status is the share
+//     ended, and it is finished (end_time) when the last ends, at once
+//     when it started none. The local list shows the lifecycle's
+//     statuses under its own filter rules above: its scan-time bounds
+//     and has_vul pass an image waiting or scanning whatever its old
+//     scan time.
 //   - Failure reasons are Huawei's scan_failed_code values (listed in the
 //     SDK's RegistryImagesInfo) with English descriptions as
 //     scan_failed_desc: download_failed and image_oversized images give
@@ -100,7 +114,8 @@
 //     ScanFailureReasons, drawn from the seed (per image for the
 //     generated inventory, per scan for the lifecycle). Local images have
 //     no code field: a failed one's scan_failed_desc is one of
-//     ImageLocalInfo's codes (failed_to_match_agent, docker_offline, ...).
+//     ImageLocalInfo's codes (LocalScanFailures: failed_to_match_agent,
+//     docker_offline, ...), drawn the same ways.
 //   - Churn's inserted images are new images (new id, digest and
 //     "namespace/word-nK:version" key, never one that existed), not yet
 //     scanned, updated at the time of the insert. A deleted image is gone

@@ -46,21 +46,24 @@ type Options struct {
 	FailRate, ThrottleRate float64
 	Latency                time.Duration
 	// ScanTime is how long a task takes per image, for the progress
-	// ListImageScanTask shows (0 = 1s). A task's rate_limit slows it
-	// further: at most rate_limit images per hour.
+	// ListImageScanTask shows (0 = 1s), when ScanDelay is 0. A task's
+	// rate_limit slows it further: at most rate_limit images per hour.
 	ScanTime time.Duration
-	// ScanDelay, when set, makes the registry images a create accepts go
-	// through HSS's scan states on the emulator's clock:
-	// waiting_for_scan at once, scanning after half of ScanDelay, success
-	// or failed half of ScanDelay later, with latest_scan_time then. A
-	// create's rate_limit R holds its k-th image waiting until at least
-	// k·1h/R after the create. 0 leaves scan statuses as they are (tests
-	// set them with SetScanned). A scan in flight costs about 200 bytes
-	// until it ends.
+	// ScanDelay, when set, makes the images a create accepts, registry
+	// or local (global_image_type), go through HSS's scan states on the
+	// emulator's clock: waiting_for_scan at once, scanning after half of
+	// ScanDelay, success or failed half of ScanDelay later, with
+	// latest_scan_time then. A create's rate_limit R holds its k-th image
+	// waiting until at least k·1h/R after the create. The create's task
+	// then follows its scans: success_num and failed_num count those
+	// ended so, and it is finished when all have ended. 0 leaves scan
+	// statuses as they are (tests set registry ones with SetScanned). A
+	// scan in flight costs about 200 bytes until it ends.
 	ScanDelay time.Duration
 	// ScanFailRate is the fraction of those scans that end failed, each
-	// with a scan_failed_code of ScanFailureReasons; outcome and reason
-	// are drawn from Seed (0..1).
+	// with a reason: a scan_failed_code of ScanFailureReasons for a
+	// registry image, a scan_failed_desc of LocalScanFailures for a local
+	// one; outcome and reason are drawn from Seed (0..1).
 	ScanFailRate float64
 	// Churn, when set, inserts and deletes registry images while they are
 	// listed; see Churn and SetChurn.
@@ -246,8 +249,9 @@ func (e *Emulator) Changes(since int64) []Change {
 	return e.inv.changesSince(since)
 }
 
-// CompleteScans ends every scan in flight now (Options.ScanDelay), as if
-// its delay had passed, and returns how many ended.
+// CompleteScans ends every scan in flight now (Options.ScanDelay),
+// registry and local, as if its delay had passed, and returns how many
+// ended.
 func (e *Emulator) CompleteScans() int { return e.inv.completeScans(e.now()) }
 
 // ScansInFlight is the number of accepted scans not yet success or failed.
@@ -283,9 +287,8 @@ func (e *Emulator) Select(imageType string, qi *hss.QueryInfo) (imgs []hss.Image
 		if set(qi.ClusterID, qi.Namespace, qi.ImageType) {
 			return nil, false
 		}
-		q := localQueryFromInfo(qi)
-		for _, i := range e.inv.localView(q) {
-			imgs = append(imgs, e.inv.local(int(i)).Image().ImageInfo())
+		for _, it := range e.inv.allLocal(localQueryFromInfo(qi)) {
+			imgs = append(imgs, it.Image().ImageInfo())
 		}
 		return imgs, true
 	}
@@ -304,9 +307,11 @@ func (e *Emulator) Select(imageType string, qi *hss.QueryInfo) (imgs []hss.Image
 
 // LocalImages returns every local image, in listing order.
 func (e *Emulator) LocalImages() []hss.LocalImage {
-	out := make([]hss.LocalImage, e.inv.m)
-	for i := range out {
-		out[i] = e.inv.local(i).Image()
+	e.inv.tick(e.now())
+	items := e.inv.allLocal(nil)
+	out := make([]hss.LocalImage, len(items))
+	for i, it := range items {
+		out[i] = it.Image()
 	}
 	return out
 }
@@ -564,8 +569,8 @@ func (e *Emulator) create(w http.ResponseWriter, r *http.Request, rid, project s
 	if b.RateLimit != nil {
 		t.rateLimit = *b.RateLimit
 	}
-	if e.opts.ScanDelay > 0 && imageType == hss.ImageTypeRegistry {
-		e.startScans(b, now)
+	if e.opts.ScanDelay > 0 {
+		t.tally = e.startScans(b, imageType, now)
 	}
 	s := e.rec.accept(Submission{
 		Time:                now,
@@ -602,26 +607,26 @@ func (e *Emulator) taskImages(b *hss.ScanTaskBody, imageType string) int {
 	return 0
 }
 
-// startScans starts the lifecycle of the registry images b names (see
-// Options.ScanDelay), paced by b's rate_limit. With is_all and query_info,
-// the query narrows "all".
-func (e *Emulator) startScans(b *hss.ScanTaskBody, now time.Time) {
-	var q *regQuery
-	switch {
+// startScans starts the lifecycle of the images of imageType b names
+// (see Options.ScanDelay), paced by b's rate_limit, and returns their
+// tally. With is_all and query_info, the query narrows "all".
+func (e *Emulator) startScans(b *hss.ScanTaskBody, imageType string, now time.Time) *scanTally {
+	r := &scanRequest{local: imageType == hss.ImageTypeLocal, infos: b.ImageInfo}
+	switch all := b.IsAll != nil && *b.IsAll; {
 	case len(b.ImageInfo) > 0:
+	case r.local && b.QueryInfo != nil:
+		r.loc = localQueryFromInfo(b.QueryInfo)
+	case r.local && all:
+		r.loc = &localQuery{}
 	case b.QueryInfo != nil:
-		q = registryQueryFromInfo(b.QueryInfo)
-		q.offset, q.limit = 0, 0
-	case b.IsAll != nil && *b.IsAll:
-		q = &regQuery{}
-	default:
-		return
+		r.reg = registryQueryFromInfo(b.QueryInfo)
+	case all:
+		r.reg = &regQuery{}
 	}
-	var rateLimit int32
 	if b.RateLimit != nil {
-		rateLimit = *b.RateLimit
+		r.rateLimit = *b.RateLimit
 	}
-	e.inv.acceptScans(b.ImageInfo, q, rateLimit, now)
+	return e.inv.acceptScans(r, now)
 }
 
 func (e *Emulator) taskDuration(images int, rateLimit *int32) time.Duration {
@@ -730,7 +735,7 @@ func (e *Emulator) serveDebug(w http.ResponseWriter, r *http.Request, rid string
 			e.writeError(w, rid, http.StatusBadRequest, "HSS.0001", "decode inventory request: "+err.Error())
 			return
 		}
-		e.writeJSON(w, http.StatusOK, e.inv.stats(e.now(), body.ImageInfo, false))
+		e.writeJSON(w, http.StatusOK, e.inv.stats(e.now(), body.ImageInfo, body.LocalImageInfo, false))
 	case r.URL.Path == "/emulator/v1/faults" && r.Method == http.MethodGet:
 		e.writeJSON(w, http.StatusOK, e.faultsState())
 	case r.URL.Path == "/emulator/v1/faults" && r.Method == http.MethodPost:
@@ -750,9 +755,12 @@ func (e *Emulator) faultsState() FaultsState {
 }
 
 // InventoryRequest is the body of POST /emulator/v1/inventory: the images
-// whose ScanOutcomes the answer's scans gives, as a create names them.
+// whose outcomes the answer gives, as a create names them: registry
+// images in scans (ScanOutcomes), local ones in local_scans
+// (LocalScanOutcomes).
 type InventoryRequest struct {
-	ImageInfo []hss.ImageInfo `json:"image_info"`
+	ImageInfo      []hss.ImageInfo `json:"image_info"`
+	LocalImageInfo []hss.ImageInfo `json:"local_image_info,omitempty"`
 }
 
 // decodeDebug decodes a debug route's JSON body of at most limit bytes

@@ -285,6 +285,12 @@ type inventory struct {
 	scanned   map[int]scanOverride
 	nextID    int64
 
+	// localScanned holds the local images' scan statuses set by the
+	// lifecycle, by index; localVersion counts its changes, for the
+	// cached local views.
+	localScanned map[int32]scanOverride
+	localVersion uint64
+
 	// The default order (order.go).
 	extras     []extraRef // live added images by order key
 	removedGen []int32    // removed generated images, ascending
@@ -320,12 +326,14 @@ func newInventory(seed int64, n, m int) *inventory {
 		addedIDs:  map[int64]int{},
 		removed:   map[int]struct{}{},
 		scanned:   map[int]scanOverride{},
-		usedKeys:  map[uint64]struct{}{},
-		nextID:    int64(n) + 1,
-		tailKey:   genKey(n),
-		hosts:     max(1, m/25),
+		// set apart from scanned: local and registry indices overlap
+		localScanned: map[int32]scanOverride{},
+		usedKeys:     map[uint64]struct{}{},
+		nextID:       int64(n) + 1,
+		tailKey:      genKey(n),
+		hosts:        max(1, m/25),
 	}
-	inv.scans.inFlight = map[int32]struct{}{}
+	inv.scans.inFlight = map[scanRef]struct{}{}
 	inv.scans.updateNext()
 	inv.registries = make([]registry, len(registryTemplates))
 	for k, r := range registryTemplates {
@@ -646,7 +654,7 @@ func (inv *inventory) removeIndex(idx int) {
 		delete(inv.addedKeys, it.Key())
 		delete(inv.addedIDs, it.ID)
 	}
-	delete(inv.scans.inFlight, int32(idx))
+	delete(inv.scans.inFlight, scanRef{idx: int32(idx)})
 	inv.changed(idx)
 }
 
@@ -770,8 +778,9 @@ func (it LocalItem) Image() hss.LocalImage {
 
 var localStatuses = []weighted{{"success", 60}, {"unscan", 30}, {"failed", 5}, {"scanning", 5}}
 
-// local materialises generated local image i. Local images are cheap enough
-// to build whole for filtering: the list is per host and rarely huge.
+// local materialises local image i, with the scan status the lifecycle
+// gave it, if any. Local images are cheap enough to build whole for
+// filtering: the list is per host and rarely huge. Callers hold mu.
 func (inv *inventory) local(i int) LocalItem {
 	h := hashOf(inv.seed, domLocal, uint64(i))
 	host := int(h % uint64(inv.hosts))
@@ -783,6 +792,10 @@ func (inv *inventory) local(i int) LocalItem {
 	var scan int64
 	if status != "unscan" {
 		scan = update + int64((h>>28)%uint64(min(epoch-update, 14*dayMS)+1))
+	}
+	var reason uint8
+	if o, ok := inv.localScanned[int32(i)]; ok {
+		status, scan, reason = o.status, o.at, o.reason
 	}
 	typ, name := "other_image", "docker.io/library/"+word
 	if (h>>36)%3 != 0 {
@@ -823,12 +836,44 @@ func (inv *inventory) local(i int) LocalItem {
 			it.SeverityLevel = []string{"Low", "Medium", "High"}[(h>>60)%3]
 		}
 	case "failed":
-		it.ScanFailedDesc = localFailures[localFailurePick[mix64(h^7)%100]].name
+		it.ScanFailedDesc = localFailureOf(h, reason)
 	}
 	return it
 }
 
+// localIndex finds the local image an image_info entry names: by
+// image_name and image_version (a local image's version ends in its
+// index), image_digest and image_id agreeing when given. The host is no
+// part of it: one scan covers the image on every host. Callers hold mu.
+func (inv *inventory) localIndex(info *hss.ImageInfo) (int, bool) {
+	v := info.ImageVersion
+	dot := strings.LastIndexByte(v, '.')
+	if info.ImageName == "" || dot < 0 {
+		return 0, false
+	}
+	i, err := strconv.Atoi(v[dot+1:])
+	if err != nil || i < 0 || i >= inv.m {
+		return 0, false
+	}
+	it := inv.local(i)
+	if it.ImageName != info.ImageName || it.ImageVersion != v ||
+		info.ImageDigest != "" && info.ImageDigest != it.ImageDigest ||
+		info.ImageID != "" && info.ImageID != it.ImageID {
+		return 0, false
+	}
+	return i, true
+}
+
+// setLocalScan overrides the scan status and time of local image i.
+// Callers hold mu.
+func (inv *inventory) setLocalScan(i int32, o scanOverride) {
+	inv.localScanned[i] = o
+	inv.localVersion++
+}
+
 func (inv *inventory) listLocal(q *localQuery) (total int, page []LocalItem) {
+	inv.mu.RLock()
+	defer inv.mu.RUnlock()
 	if q.isPlain() {
 		from := min(q.offset, inv.m)
 		to := min(from+q.limit, inv.m)
@@ -847,22 +892,41 @@ func (inv *inventory) listLocal(q *localQuery) (total int, page []LocalItem) {
 }
 
 func (inv *inventory) countLocal(q *localQuery) int {
+	inv.mu.RLock()
+	defer inv.mu.RUnlock()
 	if q.isPlain() {
 		return inv.m
 	}
 	return len(inv.localView(q))
 }
 
+// allLocal returns every local image, in listing order; with q, those q
+// selects.
+func (inv *inventory) allLocal(q *localQuery) []LocalItem {
+	inv.mu.RLock()
+	defer inv.mu.RUnlock()
+	var out []LocalItem
+	if q == nil {
+		out = make([]LocalItem, inv.m)
+		for i := range out {
+			out[i] = inv.local(i)
+		}
+		return out
+	}
+	for _, i := range inv.localView(q) {
+		out = append(out, inv.local(int(i)))
+	}
+	return out
+}
+
+// localView returns the indices of the local images q matches. The
+// lifecycle changes local scan statuses: a cached view counts only while
+// none changed since. Callers hold mu (read).
 func (inv *inventory) localView(q *localQuery) []int32 {
 	key := "local\x00" + q.cacheKey()
-	inv.cacheMu.Lock()
-	for _, c := range inv.cache {
-		if c.key == key {
-			inv.cacheMu.Unlock()
-			return c.idx
-		}
+	if c, ok := inv.cachedView(key); ok && c.version == inv.localVersion {
+		return c.idx
 	}
-	inv.cacheMu.Unlock()
 	var out []int32
 	for i := 0; i < inv.m; i++ {
 		it := inv.local(i)
@@ -870,11 +934,6 @@ func (inv *inventory) localView(q *localQuery) []int32 {
 			out = append(out, int32(i))
 		}
 	}
-	inv.cacheMu.Lock()
-	if len(inv.cache) >= maxCachedViews {
-		inv.cache = inv.cache[1:]
-	}
-	inv.cache = append(inv.cache, cachedView{key: key, idx: out})
-	inv.cacheMu.Unlock()
+	inv.storeView(cachedView{key: key, version: inv.localVersion, idx: out})
 	return out
 }

@@ -39,7 +39,7 @@ func Main(ctx context.Context, args []string, stdout io.Writer) error {
 		latency  = fs.Duration("latency", 0, "delay added to every API call")
 		scanTime = fs.Duration("scan-time", time.Second, "time a scan task takes per image")
 		churn    = fs.Float64("churn", 0, "registry changes per second: images inserted at random positions of the list and deleted, half each (0 = none)")
-		delay    = fs.Duration("scan-delay", 0, "time from a scan request to each registry image's success or failed, through waiting_for_scan and scanning; a request's rate_limit makes its images wait longer (0 = scans change no status)")
+		delay    = fs.Duration("scan-delay", 0, "time from a scan request to each image's success or failed, registry or local, through waiting_for_scan and scanning; a request's rate_limit makes its images wait longer, and its task's success_num and failed_num count them (0 = scans change no status)")
 		failScan = fs.Float64("scan-fail-rate", 0, "fraction of --scan-delay scans that end failed")
 		keep     = fs.Int("max-submissions", 10000, "accepted scan requests kept for /emulator/v1/submissions (-1 none, 0 all)")
 		logLevel = fs.String("log-level", "info", "log level: debug, info, warn, error")

@@ -57,9 +57,15 @@ func ScanFailureReasons() []FailureReason {
 	return out
 }
 
-// drawReason picks a reason of scanFailures from hash h, 1-based (0 is
-// "none drawn" in a scanOverride).
-func drawReason(h uint64) uint8 { return 1 + failurePick[mix64(h)%100] }
+// drawReason picks a reason of scanFailures from hash h, or of
+// localFailures when local, 1-based (0 is "none drawn" in a
+// scanOverride).
+func drawReason(h uint64, local bool) uint8 {
+	if local {
+		return 1 + localFailurePick[mix64(h)%100]
+	}
+	return 1 + failurePick[mix64(h)%100]
+}
 
 // failureOf returns the reason an image whose scan status is status
 // gives: download_failed and image_oversized have their own; failed gives
@@ -74,7 +80,7 @@ func failureOf(status string, h uint64, reason uint8) (r FailureReason, ok bool)
 		return reasonOversized, true
 	case "failed":
 		if reason == 0 {
-			reason = drawReason(h)
+			reason = drawReason(h, false)
 		}
 		return scanFailures[reason-1].FailureReason, true
 	}
@@ -90,3 +96,23 @@ var localFailures = []weighted{
 }
 
 var localFailurePick = pickTable(localFailures, func(f weighted) int { return f.weight })
+
+// localFailureOf returns the scan_failed_desc of a failed local image:
+// localFailures[reason-1], or when reason is 0 (no scan of the
+// emulator's drew one) the one image hash h draws.
+func localFailureOf(h uint64, reason uint8) string {
+	if reason == 0 {
+		return localFailures[localFailurePick[mix64(h^7)%100]].name
+	}
+	return localFailures[reason-1].name
+}
+
+// LocalScanFailures returns the scan_failed_desc values a local image in
+// status failed can give, each once.
+func LocalScanFailures() []string {
+	out := make([]string, len(localFailures))
+	for i, f := range localFailures {
+		out[i] = f.name
+	}
+	return out
+}

@@ -73,6 +73,9 @@ type task struct {
 	rateLimit int32
 	isAll     bool
 	images    int
+	// tally, with Options.ScanDelay, is what became of the scans the
+	// create started: the task follows them instead of its duration.
+	tally *scanTally
 }
 
 // TaskItem is one item of ListImageScanTask, with the SDK's
@@ -96,13 +99,18 @@ type TaskItem struct {
 	FailedReason string `json:"failed_reason,omitempty"`
 }
 
-// item shows the task as of now: progress is the share of its duration
-// that has passed.
+// item shows the task as of now: progress is the share of its scans
+// that ended (with a tally), else the share of its duration that has
+// passed.
 func (t *task) item(now time.Time) TaskItem {
 	it := TaskItem{
 		TaskID: t.id, TaskName: t.name, BeginTime: t.begin.UnixMilli(),
 		TaskType: "manual", ImageType: t.imageType, ScanScope: t.scanScope,
 		RateLimit: t.rateLimit, IsAll: t.isAll, TotalNum: clamp32(t.images),
+	}
+	if ty := t.tally; ty != nil {
+		ty.show(&it, t.begin, now)
+		return it
 	}
 	elapsed := now.Sub(t.begin)
 	if elapsed >= t.duration {
@@ -115,6 +123,26 @@ func (t *task) item(now time.Time) TaskItem {
 	it.SuccessNum = int32(frac * float64(t.images))
 	it.RemainMin = int64(math.Ceil((t.duration - elapsed).Minutes()))
 	return it
+}
+
+// show fills it with the counts and progress from the tally at now:
+// success_num and failed_num are the scans ended so, and the task is
+// finished (100, end_time the moment the last ended) once every scan it
+// started has ended, at once when it started none (every image unknown
+// or already in flight). Until then remain_min counts to when the last
+// is due.
+func (ty *scanTally) show(it *TaskItem, begin, now time.Time) {
+	it.SuccessNum, it.FailedNum = ty.success.Load(), ty.failed.Load()
+	ended := it.SuccessNum + it.FailedNum + ty.dropped.Load()
+	if ended >= ty.started {
+		it.TaskStatus, it.EndTime = 100, begin.UnixMilli()
+		if ty.started > 0 {
+			it.EndTime = ty.endedAt.Load()
+		}
+		return
+	}
+	it.TaskStatus = int32(int64(ended) * 100 / int64(ty.started))
+	it.RemainMin = max(0, int64(math.Ceil(time.Unix(0, ty.lastDue).Sub(now).Minutes())))
 }
 
 func clamp32(n int) int32 {

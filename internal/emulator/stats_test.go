@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/http"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -62,20 +63,138 @@ func statsFromListing(t *testing.T, e *Emulator, now time.Time, infos []hss.Imag
 			continue
 		}
 		seen[it.ID] = true
-		out.Images++
-		switch it.ScanStatus {
-		case "waiting_for_scan", "scanning":
-			out.Pending++
-		case "success":
-			out.Success++
-		case "failed":
-			out.Failed++
-			out.FailedByReason[it.ScanFailedCode]++
-		default:
-			t.Fatalf("submitted %s is %s", it.Key(), it.ScanStatus)
-		}
+		addListed(t, &out, it.Key(), it.ScanStatus, it.ScanFailedCode)
 	}
 	return want, out
+}
+
+// addListed adds to out a submitted image the list shows with status and
+// the failure code: scan_failed_code, or a local image's scan_failed_desc.
+func addListed(t *testing.T, out *ScanOutcomes, key, status, code string) {
+	t.Helper()
+	out.Images++
+	switch status {
+	case "waiting_for_scan", "scanning":
+		out.Pending++
+	case "success":
+		out.Success++
+	case "failed":
+		out.Failed++
+		out.FailedByReason[code]++
+	default:
+		t.Fatalf("submitted %s is %s", key, status)
+	}
+}
+
+// submitThirds submits every third image of infos in two creates, the
+// first n in one, the rest in one paced at rate images an hour, and
+// returns the entries submitted.
+func submitThirds(t *testing.T, e *Emulator, create func(*testing.T, *Emulator, hss.ScanTaskBody), infos []hss.ImageInfo, n int, rate int32) []hss.ImageInfo {
+	t.Helper()
+	var out []hss.ImageInfo
+	for i := 0; i < len(infos); i += 3 {
+		out = append(out, infos[i])
+	}
+	create(t, e, hss.ScanTaskBody{ImageInfo: out[:n]})
+	create(t, e, hss.ScanTaskBody{ImageInfo: out[n:], RateLimit: new(rate)})
+	return out
+}
+
+// postInventory posts body to /emulator/v1/inventory and returns its
+// answer.
+func postInventory(t *testing.T, e *Emulator, body InventoryRequest) InventoryStats {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := serve(t, e, req{method: http.MethodPost, target: "/emulator/v1/inventory", body: string(b)})
+	var posted InventoryStats
+	if err := json.Unmarshal(r.body, &posted); r.status != 200 || err != nil {
+		t.Fatalf("POST inventory: %d %s", r.status, r.body)
+	}
+	return posted
+}
+
+// localOutcomesFromListing says what became of the local images infos
+// name, as listing every local image shows it.
+func localOutcomesFromListing(t *testing.T, e *Emulator, infos []hss.ImageInfo) ScanOutcomes {
+	t.Helper()
+	listed := localListedBy(t, e, "")
+	out := ScanOutcomes{FailedByReason: map[string]int{}}
+	seen := map[string]bool{}
+	for _, info := range infos {
+		k := localKey(info.ImageName, info.ImageVersion)
+		it, ok := listed[k]
+		if !ok || info.ImageDigest != "" && info.ImageDigest != it.ImageDigest {
+			out.Missing++
+			continue
+		}
+		if !seen[k] {
+			seen[k] = true
+			addListed(t, &out, k, it.ScanStatus, it.ScanFailedDesc)
+		}
+	}
+	return out
+}
+
+// TestLocalScanOutcomesMatchListing submits local images in creates (one
+// paced by rate_limit, one naming an unknown image and one twice) and at
+// several moments on the injected clock checks that LocalScanOutcomes,
+// InventoryStats' LocalScans and POST /emulator/v1/inventory's
+// local_scans count what listing every local image shows; failures give
+// local reasons, and the same seed gives the same outcomes.
+func TestLocalScanOutcomesMatchListing(t *testing.T) {
+	t.Parallel()
+	run := func() map[string]string {
+		clk := newClock()
+		e := NewHandler(Options{Images: 100, LocalImages: 1200, Seed: 21, ScanDelay: 10 * time.Minute, ScanFailRate: 0.3, Now: clk.Now})
+		all := e.LocalImages()
+		var infos []hss.ImageInfo
+		for _, img := range all[:600] {
+			infos = append(infos, img.ImageInfo())
+		}
+		infos = submitThirds(t, e, createLocalScan, infos, 100, 50)
+		extra := []hss.ImageInfo{all[1].ImageInfo(), all[0].ImageInfo(), {ImageName: all[2].ImageName, ImageVersion: "0.0.0"}}
+		createLocalScan(t, e, hss.ScanTaskBody{ImageInfo: extra})
+		infos = append(infos, extra...)
+		registry := e.RegistryImages()
+		for _, step := range []time.Duration{0, 5 * time.Minute, 5 * time.Minute, 30 * time.Minute, time.Hour, 3 * time.Hour} {
+			clk.Add(step)
+			want := localOutcomesFromListing(t, e, infos)
+			if got := e.LocalScanOutcomes(infos); !reflect.DeepEqual(got, want) {
+				t.Fatalf("+%s: LocalScanOutcomes %+v, listing says %+v", clk.Now().Sub(t0), got, want)
+			}
+			// Every local image the lifecycle accepted is in infos, all
+			// but the unknown one.
+			wantAll := want
+			wantAll.Missing = 0
+			if got := e.InventoryStats(); !reflect.DeepEqual(got.LocalScans, wantAll) || got.ScansInFlight != want.Pending || got.Scans.Images != 0 {
+				t.Fatalf("+%s: InventoryStats' local scans %+v (%d in flight, registry %+v), want %+v",
+					clk.Now().Sub(t0), got.LocalScans, got.ScansInFlight, got.Scans, wantAll)
+			}
+			posted := postInventory(t, e, InventoryRequest{ImageInfo: []hss.ImageInfo{registry[0].ImageInfo()}, LocalImageInfo: infos})
+			if !reflect.DeepEqual(posted.LocalScans, want) || posted.Scans.Images != 1 || posted.Scans.NotScanned != 1 {
+				t.Fatalf("POST inventory: local scans %+v, want %+v; registry scans %+v", posted.LocalScans, want, posted.Scans)
+			}
+		}
+		final := e.LocalScanOutcomes(infos)
+		if final.Pending != 0 || final.Failed == 0 || final.Success == 0 || len(final.FailedByReason) < 3 || final.Images != 201 {
+			t.Errorf("after the scans the outcomes are %+v", final)
+		}
+		reasons := LocalScanFailures()
+		failed := map[string]string{}
+		for k, it := range localListedBy(t, e, "scan_status=failed") {
+			if !slices.Contains(reasons, it.ScanFailedDesc) {
+				t.Errorf("failed local %s gives scan_failed_desc %q", k, it.ScanFailedDesc)
+			}
+			failed[k] = it.ScanFailedDesc
+		}
+		return failed
+	}
+	if a, b := run(), run(); !maps.Equal(a, b) {
+		t.Error("same seed, different local scan outcomes")
+	}
 }
 
 // TestInventoryStatsMatchListing submits images in several creates (one
@@ -90,11 +209,10 @@ func TestInventoryStatsMatchListing(t *testing.T) {
 	e := NewHandler(Options{Images: 1500, Seed: 21, ScanDelay: 10 * time.Minute, ScanFailRate: 0.3, Now: clk.Now})
 	all := e.RegistryImages()
 	var infos []hss.ImageInfo
-	for i := 0; i < 300; i += 3 {
-		infos = append(infos, all[i].ImageInfo())
+	for _, img := range all[:300] {
+		infos = append(infos, img.ImageInfo())
 	}
-	createScan(t, e, hss.ScanTaskBody{ImageInfo: infos[:50]})
-	createScan(t, e, hss.ScanTaskBody{ImageInfo: infos[50:], RateLimit: new(int32(20))})
+	infos = submitThirds(t, e, createScan, infos, 50, 20)
 	if _, err := e.AddRegistryImage(hss.RegistryImage{Namespace: "ns", ImageName: "broken", ImageVersion: "1", ScanStatus: "failed", LatestScanTime: t0.Add(-2 * time.Hour).UnixMilli()}); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +232,7 @@ func TestInventoryStatsMatchListing(t *testing.T) {
 		wantStats, wantScans := statsFromListing(t, e, now, infos)
 		got := e.InventoryStats()
 		gotScans := got.Scans
-		got.Scans, got.ScansInFlight = ScanOutcomes{}, 0
+		got.Scans, got.LocalScans, got.ScansInFlight = ScanOutcomes{}, ScanOutcomes{}, 0
 		if !reflect.DeepEqual(got, wantStats) {
 			t.Fatalf("+%s: InventoryStats %+v, listing counts %+v", now.Sub(t0), got, wantStats)
 		}
@@ -141,15 +259,7 @@ func TestInventoryStatsMatchListing(t *testing.T) {
 		if !reflect.DeepEqual(viaRoute, want) {
 			t.Fatalf("GET inventory %+v, want %+v", viaRoute, want)
 		}
-		body, err := json.Marshal(InventoryRequest{ImageInfo: infos})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := serve(t, e, req{method: http.MethodPost, target: "/emulator/v1/inventory", body: string(body)})
-		var posted InventoryStats
-		if err := json.Unmarshal(r.body, &posted); r.status != 200 || err != nil {
-			t.Fatalf("POST inventory: %d %s", r.status, r.body)
-		}
+		posted := postInventory(t, e, InventoryRequest{ImageInfo: infos})
 		if !reflect.DeepEqual(posted.Scans, wantScans) {
 			t.Fatalf("POST inventory scans %+v, want %+v", posted.Scans, wantScans)
 		}

@@ -70,39 +70,51 @@ func (inv *inventory) view(q *regQuery) (idx []int32, plain bool) {
 		return nil, true
 	}
 	key := q.cacheKey()
-	var old *cachedView
-	inv.cacheMu.Lock()
-	for _, c := range inv.cache {
-		if c.key == key {
-			old = &c
-			break
-		}
-	}
-	inv.cacheMu.Unlock()
-	if old != nil && old.version == inv.version {
+	old, cached := inv.cachedView(key)
+	if cached && old.version == inv.version {
 		return old.idx, false
 	}
 	var out []int32
-	if old != nil && old.version >= inv.changesBase && inv.version-old.version <= uint64(max(64, inv.liveCount()/8)) {
+	if cached && old.version >= inv.changesBase && inv.version-old.version <= uint64(max(64, inv.liveCount()/8)) {
 		out = inv.patchView(q, old.idx, inv.changes[old.version-inv.changesBase:])
 	} else {
 		out = inv.buildView(q)
 	}
+	inv.storeView(cachedView{key: key, version: inv.version, idx: out})
+	return out, false
+}
+
+// cachedView returns the cached view of key, if any.
+func (inv *inventory) cachedView(key string) (cachedView, bool) {
+	inv.cacheMu.Lock()
+	defer inv.cacheMu.Unlock()
+	for _, c := range inv.cache {
+		if c.key == key {
+			return c, true
+		}
+	}
+	return cachedView{}, false
+}
+
+// storeView caches v, unless a view of its key as new or newer is cached
+// already (another call built it meanwhile), dropping the oldest view
+// when the cache is full. Registry and local views count versions of
+// their own (inventory.version, inventory.localVersion).
+func (inv *inventory) storeView(v cachedView) {
 	inv.cacheMu.Lock()
 	defer inv.cacheMu.Unlock()
 	for k := range inv.cache {
-		if inv.cache[k].key == key {
-			if inv.cache[k].version < inv.version {
-				inv.cache[k] = cachedView{key: key, version: inv.version, idx: out}
+		if inv.cache[k].key == v.key {
+			if inv.cache[k].version < v.version {
+				inv.cache[k] = v
 			}
-			return out, false
+			return
 		}
 	}
 	if len(inv.cache) >= maxCachedViews {
 		inv.cache = inv.cache[1:]
 	}
-	inv.cache = append(inv.cache, cachedView{key: key, version: inv.version, idx: out})
-	return out, false
+	inv.cache = append(inv.cache, v)
 }
 
 // buildView evaluates q over the whole inventory. Callers hold mu (read).
