@@ -48,6 +48,14 @@ func (e *env) submittedInfos() []hss.ImageInfo {
 // what the run submitted.
 func checkTruth(t *testing.T, r *jobs.Run, truth emulator.ScanOutcomes) {
 	t.Helper()
+	checkTruthBy(t, r, truth, func(f jobs.ScanFailure) string { return f.Code })
+}
+
+// checkTruthBy is checkTruth with failures grouped as the emulator groups
+// them: by code for registry images, by description for local ones (the
+// local list has no code).
+func checkTruthBy(t *testing.T, r *jobs.Run, truth emulator.ScanOutcomes, reason func(jobs.ScanFailure) string) {
+	t.Helper()
 	v := r.Verification
 	if truth.Pending != 0 || truth.NotScanned != 0 || truth.Missing != 0 {
 		t.Fatalf("the emulator has not scanned everything: %+v", truth)
@@ -63,7 +71,7 @@ func checkTruth(t *testing.T, r *jobs.Run, truth emulator.ScanOutcomes) {
 		if f.Desc == "" {
 			t.Errorf("failure group %q has no description", f.Code)
 		}
-		got[f.Code] += int(f.Images)
+		got[reason(f)] += int(f.Images)
 	}
 	if !maps.Equal(got, truth.FailedByReason) {
 		t.Fatalf("failures by reason %v, the emulator's %v", got, truth.FailedByReason)
@@ -118,6 +126,26 @@ func TestVerificationEqualsEmulatorTruth(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestVerificationOfLocalImages: a run of local images (global_image_type
+// local) is verified through the local list, whose scan-time bounds filter
+// only success images and only as a pair: its counts are the emulator's.
+func TestVerificationOfLocalImages(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 50, LocalImages: 300, ScanDelay: 300 * time.Millisecond, ScanFailRate: 0.1},
+			cfg: verifyConfig(time.Minute), target: worker.Target{RequestRate: 200, RequestBurst: 20}})
+		r := e.startRun(jobs.ScanRequest{GlobalImageType: hss.ImageTypeLocal, ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{Verify: true})
+		if fin := e.wait(r.ID, 30*time.Second); fin.State != jobs.StateSucceeded || fin.Counters.ImagesSubmitted == 0 {
+			t.Fatalf("run %s, %+v", fin.State, fin.Counters)
+		}
+		r = e.waitVerified(r.ID, 30*time.Second)
+		infos := e.submittedInfos()
+		if int64(len(infos)) != r.Counters.ImagesSubmitted {
+			t.Fatalf("%d images reached HSS, the run submitted %d", len(infos), r.Counters.ImagesSubmitted)
+		}
+		checkTruthBy(t, r, e.emu.LocalScanOutcomes(infos), func(f jobs.ScanFailure) string { return f.Desc })
+	})
 }
 
 // TestVerificationTimesOut: scans that outlast verify_timeout leave the
