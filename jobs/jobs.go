@@ -172,16 +172,19 @@ const (
 )
 
 // NewVerifiedNotifyTask builds the task that reports the end of run id's
-// verification to the webhook, once per run, retried up to maxRetry times.
-func NewVerifiedNotifyTask(id string, maxRetry int) (*asynq.Task, error) {
-	return NewTask(TypeNotify, NotifyPayload{RunID: id, Event: EventVerified}, asynq.Queue(QueueDefault), asynq.TaskID(NotifyTaskID(id)+":verified"),
-		asynq.MaxRetry(maxRetry), asynq.Retention(24*time.Hour))
+// verification to the webhook, once per run, on the default queue of the
+// run's target, retried up to maxRetry times.
+func NewVerifiedNotifyTask(id, target string, maxRetry int) (*asynq.Task, error) {
+	return NewTask(TypeNotify, NotifyPayload{RunID: id, Event: EventVerified}, asynq.Queue(TaskQueue(QueueDefault, target)),
+		asynq.TaskID(NotifyTaskID(id)+":verified"), asynq.MaxRetry(maxRetry), asynq.Retention(24*time.Hour))
 }
 
 // NewNotifyTask builds the task that reports run id's end to the webhook,
-// once per run (its id is the run's), retried up to maxRetry times.
-func NewNotifyTask(id string, maxRetry int) (*asynq.Task, error) {
-	return NewTask(TypeNotify, NotifyPayload{RunID: id}, asynq.Queue(QueueDefault), asynq.TaskID(NotifyTaskID(id)),
+// once per run (its id is the run's), on the default queue of the run's
+// target (so that a slow receiver holds only that target's slots), retried
+// up to maxRetry times.
+func NewNotifyTask(id, target string, maxRetry int) (*asynq.Task, error) {
+	return NewTask(TypeNotify, NotifyPayload{RunID: id}, asynq.Queue(TaskQueue(QueueDefault, target)), asynq.TaskID(NotifyTaskID(id)),
 		asynq.MaxRetry(maxRetry), asynq.Retention(24*time.Hour))
 }
 

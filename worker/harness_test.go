@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"testing"
@@ -41,6 +42,8 @@ type envOpts struct {
 	target  worker.Target
 	wrap    func(worker.HSS) worker.HSS
 	webhook worker.Webhook
+	// log, when set, takes the handlers' log lines (JSON, debug and up).
+	log io.Writer
 }
 
 func newEnv(t *testing.T, b *redistest.Backend, o envOpts) *env {
@@ -73,7 +76,10 @@ func newEnv(t *testing.T, b *redistest.Backend, o envOpts) *env {
 	}
 	o.target.ProjectID, o.target.HSS = project, api
 	logger := slog.New(slog.DiscardHandler)
-	if testing.Verbose() {
+	switch {
+	case o.log != nil:
+		logger = slog.New(slog.NewJSONHandler(o.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	case testing.Verbose():
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	h := worker.New(o.cfg, []worker.Target{o.target}, worker.Deps{Runs: store, Limiter: limit.New(b.Client, limit.Options{}), Client: ac, Logger: logger, Webhook: o.webhook})

@@ -83,18 +83,19 @@ type RunEvent struct {
 // Notify enqueues the webhook delivery of run id, once per run. It never
 // blocks the pipeline: the delivery is a task of its own, retried with
 // backoff while the receiver fails.
-func (h *Handlers) Notify(ctx context.Context, id string) {
-	h.notify(ctx, id, jobs.EventFinished)
+func (h *Handlers) Notify(ctx context.Context, id, target string) {
+	h.notify(ctx, id, target, jobs.EventFinished)
 }
 
-// notify enqueues the webhook delivery of event of run id, once.
-func (h *Handlers) notify(ctx context.Context, id, event string) {
+// notify enqueues the webhook delivery of event of run id on target,
+// once.
+func (h *Handlers) notify(ctx context.Context, id, target, event string) {
 	if h.webhook.URL == "" {
 		return
 	}
-	t, err := jobs.NewNotifyTask(id, h.webhook.MaxRetry)
+	t, err := jobs.NewNotifyTask(id, target, h.webhook.MaxRetry)
 	if event == jobs.EventVerified {
-		t, err = jobs.NewVerifiedNotifyTask(id, h.webhook.MaxRetry)
+		t, err = jobs.NewVerifiedNotifyTask(id, target, h.webhook.MaxRetry)
 	}
 	if err == nil {
 		_, err = h.enq.EnqueueContext(ctx, t)

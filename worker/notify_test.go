@@ -219,7 +219,7 @@ func deliverNow(t *testing.T, e *env) error {
 	t.Helper()
 	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{})
 	e.wait(r.ID, 10*time.Second)
-	task, err := jobs.NewNotifyTask(r.ID, 0)
+	task, err := jobs.NewNotifyTask(r.ID, r.Target, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,4 +272,47 @@ func TestWebhookUnsignedWithoutSecret(t *testing.T) {
 			t.Fatalf("unsigned webhook sent %s: %q", worker.SignatureHeader, s)
 		}
 	}
+}
+
+// TestRunLinesNameTheirTarget: on a target other than the default, every
+// log line of a run (start, pages, batches, end, verification) names the
+// target, and the run's webhook goes on that target's default queue, so
+// that a slow receiver holds only that target's slots.
+func TestRunLinesNameTheirTarget(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		var logs testkit.Buffer
+		rc := &receiver{secret: "whsec-t1"}
+		srv := httptest.NewServer(rc)
+		t.Cleanup(srv.Close)
+		e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 120, ScanDelay: 50 * time.Millisecond}, log: &logs,
+			cfg:     worker.Config{VerifyPollMin: 20 * time.Millisecond, VerifyPollMax: 50 * time.Millisecond, VerifyTimeout: time.Minute},
+			target:  worker.Target{Name: "t1", RequestRate: 200, RequestBurst: 20},
+			webhook: worker.Webhook{URL: srv.URL, Secret: rc.secret, MaxRetry: 3}})
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{Target: "t1", Verify: true, BatchSize: 50})
+		e.wait(r.ID, 20*time.Second)
+		e.waitVerified(r.ID, 20*time.Second)
+		testkit.Eventually(t, 20*time.Second, func() bool {
+			return e.taskState(jobs.TaskQueue(jobs.QueueDefault, "t1"), jobs.NotifyTaskID(r.ID)) == asynq.TaskStateCompleted
+		}, "the webhook task on queue %s", jobs.TaskQueue(jobs.QueueDefault, "t1"))
+		lines, named := 0, map[string]bool{}
+		for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				t.Fatalf("log line %q: %v", line, err)
+			}
+			if rec["run_id"] != r.ID {
+				continue
+			}
+			lines++
+			if rec["target"] != "t1" {
+				t.Errorf("a line of run %s does not name its target: %s", r.ID, line)
+			}
+			named[rec["msg"].(string)] = true
+		}
+		for _, msg := range []string{"run started", "run finished", "verification begun", "verification ended"} {
+			if !named[msg] {
+				t.Errorf("no %q line among the run's %d: %v", msg, lines, named)
+			}
+		}
+	})
 }

@@ -152,7 +152,7 @@ func (h *Handlers) verifyEnded(ctx context.Context, id string) {
 	h.metrics.Verified(r.TargetName(), v.Scanned, v.ScanFailed, v.Unverified)
 	h.log.InfoContext(ctx, "verification ended", "run_id", r.ID, "target", r.TargetName(), "state", v.State,
 		"scanned", v.Scanned, "scan_failed", v.ScanFailed, "unverified", v.Unverified, "rounds", v.Rounds)
-	h.notify(ctx, r.ID, jobs.EventVerified)
+	h.notify(ctx, r.ID, r.Target, jobs.EventVerified)
 }
 
 // verifyQuery is what a verification round of run r lists: the images of

@@ -371,8 +371,10 @@ func (h *Handlers) finished(ctx context.Context, runID string) {
 			h.log.WarnContext(ctx, "settling the run's group", "run_id", runID, "group", r.Trigger.Parent, "err", err)
 		}
 	}
-	h.Notify(ctx, runID)
-	if err == nil {
+	if err != nil {
+		h.Notify(ctx, runID, "") // the plain default queue, which every worker serves
+	} else {
+		h.Notify(ctx, runID, r.Target)
 		h.beginVerify(ctx, r)
 	}
 	if h.onEnd != nil {

@@ -252,7 +252,7 @@ func (s *Starter) Cancel(ctx context.Context, id string) (*jobs.Run, error) {
 		_ = deleteQueuedTasks(s.Inspector, jobs.TaskQueue(r.Queue, r.Target), id)
 	}
 	if s.Notify {
-		if t, err := jobs.NewNotifyTask(id, s.NotifyRetries); err == nil {
+		if t, err := jobs.NewNotifyTask(id, r.Target, s.NotifyRetries); err == nil {
 			_, _ = s.Client.EnqueueContext(ctx, t) // best effort: the cancel itself succeeded
 		}
 	}
