@@ -52,15 +52,13 @@ type Schedule struct {
 	// a list, or the single word all.
 	Targets []string `yaml:"targets,omitempty"`
 	// Verify: whether each run follows its submitted images to their scan
-	// results (jobs.Options.Verify); nil (left out) means yes.
+	// results (jobs.Options.Verify); nil (left out) means yes, unless the
+	// request is forwarded (Verifies).
 	Verify *bool `yaml:"verify,omitempty"`
 	// Request is what each run scans.
 	Request ScanRequest `yaml:"request"`
 }
 
-// Verifies reports whether the schedule's runs are verified: unless its
-// verify key says false.
-func (s Schedule) Verifies() bool { return s.Verify == nil || *s.Verify }
 
 // Queue names, as in package jobs.
 const (
@@ -147,6 +145,9 @@ func validateSchedules(v *validator, ss []Schedule, maxBatchSize int, targets ma
 		for _, bad := range validateRequest(&sc.Request) {
 			field, reason, _ := strings.Cut(bad, ": ")
 			v.add(p+".request."+field, "%s", reason)
+		}
+		if sc.Verify != nil && *sc.Verify && forwarded(&sc.Request) {
+			v.add(p+".verify", "the request's query cannot be listed, so it is forwarded to HSS unexpanded and scanq cannot follow its images; set verify: false")
 		}
 	}
 }
@@ -360,4 +361,21 @@ func jsonToNode(dec *json.Decoder) (*yaml.Node, error) {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}, nil
 	}
 	return nil, fmt.Errorf("unexpected JSON token %v", tok)
+}
+
+// forwarded reports whether a valid request goes to HSS unexpanded, so
+// that its images are HSS's to choose.
+func forwarded(r *ScanRequest) bool {
+	src, _, err := jobs.Resolve(r, jobs.Options{})
+	return err == nil && src == jobs.SourceForward
+}
+
+// Verifies reports whether the schedule's runs are verified: as its verify
+// key says, and by default unless its request is forwarded to HSS
+// unexpanded (whose images scanq cannot follow).
+func (s Schedule) Verifies() bool {
+	if s.Verify != nil {
+		return *s.Verify
+	}
+	return !forwarded(&s.Request)
 }

@@ -79,6 +79,9 @@ func Resolve(r *ScanRequest, o Options) (Source, *Resolution, error) {
 		case o.Expand || o.DryRun:
 			return "", nil, &hss.ValidationError{Field: "query_info." + res.Unlisted[0], Reason: fmt.Sprintf(
 				"cannot be evaluated from %s for %s images; leave the request unexpanded (no expand or dry_run: HSS evaluates it), or set widen to list without it", plan.API, plan.ImageType)}
+		case o.Verify:
+			return "", nil, &hss.ValidationError{Field: "verify", Reason: fmt.Sprintf(
+				"query_info.%s cannot be evaluated from %s for %s images, so the request would be forwarded to HSS unexpanded and scanq could not follow its images; drop verify, or set widen to list without it", res.Unlisted[0], plan.API, plan.ImageType)}
 		default:
 			src, res.Forwarded, res.ListAPI = SourceForward, true, ""
 			res.ListFilters, res.ScanqFilters = nil, nil

@@ -94,7 +94,8 @@ func (h *Handlers) handleBatch(ctx context.Context, b jobs.BatchPayload) error {
 	if err == nil {
 		o := runs.Outcome{Kind: runs.Submitted, Images: n}
 		if r.Options.Verify && !b.Forward {
-			o.Marks, o.Buckets = runs.VerifyMarks(r.Request.ImageType(), b.Images), r.SeenBuckets
+			o.Marks, o.Unmarked = runs.VerifyMarks(r.Request.ImageType(), b.Images)
+			o.Buckets = r.SeenBuckets
 		}
 		return h.batchDone(ctx, r, seq, o)
 	}

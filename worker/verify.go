@@ -124,8 +124,11 @@ func (h *Handlers) nextVerifyRound(ctx context.Context, r *jobs.Run, p jobs.Veri
 	if v.Deadline == nil || !now.Before(*v.Deadline) {
 		return h.endVerify(ctx, r)
 	}
-	wait := h.cfg.VerifyPollMin << min(p.Round, 20)
-	wait = min(wait, h.cfg.VerifyPollMax, v.Deadline.Sub(now))
+	wait := h.cfg.VerifyPollMax
+	if p.Round < 30 && h.cfg.VerifyPollMin <= h.cfg.VerifyPollMax>>p.Round {
+		wait = h.cfg.VerifyPollMin << p.Round // no overflow: at most VerifyPollMax
+	}
+	wait = min(wait, v.Deadline.Sub(now))
 	lookback := time.UnixMilli(p.Began).Add(-h.cfg.VerifyLookback).UnixMilli()
 	next := jobs.VerifyPayload{RunID: r.ID, Target: r.Target, Round: p.Round + 1, Since: max(p.Since, lookback)}
 	h.log.DebugContext(ctx, "verification round done", "run_id", r.ID, "target", r.TargetName(), "round", p.Round, "unverified", left, "next_in", wait)

@@ -1105,8 +1105,9 @@ type Outcome struct {
 	// Marks, for a submitted batch of a verified run, are its images'
 	// verification marks (VerifyMarks), added to the run's verification
 	// set; Buckets is the run's SeenBuckets.
-	Marks   []string
-	Buckets int
+	Marks    []string
+	Unmarked int
+	Buckets  int
 }
 
 // OutcomeKind is how a batch ended.
@@ -1141,9 +1142,9 @@ func (s *Store) BatchDone(ctx context.Context, id string, seq int64, o Outcome) 
 	}
 	keys, args := s.allKeys(id), batchDoneArgs{seq: seq, imagesField: imgField, images: o.Images,
 		batchesField: batchField, errJSON: errJSON, maxErrors: s.maxErrors, now: s.now().UnixMilli(), retention: s.retention.Milliseconds()}.argv()
-	if o.Kind == Submitted && len(o.Marks) > 0 {
+	if o.Kind == Submitted && len(o.Marks)+o.Unmarked > 0 {
 		mk, bases := markArgs(func(b uint64) string { return s.verifyBucket(id, b) }, o.Buckets, o.Marks)
-		keys, args = append(keys, mk...), append(args, bases...)
+		keys, args = append(keys, mk...), append(append(args, o.Unmarked), bases...)
 	}
 	out, _, err := scriptCode(batchDoneScript.Run(ctx, s.rdb, keys, args...))
 	if err != nil {
@@ -1173,8 +1174,10 @@ func (s *Store) BatchDone(ctx context.Context, id string, seq int64, o Outcome) 
 // ARGV[6] -> how many errors the run keeps
 // ARGV[7] -> now (ms)
 // ARGV[8] -> the retention (ms)
-// KEYS[7..] and ARGV[9..] -> for a submitted batch of a verified run, each
-// image's verification mark (verify.go): its bucket and its base
+// ARGV[9] -> for a submitted batch of a verified run, its images that have
+// no verification mark (verify.go)
+// KEYS[7..] and ARGV[10..] -> and each image's verification mark: its
+// bucket and its base
 //
 // Output:
 // DONE (1): this call recorded the batch
@@ -1187,10 +1190,11 @@ if redis.call("SETBIT", KEYS[3], tonumber(ARGV[1]), 1) == 1 then return ALREADY 
 local h = KEYS[1]
 count_settled(h, "settled", ARGV[2], tonumber(ARGV[3]))
 count_settled(h, "settled_batches", ARGV[4], 1)
-if #KEYS > 6 then
+if #ARGV > 8 then
+  redis.call("HINCRBY", h, "verify_unmarked", tonumber(ARGV[9]))
   local added = 0
   for i = 7, #KEYS do
-    added = added + redis.call("SADD", KEYS[i], ARGV[i + 2])
+    added = added + redis.call("SADD", KEYS[i], ARGV[i + 3])
     redis.call("PEXPIRE", KEYS[i], ` + seenTTLms + `)
   end
   redis.call("HINCRBY", h, "verify_marked", added)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/scanq/scanq/internal/hss"
@@ -33,6 +34,7 @@ const (
 	fieldVerifyDeadline = "verify_deadline" // ms
 	fieldVerifyEnded    = "verify_ended_at" // ms
 	fieldVerifyLeft     = "verify_unverified"
+	fieldVerifyUnmarked = "verify_unmarked" // submitted images with no identity
 	fieldVerifyGroups   = "verify_groups" // failure groups kept
 	// verifyFailPrefix + code + "\n" + desc counts the images whose scan
 	// failed so.
@@ -78,15 +80,18 @@ func VerifyIdentities(imageType string, i hss.ImageInfo) []string {
 }
 
 // VerifyMarks are the digests that mark the images of a submitted batch:
-// the first identity of each that has one.
-func VerifyMarks(imageType string, imgs []hss.ImageInfo) []string {
-	out := make([]string, 0, len(imgs))
+// the first identity of each that has one; unmarked counts those that have
+// none, which no listing can be matched to.
+func VerifyMarks(imageType string, imgs []hss.ImageInfo) (marks []string, unmarked int) {
+	marks = make([]string, 0, len(imgs))
 	for _, img := range imgs {
 		if ids := VerifyIdentities(imageType, img); len(ids) > 0 {
-			out = append(out, ids[0])
+			marks = append(marks, ids[0])
+		} else {
+			unmarked++
 		}
 	}
-	return out
+	return marks, unmarked
 }
 
 // BeginVerify starts the verification of run id once it is final, once: its deadline is timeout from now, and the run's keys are kept that
@@ -126,7 +131,10 @@ if not st then return GONE end
 if not is_final(st) or redis.call("HEXISTS", h, "verify_state") == 1 then return ALREADY end
 local now, timeout, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if tonumber(redis.call("HGET", h, "verify_marked") or "0") == 0 then
-  redis.call("HSET", h, "verify_state", "verified", "verify_ended_at", ARGV[1], "verify_unverified", 0)
+  local unmarked = tonumber(redis.call("HGET", h, "verify_unmarked") or "0")
+  local st = "verified"
+  if unmarked > 0 then st = "unverifiable" end
+  redis.call("HSET", h, "verify_state", st, "verify_ended_at", ARGV[1], "verify_unverified", unmarked)
   return ENDED
 end
 redis.call("HSET", h, "verify_state", "verifying", "verify_deadline", num(now + timeout))
@@ -160,7 +168,7 @@ func (s *Store) Verified(ctx context.Context, id string, buckets, round int, ite
 		if it.Failed {
 			// The code may not hold the separator; both are bounded, as
 			// HSS's strings are not.
-			group = verifyFailPrefix + hss.ClipTo(strings.ReplaceAll(it.Code, "\n", " "), 128) + "\n" + hss.ClipTo(it.Desc, 512)
+			group = verifyFailPrefix + printable(it.Code, 128) + "\n" + printable(it.Desc, 512)
 		}
 		argv = append(argv, len(it.IDs), group)
 		argv[2] = argv[2].(int) + 1
@@ -246,8 +254,8 @@ func (s *Store) EndVerify(ctx context.Context, id string, buckets int) (ended bo
 var endVerifyScript = redis.NewScript(codesLua + finalLua + `
 local h = KEYS[1]
 if redis.call("HGET", h, "verify_state") ~= "verifying" then return ALREADY end
-local v = redis.call("HMGET", h, "verify_marked", "verify_scanned", "verify_failed")
-local left = math.max(tonumber(v[1] or "0") - tonumber(v[2] or "0") - tonumber(v[3] or "0"), 0)
+local v = redis.call("HMGET", h, "verify_marked", "verify_scanned", "verify_failed", "verify_unmarked")
+local left = math.max(tonumber(v[1] or "0") - tonumber(v[2] or "0") - tonumber(v[3] or "0"), 0) + tonumber(v[4] or "0")
 local st = "verified"
 if left > 0 then st = "timed_out" end
 redis.call("HSET", h, "verify_state", st, "verify_unverified", left, "verify_ended_at", ARGV[1])
@@ -259,6 +267,18 @@ end
 if #batch > 0 then redis.call("DEL", unpack(batch)) end
 expire_all(redis.call("HGET", h, "state"), ARGV[1], tonumber(ARGV[2]))
 return DONE`)
+
+// printable is s, an HSS string, as scanq keeps it: control characters
+// (the separator of a failure group's field among them) as spaces, at
+// most n bytes.
+func printable(s string, n int) string {
+	return hss.ClipTo(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s), n)
+}
 
 // decodeVerification is the run's verification of its hash, nil for a run
 // that was not asked to verify.
@@ -280,7 +300,10 @@ func decodeVerification(r *jobs.Run, h runHash) *jobs.Verification {
 	if v.Ended() && st != "" {
 		v.Unverified = n(fieldVerifyLeft)
 	} else {
-		v.Unverified = max(n(fieldVerifyMarked)-v.Scanned-v.ScanFailed, 0)
+		v.Unverified = max(n(fieldVerifyMarked)-v.Scanned-v.ScanFailed, 0) + n(fieldVerifyUnmarked)
+	}
+	if u := n(fieldVerifyUnmarked); u > 0 && v.Note == "" {
+		v.Note = fmt.Sprintf("%d submitted images were named by no field a listing can be matched by (id, namespace/name/version, digest): they count unverified", u)
 	}
 	if ms := n(fieldVerifyDeadline); ms > 0 {
 		t := time.UnixMilli(ms).UTC()

@@ -18,6 +18,15 @@ func registryImage(i int) hss.ImageInfo {
 	return hss.ImageInfo{ID: int64(i + 1), Namespace: "team", ImageName: fmt.Sprintf("app-%d", i), ImageVersion: "v1", ImageDigest: fmt.Sprintf("sha256:%064d", i)}
 }
 
+// marksOf is the verification marks of registry images that all have one.
+func marksOf(imgs []hss.ImageInfo) []string {
+	m, unmarked := runs.VerifyMarks(hss.ImageTypeRegistry, imgs)
+	if unmarked > 0 {
+		panic("an image without an identity")
+	}
+	return m
+}
+
 // TestVerificationCountsEachImageOnce: a verified run's marks are added
 // once per batch however often the batch is recorded; a listed image is
 // counted once however often it is listed, found by any identity it has
@@ -49,11 +58,11 @@ func TestVerificationCountsEachImageOnce(t *testing.T) {
 			b1 = append(b1, hss.ImageInfo{Namespace: img.Namespace, ImageName: img.ImageName, ImageVersion: img.ImageVersion})
 		}
 		for range 2 { // recorded twice: the second changes nothing
-			if _, _, err := s.BatchDone(ctx, "v1", 0, runs.Outcome{Kind: runs.Submitted, Images: 100, Marks: runs.VerifyMarks(hss.ImageTypeRegistry, b0), Buckets: r.SeenBuckets}); err != nil {
+			if _, _, err := s.BatchDone(ctx, "v1", 0, runs.Outcome{Kind: runs.Submitted, Images: 100, Marks: marksOf(b0), Buckets: r.SeenBuckets}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, _, err := s.BatchDone(ctx, "v1", 1, runs.Outcome{Kind: runs.Submitted, Images: 100, Marks: runs.VerifyMarks(hss.ImageTypeRegistry, b1), Buckets: r.SeenBuckets}); err != nil {
+		if _, _, err := s.BatchDone(ctx, "v1", 1, runs.Outcome{Kind: runs.Submitted, Images: 100, Marks: marksOf(b1), Buckets: r.SeenBuckets}); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.Get(ctx, "v1")
@@ -130,7 +139,7 @@ func TestVerificationTimeoutCountsTheRest(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		ctx := context.Background()
 		s := runs.New(b.Client, runs.Options{SeenBuckets: 16})
-		for _, id := range []string{"t1", "t2"} {
+		for _, id := range []string{"t1", "t2", "t3"} {
 			r := newRun(id)
 			r.Options.Verify = true
 			if err := s.Create(ctx, r); err != nil {
@@ -143,16 +152,24 @@ func TestVerificationTimeoutCountsTheRest(t *testing.T) {
 				t.Fatal(err)
 			}
 			o := runs.Outcome{Kind: runs.Failed, Images: 3}
-			if id == "t1" {
+			switch id {
+			case "t1":
 				o = runs.Outcome{Kind: runs.Submitted, Images: 3, Buckets: 16,
-					Marks: runs.VerifyMarks(hss.ImageTypeRegistry, []hss.ImageInfo{registryImage(0), registryImage(1), registryImage(2)})}
+					Marks: marksOf([]hss.ImageInfo{registryImage(0), registryImage(1), registryImage(2)})}
+			case "t3":
+				// Named by name and version alone: no listing can be
+				// matched to them.
+				marks, unmarked := runs.VerifyMarks(hss.ImageTypeRegistry, []hss.ImageInfo{{ImageName: "a", ImageVersion: "1"}, {ImageName: "b", ImageVersion: "1"}})
+				o = runs.Outcome{Kind: runs.Submitted, Images: 2, Buckets: 16, Marks: marks, Unmarked: unmarked}
 			}
 			if _, _, err := s.BatchDone(ctx, id, 0, o); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if begun, ended, err := s.BeginVerify(ctx, "t2", time.Hour); err != nil || !begun || !ended {
-			t.Fatalf("nothing to verify: begun %v, ended %v, %v", begun, ended, err)
+		for _, id := range []string{"t2", "t3"} {
+			if begun, ended, err := s.BeginVerify(ctx, id, time.Hour); err != nil || !begun || !ended {
+				t.Fatalf("%s, nothing to verify: begun %v, ended %v, %v", id, begun, ended, err)
+			}
 		}
 		if _, _, err := s.BeginVerify(ctx, "t1", time.Hour); err != nil {
 			t.Fatal(err)
@@ -163,13 +180,17 @@ func TestVerificationTimeoutCountsTheRest(t *testing.T) {
 		if _, err := s.EndVerify(ctx, "t1", 16); err != nil {
 			t.Fatal(err)
 		}
-		for id, want := range map[string]jobs.Verification{"t1": {State: jobs.VerifyTimedOut, Scanned: 1, Unverified: 2, Rounds: 1}, "t2": {State: jobs.VerifyVerified}} {
+		for id, want := range map[string]jobs.Verification{"t1": {State: jobs.VerifyTimedOut, Scanned: 1, Unverified: 2, Rounds: 1}, "t2": {State: jobs.VerifyVerified},
+			"t3": {State: jobs.VerifyUnverifiable, Unverified: 2}} {
 			r, err := s.Get(ctx, id)
 			if err != nil {
 				t.Fatal(err)
 			}
 			v := *r.Verification
-			v.Deadline, v.EndedAt = nil, nil
+			if (v.Note != "") != (id == "t3") {
+				t.Errorf("%s: note %q", id, v.Note)
+			}
+			v.Deadline, v.EndedAt, v.Note = nil, nil, ""
 			if fmt.Sprint(v) != fmt.Sprint(want) {
 				t.Errorf("%s: %+v, want %+v", id, v, want)
 			}
