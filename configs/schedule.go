@@ -59,7 +59,6 @@ type Schedule struct {
 	Request ScanRequest `yaml:"request"`
 }
 
-
 // Queue names, as in package jobs.
 const (
 	QueueCritical = jobs.QueueCritical

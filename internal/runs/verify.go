@@ -35,7 +35,7 @@ const (
 	fieldVerifyEnded    = "verify_ended_at" // ms
 	fieldVerifyLeft     = "verify_unverified"
 	fieldVerifyUnmarked = "verify_unmarked" // submitted images with no identity
-	fieldVerifyGroups   = "verify_groups" // failure groups kept
+	fieldVerifyGroups   = "verify_groups"   // failure groups kept
 	// verifyFailPrefix + code + "\n" + desc counts the images whose scan
 	// failed so.
 	verifyFailPrefix = "vfail:"
