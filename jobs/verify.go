@@ -24,7 +24,11 @@ const PriorityVerify = PriorityCoverage
 const VerifyMaxRetry = 10
 
 // VerifyPayload is the payload of TypeVerify: page Page of round Round of
-// run RunID's verification.
+// run RunID's verification; or, as round 0, its watch number Page: a task
+// the run's creation schedules, and each schedules the next, every
+// verify.poll_max until the verification has ended, which begins a
+// verification that a crash kept from beginning, restarts a round chain
+// that died, and ends one past its deadline.
 type VerifyPayload struct {
 	RunID  string `json:"run_id"`
 	Target string `json:"target,omitempty"` // the run's; for asynqmon's summary
@@ -46,10 +50,17 @@ type VerifyPayload struct {
 var _ Deferrable = VerifyPayload{}
 
 // NewVerifyTask builds the task of p on its target's bulk queue with a
-// stable id, processed after delay (the round's backoff).
+// stable id, processed after delay (the round's backoff). A task done is
+// kept an hour, so that one delivered again meanwhile adds nothing.
 func NewVerifyTask(p VerifyPayload, delay time.Duration) (*asynq.Task, error) {
 	return NewTask(TypeVerify, p, asynq.Queue(TaskQueue(QueueBulk, p.Target)), asynq.TaskID(VerifyTaskID(p.RunID, p.Round, p.Page)),
-		asynq.MaxRetry(VerifyMaxRetry), asynq.ProcessIn(delay))
+		asynq.MaxRetry(VerifyMaxRetry), asynq.ProcessIn(delay), asynq.Retention(time.Hour))
+}
+
+// NewVerifyWatchTask builds run id's first verification watch (round 0),
+// processed after every.
+func NewVerifyWatchTask(id, target string, every time.Duration) (*asynq.Task, error) {
+	return NewVerifyTask(VerifyPayload{RunID: id, Target: target}, every)
 }
 
 // VerifyTaskID is the id of page p of round of run id's verification.
@@ -101,6 +112,8 @@ type Verification struct {
 	EndedAt  *time.Time `json:"ended_at,omitempty"`
 	// Note says why a run is unverifiable.
 	Note string `json:"note,omitempty"`
+	// Touched is when a round last listed, or verification began.
+	Touched time.Time `json:"-"`
 }
 
 // Ended reports whether verification is over.

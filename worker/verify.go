@@ -34,7 +34,7 @@ func (h *Handlers) beginVerify(ctx context.Context, r *jobs.Run) {
 		return
 	}
 	log := h.log.With("run_id", r.ID, "target", r.TargetName())
-	begun, ended, err := h.runs.BeginVerify(ctx, r.ID, h.cfg.VerifyTimeout)
+	begun, ended, err := h.runs.BeginVerify(ctx, r.ID, r.SeenBuckets, h.cfg.VerifyTimeout)
 	if err != nil {
 		log.WarnContext(ctx, "beginning the run's verification", "err", err)
 		return
@@ -44,13 +44,13 @@ func (h *Handlers) beginVerify(ctx context.Context, r *jobs.Run) {
 		return
 	}
 	if !begun {
-		return
+		if st, err := h.runs.Get(ctx, r.ID); err != nil || st.Verification == nil || st.Verification.State != jobs.VerifyVerifying || st.Verification.Rounds > 0 {
+			return
+		}
+		// Begun before, by a task that may have died before it enqueued
+		// round 1: enqueue it again (its id makes that once).
 	}
-	since := r.CreatedAt
-	if r.StartedAt != nil {
-		since = *r.StartedAt
-	}
-	p := jobs.VerifyPayload{RunID: r.ID, Target: r.Target, Round: 1, Since: since.UnixMilli()}
+	p := jobs.VerifyPayload{RunID: r.ID, Target: r.Target, Round: 1, Since: runStart(r).UnixMilli()}
 	if err := h.enqueue(ctx, built(jobs.NewVerifyTask(p, h.cfg.VerifyPollMin))); err != nil {
 		log.WarnContext(ctx, "enqueueing the run's verification", "err", err)
 		return
@@ -67,14 +67,20 @@ func (h *Handlers) handleVerify(ctx context.Context, p jobs.VerifyPayload) error
 	if err != nil {
 		return err
 	}
+	if p.Round == 0 {
+		return h.watchVerify(ctx, r, p)
+	}
 	if r.Verification == nil || r.Verification.State != jobs.VerifyVerifying {
 		return nil // ended (a redelivery), or never begun
+	}
+	now := h.now()
+	if p.Page == 0 && r.Verification.Deadline != nil && now.After(*r.Verification.Deadline) {
+		return h.endVerify(ctx, r) // a round that comes after the deadline lists nothing
 	}
 	t, err := h.target(r.Target)
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
-	now := h.now()
 	p.Size = cmp.Or(p.Size, h.cfg.PageSize)
 	p.Began = cmp.Or(p.Began, now.UnixMilli())
 	offset := p.Page * p.Size
@@ -114,6 +120,55 @@ func (h *Handlers) handleVerify(ctx context.Context, p jobs.VerifyPayload) error
 		return h.enqueue(ctx, built(jobs.NewVerifyTask(next, 0)))
 	}
 	return h.nextVerifyRound(ctx, r, p, left)
+}
+
+// verifyStalled is how long a verification may go without a round
+// listing before its watch starts a round again: three times the longest
+// wait between rounds, and at least an hour, as a round may wait that long
+// for tokens behind submissions.
+func (h *Handlers) verifyStalled() time.Duration { return max(3*h.cfg.VerifyPollMax, time.Hour) }
+
+// watchVerify is watch p.Page of run r's verification: it begins a
+// verification that did not begin (a crash between the run's end and its
+// beginning), ends one past its deadline, starts a round again when none
+// listed for verifyStalled (its chain died: a crash, retries spent), and
+// schedules the next watch until the verification has ended.
+func (h *Handlers) watchVerify(ctx context.Context, r *jobs.Run, p jobs.VerifyPayload) error {
+	again := func() error {
+		next := jobs.VerifyPayload{RunID: r.ID, Target: r.Target, Page: p.Page + 1}
+		return h.enqueue(ctx, built(jobs.NewVerifyTask(next, h.cfg.VerifyPollMax)))
+	}
+	v := r.Verification
+	now := h.now()
+	switch {
+	case !r.State.Final():
+		return again()
+	case v == nil || v.Ended():
+		return nil
+	case v.State == jobs.VerifyPending:
+		h.log.WarnContext(ctx, "the run ended without beginning its verification: beginning it", "run_id", r.ID, "target", r.TargetName())
+		h.beginVerify(ctx, r)
+		return again()
+	case v.Deadline != nil && now.After(v.Deadline.Add(h.cfg.VerifyPollMax)):
+		h.log.WarnContext(ctx, "verification past its deadline: ending it", "run_id", r.ID, "target", r.TargetName())
+		return h.endVerify(ctx, r)
+	case now.Sub(v.Touched) > h.verifyStalled():
+		h.log.WarnContext(ctx, "no verification round listed for a while: starting one", "run_id", r.ID, "target", r.TargetName(),
+			"last_listed", v.Touched, "rounds", v.Rounds)
+		round := jobs.VerifyPayload{RunID: r.ID, Target: r.Target, Round: int(v.Rounds) + 1, Since: runStart(r).UnixMilli()}
+		if err := h.enqueue(ctx, built(jobs.NewVerifyTask(round, 0))); err != nil {
+			return err
+		}
+	}
+	return again()
+}
+
+// runStart is when run r started (its creation, before it has).
+func runStart(r *jobs.Run) time.Time {
+	if r.StartedAt != nil {
+		return *r.StartedAt
+	}
+	return r.CreatedAt
 }
 
 // nextVerifyRound follows round p's last page: the verification ends at
@@ -180,10 +235,7 @@ func verifyQuery(t *Target, r *jobs.Run, since int64, now time.Time) hss.ListQue
 // verifiedOf are the listed images that show a final scan newer than run
 // r: success, or any status but those of a scan not yet ended.
 func verifiedOf(r *jobs.Run, imgs []hss.Image) []runs.Listed {
-	since := r.CreatedAt
-	if r.StartedAt != nil {
-		since = *r.StartedAt
-	}
+	since := runStart(r)
 	typ := r.Request.ImageType()
 	out := make([]runs.Listed, 0, len(imgs))
 	for _, img := range imgs {

@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/emulator"
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/redistest"
+	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/internal/testkit"
 	"github.com/scanq/scanq/jobs"
 	"github.com/scanq/scanq/worker"
@@ -24,6 +26,12 @@ func verifyConfig(timeout time.Duration) worker.Config {
 func (e *env) waitVerified(id string, limit time.Duration) *jobs.Run {
 	e.t.Helper()
 	var r *jobs.Run
+	ended := false
+	defer func() { // on a timeout
+		if !ended && r != nil {
+			e.t.Logf("run %s last seen %s, verification %+v", id, r.State, r.Verification)
+		}
+	}()
 	testkit.Eventually(e.t, limit, func() bool {
 		var err error
 		if r, err = e.store.Get(context.Background(), id); err != nil {
@@ -31,6 +39,7 @@ func (e *env) waitVerified(id string, limit time.Duration) *jobs.Run {
 		}
 		return r.Verification.Ended()
 	}, "run %s's verification to end", id)
+	ended = true
 	return r
 }
 
@@ -243,4 +252,83 @@ func TestWebhookCarriesTheVerification(t *testing.T) {
 			t.Fatalf("run.verified carries %+v; the run's is %s", v, r.Verification)
 		}
 	})
+}
+
+// TestVerificationWatch: the watch a verified run's creation schedules
+// begins a verification that a crash kept from beginning (the run ended,
+// and nothing began it), and starts a round again for one whose rounds
+// stopped (begun, and no round listed for longer than verifyStalled): both
+// end verified, with the emulator's counts.
+func TestVerificationWatch(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		// The handlers' clock (and HSS's) is two hours ahead of the
+		// store's: the begun run's last listing (its beginning) looks
+		// stalled.
+		ahead := func() time.Time { return time.Now().Add(2 * time.Hour) }
+		e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 60, ScanDelay: 50 * time.Millisecond, Now: ahead},
+			cfg:    worker.Config{VerifyPollMin: 20 * time.Millisecond, VerifyPollMax: 50 * time.Millisecond, VerifyTimeout: 24 * time.Hour},
+			target: worker.Target{RequestRate: 200, RequestBurst: 20}, now: ahead})
+		imgs := e.emu.RegistryImages()
+		var infos []hss.ImageInfo
+		for _, img := range imgs[:40] {
+			infos = append(infos, img.ImageInfo())
+		}
+		// What a worker that died at the wrong moment leaves: the batches
+		// submitted (and scanned by the emulator) and recorded, the run
+		// final, and for "begun" its verification begun, but no round.
+		for i, id := range []string{"crashed", "begun"} {
+			r := newVerifiedRun(id)
+			if err := e.store.Create(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.store.Start(ctx, id, runs.Geometry{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.store.PageDone(ctx, id, 0, runs.PageResult{Listed: 20, Batches: 1, Last: true}); err != nil {
+				t.Fatal(err)
+			}
+			batch := infos[i*20 : (i+1)*20]
+			if err := e.client.CreateScanTask(ctx, &hss.CreateScanTaskRequest{ProjectID: project, Body: hss.ScanTaskBody{ImageInfo: batch}}); err != nil {
+				t.Fatal(err)
+			}
+			marks, _ := runs.VerifyMarks(hss.ImageTypeRegistry, batch)
+			stored, err := e.store.Get(ctx, id) // the store's own bucket count
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := e.store.BatchDone(ctx, id, 0, runs.Outcome{Kind: runs.Submitted, Images: 20, Marks: marks, Buckets: stored.SeenBuckets}); err != nil {
+				t.Fatal(err)
+			}
+			if id == "begun" {
+				if _, _, err := e.store.BeginVerify(ctx, id, stored.SeenBuckets, 24*time.Hour); err != nil {
+					t.Fatal(err)
+				}
+			}
+			task, err := jobs.NewVerifyWatchTask(id, "", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := asynq.NewClientFromRedisClient(b.Client).Enqueue(task); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, id := range []string{"crashed", "begun"} {
+			r := e.waitVerified(id, 20*time.Second)
+			if v := r.Verification; v.State != jobs.VerifyVerified || v.Scanned != 20 {
+				t.Errorf("%s: verification %s, want all 20 scanned", id, v)
+			}
+			checkTruth := e.emu.ScanOutcomes(infos[i*20 : (i+1)*20])
+			if checkTruth.Success != 20 {
+				t.Errorf("%s: the emulator scanned %+v", id, checkTruth)
+			}
+		}
+	})
+}
+
+// newVerifiedRun is a verified is_all run record.
+func newVerifiedRun(id string) *jobs.Run {
+	return &jobs.Run{ID: id, Trigger: jobs.Trigger{Kind: "cli"}, Target: jobs.DefaultTarget, Queue: jobs.QueueCritical,
+		Request: jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, Source: jobs.SourceAll, BatchSize: 20,
+		Options: jobs.Options{Verify: true}}
 }

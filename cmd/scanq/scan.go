@@ -237,10 +237,10 @@ func follow(ctx context.Context, a *app.App, p *app.Progress, id string, asJSON,
 		if !asJSON {
 			p.Update(r)
 		}
-		if !fleet || r.State.Final() {
+		if !fleet || (r.State.Final() && (r.Verification == nil || r.Verification.Ended())) {
 			return
 		}
-		n, err := a.Workers(jobs.TaskQueue(r.Queue, r.Target))
+		n, err := a.Workers(followedQueue(r))
 		if err != nil {
 			return // Follow's next read reports a Redis that is gone
 		}
@@ -256,8 +256,12 @@ func follow(ctx context.Context, a *app.App, p *app.Progress, id string, asJSON,
 	})
 	if err != nil && r != nil && errors.Is(context.Cause(fctx), errNoWorker) {
 		p.Break()
+		what := string(r.State)
+		if r.State.Final() {
+			what += ", its verification " + r.Verification.State
+		}
 		fmt.Fprintf(stderr, "scanq: no worker serves queue %s on this Redis: run %s stays %s until one starts (scanq worker, or scanq serve); then: scanq runs show %s\n",
-			jobs.TaskQueue(r.Queue, r.Target), id, r.State, id)
+			followedQueue(r), id, what, id)
 		return exitError{exitFailure}
 	}
 	if err != nil {
@@ -291,6 +295,16 @@ func follow(ctx context.Context, a *app.App, p *app.Progress, id string, asJSON,
 		return exitError{exitFailure} // submitted, but not every image shown scanned
 	}
 	return nil
+}
+
+// followedQueue is the queue the work of run r that is left goes to: its
+// own until it ends, then its target's bulk queue, where its verification's
+// rounds go.
+func followedQueue(r *jobs.Run) string {
+	if r.State.Final() {
+		return jobs.TaskQueue(jobs.QueueBulk, r.Target)
+	}
+	return jobs.TaskQueue(r.Queue, r.Target)
 }
 
 // request builds the scan request and options from the flags, with the

@@ -78,7 +78,7 @@ func New(cfg *configs.Config, log *slog.Logger) (*App, error) {
 	a.Limiter = limit.New(a.Redis.Client, limit.Options{})
 	a.Coverage = coverage.New(a.Redis.Client, "")
 	a.Starter = &runs.Starter{Store: a.Runs, Client: a.Client, Inspector: asynq.NewInspectorFromRedisClient(a.Redis.Client),
-		Targets: limits, BatchSize: cfg.Scan.BatchSize}
+		Targets: limits, BatchSize: cfg.Scan.BatchSize, VerifyWatch: cfg.Verify.PollMax}
 	a.Starter.Notify, a.Starter.NotifyRetries = cfg.Webhook.URL != "", max(cfg.Webhook.MaxAttempts-1, 0)
 	return a, nil
 }

@@ -1,6 +1,7 @@
 package runs
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -33,6 +34,9 @@ type Starter struct {
 	NotifyRetries int
 	// Inspector, when set, lets Cancel delete a run's queued tasks.
 	Inspector *asynq.Inspector
+	// VerifyWatch is how often the watch of a verified run looks at its
+	// verification (verify.poll_max; default 15m): see jobs.VerifyPayload.
+	VerifyWatch time.Duration
 }
 
 // Target is a target runs may go to.
@@ -153,6 +157,13 @@ func (s *Starter) StartWithID(ctx context.Context, id string, req jobs.ScanReque
 		// The record exists but no worker will ever see it: say so in it.
 		_ = s.Store.Stop(context.WithoutCancel(ctx), r.ID, jobs.StateFailed, "could not enqueue: "+err.Error())
 		return nil, fmt.Errorf("enqueueing run %s: %w", r.ID, err)
+	}
+	if opts.Verify && src != jobs.SourceForward {
+		// Best effort: the watch is the safety net of a verification
+		// that a crash kept from beginning or going on.
+		if t, err := jobs.NewVerifyWatchTask(r.ID, r.Target, cmp.Or(s.VerifyWatch, 15*time.Minute)); err == nil {
+			_, _ = s.Client.EnqueueContext(ctx, t)
+		}
 	}
 	return r, nil
 }

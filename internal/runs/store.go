@@ -755,7 +755,8 @@ end
 // It defines (on top of stateLua's) INDEXED, whether KEYS[6] is an index;
 // is_final(state); index_state(state, expires_at), which files the run
 // under state in the index; trim_states(now), stateLua's trim of the
-// index; and expire_all(state, now, ttl), which has the run's five keys
+// index; drop_buckets(set, n), which deletes the run's n buckets of a
+// set (seen.go, verify.go); and expire_all(state, now, ttl), which has the run's five keys
 // expire after ttl ms, indexes it so, and drops its seen-set (the buckets
 // field "seen" counts, run:{<id>}:marks:0.. ).
 //
@@ -782,6 +783,15 @@ end
 local function trim_states(now)
   if INDEXED then trim(KEYS[6], tonumber(now)) end
 end
+-- Deletes the n buckets run:{<id>}<set><b> (set ":marks:" or ":verify:").
+local function drop_buckets(set, n)
+  local batch = {}
+  for b = 0, tonumber(n) - 1 do
+    batch[#batch + 1] = KEYS[1] .. set .. b
+    if #batch == 512 then redis.call("DEL", unpack(batch)) batch = {} end
+  end
+  if #batch > 0 then redis.call("DEL", unpack(batch)) end
+end
 -- A script may pass page keys after the first six, which keep their own
 -- expiry.
 local function expire_all(st, now, ttl)
@@ -791,12 +801,9 @@ local function expire_all(st, now, ttl)
   local buckets = redis.call("HGET", KEYS[1], "seen")
   if buckets then
     redis.call("HDEL", KEYS[1], "seen")
-    local batch = {}
-    for b = 0, tonumber(buckets) - 1 do
-      batch[#batch + 1] = KEYS[1] .. ":marks:" .. b
-      if #batch == 512 then redis.call("DEL", unpack(batch)) batch = {} end
-    end
-    if #batch > 0 then redis.call("DEL", unpack(batch)) end
+    drop_buckets(":marks:", buckets)
+    -- A cancelled run is not verified: its verification set goes too.
+    if st == "cancelled" then drop_buckets(":verify:", buckets) end
   end
 end
 `

@@ -36,6 +36,7 @@ const (
 	fieldVerifyLeft     = "verify_unverified"
 	fieldVerifyUnmarked = "verify_unmarked" // submitted images with no identity
 	fieldVerifyGroups   = "verify_groups"   // failure groups kept
+	fieldVerifyTouched  = "verify_touched"  // ms: when a round last listed
 	// verifyFailPrefix + code + "\n" + desc counts the images whose scan
 	// failed so.
 	verifyFailPrefix = "vfail:"
@@ -98,9 +99,9 @@ func VerifyMarks(imageType string, imgs []hss.ImageInfo) (marks []string, unmark
 // much longer than the retention. begun reports that this call began it;
 // ended, that there was nothing to verify (no image marked), so that it
 // ended at once.
-func (s *Store) BeginVerify(ctx context.Context, id string, timeout time.Duration) (begun, ended bool, err error) {
+func (s *Store) BeginVerify(ctx context.Context, id string, buckets int, timeout time.Duration) (begun, ended bool, err error) {
 	now := s.now().UnixMilli()
-	out, _, err := scriptCode(beginVerifyScript.Run(ctx, s.rdb, s.allKeys(id), now, timeout.Milliseconds(), s.retention.Milliseconds()))
+	out, _, err := scriptCode(beginVerifyScript.Run(ctx, s.rdb, s.allKeys(id), now, timeout.Milliseconds(), s.retention.Milliseconds(), bucketsOr(buckets)))
 	if err != nil {
 		return false, false, fmt.Errorf("beginning the verification of run %s: %w", id, err)
 	}
@@ -118,6 +119,7 @@ func (s *Store) BeginVerify(ctx context.Context, id string, timeout time.Duratio
 // ARGV[1] -> now (ms)
 // ARGV[2] -> the timeout (ms)
 // ARGV[3] -> the retention (ms)
+// ARGV[4] -> the run's buckets (its verification set's, run:{<id>}:verify:<b>)
 //
 // Output:
 // DONE (1): verification began
@@ -137,8 +139,11 @@ if tonumber(redis.call("HGET", h, "verify_marked") or "0") == 0 then
   redis.call("HSET", h, "verify_state", st, "verify_ended_at", ARGV[1], "verify_unverified", unmarked)
   return ENDED
 end
-redis.call("HSET", h, "verify_state", "verifying", "verify_deadline", num(now + timeout))
+redis.call("HSET", h, "verify_state", "verifying", "verify_deadline", num(now + timeout), "verify_touched", ARGV[1])
 expire_all(st, ARGV[1], timeout + ttl)
+-- The marks are kept until the deadline and a while after, however long
+-- ago the run marked them.
+for b = 0, tonumber(ARGV[4]) - 1 do redis.call("PEXPIRE", h .. ":verify:" .. b, num(timeout + 3600000)) end
 return DONE`)
 
 // Listed is one image a verification round listed with a final scan newer
@@ -158,7 +163,7 @@ type Listed struct {
 // is not under way (ended, or never begun).
 func (s *Store) Verified(ctx context.Context, id string, buckets, round int, items []Listed) (left int64, verifying bool, err error) {
 	var digests []string
-	argv := []any{round, MaxFailureGroups, 0}
+	argv := []any{round, MaxFailureGroups, s.now().UnixMilli(), 0}
 	for _, it := range items {
 		if len(it.IDs) == 0 {
 			continue
@@ -171,7 +176,7 @@ func (s *Store) Verified(ctx context.Context, id string, buckets, round int, ite
 			group = verifyFailPrefix + printable(it.Code, 128) + "\n" + printable(it.Desc, 512)
 		}
 		argv = append(argv, len(it.IDs), group)
-		argv[2] = argv[2].(int) + 1
+		argv[3] = argv[3].(int) + 1
 	}
 	keys, bases := markArgs(func(b uint64) string { return s.verifyBucket(id, b) }, buckets, digests)
 	argv = append(argv, bases...)
@@ -190,21 +195,23 @@ func (s *Store) Verified(ctx context.Context, id string, buckets, round int, ite
 // --
 // ARGV[1] -> the round
 // ARGV[2] -> the failure groups kept at most
-// ARGV[3] -> the images, n
-// ARGV[4..3+2n] -> in pairs, one per image: how many identities it has,
+// ARGV[3] -> now (ms)
+// ARGV[4] -> the images, n
+// ARGV[5..4+2n] -> in pairs, one per image: how many identities it has,
 // and its failure group field ("" for a scan that succeeded)
-// ARGV[4+2n..] -> the bases of every identity, in order
+// ARGV[5+2n..] -> the bases of every identity, in order
 //
 // Output: the images not yet verified, or -1 when verification is not
 // under way.
 var verifiedScript = redis.NewScript(`
 local h = KEYS[1]
 if redis.call("HGET", h, "verify_state") ~= "verifying" then return -1 end
-local round, max_groups, images = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local round, max_groups, images = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
 if tonumber(redis.call("HGET", h, "verify_rounds") or "0") < round then redis.call("HSET", h, "verify_rounds", round) end
-local key, base = 2, 4 + 2 * images
+redis.call("HSET", h, "verify_touched", ARGV[3])
+local key, base = 2, 5 + 2 * images
 for i = 0, images - 1 do
-  local k, group = tonumber(ARGV[4 + 2 * i]), ARGV[5 + 2 * i]
+  local k, group = tonumber(ARGV[5 + 2 * i]), ARGV[6 + 2 * i]
   local hit = false
   for j = 0, k - 1 do
     if not hit and redis.call("SREM", KEYS[key + j], ARGV[base + j]) == 1 then hit = true end
@@ -259,12 +266,7 @@ local left = math.max(tonumber(v[1] or "0") - tonumber(v[2] or "0") - tonumber(v
 local st = "verified"
 if left > 0 then st = "timed_out" end
 redis.call("HSET", h, "verify_state", st, "verify_unverified", left, "verify_ended_at", ARGV[1])
-local batch = {}
-for b = 0, tonumber(ARGV[3]) - 1 do
-  batch[#batch + 1] = h .. ":verify:" .. b
-  if #batch == 512 then redis.call("DEL", unpack(batch)) batch = {} end
-end
-if #batch > 0 then redis.call("DEL", unpack(batch)) end
+drop_buckets(":verify:", ARGV[3])
 expire_all(redis.call("HGET", h, "state"), ARGV[1], tonumber(ARGV[2]))
 return DONE`)
 
@@ -308,6 +310,9 @@ func decodeVerification(r *jobs.Run, h runHash) *jobs.Verification {
 	if ms := n(fieldVerifyDeadline); ms > 0 {
 		t := time.UnixMilli(ms).UTC()
 		v.Deadline = &t
+	}
+	if ms := n(fieldVerifyTouched); ms > 0 {
+		v.Touched = time.UnixMilli(ms).UTC()
 	}
 	if ms := n(fieldVerifyEnded); ms > 0 {
 		t := time.UnixMilli(ms).UTC()

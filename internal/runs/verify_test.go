@@ -72,10 +72,10 @@ func TestVerificationCountsEachImageOnce(t *testing.T) {
 		if !got.State.Final() || got.Verification.State != jobs.VerifyPending || got.Verification.Unverified != 200 {
 			t.Fatalf("run %s, verification %+v: want final, pending, 200 to verify", got.State, got.Verification)
 		}
-		if begun, ended, err := s.BeginVerify(ctx, "v1", time.Hour); err != nil || !begun || ended {
+		if begun, ended, err := s.BeginVerify(ctx, "v1", r.SeenBuckets, time.Hour); err != nil || !begun || ended {
 			t.Fatalf("BeginVerify: begun %v, ended %v, %v", begun, ended, err)
 		}
-		if begun, _, err := s.BeginVerify(ctx, "v1", time.Hour); err != nil || begun {
+		if begun, _, err := s.BeginVerify(ctx, "v1", r.SeenBuckets, time.Hour); err != nil || begun {
 			t.Fatalf("BeginVerify again: begun %v, %v", begun, err)
 		}
 		listed := func(i int, failed bool, code string) runs.Listed {
@@ -167,11 +167,11 @@ func TestVerificationTimeoutCountsTheRest(t *testing.T) {
 			}
 		}
 		for _, id := range []string{"t2", "t3"} {
-			if begun, ended, err := s.BeginVerify(ctx, id, time.Hour); err != nil || !begun || !ended {
+			if begun, ended, err := s.BeginVerify(ctx, id, 16, time.Hour); err != nil || !begun || !ended {
 				t.Fatalf("%s, nothing to verify: begun %v, ended %v, %v", id, begun, ended, err)
 			}
 		}
-		if _, _, err := s.BeginVerify(ctx, "t1", time.Hour); err != nil {
+		if _, _, err := s.BeginVerify(ctx, "t1", 16, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := s.Verified(ctx, "t1", 16, 1, []runs.Listed{{IDs: runs.VerifyIdentities(hss.ImageTypeRegistry, registryImage(1))}}); err != nil {
@@ -190,7 +190,7 @@ func TestVerificationTimeoutCountsTheRest(t *testing.T) {
 			if (v.Note != "") != (id == "t3") {
 				t.Errorf("%s: note %q", id, v.Note)
 			}
-			v.Deadline, v.EndedAt, v.Note = nil, nil, ""
+			v.Deadline, v.EndedAt, v.Note, v.Touched = nil, nil, "", time.Time{}
 			if fmt.Sprint(v) != fmt.Sprint(want) {
 				t.Errorf("%s: %+v, want %+v", id, v, want)
 			}
