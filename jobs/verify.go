@@ -34,12 +34,24 @@ type VerifyPayload struct {
 	Target string `json:"target,omitempty"` // the run's; for asynqmon's summary
 	Round  int    `json:"round"`
 	Page   int    `json:"page"`
-	// Since is the round's lower bound on latest_scan_time (unix ms): scans
-	// that ended before it were seen by an earlier round.
+	// Since is the lower bound on latest_scan_time (unix ms) of the
+	// listing the round goes through (its window): scans that ended before
+	// it, an earlier window listed.
 	Since int64 `json:"since"`
-	// Began is when the round's first page ran (unix ms), 0 on that page:
-	// the next round lists from a while before it.
+	// Began is when the window's first page was listed (unix ms), 0 before:
+	// the next window lists from a while before it.
 	Began int64 `json:"began,omitempty"`
+	// Phase is the window's listing the page is of: 0, or for local images
+	// 1, the failed ones (the local list filters only successes by scan
+	// time). Cursor is the page's place in it: a round lists at most its
+	// budget of pages (about the run's own), and the next round goes on
+	// from where it stopped.
+	Phase  int `json:"phase,omitempty"`
+	Cursor int `json:"cursor,omitempty"`
+	// Namespace and ImageName narrow the listing of a run of image_info
+	// whose images all share them (set by the first round).
+	Namespace string `json:"namespace,omitempty"`
+	ImageName string `json:"image_name,omitempty"`
 	// Size is the round's page size, kept by each of its pages.
 	Size int `json:"size,omitempty"`
 	// Deferred counts how often the page went back to its queue to wait

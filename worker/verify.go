@@ -51,6 +51,15 @@ func (h *Handlers) beginVerify(ctx context.Context, r *jobs.Run) {
 		// round 1: enqueue it again (its id makes that once).
 	}
 	p := jobs.VerifyPayload{RunID: r.ID, Target: r.Target, Round: 1, Since: runStart(r).UnixMilli()}
+	if r.Source == jobs.SourceImages {
+		// Narrowed to what its images share: a few images are not looked
+		// for among every scan of the project.
+		imgs, err := h.requestImages(ctx, r, 0, r.ImageCount)
+		if err != nil {
+			log.WarnContext(ctx, "reading the run's images to narrow its verification", "err", err)
+		}
+		p.Namespace, p.ImageName = shared(r.Request.ImageType(), imgs)
+	}
 	if err := h.enqueue(ctx, built(jobs.NewVerifyTask(p, h.cfg.VerifyPollMin))); err != nil {
 		log.WarnContext(ctx, "enqueueing the run's verification", "err", err)
 		return
@@ -83,16 +92,16 @@ func (h *Handlers) handleVerify(ctx context.Context, p jobs.VerifyPayload) error
 	}
 	p.Size = cmp.Or(p.Size, h.cfg.PageSize)
 	p.Began = cmp.Or(p.Began, now.UnixMilli())
-	offset := p.Page * p.Size
-	last := offset > maxListOffset
+	offset := p.Cursor * p.Size
+	phaseDone := offset > maxListOffset
 	left := r.Verification.Unverified
-	if !last {
+	if !phaseDone {
 		id, _ := asynq.GetTaskID(ctx)
 		w := limit.Waiter{ID: id, Run: "verify:" + r.ID, Priority: jobs.PriorityVerify}
 		if _, err := h.waitRequest(ctx, t, w); err != nil {
 			return later(err, p)
 		}
-		page, err := t.HSS.ListImages(ctx, verifyQuery(t, r, p.Since, now), offset, p.Size)
+		page, err := t.HSS.ListImages(ctx, verifyQuery(t, r, p, now), offset, p.Size)
 		if err != nil {
 			h.noteThrottle(ctx, t, err)
 			err = fmt.Errorf("verification of run %s: listing at offset %d: %w", r.ID, offset, err)
@@ -103,23 +112,46 @@ func (h *Handlers) handleVerify(ctx context.Context, p jobs.VerifyPayload) error
 			// deadline ends them.
 			h.log.WarnContext(ctx, "verification round broke off", "run_id", r.ID, "target", t.Name, "round", p.Round, "err", err)
 			_ = h.runs.AddError(ctx, r.ID, *runErr(jobs.VerifyTaskID(r.ID, p.Round, p.Page), 0, err, now))
-			return h.nextVerifyRound(ctx, r, p, left)
+			return h.nextVerifyRound(ctx, r, p, left, false)
 		}
 		var verifying bool
 		if left, verifying, err = h.runs.Verified(ctx, r.ID, r.SeenBuckets, p.Round, verifiedOf(r, page.Images)); err != nil || !verifying {
 			return err
 		}
-		last = page.Listed < p.Size || int64(offset+page.Listed) >= page.Total
+		phaseDone = page.Listed < p.Size || int64(offset+page.Listed) >= page.Total
 	}
-	if left == 0 {
+	next := p
+	next.Page, next.Cursor, next.Deferred = p.Page+1, p.Cursor+1, 0
+	switch {
+	case left == 0:
 		return h.endVerify(ctx, r)
+	case phaseDone && p.Phase+1 < verifyPhases(r):
+		next.Phase, next.Cursor = p.Phase+1, 0
+	case phaseDone:
+		return h.nextVerifyRound(ctx, r, p, left, true)
 	}
-	if !last {
-		next := p
-		next.Page, next.Deferred = p.Page+1, 0
-		return h.enqueue(ctx, built(jobs.NewVerifyTask(next, 0)))
+	if next.Page >= verifyBudget(r, p.Size) {
+		return h.nextVerifyRound(ctx, r, next, left, false) // the round's pages are spent: the next goes on
 	}
-	return h.nextVerifyRound(ctx, r, p, left)
+	return h.enqueue(ctx, built(jobs.NewVerifyTask(next, 0)))
+}
+
+// verifyBudget is how many pages a verification round of run r lists at
+// most: 1.2 times what listing its submitted images takes, and at least 2.
+func verifyBudget(r *jobs.Run, size int) int {
+	pages := (r.Counters.ImagesSubmitted + int64(size) - 1) / int64(size)
+	return int(max(2, (pages*6+4)/5))
+}
+
+// verifyPhases is how many listings a window of run r's verification goes
+// through: for local images, the successes scanned in the window, then
+// the failures (the local list filters only successes by scan time);
+// for registry images, one.
+func verifyPhases(r *jobs.Run) int {
+	if r.Request.ImageType() == hss.ImageTypeLocal {
+		return 2
+	}
+	return 1
 }
 
 // verifyStalled is how long a verification may go without a round
@@ -171,9 +203,11 @@ func runStart(r *jobs.Run) time.Time {
 	return r.CreatedAt
 }
 
-// nextVerifyRound follows round p's last page: the verification ends at
-// its deadline, else the next round is scheduled.
-func (h *Handlers) nextVerifyRound(ctx context.Context, r *jobs.Run, p jobs.VerifyPayload, left int64) error {
+// nextVerifyRound follows round p: the verification ends at its deadline,
+// else the next round is scheduled, a new window when windowDone (listing
+// the scans since a while before this window began), else going on with
+// p's window where p says.
+func (h *Handlers) nextVerifyRound(ctx context.Context, r *jobs.Run, p jobs.VerifyPayload, left int64, windowDone bool) error {
 	now := h.now()
 	v := r.Verification
 	if v.Deadline == nil || !now.Before(*v.Deadline) {
@@ -184,9 +218,13 @@ func (h *Handlers) nextVerifyRound(ctx context.Context, r *jobs.Run, p jobs.Veri
 		wait = h.cfg.VerifyPollMin << p.Round // no overflow: at most VerifyPollMax
 	}
 	wait = min(wait, v.Deadline.Sub(now))
-	lookback := time.UnixMilli(p.Began).Add(-h.cfg.VerifyLookback).UnixMilli()
-	next := jobs.VerifyPayload{RunID: r.ID, Target: r.Target, Round: p.Round + 1, Since: max(p.Since, lookback)}
-	h.log.DebugContext(ctx, "verification round done", "run_id", r.ID, "target", r.TargetName(), "round", p.Round, "unverified", left, "next_in", wait)
+	next := p
+	next.Round, next.Page, next.Deferred = p.Round+1, 0, 0
+	if windowDone {
+		lookback := time.UnixMilli(p.Began).Add(-h.cfg.VerifyLookback).UnixMilli()
+		next.Since, next.Began, next.Phase, next.Cursor = max(p.Since, lookback), 0, 0, 0
+	}
+	h.log.DebugContext(ctx, "verification round done", "run_id", r.ID, "target", r.TargetName(), "round", p.Round, "unverified", left, "next_in", wait, "new_window", windowDone)
 	return h.enqueue(ctx, built(jobs.NewVerifyTask(next, wait)))
 }
 
@@ -213,23 +251,58 @@ func (h *Handlers) verifyEnded(ctx context.Context, id string) {
 	h.notify(ctx, r.ID, r.Target, jobs.EventVerified)
 }
 
-// verifyQuery is what a verification round of run r lists: the images of
-// its source (the query's fields that name images, not those a scan
-// changes) whose latest scan is at or after since. Both time bounds are
-// given: the local list filters by them only so.
-func verifyQuery(t *Target, r *jobs.Run, since int64, now time.Time) hss.ListQuery {
-	until := now.Add(24 * time.Hour).UnixMilli()
-	q := &hss.QueryInfo{StartLatestScanTime: &since, EndLatestScanTime: &until}
+// verifyQuery is what page p of run r's verification lists: the images
+// of its source whose latest scan is at or after p.Since. A query is kept
+// but for the fields a scan changes (scan_status, has_vul, the scan-time
+// bounds); a run of image_info is narrowed to the namespace and name its
+// images share, if they do. Both time bounds are given: the local list
+// filters by them only so, and only successes; its failures are phase 1.
+func verifyQuery(t *Target, r *jobs.Run, p jobs.VerifyPayload, now time.Time) hss.ListQuery {
+	var q hss.QueryInfo
 	if src := r.Request.QueryInfo; src != nil && r.Source == jobs.SourceQuery {
-		q.Namespace, q.ImageName, q.ImageVersion, q.ImageType = src.Namespace, src.ImageName, src.ImageVersion, src.ImageType
-		q.LocalImageType = src.LocalImageType
+		q = *src
+		q.ScanStatus, q.HasVul = nil, nil
+	}
+	if p.Namespace != "" {
+		q.Namespace = &p.Namespace
+	}
+	if p.ImageName != "" {
+		q.ImageName = &p.ImageName
+	}
+	since, until := p.Since, now.Add(24*time.Hour).UnixMilli()
+	q.StartLatestScanTime, q.EndLatestScanTime = &since, &until
+	if verifyPhases(r) > 1 {
+		status := [...]string{"success", "failed"}[p.Phase]
+		q.ScanStatus = &status
 	}
 	return hss.ListQuery{
 		GlobalImageType:     r.Request.ImageType(),
 		EnterpriseProjectID: cmp.Or(r.Request.EnterpriseProjectID, t.EnterpriseProjectID),
 		Region:              cmp.Or(r.Request.Region, t.Region),
-		Query:               q,
+		Query:               &q,
 	}
+}
+
+// shared is the namespace and image name every image of a run of
+// image_info has, each "" unless all share it (and, for local images,
+// no namespace).
+func shared(imageType string, imgs []hss.ImageInfo) (namespace, name string) {
+	if len(imgs) == 0 {
+		return "", ""
+	}
+	namespace, name = imgs[0].Namespace, imgs[0].ImageName
+	for _, img := range imgs[1:] {
+		if img.Namespace != namespace {
+			namespace = ""
+		}
+		if img.ImageName != name {
+			name = ""
+		}
+	}
+	if imageType == hss.ImageTypeLocal {
+		namespace = ""
+	}
+	return namespace, name
 }
 
 // verifiedOf are the listed images that show a final scan newer than run

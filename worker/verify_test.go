@@ -4,6 +4,8 @@ import (
 	"context"
 	"maps"
 	"net/http/httptest"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,8 +144,10 @@ func TestVerificationEqualsEmulatorTruth(t *testing.T) {
 // only success images and only as a pair: its counts are the emulator's.
 func TestVerificationOfLocalImages(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		lists := &verifyLists{}
 		e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 50, LocalImages: 300, ScanDelay: 300 * time.Millisecond, ScanFailRate: 0.1},
-			cfg: verifyConfig(time.Minute), target: worker.Target{RequestRate: 200, RequestBurst: 20}})
+			cfg: verifyConfig(time.Minute), target: worker.Target{RequestRate: 200, RequestBurst: 20},
+			wrap: func(h worker.HSS) worker.HSS { lists.HSS = h; return lists }})
 		r := e.startRun(jobs.ScanRequest{GlobalImageType: hss.ImageTypeLocal, ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{Verify: true})
 		if fin := e.wait(r.ID, 30*time.Second); fin.State != jobs.StateSucceeded || fin.Counters.ImagesSubmitted == 0 {
 			t.Fatalf("run %s, %+v", fin.State, fin.Counters)
@@ -154,6 +158,18 @@ func TestVerificationOfLocalImages(t *testing.T) {
 			t.Fatalf("%d images reached HSS, the run submitted %d", len(infos), r.Counters.ImagesSubmitted)
 		}
 		checkTruthBy(t, r, e.emu.LocalScanOutcomes(infos), func(f jobs.ScanFailure) string { return f.Desc })
+		// Listed by status: unfiltered, the local list would give every
+		// image not scanned successfully, whatever the time bounds.
+		statuses := map[string]int{}
+		for _, q := range lists.queries() {
+			if q.ScanStatus == nil {
+				t.Fatalf("a local listing without scan_status: %+v", q)
+			}
+			statuses[*q.ScanStatus]++
+		}
+		if statuses["success"] == 0 || statuses["failed"] == 0 || len(statuses) != 2 {
+			t.Fatalf("local listings by status %v: want success and failed", statuses)
+		}
 	})
 }
 
@@ -331,4 +347,104 @@ func newVerifiedRun(id string) *jobs.Run {
 	return &jobs.Run{ID: id, Trigger: jobs.Trigger{Kind: "cli"}, Target: jobs.DefaultTarget, Queue: jobs.QueueCritical,
 		Request: jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, Source: jobs.SourceAll, BatchSize: 20,
 		Options: jobs.Options{Verify: true}}
+}
+
+// verifyLists records the verification's list calls (those with both
+// scan-time bounds).
+type verifyLists struct {
+	worker.HSS
+	mu    sync.Mutex
+	calls []hss.QueryInfo
+}
+
+func (l *verifyLists) ListImages(ctx context.Context, q hss.ListQuery, offset, limit int) (hss.Page, error) {
+	if qi := q.Query; qi != nil && qi.StartLatestScanTime != nil && qi.EndLatestScanTime != nil {
+		l.mu.Lock()
+		l.calls = append(l.calls, *qi)
+		l.mu.Unlock()
+	}
+	return l.HSS.ListImages(ctx, q, offset, limit)
+}
+
+func (l *verifyLists) queries() []hss.QueryInfo {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.calls)
+}
+
+// TestVerificationRoundsKeepToTheirBudget: a 20-image run verified while
+// 400 other images were scanned lists at most its budget a round (two
+// pages of 50: 1.2 times its own one page, and at least 2), going on from
+// where the round before stopped, and still ends with the right counts;
+// a run of image_info whose images share a namespace lists only it.
+func TestVerificationRoundsKeepToTheirBudget(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		lists := &verifyLists{}
+		e := newEnv(t, b, envOpts{emu: emulator.Options{Images: 500, ScanDelay: 50 * time.Millisecond},
+			cfg:    worker.Config{VerifyPollMin: 20 * time.Millisecond, VerifyPollMax: 50 * time.Millisecond, VerifyTimeout: time.Minute, PageSize: 50},
+			target: worker.Target{RequestRate: 500, RequestBurst: 20}, wrap: func(h worker.HSS) worker.HSS { lists.HSS = h; return lists }})
+		ctx := context.Background()
+		imgs := e.emu.RegistryImages()
+		// 400 images scanned by someone else, after the run starts.
+		var others, mine []hss.ImageInfo
+		for i, img := range imgs {
+			switch {
+			case i < 400:
+				others = append(others, img.ImageInfo())
+			case i%4 == 0:
+				mine = append(mine, img.ImageInfo()) // 25 images of many namespaces
+			}
+		}
+		r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{ImageInfo: mine}}, jobs.Options{Verify: true})
+		testkit.Eventually(t, 10*time.Second, func() bool {
+			got, err := e.store.Get(ctx, r.ID)
+			return err == nil && got.StartedAt != nil
+		}, "run %s to start", r.ID)
+		if err := e.client.CreateScanTask(ctx, &hss.CreateScanTaskRequest{ProjectID: project, Body: hss.ScanTaskBody{ImageInfo: others}}); err != nil {
+			t.Fatal(err)
+		}
+		e.wait(r.ID, 20*time.Second)
+		r = e.waitVerified(r.ID, 30*time.Second)
+		v := r.Verification
+		if v.State != jobs.VerifyVerified || v.Scanned != int64(len(mine)) {
+			t.Fatalf("verification %s of %d images", v, len(mine))
+		}
+		calls := lists.queries()
+		if budget := 2 * v.Rounds; int64(len(calls)) > budget || v.Rounds < 2 {
+			t.Fatalf("%d list calls in %d rounds: more than 2 a round, or the rounds did not go on", len(calls), v.Rounds)
+		}
+		for _, q := range calls {
+			if q.Namespace != nil {
+				t.Fatalf("images of many namespaces listed by namespace %q", *q.Namespace)
+			}
+		}
+
+		// Images of one namespace: only it is listed.
+		ns := imgs[0].Namespace
+		var one []hss.ImageInfo
+		for _, img := range imgs[400:] {
+			if img.Namespace == ns {
+				one = append(one, img.ImageInfo())
+			}
+		}
+		if len(one) == 0 {
+			for _, img := range imgs {
+				if img.Namespace == ns && len(one) < 5 {
+					one = append(one, img.ImageInfo())
+				}
+			}
+		}
+		before := len(lists.queries())
+		r = e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{ImageInfo: one}}, jobs.Options{Verify: true})
+		e.wait(r.ID, 20*time.Second)
+		r = e.waitVerified(r.ID, 30*time.Second)
+		if r.Verification.State != jobs.VerifyVerified {
+			t.Fatalf("verification %s", r.Verification)
+		}
+		for _, q := range lists.queries()[before:] {
+			if q.Namespace == nil || *q.Namespace != ns {
+				t.Fatalf("a run of namespace %s's images listed %+v", ns, q)
+			}
+		}
+	})
 }
