@@ -1211,7 +1211,16 @@ if ARGV[5] ~= "" then
   redis.call("LTRIM", KEYS[4], 0, tonumber(ARGV[6]) - 1)
 end
 local st = redis.call("HGET", h, "state")
-if is_final(st) then expire_all(st, ARGV[7], tonumber(ARGV[8])) end
+if is_final(st) then
+  -- A run whose verification is under way is kept until its deadline
+  -- and the retention after it.
+  local ttl = tonumber(ARGV[8])
+  local deadline = redis.call("HGET", h, "verify_deadline")
+  if deadline and redis.call("HGET", h, "verify_state") == "verifying" then
+    ttl = ttl + math.max(tonumber(deadline) - tonumber(ARGV[7]), 0)
+  end
+  expire_all(st, ARGV[7], ttl)
+end
 if try_complete(ARGV[7], tonumber(ARGV[8])) == 1 then return ENDED end
 return DONE`)
 

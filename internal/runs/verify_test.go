@@ -197,3 +197,45 @@ func TestVerificationTimeoutCountsTheRest(t *testing.T) {
 		}
 	})
 }
+
+// TestLateBatchKeepsAVerifiedRun: a batch recorded after its run stopped
+// renews the run's expiry; while the run's verification is under way, to
+// its deadline and the retention after it, not the retention from now.
+func TestLateBatchKeepsAVerifiedRun(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		s := runs.New(b.Client, runs.Options{SeenBuckets: 16, Retention: time.Hour})
+		r := newRun("late")
+		r.Options.Verify = true
+		if err := s.Create(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Start(ctx, "late", runs.Geometry{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.PageDone(ctx, "late", 0, runs.PageResult{Listed: 2, Batches: 2, Last: true}); err != nil {
+			t.Fatal(err)
+		}
+		one := func(seq int64, i int) {
+			t.Helper()
+			if _, _, err := s.BatchDone(ctx, "late", seq, runs.Outcome{Kind: runs.Submitted, Images: 1, Buckets: 16, Marks: marksOf([]hss.ImageInfo{registryImage(i)})}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		one(0, 0)
+		if err := s.Stop(ctx, "late", jobs.StateFailed, "stopped"); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.BeginVerify(ctx, "late", 16, 10*time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		one(1, 1) // the batch in flight at the stop
+		ttl, err := b.Client.PTTL(ctx, "scanq:run:{late}").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ttl < 10*time.Hour {
+			t.Fatalf("the run expires in %v, before its verification's deadline (10h)", ttl)
+		}
+	})
+}
