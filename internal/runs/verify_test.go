@@ -27,6 +27,25 @@ func marksOf(imgs []hss.ImageInfo) []string {
 	return m
 }
 
+// startVerified creates run id with verify, starts it, and records its one
+// page of listed images in batches.
+func startVerified(t *testing.T, s *runs.Store, id string, listed, batches int) *jobs.Run {
+	t.Helper()
+	ctx := context.Background()
+	r := newRun(id)
+	r.Options.Verify = true
+	if err := s.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Start(ctx, id, runs.Geometry{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PageDone(ctx, id, 0, runs.PageResult{Listed: listed, Batches: batches, Last: true}); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // TestVerificationCountsEachImageOnce: a verified run's marks are added
 // once per batch however often the batch is recorded; a listed image is
 // counted once however often it is listed, found by any identity it has
@@ -38,17 +57,7 @@ func TestVerificationCountsEachImageOnce(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		ctx := context.Background()
 		s := runs.New(b.Client, runs.Options{SeenBuckets: 16})
-		r := newRun("v1")
-		r.Options.Verify = true
-		if err := s.Create(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Start(ctx, "v1", runs.Geometry{}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.PageDone(ctx, "v1", 0, runs.PageResult{Listed: 200, Batches: 2, Last: true}); err != nil {
-			t.Fatal(err)
-		}
+		r := startVerified(t, s, "v1", 200, 2)
 		// Batch 0: images 0..99 by id; batch 1: images 100..199 by name
 		// only, as an image_info entry may name them.
 		var b0, b1 []hss.ImageInfo
@@ -140,17 +149,7 @@ func TestVerificationTimeoutCountsTheRest(t *testing.T) {
 		ctx := context.Background()
 		s := runs.New(b.Client, runs.Options{SeenBuckets: 16})
 		for _, id := range []string{"t1", "t2", "t3"} {
-			r := newRun(id)
-			r.Options.Verify = true
-			if err := s.Create(ctx, r); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.Start(ctx, id, runs.Geometry{}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.PageDone(ctx, id, 0, runs.PageResult{Listed: 3, Batches: 1, Last: true}); err != nil {
-				t.Fatal(err)
-			}
+			startVerified(t, s, id, 3, 1)
 			o := runs.Outcome{Kind: runs.Failed, Images: 3}
 			switch id {
 			case "t1":
@@ -205,17 +204,7 @@ func TestLateBatchKeepsAVerifiedRun(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		ctx := context.Background()
 		s := runs.New(b.Client, runs.Options{SeenBuckets: 16, Retention: time.Hour})
-		r := newRun("late")
-		r.Options.Verify = true
-		if err := s.Create(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Start(ctx, "late", runs.Geometry{}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.PageDone(ctx, "late", 0, runs.PageResult{Listed: 2, Batches: 2, Last: true}); err != nil {
-			t.Fatal(err)
-		}
+		startVerified(t, s, "late", 2, 2)
 		one := func(seq int64, i int) {
 			t.Helper()
 			if _, _, err := s.BatchDone(ctx, "late", seq, runs.Outcome{Kind: runs.Submitted, Images: 1, Buckets: 16, Marks: marksOf([]hss.ImageInfo{registryImage(i)})}); err != nil {
