@@ -107,6 +107,9 @@ func New(targets ...string) *Metrics {
 	}, []string{"route"})
 
 	for _, t := range targets {
+		for _, o := range verifyOutcomes {
+			m.verified.WithLabelValues(t, o)
+		}
 		for _, o := range batchOutcomes {
 			m.batches.WithLabelValues(t, o)
 			m.images.WithLabelValues(t, o)

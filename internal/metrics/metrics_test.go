@@ -95,6 +95,8 @@ func TestRecorders(t *testing.T) {
 	m.Scheduler().TickFired("nightly")
 	m.SetLeader(true)
 	m.APIRequest("POST /api/v1/runs", 202, time.Millisecond)
+	m.Verified("t1", 90, 8, 2)
+	m.Verified("t1", 10, 0, 0)
 
 	checks := []struct {
 		name   string
@@ -121,6 +123,10 @@ func TestRecorders(t *testing.T) {
 		{"scanq_scheduler_ticks_total", map[string]string{"result": "skipped"}, 1},
 		{"scanq_scheduler_ticks_total", map[string]string{"result": "duplicate"}, 1},
 		{"scanq_scheduler_leader", nil, 1},
+		{"scanq_images_verified_total", map[string]string{"target": "t1", "outcome": "scanned"}, 100},
+		{"scanq_images_verified_total", map[string]string{"target": "t1", "outcome": "scan_failed"}, 8},
+		{"scanq_images_verified_total", map[string]string{"target": "t1", "outcome": "unverified"}, 2},
+		{"scanq_images_verified_total", map[string]string{"target": "t2", "outcome": "unverified"}, 0},
 		{"scanq_api_requests_total", map[string]string{"route": "POST /api/v1/runs", "code": "202"}, 1},
 	}
 	for _, c := range checks {
@@ -177,6 +183,7 @@ func TestNilMetrics(t *testing.T) {
 	m.LimiterWait("t1", "images", time.Second)
 	m.Batch("t1", "submitted", 1)
 	m.Skipped("t1", "duplicate", 1)
+	m.Verified("t1", 1, 1, 1)
 	m.SchedulerTick("fired")
 	m.SetLeader(true)
 	m.APIRequest("GET /healthz", 200, time.Second)
