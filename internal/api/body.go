@@ -50,6 +50,9 @@ type bodyBudget struct {
 
 	mu         sync.Mutex
 	used, peak int64
+	// refused counts the requests a lease of this budget refused (its
+	// own, or the unverified budget's), for tests.
+	refused atomic.Int64
 }
 
 func (b *bodyBudget) take(n int64) bool {
@@ -75,6 +78,8 @@ func (b *bodyBudget) inUse() int64 {
 	defer b.mu.Unlock()
 	return b.used
 }
+
+func (b *bodyBudget) refusals() int64 { return b.refused.Load() }
 
 func (b *bodyBudget) highWater() int64 {
 	b.mu.Lock()
@@ -164,12 +169,14 @@ func (l *bodyLease) checked() {
 // while the signature is unchecked).
 func (l *bodyLease) take(n int64) bool {
 	if l.unverified != nil && !l.unverified.take(l.addr, n) {
+		l.budget.refused.Add(1)
 		return false
 	}
 	if !l.budget.take(n) {
 		if l.unverified != nil {
 			l.unverified.give(l.addr, n)
 		}
+		l.budget.refused.Add(1)
 		return false
 	}
 	l.n += n

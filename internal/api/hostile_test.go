@@ -108,14 +108,16 @@ func TestCredentialsDecidedBeforeBody(t *testing.T) {
 // server must read it to check the signature), sends 256 KiB of it and
 // stalls: 200 of them would hold 100 MiB of buffers. Every connection must
 // be closed by the server, some clients must have been refused for the
-// budget (429, at once), and the budget's high-water mark must stay within
-// it.
+// budget (429, at once; counted by the server), and the budget's
+// high-water mark must stay within it.
 func TestSlowClientsAreCutOff(t *testing.T) {
 	t.Parallel()
 	const budget = 2*DefaultMaxBodyBytes + 2
 	e := newEnv(t, redistest.Mini(t), withAuth(Options{Projects: []Project{{ProjectID: testProject, Target: testTarget}}, MaxBodyMemory: budget}))
+	// A read timeout long enough for the 200 stalled clients to overlap
+	// even on a loaded machine, so that their buffers outgrow the budget.
 	addr := serve(t, e.h, ServerOptions{
-		ReadHeaderTimeout: 2 * time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: time.Second,
+		ReadHeaderTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 3 * time.Second,
 		IdleTimeout: time.Second,
 	})
 
@@ -167,7 +169,10 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 	if open > 0 {
 		t.Errorf("%d of %d stalled connections were still open", open, clients)
 	}
-	if busy == 0 {
+	// Counted where the server refuses: a client still writing when the
+	// server answers and closes may see its connection reset before it
+	// reads the 429 (a loaded machine), so the clients' count may be 0.
+	if e.h.bodies.refusals() == 0 {
 		t.Error("no client was refused for the body budget")
 	}
 	if hw := e.h.bodies.highWater(); hw > budget {
@@ -176,7 +181,7 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 	if n := e.h.bodies.inUse(); n != 0 {
 		t.Errorf("%d body bytes still reserved after every connection closed", n)
 	}
-	t.Logf("%d clients: %d refused at once (429), body high-water %d of %d bytes", clients, busy, e.h.bodies.highWater(), budget)
+	t.Logf("%d clients: %d refused at once (%d saw the 429), body high-water %d of %d bytes", clients, e.h.bodies.refusals(), busy, e.h.bodies.highWater(), budget)
 }
 
 // writeStalled writes r's head declaring a body of declared bytes, then part.
