@@ -141,11 +141,12 @@ func validateSchedules(v *validator, ss []Schedule, maxBatchSize int, targets ma
 			v.add(p+".batch_size", "must be >= 0 (0 = scan.batch_size), got %d", sc.BatchSize)
 		}
 		validateScheduleTargets(v, p+".targets", sc.Targets, targets)
-		for _, bad := range validateRequest(&sc.Request) {
-			field, reason, _ := strings.Cut(bad, ": ")
+		bad := validateRequest(&sc.Request)
+		for _, b := range bad {
+			field, reason, _ := strings.Cut(b, ": ")
 			v.add(p+".request."+field, "%s", reason)
 		}
-		if sc.Verify != nil && *sc.Verify && forwarded(&sc.Request) {
+		if len(bad) == 0 && sc.Verify != nil && *sc.Verify && forwarded(&sc.Request) {
 			v.add(p+".verify", "the request's query cannot be listed, so it is forwarded to HSS unexpanded and scanq cannot follow its images; set verify: false")
 		}
 	}

@@ -58,6 +58,8 @@ func Resolve(r *ScanRequest, o Options) (Source, *Resolution, error) {
 			res.Note += "; is_all is sent with it"
 		}
 		return src, res, nil
+	case src == SourceForward && o.Verify:
+		return "", nil, &hss.ValidationError{Field: "verify", Reason: "a request that selects no images (no is_all, query_info or image_info) goes to HSS as it is, so scanq cannot follow its images; select them, or drop verify"}
 	case src != SourceQuery:
 		return src, nil, nil
 	}
@@ -69,6 +71,9 @@ func Resolve(r *ScanRequest, o Options) (Source, *Resolution, error) {
 	var notes []string
 	if isAll {
 		notes = append(notes, "is_all with query_info: the query narrows all images")
+	}
+	if changing := scanChanged(plan.Names(hss.ByList)); len(changing) > 0 {
+		notes = append(notes, fmt.Sprintf("%s changes as HSS scans: the images this run submits leave the source as HSS starts scanning them, and a reconciliation pass counts them as disappeared", strings.Join(changing, ", ")))
 	}
 	if len(res.Unlisted) > 0 {
 		fields := strings.Join(res.Unlisted, ", ")
@@ -121,4 +126,18 @@ func (r *Resolution) String() string {
 		parts = append(parts, r.Note)
 	}
 	return strings.Join(parts, "; ")
+}
+
+// scanChanged are the fields of names whose value a scan changes
+// (scan_status, has_vul, the scan-time bounds): a source filtered by them
+// by the list API shrinks as the run's own images are scanned.
+func scanChanged(names []string) []string {
+	var out []string
+	for _, n := range names {
+		switch n {
+		case "scan_status", "has_vul", "start_latest_scan_time", "end_latest_scan_time":
+			out = append(out, n)
+		}
+	}
+	return out
 }

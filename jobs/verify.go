@@ -145,9 +145,22 @@ func (v *Verification) String() string {
 	if v == nil {
 		return ""
 	}
-	s := fmt.Sprintf("%s: %d scanned, %d scan failed, %d unverified", v.State, v.Scanned, v.ScanFailed, v.Unverified)
+	left := "unverified"
+	if !v.Ended() {
+		left = "not yet verified"
+	}
+	s := fmt.Sprintf("%s: %d scanned, %d scan failed, %d %s", v.State, v.Scanned, v.ScanFailed, v.Unverified, left)
 	if v.Note != "" {
 		s += " (" + v.Note + ")"
 	}
 	return s
+}
+
+// GoesOn says, of a run a cancel came too late for, that its
+// verification goes on, when it does ("" otherwise).
+func (v *Verification) GoesOn() string {
+	if v == nil || v.Ended() || v.Deadline == nil {
+		return ""
+	}
+	return "; its verification goes on, at the lowest priority, until its images show a scan or " + v.Deadline.Format(time.RFC3339) + ": it cannot be cancelled"
 }

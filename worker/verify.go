@@ -321,7 +321,12 @@ func verifiedOf(r *jobs.Run, imgs []hss.Image) []runs.Listed {
 		}
 		l := runs.Listed{IDs: runs.VerifyIdentities(typ, img.Info)}
 		if img.ScanStatus != "success" {
-			l.Failed, l.Code, l.Desc = true, cmp.Or(img.ScanFailedCode, img.ScanStatus), img.ScanFailedDesc
+			// A failure with neither code nor description (another final
+			// status) is grouped by its status.
+			l.Failed, l.Code, l.Desc = true, img.ScanFailedCode, img.ScanFailedDesc
+			if l.Code == "" && l.Desc == "" {
+				l.Code = img.ScanStatus
+			}
 		}
 		out = append(out, l)
 	}

@@ -62,6 +62,9 @@ func TestScanVerifyWaitsForTheScans(t *testing.T) {
 	if code != 1 || v == nil || v.State != jobs.VerifyVerified || v.Scanned+v.ScanFailed != r.Counters.ImagesSubmitted || v.ScanFailed == 0 || len(v.Failures) == 0 {
 		t.Fatalf("exit %d, verification %+v of %d submitted\n%s", code, v, r.Counters.ImagesSubmitted, errOut)
 	}
+	if !strings.Contains(errOut, "not every image was shown scanned") {
+		t.Errorf("exit 1 under a summary that says succeeded, without saying why:\n%s", errOut)
+	}
 	code, out, errOut = runCmd(t, "scan", "--image", "ns/app:1", "--verify", "--set", "hss.emulator_scan_delay=0s", "--set", "verify.timeout=1m",
 		"--set", "verify.poll_min=50ms", "--set", "verify.poll_max=100ms", "--dry-run")
 	if code == 0 || !strings.Contains(errOut, "verify") {

@@ -160,7 +160,11 @@ func runsShow(ctx context.Context, cf *configFlags, sub, id string, asJSON bool,
 		return showGroup(ctx, a, sub, id, asJSON, stdout, stderr)
 	}
 	if errors.Is(err, runs.ErrFinal) {
-		fmt.Fprintf(stderr, "scanq runs %s: %v\n", sub, err)
+		note := ""
+		if r, gerr := a.Runs.Get(ctx, id); gerr == nil {
+			note = r.Verification.GoesOn()
+		}
+		fmt.Fprintf(stderr, "scanq runs %s: %v%s\n", sub, err, note)
 		return exitError{exitFailure}
 	}
 	if err != nil {

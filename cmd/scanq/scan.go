@@ -268,6 +268,11 @@ func follow(ctx context.Context, a *app.App, p *app.Progress, id string, asJSON,
 		if errors.Is(err, context.Canceled) && r != nil {
 			p.Break()
 			switch {
+			case r.State.Final() && r.Verification != nil && !fleet && a.Redis.Mini != nil:
+				fmt.Fprintf(stderr, "scanq: stopped the verification of run %s (%s; its %d images were submitted, and HSS scans them): it ends with this process and its embedded Redis\n",
+					id, r.State, r.Counters.ImagesSubmitted)
+			case r.State.Final() && r.Verification != nil:
+				fmt.Fprintf(stderr, "scanq: stopped following the verification of run %s (%s); it goes on where a worker of the fleet runs: scanq runs show %s\n", id, r.State, id)
 			case !fleet && a.Redis.Mini != nil:
 				fmt.Fprintf(stderr, "scanq: stopped run %s: it ends with this process and its embedded Redis\n", id)
 			case !fleet:
@@ -292,7 +297,10 @@ func follow(ctx context.Context, a *app.App, p *app.Progress, id string, asJSON,
 		return exitError{exitFailure}
 	}
 	if v := r.Verification; v != nil && (v.ScanFailed > 0 || v.Unverified > 0 || v.State == jobs.VerifyUnverifiable) {
-		return exitError{exitFailure} // submitted, but not every image shown scanned
+		// Submitted, but not every image shown scanned: say why the exit
+		// code is 1 under a summary that says succeeded.
+		fmt.Fprintf(stderr, "scanq: not every image was shown scanned: %d scan failed, %d unverified (exit 1)\n", v.ScanFailed, v.Unverified)
+		return exitError{exitFailure}
 	}
 	return nil
 }

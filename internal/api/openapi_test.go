@@ -363,6 +363,7 @@ func testConformance(t *testing.T, o *oaCheck, b *redistest.Backend) {
 		`{"query_info":{"namespace":"` + strings.Repeat("n", 129) + `"}}`,
 		`{"query_info":{"host_name":"h"},"expand":true}`,
 		`{"is_all":true,"dry_run":true,"verify":true}`,
+		`{"verify":true}`,
 		`{"query_info":{"start_latest_scan_time":2,"end_latest_scan_time":1}}`,
 	} {
 		ex(main, post(runsPath, bad, auth), http.StatusBadRequest, true)

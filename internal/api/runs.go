@@ -324,8 +324,8 @@ func (h *Handler) cancelRun(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.Is(err, runs.ErrFinal):
 		msg := "run " + id + " has already finished"
-		if st, serr := h.opts.Runs.State(r.Context(), id); serr == nil {
-			msg += " in state " + string(st)
+		if run, gerr := h.opts.Runs.Get(r.Context(), id); gerr == nil {
+			msg += " in state " + string(run.State) + run.Verification.GoesOn()
 		}
 		writeError(w, http.StatusConflict, codeRunFinal, msg)
 		return

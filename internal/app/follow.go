@@ -179,8 +179,12 @@ func (p *Progress) Update(r *jobs.Run) {
 	}
 	if v := r.Verification; r.State.Final() && v != nil && !v.Ended() {
 		// The run is over; its verification goes on.
-		line := fmt.Sprintf("run %s %s, verifying: %d scanned, %d scan failed, %d not yet verified (round %d)",
+		line := fmt.Sprintf("run %s %s, verifying: %d scanned, %d scan failed, %d not yet verified (round %d; rounds back off from verify.poll_min to verify.poll_max",
 			r.ID, r.State, v.Scanned, v.ScanFailed, v.Unverified, v.Rounds)
+		if v.Deadline != nil {
+			line += ", until " + v.Deadline.Local().Format(time.TimeOnly) + " at most"
+		}
+		line += ")"
 		if p.TTY {
 			p.bar = "\r\033[K" + line
 			fmt.Fprint(p.W, p.bar)
@@ -309,6 +313,13 @@ func PrintVerification(w io.Writer, indent string, v *jobs.Verification) {
 	}
 	fmt.Fprintln(w)
 	for _, f := range v.Failures {
-		fmt.Fprintf(w, "%s  scan failed %s (%s): %d\n", indent, f.Code, f.Desc, f.Images)
+		why := f.Code + " (" + f.Desc + ")"
+		switch {
+		case f.Desc == "":
+			why = f.Code
+		case f.Code == "":
+			why = f.Desc
+		}
+		fmt.Fprintf(w, "%s  scan failed, %s: %d\n", indent, why, f.Images)
 	}
 }
