@@ -101,6 +101,8 @@ const (
 	// VerifyUnverifiable: the run asked to be verified, but its images are
 	// not known to scanq (a forwarded request: HSS chose them).
 	VerifyUnverifiable = "unverifiable"
+	// VerifyCancelled: a cancel of the finished run ended its verification.
+	VerifyCancelled = "cancelled"
 )
 
 // Verification is what became of a verified run's submitted images at
@@ -130,7 +132,7 @@ type Verification struct {
 
 // Ended reports whether verification is over.
 func (v *Verification) Ended() bool {
-	return v != nil && (v.State == VerifyVerified || v.State == VerifyTimedOut || v.State == VerifyUnverifiable)
+	return v != nil && (v.State == VerifyVerified || v.State == VerifyTimedOut || v.State == VerifyUnverifiable || v.State == VerifyCancelled)
 }
 
 // ScanFailure is a group of images whose scan failed for one reason.
@@ -156,11 +158,3 @@ func (v *Verification) String() string {
 	return s
 }
 
-// GoesOn says, of a run a cancel came too late for, that its
-// verification goes on, when it does ("" otherwise).
-func (v *Verification) GoesOn() string {
-	if v == nil || v.Ended() || v.Deadline == nil {
-		return ""
-	}
-	return "; its verification goes on, at the lowest priority, until its images show a scan or " + v.Deadline.Format(time.RFC3339) + ": it cannot be cancelled"
-}

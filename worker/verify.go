@@ -230,7 +230,7 @@ func (h *Handlers) nextVerifyRound(ctx context.Context, r *jobs.Run, p jobs.Veri
 
 // endVerify ends run r's verification, and reports it once.
 func (h *Handlers) endVerify(ctx context.Context, r *jobs.Run) error {
-	ended, err := h.runs.EndVerify(ctx, r.ID, r.SeenBuckets)
+	ended, err := h.runs.EndVerify(ctx, r.ID, r.SeenBuckets, false)
 	if err != nil || !ended {
 		return err
 	}

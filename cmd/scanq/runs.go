@@ -160,11 +160,7 @@ func runsShow(ctx context.Context, cf *configFlags, sub, id string, asJSON bool,
 		return showGroup(ctx, a, sub, id, asJSON, stdout, stderr)
 	}
 	if errors.Is(err, runs.ErrFinal) {
-		note := ""
-		if r, gerr := a.Runs.Get(ctx, id); gerr == nil {
-			note = r.Verification.GoesOn()
-		}
-		fmt.Fprintf(stderr, "scanq runs %s: %v%s\n", sub, err, note)
+		fmt.Fprintf(stderr, "scanq runs %s: %v\n", sub, err)
 		return exitError{exitFailure}
 	}
 	if err != nil {

@@ -325,7 +325,7 @@ func (h *Handler) cancelRun(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, runs.ErrFinal):
 		msg := "run " + id + " has already finished"
 		if run, gerr := h.opts.Runs.Get(r.Context(), id); gerr == nil {
-			msg += " in state " + string(run.State) + run.Verification.GoesOn()
+			msg += " in state " + string(run.State)
 		}
 		writeError(w, http.StatusConflict, codeRunFinal, msg)
 		return

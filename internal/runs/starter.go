@@ -246,7 +246,9 @@ func (s *Starter) CancelGroup(ctx context.Context, id string) error {
 // record keeps what was done before. Tasks running at that moment, or
 // missed by the deletion, drain without reaching HSS.
 func (s *Starter) Cancel(ctx context.Context, id string) (*jobs.Run, error) {
-	if err := s.Store.Stop(ctx, id, jobs.StateCancelled, "cancelled"); err != nil {
+	if err := s.Store.Stop(ctx, id, jobs.StateCancelled, "cancelled"); errors.Is(err, ErrFinal) {
+		return s.cancelVerification(ctx, id, err)
+	} else if err != nil {
 		return nil, err
 	}
 	r, err := s.Store.Get(ctx, id)
@@ -268,6 +270,33 @@ func (s *Starter) Cancel(ctx context.Context, id string) (*jobs.Run, error) {
 		}
 	}
 	return r, nil
+}
+
+// cancelVerification ends the verification of run id, which has finished
+// (final, the error that said so), when one is under way: what it has not
+// verified counts unverified, and the run.verified notification goes.
+// Otherwise the cancel came too late: final.
+func (s *Starter) cancelVerification(ctx context.Context, id string, final error) (*jobs.Run, error) {
+	r, err := s.Store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if v := r.Verification; v == nil || v.Ended() {
+		return nil, final
+	}
+	ended, err := s.Store.EndVerify(ctx, id, r.SeenBuckets, true)
+	if err != nil {
+		return nil, err
+	}
+	if !ended {
+		return nil, final // it ended meanwhile
+	}
+	if s.Notify {
+		if t, err := jobs.NewVerifiedNotifyTask(id, r.Target, s.NotifyRetries); err == nil {
+			_, _ = s.Client.EnqueueContext(ctx, t) // best effort: the cancel itself succeeded
+		}
+	}
+	return s.Store.Get(ctx, id)
 }
 
 func (s *Starter) now() time.Time {

@@ -235,11 +235,11 @@ local v = redis.call("HMGET", h, "verify_marked", "verify_scanned", "verify_fail
 return tonumber(v[1] or "0") - tonumber(v[2] or "0") - tonumber(v[3] or "0")`)
 
 // EndVerify ends run id's verification at now: verified when every
-// marked image was verified, else timed out, the rest counted unverified.
-// Its set goes, and the run's keys expire after the retention from now.
-// ended reports that this call ended it.
-func (s *Store) EndVerify(ctx context.Context, id string, buckets int) (ended bool, err error) {
-	out, _, err := scriptCode(endVerifyScript.Run(ctx, s.rdb, s.allKeys(id), s.now().UnixMilli(), s.retention.Milliseconds(), bucketsOr(buckets)))
+// marked image was verified, else timed out (or cancelled, when cancel),
+// the rest counted unverified. Its set goes, and the run's keys expire
+// after the retention from now. ended reports that this call ended it.
+func (s *Store) EndVerify(ctx context.Context, id string, buckets int, cancel bool) (ended bool, err error) {
+	out, _, err := scriptCode(endVerifyScript.Run(ctx, s.rdb, s.allKeys(id), s.now().UnixMilli(), s.retention.Milliseconds(), bucketsOr(buckets), boolInt(cancel)))
 	if err != nil {
 		return false, fmt.Errorf("ending the verification of run %s: %w", id, err)
 	}
@@ -254,6 +254,7 @@ func (s *Store) EndVerify(ctx context.Context, id string, buckets int) (ended bo
 // ARGV[1] -> now (ms)
 // ARGV[2] -> the retention (ms)
 // ARGV[3] -> the run's buckets
+// ARGV[4] -> "1" when it is cancelled, else "0"
 //
 // Output:
 // DONE (1): this call ended it
@@ -264,7 +265,7 @@ if redis.call("HGET", h, "verify_state") ~= "verifying" then return ALREADY end
 local v = redis.call("HMGET", h, "verify_marked", "verify_scanned", "verify_failed", "verify_unmarked")
 local left = math.max(tonumber(v[1] or "0") - tonumber(v[2] or "0") - tonumber(v[3] or "0"), 0) + tonumber(v[4] or "0")
 local st = "verified"
-if left > 0 then st = "timed_out" end
+if ARGV[4] == "1" then st = "cancelled" elseif left > 0 then st = "timed_out" end
 redis.call("HSET", h, "verify_state", st, "verify_unverified", left, "verify_ended_at", ARGV[1])
 drop_buckets(":verify:", ARGV[3])
 expire_all(redis.call("HGET", h, "state"), ARGV[1], tonumber(ARGV[2]))

@@ -2,10 +2,12 @@ package runs_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/redistest"
 	"github.com/scanq/scanq/internal/runs"
@@ -125,7 +127,7 @@ func TestVerificationCountsEachImageOnce(t *testing.T) {
 		if len(v.Failures) != runs.MaxFailureGroups+1 || groups["other"] != 60-runs.MaxFailureGroups {
 			t.Fatalf("%d failure groups %v: want %d and the rest under other", len(v.Failures), groups, runs.MaxFailureGroups)
 		}
-		if ended, err := s.EndVerify(ctx, "v1", r.SeenBuckets); err != nil || !ended {
+		if ended, err := s.EndVerify(ctx, "v1", r.SeenBuckets, false); err != nil || !ended {
 			t.Fatalf("EndVerify: %v, %v", ended, err)
 		}
 		got, _ = s.Get(ctx, "v1")
@@ -176,7 +178,7 @@ func TestVerificationTimeoutCountsTheRest(t *testing.T) {
 		if _, _, err := s.Verified(ctx, "t1", 16, 1, []runs.Listed{{IDs: runs.VerifyIdentities(hss.ImageTypeRegistry, registryImage(1))}}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.EndVerify(ctx, "t1", 16); err != nil {
+		if _, err := s.EndVerify(ctx, "t1", 16, false); err != nil {
 			t.Fatal(err)
 		}
 		for id, want := range map[string]jobs.Verification{"t1": {State: jobs.VerifyTimedOut, Scanned: 1, Unverified: 2, Rounds: 1}, "t2": {State: jobs.VerifyVerified},
@@ -225,6 +227,44 @@ func TestLateBatchKeepsAVerifiedRun(t *testing.T) {
 		}
 		if ttl < 10*time.Hour {
 			t.Fatalf("the run expires in %v, before its verification's deadline (10h)", ttl)
+		}
+	})
+}
+
+// TestCancelEndsAVerification: a cancel of a run that has finished and is
+// verifying ends its verification, cancelled, with what it had not
+// verified counted unverified and its set gone; a cancel of a run whose
+// verification has ended is refused as too late.
+func TestCancelEndsAVerification(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
+		ctx := context.Background()
+		s := runs.New(b.Client, runs.Options{SeenBuckets: 16})
+		client := asynq.NewClientFromRedisClient(b.Client)
+		defer client.Close()
+		st := &runs.Starter{Store: s, Client: client, Targets: []runs.Target{{Name: "default", MaxBatchSize: 100}}, BatchSize: 100}
+		startVerified(t, s, "vc", 3, 1)
+		if _, _, err := s.BatchDone(ctx, "vc", 0, runs.Outcome{Kind: runs.Submitted, Images: 3, Buckets: 16,
+			Marks: marksOf([]hss.ImageInfo{registryImage(0), registryImage(1), registryImage(2)})}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.BeginVerify(ctx, "vc", 16, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.Verified(ctx, "vc", 16, 1, []runs.Listed{{IDs: runs.VerifyIdentities(hss.ImageTypeRegistry, registryImage(0))}}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := st.Cancel(ctx, "vc")
+		if err != nil {
+			t.Fatalf("cancel of a verifying run: %v", err)
+		}
+		if v := r.Verification; r.State != jobs.StateSucceeded || v.State != jobs.VerifyCancelled || v.Scanned != 1 || v.Unverified != 2 || v.EndedAt == nil {
+			t.Fatalf("run %s, verification %+v", r.State, v)
+		}
+		if n, err := b.Client.Keys(ctx, "scanq:run:{vc}:verify:*").Result(); err != nil || len(n) != 0 {
+			t.Fatalf("the verification set is left: %v, %v", n, err)
+		}
+		if _, err := st.Cancel(ctx, "vc"); !errors.Is(err, runs.ErrFinal) {
+			t.Fatalf("a second cancel: %v, want ErrFinal", err)
 		}
 	})
 }
