@@ -157,4 +157,3 @@ func (v *Verification) String() string {
 	}
 	return s
 }
-
