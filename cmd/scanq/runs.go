@@ -132,11 +132,15 @@ func runsList(ctx context.Context, cf *configFlags, q runs.ListQuery, asJSON boo
 		defer fmt.Fprintf(stderr, "more runs: add --cursor %s\n", page.Next)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tTARGET\tTRIGGER\tSTATE\tIMAGES\tSUBMITTED\tSKIPPED\tFAILED\tCREATED")
+	fmt.Fprintln(tw, "RUN\tTARGET\tTRIGGER\tSTATE\tIMAGES\tSUBMITTED\tSKIPPED\tFAILED\tVERIFICATION\tCREATED")
 	for _, r := range page.Runs {
 		c := r.Counters
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", r.ID, r.Target, r.Trigger.Kind, r.State, c.ImagesTotal,
-			c.ImagesSubmitted, c.Skipped(), c.ImagesFailed, r.CreatedAt.Format(time.RFC3339))
+		verification := "-"
+		if v := r.Verification; v != nil {
+			verification = fmt.Sprintf("%s %d/%d", v.State, v.Scanned, c.ImagesSubmitted) // scanned of submitted
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", r.ID, r.Target, r.Trigger.Kind, r.State, c.ImagesTotal,
+			c.ImagesSubmitted, c.Skipped(), c.ImagesFailed, verification, r.CreatedAt.Format(time.RFC3339))
 	}
 	return tw.Flush()
 }

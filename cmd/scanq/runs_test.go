@@ -18,7 +18,8 @@ func TestRunsListPages(t *testing.T) {
 	store := runs.New(b.Client, runs.Options{})
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 3 {
-		r := &jobs.Run{ID: fmt.Sprintf("run-%d", i), CreatedAt: base.Add(time.Duration(i) * time.Second), Trigger: jobs.Trigger{Kind: "cli"}}
+		r := &jobs.Run{ID: fmt.Sprintf("run-%d", i), CreatedAt: base.Add(time.Duration(i) * time.Second), Trigger: jobs.Trigger{Kind: "cli"},
+			Options: jobs.Options{Verify: i == 2}}
 		if err := store.Create(t.Context(), r); err != nil {
 			t.Fatal(err)
 		}
@@ -28,6 +29,11 @@ func TestRunsListPages(t *testing.T) {
 	m := regexp.MustCompile(`more runs: add --cursor (\S+)`).FindStringSubmatch(errOut)
 	if code != 0 || !strings.Contains(out, "run-2") || !strings.Contains(out, "run-1") || strings.Contains(out, "run-0") || m == nil {
 		t.Fatalf("first page: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// The verification column: the verified run's state and images
+	// scanned of submitted, "-" for a run not verified.
+	if !regexp.MustCompile(`run-2 .* pending 0/0 `).MatchString(out) || !regexp.MustCompile(`run-1 .* - `).MatchString(out) {
+		t.Fatalf("no verification column:\n%s", out)
 	}
 	code, out, errOut = runCmd(t, append([]string{"runs", "list", "--limit", "2", "--cursor", m[1]}, set...)...)
 	if code != 0 || !strings.Contains(out, "run-0") || strings.Contains(out, "run-1") || strings.Contains(errOut, "more runs") {
