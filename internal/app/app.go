@@ -101,6 +101,26 @@ func (a *App) Close() {
 // Demo reports whether anything runs on the embedded stand-ins.
 func (a *App) Demo() bool { return a.Redis.Mini != nil || a.Emulator != nil }
 
+// verifyPollMin is verify.poll_min, but for an estate of embedded
+// emulators only, left at its default: their scans take
+// emulator_scan_delay (10s), and a first round a minute later would leave
+// a demo idle; the first round comes after the longest of them (at least
+// a second).
+func (a *App) verifyPollMin() time.Duration {
+	c := a.Cfg
+	if c.Verify.PollMin != worker.DefaultVerifyPollMin {
+		return c.Verify.PollMin
+	}
+	longest := time.Duration(0)
+	for _, t := range c.Estate() {
+		if t.Endpoint != configs.Embedded {
+			return c.Verify.PollMin
+		}
+		longest = max(longest, t.EmulatorScanDelay)
+	}
+	return min(c.Verify.PollMin, max(longest, time.Second))
+}
+
 // Handlers builds the worker's task handlers.
 func (a *App) Handlers() *worker.Handlers {
 	c := a.Cfg
@@ -108,7 +128,7 @@ func (a *App) Handlers() *worker.Handlers {
 		PageSize: c.Scan.PageSize, PagesAhead: c.Scan.PagesAhead, Slots: c.Worker.Concurrency, ListOverlap: listOverlap(c.Scan.ListOverlap), MaxPasses: c.Scan.MaxPasses,
 		RatePeriod: c.Scan.RatePeriod, MaxInlineWait: c.Worker.MaxInlineWait,
 		MaxAttempts: c.Retry.MaxAttempts, RetryBase: c.Retry.Base, RetryCap: c.Retry.Cap,
-		VerifyTimeout: c.Verify.Timeout, VerifyPollMin: c.Verify.PollMin, VerifyPollMax: c.Verify.PollMax,
+		VerifyTimeout: c.Verify.Timeout, VerifyPollMin: a.verifyPollMin(), VerifyPollMax: c.Verify.PollMax,
 	}, a.workerTargets(), worker.Deps{Runs: a.Runs, Limiter: a.Limiter, Client: a.Client, Logger: a.Log, Metrics: a.Metrics,
 		Webhook:  worker.Webhook{URL: c.Webhook.URL, Secret: c.Webhook.Secret, MaxRetry: max(c.Webhook.MaxAttempts-1, 0)},
 		Finished: a.ends.ended, Coverage: a.Coverage})
