@@ -17,15 +17,16 @@ import (
 // run:verify: the verification of a run (docs/DESIGN.md, "Verification").
 // When a verified run ends, its verification begins (beginVerify) and its
 // first round is scheduled VerifyPollMin later. A round lists, page by
-// page, the images of the run's source whose latest scan is newer than the
-// round's lower bound, each page with the target's request token taken at
-// the lowest priority (jobs.PriorityVerify), and counts each submitted
-// image that shows a final scan newer than the run (runs.Store.Verified).
-// The round's last page ends the verification when no image is left, or
-// when verify_timeout has passed; else it schedules the next round, each
-// twice as far off as the one before up to VerifyPollMax (the last at the
-// deadline), listing only scans newer than VerifyLookback before the
-// round began: what ended earlier, a round has seen.
+// page, the images of the run's source whose latest scan is at or after
+// its window's lower bound, each page with the target's request token
+// taken at the lowest priority (jobs.PriorityVerify), and counts each
+// submitted image that shows a final scan newer than the run
+// (runs.Store.Verified). A round lists at most its budget (verifyBudget);
+// the next goes on where it stopped, and once a window is walked the next
+// lists only scans since VerifyLookback before it began. Verification ends
+// when no image is left, or at its deadline; rounds wait VerifyPollMin,
+// doubling up to VerifyPollMax. A watch (round 0, watchVerify) mends what a
+// crash breaks.
 
 // beginVerify begins the verification of run r, just finished, when it
 // asked for one and its images are known.
