@@ -201,9 +201,19 @@ func serve(t *testing.T, a *app.App, logs *testkit.Buffer) string {
 // browser's own error entries (failed loads).
 func newTab(t *testing.T, ctx context.Context, chromium string) (context.Context, func() []string) {
 	t.Helper()
+	// Not t.TempDir: Chromium's helper processes may still write to their
+	// profile a moment after the browser is gone, and t.TempDir's removal
+	// fails the test then; this one is removed once it can be.
+	profile, err := os.MkdirTemp("", "scanq-browser-profile-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		testkit.Eventually(t, 30*time.Second, func() bool { return os.RemoveAll(profile) == nil }, "Chromium's profile %s to be removable", profile)
+	})
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.NoSandbox, // CI runs as root
 		chromedp.DisableGPU,
 		chromedp.WindowSize(1400, 1000),
