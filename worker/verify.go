@@ -51,17 +51,7 @@ func (h *Handlers) beginVerify(ctx context.Context, r *jobs.Run) {
 		// Begun before, by a task that may have died before it enqueued
 		// round 1: enqueue it again (its id makes that once).
 	}
-	p := jobs.VerifyPayload{RunID: r.ID, Target: r.Target, Round: 1, Since: runStart(r).UnixMilli()}
-	if r.Source == jobs.SourceImages {
-		// Narrowed to what its images share: a few images are not looked
-		// for among every scan of the project.
-		imgs, err := h.requestImages(ctx, r, 0, r.ImageCount)
-		if err != nil {
-			log.WarnContext(ctx, "reading the run's images to narrow its verification", "err", err)
-		}
-		p.Namespace, p.ImageName = shared(r.Request.ImageType(), imgs)
-	}
-	if err := h.enqueue(ctx, built(jobs.NewVerifyTask(p, h.cfg.VerifyPollMin))); err != nil {
+	if err := h.enqueue(ctx, built(jobs.NewVerifyTask(h.firstPage(ctx, r, 1), h.cfg.VerifyPollMin))); err != nil {
 		log.WarnContext(ctx, "enqueueing the run's verification", "err", err)
 		return
 	}
@@ -188,12 +178,27 @@ func (h *Handlers) watchVerify(ctx context.Context, r *jobs.Run, p jobs.VerifyPa
 	case now.Sub(v.Touched) > h.verifyStalled():
 		h.log.WarnContext(ctx, "no verification round listed for a while: starting one", "run_id", r.ID, "target", r.TargetName(),
 			"last_listed", v.Touched, "rounds", v.Rounds)
-		round := jobs.VerifyPayload{RunID: r.ID, Target: r.Target, Round: int(v.Rounds) + 1, Since: runStart(r).UnixMilli()}
-		if err := h.enqueue(ctx, built(jobs.NewVerifyTask(round, 0))); err != nil {
+		if err := h.enqueue(ctx, built(jobs.NewVerifyTask(h.firstPage(ctx, r, int(v.Rounds)+1), 0))); err != nil {
 			return err
 		}
 	}
 	return again()
+}
+
+// firstPage is the first page of round of run r's verification, listing
+// every scan since the run started; a run of image_info is narrowed to
+// what its images share, so that a few images are not looked for among
+// every scan of the project.
+func (h *Handlers) firstPage(ctx context.Context, r *jobs.Run, round int) jobs.VerifyPayload {
+	p := jobs.VerifyPayload{RunID: r.ID, Target: r.Target, Round: round, Since: runStart(r).UnixMilli()}
+	if r.Source == jobs.SourceImages {
+		imgs, err := h.requestImages(ctx, r, 0, r.ImageCount)
+		if err != nil {
+			h.log.WarnContext(ctx, "reading the run's images to narrow its verification", "run_id", r.ID, "target", r.TargetName(), "err", err)
+		}
+		p.Namespace, p.ImageName = shared(r.Request.ImageType(), imgs)
+	}
+	return p
 }
 
 // runStart is when run r started (its creation, before it has).

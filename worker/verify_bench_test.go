@@ -3,9 +3,8 @@ package worker_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
-	"sync"
 	"testing"
 	"time"
 
@@ -67,37 +66,6 @@ type verifyFigures struct {
 	scanned, failed           int64
 }
 
-// listsBySince counts list calls: a verification's by its round's lower
-// bound (start_latest_scan_time, with an end bound), the rest apart.
-type listsBySince struct {
-	worker.HSS
-	mu      sync.Mutex
-	bySince map[int64]int64
-	other   int64
-}
-
-// verifyCalls is the verification's list calls so far.
-func (l *listsBySince) verifyCalls() int64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var n int64
-	for _, c := range l.bySince {
-		n += c
-	}
-	return n
-}
-
-func (l *listsBySince) ListImages(ctx context.Context, q hss.ListQuery, offset, limit int) (hss.Page, error) {
-	l.mu.Lock()
-	if qi := q.Query; qi != nil && qi.StartLatestScanTime != nil && qi.EndLatestScanTime != nil {
-		l.bySince[*qi.StartLatestScanTime]++
-	} else {
-		l.other++
-	}
-	l.mu.Unlock()
-	return l.HSS.ListImages(ctx, q, offset, limit)
-}
-
 // verifyWorker starts one worker process's worth of handlers on be against
 // api, its target at rate requests/s (0: none).
 func verifyWorker(b testing.TB, be *benchBackend, api worker.HSS, rate float64, cfg worker.Config) (*runs.Store, *runs.Starter) {
@@ -128,7 +96,7 @@ func verifyCost(b *testing.B, n int) verifyFigures {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		api := &listsBySince{HSS: client, bySince: map[int64]int64{}}
+		api := &verifyLists{HSS: client}
 		// Rounds 1 s apart; each lists only what ended since the one
 		// before began (a lookback of 1 ms: the emulator's clock is ours).
 		obs, starter := verifyWorker(tb, be, api, 0, worker.Config{VerifyPollMin: time.Second, VerifyPollMax: time.Second,
@@ -139,9 +107,7 @@ func verifyCost(b *testing.B, n int) verifyFigures {
 			tb.Fatal(err)
 		}
 		fin := waitRun(tb, obs, r.ID, 4*time.Minute)
-		api.mu.Lock()
-		f.runCalls = api.other
-		api.mu.Unlock()
+		f.runCalls = api.otherCalls()
 		for {
 			if r, err = obs.Get(ctx, r.ID); err != nil {
 				tb.Fatal(err)
@@ -157,17 +123,16 @@ func verifyCost(b *testing.B, n int) verifyFigures {
 		f.scanned, f.failed = r.Verification.Scanned, r.Verification.ScanFailed
 		f.passes = fin.Drift.Passes
 		f.perPass = f.runCalls / f.passes
-		api.mu.Lock()
-		since := make([]int64, 0, len(api.bySince))
-		for s := range api.bySince {
-			since = append(since, s)
+		// A round's calls share its window's lower bound (rounds 1 ms of
+		// lookback apart).
+		bySince := map[int64]int64{}
+		for _, q := range api.queries() {
+			bySince[*q.StartLatestScanTime]++
 		}
-		sort.Slice(since, func(i, j int) bool { return since[i] < since[j] })
-		for _, s := range since {
-			f.rounds = append(f.rounds, api.bySince[s])
-			f.worst = max(f.worst, float64(api.bySince[s])/float64(f.perPass))
+		for _, s := range slices.Sorted(maps.Keys(bySince)) {
+			f.rounds = append(f.rounds, bySince[s])
+			f.worst = max(f.worst, float64(bySince[s])/float64(f.perPass))
 		}
-		api.mu.Unlock()
 		return phase{}
 	})
 	return f
@@ -187,7 +152,7 @@ func submitBesideVerification(b *testing.B, n int, verify bool) (wall time.Durat
 		if err != nil {
 			tb.Fatal(err)
 		}
-		api := &listsBySince{HSS: client, bySince: map[int64]int64{}}
+		api := &verifyLists{HSS: client}
 		obs, starter := verifyWorker(tb, be, api, 100, worker.Config{VerifyPollMin: 200 * time.Millisecond, VerifyPollMax: 200 * time.Millisecond})
 		all := jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}
 		if verify {
@@ -196,11 +161,11 @@ func submitBesideVerification(b *testing.B, n int, verify bool) (wall time.Durat
 				tb.Fatal(err)
 			}
 			waitRun(tb, obs, r.ID, 4*time.Minute)
-			for api.verifyCalls() < 3 { // until its rounds list
+			for int64(len(api.queries())) < 3 { // until its rounds list
 				time.Sleep(20 * time.Millisecond) // a benchmark's poll, not a test's wait
 			}
 		}
-		verifyCalls = -api.verifyCalls()
+		verifyCalls = -int64(len(api.queries()))
 		start := time.Now()
 		r, err := starter.Start(ctx, all, jobs.Options{IncludeUnscannable: true}, jobs.Trigger{Kind: "cli"})
 		if err != nil {
@@ -211,7 +176,7 @@ func submitBesideVerification(b *testing.B, n int, verify bool) (wall time.Durat
 		if fin.State != jobs.StateSucceeded {
 			tb.Fatalf("run %s", fin.State)
 		}
-		verifyCalls += api.verifyCalls()
+		verifyCalls += int64(len(api.queries()))
 		if verify && verifyCalls == 0 {
 			tb.Fatal("no verification listed beside the run")
 		}

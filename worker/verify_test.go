@@ -350,20 +350,30 @@ func newVerifiedRun(id string) *jobs.Run {
 }
 
 // verifyLists records the verification's list calls (those with both
-// scan-time bounds).
+// scan-time bounds), and counts the others (the runs' own listing).
 type verifyLists struct {
 	worker.HSS
-	mu    sync.Mutex
-	calls []hss.QueryInfo
+	mu     sync.Mutex
+	calls  []hss.QueryInfo
+	others int64
 }
 
 func (l *verifyLists) ListImages(ctx context.Context, q hss.ListQuery, offset, limit int) (hss.Page, error) {
+	l.mu.Lock()
 	if qi := q.Query; qi != nil && qi.StartLatestScanTime != nil && qi.EndLatestScanTime != nil {
-		l.mu.Lock()
 		l.calls = append(l.calls, *qi)
-		l.mu.Unlock()
+	} else {
+		l.others++
 	}
+	l.mu.Unlock()
 	return l.HSS.ListImages(ctx, q, offset, limit)
+}
+
+// otherCalls is the list calls that were not the verification's.
+func (l *verifyLists) otherCalls() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.others
 }
 
 func (l *verifyLists) queries() []hss.QueryInfo {

@@ -163,7 +163,7 @@ type Listed struct {
 // is not under way (ended, or never begun).
 func (s *Store) Verified(ctx context.Context, id string, buckets, round int, items []Listed) (left int64, verifying bool, err error) {
 	var digests []string
-	argv := []any{round, MaxFailureGroups, s.now().UnixMilli(), 0}
+	var pairs []any // per image: its identities, its failure group
 	for _, it := range items {
 		if len(it.IDs) == 0 {
 			continue
@@ -175,11 +175,10 @@ func (s *Store) Verified(ctx context.Context, id string, buckets, round int, ite
 			// HSS's strings are not.
 			group = verifyFailPrefix + printable(it.Code, 128) + "\n" + printable(it.Desc, 512)
 		}
-		argv = append(argv, len(it.IDs), group)
-		argv[3] = argv[3].(int) + 1
+		pairs = append(pairs, len(it.IDs), group)
 	}
 	keys, bases := markArgs(func(b uint64) string { return s.verifyBucket(id, b) }, buckets, digests)
-	argv = append(argv, bases...)
+	argv := append(append([]any{round, MaxFailureGroups, s.now().UnixMilli(), len(pairs) / 2}, pairs...), bases...)
 	res, err := verifiedScript.Run(ctx, s.rdb, append([]string{s.key(id)}, keys...), argv...).Int64()
 	if err != nil {
 		return 0, false, fmt.Errorf("counting verified images of run %s: %w", id, err)
