@@ -138,11 +138,19 @@ type BatchPayload struct {
 // of every deferred copy of a page task.
 const RunMaxRetry = 25
 
-// NewRunTask builds the task that starts run id of target, on the target's
-// queue of priority prio.
-func NewRunTask(id, target, prio string) (*asynq.Task, error) {
-	return NewTask(TypeRun, RunPayload{RunID: id, Target: target}, asynq.Queue(TaskQueue(prio, target)), asynq.TaskID(RunTaskID(id)), asynq.MaxRetry(RunMaxRetry))
+// NewRunTask builds the task that starts run id of target, on
+// RunTaskQueue(target).
+func NewRunTask(id, target string) (*asynq.Task, error) {
+	return NewTask(TypeRun, RunPayload{RunID: id, Target: target}, asynq.Queue(RunTaskQueue(target)), asynq.TaskID(RunTaskID(id)), asynq.MaxRetry(RunMaxRetry))
 }
+
+// RunTaskQueue is the queue of the task that starts a run of target: the
+// target's critical queue, whatever the run's priority. A run's start is
+// one listing and its first call (worker's submitInline); on the run's
+// own queue it would wait for a worker slot behind every batch another run
+// of the target has queued there. The run's page and batch tasks, and
+// its place at the target's request tokens, keep the run's priority.
+func RunTaskQueue(target string) string { return TaskQueue(QueueCritical, target) }
 
 // NewPageTask builds the task that resolves page p of run id of target.
 func NewPageTask(id, target string, p int, prio string) (*asynq.Task, error) {

@@ -192,7 +192,7 @@ func TestRequestRateHoldsForEveryCall(t *testing.T) {
 func TestRunTaskOfMissingRunIsDropped(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		e := newEnv(t, b, envOpts{})
-		task, err := jobs.NewRunTask("gone", "", jobs.QueueCritical)
+		task, err := jobs.NewRunTask("gone", "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -80,7 +80,7 @@ func (g *handlerRig) start(n int) *jobs.Run {
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	if tasks := g.take(r.Queue, jobs.TypeRun); len(tasks) != 1 || g.process(tasks[0]) != nil {
+	if tasks := g.take(jobs.RunTaskQueue(r.Target), jobs.TypeRun); len(tasks) != 1 || g.process(tasks[0]) != nil {
 		g.t.Fatalf("run task of run %s: %d found, or it failed", r.ID, len(tasks))
 	}
 	return r

@@ -84,8 +84,9 @@ func newEnv(t *testing.T, b *redistest.Backend, o envOpts) *env {
 	case testing.Verbose():
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	h := worker.New(o.cfg, []worker.Target{o.target}, worker.Deps{Runs: store, Limiter: limit.New(b.Client, limit.Options{}), Client: ac, Logger: logger, Webhook: o.webhook, Now: o.now})
-	e := &env{t: t, b: b, emu: emu, client: client, store: store, h: h, insp: asynq.NewInspectorFromRedisClient(b.Client),
+	insp := asynq.NewInspectorFromRedisClient(b.Client)
+	h := worker.New(o.cfg, []worker.Target{o.target}, worker.Deps{Runs: store, Limiter: limit.New(b.Client, limit.Options{}), Client: ac, Inspector: insp, Logger: logger, Webhook: o.webhook, Now: o.now})
+	e := &env{t: t, b: b, emu: emu, client: client, store: store, h: h, insp: insp,
 		starter: &runs.Starter{Store: store, Client: ac, Targets: []runs.Target{{Name: cmp.Or(o.target.Name, jobs.DefaultTarget), MaxBatchSize: 100}}, BatchSize: 100}}
 	e.start(4)
 	t.Cleanup(func() { _ = ac.Close() })

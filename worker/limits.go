@@ -39,11 +39,28 @@ func (h *Handlers) waitLimits(ctx context.Context, t *Target, r *jobs.Run, n int
 			return waited, nil
 		}
 	}
-	w, err := h.waitRequest(ctx, t, waiter(ctx, r.ID, r.Queue, ""))
+	suffix, _ := inlineOf(ctx)
+	w, err := h.waitRequest(ctx, t, waiter(ctx, r.ID, r.Queue, suffix))
 	if err != nil {
 		h.giveBack(ctx, slot)
 	}
 	return waited + w, err
+}
+
+// inlineKey marks a batch submitted by the task that records it
+// (submitInline) rather than by its own task: its place at the target's
+// tokens is the running task's id and the suffix the key holds, and it
+// waits for its turn up to MaxInlineWait, whatever the turn horizon, since
+// it holds no worker slot of its own.
+type inlineKey struct{}
+
+func withInline(ctx context.Context, suffix string) context.Context {
+	return context.WithValue(ctx, inlineKey{}, suffix)
+}
+
+func inlineOf(ctx context.Context) (suffix string, ok bool) {
+	suffix, ok = ctx.Value(inlineKey{}).(string)
+	return suffix, ok
 }
 
 // takeImages reserves the next slot of n images in the budget under key
@@ -113,6 +130,9 @@ func (h *Handlers) waitImageLimits(ctx context.Context, t *Target, b jobs.ImageB
 // throttle, which the whole fleet honours.
 func (h *Handlers) waitRequest(ctx context.Context, t *Target, w limit.Waiter) (time.Duration, error) {
 	horizon := h.turnHorizon(t, w)
+	if _, ok := inlineOf(ctx); ok {
+		horizon = h.cfg.MaxInlineWait
+	}
 	w.Within = horizon
 	waited, err := h.limiter.WaitWithin(ctx, h.cfg.MaxInlineWait, horizon, func(ctx context.Context) (limit.Decision, error) {
 		return h.limiter.Request(ctx, t.Name, t.RequestRate, t.RequestBurst, w)

@@ -68,6 +68,9 @@ type pageLoop struct {
 	h     *Handlers
 	r     *jobs.Run
 	start time.Time
+	// inline: the first page this task records submits its first batch
+	// from this task (a run task, see handleRun), not from the queue.
+	inline bool
 
 	ahead []*prefetch // listings of the pages after the current one, in order
 	total int64       // images the last listing said there are; 0: unknown
@@ -101,7 +104,9 @@ func (l *pageLoop) run(ctx context.Context, p jobs.PagePayload) (err error) {
 			if err := l.settle(); err != nil {
 				return err
 			}
-			return later(err, jobs.PagePayload{RunID: r.ID, Target: r.Target, Page: page, Deferred: p.Deferred})
+			// On the run's own queue: a run task is on its target's
+			// critical queue, whatever the run's priority (handleRun).
+			return laterOn(err, jobs.PagePayload{RunID: r.ID, Target: r.Target, Page: page, Deferred: p.Deferred}, jobs.TaskQueue(r.Queue, r.Target))
 		case err != nil:
 			return err
 		case st == pageRecorded:
@@ -113,7 +118,8 @@ func (l *pageLoop) run(ctx context.Context, p jobs.PagePayload) (err error) {
 		if err := l.settle(); err != nil {
 			return err
 		}
-		l.rec = h.startRecord(ctx, r, l.pass, page, snap)
+		l.rec = h.startRecord(ctx, r, l.pass, page, snap, l.inline)
+		l.inline = false
 		switch {
 		case snap.Last:
 			return nil

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"github.com/hibiken/asynq"
 	"sync"
 
 	"github.com/scanq/scanq/internal/hss"
@@ -49,7 +50,11 @@ func (l *pageLoop) settle() error {
 // startRecord records page p of the run in the background: enqueues its
 // batches, each under its stable id (what is queued already stays as it
 // is), then records the page's counts once.
-func (h *Handlers) startRecord(ctx context.Context, r *jobs.Run, pass runs.Pass, p int, snap snapshot) *recording {
+//
+// With inline (the first page a run task records), the page's first
+// batches are submitted by this task itself (submitInline) rather than
+// queued, when the run's target is contended.
+func (h *Handlers) startRecord(ctx context.Context, r *jobs.Run, pass runs.Pass, p int, snap snapshot, inline bool) *recording {
 	batches := cutBatches(r, snap.Images)
 	rec := &recording{done: make(chan struct{})}
 	if !r.Options.DryRun {
@@ -57,12 +62,12 @@ func (h *Handlers) startRecord(ctx context.Context, r *jobs.Run, pass runs.Pass,
 	}
 	go func() {
 		defer close(rec.done)
-		rec.err = h.record(ctx, r, pass, p, snap, batches)
+		rec.err = h.record(ctx, r, pass, p, snap, batches, inline)
 	}()
 	return rec
 }
 
-func (h *Handlers) record(ctx context.Context, r *jobs.Run, pass runs.Pass, p int, snap snapshot, batches [][]hss.ImageInfo) error {
+func (h *Handlers) record(ctx context.Context, r *jobs.Run, pass runs.Pass, p int, snap snapshot, batches [][]hss.ImageInfo, inline bool) error {
 	res := runs.PageResult{Listed: snap.Listed, Skipped: snap.Skipped, Last: snap.Last, Expected: snap.Expected, Failed: snap.Failed != nil,
 		New: snap.New, Relisted: snap.Relisted, Gap: snap.Gap, MaxPasses: pass.MaxPasses}
 	if r.Options.DryRun {
@@ -72,7 +77,7 @@ func (h *Handlers) record(ctx context.Context, r *jobs.Run, pass runs.Pass, p in
 		}
 		res.Skipped[jobs.SkipDryRun] += len(snap.Images)
 	} else {
-		if err := h.enqueueBatches(ctx, r, p, batches); err != nil {
+		if err := h.enqueueBatches(ctx, r, p, batches, inline && h.contended(ctx, r)); err != nil {
 			return err
 		}
 		res.Batches = len(batches)
@@ -99,14 +104,47 @@ func (h *Handlers) record(ctx context.Context, r *jobs.Run, pass runs.Pass, p in
 	return nil
 }
 
+// contended reports whether run r, starting, would queue its batches
+// behind other work of its target: another run's tasks wait for the
+// target's tokens, or r's queue holds tasks already. Queued, r's batches
+// would then wait for worker slots behind those before they could take
+// their turns. A target with no request rate has no turns; an error reads
+// as not contended (the batches are queued, as always).
+func (h *Handlers) contended(ctx context.Context, r *jobs.Run) bool {
+	t, err := h.target(r.Target)
+	if err != nil || t.RequestRate <= 0 {
+		return false
+	}
+	c, err := h.limiter.Contended(ctx, t.Name, r.ID)
+	if err != nil {
+		h.log.WarnContext(ctx, "reading the target's queue for tokens", "run_id", r.ID, "target", t.Name, "err", err)
+	}
+	if c || h.insp == nil {
+		return c
+	}
+	queued, err := h.insp.ListPendingTasks(jobs.TaskQueue(r.Queue, r.Target), asynq.PageSize(1))
+	return err == nil && len(queued) > 0
+}
+
+// maxInline is how many of its first page's batches a run task submits
+// itself (submitInline).
+const maxInline = 16
+
 // enqueueBatches enqueues the batches of page p, at the same time: each
-// under its stable id, so that what is already queued stays as it is.
-func (h *Handlers) enqueueBatches(ctx context.Context, r *jobs.Run, p int, batches [][]hss.ImageInfo) error {
+// under its stable id, so that what is already queued stays as it is. With
+// inline, the first maxInline batches are submitted by the running task
+// (submitInline), each queued only if that did not deal with it.
+func (h *Handlers) enqueueBatches(ctx context.Context, r *jobs.Run, p int, batches [][]hss.ImageInfo, inline bool) error {
 	errs := make([]error, len(batches))
 	var wg sync.WaitGroup
 	for i, imgs := range batches {
 		wg.Go(func() {
-			errs[i] = h.enqueue(ctx, built(h.batchTask(r, jobs.BatchPayload{RunID: r.ID, Target: r.Target, Page: p, Index: i, Images: imgs})))
+			b := jobs.BatchPayload{RunID: r.ID, Target: r.Target, Page: p, Index: i, Images: imgs}
+			if inline && i < maxInline {
+				errs[i] = h.submitInline(ctx, r, b)
+				return
+			}
+			errs[i] = h.enqueue(ctx, built(h.batchTask(r, b)))
 		})
 	}
 	wg.Wait()

@@ -41,7 +41,7 @@ func (h *Handlers) handleRun(ctx context.Context, p jobs.RunPayload) error {
 	}
 	h.log.InfoContext(ctx, "run started", "run_id", r.ID, "target", r.TargetName(), "source", r.Source, "batch_size", r.BatchSize, "rate_limit", r.Request.ImagesPerHour())
 	if r.Source == jobs.SourceForward {
-		if err := h.enqueue(ctx, built(h.batchTask(r, jobs.BatchPayload{RunID: r.ID, Target: r.Target, Forward: true}))); err != nil {
+		if err := h.submitInline(ctx, r, jobs.BatchPayload{RunID: r.ID, Target: r.Target, Forward: true}); err != nil {
 			return err
 		}
 		rec, err := h.runs.PageDone(ctx, r.ID, 0, runs.PageResult{Batches: 1, Last: true})
@@ -50,6 +50,47 @@ func (h *Handlers) handleRun(ctx context.Context, p jobs.RunPayload) error {
 		}
 		return err
 	}
-	l := &pageLoop{h: h, r: r, start: h.now()}
+	l := &pageLoop{h: h, r: r, start: h.now(), inline: true}
 	return l.run(ctx, jobs.PagePayload{RunID: r.ID, Target: r.Target})
+}
+
+// submitInline submits batch b of run r from the task running now, a run
+// task: the run's first calls take their turns at the target's tokens from
+// the worker slot its start holds already, instead of queueing for a slot
+// behind every batch another run of the target has queued (run tasks are
+// on the target's critical queue, batches on the run's). When that does
+// not deal with the batch (its turn is further than MaxInlineWait, the
+// target is throttled, the call failed and may be tried again), the batch
+// goes to its queue as any other, due when the wait is over, and its task
+// does the rest.
+func (h *Handlers) submitInline(ctx context.Context, r *jobs.Run, b jobs.BatchPayload) error {
+	err := h.handleBatch(withInline(ctx, fmt.Sprintf(":b%d.%d", b.Page, b.Index)), b)
+	if err == nil {
+		return nil // submitted, dropped, or recorded already
+	}
+	var t *asynq.Task
+	var opts []asynq.Option
+	var d *deferral
+	switch {
+	case errors.As(err, &d):
+		t, err = h.batchTask(r, b)
+		opts = append(opts, asynq.ProcessIn(d.wait.Delay))
+	case errors.Is(err, asynq.SkipRetry):
+		// Recorded as failed, or the run stopped: the task finds that out.
+		t, err = h.batchTask(r, b)
+	default:
+		// This try was the batch's first: its task has the retries left.
+		h.log.WarnContext(ctx, "batch failed in its run's task: queued to retry", "run_id", r.ID, "target", r.TargetName(), "batch", jobs.BatchTaskID(r.ID, b.Page, b.Index), "err", err)
+		queue := jobs.TaskQueue(r.Queue, r.Target)
+		opts = append(opts, asynq.ProcessIn(h.RetryDelay(0, err, nil)))
+		t, err = b.Later(queue, 1, h.cfg.maxRetry())
+	}
+	if err != nil {
+		return err
+	}
+	// Queued even when the task is shutting down: its run goes on.
+	if _, err := h.enq.EnqueueContext(context.WithoutCancel(ctx), t, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueueing %s: %w", t.Type(), err)
+	}
+	return nil
 }

@@ -22,8 +22,9 @@ import (
 // deferral is a handler's "run rest after the wait", the error value
 // deferOnWait acts on (as river's JobSnooze).
 type deferral struct {
-	wait *limit.WaitError
-	rest jobs.Deferrable
+	wait  *limit.WaitError
+	rest  jobs.Deferrable
+	queue string // the copy's queue; "": the task's own
 }
 
 func (d *deferral) Error() string { return d.wait.Error() }
@@ -45,6 +46,15 @@ func later(err error, rest jobs.Deferrable) error {
 	return &deferral{wait: we, rest: rest}
 }
 
+// laterOn is later with the copy on queue rather than the task's own.
+func laterOn(err error, rest jobs.Deferrable, queue string) error {
+	err = later(err, rest)
+	if d, ok := err.(*deferral); ok {
+		d.queue = queue
+	}
+	return err
+}
+
 // deferOnWait is the middleware that turns a handler's deferral into a
 // scheduled copy of the task, on the task's queue, due once the wait is
 // over. A copy queued already (the handler ran twice after a crash) is
@@ -56,7 +66,10 @@ func (h *Handlers) deferOnWait(next asynq.Handler) asynq.Handler {
 		if !errors.As(err, &d) {
 			return err
 		}
-		queue, _ := asynq.GetQueueName(ctx)
+		queue := d.queue
+		if queue == "" {
+			queue, _ = asynq.GetQueueName(ctx)
+		}
 		retried, _ := asynq.GetRetryCount(ctx)
 		task, err := d.rest.Later(queue, retried, h.cfg.maxRetry())
 		if err != nil {

@@ -148,6 +148,7 @@ type Handlers struct {
 	runs    *runs.Store
 	limiter *limit.Limiter
 	enq     *asynq.Client
+	insp    *asynq.Inspector
 	log     *slog.Logger
 	now     func() time.Time
 	metrics *metrics.Metrics
@@ -161,8 +162,11 @@ type Deps struct {
 	Runs    *runs.Store
 	Limiter *limit.Limiter
 	Client  *asynq.Client
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// Inspector, when set, tells whether a run's queue holds tasks a run
+	// starting would queue its batches behind (see contended).
+	Inspector *asynq.Inspector
+	Logger    *slog.Logger
+	Now       func() time.Time
 	// Metrics may be nil.
 	Metrics *metrics.Metrics
 	// Webhook reports finished runs; zero = off.
@@ -191,7 +195,7 @@ func New(cfg Config, targets []Target, d Deps) *Handlers {
 		t.Name = cmp.Or(t.Name, jobs.DefaultTarget)
 		byName[t.Name] = &t
 	}
-	return &Handlers{cfg: cfg, targets: byName, runs: d.Runs, limiter: d.Limiter, enq: d.Client,
+	return &Handlers{cfg: cfg, targets: byName, runs: d.Runs, limiter: d.Limiter, enq: d.Client, insp: d.Inspector,
 		log: d.Logger.With("component", "worker"), now: d.Now, metrics: d.Metrics, webhook: d.Webhook, onEnd: d.Finished, cover: d.Coverage}
 }
 

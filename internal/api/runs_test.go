@@ -40,8 +40,8 @@ func TestRunsLifecycle(t *testing.T) {
 		if created.State != jobs.StatePending {
 			t.Errorf("state %q", created.State)
 		}
-		if !e.runTaskQueued(t, id, jobs.QueueBulk) {
-			t.Error("scan:run task not on the bulk queue")
+		if !e.runTaskQueued(t, id, jobs.RunTaskQueue(jobs.DefaultTarget)) {
+			t.Error("scan:run task not on the critical queue, where every run starts")
 		}
 		rec, err := e.store.Get(t.Context(), id)
 		if err != nil {

@@ -129,7 +129,7 @@ func (a *App) Handlers() *worker.Handlers {
 		RatePeriod: c.Scan.RatePeriod, MaxInlineWait: c.Worker.MaxInlineWait,
 		MaxAttempts: c.Retry.MaxAttempts, RetryBase: c.Retry.Base, RetryCap: c.Retry.Cap,
 		VerifyTimeout: c.Verify.Timeout, VerifyPollMin: a.verifyPollMin(), VerifyPollMax: c.Verify.PollMax,
-	}, a.workerTargets(), worker.Deps{Runs: a.Runs, Limiter: a.Limiter, Client: a.Client, Logger: a.Log, Metrics: a.Metrics,
+	}, a.workerTargets(), worker.Deps{Runs: a.Runs, Limiter: a.Limiter, Client: a.Client, Inspector: a.Starter.Inspector, Logger: a.Log, Metrics: a.Metrics,
 		Webhook:  worker.Webhook{URL: c.Webhook.URL, Secret: c.Webhook.Secret, MaxRetry: max(c.Webhook.MaxAttempts-1, 0)},
 		Finished: a.ends.ended, Coverage: a.Coverage})
 }

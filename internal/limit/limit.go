@@ -318,6 +318,22 @@ func (l *Limiter) Leave(ctx context.Context, target string, w Waiter) error {
 	return nil
 }
 
+// Contended reports whether a waiter of a run other than run is among the
+// first contendedLook in target's queue for tokens: a task of run queued
+// now would wait behind that run's tasks for a worker slot, and for its
+// turn.
+func (l *Limiter) Contended(ctx context.Context, target, run string) (bool, error) {
+	keys := l.targetKeys(target)
+	n, err := contendedScript.Run(ctx, l.rdb, keys[3:], run, contendedLook).Int()
+	if err != nil {
+		return false, fmt.Errorf("limit: the queue of target %q: redis: %w", target, err)
+	}
+	return n == 1, nil
+}
+
+// contendedLook is how far into a target's queue Contended looks.
+const contendedLook = 16
+
 // RequestStep is AllowRequest as one command of a round trip that another
 // store sends (runs.Store.GetForBatch reads a run in it), so that taking a
 // request token costs no round trip of its own. Queue adds the command to

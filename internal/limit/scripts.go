@@ -237,6 +237,24 @@ forget(KEYS[1], KEYS[2], ARGV[1], score)
 return 1
 `)
 
+// contendedScript reports whether a waiter of another run is among the
+// first of a target's queue (Contended).
+//
+// KEYS[1] -> the target's waiters (req:{<target>}:queue)
+// KEYS[2] -> its queue state hash (req:{<target>}:fair)
+// ARGV[1] -> the run
+// ARGV[2] -> how many waiters to look at
+//
+// Output: 1 if one of them is another run's, else 0.
+var contendedScript = redis.NewScript(`
+local ids = redis.call("ZRANGE", KEYS[1], 0, tonumber(ARGV[2]) - 1)
+for _, id in ipairs(ids) do
+  local run = redis.call("HGET", KEYS[2], "o:" .. id)
+  if run and run ~= ARGV[1] then return 1 end
+end
+return 0
+`)
+
 // unreserveScript gives back a run's image slot that its caller will not
 // use (UnreserveImages): when the run's TAT is still the one the
 // reservation set, it moves back by the reservation's increment.

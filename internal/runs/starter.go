@@ -149,7 +149,7 @@ func (s *Starter) StartWithID(ctx context.Context, id string, req jobs.ScanReque
 	if err := s.Store.Create(ctx, r); err != nil {
 		return nil, err
 	}
-	t, err := jobs.NewRunTask(r.ID, r.Target, queue)
+	t, err := jobs.NewRunTask(r.ID, r.Target)
 	if err == nil {
 		_, err = s.Client.EnqueueContext(ctx, t)
 	}
@@ -263,6 +263,9 @@ func (s *Starter) Cancel(ctx context.Context, id string) (*jobs.Run, error) {
 		// Best effort: the cancel itself succeeded, and what is left in the
 		// queue drains.
 		_ = deleteQueuedTasks(s.Inspector, jobs.TaskQueue(r.Queue, r.Target), id)
+		if q := jobs.RunTaskQueue(r.Target); q != jobs.TaskQueue(r.Queue, r.Target) {
+			_ = s.Inspector.DeleteTask(q, jobs.RunTaskID(id)) // a run that had not started
+		}
 	}
 	if s.Notify {
 		if t, err := jobs.NewNotifyTask(id, r.Target, s.NotifyRetries); err == nil {

@@ -175,8 +175,8 @@ func TestAPICreateWithSDK(t *testing.T) {
 					r.Trigger.Kind, r.Source, r.State, r.Queue, api.TriggerHSSAPI, tt.source, jobs.StatePending, jobs.QueueCritical)
 			}
 			// ... and was handed to the workers.
-			if _, err := a.insp.GetTaskInfo(r.Queue, jobs.RunTaskID(r.ID)); err != nil {
-				t.Errorf("run task %s not enqueued on %s: %v", jobs.RunTaskID(r.ID), r.Queue, err)
+			if _, err := a.insp.GetTaskInfo(jobs.RunTaskQueue(r.Target), jobs.RunTaskID(r.ID)); err != nil {
+				t.Errorf("run task %s not enqueued on %s: %v", jobs.RunTaskID(r.ID), jobs.RunTaskQueue(r.Target), err)
 			}
 
 			// The same call read with a response type that knows run_id. Sent
