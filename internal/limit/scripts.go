@@ -50,19 +50,25 @@ return {1, wait, now, new}
 // queue holds it) out of the target's queue and, when its tag was the last
 // its run was given, gives that tag back, so that a run whose waiters
 // leave (they went back to their task queue, or crashed) does not fall
-// behind the other runs by tags it never used.
+// behind the other runs by tags it never used. It also defines place(prio),
+// a priority's band and the tags a turn costs in it (see requestScript).
 const forgetLua = `
-local span = 1099511627776 -- 2^40: score = priority * span + tag
+local span = 1099511627776 -- 2^40: score = band * span + tag
+local function place(prio)
+  if prio < 3 then return 0, ({1, 2, 6})[prio + 1] end
+  return prio, 1
+end
 local function forget(queue, state, id, score)
-  local run = redis.call("HGET", state, "o:" .. id)
+  local info = redis.call("HMGET", state, "o:" .. id, "k:" .. id)
+  local run, cost = info[1], tonumber(info[2] or "1")
   redis.call("ZREM", queue, id)
-  redis.call("HDEL", state, "d:" .. id, "o:" .. id)
+  redis.call("HDEL", state, "d:" .. id, "o:" .. id, "k:" .. id)
   if not run then return end
   local tag = tonumber(score) % span
   local field = "r:" .. run
   if tonumber(redis.call("HGET", state, field) or "0") == tag then
-    if tag - 1 > tonumber(redis.call("HGET", state, "v") or "0") then
-      redis.call("HSET", state, field, tag - 1)
+    if tag - cost > tonumber(redis.call("HGET", state, "v") or "0") then
+      redis.call("HSET", state, field, tag - cost)
     else
       redis.call("HDEL", state, field)
     end
@@ -77,19 +83,23 @@ end
 // from that time, so the rate (and the half rate) holds at the sends.
 //
 // A caller with a waiter id takes turns: the target's queue of waiters is
-// a sorted set whose score is priority·2^40 + tag, and only the first
-// waiter may take a token, reserving it once it opens within the window
-// (one increment, at most max_wait): it is granted with the wait until
-// then. The next token goes to the most urgent priority (strictly: a
-// priority with waiters always goes first), and within it to runs in turn
-// (start-time fair queueing): a waiter's tag is one more than the larger of
-// v, the tag of the last grant, and the last tag its run was given, so a
-// run that starts while another has many waiters takes the next turn but
-// one. A caller whose turn is further than max_wait does not join: it is
-// told how far its turn is, and comes back. The state hash holds "v",
-// "r:<run>" (the run's last tag while it has waiters), and per waiter
-// "d:<id>" (its deadline: a waiter that stops asking, it crashed, is
-// dropped once it is first and past it) and "o:<id>" (its run). A waiter
+// a sorted set whose score is band·2^40 + tag, and only the first waiter
+// may take a token, reserving it once it opens within the window (one
+// increment, at most max_wait): it is granted with the wait until then.
+// Runs take turns by start-time fair queueing, weighted: a waiter's tag is
+// the larger of v, the tag of the last grant, and the last tag its run was
+// given, plus what a turn costs at its priority: 1 for priority 0 (jobs'
+// critical), 2 for 1 (default), 6 for 2 (bulk). These three share band 0:
+// while all three keep waiting, they get tokens 6 : 3 : 1, as asynq's
+// default queue weights share slots, and none starves; a run that starts
+// while others have many waiters takes one of the next turns (a critical
+// one the next but one). Priorities from 3 on (background listings) are
+// bands of their own, served strictly after. A caller whose turn is
+// further than max_wait does not join: it is told how far its turn is, and
+// comes back. The state hash holds "v", "r:<run>" (the run's last tag
+// while it has waiters), and per waiter "d:<id>" (its deadline: a waiter
+// that stops asking, it crashed, is dropped once it is first and past it),
+// "o:<id>" (its run) and "k:<id>" (its turn's cost, when not 1). A waiter
 // asking again keeps its place; a denied waiter is told to ask again once
 // its token is in the window, should the waiters ahead take theirs.
 //
@@ -103,7 +113,7 @@ end
 // ARGV[3] -> slow_inc, µs (the half rate)
 // ARGV[4] -> slow_tol, µs
 // ARGV[5] -> waiter id; "": no turn, and a token only when no waiter of
-// its priority (ARGV[7]) or a more urgent one waits
+// its priority's band (ARGV[7]) or a more urgent one waits
 // ARGV[6] -> the waiter's run
 // ARGV[7] -> the waiter's priority, 0 first
 // ARGV[8] -> lease, µs: how long past its wait a waiter keeps its place
@@ -147,8 +157,9 @@ local maxwait = tonumber(ARGV[9])
 local window = inc
 if maxwait > 0 and maxwait < window then window = maxwait end
 local rank, tag, score = 0, 0, nil
+local band, cost = place(tonumber(ARGV[7]))
 if id == "" then
-  local queued = redis.call("ZCOUNT", KEYS[4], "-inf", "(" .. ((tonumber(ARGV[7]) + 1) * span))
+  local queued = redis.call("ZCOUNT", KEYS[4], "-inf", "(" .. ((band + 1) * span))
   if queued > 0 then
     return {0, wait + queued * inc, now, 0}
   end
@@ -164,8 +175,8 @@ else
   else
     local v = tonumber(redis.call("HGET", KEYS[5], "v") or "0")
     local last = tonumber(redis.call("HGET", KEYS[5], "r:" .. run) or "0")
-    tag = math.max(v, last) + 1
-    score = tonumber(ARGV[7]) * span + tag
+    tag = math.max(v, last) + cost
+    score = band * span + tag
   end
   while true do
     local head = redis.call("ZRANGE", KEYS[4], 0, 0, "WITHSCORES")
@@ -186,6 +197,7 @@ else
     end
     redis.call("ZADD", KEYS[4], score, id)
     redis.call("HSET", KEYS[5], "r:" .. run, tag, "o:" .. id, run)
+    if cost ~= 1 then redis.call("HSET", KEYS[5], "k:" .. id, cost) end
     rank = redis.call("ZRANK", KEYS[4], id)
     turn = wait + rank * inc
   end
@@ -211,7 +223,7 @@ if id ~= "" then
   local v = tonumber(redis.call("HGET", KEYS[5], "v") or "0")
   if tag > v then redis.call("HSET", KEYS[5], "v", tag) end
   redis.call("ZREM", KEYS[4], id)
-  redis.call("HDEL", KEYS[5], "d:" .. id, "o:" .. id)
+  redis.call("HDEL", KEYS[5], "d:" .. id, "o:" .. id, "k:" .. id)
   if tonumber(redis.call("HGET", KEYS[5], "r:" .. run) or "0") <= tag then
     redis.call("HDEL", KEYS[5], "r:" .. run)
   end
@@ -230,7 +242,7 @@ return {1, wait, now, 0}
 var leaveScript = redis.NewScript(forgetLua + `
 local score = redis.call("ZSCORE", KEYS[1], ARGV[1])
 if not score then
-  redis.call("HDEL", KEYS[2], "d:" .. ARGV[1], "o:" .. ARGV[1])
+  redis.call("HDEL", KEYS[2], "d:" .. ARGV[1], "o:" .. ARGV[1], "k:" .. ARGV[1])
   return 0
 end
 forget(KEYS[1], KEYS[2], ARGV[1], score)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -77,19 +78,81 @@ func TestRequestTurns(t *testing.T) {
 	d, err = ask("small-1", "small", 2)
 	c.expect("small-1 is next", d, err, false, inc)
 
-	// A critical waiter goes before every bulk one.
+	// A critical waiter's turn costs a sixth of a bulk one's: it goes next
+	// but one, behind small-1 (first in line), not behind big-4 and big-5.
 	d, err = ask("urgent-1", "urgent", 0)
-	c.expect("urgent-1 goes first", d, err, false, inc)
-	c.advance(inc)
-	d, err = ask("small-1", "small", 2)
-	c.expect("small-1 behind urgent-1", d, err, false, inc)
-	d, err = ask("urgent-1", "urgent", 0)
-	c.expect("urgent-1", d, err, true, inc)
+	c.expect("urgent-1 behind small-1 only", d, err, false, 2*inc)
 	c.advance(inc)
 	d, err = ask("small-1", "small", 2)
 	c.expect("small-1", d, err, true, inc)
+	d, err = ask("urgent-1", "urgent", 0)
+	c.expect("urgent-1 next", d, err, false, inc)
+	c.advance(inc)
+	d, err = ask("urgent-1", "urgent", 0)
+	c.expect("urgent-1", d, err, true, inc)
 	d, err = ask("big-4", "big", 2)
 	c.expect("big-4 again in turn", d, err, false, inc)
+}
+
+// TestNoPriorityStarves: a target whose critical waiters never stop
+// coming (one more each token, as ad-hoc scans at its full rate) still
+// gives its bulk and default waiters turns, 6 : 3 : 1 as asynq's default
+// queue weights: with strict priority they never had one. A listing of
+// the background priority (3) still goes only when nothing else waits.
+func TestNoPriorityStarves(t *testing.T) {
+	t.Parallel()
+	c := newTurns(t)
+	type waiter struct {
+		id, run string
+		prio    int
+	}
+	var line []waiter
+	granted := map[int]int{}
+	next := map[int]int{}
+	// ask asks for w's token; a waiter granted leaves the line, and one of
+	// bulk, default or background joins again: they keep waiting too.
+	var ask func(w waiter) bool
+	join := func(run string, prio int) {
+		next[prio]++
+		w := waiter{fmt.Sprintf("%s-%d", run, next[prio]), run, prio}
+		line = append(line, w)
+		ask(w)
+	}
+	ask = func(w waiter) bool {
+		d, err := c.ask(w.id, w.run, w.prio)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.Granted {
+			return false
+		}
+		granted[w.prio]++
+		line = slices.DeleteFunc(line, func(o waiter) bool { return o == w })
+		if w.prio != 0 {
+			join(w.run, w.prio)
+		}
+		return true
+	}
+	join("bulk", 2)
+	join("default", 1)
+	join("coverage", 3)
+	const tokens = 100
+	for range tokens {
+		join("adhoc", 0) // one more critical waiter each token: they never run out
+		for _, w := range slices.Clone(line) {
+			if ask(w) {
+				break
+			}
+		}
+		c.advance(turnInc)
+	}
+	t.Logf("%d tokens: critical %d, default %d, bulk %d, background %d", tokens, granted[0], granted[1], granted[2], granted[3])
+	if granted[2] < tokens/10-2 || granted[1] < tokens*3/10-3 || granted[0] < tokens*6/10-3 {
+		t.Errorf("shares %v of %d tokens, want about 60 critical, 30 default, 10 bulk", granted, tokens)
+	}
+	if granted[3] != 0 {
+		t.Errorf("the background listing had %d tokens while others waited", granted[3])
+	}
 }
 
 // TestRequestTurnsOfTheGone: a waiter that stops asking (it crashed) holds
