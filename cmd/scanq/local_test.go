@@ -328,13 +328,14 @@ func TestEnqueueWarnsWithNoWorker(t *testing.T) {
 	})
 }
 
-// TestCLIRefusesAnotherEstate: a CLI configured with other targets than
-// the serve it reaches (it was started with --config, the CLI without)
-// says so and what to pass, instead of starting runs the serve's workers
-// cannot do (a run on "default" failed at once, "target not configured
-// on this worker") and listing the wrong targets' coverage; with the
-// serve's configuration it works.
-func TestCLIRefusesAnotherEstate(t *testing.T) {
+// TestCLITakesTheServesEstate: a CLI given no configuration of its own
+// takes the targets the serve it reaches publishes (it was started with
+// --config, the CLI without): it starts runs on them and lists them, and
+// refuses a run that names none, naming them. A CLI configured with other
+// targets says so and what to pass, instead of starting runs the serve's
+// workers cannot do (a run on "default" failed at once, "target not
+// configured on this worker").
+func TestCLITakesTheServesEstate(t *testing.T) {
 	dir := t.TempDir()
 	path := dir + "/estate.yaml"
 	estate := "schedules: []\ntargets:\n" +
@@ -343,13 +344,26 @@ func TestCLIRefusesAnotherEstate(t *testing.T) {
 	if err := os.WriteFile(path, []byte(estate), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	startServe(t, "--config", path)
-	code, out, errOut := runCmd(t, "enqueue", "--all")
-	if code != 2 || out != "" || !strings.Contains(errOut, "targets default, but the scanq serve it reaches") ||
-		!strings.Contains(errOut, "has cn, ap") || !strings.Contains(errOut, "--config FILE or SCANQ_CONFIG") {
-		t.Fatalf("enqueue without the serve's configuration: exit %d\n%s%s", code, out, errOut)
+	other := dir + "/other.yaml"
+	if err := os.WriteFile(other, []byte("schedules: []\ntargets:\n  - {name: eu, endpoint: embedded, project_id: 0123456789abcdef0123456789abcd03}\n"), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	if code, out, errOut := runCmd(t, "enqueue", "--config", path, "--target", "all", "--all", "--wait"); code != 0 || !strings.Contains(out, "succeeded") {
-		t.Fatalf("enqueue --config estate --target all --wait: exit %d\n%s%s", code, out, errOut)
+	startServe(t, "--config", path)
+	code, out, errOut := runCmd(t, "enqueue", "--target", "ap", "--all", "--wait")
+	if code != 0 || !strings.Contains(out, "succeeded") {
+		t.Fatalf("enqueue --target ap without the serve's configuration: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runCmd(t, "runs", "list", "--target", "ap")
+	if code != 0 || !strings.Contains(out, "ap") {
+		t.Fatalf("runs list --target ap: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runCmd(t, "enqueue", "--all")
+	if code == 0 || !strings.Contains(errOut, "cn, ap") {
+		t.Fatalf("enqueue naming no target of two: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runCmd(t, "enqueue", "--config", other, "--all")
+	if code != 2 || out != "" || !strings.Contains(errOut, "targets eu, but the scanq serve it reaches") ||
+		!strings.Contains(errOut, "has cn, ap") || !strings.Contains(errOut, "--config FILE or SCANQ_CONFIG") {
+		t.Fatalf("enqueue with another estate's configuration: exit %d\n%s%s", code, out, errOut)
 	}
 }

@@ -197,9 +197,13 @@ func (a *App) Queues() map[string]int {
 // RunWorker processes tasks until ctx is done, then stops fetching, lets
 // in-flight tasks finish within worker.shutdown_timeout and returns the rest
 // to their queues. It runs one asynq server for the default queues and one
-// per other target (worker.Handlers.ServerConfigs).
+// per other target (worker.Handlers.ServerConfigs), and publishes its
+// estate for the CLI (PublishEstate).
 func (a *App) RunWorker(ctx context.Context) error {
 	if err := a.RegisterQueues(ctx); err != nil {
+		return err
+	}
+	if err := a.PublishEstate(ctx); err != nil {
 		return err
 	}
 	h := a.Handlers()

@@ -52,6 +52,12 @@ func (a *App) Serve(ctx context.Context, stdout io.Writer) error {
 		_ = ln.Close()
 		return err
 	}
+	// Before the URLs are printed, as the worker would: whoever reads them
+	// can use the CLI on this estate at once.
+	if err := a.PublishEstate(ctx); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	demoSchedule := a.addsDemoSchedule()
 	if demoSchedule {
 		a.Cfg.Schedules = append(a.Cfg.Schedules, DemoSchedule())
