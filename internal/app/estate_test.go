@@ -48,12 +48,19 @@ func newEstate(t *testing.T, n int) *estate {
 // app is a scanq on the embedded Redis serving the estate.
 func (e *estate) app(t *testing.T) *app.App {
 	t.Helper()
+	return e.appOf(t, e.yaml, nil)
+}
+
+// appOf is a scanq of configuration yaml, with the estate's environment
+// and the settings set.
+func (e *estate) appOf(t *testing.T, yaml string, set map[string]string) *app.App {
+	t.Helper()
 	dir := t.TempDir()
 	path := dir + "/scanq.yaml"
-	if err := os.WriteFile(path, []byte(e.yaml), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := configs.Load(configs.LoadOptions{File: path, Env: e.env})
+	cfg, err := configs.Load(configs.LoadOptions{File: path, Env: e.env, Set: set})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package app_test
 import (
 	"context"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -21,21 +20,8 @@ func TestPublishedEstate(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		ctx := context.Background()
 		e := newEstate(t, 2)
-		dir := t.TempDir()
-		path := dir + "/scanq.yaml"
 		yaml := strings.Replace(e.yaml, "targets:\n", "targets:\n  - {name: small, endpoint: embedded, project_id: projectSM, max_batch_size: 3}\n", 1)
-		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := configs.Load(configs.LoadOptions{File: path, Env: e.env, Set: map[string]string{"redis.url": b.URL}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := app.New(cfg, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(a.Close)
+		a := e.appOf(t, yaml, map[string]string{"redis.url": b.URL})
 		if err := a.PublishEstate(ctx); err != nil {
 			t.Fatal(err)
 		}
