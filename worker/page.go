@@ -30,6 +30,9 @@ type snapshot struct {
 	// snapshot is saved, and tail, those of the last items listed before
 	// scanq's own filters, which the next page shares.
 	keys, tail []string
+	// stored: this task stored the result (runs.Stored): no earlier
+	// delivery can have queued the page's batches.
+	stored bool
 }
 
 // pageBudget is how long one page task resolves pages in a row before it
@@ -68,8 +71,9 @@ type pageLoop struct {
 	h     *Handlers
 	r     *jobs.Run
 	start time.Time
-	// inline: the first page this task records submits its first batch
-	// from this task (a run task, see handleRun), not from the queue.
+	// inline: the first page this task records submits its first batches
+	// from this task (a run task's first delivery, see handleRun) when
+	// this task stored the page's result itself, not from the queue.
 	inline bool
 
 	ahead []*prefetch // listings of the pages after the current one, in order
@@ -118,7 +122,7 @@ func (l *pageLoop) run(ctx context.Context, p jobs.PagePayload) (err error) {
 		if err := l.settle(); err != nil {
 			return err
 		}
-		l.rec = h.startRecord(ctx, r, l.pass, page, snap, l.inline)
+		l.rec = h.startRecord(ctx, r, l.pass, page, snap, l.inline && snap.stored)
 		l.inline = false
 		switch {
 		case snap.Last:
@@ -239,6 +243,7 @@ func (l *pageLoop) resolve(ctx context.Context, p int, goOn bool) (snap snapshot
 			return snap, 0, fmt.Errorf("page %d of run %s: corrupt snapshot: %w", p, r.ID, err)
 		}
 	}
+	snap.stored = res.Outcome == runs.Stored
 	l.backlog = res.View.Backlog + unrecorded + int64(l.batchesOf(snap))
 	return snap, pageSaved, l.addFailure(ctx, snap)
 }

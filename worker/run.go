@@ -40,8 +40,16 @@ func (h *Handlers) handleRun(ctx context.Context, p jobs.RunPayload) error {
 		return nil
 	}
 	h.log.InfoContext(ctx, "run started", "run_id", r.ID, "target", r.TargetName(), "source", r.Source, "batch_size", r.BatchSize, "rate_limit", r.Request.ImagesPerHour())
+	first := firstDelivery(ctx)
 	if r.Source == jobs.SourceForward {
-		if err := h.submitInline(ctx, r, jobs.BatchPayload{RunID: r.ID, Target: r.Target, Forward: true}); err != nil {
+		b := jobs.BatchPayload{RunID: r.ID, Target: r.Target, Forward: true}
+		var err error
+		if first && h.contended(ctx, r) {
+			err = h.submitInline(ctx, r, b)
+		} else {
+			err = h.enqueue(ctx, built(h.batchTask(r, b)))
+		}
+		if err != nil {
 			return err
 		}
 		rec, err := h.runs.PageDone(ctx, r.ID, 0, runs.PageResult{Batches: 1, Last: true})
@@ -50,8 +58,16 @@ func (h *Handlers) handleRun(ctx context.Context, p jobs.RunPayload) error {
 		}
 		return err
 	}
-	l := &pageLoop{h: h, r: r, start: h.now(), inline: true}
+	l := &pageLoop{h: h, r: r, start: h.now(), inline: first}
 	return l.run(ctx, jobs.PagePayload{RunID: r.ID, Target: r.Target})
+}
+
+// firstDelivery reports whether the running task runs for the first time.
+// Only a run task's first delivery submits batches itself (submitInline): an
+// earlier one may have queued them, or be submitting them still.
+func firstDelivery(ctx context.Context) bool {
+	n, ok := asynq.GetRetryCount(ctx)
+	return ok && n == 0
 }
 
 // submitInline submits batch b of run r from the task running now, a run
@@ -75,8 +91,10 @@ func (h *Handlers) submitInline(ctx context.Context, r *jobs.Run, b jobs.BatchPa
 	case errors.As(err, &d):
 		t, err = h.batchTask(r, b)
 		opts = append(opts, asynq.ProcessIn(d.wait.Delay))
-	case errors.Is(err, asynq.SkipRetry):
+	case errors.Is(err, asynq.SkipRetry), ctx.Err() != nil:
 		// Recorded as failed, or the run stopped: the task finds that out.
+		// Or this task is shutting down: the batch waits in its queue,
+		// failing nothing, as a batch task shut down does.
 		t, err = h.batchTask(r, b)
 	default:
 		// This try was the batch's first: its task has the retries left.

@@ -246,7 +246,7 @@ func openClient(ctx context.Context, name string, cf *configFlags, stderr io.Wri
 			return nil, exitError{exitFailure}
 		}
 		cfg.Redis.URL = l.RedisURL()
-		if err := adoptEstate(ctx, name, cfg, stderr); err != nil {
+		if err := adoptEstate(ctx, name, cf, cfg, stderr); err != nil {
 			return nil, err
 		}
 		if msg := l.TargetsDiffer(cfg.TargetNames()); msg != "" {
@@ -256,18 +256,24 @@ func openClient(ctx context.Context, name string, cf *configFlags, stderr io.Wri
 		if l.DemoSchedule {
 			cfg.Schedules = append(cfg.Schedules, app.DemoSchedule())
 		}
-	} else if err := adoptEstate(ctx, name, cfg, stderr); err != nil {
+	} else if err := adoptEstate(ctx, name, cf, cfg, stderr); err != nil {
 		return nil, err
 	}
 	return openWith(cfg, stderr)
 }
 
-// adoptEstate gives cfg the targets the deployment its Redis reaches
-// publishes, when cfg lists none of its own (app.AdoptEstate): the CLI
-// starts and lists runs on the deployment's targets without being given
-// its configuration. A published estate that cannot be read is refused,
-// saying what to pass instead.
-func adoptEstate(ctx context.Context, name string, cfg *configs.Config, stderr io.Writer) error {
+// adoptEstate gives cfg, a client command's (one that never calls HSS:
+// enqueue, runs, coverage, schedules), the targets the deployment its
+// Redis reaches publishes, when cfg lists none of its own
+// (app.AdoptEstate): the CLI starts and lists runs on the deployment's
+// targets without being given its configuration. The roles (worker,
+// scheduler, api) never take them: they run the configuration they are
+// given. A published estate that cannot be read is refused, saying what
+// to pass instead.
+func adoptEstate(ctx context.Context, name string, cf *configFlags, cfg *configs.Config, stderr io.Writer) error {
+	if !cf.client {
+		return nil
+	}
 	if _, err := app.AdoptEstate(ctx, cfg); err != nil {
 		fmt.Fprintf(stderr, "scanq %s: %v\n  Pass the deployment's configuration instead (--config FILE or SCANQ_CONFIG).\n", name, err)
 		return exitError{exitFailure}

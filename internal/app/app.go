@@ -206,6 +206,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 	if err := a.PublishEstate(ctx); err != nil {
 		return err
 	}
+	go a.keepEstatePublished(ctx)
 	h := a.Handlers()
 	w := a.Cfg.Worker
 	s := a.Cfg.Scan

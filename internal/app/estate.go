@@ -23,19 +23,26 @@ import (
 // estateKey holds the published estate, as JSON.
 const estateKey = "scanq:estate"
 
+// estateTTL is how long a published estate outlives the last process that
+// published it: workers publish again every estateTTL/6 (RunWorker).
+const estateTTL = time.Hour
+
+// maxEstateTargets bounds the targets a CLI takes from a published estate.
+const maxEstateTargets = 1000
+
 // maxEstateBytes bounds what a CLI reads from estateKey: an estate of a
 // thousand targets is well under it.
 const maxEstateBytes = 1 << 20
 
 // PublishedTarget is one target as the estate publishes it.
+// Its endpoint is not published: a CLI that takes the estate never calls
+// HSS, and an endpoint may carry a user and password.
 type PublishedTarget struct {
 	Name                string `json:"name"`
 	ProjectID           string `json:"project_id"`
 	Region              string `json:"region,omitempty"`
 	EnterpriseProjectID string `json:"enterprise_project_id,omitempty"`
-	// Endpoint is the target's HSS endpoint, or "embedded".
-	Endpoint     string `json:"endpoint,omitempty"`
-	MaxBatchSize int    `json:"max_batch_size,omitempty"`
+	MaxBatchSize        int    `json:"max_batch_size,omitempty"`
 }
 
 // PublishedEstate is what PublishEstate writes.
@@ -62,16 +69,33 @@ func (a *App) PublishEstate(ctx context.Context) error {
 	e := PublishedEstate{By: fmt.Sprintf("%s pid %d", host, os.Getpid()), At: time.Now().UTC().Truncate(time.Second)}
 	for _, t := range a.Cfg.Estate() {
 		e.Targets = append(e.Targets, PublishedTarget{Name: t.Name, ProjectID: t.ProjectID, Region: t.Region,
-			EnterpriseProjectID: t.EnterpriseProjectID, Endpoint: t.Endpoint, MaxBatchSize: t.MaxBatchSize})
+			EnterpriseProjectID: t.EnterpriseProjectID, MaxBatchSize: t.MaxBatchSize})
 	}
 	data, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
-	if err := a.Redis.Client.Set(ctx, estateKey, data, 0).Err(); err != nil {
+	if err := a.Redis.Client.Set(ctx, estateKey, data, estateTTL).Err(); err != nil {
 		return fmt.Errorf("publishing the estate for the CLI: %w", err)
 	}
 	return nil
+}
+
+// keepEstatePublished publishes the estate again every estateTTL/6 until
+// ctx is done, so that it lives as long as a worker runs it.
+func (a *App) keepEstatePublished(ctx context.Context) {
+	t := time.NewTicker(estateTTL / 6)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.PublishEstate(ctx); err != nil && ctx.Err() == nil {
+				a.Log.Warn("publishing the estate for the CLI", "err", err)
+			}
+		}
+	}
 }
 
 // ReadEstate reads the estate published in the Redis rdb reaches; nil
@@ -99,8 +123,8 @@ func ReadEstate(ctx context.Context, rdb redis.UniversalClient) (*PublishedEstat
 	if err := json.Unmarshal(data, &e); err != nil {
 		return nil, fmt.Errorf("the published estate (%s) is not one scanq wrote: %w", estateKey, err)
 	}
-	if len(e.Targets) == 0 {
-		return nil, fmt.Errorf("the published estate (%s) has no targets", estateKey)
+	if len(e.Targets) == 0 || len(e.Targets) > maxEstateTargets {
+		return nil, fmt.Errorf("the published estate (%s) has %d targets; scanq publishes 1 to %d", estateKey, len(e.Targets), maxEstateTargets)
 	}
 	return &e, nil
 }
@@ -109,9 +133,11 @@ func ReadEstate(ctx context.Context, rdb redis.UniversalClient) (*PublishedEstat
 // published in the Redis cfg reaches, when cfg lists none of its own (it
 // has only the implicit target "default") and the estate's differ. The
 // adopted targets keep every other key of cfg's hss section, as a listed
-// target does; the CLI commands that take them never call HSS. It reports
-// the estate adopted (nil: none, cfg unchanged). An estate that does not
-// validate as targets is an error naming what is wrong.
+// target does, but their endpoint is derived from their region: the CLI
+// commands that take them never call HSS, and an embedded endpoint would
+// start an emulator per target in the CLI. It reports the estate adopted
+// (nil: none, cfg unchanged). An estate that does not validate as targets
+// is an error naming what is wrong.
 func AdoptEstate(ctx context.Context, cfg *configs.Config) (*PublishedEstate, error) {
 	if len(cfg.Targets) > 0 {
 		return nil, nil
@@ -135,9 +161,7 @@ func AdoptEstate(ctx context.Context, cfg *configs.Config) (*PublishedEstate, er
 		if t.EnterpriseProjectID != "" {
 			tc.EnterpriseProjectID = &t.EnterpriseProjectID
 		}
-		if t.Endpoint != "" {
-			tc.Endpoint = &t.Endpoint
-		}
+		tc.Endpoint = new("")
 		if t.MaxBatchSize > 0 {
 			tc.MaxBatchSize = &t.MaxBatchSize
 		}

@@ -20,16 +20,20 @@ func TestPublishedEstate(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b *redistest.Backend) {
 		ctx := context.Background()
 		e := newEstate(t, 2)
-		yaml := strings.Replace(e.yaml, "targets:\n", "targets:\n  - {name: small, endpoint: embedded, project_id: projectSM, max_batch_size: 3}\n", 1)
+		yaml := strings.Replace(e.yaml, "targets:\n", "targets:\n  - {name: small, endpoint: embedded, project_id: projectSM, max_batch_size: 3}\n"+
+			"  - {name: proxied, endpoint: \"https://user:pa55word@proxy.example\", project_id: projectPX}\n", 1)
 		a := e.appOf(t, yaml, map[string]string{"redis.url": b.URL})
 		if err := a.PublishEstate(ctx); err != nil {
 			t.Fatal(err)
 		}
 		raw := b.Client.Get(ctx, "scanq:estate").Val()
-		for _, kv := range e.env {
+		for _, kv := range append(e.env, "endpoint=pa55word") {
 			if _, secret, _ := strings.Cut(kv, "="); strings.Contains(raw, secret) {
 				t.Errorf("the published estate holds a credential: %s", raw)
 			}
+		}
+		if ttl := b.Client.TTL(ctx, "scanq:estate").Val(); ttl <= 0 {
+			t.Errorf("the published estate does not expire (TTL %v): a deployment gone would be taken still", ttl)
 		}
 
 		cli := func() *configs.Config {
@@ -43,7 +47,7 @@ func TestPublishedEstate(t *testing.T) {
 		if _, err := app.AdoptEstate(ctx, c); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := c.TargetNames(), []string{"small", "t0", "t1"}; !slices.Equal(got, want) {
+		if got, want := c.TargetNames(), []string{"small", "proxied", "t0", "t1"}; !slices.Equal(got, want) {
 			t.Fatalf("adopted targets %v, want %v", got, want)
 		}
 		ca, err := app.New(c, slog.New(slog.DiscardHandler))
@@ -54,8 +58,13 @@ func TestPublishedEstate(t *testing.T) {
 		if ts, err := ca.Starter.Target("small"); err != nil || ts.MaxBatchSize != 3 {
 			t.Errorf("adopted target small: %+v %v, want max_batch_size 3", ts, err)
 		}
-		if est := c.Estate(); est[1].ProjectID != "project00" {
-			t.Errorf("adopted t0's project %q", est[1].ProjectID)
+		for _, tc := range c.Estate() {
+			if tc.Endpoint == "embedded" || strings.Contains(tc.Endpoint, "pa55word") {
+				t.Errorf("adopted target %s has endpoint %q: it would start an emulator in the CLI, or carry a password", tc.Name, tc.Endpoint)
+			}
+		}
+		if est := c.Estate(); est[2].ProjectID != "project00" {
+			t.Errorf("adopted t0's project %q", est[2].ProjectID)
 		}
 
 		own := cli()
@@ -64,14 +73,20 @@ func TestPublishedEstate(t *testing.T) {
 			t.Errorf("a CLI with targets of its own took the published ones: %v %v", own.TargetNames(), err)
 		}
 
-		for _, bad := range []string{"not json", `{"targets":[]}`, `{"targets":[{"name":"all","project_id":"p"}]}`} {
-			b.Client.Set(ctx, "scanq:estate", bad, 0)
+		many := `{"targets":[` + strings.Repeat(`{"name":"t","project_id":"p"},`, 1000) + `{"name":"t","project_id":"p"}]}`
+		for _, bad := range []string{"not json", `{"targets":[]}`, `{"targets":[{"name":"all","project_id":"p"}]}`, many, "a list"} {
+			b.Client.Del(ctx, "scanq:estate")
+			if bad == "a list" {
+				b.Client.RPush(ctx, "scanq:estate", "x")
+			} else {
+				b.Client.Set(ctx, "scanq:estate", bad, 0)
+			}
 			c := cli()
 			if _, err := app.AdoptEstate(ctx, c); err == nil || !strings.Contains(err.Error(), "scanq:estate") {
-				t.Errorf("published %q: %v, want an error naming scanq:estate", bad, err)
+				t.Errorf("published %.40q: %v, want an error naming scanq:estate", bad, err)
 			}
 			if got := c.TargetNames(); !slices.Equal(got, []string{configs.DefaultTarget}) {
-				t.Errorf("published %q: the CLI's targets became %v", bad, got)
+				t.Errorf("published %.40q: the CLI's targets became %v", bad, got)
 			}
 		}
 	})

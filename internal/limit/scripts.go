@@ -249,8 +249,10 @@ forget(KEYS[1], KEYS[2], ARGV[1], score)
 return 1
 `)
 
-// contendedScript reports whether a waiter of another run is among the
-// first of a target's queue (Contended).
+// contendedScript reports whether a waiter of another run, alive (its
+// deadline not passed), is among the first waiters of the runs' band of a
+// target's queue (Contended): background listings, and waiters that
+// crashed, do not count.
 //
 // KEYS[1] -> the target's waiters (req:{<target>}:queue)
 // KEYS[2] -> its queue state hash (req:{<target>}:fair)
@@ -258,11 +260,13 @@ return 1
 // ARGV[2] -> how many waiters to look at
 //
 // Output: 1 if one of them is another run's, else 0.
-var contendedScript = redis.NewScript(`
-local ids = redis.call("ZRANGE", KEYS[1], 0, tonumber(ARGV[2]) - 1)
+var contendedScript = redis.NewScript(forgetLua + `
+local t = redis.call("TIME")
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local ids = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", "(" .. span, "LIMIT", 0, tonumber(ARGV[2]))
 for _, id in ipairs(ids) do
-  local run = redis.call("HGET", KEYS[2], "o:" .. id)
-  if run and run ~= ARGV[1] then return 1 end
+  local info = redis.call("HMGET", KEYS[2], "o:" .. id, "d:" .. id)
+  if info[1] and info[1] ~= ARGV[1] and tonumber(info[2] or "0") >= now then return 1 end
 end
 return 0
 `)

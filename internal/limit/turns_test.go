@@ -46,8 +46,9 @@ func (tt *turns) queued() int64 {
 // 1: one every 100 ms) go to its waiters in turn, the first reserving the
 // token that opens within 100 ms. A run that starts while another has
 // three waiters queued is served after one of them, not after all three; a
-// critical waiter goes first; and AllowRequest, which takes no turn, takes
-// no token while anyone waits.
+// critical waiter goes next but one (its turn costs a sixth of a bulk
+// one's); and AllowRequest, which takes no turn, takes no token while
+// anyone waits.
 func TestRequestTurns(t *testing.T) {
 	t.Parallel()
 	c := newTurns(t)
@@ -343,4 +344,42 @@ func TestNoTurnYieldsOnlyToItsOwnPriority(t *testing.T) {
 	c.expect("a call of the listing's priority yields", d, err, false, turnInc)
 	d, err = noTurn(2)
 	c.expect("a bulk batch does not", d, err, true, 0)
+}
+
+// TestContended: a target is contended for a run while another run's
+// waiter, alive, is in its line; not for the waiter's own run, not for a
+// background listing's waiter, not once the waiter's lease has passed.
+func TestContended(t *testing.T) {
+	t.Parallel()
+	c := newTurns(t)
+	ctx := context.Background()
+	contended := func(run string) bool {
+		t.Helper()
+		ok, err := c.l.Contended(ctx, turnTarget, run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	d, err := c.ask("a-1", "a", 2)
+	c.expect("a-1 takes the token", d, err, true, 0)
+	d, err = c.ask("a-2", "a", 2)
+	c.expect("a-2 reserves the next", d, err, true, turnInc)
+	d, err = c.ask("cover-1", "coverage", 3)
+	c.expect("the listing waits", d, err, false, turnInc)
+	if contended("b") {
+		t.Error("contended by a background listing")
+	}
+	d, err = c.ask("a-3", "a", 2)
+	c.expect("a-3 waits", d, err, false, turnInc)
+	if !contended("b") {
+		t.Error("not contended for b while a waits")
+	}
+	if contended("a") {
+		t.Error("contended by the run's own waiter")
+	}
+	c.advance(turnInc + waiterLease + time.Millisecond)
+	if contended("b") {
+		t.Error("contended by a waiter whose lease has passed")
+	}
 }

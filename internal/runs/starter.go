@@ -264,7 +264,10 @@ func (s *Starter) Cancel(ctx context.Context, id string) (*jobs.Run, error) {
 		// queue drains.
 		_ = deleteQueuedTasks(s.Inspector, jobs.TaskQueue(r.Queue, r.Target), id)
 		if q := jobs.RunTaskQueue(r.Target); q != jobs.TaskQueue(r.Queue, r.Target) {
-			_ = s.Inspector.DeleteTask(q, jobs.RunTaskID(id)) // a run that had not started
+			// A run that had not started: its run task is on its target's
+			// critical queue (a run task that failed and waits to be
+			// retried stays, and finds the run cancelled).
+			_ = s.Inspector.DeleteTask(q, jobs.RunTaskID(id))
 		}
 	}
 	if s.Notify {
