@@ -1,6 +1,10 @@
 package jobs
 
-import "maps"
+import (
+	"cmp"
+	"maps"
+	"slices"
+)
 
 // RunGroup is the runs one request started on several targets (target
 // "all", or a schedule over several targets), summarised: the state and
@@ -19,6 +23,9 @@ type RunGroup struct {
 	// Runs are the group's runs, in Targets order; a run whose record has
 	// expired is left out.
 	Runs []RunView `json:"runs"`
+	// Verification sums its runs' verifications (GroupVerification); nil
+	// when none of them is verified.
+	Verification *Verification `json:"verification,omitempty"`
 }
 
 // NewRunGroup summarises the runs of group id.
@@ -30,7 +37,77 @@ func NewRunGroup(id string, targets []string, runs []RunView) RunGroup {
 		states[i] = r.State
 	}
 	g.State = GroupState(states)
+	g.Verification = GroupVerification(runs)
 	return g
+}
+
+// GroupVerification sums the verifications of a group's runs, nil when
+// none has one: counts and failures by reason added up, the latest
+// deadline, the most rounds. Its state is pending or verifying while any
+// run's is (verifying when any verifies), else the runs' common state,
+// else the worst: timed_out, unverifiable, cancelled in that order. Its
+// end is the last run's, once all have ended.
+func GroupVerification(runs []RunView) *Verification {
+	var g *Verification
+	var states []string
+	failures := map[[2]string]int64{}
+	allEnded := true
+	for _, r := range runs {
+		if r.Run == nil || r.Verification == nil {
+			continue
+		}
+		v := r.Verification
+		if g == nil {
+			g = &Verification{}
+		}
+		g.Scanned += v.Scanned
+		g.ScanFailed += v.ScanFailed
+		g.Unverified += v.Unverified
+		g.Rounds = max(g.Rounds, v.Rounds)
+		if v.Deadline != nil && (g.Deadline == nil || v.Deadline.After(*g.Deadline)) {
+			g.Deadline = v.Deadline
+		}
+		if v.EndedAt != nil && (g.EndedAt == nil || v.EndedAt.After(*g.EndedAt)) {
+			g.EndedAt = v.EndedAt
+		}
+		allEnded = allEnded && v.Ended()
+		for _, f := range v.Failures {
+			failures[[2]string{f.Code, f.Desc}] += f.Images
+		}
+		states = append(states, v.State)
+	}
+	if g == nil {
+		return nil
+	}
+	if !allEnded {
+		g.EndedAt = nil
+	}
+	for k, n := range failures {
+		g.Failures = append(g.Failures, ScanFailure{Code: k[0], Desc: k[1], Images: n})
+	}
+	slices.SortFunc(g.Failures, func(a, b ScanFailure) int {
+		return cmp.Or(cmp.Compare(b.Images, a.Images), cmp.Compare(a.Code, b.Code), cmp.Compare(a.Desc, b.Desc))
+	})
+	g.State = groupVerifyState(states)
+	return g
+}
+
+// groupVerifyState is GroupVerification's state of runs in states.
+func groupVerifyState(states []string) string {
+	switch {
+	case slices.Contains(states, VerifyVerifying):
+		return VerifyVerifying
+	case slices.Contains(states, VerifyPending):
+		return VerifyPending
+	case !slices.ContainsFunc(states, func(s string) bool { return s != states[0] }):
+		return states[0]
+	}
+	for _, worst := range []string{VerifyTimedOut, VerifyUnverifiable, VerifyCancelled} {
+		if slices.Contains(states, worst) {
+			return worst
+		}
+	}
+	return states[0]
 }
 
 // GroupStateOf is the state of a group of runs (GroupState of theirs).

@@ -99,3 +99,22 @@ func TestTargetRefusalNamesTheFlag(t *testing.T) {
 		}
 	}
 }
+
+// A group's summary shows its runs' verifications: `scan --target all
+// --verify` exited 1 under a group summary that said only "succeeded", the
+// reason on stderr alone (new-user trial).
+func TestGroupShowsItsVerification(t *testing.T) {
+	path := t.TempDir() + "/estate.yaml"
+	estate := "schedules: []\nhss: {request_rate: 1000, emulator_images: 60, emulator_scan_delay: 200ms, emulator_scan_fail_rate: 0.2}\n" +
+		"verify: {poll_min: 50ms, poll_max: 200ms}\ntargets:\n" +
+		"  - {name: cn-demo, endpoint: embedded, project_id: 0123456789abcdef0123456789abcd01}\n" +
+		"  - {name: ap-demo, endpoint: embedded, emulator_seed: 2, project_id: 0123456789abcdef0123456789abcd02}\n"
+	if err := os.WriteFile(path, []byte(estate), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCmd(t, "scan", "--config", path, "--target", "all", "--all", "--verify")
+	if code != 1 || !regexp.MustCompile(`(?m)^verification: verified: \d+ scanned, [1-9]\d* scan failed, 0 unverified`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^\S+\.ap-demo\s+ap-demo\s+succeeded\s.*\sverified \d+/\d+$`).MatchString(out) {
+		t.Fatalf("scan --target all --verify: exit %d\n%s%s", code, out, errOut)
+	}
+}

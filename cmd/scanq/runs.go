@@ -135,14 +135,19 @@ func runsList(ctx context.Context, cf *configFlags, q runs.ListQuery, asJSON boo
 	fmt.Fprintln(tw, "RUN\tTARGET\tTRIGGER\tSTATE\tIMAGES\tSUBMITTED\tSKIPPED\tFAILED\tVERIFICATION\tCREATED")
 	for _, r := range page.Runs {
 		c := r.Counters
-		verification := "-"
-		if v := r.Verification; v != nil {
-			verification = fmt.Sprintf("%s %d/%d", v.State, v.Scanned, c.ImagesSubmitted) // scanned of submitted
-		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", r.ID, r.Target, r.Trigger.Kind, r.State, c.ImagesTotal,
-			c.ImagesSubmitted, c.Skipped(), c.ImagesFailed, verification, r.CreatedAt.Format(time.RFC3339))
+			c.ImagesSubmitted, c.Skipped(), c.ImagesFailed, verificationCell(r), r.CreatedAt.Format(time.RFC3339))
 	}
 	return tw.Flush()
+}
+
+// verificationCell is a run's VERIFICATION column: its state and the
+// images shown scanned of those submitted; "-" for a run not verified.
+func verificationCell(r *jobs.Run) string {
+	if r == nil || r.Verification == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%s %d/%d", r.Verification.State, r.Verification.Scanned, r.Counters.ImagesSubmitted)
 }
 
 // runsShow is `scanq runs show ID` and `scanq runs cancel ID`: the run
@@ -229,11 +234,14 @@ func printGroup(w io.Writer, g jobs.RunGroup) {
 	c := g.Counters
 	fmt.Fprintf(w, "group %s  state %s  targets %s\n", g.ID, g.State, strings.Join(g.Targets, ", "))
 	fmt.Fprintf(w, "images: %d total, %d submitted, %d skipped%s, %d failed\n", c.ImagesTotal, c.ImagesSubmitted, c.Skipped(), skipReasons(c.ImagesSkipped), c.ImagesFailed)
+	if g.Verification != nil {
+		fmt.Fprintf(w, "verification: %s\n", g.Verification)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tTARGET\tSTATE\tIMAGES\tSUBMITTED\tSKIPPED\tFAILED")
+	fmt.Fprintln(tw, "RUN\tTARGET\tSTATE\tIMAGES\tSUBMITTED\tSKIPPED\tFAILED\tVERIFICATION")
 	for _, r := range g.Runs {
 		rc := r.Counters
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\n", r.ID, r.Target, r.State, rc.ImagesTotal, rc.ImagesSubmitted, rc.Skipped(), rc.ImagesFailed)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", r.ID, r.Target, r.State, rc.ImagesTotal, rc.ImagesSubmitted, rc.Skipped(), rc.ImagesFailed, verificationCell(r.Run))
 	}
 	_ = tw.Flush()
 	for _, r := range g.Runs {
