@@ -623,11 +623,13 @@ func (s *Scheduler) lockTrigger(ctx context.Context, name string) (release func(
 // ScheduleStatus is one schedule as `scanq schedules` and
 // GET /api/v1/schedules show it.
 type ScheduleStatus struct {
-	Name         string        `json:"name"`
-	Cron         string        `json:"cron"`
-	Timezone     string        `json:"timezone"`
-	Enabled      bool          `json:"enabled"`
-	Queue        string        `json:"queue"`
+	Name     string `json:"name"`
+	Cron     string `json:"cron"`
+	Timezone string `json:"timezone"`
+	Enabled  bool   `json:"enabled"`
+	Queue    string `json:"queue"`
+	// Targets are the targets each tick starts a run on: names, or "all".
+	Targets      []string      `json:"targets"`
 	Overlap      string        `json:"overlap"`
 	MisfireGrace jobs.Duration `json:"misfire_grace"`
 	// Next fire times, in the schedule's zone; none when disabled.
@@ -644,6 +646,15 @@ type ScheduleStatus struct {
 	Skipped    int64 `json:"ticks_skipped"`
 	Duplicates int64 `json:"ticks_duplicate"`
 	Manual     int64 `json:"manual_runs"`
+}
+
+// scheduleTargets are a schedule's targets as Status shows them: none
+// listed is every target, "all".
+func scheduleTargets(targets []string) []string {
+	if len(targets) == 0 {
+		return []string{jobs.AllTargets}
+	}
+	return targets
 }
 
 // Status lists every schedule, in configuration order.
@@ -663,7 +674,7 @@ func (s *Scheduler) Status(ctx context.Context) ([]ScheduleStatus, error) {
 		n := func(f string) int64 { v, _ := strconv.ParseInt(h[f], 10, 64); return v }
 		st := ScheduleStatus{
 			Name: c.Name, Cron: c.Cron, Timezone: c.loc.String(), Enabled: c.Enabled,
-			Queue: c.Queue, Overlap: c.Overlap, MisfireGrace: jobs.Duration(c.MisfireGrace),
+			Queue: c.Queue, Targets: scheduleTargets(c.Targets), Overlap: c.Overlap, MisfireGrace: jobs.Duration(c.MisfireGrace),
 			Next: []time.Time{}, LastRunID: h["last_run"],
 			Fired: n(fieldFired), Missed: n(fieldMissed), Skipped: n(fieldSkipped),
 			Duplicates: n(fieldDuplicates), Manual: n(fieldManual),
@@ -681,7 +692,7 @@ func (s *Scheduler) Status(ctx context.Context) ([]ScheduleStatus, error) {
 			}
 		}
 		if st.LastRunID != "" {
-			state, err := s.store.State(ctx, st.LastRunID)
+			state, err := s.store.StateOf(ctx, st.LastRunID) // a run, or a group of one per target
 			if err != nil && !errors.Is(err, runs.ErrNotFound) {
 				return nil, err
 			}

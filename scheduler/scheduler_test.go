@@ -801,6 +801,18 @@ func TestScheduleOverAllTargetsFiresOncePerTarget(t *testing.T) {
 				t.Errorf("group of tick %s: %v %v", tick, g, err)
 			}
 		}
+		// The status names each schedule's targets, and the state of the
+		// last run of all, a group (it showed none).
+		st, err := rigs[0].s.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range st {
+			want := map[string]string{"all": "all", "one": "b"}[x.Name]
+			if strings.Join(x.Targets, ",") != want || x.LastRunID == "" || x.LastRunState != jobs.StatePending {
+				t.Errorf("status of %s: targets %v, last run %q in state %q; want targets %s, a pending last run", x.Name, x.Targets, x.LastRunID, x.LastRunState, want)
+			}
+		}
 	})
 }
 

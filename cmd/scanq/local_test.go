@@ -357,6 +357,14 @@ func TestCLITakesTheServesEstate(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "ap") {
 		t.Fatalf("runs list --target ap: exit %d\n%s%s", code, out, errOut)
 	}
+	code, out, errOut = runCmd(t, "runs", "list", "--target", "all")
+	if code != 0 || !strings.Contains(out, "ap") {
+		t.Fatalf("runs list --target all: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runCmd(t, "runs", "show", "nope")
+	if code != 1 || !strings.Contains(errOut, "no run or group nope") {
+		t.Fatalf("runs show of no run: exit %d\n%s%s", code, out, errOut)
+	}
 	code, out, errOut = runCmd(t, "enqueue", "--all")
 	if code == 0 || !strings.Contains(errOut, "cn, ap") {
 		t.Fatalf("enqueue naming no target of two: exit %d\n%s%s", code, out, errOut)

@@ -127,7 +127,7 @@ func schedules(ctx context.Context, cf *configFlags, trigger string, force, asJS
 		return writeJSON(stdout, st)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCHEDULE\tCRON\tENABLED\tQUEUE\tNEXT\tLAST RUN\tSTATE")
+	fmt.Fprintln(tw, "SCHEDULE\tCRON\tENABLED\tQUEUE\tTARGETS\tNEXT\tLAST RUN\tSTATE")
 	for _, x := range st {
 		next := "-"
 		if len(x.Next) > 0 {
@@ -141,7 +141,7 @@ func schedules(ctx context.Context, cf *configFlags, trigger string, force, asJS
 		if last == "" {
 			last = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\n", x.Name, x.Cron, x.Enabled, x.Queue, next, last, x.LastRunState)
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\n", x.Name, x.Cron, x.Enabled, x.Queue, strings.Join(x.Targets, ","), next, last, x.LastRunState)
 	}
 	return tw.Flush()
 }

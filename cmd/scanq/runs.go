@@ -103,6 +103,9 @@ func runsList(ctx context.Context, cf *configFlags, q runs.ListQuery, asJSON boo
 		return err
 	}
 	defer a.Close()
+	if q.Target == jobs.AllTargets {
+		q.Target = "" // every target's runs, as --target all starts one on each
+	}
 	if q.Target != "" {
 		if _, err := a.Starter.Target(q.Target); err != nil {
 			msg := err.Error()
@@ -215,7 +218,11 @@ func showGroup(ctx context.Context, a *app.App, sub, id string, asJSON bool, std
 	if err == nil {
 		g, err = a.Runs.GroupView(ctx, id, a.Cfg.Scan.RatePeriod)
 	}
-	if errors.Is(err, runs.ErrNotFound) || errors.Is(err, runs.ErrFinal) {
+	if errors.Is(err, runs.ErrNotFound) {
+		fmt.Fprintf(stderr, "scanq runs %s: no run or group %s (it never was, or its record expired after scan.retention)\n", sub, hss.Clip(id))
+		return exitError{exitFailure}
+	}
+	if errors.Is(err, runs.ErrFinal) {
 		fmt.Fprintf(stderr, "scanq runs %s: %v\n", sub, err)
 		return exitError{exitFailure}
 	}
@@ -234,9 +241,7 @@ func printGroup(w io.Writer, g jobs.RunGroup) {
 	c := g.Counters
 	fmt.Fprintf(w, "group %s  state %s  targets %s\n", g.ID, g.State, strings.Join(g.Targets, ", "))
 	fmt.Fprintf(w, "images: %d total, %d submitted, %d skipped%s, %d failed\n", c.ImagesTotal, c.ImagesSubmitted, c.Skipped(), skipReasons(c.ImagesSkipped), c.ImagesFailed)
-	if g.Verification != nil {
-		fmt.Fprintf(w, "verification: %s\n", g.Verification)
-	}
+	app.PrintVerification(w, "", g.Verification)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RUN\tTARGET\tSTATE\tIMAGES\tSUBMITTED\tSKIPPED\tFAILED\tVERIFICATION")
 	for _, r := range g.Runs {

@@ -107,6 +107,10 @@ func TestListRunsPages(t *testing.T) {
 		if ids, _ := pages("limit=3&target=" + testTarget); strings.Join(ids, ",") != strings.Join(own, ",") {
 			t.Errorf("runs on %s by 3: %v, want %v", testTarget, ids, own)
 		}
+		// "all", as runs start on every target, lists every target's.
+		if ids, _ := pages("limit=5&target=all"); strings.Join(ids, ",") != strings.Join(want, ",") {
+			t.Errorf("runs on all targets by 5: %v, want %v", ids, want)
+		}
 		// A target that is not configured is a mistake, named.
 		if r := e.do(t, call{path: "/api/v1/runs?target=nope"}); r.status != 400 || !strings.Contains(string(r.body), `nope\" is not a configured target (targets: default)`) {
 			t.Errorf("GET /api/v1/runs?target=nope: %d %s, want 400 naming it", r.status, r.body)

@@ -239,6 +239,9 @@ func (h *Handler) listRuns(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	target := q.Get("target")
+	if target == jobs.AllTargets {
+		target = "" // every target's runs
+	}
 	if target != "" {
 		if _, err := h.opts.Starter.Target(target); err != nil {
 			writeFieldError(w, http.StatusBadRequest, codeInvalidQuery, "target", err.Error())
