@@ -202,3 +202,32 @@ func TestRunTaskOfMissingRunIsDropped(t *testing.T) {
 		}
 	})
 }
+
+// deadLister answers every list call 503, counting them.
+type deadLister struct {
+	worker.HSS
+	calls atomic.Int32
+}
+
+func (d *deadLister) ListImages(context.Context, hss.ListQuery, int, int) (hss.Page, error) {
+	d.calls.Add(1)
+	return hss.Page{}, &hss.APIError{StatusCode: 503, Code: "SYS.0503", Message: "service unavailable", Op: "ListImages"}
+}
+
+// A listing that keeps failing is tried retry.max_attempts times, as a
+// batch is, and the run ends failed saying why: with max_attempts 2 a
+// dead target's run was listed 26 times (the run task's own 25 retries)
+// before it failed (new-user trial).
+func TestListingRetriesAreMaxAttempts(t *testing.T) {
+	dead := &deadLister{}
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: emulator.Options{Images: 10}, cfg: worker.Config{MaxAttempts: 3},
+		wrap: func(h worker.HSS) worker.HSS { dead.HSS = h; return dead }})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{})
+	r = e.wait(r.ID, 20*time.Second)
+	if r.State != jobs.StateFailed || len(r.Errors) == 0 || r.Errors[0].Status != 503 {
+		t.Fatalf("%s, errors %+v", r.State, r.Errors)
+	}
+	if n := dead.calls.Load(); n != 3 {
+		t.Errorf("the listing was tried %d times, want retry.max_attempts (3)", n)
+	}
+}

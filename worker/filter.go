@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
@@ -27,7 +28,10 @@ import (
 func (h *Handlers) filter(ctx context.Context, r *jobs.Run, pass runs.Pass, page int, l listing) (snapshot, error) {
 	listed, keys, expected, last, err := l.images, l.keys, l.expected, l.last, l.err
 	if err != nil {
-		if isWait(err) || retryable(ctx, err, 0, jobs.RunMaxRetry) {
+		// A listing is tried as often as a batch (retry.max_attempts): the
+		// task's earlier tries are its failures.
+		tries, _ := asynq.GetRetryCount(ctx)
+		if isWait(err) || retryable(ctx, err, tries, h.cfg.maxRetry()) {
 			return snapshot{}, err
 		}
 		h.log.WarnContext(ctx, "listing failed, run ends with what was resolved", "run_id", r.ID, "target", r.TargetName(), "page", page, "err", err)
