@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"maps"
 	"slices"
+	"strings"
 )
 
 // RunGroup is the runs one request started on several targets (target
@@ -43,15 +44,16 @@ func NewRunGroup(id string, targets []string, runs []RunView) RunGroup {
 
 // GroupVerification sums the verifications of a group's runs, nil when
 // none has one: counts and failures by reason added up, the latest
-// deadline, the most rounds. Its state is pending or verifying while any
+// deadline (none while a run's is pending), the most rounds, each run's
+// note under its target. Its state is pending or verifying while any
 // run's is (verifying when any verifies), else the runs' common state,
 // else the worst: timed_out, unverifiable, cancelled in that order. Its
 // end is the last run's, once all have ended.
 func GroupVerification(runs []RunView) *Verification {
 	var g *Verification
-	var states []string
+	var states, notes []string
 	failures := map[[2]string]int64{}
-	allEnded := true
+	allEnded, pending := true, false
 	for _, r := range runs {
 		if r.Run == nil || r.Verification == nil {
 			continue
@@ -71,6 +73,10 @@ func GroupVerification(runs []RunView) *Verification {
 			g.EndedAt = v.EndedAt
 		}
 		allEnded = allEnded && v.Ended()
+		pending = pending || v.State == VerifyPending
+		if v.Note != "" && !slices.Contains(notes, r.Target+": "+v.Note) {
+			notes = append(notes, r.Target+": "+v.Note)
+		}
 		for _, f := range v.Failures {
 			failures[[2]string{f.Code, f.Desc}] += f.Images
 		}
@@ -82,6 +88,10 @@ func GroupVerification(runs []RunView) *Verification {
 	if !allEnded {
 		g.EndedAt = nil
 	}
+	if pending {
+		g.Deadline = nil // a pending run's comes once it ends
+	}
+	g.Note = strings.Join(notes, "; ")
 	for k, n := range failures {
 		g.Failures = append(g.Failures, ScanFailure{Code: k[0], Desc: k[1], Images: n})
 	}

@@ -25,6 +25,17 @@ func TestGroupVerification(t *testing.T) {
 		t.Errorf("group verification\n got %+v\nwant %+v", g.Verification, want)
 	}
 
+	u := &Verification{State: VerifyUnverifiable, Note: "forwarded to HSS unexpanded"}
+	g = NewRunGroup("g", []string{"a", "u"}, []RunView{view("a", a), view("u", u)})
+	if v := g.Verification; v.State != VerifyUnverifiable || v.Note != "u: forwarded to HSS unexpanded" {
+		t.Errorf("a group with an unverifiable run: %+v", v)
+	}
+	p := &Verification{State: VerifyPending}
+	g = NewRunGroup("g", []string{"a", "p"}, []RunView{view("a", a), view("p", p)})
+	if v := g.Verification; v.State != VerifyPending || v.Deadline != nil {
+		t.Errorf("a group with a run pending: %+v", v)
+	}
+
 	c := &Verification{State: VerifyVerifying, Scanned: 1, Deadline: at(50)}
 	g = NewRunGroup("g", []string{"a", "c"}, []RunView{view("a", a), view("c", c)})
 	if v := g.Verification; v.State != VerifyVerifying || v.EndedAt != nil || v.Scanned != 31 {

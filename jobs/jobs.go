@@ -112,8 +112,12 @@ type PagePayload struct {
 	Target string `json:"target,omitempty"` // the run's; for asynqmon's summary
 	Page   int    `json:"page"`
 	// Deferred counts how often the page was put back to wait for
-	// submission to catch up; it makes the id of each deferred copy unique.
+	// submission to catch up, or to list it again after a failure; it
+	// makes the id of each copy unique.
 	Deferred int `json:"deferred,omitempty"`
+	// Failures counts the list calls of Page that failed transiently so
+	// far: a listing is tried retry.max_attempts times, as a batch is.
+	Failures int `json:"failures,omitempty"`
 }
 
 // BatchPayload is the payload of TypeBatch. Images travel in the payload,
@@ -239,9 +243,9 @@ var (
 	_ Deferrable = ImageBatchPayload{}
 )
 
-// Later builds the deferred copy of the page task: it carries no failures,
-// so the copy has RunMaxRetry retries of its own, whatever retried and
-// maxRetry say.
+// Later builds the deferred copy of the page task. Its listing's failures
+// travel in the payload; the copy has RunMaxRetry retries of its own for
+// anything else, whatever retried and maxRetry say.
 func (p PagePayload) Later(queue string, _, _ int) (*asynq.Task, error) {
 	p.Deferred++
 	return NewTask(TypePage, p, asynq.Queue(queue), asynq.TaskID(DeferredID(PageTaskID(p.RunID, p.Page), p.Deferred)), asynq.MaxRetry(RunMaxRetry))

@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -230,4 +231,40 @@ func TestListingRetriesAreMaxAttempts(t *testing.T) {
 	if n := dead.calls.Load(); n != 3 {
 		t.Errorf("the listing was tried %d times, want retry.max_attempts (3)", n)
 	}
+}
+
+// flakyLister fails the first list call at each offset (503), then
+// answers: every page of a run needs a second try.
+type flakyLister struct {
+	worker.HSS
+	mu     sync.Mutex
+	failed map[int]bool
+	calls  int
+}
+
+func (f *flakyLister) ListImages(ctx context.Context, q hss.ListQuery, offset, limit int) (hss.Page, error) {
+	f.mu.Lock()
+	f.calls++
+	first := !f.failed[offset]
+	f.failed[offset] = true
+	f.mu.Unlock()
+	if first {
+		return hss.Page{}, &hss.APIError{StatusCode: 503, Code: "SYS.0503", Message: "service unavailable", Op: "ListImages"}
+	}
+	return f.HSS.ListImages(ctx, q, offset, limit)
+}
+
+// retry.max_attempts counts one list call's tries, not the task's: a run
+// whose every page fails once lists them all with max_attempts 2 (counting
+// the task's tries, the second page's failure ended its listing).
+func TestListingFailuresOfPagesDoNotAddUp(t *testing.T) {
+	flaky := &flakyLister{failed: map[int]bool{}}
+	e := newEnv(t, redistest.Mini(t), envOpts{emu: emulator.Options{Images: 1000}, cfg: worker.Config{MaxAttempts: 2},
+		wrap: func(h worker.HSS) worker.HSS { flaky.HSS = h; return flaky }})
+	r := e.startRun(jobs.ScanRequest{ScanTaskBody: hss.ScanTaskBody{IsAll: new(true)}}, jobs.Options{IncludeUnscannable: true})
+	r = e.wait(r.ID, 30*time.Second)
+	if r.State != jobs.StateSucceeded || r.Counters.ImagesSubmitted != 1000 {
+		t.Fatalf("%s %+v, errors %+v", r.State, r.Counters, r.Errors)
+	}
+	t.Logf("%d list calls", flaky.calls)
 }

@@ -2,10 +2,10 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
@@ -25,14 +25,30 @@ import (
 // gap. A listing
 // HSS refuses for good ends the listing: the run goes on with what it has
 // and cannot succeed.
-func (h *Handlers) filter(ctx context.Context, r *jobs.Run, pass runs.Pass, page int, l listing) (snapshot, error) {
+// listingRetry is a page whose list call failed transiently, to be listed
+// again by a copy of the page task after the retry delay.
+type listingRetry struct {
+	page, failures int
+	err            error
+}
+
+func (e *listingRetry) Error() string { return e.err.Error() }
+func (e *listingRetry) Unwrap() error { return e.err }
+
+func (h *Handlers) filter(ctx context.Context, r *jobs.Run, pass runs.Pass, page, failures int, l listing) (snapshot, error) {
 	listed, keys, expected, last, err := l.images, l.keys, l.expected, l.last, l.err
 	if err != nil {
-		// A listing is tried as often as a batch (retry.max_attempts): the
-		// task's earlier tries are its failures.
-		tries, _ := asynq.GetRetryCount(ctx)
-		if isWait(err) || retryable(ctx, err, tries, h.cfg.maxRetry()) {
+		var call listCallError
+		switch {
+		case isWait(err):
 			return snapshot{}, err
+		case errors.As(err, &call) && retryable(ctx, err, failures, h.cfg.maxRetry()):
+			// Tried again by a copy of the page task (pageLoop.run),
+			// carrying the page's failures: retry.max_attempts counts the
+			// tries of this list call, not the task's other troubles.
+			return snapshot{}, &listingRetry{page: page, failures: failures + 1, err: err}
+		case !errors.As(err, &call) && retryable(ctx, err, 0, jobs.RunMaxRetry):
+			return snapshot{}, err // Redis, say: the task's own retries
 		}
 		h.log.WarnContext(ctx, "listing failed, run ends with what was resolved", "run_id", r.ID, "target", r.TargetName(), "page", page, "err", err)
 		return snapshot{Last: true, Failed: runErr(fmt.Sprintf("page %d", page), 0, err, h.now())}, nil

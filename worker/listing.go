@@ -32,6 +32,13 @@ type listing struct {
 	headSeen bool         // the pass listed one of the first Overlap raw items
 }
 
+// listCallError is a list call's failure as HSS, or the network to it,
+// answered: what retry.max_attempts counts (filter). Other errors of a
+// listing (Redis) are the task's to retry.
+type listCallError struct{ error }
+
+func (e listCallError) Unwrap() error { return e.error }
+
 // list returns page p of the run's images in pass, the digests of every
 // item listed before scanq's own filters, the total the source reports,
 // and whether p is the last page.
@@ -71,7 +78,7 @@ func (h *Handlers) list(ctx context.Context, r *jobs.Run, pass runs.Pass, p int)
 	page, err := t.HSS.ListImages(ctx, q, offset, size)
 	if err != nil {
 		h.noteThrottle(ctx, t, err)
-		return nil, nil, 0, false, fmt.Errorf("listing images at offset %d: %w", offset, err)
+		return nil, nil, 0, false, listCallError{fmt.Errorf("listing images at offset %d: %w", offset, err)}
 	}
 	raw = make([]string, len(page.Keys))
 	for i, k := range page.Keys {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/scanq/scanq/internal/hss"
 	"github.com/scanq/scanq/internal/runs"
 	"github.com/scanq/scanq/jobs"
@@ -71,6 +72,9 @@ type pageLoop struct {
 	h     *Handlers
 	r     *jobs.Run
 	start time.Time
+	// first and failures: the page the task was given, and its list
+	// call's failures so far (jobs.PagePayload.Failures).
+	first, failures int
 	// inline: the first page this task records submits its first batches
 	// from this task (a run task's first delivery, see handleRun) when
 	// this task stored the page's result itself, not from the queue.
@@ -93,6 +97,7 @@ type pageLoop struct {
 // task is left running: no listing, no recording.
 func (l *pageLoop) run(ctx context.Context, p jobs.PagePayload) (err error) {
 	h, r := l.h, l.r
+	l.first, l.failures = p.Page, p.Failures
 	defer func() {
 		l.dropAhead()
 		if rerr := l.settle(); err == nil {
@@ -101,6 +106,7 @@ func (l *pageLoop) run(ctx context.Context, p jobs.PagePayload) (err error) {
 	}()
 	for page := p.Page; ; page++ {
 		snap, st, err := l.resolve(ctx, page, h.now().Sub(l.start) < pageBudget)
+		var again *listingRetry
 		switch {
 		case isWait(err):
 			// Submission is far behind, or the target is throttled: hand the
@@ -110,7 +116,25 @@ func (l *pageLoop) run(ctx context.Context, p jobs.PagePayload) (err error) {
 			}
 			// On the run's own queue: a run task is on its target's
 			// critical queue, whatever the run's priority (handleRun).
-			return laterOn(err, jobs.PagePayload{RunID: r.ID, Target: r.Target, Page: page, Deferred: p.Deferred}, jobs.TaskQueue(r.Queue, r.Target))
+			return laterOn(err, jobs.PagePayload{RunID: r.ID, Target: r.Target, Page: page, Deferred: p.Deferred, Failures: l.failuresOf(page)}, jobs.TaskQueue(r.Queue, r.Target))
+		case errors.As(err, &again):
+			// The page's list call failed and has tries left: a copy of
+			// the page task lists it again after the retry delay.
+			if err := l.settle(); err != nil {
+				return err
+			}
+			if ctx.Err() != nil {
+				return ctx.Err() // shutting down: the task goes back as it is
+			}
+			h.log.WarnContext(ctx, "listing failed, will retry", "run_id", r.ID, "target", r.TargetName(), "page", page, "failures", again.failures, "err", again.err)
+			t, err := jobs.PagePayload{RunID: r.ID, Target: r.Target, Page: page, Deferred: p.Deferred, Failures: again.failures}.Later(jobs.TaskQueue(r.Queue, r.Target), 0, 0)
+			if err != nil {
+				return err
+			}
+			if _, err := h.enq.EnqueueContext(ctx, t, asynq.ProcessIn(h.RetryDelay(again.failures-1, again.err, nil))); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+				return fmt.Errorf("enqueueing page %d of run %s again: %w", page, r.ID, err)
+			}
+			return nil
 		case err != nil:
 			return err
 		case st == pageRecorded:
@@ -134,6 +158,15 @@ func (l *pageLoop) run(ctx context.Context, p jobs.PagePayload) (err error) {
 			return h.enqueue(ctx, built(jobs.NewPageTask(r.ID, r.Target, page+1, r.Queue)))
 		}
 	}
+}
+
+// failuresOf is the failures of page's list call so far: the task's own
+// page's, as its payload carries them; none for the pages after it.
+func (l *pageLoop) failuresOf(page int) int {
+	if page == l.first {
+		return l.failures
+	}
+	return 0
 }
 
 // pageState is where resolving a page left it.
@@ -214,7 +247,7 @@ func (l *pageLoop) resolve(ctx context.Context, p int, goOn bool) (snap snapshot
 	if l.total = lst.expected; goOn && lst.err == nil && !lst.last {
 		l.listAhead(ctx, p, pre, saved, max(lst.expected, int64(offset(l.pass, p+2)+l.pass.Overlap)))
 	}
-	if snap, err = h.filter(ctx, r, l.pass, p, lst); err != nil {
+	if snap, err = h.filter(ctx, r, l.pass, p, l.failuresOf(p), lst); err != nil {
 		return snap, 0, err
 	}
 	raw, err := fastjson.Marshal(snap)

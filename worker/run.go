@@ -97,11 +97,13 @@ func (h *Handlers) submitInline(ctx context.Context, r *jobs.Run, b jobs.BatchPa
 		// failing nothing, as a batch task shut down does.
 		t, err = h.batchTask(r, b)
 	default:
-		// This try was the batch's first: its task has the retries left.
+		// This try was the batch's first: its task, under the batch's
+		// stable id (a later delivery that records the page again must
+		// find it there, not queue a second runner), has the retries left.
 		h.log.WarnContext(ctx, "batch failed in its run's task: queued to retry", "run_id", r.ID, "target", r.TargetName(), "batch", jobs.BatchTaskID(r.ID, b.Page, b.Index), "err", err)
-		queue := jobs.TaskQueue(r.Queue, r.Target)
+		b.Failures = 1
 		opts = append(opts, asynq.ProcessIn(h.RetryDelay(0, err, nil)))
-		t, err = b.Later(queue, 1, h.cfg.maxRetry())
+		t, err = jobs.NewBatchTask(b, r.Queue, max(0, h.cfg.maxRetry()-b.Failures))
 	}
 	if err != nil {
 		return err

@@ -362,7 +362,7 @@ func TestCLITakesTheServesEstate(t *testing.T) {
 		t.Fatalf("runs list --target all: exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = runCmd(t, "runs", "show", "nope")
-	if code != 1 || !strings.Contains(errOut, "no run or group nope") {
+	if code != 1 || !strings.Contains(errOut, "run or group nope not found") {
 		t.Fatalf("runs show of no run: exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = runCmd(t, "enqueue", "--all")

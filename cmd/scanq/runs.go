@@ -219,7 +219,7 @@ func showGroup(ctx context.Context, a *app.App, sub, id string, asJSON bool, std
 		g, err = a.Runs.GroupView(ctx, id, a.Cfg.Scan.RatePeriod)
 	}
 	if errors.Is(err, runs.ErrNotFound) {
-		fmt.Fprintf(stderr, "scanq runs %s: no run or group %s (it never was, or its record expired after scan.retention)\n", sub, hss.Clip(id))
+		fmt.Fprintf(stderr, "scanq runs %s: run or group %s not found (it never was, or its record expired after scan.retention)\n", sub, hss.Clip(id))
 		return exitError{exitFailure}
 	}
 	if errors.Is(err, runs.ErrFinal) {

@@ -30,6 +30,13 @@ const estateTTL = time.Hour
 // maxEstateTargets bounds the targets a CLI takes from a published estate.
 const maxEstateTargets = 1000
 
+// adoptedEndpoint is the endpoint of an adopted target: the client commands
+// that adopt never call HSS, and .invalid never resolves (RFC 2606), so a
+// call that should not happen fails at once. Deriving it from the region
+// would refuse regions the SDK's list lacks; "embedded" would start an
+// emulator per target.
+const adoptedEndpoint = "https://hss.invalid"
+
 // maxEstateBytes bounds what a CLI reads from estateKey: an estate of a
 // thousand targets is well under it.
 const maxEstateBytes = 1 << 20
@@ -133,9 +140,8 @@ func ReadEstate(ctx context.Context, rdb redis.UniversalClient) (*PublishedEstat
 // published in the Redis cfg reaches, when cfg lists none of its own (it
 // has only the implicit target "default") and the estate's differ. The
 // adopted targets keep every other key of cfg's hss section, as a listed
-// target does, but their endpoint is derived from their region: the CLI
-// commands that take them never call HSS, and an embedded endpoint would
-// start an emulator per target in the CLI. It reports the estate adopted
+// target does, but not its endpoint (adoptedEndpoint): the CLI commands
+// that take them never call HSS. It reports the estate adopted
 // (nil: none, cfg unchanged). An estate that does not validate as targets
 // is an error naming what is wrong.
 func AdoptEstate(ctx context.Context, cfg *configs.Config) (*PublishedEstate, error) {
@@ -161,7 +167,7 @@ func AdoptEstate(ctx context.Context, cfg *configs.Config) (*PublishedEstate, er
 		if t.EnterpriseProjectID != "" {
 			tc.EnterpriseProjectID = &t.EnterpriseProjectID
 		}
-		tc.Endpoint = new("")
+		tc.Endpoint = new(adoptedEndpoint)
 		if t.MaxBatchSize > 0 {
 			tc.MaxBatchSize = &t.MaxBatchSize
 		}

@@ -21,7 +21,7 @@ func TestPublishedEstate(t *testing.T) {
 		ctx := context.Background()
 		e := newEstate(t, 2)
 		yaml := strings.Replace(e.yaml, "targets:\n", "targets:\n  - {name: small, endpoint: embedded, project_id: projectSM, max_batch_size: 3}\n"+
-			"  - {name: proxied, endpoint: \"https://user:pa55word@proxy.example\", project_id: projectPX}\n", 1)
+			"  - {name: proxied, endpoint: \"https://user:pa55word@proxy.example\", region: eu-west-0, project_id: projectPX}\n", 1)
 		a := e.appOf(t, yaml, map[string]string{"redis.url": b.URL})
 		if err := a.PublishEstate(ctx); err != nil {
 			t.Fatal(err)
