@@ -713,9 +713,18 @@ func (d *decoder) list(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	list := reflect.Zero(v.Type()) // nil when empty, as a null list
+	named := map[string]int{}
 	for i, item := range n.Content {
 		item = deref(item)
-		p := listPath(path, i, nameOf(item))
+		// An item whose name an earlier one has is known by its index,
+		// as validation names it (entryPath): its keys' lines stay its own.
+		p := entryPath(path, i, nameOf(item), named)
+		if name := nameOf(item); name != "" {
+			if _, dup := named[name]; !dup {
+				named[name] = i
+			}
+		}
+		d.record(item, listPath(path, i, ""))
 		if item.Kind != yaml.MappingNode {
 			// Left out, so that validation does not pile on about it.
 			d.fail(item, p, "want a mapping (name: ...), got %s", kindName(item))

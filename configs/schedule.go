@@ -113,7 +113,7 @@ func ValidateSchedules(ss []Schedule) error {
 func validateSchedules(v *validator, ss []Schedule, maxBatchSize int, targets map[string]bool) {
 	seen := map[string]int{}
 	for i, sc := range ss {
-		p := schedulePath(i, sc.Name)
+		p := entryPath("schedules", i, sc.Name, seen)
 		validateName(v, "schedules", p, sc.Name, i, seen)
 		// A zone that does not load is reported before the spec: the
 		// spec cannot be read without it.
@@ -155,6 +155,17 @@ func validateSchedules(v *validator, ss []Schedule, maxBatchSize int, targets ma
 // validateName checks the name of item i of list (at path p): required,
 // of the allowed characters, unique (seen maps the names so far to their
 // index). It reports whether the name is well formed.
+// entryPath is the path of entry i of list, named name, in an error: by its
+// name, unless an earlier entry has it (seen, as validateName keeps it);
+// then by its index, so that the error points at this entry's line, not
+// the first one's.
+func entryPath(list string, i int, name string, seen map[string]int) string {
+	if _, dup := seen[name]; dup {
+		name = ""
+	}
+	return listPath(list, i, name)
+}
+
 func validateName(v *validator, list, p, name string, i int, seen map[string]int) bool {
 	ok := false
 	switch {

@@ -42,7 +42,7 @@ func TestValidateSchedules(t *testing.T) {
 		{"name too long", with(func(s *Schedule) { s.Name = strings.Repeat("a", 65) }), "].name: use 1..64 "},
 		{"name 64 long", with(func(s *Schedule) { s.Name = strings.Repeat("a", 64) }), ""},
 		{"duplicate names", []Schedule{validSchedule("a").WithDefaults(), validSchedule("a").WithDefaults()},
-			`schedules["a"].name: schedules[0] has the same name; names must be unique`},
+			`schedules[1].name: schedules[0] has the same name; names must be unique`},
 		{"bad cron", with(func(s *Schedule) { s.Cron = "61 * * * *" }), `schedules["nightly"].cron: cron "61 * * * *": `},
 		{"timezone", with(func(s *Schedule) { s.Timezone = "Europe/Berlin" }), ""},
 		{"timezone and CRON_TZ", with(func(s *Schedule) {

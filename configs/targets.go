@@ -173,7 +173,7 @@ func validateTargets(v *validator, c *Config) {
 	scopes := map[string]int{}
 	for i := range c.Targets {
 		t := &c.Targets[i]
-		p := targetPath(i, t.Name)
+		p := entryPath("targets", i, t.Name, seen)
 		if validateName(v, "targets", p, t.Name, i, seen) {
 			if strings.EqualFold(t.Name, AllTargets) {
 				v.add(p+".name", "%q is reserved: it selects every target", AllTargets)

@@ -2,6 +2,7 @@ package configs
 
 import (
 	"bytes"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -135,7 +136,7 @@ func TestTargetValidationNamesTheTargetAndField(t *testing.T) {
 		{"no name", "targets: [{project_id: p}]", nil, `targets[0].name`},
 		{"bad name", "targets: [{name: 'a b', project_id: p}]", nil, `targets["a b"].name`},
 		{"reserved name", "targets: [{name: all, project_id: p}]", nil, `targets["all"].name`},
-		{"same name", "targets: [{name: a, project_id: p}, {name: a, project_id: q}]", nil, `targets["a"].name`},
+		{"same name", "targets: [{name: a, project_id: p}, {name: a, project_id: q}]", nil, `targets[1].name`},
 		{"same environment form", "targets: [{name: cn-prod, project_id: p}, {name: CN_Prod, project_id: q}]", nil, `targets["CN_Prod"].name`},
 		{"same project and region", "targets: [{name: a, project_id: p}, {name: b, project_id: p}]", nil, `targets["b"].project_id`},
 		{"bad rate", "targets: [{name: a, project_id: p, request_rate: 0}]", nil, `targets["a"].request_rate`},
@@ -198,5 +199,25 @@ func TestClientsNeedNoCredentials(t *testing.T) {
 	}
 	if got := c.TargetNames(); len(got) != 1 || got[0] != "a" || c.Targets[0].AK != "" {
 		t.Errorf("targets %v, AK %q", got, c.Targets[0].AK)
+	}
+}
+
+// An error about the second of two targets with one name points at its own
+// lines, not the first one's (a new user's trial read line 7 for a key
+// missing on line 12).
+func TestDuplicateTargetErrorsPointAtTheirOwnLines(t *testing.T) {
+	path := t.TempDir() + "/scanq.yaml"
+	yaml := "schedules: []\ntargets:\n" +
+		"  - name: a\n    endpoint: embedded\n    project_id: p1\n" +
+		"  - name: b\n    endpoint: embedded\n    project_id: p2\n" +
+		"  - name: b\n    endpoint: embedded\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(LoadOptions{File: path, Env: []string{}})
+	for _, want := range []string{path + ":9: targets[2].name: targets[1] has the same name", path + ":9: targets[2].project_id: required"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want one containing %q", err, want)
+		}
 	}
 }

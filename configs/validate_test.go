@@ -178,7 +178,9 @@ func TestValidateRules(t *testing.T) {
 		// schedules
 		{"schedules[0].name", "empty name", func(c *Config) { sched(c).Name = "" }},
 		{`schedules["has space"].name`, "bad name", func(c *Config) { sched(c).Name = "has space" }},
-		{`schedules["nightly-full-registry"].name`, "duplicate name", func(c *Config) {
+		// The second of two with one name is known by its index: by name,
+		// an error about it would point at the first one's lines.
+		{"schedules[1].name", "duplicate name", func(c *Config) {
 			c.Schedules = append(c.Schedules, c.Schedules[0])
 		}},
 		{"", "two schedules", func(c *Config) {
